@@ -1,0 +1,103 @@
+"""The plain records that flow between the steps.
+
+Nothing here knows Kafka or Faust: the same records travel through the Faust agents and
+through the `process` command. Every record is picklable, so the CPU-heavy steps can run in a
+process pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DeadLetterReason = Literal[
+    "invalid_json",
+    "invalid_field",
+    "too_large",
+    "unsupported_content",
+    "empty_after_cleaning",
+    "timeout",
+    "internal_error",
+]
+DEAD_LETTER_REASONS: tuple[DeadLetterReason, ...] = DeadLetterReason.__args__  # type: ignore[attr-defined]
+
+CleaningMode = Literal["html", "text"]
+CLEANING_MODES: tuple[CleaningMode, ...] = ("html", "text")
+
+DuplicateKind = Literal["exact", "near"]
+DUPLICATE_KINDS: tuple[DuplicateKind, ...] = ("exact", "near")
+
+ENTITY_LABELS: tuple[str, ...] = (
+    "PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW",
+    "LANGUAGE",
+)
+
+STAGES: tuple[str, ...] = ("decode", "clean", "dedup", "entities", "publish")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a raw message came from (topic, partition, offset); a file line has topic 'file'."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """One crawled page as a producer sent it (`raw_page.v1`), after validation."""
+
+    url: str
+    html: str | None = None
+    text: str | None = None
+    fetched_at: str | None = None  # RFC 3339, UTC
+    source: str | None = None
+    language: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A page that cannot become an article: why (a closed code) and what a person can do."""
+
+    reason: DeadLetterReason
+    detail: str
+
+
+@dataclass(slots=True)
+class Entity:
+    """One canonical entity of an article with every mention of it (offsets into the text)."""
+
+    id: str
+    text: str
+    label: str
+    canonical: str
+    mentions: list[tuple[int, int]]
+    count: int
+    salience: float = 0.0
+
+
+@dataclass(slots=True)
+class Article:
+    """A cleaned article: the story's text and metadata, later its entities."""
+
+    url: str
+    title: str
+    text: str  # paragraphs separated by one blank line
+    mode: CleaningMode
+    canonical_url: str | None = None
+    source_domain: str = ""
+    authors: list[str] = field(default_factory=list)
+    published_at: str | None = None
+    fetched_at: str | None = None
+    language: str | None = None
+    site_name: str | None = None
+    entities: list[Entity] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def word_count(self) -> int:
+        """Number of whitespace-separated words in the text."""
+        return len(self.text.split())

@@ -1,0 +1,101 @@
+"""The one place that reads the environment.
+
+Every setting is an `INGEST_`-prefixed variable; `Settings.from_env()` reads them once into a
+frozen object that is passed to everything else. Faust gets each value explicitly, so Faust's
+own environment variables never silently win. Secrets are `Secret` and print masked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+PREFIX = "INGEST_"
+
+
+class Secret(str):
+    """A string that never shows its value when printed or logged."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self else "Secret('')"
+
+    def __str__(self) -> str:
+        return "**********" if self else ""
+
+    def reveal(self) -> str:
+        """The real value, for the one place that needs it (the Kafka client)."""
+        return str.__str__(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Worker configuration; each field is read from `INGEST_<FIELD NAME IN CAPITALS>`."""
+
+    broker: str = "kafka://localhost:9092"
+    app_id: str = "ingest-worker"
+    input_topic: str = "pages.raw"
+    articles_topic: str = "articles.v1"
+    duplicates_topic: str = "articles.duplicates.v1"
+    clusters_topic: str = "articles.clusters.v1"
+    dead_letter_topic: str = "pages.deadletter.v1"
+    topic_partitions: int = 4
+    topic_replicas: int = 1
+    max_page_bytes: int = 5_000_000
+    page_timeout_seconds: float = 30.0
+    workers: int = 0  # process-pool size; 0 = one per CPU
+    spacy_model: str = "en_core_web_sm"
+    entity_batch_size: int = 16
+    dedup_window_days: float = 7.0
+    metrics_port: int = 9464
+    web_host: str = "0.0.0.0"
+    web_port: int = 6066
+    data_dir: str = "/tmp/ingest-worker"
+    fetch_wait_ms: int = 10
+    broker_security_protocol: str = "PLAINTEXT"
+    broker_sasl_mechanism: str = "PLAIN"
+    broker_username: str = ""
+    broker_password: Secret = field(default_factory=lambda: Secret(""))
+    log_level: str = "WARNING"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `INGEST_*` variables (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            default = getattr(cls(), f.name)
+            values[f.name] = _convert(f.name, raw, default)
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (command-line flags, tests)."""
+        return replace(self, **changes)
+
+    def describe(self) -> dict[str, str]:
+        """Every setting as text, secrets masked, for logs and `--help` tables."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+    @property
+    def pool_size(self) -> int:
+        """Process-pool size: the configured number, or one per CPU."""
+        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+
+
+def _convert(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, Secret):
+            return Secret(raw)
+        if isinstance(default, bool):
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from exc
+    return raw
