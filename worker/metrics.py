@@ -1,0 +1,111 @@
+"""Every Prometheus metric of the worker, built as one bundle against a passed-in registry.
+
+Names follow Prometheus conventions: one `ingest_` prefix, base units, `_total` counters,
+`_seconds` histograms, bounded label values (the closed lists of `worker.document`), and every
+label combination initialised so dashboards show 0 rather than nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from worker import __version__
+from worker.document import CLEANING_MODES, DEAD_LETTER_REASONS, DUPLICATE_KINDS, ENTITY_LABELS, STAGES
+
+EVENT_TYPES: tuple[str, ...] = ("article.v1", "duplicate.v1", "cluster.v1", "dead_letter.v1")
+
+# Stage work ranges from sub-millisecond (decode, dedup) to many seconds (a huge page).
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# End to end includes crawl-to-ingest delay, so it reaches hours.
+END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+COPIES_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500)
+
+_ = (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR)  # the default-registry instances
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The worker's metrics; create with `Metrics.create(registry)`."""
+
+    registry: CollectorRegistry
+    pages_consumed: Counter
+    bytes_consumed: Counter
+    events_published: Counter
+    articles: Counter
+    duplicates: Counter
+    dead_letters: Counter
+    entities: Counter
+    stage_seconds: Histogram
+    end_to_end_seconds: Histogram
+    pool_queue_seconds: Histogram
+    consumer_lag: Gauge
+    oldest_unprocessed_age: Gauge
+    dedup_entries: Gauge
+    dedup_state_bytes: Gauge
+    dedup_bytes_per_entry: Gauge
+    dedup_expired: Counter
+    cluster_copies: Histogram
+    rebalances: Counter
+    rebalance_seconds: Counter
+    pool_restarts: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None, input_topic: str = "pages.raw") -> Metrics:
+        """Build every metric on `registry` (a fresh one by default) with labels initialised."""
+        reg = registry if registry is not None else CollectorRegistry()
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        GCCollector(registry=reg)
+        Info("ingest_build", "Worker build", registry=reg).info({"version": __version__})
+        m = cls(
+            registry=reg,
+            pages_consumed=Counter("ingest_pages_consumed_total", "Raw pages consumed", ["topic"], registry=reg),
+            bytes_consumed=Counter("ingest_consumed_bytes_total", "Bytes of raw pages consumed", ["topic"], registry=reg),
+            events_published=Counter("ingest_events_published_total", "Events published, by event type", ["event_type"], registry=reg),
+            articles=Counter("ingest_articles_total", "Unique articles published, by cleaning mode", ["mode"], registry=reg),
+            duplicates=Counter("ingest_duplicates_total", "Pages recognised as copies of an earlier article", ["kind"], registry=reg),
+            dead_letters=Counter("ingest_dead_letters_total", "Pages dead-lettered, by reason", ["reason"], registry=reg),
+            entities=Counter("ingest_entities_total", "Entities tagged in published articles, by label", ["label"], registry=reg),
+            stage_seconds=Histogram("ingest_stage_seconds", "Seconds spent in each step per page", ["stage"], buckets=STAGE_BUCKETS, registry=reg),
+            end_to_end_seconds=Histogram("ingest_end_to_end_seconds", "Seconds from a page's fetched_at to its event's publication", buckets=END_TO_END_BUCKETS, registry=reg),
+            pool_queue_seconds=Histogram("ingest_pool_queue_seconds", "Seconds a task waited for a process-pool worker", buckets=STAGE_BUCKETS, registry=reg),
+            consumer_lag=Gauge("ingest_consumer_lag_messages", "Log-end offset minus committed offset", ["topic", "partition"], registry=reg),
+            oldest_unprocessed_age=Gauge("ingest_oldest_unprocessed_age_seconds", "Age of the oldest consumed page not yet fully processed", registry=reg),
+            dedup_entries=Gauge("ingest_dedup_entries", "Articles held in the dedup window", registry=reg),
+            dedup_state_bytes=Gauge("ingest_dedup_state_bytes", "Bytes of dedup state (keys and values)", registry=reg),
+            dedup_bytes_per_entry=Gauge("ingest_dedup_state_bytes_per_article", "Bytes of dedup state per indexed article", registry=reg),
+            dedup_expired=Counter("ingest_dedup_expired_total", "Dedup entries dropped after the window", registry=reg),
+            cluster_copies=Histogram("ingest_cluster_copies", "Copies a story has had when a new copy arrives", buckets=COPIES_BUCKETS, registry=reg),
+            rebalances=Counter("ingest_rebalances_total", "Consumer-group rebalances seen by this worker", registry=reg),
+            rebalance_seconds=Counter("ingest_rebalance_seconds_total", "Seconds spent rebalancing", registry=reg),
+            pool_restarts=Counter("ingest_pool_restarts_total", "Process pools replaced after a stuck or dead worker", registry=reg),
+        )
+        m.pages_consumed.labels(input_topic)
+        m.bytes_consumed.labels(input_topic)
+        for event_type in EVENT_TYPES:
+            m.events_published.labels(event_type)
+        for mode in CLEANING_MODES:
+            m.articles.labels(mode)
+        for kind in DUPLICATE_KINDS:
+            m.duplicates.labels(kind)
+        for reason in DEAD_LETTER_REASONS:
+            m.dead_letters.labels(reason)
+        for label in ENTITY_LABELS:
+            m.entities.labels(label)
+        for stage in STAGES:
+            m.stage_seconds.labels(stage)
+        return m

@@ -1,0 +1,1 @@
+"""Helpers of the `clean` step: unicode repair, boilerplate tests, language, HTML and dumps."""

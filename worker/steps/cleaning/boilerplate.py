@@ -1,0 +1,97 @@
+"""Generic boilerplate tests for lines and paragraphs (share prompts, newsletters, cookies...).
+
+The patterns are generic site furniture in several languages, not strings of particular sites.
+"""
+
+from __future__ import annotations
+
+import re
+
+_I = re.IGNORECASE | re.UNICODE
+
+# A whole line that is site furniture (checked on lines of at most ~30 words).
+_JUNK_PATTERNS = [
+    # share / follow prompts
+    r"^(share|tweet|e-?mail|print|pin( it)?|whatsapp|facebook|twitter|linkedin|reddit|flipboard"
+    r"|telegram|copy( the)? link|save|comments?|\d+ comments?|teilen|partager|compartir"
+    r"|compartilhe|condividi|bagikan|поделиться|공유)\b.{0,60}$",
+    r"\bshare (this|the) (article|story|post|page)\b",
+    r"\bshare it with\b",
+    r"\b(get|download|install) .{0,40}\b(on|via|in) (whatsapp|telegram|the app|our app)\b",
+    r"^follow (us|our|.{0,40}\b(on|via) )",
+    r"\btap here to\b|\bclick here\b|\bklicken sie hier\b|\bcliquez ici\b|\bhaga clic aquí\b",
+    r"\bnever miss (an update|a story)\b",
+    r"\bjoin (our|the) .{0,30}(channel|group|community|newsletter)\b",
+    # newsletters and subscriptions
+    r"\b(sign up|signup|subscribe|newsletter|inbox|abonnieren|abonnez|inscrivez|suscr[ií]bete"
+    r"|assine|iscriviti|berlangganan|подпис)",
+    # cookies and consent
+    r"\bcookies?\b.{0,80}\b(use|uses|using|accept|consent|policy|settings|browsing)\b",
+    r"\bby (continuing|using) (to use )?(this|our) (site|website)\b",
+    # ads and read-more furniture
+    r"^(advertisement|advertising|sponsored|anzeige|publicit[ée]|publicidad[e]?|pubblicit[àa]"
+    r"|iklan|реклама|광고)\W*$",
+    r"^(story continues below|continue reading|read (the )?full (story|article)|read more"
+    r"|load more|show more|see more|view (all|more)|more stories|weiterlesen|lire la suite"
+    r"|leer m[aá]s|leia mais|continua a leggere|selengkapnya)\b.{0,40}$",
+    r"^(image|photo|picture|video) (copyright|caption|credit)\b",
+    r"\b(getty images|shutterstock|istock|afp photo|reuters/|ap photo)\b",
+    r"^(photo|foto|credit|cr[ée]dit|source|quelle|fonte|fuente)\s*:",
+    r"^(©|\(c\)|copyright\b|all rights reserved)",
+    r"\ball rights reserved\b",
+    r"^(tags?|topics?|categories|category|filed under|related topics|schlagworte|mots-cl[ée]s"
+    r"|etiquetas|tópicos)\s*:",
+    r"^(updated|published|posted|last updated|aktualisiert|mis à jour|actualizado|atualizado"
+    r"|diperbarui)\b.{0,50}\d",
+    r"^\d[\d,.]*\s*(views?|comments?|shares?|reads?|likes?)$",
+    r"^(previous|next) (article|post|story)\b",
+    r"^(you may also like|you might also like|recommended|most popular|most read|trending"
+    r"|related (posts|articles|stories|news|content)|more from|more in|don'?t miss|you missed"
+    r"|also on|what to read next|das könnte sie auch interessieren|à lire aussi|te puede interesar"
+    r"|veja também|potrebbe interessarti|artikel terkait|berita terkait|관련기사)\b",
+    r"\blike this (story|article)\b",
+    r"\b(report|reporting) (an )?(error|typo)\b",
+    r"^(log ?in|sign ?in|register|my account|menu|search|home|skip to (main )?content)\W*$",
+    r"\bterms (of (use|service)|and conditions)\b|\bprivacy policy\b",
+    r"\b(this|the) (article|story|content) (is|was) (only )?available\b",
+    r"\bto (continue|read) (reading|the full story)\b",
+    r"\bjavascript\b.{0,40}\b(enable|disabled|required)\b",
+]
+JUNK_LINE = re.compile("|".join(f"(?:{p})" for p in _JUNK_PATTERNS), _I)
+
+# A line that introduces a block of related headlines ("Read more:", "Lire aussi :").
+LEAD_IN = re.compile(
+    r"^(read more|read also|also read|see also|related|related stories|related articles"
+    r"|related coverage|more on this( story)?|more on|further reading|recommended reading"
+    r"|lesen sie auch|mehr zum thema|lire aussi|à lire aussi|à lire également|lee también"
+    r"|leia também|leia mais|leggi anche|baca juga|baca selengkapnya|читайте также"
+    r"|смотрите также|관련 ?기사|또 다른 기사)\s*[:：.\-–—»>]*\s*$",
+    _I,
+)
+# "Read more: <headline>" on one line.
+LEAD_IN_INLINE = re.compile(
+    r"^(read more|read also|also read|see also|related|more on this|lesen sie auch|lire aussi"
+    r"|à lire aussi|lee también|leia também|leia mais|leggi anche|baca juga|читайте также)"
+    r"\s*[:：\-–—»>]\s*\S",
+    _I,
+)
+BYLINE = re.compile(
+    r"^(by|written by|words by|von|par|por|di|oleh|от|取材|글)\s+\S.{0,80}$", _I
+)
+DATE_LINE = re.compile(
+    r"^[\w ,.:/|\-–—()]{0,30}\b(\d{1,2}[:.]\d{2}|\d{4}|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct"
+    r"|nov|dec)[a-z]*\.?)\b[\w ,.:/|\-–—()+]{0,40}$",
+    _I,
+)
+
+
+def is_junk_line(line: str) -> bool:
+    """True when the whole line is site furniture: share, follow, newsletter, cookie, credits."""
+    if len(line) > 240:
+        return bool(re.search(r"\bcookies?\b.{0,80}\b(consent|accept|policy)\b", line, _I))
+    return bool(JUNK_LINE.search(line))
+
+
+def is_lead_in(line: str) -> bool:
+    """True for a 'Read more:'-style line that introduces related headlines."""
+    return bool(LEAD_IN.match(line))

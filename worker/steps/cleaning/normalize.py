@@ -1,0 +1,73 @@
+"""Unicode and whitespace repair: NFC, safe mojibake repair, no control characters."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+# Characters that cp1252 maps to the bytes 0x80-0xBF (UTF-8 continuation bytes), plus the
+# C1 controls a latin-1 decode leaves for the bytes cp1252 does not define.
+_CONT = (
+    "\x80-\xbf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
+    "\u2018\u2019\u201a\u201c\u201d\u201e\u2020\u2021\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+)
+_MOJIBAKE = re.compile(
+    f"(?:[\xc2-\xdf][{_CONT}]|[\xe0-\xef][{_CONT}]{{2}}|[\xf0-\xf4][{_CONT}]{{3}})+"
+)
+_DROP_CHARS = dict.fromkeys(
+    [c for c in range(0x20) if c not in (0x09, 0x0A)]
+    + list(range(0x7F, 0xA0))
+    + [0x00AD, 0x200B, 0x2060, 0xFEFF, 0xFFFE, 0xFFFF, 0xFFFD]
+)
+_SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
+
+
+def _to_bytes(run: str) -> bytes | None:
+    out = bytearray()
+    for ch in run:
+        try:
+            out += ch.encode("cp1252")
+        except UnicodeEncodeError:
+            if ord(ch) < 256:
+                out.append(ord(ch))
+            else:
+                return None
+    return bytes(out)
+
+
+def _repair_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    raw = _to_bytes(run)
+    if raw is None:
+        return run
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return run
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo UTF-8 read as cp1252/latin-1 ("â€™" -> "’") where the bytes decode cleanly."""
+    if not any(c in text for c in "\xc2\xc3\xc5\xe2\xc4\xd0\xd1\xce\xcf\xe3\xe5\xe6\xe7\xe8\xe9"):
+        return text
+    return _MOJIBAKE.sub(_repair_run, text)
+
+
+def normalize_line(line: str) -> str:
+    """One line: mojibake repaired, NFC, no control characters, single spaces, stripped."""
+    line = repair_mojibake(line)
+    line = unicodedata.normalize("NFC", line).translate(_DROP_CHARS)
+    return _SPACES.sub(" ", line).strip()
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of `text` with every kind of line break (CR, LS, PS, VT, FF, NEL) honoured."""
+    return _NEWLINES.sub("\n", text).split("\n")
+
+
+def join_paragraphs(paragraphs: Iterable[str]) -> str:
+    """Normalised non-empty paragraphs joined by exactly one blank line."""
+    cleaned = (normalize_line(p) for p in paragraphs)
+    return "\n\n".join(p for p in cleaned if p)

@@ -1,0 +1,124 @@
+"""Bytes off the wire -> a validated `RawPage`, or `Dropped` with the field that is wrong."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from worker.document import Dropped, RawPage
+
+EVENT_TYPE = "raw_page.v1"
+MAX_URL_CHARS = 4096
+# Leading bytes of formats that are not pages even when sent in the `html` field.
+BINARY_SIGNATURES = (b"%PDF-", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b")
+HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+
+
+def decode(value: bytes | None, key: bytes | None = None, max_bytes: int = 5_000_000) -> RawPage | Dropped:
+    """Parse and validate one `raw_page.v1` message; the Kafka key is the url when `url` is absent."""
+    if not value:
+        return Dropped("invalid_json", "The message value is empty; send a raw_page.v1 JSON object.")
+    if len(value) > max_bytes:
+        return Dropped(
+            "too_large",
+            f"The message is {len(value):,} bytes, over the {max_bytes:,}-byte limit "
+            "(INGEST_MAX_PAGE_BYTES); strip scripts and styles before sending or raise the limit.",
+        )
+    payload = _parse_json(value)
+    if isinstance(payload, Dropped):
+        return payload
+    if not isinstance(payload, dict):
+        return Dropped("invalid_json", f"The message is a JSON {type(payload).__name__}, not an object.")
+    return _validate(payload, key, len(value))
+
+
+def _parse_json(value: bytes) -> Any:
+    if value.startswith(BINARY_SIGNATURES):
+        return Dropped("unsupported_content", "The message is a binary file (PDF, image or archive), not a JSON page event.")
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        # The standard library detects UTF-16/32 and a UTF-8 byte-order mark, which orjson refuses.
+        return json.loads(value)
+    except UnicodeDecodeError:
+        return Dropped("invalid_json", "The message is not UTF-8 text; encode the JSON event as UTF-8.")
+    except ValueError as exc:
+        return Dropped("invalid_json", f"The message is not valid JSON ({exc}); send one raw_page.v1 object per message.")
+
+
+def _validate(payload: dict[str, Any], key: bytes | None, size: int) -> RawPage | Dropped:
+    event_type = payload.get("event_type", EVENT_TYPE)
+    if event_type != EVENT_TYPE:
+        return Dropped("invalid_field", f"Field 'event_type' is {event_type!r}; this topic takes {EVENT_TYPE!r}.")
+    url = payload.get("url")
+    if url is None and key:
+        url = key.decode("utf-8", "replace")
+    if not isinstance(url, str) or not url.strip():
+        return Dropped("invalid_field", "Field 'url' is missing or empty; every page needs its absolute http(s) URL.")
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL_CHARS:
+        return Dropped("invalid_field", f"Field 'url' is not an absolute http(s) URL: {url[:200]!r}.")
+    html, text = payload.get("html"), payload.get("text")
+    if (html is None) == (text is None):
+        return Dropped("invalid_field", "Exactly one of the fields 'html' and 'text' must be set.")
+    body = html if html is not None else text
+    field_name = "html" if html is not None else "text"
+    if not isinstance(body, str):
+        return Dropped("invalid_field", f"Field '{field_name}' must be a string, not {type(body).__name__}.")
+    if not body.strip():
+        return Dropped("empty_after_cleaning", f"Field '{field_name}' is empty; the crawler fetched no content.")
+    headers = payload.get("headers") or {}
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        return Dropped("invalid_field", "Field 'headers' must map header names to string values.")
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if content_type and not content_type.split(";")[0].strip().lower().startswith(HTML_CONTENT_TYPES):
+        return Dropped(
+            "unsupported_content",
+            f"Header 'Content-Type' is {content_type!r}; only HTML and plain-text pages are processed.",
+        )
+    fetched_at = payload.get("fetched_at")
+    if fetched_at is not None:
+        fetched_at = _rfc3339(fetched_at)
+        if fetched_at is None:
+            return Dropped("invalid_field", f"Field 'fetched_at' is not an RFC 3339 timestamp: {payload.get('fetched_at')!r}.")
+    for name in ("source", "language"):
+        if payload.get(name) is not None and not isinstance(payload[name], str):
+            return Dropped("invalid_field", f"Field '{name}' must be a string.")
+    language = payload.get("language")
+    return RawPage(
+        url=url,
+        html=html,
+        text=text,
+        fetched_at=fetched_at,
+        source=payload.get("source"),
+        language=language.strip().lower()[:2] if language and language.strip() else None,
+        headers=dict(headers),
+        size_bytes=size,
+    )
+
+
+def _rfc3339(value: Any) -> str | None:
+    """The timestamp normalised to UTC `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, or None if invalid."""
+    if not isinstance(value, str) or "T" not in value.upper():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def epoch_seconds(rfc3339: str | None) -> float | None:
+    """Seconds since the epoch of a normalised timestamp (None stays None)."""
+    if rfc3339 is None:
+        return None
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()

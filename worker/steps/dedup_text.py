@@ -1,0 +1,133 @@
+"""Text side of deduplication: normalise an article's text and sketch its word shingles.
+
+Pure functions, no state. The sketch is a bottom-k sample of hashed word shingles, which supports
+*containment* estimates (how much of a short copy lies inside a longer original), not only
+Jaccard: for two bottom-k sketches, every shingle hash below the smaller of their two thresholds
+is present in both samples if it is present in both texts, so the overlap below that threshold is
+an unbiased sample of the overlap of the full shingle sets.
+
+Robustness to how copies differ from the original:
+
+- quotes, dashes, apostrophes, case, Unicode compatibility forms and whitespace are normalised
+  away (tokens are runs of word characters after NFKC + casefold);
+- paragraphs are shingled as one token stream, so merged or split paragraphs change nothing;
+- short lines (menus, bylines, "Read more" links, share buttons, captions) are left out before
+  shingling: template junk is mostly short lines, stories are mostly long ones;
+- the title is never used: syndicated copies get new headlines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+
+SHINGLE_WORDS = 4
+"""Words per shingle: a changed word breaks at most this many shingles."""
+
+SKETCH_SIZE = 32
+"""Shingle hashes kept per article (the k of the bottom-k sketch)."""
+
+MIN_LINE_TOKENS = 7
+"""Lines with fewer tokens than this are treated as template junk (menus, links, bylines)."""
+
+MIN_STORY_TOKENS = 40
+"""If the long lines hold fewer tokens than this, every line is shingled instead."""
+
+HASH_BITS = 48
+HASH_MASK = (1 << HASH_BITS) - 1
+_MASK64 = (1 << 64) - 1
+
+_WORD = re.compile(r"\w+")
+# Scripts written without spaces between words: one token per character.
+_UNSPACED = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f\u0e80-\u0eff"
+    r"\u1000-\u109f\u1780-\u17ff]"
+)
+
+
+def tokens(line: str) -> list[str]:
+    """Normalised word tokens of one line: NFKC, casefolded, punctuation and quotes dropped."""
+    text = unicodedata.normalize("NFKC", line).casefold()
+    out: list[str] = []
+    for word in _WORD.findall(text):
+        if _UNSPACED.search(word):
+            out.extend(_split_unspaced(word))
+        else:
+            out.append(word)
+    return out
+
+
+def _split_unspaced(word: str) -> list[str]:
+    parts: list[str] = []
+    run = ""
+    for ch in word:
+        if _UNSPACED.match(ch):
+            if run:
+                parts.append(run)
+                run = ""
+            parts.append(ch)
+        else:
+            run += ch
+    if run:
+        parts.append(run)
+    return parts
+
+
+def story_tokens(text: str) -> tuple[list[str], list[str]]:
+    """All tokens of the text, and the tokens of its story-like (long) lines, in order."""
+    every: list[str] = []
+    story: list[str] = []
+    for line in text.splitlines():
+        toks = tokens(line)
+        if not toks:
+            continue
+        every.extend(toks)
+        if len(toks) >= MIN_LINE_TOKENS:
+            story.extend(toks)
+    if len(story) < MIN_STORY_TOKENS:
+        story = every
+    return every, story
+
+
+def content_hash(all_tokens: Iterable[str]) -> str:
+    """Hex sha256 of the normalised text (tokens joined by single spaces)."""
+    return hashlib.sha256(" ".join(all_tokens).encode("utf-8")).hexdigest()
+
+
+def _token_hash(token: str, cache: dict[str, int]) -> int:
+    value = cache.get(token)
+    if value is None:
+        value = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest())
+        cache[token] = value
+    return value
+
+
+def _mix(x: int) -> int:
+    """splitmix64 finaliser: spreads a combined value over all 64 bits."""
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
+    return x ^ (x >> 31)
+
+
+def shingle_hashes(toks: list[str], size: int = SHINGLE_WORDS) -> set[int]:
+    """The set of 48-bit hashes of the text's word shingles (fewer words: one shingle)."""
+    if not toks:
+        return set()
+    cache: dict[str, int] = {}
+    hashed = [_token_hash(t, cache) for t in toks]
+    if len(hashed) < size:
+        size = len(hashed)
+    out: set[int] = set()
+    for i in range(len(hashed) - size + 1):
+        acc = 0
+        for j in range(size):
+            acc = (acc * 0x100000001B3 + hashed[i + j]) & _MASK64
+        out.add(_mix(acc) >> (64 - HASH_BITS))
+    return out
+
+
+def bottom_k(hashes: set[int], k: int = SKETCH_SIZE) -> tuple[int, ...]:
+    """The k smallest hashes, ascending (all of them if there are fewer)."""
+    return tuple(sorted(hashes)[:k])

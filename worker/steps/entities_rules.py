@@ -1,0 +1,358 @@
+"""Document-level rules of the entities step: model spans in, canonical entities out.
+
+Pure functions over a text and the spans the NER model found in it:
+
+    clean spans (strip "the", titles, possessives; drop junk)
+      -> titles ("Mr X" is a PERSON) and gazetteer (retype, add places and groups)
+      -> propagate every name to its untagged occurrences
+      -> group mentions: same name, surname after a full name, acronym of a long name
+      -> one label per group (vote), canonical = longest form, salience
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from worker.document import ENTITY_LABELS, Entity
+from worker.steps.entities_gazetteer import WORD_RE, Gazetteer
+
+KEPT_LABELS = frozenset(ENTITY_LABELS)
+HONORIFICS = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Sir", "Dame", "Prof", "Professor")
+TITLES = HONORIFICS + (
+    "President", "Vice President", "Prime Minister", "Deputy Prime Minister", "Chancellor",
+    "Minister", "Foreign Minister", "Defence Minister", "Defense Minister", "Secretary",
+    "Senator", "Sen", "Rep", "Representative", "Governor", "Gov", "Mayor", "General", "Gen",
+    "Lt", "Col", "Colonel", "Major", "Maj", "Captain", "Capt", "Sgt", "Sergeant", "Admiral",
+    "King", "Queen", "Prince", "Princess", "Pope", "Judge", "Justice", "Ambassador",
+    "Chairman", "Chairwoman", "Speaker", "Lord", "Lady", "Rev", "Reverend", "Father",
+    "Saint", "St", "Supreme Leader", "Premier", "Commissioner", "Inspector", "Detective",
+    "Officer", "Coach", "Dear",
+)
+_TITLE_ALT = "|".join(sorted((re.escape(t) for t in TITLES), key=len, reverse=True))
+TITLE_RE = re.compile(rf"^(?:(?:{_TITLE_ALT})\.?\s+)+(?=[A-Z])")
+HONORIFIC_NAME_RE = re.compile(
+    rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){{0,2}})"
+)
+LEADING_JUNK_RE = re.compile(r"^(?:[\s\"“”‘’'(\[{«‹*•·–—-]|the\s+|The\s+|THE\s+)+")
+TRAILING_JUNK_RE = re.compile(r"(?:['’]s|['’]|[\s\"“”‘’)\]}»›,;:!?*•·–—-]|\.(?<![A-Z]\.))+$")
+SOCIAL_NAMES = frozenset({
+    "facebook", "twitter", "x", "whatsapp", "instagram", "linkedin", "pinterest", "reddit",
+    "telegram", "tiktok", "youtube", "snapchat", "flipboard", "messenger", "email", "e-mail",
+    "threads", "bluesky", "mastodon", "tumblr", "google news", "apple news",
+})
+PROMPT_RE = re.compile(
+    r"\b(share|follow|subscribe|download|sign up|click|tap|join us|read more|listen on|"
+    r"watch on|copy link|newsletter|on the app)\b",
+    re.I,
+)
+ACRONYM_RE = re.compile(r"\b[A-Z][A-Z0-9&]{1,7}\b")
+PAREN_ACRONYM_RE = re.compile(r"^\s*\(\s*(?:the\s+)?([A-Z][A-Za-z0-9&.]{1,9})\s*\)")
+DESCRIPTOR_ACRONYM_RE = re.compile(
+    r"(?:\b([A-Z][\w-]+)['’]s\s+|\bthe\s+)((?:[a-z][\w-]*\s+){0,4}?[a-z][\w-]*)\s+"
+    r"([A-Z][A-Z0-9]{1,7})\b"
+)
+MINOR_WORDS = frozenset({"of", "and", "for", "the", "de", "du", "des", "la", "le", "on", "in",
+                         "&", "to", "at", "al", "von", "van", "der"})
+GPE_FROM = frozenset({"PERSON", "ORG", "PRODUCT", "WORK_OF_ART", "FAC", "LOC", "NORP", "EVENT",
+                      "LAW", "GPE"})
+NORP_FROM = frozenset({"PERSON", "ORG", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "NORP"})
+MAX_SPAN_CHARS = 120
+
+
+@dataclass(slots=True)
+class Span:
+    """One mention being resolved: char offsets, label, and how sure the rules are (weight)."""
+
+    start: int
+    end: int
+    label: str
+    weight: float = 1.0
+
+
+def entity_id(label: str, canonical: str) -> str:
+    """Stable id of an entity: the same canonical name and label give the same id everywhere."""
+    return hashlib.sha1(f"{label}:{canonical.casefold()}".encode()).hexdigest()[:16]
+
+
+def clean_span(text: str, start: int, end: int, label: str) -> Span | None:
+    """The span without leading "the", titles, quotes and possessives; None if it is junk."""
+    surface = text[start:end]
+    lead = LEADING_JUNK_RE.match(surface)
+    if lead:
+        start += lead.end()
+        surface = text[start:end]
+    title = TITLE_RE.match(surface)
+    if title and label in ("PERSON", "ORG", "NORP", "GPE", "WORK_OF_ART", "PRODUCT"):
+        honorific = surface.split()[0].rstrip(".") in HONORIFICS
+        if label == "PERSON" or honorific:
+            start += title.end()
+            label = "PERSON"
+    surface = text[start:end]
+    trail = TRAILING_JUNK_RE.search(surface)
+    if trail:
+        end = start + trail.start()
+    surface = text[start:end]
+    if not is_plausible_name(surface):
+        return None
+    return Span(start, end, label)
+
+
+def is_plausible_name(surface: str) -> bool:
+    """Whether a surface form can be a named entity (not a single char, punctuation, a number)."""
+    if len(surface) < 2 or len(surface) > MAX_SPAN_CHARS or "\n" in surface:
+        return False
+    if not any(ch.isalpha() for ch in surface):
+        return False
+    return any(ch.isupper() for ch in surface)
+
+
+def _overlaps(spans: list[Span], start: int, end: int) -> Span | None:
+    """The first span overlapping [start, end), if any."""
+    for span in spans:
+        if span.start < end and start < span.end:
+            return span
+    return None
+
+
+def _paragraph_bounds(text: str, offset: int) -> tuple[int, int]:
+    """Start and end offsets of the line holding `offset`."""
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return start, (len(text) if end < 0 else end)
+
+
+def is_share_prompt(text: str, span: Span) -> bool:
+    """Whether the span is a social network or outlet named in a short share/follow prompt."""
+    line_start, line_end = _paragraph_bounds(text, span.start)
+    line = text[line_start:line_end]
+    if len(line.split()) > 16 or not PROMPT_RE.search(line):
+        return False
+    surface = text[span.start:span.end].casefold()
+    return surface in SOCIAL_NAMES or any(name in line.casefold() for name in SOCIAL_NAMES)
+
+
+def apply_titles(text: str, spans: list[Span]) -> None:
+    """Names after an honorific ("Mr Zelenskyy") are PERSON mentions without the honorific."""
+    for match in HONORIFIC_NAME_RE.finditer(text):
+        start, end = match.span(1)
+        hit = _overlaps(spans, start, end)
+        if hit is None:
+            spans.append(Span(start, end, "PERSON", 3.0))
+        elif hit.start >= start and hit.end <= end + 1:
+            hit.start, hit.end, hit.label, hit.weight = start, max(end, hit.end), "PERSON", 3.0
+
+
+def apply_gazetteer(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
+    """Retype spans that are known places or groups, and add tier-A names the model missed."""
+    for span in spans:
+        found = gazetteer.lookup(text[span.start:span.end])
+        if not found or found[0] == span.label:
+            continue
+        label, tier = found
+        if label in ("GPE", "LOC") and span.label in GPE_FROM:
+            if span.label == "PERSON" and tier != "A":
+                continue
+            if span.label == "GPE" and label == "LOC":
+                continue
+            span.label, span.weight = label, 2.0
+        elif label == "NORP" and span.label in NORP_FROM:
+            span.label, span.weight = label, 2.0
+    for hit in gazetteer.find(text):
+        if _overlaps(spans, hit.start, hit.end) is None:
+            spans.append(Span(hit.start, hit.end, hit.label, 1.5))
+
+
+def _occurrences(text: str, surface: str) -> list[tuple[int, int]]:
+    """Whole-word occurrences of a surface form in the text."""
+    found = []
+    pattern = re.compile(rf"(?<![\w-]){re.escape(surface)}(?![\w-])")
+    for match in pattern.finditer(text):
+        found.append(match.span())
+    return found
+
+
+def propagate(text: str, spans: list[Span], names: dict[str, str]) -> None:
+    """Tag untagged occurrences of names already tagged in the document (name -> label)."""
+    for surface, label in names.items():
+        for start, end in _occurrences(text, surface):
+            if _overlaps(spans, start, end) is None:
+                spans.append(Span(start, end, label, 0.5))
+
+
+class _Groups:
+    """Union-find over surface keys (casefolded names)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, key: str, into: str) -> None:
+        root, target = self.find(key), self.find(into)
+        if root != target:
+            self.parent[root] = target
+
+
+def _key(text: str, span: Span) -> str:
+    return " ".join(text[span.start:span.end].split()).casefold()
+
+
+def _initials(name: str) -> set[str]:
+    """Acronyms a long name may go by: initials of its capitalised words, with/without minors."""
+    words = re.findall(r"[\w&]+", name)
+    content = [w for w in words if w.casefold() not in MINOR_WORDS]
+    forms = set()
+    if len(content) >= 2:
+        forms.add("".join(w[0] for w in content).upper())
+    if len(words) >= 2:
+        forms.add("".join(w[0] for w in words if w != "&").upper())
+    return forms
+
+
+def link_people(text: str, spans: list[Span], groups: _Groups, gazetteer: Gazetteer) -> None:
+    """A surname (or first name) alone after a full PERSON name is the same person."""
+    full_names: dict[str, list[Span]] = defaultdict(list)
+    for span in spans:
+        if span.label != "PERSON":
+            continue
+        parts = text[span.start:span.end].split()
+        if len(parts) >= 2 and parts[-1][:1].isupper():
+            full_names[parts[-1]].append(span)
+    for surname, owners in full_names.items():
+        if len(surname) < 2 or gazetteer.lookup(surname):
+            continue
+        owner_keys = {_key(text, owner) for owner in owners}
+        for start, end in _occurrences(text, surname):
+            hit = _overlaps(spans, start, end)
+            if hit is None:
+                hit = Span(start, end, "PERSON", 1.0)
+                spans.append(hit)
+            elif not (hit.start == start and hit.end == end):
+                continue
+            hit.label = "PERSON"
+            if len(owner_keys) == 1:
+                groups.union(_key(text, hit), next(iter(owner_keys)))
+            else:
+                before = [o for o in owners if o.start < start] or owners
+                groups.union(_key(text, hit), _key(text, before[-1]))
+
+
+def link_acronyms(text: str, spans: list[Span], groups: _Groups) -> None:
+    """An acronym is the long ORG/GPE/... name it abbreviates when the document ties them."""
+    long_names = [s for s in spans if s.label in ("ORG", "GPE", "FAC", "LAW", "EVENT", "NORP")
+                  and len(text[s.start:s.end].split()) >= 2]
+    aliases: dict[str, str] = {}  # acronym -> key of long name
+    for span in long_names:
+        match = PAREN_ACRONYM_RE.match(text[span.end:span.end + 16])
+        if match:
+            aliases.setdefault(match.group(1).replace(".", ""), _key(text, span))
+    by_initials: dict[str, set[str]] = defaultdict(set)
+    for span in long_names:
+        if span.label == "ORG":
+            for form in _initials(text[span.start:span.end]):
+                by_initials[form].add(_key(text, span))
+    for form, keys in by_initials.items():
+        if len(keys) == 1:
+            aliases.setdefault(form, next(iter(keys)))
+    for match in DESCRIPTOR_ACRONYM_RE.finditer(text):
+        owner, words, acronym = match.group(1), match.group(2).split(), match.group(3)
+        if acronym in aliases:
+            continue
+        wanted = {w.casefold() for w in words if w.casefold() not in MINOR_WORDS}
+        if owner:
+            wanted.add(owner.casefold())
+        if len(wanted) < 2:
+            continue
+        for span in long_names:
+            name_words = {w.casefold() for w in re.findall(r"[\w-]+", text[span.start:span.end])}
+            if span.label == "ORG" and wanted <= name_words:
+                aliases[acronym] = _key(text, span)
+                break
+    for acronym, key in aliases.items():
+        label = next((s.label for s in long_names if _key(text, s) == key), "ORG")
+        for start, end in _occurrences(text, acronym):
+            hit = _overlaps(spans, start, end)
+            if hit is None:
+                hit = Span(start, end, label, 1.0)
+                spans.append(hit)
+            elif not (hit.start == start and hit.end == end):
+                continue
+            hit.label = label
+            groups.union(_key(text, hit), key)
+
+
+def salience(first: int, count: int, max_count: int, length: int, lead_end: int) -> float:
+    """0..1 score: frequent entities and those named early (headline, lead) score high."""
+    position = 1.0 - first / max(length, 1)
+    frequency = count / max(max_count, 1)
+    in_lead = 1.0 if first < lead_end else 0.0
+    return round(min(1.0, 0.45 * frequency + 0.35 * position + 0.2 * in_lead), 4)
+
+
+def resolve(
+    text: str, raw: list[tuple[int, int, str]], gazetteer: Gazetteer
+) -> list[Entity]:
+    """Canonical entities of a text from the model's (start, end, label) spans."""
+    spans: list[Span] = []
+    for start, end, label in raw:
+        if label not in KEPT_LABELS:
+            continue
+        span = clean_span(text, start, end, label)
+        if span is not None and _overlaps(spans, span.start, span.end) is None:
+            spans.append(span)
+    spans = [s for s in spans if not is_share_prompt(text, s)]
+    apply_titles(text, spans)
+    apply_gazetteer(text, spans, gazetteer)
+
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for span in spans:
+        votes[text[span.start:span.end]][span.label] += span.weight
+    names = {name: counter.most_common(1)[0][0] for name, counter in votes.items()}
+    propagate(text, spans, names)
+    spans = [s for s in spans if not is_share_prompt(text, s)]
+
+    groups = _Groups()
+    for span in spans:
+        groups.find(_key(text, span))
+    link_people(text, spans, groups, gazetteer)
+    link_acronyms(text, spans, groups)
+    return build_entities(text, spans, groups)
+
+
+def build_entities(text: str, spans: list[Span], groups: _Groups) -> list[Entity]:
+    """One Entity per group: voted label, longest form as canonical, every mention, salience."""
+    members: dict[str, list[Span]] = defaultdict(list)
+    for span in spans:
+        members[groups.find(_key(text, span))].append(span)
+    first_break = text.find("\n\n")
+    lead_end = first_break if 0 < first_break < 600 else min(len(text), 400)
+    max_count = max((len(group) for group in members.values()), default=1)
+    entities: list[Entity] = []
+    for group in members.values():
+        group.sort(key=lambda s: s.start)
+        vote: Counter[str] = Counter()
+        for span in group:
+            vote[span.label] += span.weight
+        label = vote.most_common(1)[0][0]
+        forms = [" ".join(text[s.start:s.end].split()) for s in group]
+        canonical = max(forms, key=lambda f: (len(f.split()), len(f), -forms.index(f)))
+        mentions = [(s.start, s.end) for s in group]
+        entities.append(Entity(
+            id=entity_id(label, canonical),
+            text=canonical,
+            label=label,
+            canonical=canonical,
+            mentions=mentions,
+            count=len(mentions),
+            salience=salience(group[0].start, len(group), max_count, len(text), lead_end),
+        ))
+    entities.sort(key=lambda e: (-e.salience, e.mentions[0][0]))
+    return entities
