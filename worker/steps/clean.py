@@ -1,7 +1,120 @@
-"""RawPage -> Article | Dropped (placeholder)."""
+"""The `clean` step: RawPage -> Article (HTML or text-dump mode) | Dropped.
+
+HTML pages go through trafilatura plus the page's own metadata (JSON-LD, meta tags) and a
+boilerplate filter (`cleaning.html`); text dumps go through a line scorer that finds the
+densest run of story lines (`cleaning.dump`). Both outputs are NFC, free of control
+characters, with paragraphs separated by exactly one blank line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
 from worker.document import Article, Dropped, RawPage
+from worker.steps.cleaning.dump import extract_dump
+from worker.steps.cleaning.html import extract_html
+from worker.steps.cleaning.language import detect_language, normalize_code
+from worker.steps.cleaning.normalize import join_paragraphs, normalize_line
+
+MIN_WORDS = 20
+_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def source_domain(url: str | None) -> str:
+    """Host of a url without a leading 'www.' ('' when there is none)."""
+    try:
+        host = urlsplit(url or "").hostname or ""
+    except ValueError:
+        return ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def iso_date(value: str | None) -> str | None:
+    """An ISO 8601 / RFC 3339 date or timestamp string, or None when it is not one."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        match = _DATE_PREFIX.match(value)
+        return match.group(0) if match else None
+
+
+def _absolute(url: str | None, base: str) -> str | None:
+    if not url or not url.startswith(("http://", "https://", "//")):
+        return None
+    return f"{urlsplit(base).scheme or 'https'}:{url}" if url.startswith("//") else url
+
+
+def _too_short(text: str) -> bool:
+    return len(text.split()) < MIN_WORDS and len(text) < 4 * MIN_WORDS
+
+
+def _empty(page: RawPage, mode: str) -> Dropped:
+    return Dropped(
+        "empty_after_cleaning",
+        f"No article text found in the {mode} of {page.url} (fewer than {MIN_WORDS} words of "
+        "story after removing menus and boilerplate); check that the url is an article page, "
+        "not an index, paywall or error page.",
+    )
+
+
+def _clean_html(page: RawPage, markup: str) -> Article | Dropped:
+    found = extract_html(markup, page.url)
+    if found is None:
+        return Dropped(
+            "unsupported_content",
+            f"The html of {page.url} could not be parsed; send the page's HTML or its text.",
+        )
+    text = join_paragraphs(found.paragraphs)
+    if _too_short(text):
+        return _empty(page, "html")
+    meta = found.meta
+    canonical = _absolute(meta.canonical_url, page.url)
+    language = normalize_code(page.language) or normalize_code(meta.language)
+    return Article(
+        url=page.url,
+        title=normalize_line(meta.title or ""),
+        text=text,
+        mode="html",
+        canonical_url=canonical,
+        source_domain=source_domain(canonical or page.url),
+        authors=[a for a in (normalize_line(x) for x in meta.authors) if a][:10],
+        published_at=iso_date(meta.published_at),
+        fetched_at=page.fetched_at,
+        language=language or detect_language(text),
+        site_name=normalize_line(meta.site_name) if meta.site_name else None,
+    )
+
+
+def _clean_text(page: RawPage, dump: str) -> Article | Dropped:
+    found = extract_dump(dump, normalize_code(page.language))
+    text = join_paragraphs(found.paragraphs)
+    if _too_short(text):
+        return _empty(page, "text dump")
+    return Article(
+        url=page.url,
+        title=found.title,
+        text=text,
+        mode="text",
+        source_domain=source_domain(page.url),
+        fetched_at=page.fetched_at,
+        language=found.language or detect_language(text),
+    )
 
 
 def clean(page: RawPage) -> Article | Dropped:
-    """Placeholder."""
-    return Dropped("unsupported_content", "not implemented")
+    """RawPage -> Article (html or text-dump mode) or Dropped('empty_after_cleaning', detail)."""
+    if isinstance(page.html, str) and page.html.strip():
+        return _clean_html(page, page.html)
+    if isinstance(page.text, str) and page.text.strip():
+        return _clean_text(page, page.text)
+    if page.html is not None or page.text is not None:
+        return _empty(page, "page")
+    return Dropped(
+        "unsupported_content",
+        f"The page {page.url} has neither html nor text; send one of the two fields.",
+    )

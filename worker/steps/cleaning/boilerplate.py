@@ -23,8 +23,11 @@ _JUNK_PATTERNS = [
     r"\bnever miss (an update|a story)\b",
     r"\bjoin (our|the) .{0,30}(channel|group|community|newsletter)\b",
     # newsletters and subscriptions
-    r"\b(sign up|signup|subscribe|newsletter|inbox|abonnieren|abonnez|inscrivez|suscr[ií]bete"
-    r"|assine|iscriviti|berlangganan|подпис)",
+    r"\b(sign up|signup|subscribe|register)\b.{0,60}\b(newsletter|inbox|e-?mail|updates|free"
+    r"|today|now|here|alerts)\b",
+    r"\bnewsletters?\b|\bto your inbox\b|\bin your inbox\b",
+    r"^.{0,40}\b(abonnieren|abonnez|inscrivez|suscr[ií]bete|assine|iscriviti|berlangganan"
+    r"|подпишитесь)\b.{0,60}$",
     # cookies and consent
     r"\bcookies?\b.{0,80}\b(use|uses|using|accept|consent|policy|settings|browsing)\b",
     r"\bby (continuing|using) (to use )?(this|our) (site|website)\b",
@@ -45,10 +48,7 @@ _JUNK_PATTERNS = [
     r"|diperbarui)\b.{0,50}\d",
     r"^\d[\d,.]*\s*(views?|comments?|shares?|reads?|likes?)$",
     r"^(previous|next) (article|post|story)\b",
-    r"^(you may also like|you might also like|recommended|most popular|most read|trending"
-    r"|related (posts|articles|stories|news|content)|more from|more in|don'?t miss|you missed"
-    r"|also on|what to read next|das könnte sie auch interessieren|à lire aussi|te puede interesar"
-    r"|veja também|potrebbe interessarti|artikel terkait|berita terkait|관련기사)\b",
+    r"^also on\b",
     r"\blike this (story|article)\b",
     r"\b(report|reporting) (an )?(error|typo)\b",
     r"^(log ?in|sign ?in|register|my account|menu|search|home|skip to (main )?content)\W*$",
@@ -59,6 +59,18 @@ _JUNK_PATTERNS = [
 ]
 JUNK_LINE = re.compile("|".join(f"(?:{p})" for p in _JUNK_PATTERNS), _I)
 
+# A heading that opens the page's furniture after the story ("Related posts", "Most read").
+SECTION_END = re.compile(
+    r"^(you may also like|you might also like|recommended( for you| stories| articles)?"
+    r"|most popular|most read|most viewed|trending( now| stories)?|popular (posts|stories)"
+    r"|related (posts|articles|stories|news|content|videos)|more (stories|news|articles) from"
+    r"|more from|more in|don'?t miss|you missed|latest (news|stories|posts)|leave a (reply|comment)"
+    r"|comments|what to read next|read next|up next|das könnte sie auch interessieren"
+    r"|meistgelesen|à lire aussi|les plus lus|te puede interesar|lo más leído|veja também"
+    r"|mais lidas|potrebbe interessarti|i più letti|artikel terkait|berita terkait|terpopuler"
+    r"|популярное|관련기사|많이 본 기사)\b.{0,30}$",
+    _I,
+)
 # A line that introduces a block of related headlines ("Read more:", "Lire aussi :").
 LEAD_IN = re.compile(
     r"^(read more|read also|also read|see also|related|related stories|related articles"
@@ -87,7 +99,7 @@ DATE_LINE = re.compile(
 
 def is_junk_line(line: str) -> bool:
     """True when the whole line is site furniture: share, follow, newsletter, cookie, credits."""
-    if len(line) > 240:
+    if len(line) > 240 or len(line.split()) > 40:
         return bool(re.search(r"\bcookies?\b.{0,80}\b(consent|accept|policy)\b", line, _I))
     return bool(JUNK_LINE.search(line))
 

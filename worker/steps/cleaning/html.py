@@ -1,0 +1,165 @@
+"""Article text and metadata from HTML: trafilatura plus page metadata (JSON-LD, meta tags)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import trafilatura
+from lxml import html as lxml_html
+
+from worker.steps.cleaning.boilerplate import SECTION_END, is_junk_line, is_lead_in
+from worker.steps.cleaning.normalize import normalize_line, split_lines
+
+_ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
+
+
+@dataclass(slots=True)
+class PageMeta:
+    """Metadata read from the page itself."""
+
+    title: str | None = None
+    canonical_url: str | None = None
+    language: str | None = None
+    site_name: str | None = None
+    authors: list[str] = field(default_factory=list)
+    published_at: str | None = None
+    body: str | None = None  # JSON-LD articleBody
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlArticle:
+    """What an HTML page yields: the story's paragraphs and its metadata."""
+
+    paragraphs: list[str]
+    meta: PageMeta
+
+
+def parse_html(markup: str) -> Any | None:
+    """An lxml tree of the markup, or None when it cannot be parsed."""
+    try:
+        return trafilatura.load_html(markup)
+    except Exception:  # lxml raises many types on junk input
+        return None
+
+
+def _meta(tree: Any, *names: str) -> str | None:
+    for name in names:
+        for node in tree.xpath(f'//meta[@property="{name}" or @name="{name}"]'):
+            value = (node.get("content") or "").strip()
+            if value:
+                return value
+    return None
+
+
+def _json_ld_items(tree: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for script in tree.xpath('//script[@type="application/ld+json"]'):
+        try:
+            data = json.loads(script.text or "")
+        except (ValueError, TypeError):
+            continue
+        stack = [data]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                items.append(node)
+                if isinstance(node.get("@graph"), list):
+                    stack.extend(node["@graph"])
+    return items
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return _names(value.get("name"))
+    if isinstance(value, list):
+        return [n for v in value for n in _names(v)]
+    return []
+
+
+def read_meta(tree: Any) -> PageMeta:
+    """Canonical url, language, site name, authors, date, title and articleBody of a page."""
+    meta = PageMeta()
+    canonical = tree.xpath('//link[@rel="canonical"]/@href')
+    meta.canonical_url = (canonical[0].strip() if canonical else None) or _meta(tree, "og:url")
+    lang = tree.xpath("/html/@lang") or tree.xpath("//html/@lang")
+    meta.language = (lang[0] if lang else None) or _meta(tree, "og:locale", "language")
+    if not meta.language:
+        http = tree.xpath('//meta[translate(@http-equiv, "CL", "cl")="content-language"]/@content')
+        meta.language = http[0] if http else None
+    meta.site_name = _meta(tree, "og:site_name", "application-name")
+    meta.title = _meta(tree, "og:title", "twitter:title")
+    meta.published_at = _meta(
+        tree, "article:published_time", "og:article:published_time", "datePublished",
+        "pubdate", "publish-date", "date",
+    )
+    author = _meta(tree, "author", "article:author", "byl")
+    for item in _json_ld_items(tree):
+        kind = item.get("@type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not any(isinstance(k, str) and _ARTICLE_TYPES.search(k) for k in kinds):
+            continue
+        if not meta.authors:
+            meta.authors = _names(item.get("author"))
+        if isinstance(item.get("datePublished"), str):
+            meta.published_at = item["datePublished"]
+        if isinstance(item.get("headline"), str) and not meta.title:
+            meta.title = item["headline"]
+        if isinstance(item.get("articleBody"), str) and len(item["articleBody"]) > 200:
+            meta.body = item["articleBody"]
+        if not meta.site_name:
+            publisher = _names(item.get("publisher"))
+            meta.site_name = publisher[0] if publisher else None
+    if not meta.authors and author and not author.startswith("http"):
+        meta.authors = [a.strip() for a in re.split(r"\s*(?:,|;|\band\b)\s*", author) if a.strip()]
+    return meta
+
+
+def filter_paragraphs(paragraphs: list[str]) -> list[str]:
+    """Drop share prompts, newsletter boxes, 'Read more:' blocks and trailing related lists."""
+    kept: list[str] = []
+    skip_headlines = False
+    for paragraph in paragraphs:
+        text = paragraph.lstrip("-•* ").strip()
+        if SECTION_END.match(text) and len(kept) >= 3:
+            break
+        if is_lead_in(text):
+            skip_headlines = True
+            continue
+        if skip_headlines and len(text.split()) <= 20 and not text.endswith("."):
+            continue
+        skip_headlines = False
+        if is_junk_line(text):
+            continue
+        kept.append(paragraph)
+    return kept
+
+
+def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
+    """Story paragraphs and metadata of an HTML page; None when it cannot be parsed."""
+    tree = parse_html(markup)
+    if tree is None:
+        return None
+    meta = read_meta(tree)
+    try:
+        doc = trafilatura.bare_extraction(
+            tree, url=url, favor_precision=True, include_comments=False, with_metadata=True,
+        )
+    except Exception:  # trafilatura can fail on pathological trees
+        doc = None
+    paragraphs: list[str] = []
+    if doc is not None:
+        paragraphs = [p for p in (normalize_line(x) for x in split_lines(doc.text or "")) if p]
+        meta.title = doc.title or meta.title
+        if not meta.authors and doc.author:
+            meta.authors = [a.strip() for a in doc.author.split(";") if a.strip()]
+        meta.published_at = meta.published_at or doc.date
+        meta.site_name = meta.site_name or doc.sitename
+        meta.canonical_url = meta.canonical_url or doc.url
+    return HtmlArticle(filter_paragraphs(paragraphs), meta)
