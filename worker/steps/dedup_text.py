@@ -35,6 +35,9 @@ MIN_LINE_TOKENS = 7
 MIN_STORY_TOKENS = 40
 """If the long lines hold fewer tokens than this, every line is shingled instead."""
 
+SHORT_LINE_PENALTY = 8
+"""Score of a short line when looking for the story block (a long line scores its length)."""
+
 HASH_BITS = 48
 HASH_MASK = (1 << HASH_BITS) - 1
 _MASK64 = (1 << 64) - 1
@@ -76,16 +79,31 @@ def _split_unspaced(word: str) -> list[str]:
 
 
 def story_tokens(text: str) -> tuple[list[str], list[str]]:
-    """All tokens of the text, and the tokens of its story-like (long) lines, in order."""
+    """All tokens of the text, and the tokens of its story block (long lines of the densest span).
+
+    Each line scores its token count when it is long (prose) and a fixed penalty when it is short
+    (menus, share buttons, bylines, link lists); the story is the span of lines with the highest
+    total (Kadane's maximum subarray). A cleaned article is one positive span, so nothing is lost;
+    a page that still carries its template keeps the story and leaves the menus, footers and
+    related-link lists around it out.
+    """
+    lines: list[list[str]] = []
     every: list[str] = []
-    story: list[str] = []
     for line in text.splitlines():
         toks = tokens(line)
-        if not toks:
-            continue
-        every.extend(toks)
-        if len(toks) >= MIN_LINE_TOKENS:
-            story.extend(toks)
+        if toks:
+            lines.append(toks)
+            every.extend(toks)
+    best, best_start, best_end = 0, 0, 0
+    run, run_start = 0, 0
+    for i, toks in enumerate(lines):
+        score = len(toks) if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY
+        if run <= 0:
+            run, run_start = 0, i
+        run += score
+        if run > best:
+            best, best_start, best_end = run, run_start, i + 1
+    story = [t for toks in lines[best_start:best_end] if len(toks) >= MIN_LINE_TOKENS for t in toks]
     if len(story) < MIN_STORY_TOKENS:
         story = every
     return every, story
