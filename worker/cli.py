@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce = sub.add_parser("produce", help="push raw pages (.jsonl, .html, .txt) to the input topic")
     produce.add_argument("files", nargs="+")
+    produce.add_argument("--url", help="the page URL for a single .html/.txt file")
 
     tail = sub.add_parser("tail", help="print events from a topic, one line each")
     tail.add_argument("topic")

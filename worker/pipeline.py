@@ -29,6 +29,7 @@ class Prepared:
     article: Article
     fingerprint: Fingerprint
     article_id: str
+    origin: Origin = Origin("file", 0, 0)  # where the raw page was read, for dead letters later on
 
     def to_bytes(self) -> bytes:
         """Serialised for the hop to the dedup owner."""
@@ -37,6 +38,7 @@ class Prepared:
                 "article": asdict(self.article),
                 "fingerprint": self.fingerprint.to_bytes().hex(),
                 "article_id": self.article_id,
+                "origin": asdict(self.origin),
             }
         )
 
@@ -48,6 +50,7 @@ class Prepared:
             article=article_from_dict(raw["article"]),
             fingerprint=Fingerprint.from_bytes(bytes.fromhex(raw["fingerprint"])),
             article_id=raw["article_id"],
+            origin=Origin(**raw["origin"]),
         )
 
 

@@ -80,6 +80,14 @@ class Settings:
         """Every setting as text, secrets masked, for logs and `--help` tables."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
+    def to_environ(self) -> dict[str, str]:
+        """The settings as `INGEST_*` variables (secrets revealed), to configure a child process."""
+        return {
+            PREFIX + f.name.upper(): (v.reveal() if isinstance(v, Secret) else str(v))
+            for f in fields(self)
+            for v in [getattr(self, f.name)]
+        }
+
     @property
     def pool_size(self) -> int:
         """Process-pool size: the configured number, or one per CPU."""

@@ -1,0 +1,87 @@
+"""The Faust app, its topics and its table, built from settings.
+
+Topology (→ is a Kafka hop):
+
+    pages.raw ──(N partitions)──► pages agent: decode, clean + fingerprint in the pool
+        → <app>-dedup-candidates (1 partition) ─► decide agent: the one owner of the
+          dedup table (changelog-backed), so every duplicate decision sees all earlier pages
+            ├─► articles.duplicates.v1 + articles.clusters.v1
+            └─► <app>-unique-articles (N partitions, key = article id) ─► tag agent:
+                entities in the pool, batched ─► articles.v1
+    dead letters from any agent ─► pages.deadletter.v1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from worker.settings import Settings
+from worker.transport import broker_url
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The app's topics and its dedup table."""
+
+    pages: Any
+    candidates: Any
+    unique: Any
+    articles: Any
+    duplicates: Any
+    clusters: Any
+    dead_letters: Any
+    dedup_table: Any
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Topology]:
+    """A Faust app configured only from `settings`, and its topology."""
+    app = faust.App(
+        settings.app_id,
+        broker=broker_url(settings.broker),
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replicas,
+        topic_allow_declare=True,
+        table_standby_replicas=1,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.metrics_port,
+        web_in_thread=False,
+        datadir=settings.data_dir,
+        logging_config=None,
+    )
+    app.fetch_wait_ms = settings.fetch_wait_ms  # read by worker.transport
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    topology = Topology(
+        pages=app.topic(settings.input_topic, **raw),
+        candidates=app.topic(f"{settings.app_id}-dedup-candidates", partitions=1, internal=True, **raw),
+        unique=app.topic(f"{settings.app_id}-unique-articles", internal=True, **raw),
+        articles=app.topic(settings.articles_topic, **raw),
+        duplicates=app.topic(settings.duplicates_topic, **raw),
+        clusters=app.topic(settings.clusters_topic, **raw),
+        dead_letters=app.topic(settings.dead_letter_topic, **raw),
+        dedup_table=app.Table(
+            "dedup-state", default=None, partitions=1,
+            schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"),
+        ),
+    )
+    return app, topology
+
+
+def _credentials(settings: Settings) -> Any:
+    if not settings.broker_username:
+        return None
+    return faust.SASLCredentials(
+        username=settings.broker_username,
+        password=settings.broker_password.reveal(),
+        mechanism=settings.broker_sasl_mechanism,
+    )

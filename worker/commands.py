@@ -1,0 +1,225 @@
+"""The bodies of the `ingest-worker` subcommands (argument parsing lives in `worker.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from worker.settings import Settings
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the Faust worker against the configured broker until SIGINT/SIGTERM."""
+    import faust
+
+    from worker.agents import attach
+    from worker.app import create_app
+    from worker.metrics import Metrics
+    from worker.pool import StepPool
+    from worker.topics import ensure_topics
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings))
+    metrics = Metrics.create(input_topic=settings.input_topic)
+    pool = StepPool(settings.pool_size, on_restart=metrics.pool_restarts.inc)
+    app, topology = create_app(settings)
+    attach(app, topology, settings, metrics, pool)
+    _start_lag_monitor(app, settings, metrics, topology)
+    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        pool.close()
+    return 0
+
+
+def _start_lag_monitor(app: Any, settings: Settings, metrics: Any, topology: Any) -> None:
+    from worker.lag import LagMonitor
+    from worker.topics import kafka_client_options
+
+    options = kafka_client_options(settings)
+    topics = [settings.input_topic, topology.candidates.get_topic_name(), topology.unique.get_topic_name()]
+    monitor = LagMonitor(str(options.pop("bootstrap_servers")), settings.app_id, topics, metrics, **options)
+
+    @app.task
+    async def poll_lag() -> None:
+        await monitor.run()
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Embedded broker + worker + the shipped sample pages; print one line per event."""
+    from worker.broker import EmbeddedBroker, free_port
+    from worker.local import WorkerProcess
+    from worker.sample_pages import load_samples
+    from worker.topics import ensure_topics
+
+    samples = load_samples()
+    with tempfile.TemporaryDirectory(prefix="ingest-demo-") as tmp, EmbeddedBroker() as broker:
+        settings = Settings.from_env().with_overrides(
+            broker=broker.url, app_id="ingest-demo", fetch_wait_ms=10, metrics_port=free_port(),
+            data_dir=tmp, topic_partitions=2,
+        )
+        print(f"embedded Kafka-protocol broker on {broker.bootstrap}", flush=True)
+        asyncio.run(ensure_topics(settings))
+        with WorkerProcess(settings, Path(tmp) / "worker.log") as worker:
+            print(f"worker running; metrics at {worker.metrics_url}", flush=True)
+            try:
+                ok = asyncio.run(_demo_traffic(settings, samples))
+            except KeyboardInterrupt:
+                return 130
+            if not ok:
+                print("not every sample was accounted for; worker log:\n" + worker.log_tail(), file=sys.stderr)
+                return 1
+            if args.serve:
+                print(f"serving: push pages with INGEST_BROKER={broker.url} ingest-worker produce FILE, "
+                      f"read them with ingest-worker tail {settings.articles_topic}; Ctrl-C stops", flush=True)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+    return 0
+
+
+async def _demo_traffic(settings: Settings, samples: list[Any]) -> bool:
+    from worker.kafka_io import consume, produce
+
+    outputs = [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic]
+    events = consume(settings, outputs, from_beginning=True, idle_timeout=120)
+    accounted = 0
+    for sample in samples:
+        # One at a time, so the copy of the seed story arrives after the story itself.
+        await produce(settings, settings.input_topic, [(sample.key, sample.value)])
+        async for _, _, value in events:
+            print(describe_event(orjson.loads(value)), flush=True)
+            accounted += 1
+            break
+    await events.aclose()
+    print(f"{accounted} of {len(samples)} pages accounted for", flush=True)
+    return accounted == len(samples)
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One readable line for an event: title or reason, dedup status, top entities."""
+    kind = event.get("event_type", "?")
+    if kind == "article.v1":
+        top = ", ".join(f"{e['canonical']} ({e['label']})" for e in event.get("entities", [])[:6])
+        return (f"article    {event['title'][:80]!r} [{event['source_domain']}, {event['word_count']} words, "
+                f"unique, id {event['id'][:12]}] entities: {top or '-'}")
+    if kind == "duplicate.v1":
+        return (f"duplicate  {event.get('title', '')[:80]!r} [{event.get('source_domain', '')}] is a {event['kind']} "
+                f"copy (similarity {event['similarity']:.2f}) of article {event['duplicate_of'][:12]}")
+    if kind == "dead_letter.v1":
+        return f"dead letter {event['reason']}: {event['detail']}"
+    if kind == "cluster.v1":
+        return f"cluster    article {event['article_id'][:12]} carried by {event['copies']} pages"
+    return f"{kind} {orjson.dumps(event)[:200].decode()}"
+
+
+def process(args: argparse.Namespace) -> int:
+    """The same steps without Kafka: raw page events as JSONL in, emitted events as JSONL out."""
+    from worker.pipeline import process_lines
+
+    settings = Settings.from_env()
+    counts: dict[str, int] = {}
+    started = time.perf_counter()
+    with _open_in(args.file) as source, _open_out(args.output) as sink:
+        for event in process_lines(_lines(source), settings):
+            counts[event["event_type"]] = counts.get(event["event_type"], 0) + 1
+            sink.write(orjson.dumps(event) + b"\n")
+    elapsed = time.perf_counter() - started
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    print(f"{summary or 'no events'} in {elapsed:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _lines(source: IO[bytes]) -> Iterator[bytes]:
+    yield from source
+
+
+class _open_in:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.handle: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        if self.name == "-":
+            return sys.stdin.buffer
+        import gzip
+
+        self.handle = gzip.open(self.name, "rb") if self.name.endswith(".gz") else open(self.name, "rb")
+        return self.handle
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+class _open_out(_open_in):
+    def __enter__(self) -> IO[bytes]:
+        if self.name == "-":
+            return sys.stdout.buffer
+        self.handle = open(self.name, "wb")
+        return self.handle
+
+
+def produce(args: argparse.Namespace) -> int:
+    """Push raw pages (.jsonl events, .html, .txt files) to the input topic."""
+    from worker.kafka_io import produce as send
+    from worker.sample_pages import read_page
+    from worker.topics import ensure_topics
+
+    settings = Settings.from_env()
+    messages: list[tuple[bytes | None, bytes]] = []
+    for name in args.files:
+        path = Path(name)
+        if name.endswith((".jsonl", ".jsonl.gz")):
+            with _open_in(name) as handle:
+                for line in handle:
+                    if line.strip():
+                        messages.append((_url_key(line), line.strip()))
+        else:
+            url = args.url or f"https://localhost/pages/{path.name}"
+            messages.append((url.encode(), read_page(path, url)))
+    asyncio.run(ensure_topics(settings))
+    sent = asyncio.run(send(settings, settings.input_topic, messages))
+    print(f"sent {sent} pages to {settings.input_topic}", file=sys.stderr)
+    return 0
+
+
+def _url_key(line: bytes) -> bytes | None:
+    try:
+        url = orjson.loads(line).get("url")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None  # the worker will dead-letter it with the reason
+    return url.encode() if isinstance(url, str) else None
+
+
+def tail(args: argparse.Namespace) -> int:
+    """Print events from a topic, one line each, as a consumer sees them."""
+    from worker.kafka_io import consume
+
+    settings = Settings.from_env()
+
+    async def main() -> None:
+        async for _, key, value in consume(settings, [args.topic], args.from_beginning, args.timeout, args.max):
+            sys.stdout.write(value.decode("utf-8", "replace") + "\n")
+            sys.stdout.flush()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    return 0

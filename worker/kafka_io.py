@@ -1,0 +1,77 @@
+"""Plain Kafka clients for the CLI: push raw pages, read events. The worker itself uses Faust."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from worker.settings import Settings
+from worker.topics import kafka_client_options
+
+
+async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+    """Send (key, value) messages and wait until the broker acknowledged all; returns the count."""
+    producer = AIOKafkaProducer(acks="all", max_request_size=settings.max_page_bytes + 1_000_000,
+                                **kafka_client_options(settings))  # type: ignore[arg-type]
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
+        for future in futures:
+            await future
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    settings: Settings,
+    topics: Sequence[str],
+    from_beginning: bool = True,
+    idle_timeout: float = 0.0,
+    max_events: int = 0,
+) -> AsyncIterator[tuple[str, bytes | None, bytes]]:
+    """Yield (topic, key, value) from every partition of `topics`, without joining a group.
+
+    Stops after `max_events` (0 = never) or when nothing arrived for `idle_timeout` seconds
+    (0 = wait forever).
+    """
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        **kafka_client_options(settings),  # type: ignore[arg-type]
+    )
+    await consumer.start()
+    try:
+        partitions = []
+        for topic in topics:
+            found = None
+            for _ in range(50):  # a topic created a moment ago may not be in the metadata yet
+                found = consumer.partitions_for_topic(topic)
+                if found:
+                    break
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.1)
+            partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        seen, last = 0, time.monotonic()
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    yield record.topic, record.key, record.value
+                    seen += 1
+                    if max_events and seen >= max_events:
+                        return
+                last = time.monotonic()
+            if idle_timeout and time.monotonic() - last > idle_timeout:
+                return
+    finally:
+        await consumer.stop()
