@@ -11,8 +11,9 @@ explicitly; the all-partitions form (no list) is not answered by every Kafka-pro
 reachable, the monitor falls back to a consumer named after the group that reads `committed()`
 without subscribing, so it never joins the group or triggers a rebalance.
 
-Broker errors never escape `poll_once`: they are logged, the clients are rebuilt on the next
-poll, and the gauges keep their last values.
+Broker errors never escape `poll_once`: they are logged and counted in
+`ingest_consumer_lag_poll_errors_total`, the clients are rebuilt on the next poll, and the gauges
+keep their last values.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class LagMonitor:
             lags = await asyncio.wait_for(self._poll(), timeout=self._timeout * 3)
         except Exception as exc:  # noqa: BLE001 - a monitor must not take the worker down
             log.warning("consumer lag poll failed, keeping last values: %r", exc)
+            self.metrics.lag_poll_errors.inc()
             await self._close_clients()
             return dict(self._last)
         for (topic, partition), lag in lags.items():

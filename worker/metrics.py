@@ -62,6 +62,7 @@ class Metrics:
     rebalances: Counter
     rebalance_seconds: Counter
     pool_restarts: Counter
+    lag_poll_errors: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None, input_topic: str = "pages.raw") -> Metrics:
@@ -93,6 +94,7 @@ class Metrics:
             rebalances=Counter("ingest_rebalances_total", "Consumer-group rebalances seen by this worker", registry=reg),
             rebalance_seconds=Counter("ingest_rebalance_seconds_total", "Seconds spent rebalancing", registry=reg),
             pool_restarts=Counter("ingest_pool_restarts_total", "Process pools replaced after a stuck or dead worker", registry=reg),
+            lag_poll_errors=Counter("ingest_consumer_lag_poll_errors_total", "Consumer-lag polls that failed (the lag gauges keep their last values)", registry=reg),
         )
         m.pages_consumed.labels(input_topic)
         m.bytes_consumed.labels(input_topic)
