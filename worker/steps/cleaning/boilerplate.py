@@ -41,6 +41,8 @@ _JUNK_PATTERNS = [
     r"\b(getty images|shutterstock|istock|afp photo|reuters/|ap photo)\b",
     r"^(photo|foto|credit|cr[ée]dit|source|quelle|fonte|fuente)\s*:",
     r"^(©|\(c\)|copyright\b|all rights reserved)",
+    r"^.{0,80}[©ⓒ].{0,80}$",
+    r"^\[(사진|photo|foto|image|video|imagen|immagine|gambar)\b.{0,60}\]$",
     r"\ball rights reserved\b",
     r"^(tags?|topics?|categories|category|filed under|related topics|schlagworte|mots-cl[ée]s"
     r"|etiquetas|tópicos)\s*:",
@@ -69,6 +71,12 @@ SECTION_END = re.compile(
     r"|meistgelesen|à lire aussi|les plus lus|te puede interesar|lo más leído|veja também"
     r"|mais lidas|potrebbe interessarti|i più letti|artikel terkait|berita terkait|terpopuler"
     r"|популярное|관련기사|많이 본 기사)\b.{0,30}$",
+    _I,
+)
+# A heading or counter that opens the comments ("Top Rated Comments", "[ 167 comments ]").
+COMMENTS_HEADING = re.compile(
+    r"^\W*(\w+\W+){0,3}(comments?|kommentare?|commentaires?|coment[aá]rios?|comentarios?"
+    r"|commenti|komentar|комментари\w*|댓글|コメント)(\W+\w+){0,2}\W*$",
     _I,
 )
 # A line that introduces a block of related headlines ("Read more:", "Lire aussi :").

@@ -11,7 +11,7 @@ import trafilatura
 from lxml import html as lxml_html
 
 from worker.steps.cleaning.boilerplate import SECTION_END, is_junk_line, is_lead_in
-from worker.steps.cleaning.normalize import normalize_line, split_lines
+from worker.steps.cleaning.normalize import is_story_like, normalize_line, split_lines, text_size
 
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
 
@@ -116,6 +116,24 @@ def read_meta(tree: Any) -> PageMeta:
         if not meta.site_name:
             publisher = _names(item.get("publisher"))
             meta.site_name = publisher[0] if publisher else None
+    if not meta.title:
+        for path in ("//h1", "//title"):
+            nodes = tree.xpath(path)
+            text = normalize_line(nodes[0].text_content()) if nodes else ""
+            if text:
+                meta.title = text
+                break
+    if meta.title and meta.site_name:
+        meta.title = re.sub(
+            rf"\s*[|\-–—:·]\s*{re.escape(meta.site_name)}\s*$", "", meta.title, flags=re.I
+        ) or meta.title
+    if not meta.published_at:
+        stamps = tree.xpath("//time/@datetime")
+        meta.published_at = stamps[0] if stamps else None
+    if not meta.authors and not author:
+        nodes = tree.xpath('//*[@rel="author" or @itemprop="author"]')
+        author = normalize_line(nodes[0].text_content()) if nodes else None
+        author = author if author and len(author) < 80 else None
     if not meta.authors and author and not author.startswith("http"):
         meta.authors = [a.strip() for a in re.split(r"\s*(?:,|;|\band\b)\s*", author) if a.strip()]
     return meta
@@ -141,25 +159,38 @@ def filter_paragraphs(paragraphs: list[str]) -> list[str]:
     return kept
 
 
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _trafilatura(tree: Any, url: str | None, precision: bool) -> list[str]:
+    try:
+        doc = trafilatura.bare_extraction(
+            tree, url=url, favor_precision=precision, favor_recall=not precision,
+            include_comments=False, with_metadata=False, fast=True,
+        )
+    except Exception:  # trafilatura can fail on pathological trees
+        return []
+    if doc is None:
+        return []
+    return [p for p in (normalize_line(x) for x in split_lines(doc.text or "")) if p]
+
+
 def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
     """Story paragraphs and metadata of an HTML page; None when it cannot be parsed."""
     tree = parse_html(markup)
     if tree is None:
         return None
     meta = read_meta(tree)
-    try:
-        doc = trafilatura.bare_extraction(
-            tree, url=url, favor_precision=True, include_comments=False, with_metadata=True,
-        )
-    except Exception:  # trafilatura can fail on pathological trees
-        doc = None
-    paragraphs: list[str] = []
-    if doc is not None:
-        paragraphs = [p for p in (normalize_line(x) for x in split_lines(doc.text or "")) if p]
-        meta.title = doc.title or meta.title
-        if not meta.authors and doc.author:
-            meta.authors = [a.strip() for a in doc.author.split(";") if a.strip()]
-        meta.published_at = meta.published_at or doc.date
-        meta.site_name = meta.site_name or doc.sitename
-        meta.canonical_url = meta.canonical_url or doc.url
+    paragraphs = _trafilatura(tree, url, precision=True)
+    size = sum(_words(p) for p in paragraphs)
+    expected = _words(meta.body) if meta.body else 0
+    if size < 120 or size < 0.6 * expected:
+        # Precision settings may cut a story short: accept the recall settings' version when
+        # what it adds is itself story text (long sentence-like paragraphs), not furniture.
+        second = _trafilatura(tree, url, precision=False)
+        known = set(paragraphs)
+        added = sum(text_size(p) for p in second if p not in known and is_story_like(p))
+        if added >= max(300.0, 0.5 * sum(text_size(p) for p in paragraphs)):
+            paragraphs = second
     return HtmlArticle(filter_paragraphs(paragraphs), meta)

@@ -72,4 +72,6 @@ def detect_language(text: str) -> str | None:
         ratio = sum(1 for w in words if w in stops) / len(words)
         if ratio > best_ratio:
             best, best_ratio = code, ratio
+        if ratio >= 0.3:  # clear enough: the most common languages come first
+            break
     return best if best_ratio >= 0.12 else None

@@ -57,6 +57,8 @@ def repair_mojibake(text: str) -> str:
 
 def normalize_line(line: str) -> str:
     """One line: mojibake repaired, NFC, no control characters, single spaces, stripped."""
+    if line.isascii():
+        return _SPACES.sub(" ", line.translate(_DROP_CHARS)).strip()
     line = repair_mojibake(line)
     line = unicodedata.normalize("NFC", line).translate(_DROP_CHARS)
     return _SPACES.sub(" ", line).strip()
@@ -71,3 +73,17 @@ def join_paragraphs(paragraphs: Iterable[str]) -> str:
     """Normalised non-empty paragraphs joined by exactly one blank line."""
     cleaned = (normalize_line(p) for p in paragraphs)
     return "\n\n".join(p for p in cleaned if p)
+
+
+_WIDE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+_SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
+
+
+def text_size(text: str) -> float:
+    """Length in latin-equivalent characters (a CJK or Hangul character counts 2.5)."""
+    return len(text) + 1.5 * len(_WIDE.findall(text))
+
+
+def is_story_like(text: str) -> bool:
+    """A paragraph that reads like story prose: long enough and ending like a sentence."""
+    return text_size(text) >= 100 and bool(_SENTENCE_END.search(text))
