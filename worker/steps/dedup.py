@@ -21,8 +21,11 @@ State layout (keys are short ASCII strings, values are packed bytes):
 
     a<page id>   one record per decided page: its decision; a cluster root also keeps its sketch
     h<text hash> content hash -> root page id (exact duplicates)
-    p<bucket>    sketch-hash bucket -> root page ids (candidate lookup)
-    ~            counters (records, roots, bytes) so metrics never scan the table
+    <hash>       a sketch hash (6 characters) -> ids of the roots whose sketch holds it
+    ~t<hour>     ids of the pages seen in that hour, so expiry never scans the table
+    ~            counters (records, roots, bytes, oldest hour) so metrics never scan the table
+
+Ids inside the state are the first 8 bytes of the 16-byte article id; keys are base64url.
 
 Only roots (first-seen articles) are indexed for near-duplicate lookup, so every duplicate points
 at its cluster root, never at another duplicate.
@@ -49,7 +52,10 @@ from worker.steps.dedup_text import (
     story_tokens,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+INDEX_SKETCH = 40
+"""Shingle hashes the index keeps per article (a prefix of the fingerprint's bottom-k sketch)."""
 
 NEAR_THRESHOLD = 0.4
 """Least share of the smaller text's shingle sample found in the other text (different sites)."""
@@ -60,14 +66,19 @@ SAME_SITE_THRESHOLD = 0.75
 MIN_SHARED = 3
 """Least number of shared (non-boilerplate) sample hashes to call two texts one story."""
 
+MIN_NEAR_SHINGLES = 40
+"""Texts with fewer distinct shingles (about two sentences) are matched exactly, never near."""
+
 BOILERPLATE_ROOTS = 3
 """A shingle hash found in this many different stories is boilerplate and does not count."""
 
-MAX_POSTING = 32
-"""A bucket stops growing at this many roots (it is boilerplate by then)."""
+MAX_POSTING = 16
+"""A bucket stops growing at this many roots (it is boilerplate long before)."""
 
 MAX_CANDIDATES = 8
 """Candidates verified per decision, the ones sharing most sample hashes first."""
+
+HOUR = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,9 @@ class Fingerprint:
         if version != FORMAT_VERSION:
             raise ValueError(f"unknown fingerprint format {version}")
         return cls(digest.hex(), _unpack_hashes(data[37:]), shingles)
+
+
+_HASH_BYTES = HASH_BITS // 8
 
 
 def fingerprint(article: Article) -> Fingerprint:
@@ -122,8 +136,10 @@ _KINDS: tuple[Literal["exact", "near"] | None, ...] = (None, "exact", "near")
 _ROOT = 0x80
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix
 _RECORD = struct.Struct(">B16sdIfI8s")
-_META = struct.Struct(">QQQ")
+# records | roots | bytes of every other key and value | oldest hour bucket that may hold pages
+_META = struct.Struct(">QQQq")
 _META_KEY = "~"
+_SID = 8  # bytes of a page id used inside the state
 
 
 def _pack_hashes(hashes: tuple[int, ...]) -> bytes:
@@ -135,12 +151,16 @@ def _unpack_hashes(data: bytes) -> tuple[int, ...]:
     return tuple(int.from_bytes(data[i : i + n], "big") for i in range(0, len(data) - n + 1, n))
 
 
+def _sids(data: bytes | None) -> list[bytes]:
+    return [data[i : i + _SID] for i in range(0, len(data), _SID)] if data else []
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _page_key(raw_id: bytes) -> str:
-    return "a" + _b64(raw_id[:8])
+def _page_key(sid: bytes) -> str:
+    return "a" + _b64(sid[:_SID])
 
 
 def _hash_key(chash: bytes) -> str:
@@ -148,7 +168,11 @@ def _hash_key(chash: bytes) -> str:
 
 
 def _bucket_key(h: int) -> str:
-    return "p" + _b64((h >> (HASH_BITS - 32)).to_bytes(4, "big"))
+    return _b64(h.to_bytes(_HASH_BYTES, "big"))  # 6 characters, no prefix: the only keys that short
+
+
+def _hour_key(hour: int) -> str:
+    return f"~t{hour}"
 
 
 def site_of(url: str) -> int:
@@ -184,18 +208,33 @@ class _Record:
         return cls(root, _KINDS[flags & 0x3], root_id, seen_at, copies, sim, site, chash, sketch)
 
 
+@dataclass(slots=True)
+class _Meta:
+    records: int = 0
+    roots: int = 0
+    size: int = 0
+    oldest_hour: int = -1
+
+    def pack(self) -> bytes:
+        return _META.pack(self.records, self.roots, self.size, self.oldest_hour)
+
+
 def overlap(
-    a: tuple[int, ...], b: tuple[int, ...], k: int = SKETCH_SIZE, ignore: frozenset[int] = frozenset()
+    a: tuple[int, ...],
+    b: tuple[int, ...],
+    ka: int,
+    kb: int,
+    ignore: frozenset[int] | set[int] = frozenset(),
 ) -> tuple[float, int]:
-    """Overlap coefficient |A∩B|/min(|A|,|B|) estimated from two bottom-k sketches, and the
-    number of shared sample hashes it rests on.
+    """Overlap coefficient |A∩B|/min(|A|,|B|) estimated from bottom-k sketches of sizes ka, kb,
+    and the number of shared sample hashes it rests on.
 
     Only hashes below both sketches' thresholds are compared, so the sample is consistent: a hash
-    below the threshold is in a sketch exactly when it is in that text. Hashes in `ignore`
-    (boilerplate) are left out on both sides.
+    below the threshold is in a sketch exactly when it is in that text. A sketch shorter than its
+    k holds its whole text. Hashes in `ignore` (boilerplate) are left out on both sides.
     """
-    ta = a[-1] if len(a) >= k else math.inf
-    tb = b[-1] if len(b) >= k else math.inf
+    ta = a[-1] if len(a) >= ka else math.inf
+    tb = b[-1] if len(b) >= kb else math.inf
     t = min(ta, tb)
     sa = {h for h in a if h <= t and h not in ignore}
     sb = {h for h in b if h <= t and h not in ignore}
@@ -207,7 +246,11 @@ def overlap(
 
 
 class DedupIndex:
-    """Exact and near-duplicate decisions over a mapping of state, with a time window."""
+    """Exact and near-duplicate decisions over a mapping of state, with a time window.
+
+    The index keeps nothing of its own between calls: every count lives in the mapping, so an
+    index built before a Faust table has recovered sees the recovered state.
+    """
 
     def __init__(
         self,
@@ -216,32 +259,30 @@ class DedupIndex:
         *,
         near_threshold: float = NEAR_THRESHOLD,
         same_site_threshold: float = SAME_SITE_THRESHOLD,
-        sketch_size: int = SKETCH_SIZE,
+        index_sketch: int = INDEX_SKETCH,
+        min_near_shingles: int = MIN_NEAR_SHINGLES,
     ) -> None:
         self.state = state
         self.window_seconds = window_seconds
         self.near_threshold = near_threshold
         self.same_site_threshold = same_site_threshold
-        self.sketch_size = sketch_size
-        meta = state.get(_META_KEY)
-        if meta is None:
-            self._records, self._roots, self._bytes = self._recount()
-        else:
-            self._records, self._roots, self._bytes = _META.unpack(meta)
+        self.index_sketch = index_sketch
+        self.min_near_shingles = min_near_shingles
+        self._meta = _Meta()
 
     # -- metrics ----------------------------------------------------------------------------------
 
     def entries(self) -> int:
-        """Pages currently remembered (roots and duplicates)."""
-        return self._records
+        """Pages currently remembered (cluster roots and duplicates)."""
+        return self._load().records
 
     def roots(self) -> int:
         """Articles currently indexed for near-duplicate lookup (cluster roots)."""
-        return self._roots
+        return self._load().roots
 
     def state_bytes(self) -> int:
         """Serialized size of the whole state: key bytes plus value bytes."""
-        return self._bytes + len(_META_KEY) + _META.size
+        return self._load().size + len(_META_KEY) + _META.size
 
     # -- the decision -----------------------------------------------------------------------------
 
@@ -253,161 +294,196 @@ class DedupIndex:
         """
         aid = article_id(url, fp.content_hash)
         raw_id = bytes.fromhex(aid)
-        page_key = _page_key(raw_id)
+        sid = raw_id[:_SID]
+        page_key = _page_key(sid)
         known = self.state.get(page_key)
         if known is not None:
             return _decision(aid, _Record.unpack(known))
 
+        meta = self._load()
         chash = bytes.fromhex(fp.content_hash)
         site = site_of(url)
-        match = self._exact(chash) if fp.shingles or fp.sketch else None
+        match = self._exact(chash) if fp.sketch else None
         kind: Literal["exact", "near"] | None = "exact" if match else None
         similarity = 1.0
-        boiler: set[int] = set()
-        buckets: dict[str, list[bytes]] = {}
+        buckets: dict[str, bytes | None] = {}
         if match is None:
-            match, similarity = self._near(fp.sketch, site, boiler, buckets)
+            match, similarity = self._near(fp, site, buckets)
             kind = "near" if match else None
 
         if match is not None:
             root_key, root = match
             root.copies += 1
             self._put(root_key, root.pack())
-            self._put(_hash_key(chash), root.root_id[:8])
+            self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
                 False, kind, root.root_id, seen_at, root.copies, similarity, site, chash[:8], ()
             )
         else:
-            record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], fp.sketch)
-            self._index(raw_id[:8], fp.sketch, buckets)
-            self._put(_hash_key(chash), raw_id[:8])
-            self._roots += 1
-        self._records += 1
-        self._put(page_key, record.pack())  # last: a replay redoes everything before it
-        self._save_meta()
+            # Too short a text is matched exactly only: it is neither indexed nor a candidate.
+            near = fp.shingles >= self.min_near_shingles
+            stored = fp.sketch[: self.index_sketch] if near else ()
+            record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], stored)
+            self._index(sid, stored, buckets)
+            self._put(_hash_key(chash), sid)
+            meta.roots += 1
+        hour = int(seen_at // HOUR)
+        hour_key = _hour_key(hour)
+        self._put(hour_key, (self.state.get(hour_key) or b"") + sid)
+        if meta.oldest_hour < 0 or hour < meta.oldest_hour:
+            meta.oldest_hour = hour
+        meta.records += 1
+        self._put(page_key, record.pack())  # the page record last: a replay redoes the rest
+        self._save()
         return _decision(aid, record)
 
     def _exact(self, chash: bytes) -> tuple[str, _Record] | None:
         sid = self.state.get(_hash_key(chash))
         if sid is None:
             return None
-        key = "a" + _b64(sid)
+        key = _page_key(sid)
         data = self.state.get(key)
         return (key, _Record.unpack(data)) if data is not None else None
 
     def _near(
-        self,
-        sketch: tuple[int, ...],
-        site: int,
-        boiler: set[int],
-        buckets: dict[str, list[bytes]],
+        self, fp: Fingerprint, site: int, buckets: dict[str, bytes | None]
     ) -> tuple[tuple[str, _Record] | None, float]:
+        if fp.shingles < self.min_near_shingles:
+            return None, 0.0
         hits: dict[bytes, int] = {}
-        for h in sketch:
+        boiler: set[int] = set()
+        get = self.state.get
+        for h in fp.sketch:
             bkey = _bucket_key(h)
-            data = self.state.get(bkey)
-            sids = [data[i : i + 8] for i in range(0, len(data), 8)] if data else []
-            buckets[bkey] = sids
-            if len(sids) >= BOILERPLATE_ROOTS:
+            data = buckets[bkey] = get(bkey)
+            if not data:
+                continue
+            if len(data) >= BOILERPLATE_ROOTS * _SID:
                 boiler.add(h)
                 continue
-            for sid in sids:
-                hits[sid] = hits.get(sid, 0) + 1
+            for i in range(0, len(data), _SID):
+                csid = data[i : i + _SID]
+                hits[csid] = hits.get(csid, 0) + 1
         best: tuple[str, _Record] | None = None
         best_sim = 0.0
-        ranked = sorted((n, sid) for sid, n in hits.items() if n >= MIN_SHARED)
-        ignore = frozenset(boiler)
-        for _, sid in ranked[::-1][:MAX_CANDIDATES]:
-            key = "a" + _b64(sid)
-            data = self.state.get(key)
+        ranked = sorted(((n, csid) for csid, n in hits.items() if n >= MIN_SHARED), reverse=True)
+        for _, csid in ranked[:MAX_CANDIDATES]:
+            key = _page_key(csid)
+            data = get(key)
             if data is None:
                 continue
             cand = _Record.unpack(data)
-            sim, shared = overlap(sketch, cand.sketch, self.sketch_size, ignore)
+            sim, shared = overlap(fp.sketch, cand.sketch, SKETCH_SIZE, self.index_sketch, boiler)
             need = self.same_site_threshold if cand.site == site else self.near_threshold
             if shared >= MIN_SHARED and sim >= need and sim > best_sim:
                 best, best_sim = (key, cand), sim
         return best, round(best_sim, 4)
 
-    def _index(self, sid: bytes, sketch: tuple[int, ...], buckets: dict[str, list[bytes]]) -> None:
+    def _index(self, sid: bytes, sketch: tuple[int, ...], buckets: dict[str, bytes | None]) -> None:
         for h in sketch:
             bkey = _bucket_key(h)
-            sids = buckets.get(bkey)
-            if sids is None:
-                data = self.state.get(bkey)
-                sids = [data[i : i + 8] for i in range(0, len(data), 8)] if data else []
-            if sid in sids or len(sids) >= MAX_POSTING:
+            data = buckets[bkey] if bkey in buckets else self.state.get(bkey)
+            data = data or b""
+            if len(data) >= MAX_POSTING * _SID or sid in _sids(data):
                 continue
-            sids.append(sid)
-            self._put(bkey, b"".join(sids))
+            data += sid
+            buckets[bkey] = data
+            self._put(bkey, data)
 
     # -- the window -------------------------------------------------------------------------------
 
     def expire(self, now: float) -> int:
-        """Forget pages seen before `now - window_seconds`; returns how many were dropped."""
+        """Forget pages seen before `now - window_seconds`; returns how many were dropped.
+
+        Pages are filed by the hour they were seen, so this visits only the hours that end
+        before the window, never the whole state.
+        """
+        meta = self._load()
+        if meta.oldest_hour < 0:
+            return 0
         cutoff = now - self.window_seconds
-        old: list[tuple[str, _Record]] = []
-        for key in list(self.state.keys()):
-            if key.startswith("a"):
-                data = self.state.get(key)
-                if data is not None:
-                    record = _Record.unpack(data)
-                    if record.seen_at < cutoff:
-                        old.append((key, record))
-        for key, record in old:
-            own_sid = base64.urlsafe_b64decode(key[1:] + "=")
-            hkey = _hash_key(record.chash)
-            if record.root:
-                for h in record.sketch:
-                    self._unindex(_bucket_key(h), own_sid)
-                self._roots -= 1
-            target = self.state.get(hkey)
-            if target is not None and target in (own_sid, record.root_id[:8]):
-                self._delete(hkey)
-            self._delete(key)
-            self._records -= 1
-        if old:
-            self._save_meta()
-        return len(old)
+        last_hour = int(cutoff // HOUR)
+        dropped = 0
+        oldest = meta.oldest_hour
+        for hour in range(meta.oldest_hour, last_hour + 1):
+            hour_key = _hour_key(hour)
+            data = self.state.get(hour_key)
+            if data is None:
+                oldest = hour + 1
+                continue
+            kept = b""
+            for sid in _sids(data):
+                page_key = _page_key(sid)
+                raw = self.state.get(page_key)
+                if raw is None:
+                    continue
+                record = _Record.unpack(raw)
+                if record.seen_at >= cutoff:
+                    kept += sid
+                    continue
+                self._forget(sid, page_key, record, meta)
+                dropped += 1
+            if kept:
+                self._put(hour_key, kept)
+                oldest = hour
+                break  # a later hour can only hold later pages
+            self._delete(hour_key)
+            oldest = hour + 1
+        meta.oldest_hour = oldest if meta.records else -1
+        self._save()
+        return dropped
+
+    def _forget(self, sid: bytes, page_key: str, record: _Record, meta: _Meta) -> None:
+        if record.root:
+            for h in record.sketch:
+                self._unindex(_bucket_key(h), sid)
+            meta.roots -= 1
+        hash_key = _hash_key(record.chash)
+        if self.state.get(hash_key) in (sid, record.root_id[:_SID]):
+            self._delete(hash_key)
+        self._delete(page_key)
+        meta.records -= 1
 
     def _unindex(self, bkey: str, sid: bytes) -> None:
-        data = self.state.get(bkey)
-        if not data:
-            return
-        sids = [data[i : i + 8] for i in range(0, len(data), 8) if data[i : i + 8] != sid]
-        if sids:
-            self._put(bkey, b"".join(sids))
+        rest = b"".join(s for s in _sids(self.state.get(bkey)) if s != sid)
+        if rest:
+            self._put(bkey, rest)
         else:
             self._delete(bkey)
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
+    def _load(self) -> _Meta:
+        raw = self.state.get(_META_KEY)
+        self._meta = _Meta(*_META.unpack(raw)) if raw is not None else self._recount()
+        return self._meta
+
     def _put(self, key: str, value: bytes) -> None:
         old = self.state.get(key)
-        if old is None:
-            self._bytes += len(key) + len(value)
-        else:
-            self._bytes += len(value) - len(old)
+        self._meta.size += len(value) - (len(old) if old is not None else -len(key))
         self.state[key] = value
 
     def _delete(self, key: str) -> None:
         old = self.state.pop(key, None)
         if old is not None:
-            self._bytes -= len(key) + len(old)
+            self._meta.size -= len(key) + len(old)
 
-    def _save_meta(self) -> None:
-        self.state[_META_KEY] = _META.pack(self._records, self._roots, self._bytes)
+    def _save(self) -> None:
+        self.state[_META_KEY] = self._meta.pack()
 
-    def _recount(self) -> tuple[int, int, int]:
-        records = roots = size = 0
+    def _recount(self) -> _Meta:
+        meta = _Meta()
         for key, value in self.state.items():
             if key == _META_KEY:
                 continue
-            size += len(key.encode()) + len(value)
-            if key.startswith("a"):
-                records += 1
-                roots += bool(value[0] & _ROOT)
-        return records, roots, size
+            meta.size += len(key.encode()) + len(value)
+            if len(key) == 12 and key.startswith("a"):
+                meta.records += 1
+                meta.roots += bool(value[0] & _ROOT)
+            elif key.startswith("~t"):
+                hour = int(key[2:])
+                meta.oldest_hour = hour if meta.oldest_hour < 0 else min(meta.oldest_hour, hour)
+        return meta
 
 
 def _decision(aid: str, record: _Record) -> Decision:

@@ -26,8 +26,8 @@ from collections.abc import Iterable
 SHINGLE_WORDS = 4
 """Words per shingle: a changed word breaks at most this many shingles."""
 
-SKETCH_SIZE = 32
-"""Shingle hashes kept per article (the k of the bottom-k sketch)."""
+SKETCH_SIZE = 128
+"""Shingle hashes a fingerprint carries (the k of its bottom-k sketch); the index keeps fewer."""
 
 MIN_LINE_TOKENS = 7
 """Lines with fewer tokens than this are treated as template junk (menus, links, bylines)."""
@@ -38,7 +38,7 @@ MIN_STORY_TOKENS = 40
 SHORT_LINE_PENALTY = 8
 """Score of a short line when looking for the story block (a long line scores its length)."""
 
-HASH_BITS = 48
+HASH_BITS = 32
 HASH_MASK = (1 << HASH_BITS) - 1
 _MASK64 = (1 << 64) - 1
 
@@ -130,7 +130,7 @@ def _mix(x: int) -> int:
 
 
 def shingle_hashes(toks: list[str], size: int = SHINGLE_WORDS) -> set[int]:
-    """The set of 48-bit hashes of the text's word shingles (fewer words: one shingle)."""
+    """The set of 32-bit hashes of the text's word shingles (fewer words: one shingle)."""
     if not toks:
         return set()
     cache: dict[str, int] = {}

@@ -1,0 +1,181 @@
+"""`ingest-worker eval dedup`: run the real pipeline over raw pages and score its duplicate calls.
+
+    ingest-worker eval dedup --pages pages.jsonl.gz --truth truth.json [--events-out FILE] [--json]
+
+The pages go through the same steps as the `process` command (decode, clean, fingerprint, the
+dedup decision; entity tagging is skipped, it does not change what is a duplicate). The truth is
+`{url: story_id}`. Pages that share a story form one truth cluster; an article event and the
+duplicate events pointing at it (transitively) form one predicted cluster. The figures are the
+pairwise precision, recall and F1 of "same story", how many input pages were accounted for by an
+event, the throughput and the dedup state per indexed article.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import inspect
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from worker.settings import Settings
+from worker.steps.dedup import DedupIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """Pairwise scores of a run against the truth, and how many pages were accounted for."""
+
+    pages: int
+    accounted: int
+    dead_letters: int
+    missing: int
+    pairs_truth: int
+    pairs_predicted: int
+    pairs_correct: int
+    precision: float
+    recall: float
+    f1: float
+
+
+def read_lines(path: str) -> list[bytes]:
+    """The lines of a file, gunzipped when it starts with the gzip magic bytes."""
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return data.splitlines()
+
+
+def score(truth: Mapping[str, str], events: Iterable[Mapping[str, Any]]) -> Score:
+    """Pairwise precision/recall/F1 of "same story" of emitted events against `{url: story}`."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        parent[find(a)] = find(b)
+
+    seen: set[str] = set()
+    dead = 0
+    for event in events:
+        kind = str(event.get("event_type", ""))
+        if kind.startswith("article"):
+            seen.add(event["url"])
+            union("url:" + event["url"], "id:" + event["id"])
+        elif kind.startswith("duplicate"):
+            seen.add(event["url"])
+            union("url:" + event["url"], "id:" + event["duplicate_of"])
+        elif kind.startswith("dead"):
+            dead += 1
+    by_truth: dict[str, set[str]] = defaultdict(set)
+    by_pred: dict[str, set[str]] = defaultdict(set)
+    for url, story in truth.items():
+        by_truth[story].add(url)
+        by_pred[find("url:" + url) if url in seen else "alone:" + url].add(url)
+    t, p = _pairs(by_truth), _pairs(by_pred)
+    correct = len(t & p)
+    precision = correct / len(p) if p else 1.0
+    recall = correct / len(t) if t else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Score(
+        pages=len(truth),
+        accounted=len(seen & set(truth)),
+        dead_letters=dead,
+        missing=len(set(truth) - seen),
+        pairs_truth=len(t),
+        pairs_predicted=len(p),
+        pairs_correct=correct,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+    )
+
+
+def _pairs(groups: Mapping[str, set[str]]) -> set[tuple[str, str]]:
+    return {(a, b) for members in groups.values() for a in members for b in members if a < b}
+
+
+def run_pipeline(lines: list[bytes], settings: Settings, state: dict[str, bytes]) -> Iterator[dict[str, Any]]:
+    """The `process` pipeline over raw page lines, entity tagging off when the pipeline allows."""
+    from worker.pipeline import process_lines
+
+    params = inspect.signature(process_lines).parameters
+    kwargs: dict[str, Any] = {}
+    if "tag_entities" in params:
+        kwargs["tag_entities"] = False
+    if "state" in params:
+        kwargs["state"] = state
+    for event in process_lines(lines, settings, **kwargs):
+        yield dict(event)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flags of `ingest-worker eval dedup`."""
+    parser = argparse.ArgumentParser(
+        prog="ingest-worker eval dedup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pages", required=True, help="raw page events, JSONL (may be gzipped)")
+    parser.add_argument("--truth", required=True, help="JSON {url: story_id} (may be gzipped)")
+    parser.add_argument("--events-out", help="write the emitted events here as JSONL")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the evaluation; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    truth = json.loads(b"\n".join(read_lines(args.truth)))
+    lines = read_lines(args.pages)
+    settings = Settings.from_env()
+    state: dict[str, bytes] = {}
+    started = time.perf_counter()
+    events = list(run_pipeline(lines, settings, state))
+    seconds = time.perf_counter() - started
+    if args.events_out:
+        with open(args.events_out, "wb") as out:
+            for event in events:
+                out.write(orjson.dumps(event) + b"\n")
+    result = score(truth, events)
+    index = DedupIndex(state)
+    pages = sum(1 for line in lines if line.strip())
+    figures: dict[str, Any] = asdict(result)
+    figures.update(
+        seconds=round(seconds, 3),
+        pages_per_second=round(pages / seconds, 1) if seconds else 0.0,
+        indexed_articles=index.roots(),
+        state_entries=index.entries(),
+        state_bytes=index.state_bytes(),
+        state_bytes_per_article=round(index.state_bytes() / index.roots(), 1) if index.roots() else 0.0,
+    )
+    if args.json:
+        print(json.dumps(figures, sort_keys=True))
+        return 0
+    r = result
+    print(f"pages {r.pages}  accounted {r.accounted} (+{r.dead_letters} dead letters)  missing {r.missing}")
+    print(f"pairs truth {r.pairs_truth}  predicted {r.pairs_predicted}  correct {r.pairs_correct}")
+    print(f"dedup P {r.precision:.3f}  R {r.recall:.3f}  F1 {r.f1:.3f}")
+    print(f"throughput {figures['pages_per_second']} pages/s ({pages} pages in {seconds:.2f} s, one process)")
+    print(
+        f"dedup state {figures['state_bytes']} bytes for {index.roots()} indexed articles "
+        f"({index.entries()} pages): {figures['state_bytes_per_article']} bytes per indexed article"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
