@@ -36,6 +36,8 @@ def iso_date(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return value
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
     except ValueError:

@@ -1,0 +1,65 @@
+"""`ingest-worker eval extraction` on a mini benchmark folder, and its metric."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worker.cli import main as cli_main
+from worker.evaluation.extraction import aggregate, main, page_counts, shingle_counts
+
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+
+
+def test_metric_matches_the_benchmark_definition() -> None:
+    assert shingle_counts("") == {}
+    assert shingle_counts("one two") == {("one", "two"): 1}
+    assert sum(shingle_counts("a b c d e").values()) == 2
+    assert page_counts("a b c d e", "a b c d e") == (1.0, 0.0, 0.0)
+    assert page_counts("", "") == (0.0, 0.0, 0.0)
+    tp, fp, fn = page_counts("a b c d e f", "a b c d x")
+    assert (tp, fp, fn) == (0.25, 0.25, 0.5)  # shared abcd; extra bcdx; missing bcde, cdef
+    f1, p, r = aggregate([(0.5, 0.25, 0.25), (0.0, 0.0, 1.0)])
+    assert p == pytest.approx(2 / 3)  # the empty prediction has tp+fp == 0: no precision row
+    assert r == pytest.approx((2 / 3 + 0.0) / 2)
+    assert f1 == pytest.approx(2 * p * r / (p + r))
+
+
+def test_eval_prints_figures_and_writes_predictions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = tmp_path / "out" / "pred"
+    assert main(["--data", str(PAGES), "--predictions-out", str(prefix)]) == 0
+    out = capsys.readouterr().out
+    for label in ("clean html", "trafilatura default", "clean text", "pages/s", "speed"):
+        assert label in out
+    truth = json.loads((PAGES / "ground-truth.json").read_text(encoding="utf-8"))
+    for mode in ("html", "text"):
+        predictions = json.loads(Path(f"{prefix}.{mode}.json").read_text(encoding="utf-8"))
+        assert set(predictions) == set(truth)
+        assert all(isinstance(v["articleBody"], str) for v in predictions.values())
+        assert sum(bool(v["articleBody"]) for v in predictions.values()) >= 3
+
+
+def test_eval_json_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["eval", "extraction", "--data", str(PAGES), "--mode", "text", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures) >= {"text", "speed_ratio"}
+    assert figures["text"]["pages"] == 4
+    assert 0.8 <= figures["text"]["f1"] <= 1.0
+    assert figures["text"]["pages_per_second"] > 0
+
+
+def test_eval_html_mode_scores_well(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(PAGES), "--mode", "html", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["html"]["f1"] >= 0.9
+    assert figures["trafilatura"]["pages"] == 4
+    assert figures["speed_ratio"] > 0
+
+
+def test_eval_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(tmp_path)]) == 2
+    assert "ground-truth.json" in capsys.readouterr().err
