@@ -16,6 +16,8 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from spacy.lang.en.stop_words import STOP_WORDS
+
 from worker.document import ENTITY_LABELS, Entity
 from worker.steps.entities_gazetteer import WORD_RE, Gazetteer
 
@@ -26,7 +28,7 @@ TITLES = HONORIFICS + (
     "Minister", "Foreign Minister", "Defence Minister", "Defense Minister", "Secretary",
     "Senator", "Sen", "Rep", "Representative", "Governor", "Gov", "Mayor", "General", "Gen",
     "Lt", "Col", "Colonel", "Major", "Maj", "Captain", "Capt", "Sgt", "Sergeant", "Admiral",
-    "King", "Queen", "Prince", "Princess", "Pope", "Judge", "Justice", "Ambassador",
+    "Judge", "Justice", "Ambassador",
     "Chairman", "Chairwoman", "Speaker", "Lord", "Lady", "Rev", "Reverend", "Father",
     "Saint", "St", "Supreme Leader", "Premier", "Commissioner", "Inspector", "Detective",
     "Officer", "Coach", "Dear",
@@ -60,6 +62,33 @@ GPE_FROM = frozenset({"PERSON", "ORG", "PRODUCT", "WORK_OF_ART", "FAC", "LOC", "
                       "LAW", "GPE"})
 NORP_FROM = frozenset({"PERSON", "ORG", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "NORP"})
 MAX_SPAN_CHARS = 120
+NUMERIC_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL",
+                            "ORDINAL"})
+EVENT_HEADS = frozenset({"Cup", "Games", "Olympics", "Championship", "Championships", "Awards",
+                         "Finals", "Final", "Festival", "Summit", "War", "Show", "Expo",
+                         "Conference", "Grand Prix", "Marathon", "Open", "Tournament",
+                         "Series", "Bowl", "Oscars", "Revolution", "Uprising", "Olympiad"})
+ORG_HEADS = frozenset({"Co", "Co.", "Inc", "Inc.", "Corp", "Corp.", "Ltd", "Ltd.", "LLC", "plc",
+                       "Group", "Association", "University", "Institute", "Agency", "Council",
+                       "Committee", "Ministry", "Department", "Police", "Bank", "Airlines",
+                       "Airways", "Party", "Army", "Navy", "Commission", "Court", "Senate",
+                       "Times", "Post", "Journal", "Foundation", "Federation", "Union",
+                       "Company", "Corporation", "Bureau", "Office", "Service", "Authority",
+                       "Board", "Club", "College", "School", "Hospital", "Guard", "Assembly",
+                       "Parliament", "Congress", "Organization", "Organisation", "Network",
+                       "Studios", "Media", "Press", "Reuters", "Motors", "Industries"})
+ORG_CUE_RE = re.compile(
+    r"^(?:['’]s)?\s+(?:shares|stock|spokesperson|spokesman|spokeswoman|executives?|"
+    r"chief executive|CEO|board|shareholders|investors|Inc\b|Corp\b)", re.I)
+LANGUAGE_CUE_RE = re.compile(
+    r"\b(?:speak|speaks|spoke|speaking|fluent in|translated from|translated into|"
+    r"language|languages|interpreters? (?:for|of)|written in|dubbed in)\b[^.!?\n]{0,40}$",
+    re.I,
+)
+DATELINE_RE = re.compile(
+    r"^\s*([A-Z][A-Z.'’ -]{2,40}?)(?:,\s*([A-Z][A-Za-z.]+(?:\s[A-Z][A-Za-z.]+)?))?"
+    r"\s*(?:\(([A-Za-z][\w ]{0,30})\))?\s*(?:—|–|:|-{1,2})\s"
+)
 
 
 @dataclass(slots=True)
@@ -104,6 +133,37 @@ def clean_span(text: str, start: int, end: int, label: str) -> Span | None:
     return Span(start, end, label)
 
 
+def split_span(text: str, span: Span) -> list[Span]:
+    """Pieces of a span glued by the model: "Punjab’s Bhatinda", "Browns DL Sheldon Richardson"."""
+    surface = text[span.start:span.end]
+    pieces = [span]
+    match = re.search(r"['’]s\s+(?=[A-Z])", surface)
+    if match and span.label not in ("WORK_OF_ART", "LAW", "EVENT"):
+        head = Span(span.start, span.start + match.start(), span.label, span.weight)
+        tail = Span(span.start + match.end(), span.end, span.label, span.weight)
+        pieces = [head, tail]
+    if span.label == "PERSON":
+        out = []
+        for piece in pieces:
+            words = list(re.finditer(r"\S+", text[piece.start:piece.end]))
+            cut = [w for w in words[:-1] if re.fullmatch(r"[A-Z]{2,4}", w.group())]
+            if cut:
+                piece = Span(piece.start + cut[-1].end() + 1, piece.end, "PERSON", piece.weight)
+            out.append(piece)
+        pieces = out
+    return [p for p in pieces if p.end > p.start and is_plausible_name(text[p.start:p.end])]
+
+
+def has_lowercase_content(surface: str) -> bool:
+    """Whether a name contains a lowercase word that is not a particle ("Garrett hit Rudolph")."""
+    for word in surface.split():
+        if word[:1].islower() and word.casefold() not in MINOR_WORDS and not re.match(
+                r"^(?:al|el|bin|ibn|da|di|del|della|van|von|der|den|du|le|la|am|im|y|e|"
+                r"of|and|on|upon|for|the|de)[-’']?", word):
+            return True
+    return False
+
+
 def is_plausible_name(surface: str) -> bool:
     """Whether a surface form can be a named entity (not a single char, punctuation, a number)."""
     if len(surface) < 2 or len(surface) > MAX_SPAN_CHARS or "\n" in surface:
@@ -138,6 +198,87 @@ def is_share_prompt(text: str, span: Span) -> bool:
     return surface in SOCIAL_NAMES or any(name in line.casefold() for name in SOCIAL_NAMES)
 
 
+def apply_heads(text: str, spans: list[Span]) -> None:
+    """Type names by their head word: "... Cup" is an EVENT, "... Institute" an ORG."""
+    for span in spans:
+        words = text[span.start:span.end].split()
+        if len(words) < 2:
+            continue
+        head = words[-1]
+        if head in EVENT_HEADS and span.label in ("ORG", "PERSON", "GPE", "PRODUCT", "FAC",
+                                                   "WORK_OF_ART", "NORP"):
+            span.label, span.weight = "EVENT", 1.5
+        elif head in ORG_HEADS and span.label in ("PERSON", "GPE", "PRODUCT", "FAC", "NORP",
+                                                   "WORK_OF_ART", "LOC"):
+            span.label, span.weight = "ORG", 1.5
+
+
+def apply_org_cues(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
+    """A name followed by "shares", "spokesperson", "CEO"... is a company (ORG)."""
+    cued: set[str] = set()
+    for span in spans:
+        name = text[span.start:span.end]
+        if span.label != "ORG" and ORG_CUE_RE.match(text[span.end:span.end + 30]) and not (
+                gazetteer.lookup(name)):
+            cued.add(name)
+    for span in spans:
+        if text[span.start:span.end] in cued:
+            span.label, span.weight = "ORG", 2.0
+
+
+def apply_languages(text: str, spans: list[Span]) -> None:
+    """Demonyms after "speak", "fluent in"... name languages (LANGUAGE, not NORP)."""
+    for span in spans:
+        if span.label not in ("NORP", "LANGUAGE", "GPE"):
+            continue
+        line_start = text.rfind("\n", 0, span.start) + 1
+        before = text[max(line_start, span.start - 60):span.start]
+        if LANGUAGE_CUE_RE.search(before) and re.fullmatch(r"[A-Z][a-z]+", text[
+                span.start:span.end]) and text[span.start:span.end].endswith(
+                ("ian", "ish", "ese", "an", "ic", "i", "ch", "ean", "er")):
+            span.label, span.weight = "LANGUAGE", 3.0
+
+
+def apply_dateline(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
+    """The all-caps dateline city ("MADRID —", "HAYWARD, Calif. (AP) —") and its agency."""
+    match = DATELINE_RE.match(text)
+    if not match:
+        return
+    city = match.group(1).strip()
+    if not re.fullmatch(r"[A-Z][A-Z.'’ -]+", city) or len(city.replace(" ", "")) < 3:
+        return
+    for group, label in ((1, "GPE"), (2, "GPE"), (3, "ORG")):
+        if match.group(group) is None:
+            continue
+        start, end = match.span(group)
+        while end > start and text[end - 1] == " ":
+            end -= 1
+        if group == 3 and not match.group(3)[:1].isupper():
+            continue
+        hit = _overlaps(spans, start, end)
+        if hit is None:
+            spans.append(Span(start, end, label, 3.0))
+        elif hit.start == start and hit.end == end:
+            hit.label, hit.weight = label, 3.0
+
+
+def extend_people(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
+    """A PERSON span missing its given name ("Adolf [Hitler]") takes the capitalised word before."""
+    for span in spans:
+        if span.label != "PERSON" or len(text[span.start:span.end].split()) != 1:
+            continue
+        match = re.search(r"(?<![.!?:;\n“\"])(?<=[a-z,] )([A-Z][a-z]{1,15}) $",
+                          text[max(0, span.start - 20):span.start])
+        if not match:
+            continue
+        word = match.group(1)
+        start = span.start - len(word) - 1
+        if (word.casefold() in STOP_WORDS or gazetteer.lookup(word) or word in TITLES
+                or _overlaps(spans, start, start + len(word))):
+            continue
+        span.start = start
+
+
 def apply_titles(text: str, spans: list[Span]) -> None:
     """Names after an honorific ("Mr Zelenskyy") are PERSON mentions without the honorific."""
     for match in HONORIFIC_NAME_RE.finditer(text):
@@ -163,6 +304,8 @@ def apply_gazetteer(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
                 continue
             span.label, span.weight = label, 2.0
         elif label == "NORP" and span.label in NORP_FROM:
+            span.label, span.weight = label, 2.0
+        elif label == "ORG" and span.label in KEPT_LABELS:
             span.label, span.weight = label, 2.0
     for hit in gazetteer.find(text):
         if _overlaps(spans, hit.start, hit.end) is None:
@@ -306,22 +449,38 @@ def resolve(
 ) -> list[Entity]:
     """Canonical entities of a text from the model's (start, end, label) spans."""
     spans: list[Span] = []
+    blockers = [Span(start, end, label) for start, end, label in raw if label in NUMERIC_LABELS]
     for start, end, label in raw:
         if label not in KEPT_LABELS:
             continue
         span = clean_span(text, start, end, label)
-        if span is not None and _overlaps(spans, span.start, span.end) is None:
-            spans.append(span)
+        if span is None:
+            continue
+        for piece in split_span(text, span):
+            surface = text[piece.start:piece.end]
+            if has_lowercase_content(surface) and piece.label not in (
+                    "WORK_OF_ART", "LAW", "EVENT"):
+                continue
+            if _overlaps(spans, piece.start, piece.end) is None:
+                spans.append(piece)
     spans = [s for s in spans if not is_share_prompt(text, s)]
+    apply_dateline(text, spans, gazetteer)
     apply_titles(text, spans)
-    apply_gazetteer(text, spans, gazetteer)
+    extend_people(text, spans, gazetteer)
+    apply_heads(text, spans)
+    occupied = spans + blockers
+    apply_gazetteer(text, occupied, gazetteer)
+    spans = [s for s in occupied if s.label in KEPT_LABELS]
+    apply_org_cues(text, spans, gazetteer)
 
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for span in spans:
         votes[text[span.start:span.end]][span.label] += span.weight
     names = {name: counter.most_common(1)[0][0] for name, counter in votes.items()}
-    propagate(text, spans, names)
-    spans = [s for s in spans if not is_share_prompt(text, s)]
+    occupied = spans + blockers
+    propagate(text, occupied, names)
+    spans = [s for s in occupied if s.label in KEPT_LABELS and not is_share_prompt(text, s)]
+    apply_languages(text, spans)
 
     groups = _Groups()
     for span in spans:
