@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 GAZETTEER_FILE = "gazetteer.tsv"
+GIVEN_NAMES_FILE = "given_names.txt"
 MAX_NGRAM = 5
 
 # A run of capitalised words, possibly joined by short lowercase particles ("Bosnia and
@@ -33,6 +34,7 @@ class Gazetteer:
     """Names with their entity label and tier (A: may add mentions, B: only retypes)."""
 
     entries: dict[str, tuple[str, str]] = field(default_factory=dict)
+    given_names: frozenset[str] = frozenset()
 
     def lookup(self, name: str) -> tuple[str, str] | None:
         """The (label, tier) of an exact name, or None."""
@@ -82,5 +84,8 @@ def parse_gazetteer(lines: list[str]) -> Gazetteer:
 
 def load_gazetteer() -> Gazetteer:
     """The gazetteer shipped with the package."""
-    text = resources.files("worker").joinpath("data", GAZETTEER_FILE).read_text("utf-8")
-    return parse_gazetteer(text.splitlines())
+    data = resources.files("worker").joinpath("data")
+    gazetteer = parse_gazetteer(data.joinpath(GAZETTEER_FILE).read_text("utf-8").splitlines())
+    given = data.joinpath(GIVEN_NAMES_FILE).read_text("utf-8").splitlines()
+    gazetteer.given_names = frozenset(n.strip() for n in given if n.strip() and n[0] != "#")
+    return gazetteer

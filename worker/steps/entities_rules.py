@@ -138,7 +138,7 @@ def split_span(text: str, span: Span) -> list[Span]:
     surface = text[span.start:span.end]
     pieces = [span]
     match = re.search(r"['’]s\s+(?=[A-Z])", surface)
-    if match and span.label not in ("WORK_OF_ART", "LAW", "EVENT"):
+    if match and span.label in ("PERSON", "GPE", "LOC", "NORP", "PRODUCT"):
         head = Span(span.start, span.start + match.start(), span.label, span.weight)
         tail = Span(span.start + match.end(), span.end, span.label, span.weight)
         pieces = [head, tail]
@@ -279,6 +279,31 @@ def extend_people(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
         span.start = start
 
 
+def apply_given_names(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
+    """"Given-name Surname" spans the model typed otherwise are PERSON ("Marcel Granollers")."""
+    for span in spans:
+        if span.label == "PERSON" or span.weight > 1.0:
+            continue
+        surface = text[span.start:span.end]
+        words = surface.split()
+        if not 2 <= len(words) <= 3 or gazetteer.lookup(surface):
+            continue
+        if words[-1] in ORG_HEADS or words[-1] in EVENT_HEADS:
+            continue
+        if words[0] in gazetteer.given_names and all(
+                re.fullmatch(r"[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*|[A-Z]\.", w) for w in words):
+            span.label, span.weight = "PERSON", 1.5
+
+
+def apply_teams(text: str, spans: list[Span]) -> None:
+    """"The Steelers": a plural name after "the" is a team or group (ORG), not a PERSON."""
+    for span in spans:
+        surface = text[span.start:span.end]
+        if span.label == "PERSON" and re.fullmatch(r"[A-Z][a-z]+s", surface) and re.search(
+                r"\b[Tt]he\s+$", text[max(0, span.start - 5):span.start]):
+            span.label, span.weight = "ORG", 1.5
+
+
 def apply_titles(text: str, spans: list[Span]) -> None:
     """Names after an honorific ("Mr Zelenskyy") are PERSON mentions without the honorific."""
     for match in HONORIFIC_NAME_RE.finditer(text):
@@ -349,7 +374,8 @@ class _Groups:
 
 
 def _key(text: str, span: Span) -> str:
-    return " ".join(text[span.start:span.end].split()).casefold()
+    key = " ".join(text[span.start:span.end].split()).casefold()
+    return "language:" + key if span.label == "LANGUAGE" else key
 
 
 def _initials(name: str) -> set[str]:
@@ -468,6 +494,8 @@ def resolve(
     apply_titles(text, spans)
     extend_people(text, spans, gazetteer)
     apply_heads(text, spans)
+    apply_given_names(text, spans, gazetteer)
+    apply_teams(text, spans)
     occupied = spans + blockers
     apply_gazetteer(text, occupied, gazetteer)
     spans = [s for s in occupied if s.label in KEPT_LABELS]
