@@ -112,18 +112,19 @@ def score(gold: Sequence[Spans], predicted: Sequence[Spans]) -> dict[str, Any]:
     }
 
 
-def timed(name: str, texts: list[str], predict: Callable[[list[str]], list[Spans]],
-          tokens: int, repeat: int) -> Run:
-    """Run a system over the texts (best of `repeat` timings, predictions of the first run)."""
-    best = float("inf")
-    predictions: list[Spans] = []
+def timed_runs(texts: list[str], systems: dict[str, Callable[[list[str]], list[Spans]]],
+               tokens: int, repeat: int) -> dict[str, Run]:
+    """Run each system over the texts `repeat` times, interleaved so that load changes hit
+    all of them alike; keep the best timing and the first run's predictions."""
+    runs = {name: Run(name, [], float("inf"), tokens) for name in systems}
     for attempt in range(max(1, repeat)):
-        start = time.perf_counter()
-        result = predict(texts)
-        best = min(best, time.perf_counter() - start)
-        if attempt == 0:
-            predictions = result
-    return Run(name, predictions, best, tokens)
+        for name, predict in systems.items():
+            start = time.perf_counter()
+            result = predict(texts)
+            runs[name].seconds = min(runs[name].seconds, time.perf_counter() - start)
+            if attempt == 0:
+                runs[name].predictions = result
+    return runs
 
 
 def speed(run: Run, docs: int) -> dict[str, float]:
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="spaCy model name (default: en_core_web_sm)")
     parser.add_argument("--split", default="all", help="gold split to score: dev, test or all")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=3, help="timing runs per system (best kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="timing runs per system (best kept)")
     return parser
 
 
@@ -169,9 +170,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 model_spans(batch, tagger.nlp, batch_size=args.batch_size, labels=labels)]
 
     ours(texts[:2])  # warm-up
-    # interleave runs so that both systems see the same machine state
-    runs = {"plain": timed("plain", texts, plain, tokens, args.repeat),
-            "ours": timed("ours", texts, ours, tokens, args.repeat)}
+    runs = timed_runs(texts, {"ours": ours, "plain": plain}, tokens, args.repeat)
     gold = [mapped(doc.entities, args.conll) for doc in docs]
     report: dict[str, Any] = {
         "gold": str(args.gold), "split": args.split, "model": model_name,
