@@ -85,7 +85,7 @@ class Metrics:
             end_to_end_seconds=Histogram("ingest_end_to_end_seconds", "Seconds from a page's fetched_at to its event's publication", buckets=END_TO_END_BUCKETS, registry=reg),
             pool_queue_seconds=Histogram("ingest_pool_queue_seconds", "Seconds a task waited for a process-pool worker", buckets=STAGE_BUCKETS, registry=reg),
             consumer_lag=Gauge("ingest_consumer_lag_messages", "Log-end offset minus committed offset", ["topic", "partition"], registry=reg),
-            oldest_unprocessed_age=Gauge("ingest_oldest_unprocessed_age_seconds", "Age of the oldest consumed page not yet fully processed", registry=reg),
+            oldest_unprocessed_age=Gauge("ingest_oldest_unprocessed_age_seconds", "Seconds since the oldest page in flight (consumed, not yet fully processed) was produced", registry=reg),
             dedup_entries=Gauge("ingest_dedup_entries", "Articles held in the dedup window", registry=reg),
             dedup_state_bytes=Gauge("ingest_dedup_state_bytes", "Bytes of dedup state (keys and values)", registry=reg),
             dedup_bytes_per_entry=Gauge("ingest_dedup_state_bytes_per_article", "Bytes of dedup state per indexed article", registry=reg),

@@ -128,7 +128,7 @@ def rows() -> list[tuple[str, list[tuple[Panel, int]]]]:
             (timeseries("Consumer lag by partition", "Log-end offset minus the group's committed offset, polled by the worker.",
                         [("max by (topic, partition) (ingest_consumer_lag_messages)", "{{topic}}/{{partition}}")],
                         "short", stack=True), 12),
-            (timeseries("Oldest unprocessed page", "Age of the oldest consumed page not yet fully processed, per worker.",
+            (timeseries("Oldest unprocessed page", "Seconds since the oldest page in flight (consumed, not yet fully processed) was produced, per worker.",
                         [(f"ingest_oldest_unprocessed_age_seconds{{{JOB}}}", "{{instance}}")], "s"), 8),
             (stat("Lag poll errors (15m)", "Failed lag polls; while they fail the lag panel shows stale values.",
                   "sum(increase(ingest_consumer_lag_poll_errors_total[15m]))", "short", [(1, "orange"), (10, "red")]), 4),
