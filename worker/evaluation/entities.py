@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections import Counter
@@ -113,18 +114,22 @@ def score(gold: Sequence[Spans], predicted: Sequence[Spans]) -> dict[str, Any]:
 
 
 def timed_runs(texts: list[str], systems: dict[str, Callable[[list[str]], list[Spans]]],
-               tokens: int, repeat: int) -> dict[str, Run]:
+               tokens: int, repeat: int) -> tuple[dict[str, Run], list[dict[str, float]]]:
     """Run each system over the texts `repeat` times, interleaved so that load changes hit
-    all of them alike; keep the best timing and the first run's predictions."""
+    all of them alike; keep the best timing, the first run's predictions and every round."""
     runs = {name: Run(name, [], float("inf"), tokens) for name in systems}
+    rounds: list[dict[str, float]] = []
     for attempt in range(max(1, repeat)):
+        timings: dict[str, float] = {}
         for name, predict in systems.items():
             start = time.perf_counter()
             result = predict(texts)
-            runs[name].seconds = min(runs[name].seconds, time.perf_counter() - start)
+            timings[name] = time.perf_counter() - start
+            runs[name].seconds = min(runs[name].seconds, timings[name])
             if attempt == 0:
                 runs[name].predictions = result
-    return runs
+        rounds.append(timings)
+    return runs, rounds
 
 
 def speed(run: Run, docs: int) -> dict[str, float]:
@@ -146,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="spaCy model name (default: en_core_web_sm)")
     parser.add_argument("--split", default="all", help="gold split to score: dev, test or all")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=5, help="timing runs per system (best kept)")
+    parser.add_argument("--repeat", type=int, default=7, help="timing runs per system (best kept)")
     return parser
 
 
@@ -170,7 +175,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 model_spans(batch, tagger.nlp, batch_size=args.batch_size, labels=labels)]
 
     ours(texts[:2])  # warm-up
-    runs = timed_runs(texts, {"ours": ours, "plain": plain}, tokens, args.repeat)
+    runs, rounds = timed_runs(texts, {"ours": ours, "plain": plain}, tokens, args.repeat)
     gold = [mapped(doc.entities, args.conll) for doc in docs]
     report: dict[str, Any] = {
         "gold": str(args.gold), "split": args.split, "model": model_name,
@@ -181,8 +186,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                         "speed": speed(run, len(docs))}
     report["f1_gain_points"] = round(
         100 * (report["ours"]["overall"]["f1"] - report["plain"]["overall"]["f1"]), 2)
-    report["time_per_token_ratio"] = round(runs["ours"].seconds / max(runs["plain"].seconds, 1e-9),
-                                           3)
+    # median over rounds of ours/plain run back to back: robust to a busy machine
+    ratios = sorted(r["ours"] / max(r["plain"], 1e-9) for r in rounds)
+    report["time_per_token_ratio"] = round(statistics.median(ratios), 3)
+    report["time_per_token_ratio_best_runs"] = round(
+        runs["ours"].seconds / max(runs["plain"].seconds, 1e-9), 3)
     if args.predictions_out:
         with args.predictions_out.open("w", encoding="utf-8") as out:
             for doc, spans in zip(docs, runs["ours"].predictions, strict=True):
@@ -210,7 +218,8 @@ def render(report: dict[str, Any]) -> str:
                          f"fn={figures['fn']}")
     lines.append("")
     lines.append(f"F1 gain: {report['f1_gain_points']:+.2f} points; time per token "
-                 f"ours/plain: {report['time_per_token_ratio']:.3f} "
+                 f"ours/plain: {report['time_per_token_ratio']:.3f} (median of paired runs; "
+                 f"best runs: {report['time_per_token_ratio_best_runs']:.3f}) "
                  f"({'within' if report['time_per_token_ratio'] <= 1.2 else 'over'} the 1.20 "
                  "budget)")
     return "\n".join(lines)

@@ -50,7 +50,6 @@ PROMPT_RE = re.compile(
     r"watch on|copy link|newsletter|on the app)\b",
     re.I,
 )
-ACRONYM_RE = re.compile(r"\b[A-Z][A-Z0-9&]{1,7}\b")
 PAREN_ACRONYM_RE = re.compile(r"^\s*\(\s*(?:the\s+)?([A-Z][A-Za-z0-9&.]{1,9})\s*\)")
 DESCRIPTOR_ACRONYM_RE = re.compile(
     r"(?:\b([A-Z][\w-]+)['’]s\s+|\bthe\s+)((?:[a-z][\w-]*\s+){0,4}?[a-z][\w-]*)\s+"
@@ -62,6 +61,11 @@ GPE_FROM = frozenset({"PERSON", "ORG", "PRODUCT", "WORK_OF_ART", "FAC", "LOC", "
                       "LAW", "GPE"})
 NORP_FROM = frozenset({"PERSON", "ORG", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "NORP"})
 MAX_SPAN_CHARS = 120
+TIME_ZONES = frozenset({"GMT", "UTC", "BST", "CET", "CEST", "EET", "EEST", "EST", "EDT", "CST",
+                        "CDT", "MST", "MDT", "PST", "PDT", "IST", "JST", "AEST", "AEDT", "MSK"})
+CURRENCY_AFTER_RE = re.compile(
+    r"^\s+(?:dollars?|pounds?|yuan|rupees?|rubles?|roubles?|euros?|francs?|pesos?|yen|won|"
+    r"lira|shekels?|riyals?|dirhams?|rand|kronor|kroner|krona)\b", re.I)
 NUMERIC_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL",
                             "ORDINAL"})
 EVENT_HEADS = frozenset({"Cup", "Games", "Olympics", "Championship", "Championships", "Awards",
@@ -167,6 +171,8 @@ def has_lowercase_content(surface: str) -> bool:
 def is_plausible_name(surface: str) -> bool:
     """Whether a surface form can be a named entity (not a single char, punctuation, a number)."""
     if len(surface) < 2 or len(surface) > MAX_SPAN_CHARS or "\n" in surface:
+        return False
+    if surface in TIME_ZONES or surface.split()[-1].endswith("ism"):
         return False
     if not any(ch.isalpha() for ch in surface):
         return False
@@ -429,9 +435,11 @@ def link_acronyms(text: str, spans: list[Span], groups: _Groups) -> None:
             aliases.setdefault(match.group(1).replace(".", ""), _key(text, span))
     by_initials: dict[str, set[str]] = defaultdict(set)
     for span in long_names:
-        if span.label == "ORG":
+        if span.label in ("ORG", "EVENT"):
             for form in _initials(text[span.start:span.end]):
                 by_initials[form].add(_key(text, span))
+                if span.label == "EVENT":
+                    by_initials[form + "s"].add(_key(text, span))
     for form, keys in by_initials.items():
         if len(keys) == 1:
             aliases.setdefault(form, next(iter(keys)))
@@ -507,7 +515,8 @@ def resolve(
     names = {name: counter.most_common(1)[0][0] for name, counter in votes.items()}
     occupied = spans + blockers
     propagate(text, occupied, names)
-    spans = [s for s in occupied if s.label in KEPT_LABELS and not is_share_prompt(text, s)]
+    spans = [s for s in occupied if s.label in KEPT_LABELS and not is_share_prompt(text, s)
+             and not CURRENCY_AFTER_RE.match(text[s.end:s.end + 12])]
     apply_languages(text, spans)
 
     groups = _Groups()
