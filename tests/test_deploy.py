@@ -50,7 +50,12 @@ def load_yaml(path: Path) -> Any:
 
 def k8s(kind: str) -> dict[str, Any]:
     """The one manifest of `kind` under deploy/k8s."""
-    found = [d for p in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d and d["kind"] == kind]
+    found = [
+        d
+        for p in sorted(K8S.glob("*.yaml"))
+        for d in yaml.safe_load_all(p.read_text())
+        if d and d["kind"] == kind
+    ]
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
 
@@ -102,7 +107,11 @@ def compose() -> dict[str, Any]:
 
 
 def test_every_yaml_file_parses() -> None:
-    paths = sorted(DEPLOY.rglob("*.yaml")) + sorted(DEPLOY.rglob("*.yml")) + [ROOT / "docker-compose.yml"]
+    paths = (
+        sorted(DEPLOY.rglob("*.yaml"))
+        + sorted(DEPLOY.rglob("*.yml"))
+        + [ROOT / "docker-compose.yml"]
+    )
     assert len(paths) >= 9
     for path in paths:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
@@ -111,9 +120,13 @@ def test_every_yaml_file_parses() -> None:
 
 def test_promtool_accepts_config_and_rules() -> None:
     promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: apt-get install -y prometheus"  # CI installs it; never skip
+    assert promtool, (
+        "promtool is missing: apt-get install -y prometheus"
+    )  # CI installs it; never skip
     for args in (["check", "config", "prometheus.yml"], ["check", "rules", "rules.yml"]):
-        done = subprocess.run([promtool, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [promtool, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
 
 
@@ -121,8 +134,13 @@ def test_promtool_unit_tests_of_alerts() -> None:
     """The alert rules fire on the situations they describe (promtool test rules)."""
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: apt-get install -y prometheus"
-    done = subprocess.run([promtool, "test", "rules", "rules_test.yml"], cwd=PROMETHEUS,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [promtool, "test", "rules", "rules_test.yml"],
+        cwd=PROMETHEUS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
 
 
@@ -136,7 +154,7 @@ def test_metric_names_follow_prometheus_conventions() -> None:
         if family.name.startswith(("process_", "python_")):
             continue
         assert family.name.startswith("ingest_"), family.name
-        assert "ingest_" not in family.name[len("ingest_"):], family.name
+        assert "ingest_" not in family.name[len("ingest_") :], family.name
         if family.type == "counter":
             assert not family.name.endswith("_total")  # the client adds _total to the samples
             assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
@@ -201,13 +219,25 @@ def test_dashboard_panels_have_queries_and_layout() -> None:
 def test_dashboard_covers_the_required_signals() -> None:
     text = " ".join(e for _, e in dashboard_exprs())
     for needle in (
-        "ingest_pages_consumed_total", "ingest_events_published_total", "ingest_consumed_bytes_total",
-        "ingest_dead_letters_total", "stage_quantile:ingest_stage_seconds:histogram_quantile",
-        "quantile:ingest_end_to_end_seconds:histogram_quantile", "quantile:ingest_pool_queue_seconds",
-        "ingest_consumer_lag_messages", "ingest_oldest_unprocessed_age_seconds", "ingest:dedup:ratio_rate5m",
-        "quantile:ingest_cluster_copies", "ingest_dedup_entries", "ingest_dedup_state_bytes",
-        "ingest_entities_total", "process_cpu_seconds_total", "process_resident_memory_bytes",
-        "ingest_articles_total", "ingest_duplicates_total", "ingest_rebalances_total",
+        "ingest_pages_consumed_total",
+        "ingest_events_published_total",
+        "ingest_consumed_bytes_total",
+        "ingest_dead_letters_total",
+        "stage_quantile:ingest_stage_seconds:histogram_quantile",
+        "quantile:ingest_end_to_end_seconds:histogram_quantile",
+        "quantile:ingest_pool_queue_seconds",
+        "ingest_consumer_lag_messages",
+        "ingest_oldest_unprocessed_age_seconds",
+        "ingest:dedup:ratio_rate5m",
+        "quantile:ingest_cluster_copies",
+        "ingest_dedup_entries",
+        "ingest_dedup_state_bytes",
+        "ingest_entities_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "ingest_articles_total",
+        "ingest_duplicates_total",
+        "ingest_rebalances_total",
     ):
         assert needle in text, needle
 
@@ -229,11 +259,18 @@ def test_every_metric_name_used_exists() -> None:
 def test_rules_are_well_formed() -> None:
     alerts = [r for r in rules() if "alert" in r]
     names = {r["alert"] for r in alerts}
-    assert {"IngestWorkerDown", "IngestConsumerLagGrowing", "IngestStalled", "IngestDeadLettersHigh"} <= names
+    assert {
+        "IngestWorkerDown",
+        "IngestConsumerLagGrowing",
+        "IngestStalled",
+        "IngestDeadLettersHigh",
+    } <= names
     for rule in alerts:
         assert rule["labels"]["severity"] in {"page", "warning"}
         assert rule["annotations"]["summary"] and rule["for"]
-    assert 'up{job="ingest-worker"}' in next(r["expr"] for r in alerts if r["alert"] == "IngestWorkerDown")
+    assert 'up{job="ingest-worker"}' in next(
+        r["expr"] for r in alerts if r["alert"] == "IngestWorkerDown"
+    )
     operating = (ROOT / "docs" / "operating.md").read_text()
     for name in names:
         assert name in operating, f"docs/operating.md does not say what to do about {name}"
@@ -255,11 +292,17 @@ def test_prometheus_scrapes_the_worker_service() -> None:
 def test_grafana_provisioning_points_at_the_dashboard() -> None:
     services = compose()["services"]
     mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in services["grafana"]["volumes"])
-    provider = load_yaml(GRAFANA / "provisioning" / "dashboards" / "ingest-worker.yaml")["providers"][0]
-    dashboards_dir = next(target for src, target in mounts.items() if src == "./deploy/grafana/dashboards")
+    provider = load_yaml(GRAFANA / "provisioning" / "dashboards" / "ingest-worker.yaml")[
+        "providers"
+    ][0]
+    dashboards_dir = next(
+        target for src, target in mounts.items() if src == "./deploy/grafana/dashboards"
+    )
     assert provider["options"]["path"] == dashboards_dir
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
-    datasource = load_yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yaml")["datasources"][0]
+    datasource = load_yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yaml")[
+        "datasources"
+    ][0]
     assert datasource["url"] == "http://prometheus:9090" and "prometheus" in services
 
 
@@ -316,7 +359,10 @@ def test_deployment_wiring() -> None:
     assert deploy["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     (container,) = pod["spec"]["containers"]
     sources = {next(iter(s)): s[next(iter(s))]["name"] for s in container["envFrom"]}
-    assert sources == {"configMapRef": config["metadata"]["name"], "secretRef": secret["metadata"]["name"]}
+    assert sources == {
+        "configMapRef": config["metadata"]["name"],
+        "secretRef": secret["metadata"]["name"],
+    }
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["http-metrics"] == int(config["data"]["INGEST_METRICS_PORT"])
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
@@ -333,7 +379,9 @@ def test_podmonitor_selects_the_pods_and_sets_the_job() -> None:
     ports = {p["name"] for p in container["ports"]}
     for endpoint in monitor["spec"]["podMetricsEndpoints"]:
         assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
-    assert labels[monitor["spec"]["jobLabel"]] == JOB  # rules and dashboard select job="ingest-worker"
+    assert (
+        labels[monitor["spec"]["jobLabel"]] == JOB
+    )  # rules and dashboard select job="ingest-worker"
 
 
 def test_hpa_scales_the_deployment_on_lag() -> None:
@@ -342,16 +390,60 @@ def test_hpa_scales_the_deployment_on_lag() -> None:
     assert (target["kind"], target["name"]) == ("Deployment", deploy["metadata"]["name"])
     (metric,) = hpa["spec"]["metrics"]
     assert metric["external"]["metric"]["name"] == "ingest_consumer_lag_messages"
-    assert metric["external"]["metric"]["selector"]["matchLabels"]["topic"] == config["data"]["INGEST_INPUT_TOPIC"]
+    assert (
+        metric["external"]["metric"]["selector"]["matchLabels"]["topic"]
+        == config["data"]["INGEST_INPUT_TOPIC"]
+    )
     assert hpa["spec"]["maxReplicas"] <= int(config["data"]["INGEST_TOPIC_PARTITIONS"])
-    assert "ingest_consumer_lag_messages" in (K8S / "hpa.yaml").read_text().split("apiVersion")[0]  # adapter rule
+    assert (
+        "ingest_consumer_lag_messages" in (K8S / "hpa.yaml").read_text().split("apiVersion")[0]
+    )  # adapter rule
 
 
-@pytest.mark.parametrize("expr, colon, plain", [
-    ('sum by (topic) (rate(ingest_pages_consumed_total{job="x"}[5m]))', set(), {"ingest_pages_consumed_total"}),
-    ('stage_quantile:ingest_stage_seconds:histogram_quantile{quantile="0.5"}',
-     {"stage_quantile:ingest_stage_seconds:histogram_quantile"}, set()),
-    ("up == 0", set(), {"up"}),
-])
+def test_prometheusrule_carries_the_rules_file() -> None:
+    rule = k8s("PrometheusRule")
+    assert rule["spec"]["groups"] == load_yaml(PROMETHEUS / "rules.yml")["groups"]
+    spec = importlib.util.spec_from_file_location("prometheusrule_gen", K8S / "prometheusrule.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (K8S / "prometheusrule.yaml").read_text() == module.render(), (
+        "run: python deploy/k8s/prometheusrule.py"
+    )
+
+
+def test_every_manifest_has_a_kind_and_the_app_label() -> None:
+    kinds = set()
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert doc["apiVersion"] and doc["kind"], path
+            assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == JOB, path
+            kinds.add(doc["kind"])
+    assert kinds == {
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "PodMonitor",
+        "HorizontalPodAutoscaler",
+        "PrometheusRule",
+    }
+
+
+@pytest.mark.parametrize(
+    "expr, colon, plain",
+    [
+        (
+            'sum by (topic) (rate(ingest_pages_consumed_total{job="x"}[5m]))',
+            set(),
+            {"ingest_pages_consumed_total"},
+        ),
+        (
+            'stage_quantile:ingest_stage_seconds:histogram_quantile{quantile="0.5"}',
+            {"stage_quantile:ingest_stage_seconds:histogram_quantile"},
+            set(),
+        ),
+        ("up == 0", set(), {"up"}),
+    ],
+)
 def test_metric_name_extraction(expr: str, colon: set[str], plain: set[str]) -> None:
     assert metric_names(expr) == (colon, plain)

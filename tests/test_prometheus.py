@@ -98,16 +98,27 @@ class Prometheus:
     def start(self, timeout: float = 30.0) -> Prometheus:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [self.binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                self.binary,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"prometheus exited at start-up:\n{self.log_tail()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r,
+            ):
                 if r.status == 200:
                     return self
             time.sleep(0.2)
@@ -151,7 +162,9 @@ class Prometheus:
             return [{"metric": {}, "value": data["result"]}]
         return list(data["result"])
 
-    def wait_for(self, expr: str, timeout: float = 60.0, predicate: Any = bool) -> list[dict[str, Any]]:
+    def wait_for(
+        self, expr: str, timeout: float = 60.0, predicate: Any = bool
+    ) -> list[dict[str, Any]]:
         """Poll `expr` until `predicate(result)` holds; returns the last result."""
         deadline = time.monotonic() + timeout
         result: list[dict[str, Any]] = []
@@ -188,7 +201,11 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 def rules() -> list[dict[str, Any]]:
-    return [r for g in yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"] for r in g["rules"]]
+    return [
+        r
+        for g in yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
+        for r in g["rules"]
+    ]
 
 
 _COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)(\s*)(?!\s*bool\b)(?=[\s(]*[-+]?(?:\d|Inf|NaN))")
@@ -248,7 +265,9 @@ def _worker_settings(bootstrap: str, tmp: Path) -> Settings:
 
 def _scrape(settings: Settings) -> dict[str, float]:
     """The worker's own /metrics as {'name{labels}': value}."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5
+    ) as r:
         text = r.read().decode()
     out = {}
     for line in text.splitlines():
@@ -276,21 +295,39 @@ def stack(kafka: Any) -> Iterator[tuple[Settings, Prometheus, int]]:
             prometheus.start()
             try:
                 for sample in samples:  # one at a time: the wire copy must follow its original
-                    asyncio.run(produce(settings, settings.input_topic, [(sample.key, sample.value)]))
+                    asyncio.run(
+                        produce(settings, settings.input_topic, [(sample.key, sample.value)])
+                    )
                     time.sleep(0.2)
                 deadline = time.monotonic() + 180
                 accounted = 0.0
                 while time.monotonic() < deadline:
                     scraped = _scrape(settings)
-                    accounted = sum(v for k, v in scraped.items() if k.startswith(
-                        ("ingest_articles_total{", "ingest_duplicates_total{", "ingest_dead_letters_total{")))
+                    accounted = sum(
+                        v
+                        for k, v in scraped.items()
+                        if k.startswith(
+                            (
+                                "ingest_articles_total{",
+                                "ingest_duplicates_total{",
+                                "ingest_dead_letters_total{",
+                            )
+                        )
+                    )
                     if accounted >= len(samples):
                         break
                     time.sleep(0.5)
-                assert accounted >= len(samples), f"worker accounted for {accounted} of {len(samples)}:\n{worker.log_tail()}"
+                assert accounted >= len(samples), (
+                    f"worker accounted for {accounted} of {len(samples)}:\n{worker.log_tail()}"
+                )
                 yield settings, prometheus, len(samples)
             except BaseException:
-                print("--- worker log ---\n" + worker.log_tail() + "\n--- prometheus log ---\n" + prometheus.log_tail())
+                print(
+                    "--- worker log ---\n"
+                    + worker.log_tail()
+                    + "\n--- prometheus log ---\n"
+                    + prometheus.log_tail()
+                )
                 raise
             finally:
                 prometheus.stop()
@@ -314,7 +351,9 @@ def test_prometheus_scrapes_the_worker(stack: tuple[Settings, Prometheus, int]) 
         f'ingest_consumer_lag_messages{{job="{JOB}", topic="{settings.input_topic}"}}',
         predicate=lambda r: len(r) == settings.topic_partitions and all(value(s) == 0 for s in r),
     )
-    assert sorted(s["metric"]["partition"] for s in lag) == [str(p) for p in range(settings.topic_partitions)], lag
+    assert sorted(s["metric"]["partition"] for s in lag) == [
+        str(p) for p in range(settings.topic_partitions)
+    ], lag
     assert all(value(s) == 0 for s in lag), lag
     build = prometheus.query(f'ingest_build_info{{job="{JOB}"}}')
     assert build and build[0]["metric"]["version"]
@@ -334,7 +373,9 @@ def test_every_dashboard_query_returns_series(stack: tuple[Settings, Prometheus,
             failures.append(f"panel {title!r}: {expr}: no series")
     assert not failures, "\n".join(failures)
     # Real numbers, not only series: the pages were cleaned, so the clean stage has a p50.
-    clean = prometheus.query('stage_quantile:ingest_stage_seconds:histogram_quantile{stage="clean", quantile="0.5"}')
+    clean = prometheus.query(
+        'stage_quantile:ingest_stage_seconds:histogram_quantile{stage="clean", quantile="0.5"}'
+    )
     assert clean and not math.isnan(value(clean[0])) and value(clean[0]) > 0, clean
 
 
@@ -361,10 +402,14 @@ def test_every_rule_is_healthy_and_returns_series(stack: tuple[Settings, Prometh
         if name not in loaded:
             failures.append(f"{name}: not loaded by Prometheus")
         elif loaded[name]["health"] != "ok":
-            failures.append(f"{name}: health {loaded[name]['health']}: {loaded[name].get('lastError')}")
+            failures.append(
+                f"{name}: health {loaded[name]['health']}: {loaded[name].get('lastError')}"
+            )
     for outage in ("IngestWorkerDown", "IngestStalled"):
         if loaded.get(outage, {}).get("state") != "inactive":
-            failures.append(f"{outage} is {loaded.get(outage, {}).get('state')} while the worker works")
+            failures.append(
+                f"{outage} is {loaded.get(outage, {}).get('state')} while the worker works"
+            )
     assert not failures, "\n".join(failures)
 
 
@@ -374,13 +419,16 @@ def _wait_for_recording_rules(prometheus: Prometheus) -> None:
     assert result, f"recording rules produced nothing:\n{prometheus.log_tail()}"
 
 
-@pytest.mark.parametrize("expr, expected", [
-    ('up{job="ingest-worker"} == 0', 'up{job="ingest-worker"} == bool 0'),
-    ("a > 0.05\nand b > 0.1", "a > bool 0.05\nand b > bool 0.1"),
-    ('x{job!="a"} >= 1e3 and y < -1', 'x{job!="a"} >= bool 1e3 and y < bool -1'),
-    ("a > bool 1", "a > bool 1"),
-    ("a > b", "a > b"),
-])
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ('up{job="ingest-worker"} == 0', 'up{job="ingest-worker"} == bool 0'),
+        ("a > 0.05\nand b > 0.1", "a > bool 0.05\nand b > bool 0.1"),
+        ('x{job!="a"} >= 1e3 and y < -1', 'x{job!="a"} >= bool 1e3 and y < bool -1'),
+        ("a > bool 1", "a > bool 1"),
+        ("a > b", "a > b"),
+    ],
+)
 def test_without_thresholds(expr: str, expected: str) -> None:
     assert without_thresholds(expr) == expected
 
@@ -405,7 +453,9 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
     finally:
         await producer.stop()
     # The group commits 5 of the 7 messages of partition 0 and nothing on partition 1.
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
@@ -421,7 +471,12 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
     finally:
         await monitor.stop()
     assert lags == {(topic, 0): 2, (topic, 1): 3}
-    assert metrics.registry.get_sample_value("ingest_consumer_lag_messages", {"topic": topic, "partition": "1"}) == 3
+    assert (
+        metrics.registry.get_sample_value(
+            "ingest_consumer_lag_messages", {"topic": topic, "partition": "1"}
+        )
+        == 3
+    )
     assert metrics.registry.get_sample_value("ingest_consumer_lag_poll_errors_total") == 0
     # Polling must not create the missing topic (auto-creation on metadata requests).
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
@@ -434,7 +489,9 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
 
 async def test_lag_monitor_keeps_last_values_when_the_broker_is_gone() -> None:
     metrics = Metrics.create(CollectorRegistry())
-    monitor = LagMonitor(f"127.0.0.1:{free_port()}", "group", ["topic"], metrics, request_timeout_ms=1000)
+    monitor = LagMonitor(
+        f"127.0.0.1:{free_port()}", "group", ["topic"], metrics, request_timeout_ms=1000
+    )
     monitor._last = {("topic", 0): 7}  # as if an earlier poll had succeeded
     assert await monitor.poll_once() == {("topic", 0): 7}
     assert metrics.registry.get_sample_value("ingest_consumer_lag_poll_errors_total") == 1

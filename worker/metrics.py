@@ -24,7 +24,13 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from worker import __version__
-from worker.document import CLEANING_MODES, DEAD_LETTER_REASONS, DUPLICATE_KINDS, ENTITY_LABELS, STAGES
+from worker.document import (
+    CLEANING_MODES,
+    DEAD_LETTER_REASONS,
+    DUPLICATE_KINDS,
+    ENTITY_LABELS,
+    STAGES,
+)
 
 EVENT_TYPES: tuple[str, ...] = ("article.v1", "duplicate.v1", "cluster.v1", "dead_letter.v1")
 
@@ -65,7 +71,9 @@ class Metrics:
     lag_poll_errors: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry | None = None, input_topic: str = "pages.raw") -> Metrics:
+    def create(
+        cls, registry: CollectorRegistry | None = None, input_topic: str = "pages.raw"
+    ) -> Metrics:
         """Build every metric on `registry` (a fresh one by default) with labels initialised."""
         reg = registry if registry is not None else CollectorRegistry()
         ProcessCollector(registry=reg)
@@ -74,27 +82,113 @@ class Metrics:
         Info("ingest_build", "Worker build", registry=reg).info({"version": __version__})
         m = cls(
             registry=reg,
-            pages_consumed=Counter("ingest_pages_consumed_total", "Raw pages consumed", ["topic"], registry=reg),
-            bytes_consumed=Counter("ingest_consumed_bytes_total", "Bytes of raw pages consumed", ["topic"], registry=reg),
-            events_published=Counter("ingest_events_published_total", "Events published, by event type", ["event_type"], registry=reg),
-            articles=Counter("ingest_articles_total", "Unique articles published, by cleaning mode", ["mode"], registry=reg),
-            duplicates=Counter("ingest_duplicates_total", "Pages recognised as copies of an earlier article", ["kind"], registry=reg),
-            dead_letters=Counter("ingest_dead_letters_total", "Pages dead-lettered, by reason", ["reason"], registry=reg),
-            entities=Counter("ingest_entities_total", "Entities tagged in published articles, by label", ["label"], registry=reg),
-            stage_seconds=Histogram("ingest_stage_seconds", "Seconds spent in each step per page", ["stage"], buckets=STAGE_BUCKETS, registry=reg),
-            end_to_end_seconds=Histogram("ingest_end_to_end_seconds", "Seconds from a page's fetched_at to its event's publication", buckets=END_TO_END_BUCKETS, registry=reg),
-            pool_queue_seconds=Histogram("ingest_pool_queue_seconds", "Seconds a task waited for a process-pool worker", buckets=STAGE_BUCKETS, registry=reg),
-            consumer_lag=Gauge("ingest_consumer_lag_messages", "Log-end offset minus committed offset", ["topic", "partition"], registry=reg),
-            oldest_unprocessed_age=Gauge("ingest_oldest_unprocessed_age_seconds", "Seconds since the oldest page in flight (consumed, not yet fully processed) was produced", registry=reg),
-            dedup_entries=Gauge("ingest_dedup_entries", "Articles held in the dedup window", registry=reg),
-            dedup_state_bytes=Gauge("ingest_dedup_state_bytes", "Bytes of dedup state (keys and values)", registry=reg),
-            dedup_bytes_per_entry=Gauge("ingest_dedup_state_bytes_per_article", "Bytes of dedup state per indexed article", registry=reg),
-            dedup_expired=Counter("ingest_dedup_expired_total", "Dedup entries dropped after the window", registry=reg),
-            cluster_copies=Histogram("ingest_cluster_copies", "Copies a story has had when a new copy arrives", buckets=COPIES_BUCKETS, registry=reg),
-            rebalances=Counter("ingest_rebalances_total", "Consumer-group rebalances seen by this worker", registry=reg),
-            rebalance_seconds=Counter("ingest_rebalance_seconds_total", "Seconds spent rebalancing", registry=reg),
-            pool_restarts=Counter("ingest_pool_restarts_total", "Process pools replaced after a stuck or dead worker", registry=reg),
-            lag_poll_errors=Counter("ingest_consumer_lag_poll_errors_total", "Consumer-lag polls that failed (the lag gauges keep their last values)", registry=reg),
+            pages_consumed=Counter(
+                "ingest_pages_consumed_total", "Raw pages consumed", ["topic"], registry=reg
+            ),
+            bytes_consumed=Counter(
+                "ingest_consumed_bytes_total",
+                "Bytes of raw pages consumed",
+                ["topic"],
+                registry=reg,
+            ),
+            events_published=Counter(
+                "ingest_events_published_total",
+                "Events published, by event type",
+                ["event_type"],
+                registry=reg,
+            ),
+            articles=Counter(
+                "ingest_articles_total",
+                "Unique articles published, by cleaning mode",
+                ["mode"],
+                registry=reg,
+            ),
+            duplicates=Counter(
+                "ingest_duplicates_total",
+                "Pages recognised as copies of an earlier article",
+                ["kind"],
+                registry=reg,
+            ),
+            dead_letters=Counter(
+                "ingest_dead_letters_total",
+                "Pages dead-lettered, by reason",
+                ["reason"],
+                registry=reg,
+            ),
+            entities=Counter(
+                "ingest_entities_total",
+                "Entities tagged in published articles, by label",
+                ["label"],
+                registry=reg,
+            ),
+            stage_seconds=Histogram(
+                "ingest_stage_seconds",
+                "Seconds spent in each step per page",
+                ["stage"],
+                buckets=STAGE_BUCKETS,
+                registry=reg,
+            ),
+            end_to_end_seconds=Histogram(
+                "ingest_end_to_end_seconds",
+                "Seconds from a page's fetched_at to its event's publication",
+                buckets=END_TO_END_BUCKETS,
+                registry=reg,
+            ),
+            pool_queue_seconds=Histogram(
+                "ingest_pool_queue_seconds",
+                "Seconds a task waited for a process-pool worker",
+                buckets=STAGE_BUCKETS,
+                registry=reg,
+            ),
+            consumer_lag=Gauge(
+                "ingest_consumer_lag_messages",
+                "Log-end offset minus committed offset",
+                ["topic", "partition"],
+                registry=reg,
+            ),
+            oldest_unprocessed_age=Gauge(
+                "ingest_oldest_unprocessed_age_seconds",
+                "Seconds since the oldest page in flight (consumed, not yet processed) was produced",
+                registry=reg,
+            ),
+            dedup_entries=Gauge(
+                "ingest_dedup_entries", "Articles held in the dedup window", registry=reg
+            ),
+            dedup_state_bytes=Gauge(
+                "ingest_dedup_state_bytes", "Bytes of dedup state (keys and values)", registry=reg
+            ),
+            dedup_bytes_per_entry=Gauge(
+                "ingest_dedup_state_bytes_per_article",
+                "Bytes of dedup state per indexed article",
+                registry=reg,
+            ),
+            dedup_expired=Counter(
+                "ingest_dedup_expired_total", "Dedup entries dropped after the window", registry=reg
+            ),
+            cluster_copies=Histogram(
+                "ingest_cluster_copies",
+                "Copies a story has had when a new copy arrives",
+                buckets=COPIES_BUCKETS,
+                registry=reg,
+            ),
+            rebalances=Counter(
+                "ingest_rebalances_total",
+                "Consumer-group rebalances seen by this worker",
+                registry=reg,
+            ),
+            rebalance_seconds=Counter(
+                "ingest_rebalance_seconds_total", "Seconds spent rebalancing", registry=reg
+            ),
+            pool_restarts=Counter(
+                "ingest_pool_restarts_total",
+                "Process pools replaced after a stuck or dead worker",
+                registry=reg,
+            ),
+            lag_poll_errors=Counter(
+                "ingest_consumer_lag_poll_errors_total",
+                "Consumer-lag polls that failed (the lag gauges keep their last values)",
+                registry=reg,
+            ),
         )
         m.pages_consumed.labels(input_topic)
         m.bytes_consumed.labels(input_topic)
