@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gold", required=True, type=Path, help="gold JSONL file")
     parser.add_argument("--conll", action="store_true",
                         help="score with CoNLL labels PER/ORG/LOC/MISC")
-    parser.add_argument("--predictions-out", type=Path, help="write our predictions as JSONL")
+    parser.add_argument("--predictions-out", type=Path,
+                        help="write our predictions as JSONL (every mention, labels as scored)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--model", default=None, help="spaCy model name (default: en_core_web_sm)")
     parser.add_argument("--split", default="all", help="gold split to score: dev, test or all")
@@ -194,7 +195,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if args.predictions_out:
         with args.predictions_out.open("w", encoding="utf-8") as out:
             for doc, spans in zip(docs, runs["ours"].predictions, strict=True):
-                entities = [{"start": s, "end": e, "label": label} for s, e, label in sorted(spans)]
+                entities = [{"start": s, "end": e, "label": label}
+                            for s, e, label in sorted(mapped(spans, args.conll))]
                 out.write(json.dumps({"doc_id": doc.doc_id, "entities": entities},
                                      ensure_ascii=False) + "\n")
     return report
