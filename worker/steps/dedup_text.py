@@ -38,6 +38,9 @@ MIN_STORY_TOKENS = 40
 SHORT_LINE_PENALTY = 8
 """Score of a short line when looking for the story block (a long line scores its length)."""
 
+LONG_LINE_OFFSET = 0
+"""Subtracted from a long line's length: a lone sentence between menus barely counts."""
+
 HASH_BITS = 32
 HASH_MASK = (1 << HASH_BITS) - 1
 _MASK64 = (1 << 64) - 1
@@ -97,7 +100,7 @@ def story_tokens(text: str) -> tuple[list[str], list[str]]:
     best, best_start, best_end = 0, 0, 0
     run, run_start = 0, 0
     for i, toks in enumerate(lines):
-        score = len(toks) if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY
+        score = len(toks) - LONG_LINE_OFFSET if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY
         if run <= 0:
             run, run_start = 0, i
         run += score

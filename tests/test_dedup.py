@@ -1,0 +1,297 @@
+"""The dedup step with a plain dict as state: fingerprints, exact and near decisions, replays,
+the window, the state budget."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from worker.document import Article
+from worker.steps.dedup import (
+    DedupIndex,
+    Decision,
+    Fingerprint,
+    article_id,
+    fingerprint,
+    overlap,
+)
+from worker.steps.dedup_text import story_tokens, tokens
+
+DAY = 86400.0
+T0 = 1_736_596_800.0  # 2025-01-11T12:00:00Z
+
+WORDS = (
+    "council budget river bridge mayor police report school teacher storm harbour market price "
+    "minister vote election court judge company shares profit workers union strike hospital nurse "
+    "doctor patient vaccine museum painting artist concert festival season team coach player goal "
+    "match league rail station train delay airport flight weather forecast farmer harvest drought "
+    "water supply energy plant solar wind license contract deal talks summit border trade tariff "
+    "village town city region county state nation family children parents housing rent landlord"
+).split()
+GLUE = "the a of in on to and with for at by from after before over under about as its their".split()
+
+
+def story(seed: int, paragraphs: int = 8, sentences: int = 4) -> list[str]:
+    """A made-up story: paragraphs of plausible sentences, different for every seed."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(paragraphs):
+        sents = []
+        for _ in range(sentences):
+            words = [rng.choice(WORDS if i % 2 == 0 else GLUE) for i in range(rng.randint(10, 18))]
+            sents.append(" ".join(words).capitalize() + ".")
+        out.append(" ".join(sents))
+    return out
+
+
+TEMPLATE_TOP = [
+    "Home", "News", "Sport", "Business", "Opinion", "Subscribe", "Sign in",
+    "Your independent source of local news and views since 1887, delivered every morning.",
+]
+TEMPLATE_BOTTOM = [
+    "Share this article", "Facebook", "Twitter", "Email",
+    "This site uses cookies to improve your experience and to show you relevant advertising.",
+    "Copyright 2025 The Daily Example Company. All rights reserved. No part of this site may be "
+    "reproduced without our written permission.",
+    "Sign up for our morning newsletter and get the headlines delivered to your inbox every day.",
+]
+
+
+def page(paragraphs: list[str], *, template: bool = False) -> str:
+    """Article text as the cleaner gives it, optionally with the host template left in."""
+    body = list(paragraphs)
+    if template:
+        body = TEMPLATE_TOP + body + TEMPLATE_BOTTOM
+    return "\n\n".join(body)
+
+
+def art(url: str, text: str, title: str = "A headline") -> Article:
+    return Article(url=url, title=title, text=text, mode="text")
+
+
+def decide(index: DedupIndex, url: str, text: str, when: float = T0, title: str = "t") -> Decision:
+    return index.decide(url, fingerprint(art(url, text, title)), when)
+
+
+# -- fingerprints ------------------------------------------------------------------------------
+
+
+def test_fingerprint_round_trips_through_bytes_and_pickle() -> None:
+    fp = fingerprint(art("https://a.example/1", page(story(1))))
+    assert Fingerprint.from_bytes(fp.to_bytes()) == fp
+    assert pickle.loads(pickle.dumps(fp)) == fp
+    assert len(fp.content_hash) == 64
+    assert len(fp.to_bytes()) <= 37 + 4 * 128
+    assert list(fp.sketch) == sorted(fp.sketch)
+
+
+def test_article_id_is_deterministic_32_hex() -> None:
+    first = article_id("https://a.example/1", "ab" * 32)
+    assert first == article_id("https://a.example/1", "ab" * 32)
+    assert len(first) == 32 and int(first, 16) >= 0
+    assert first != article_id("https://a.example/2", "ab" * 32)
+    assert first != article_id("https://a.example/1", "cd" * 32)
+
+
+def test_title_is_not_fingerprinted() -> None:
+    text = page(story(2))
+    one = fingerprint(art("https://a.example/1", text, "Original headline"))
+    two = fingerprint(art("https://b.example/1", text, "EXCLUSIVE: a new headline | Other Site"))
+    assert one == two
+
+
+def test_quotes_dashes_case_and_spacing_are_normalised() -> None:
+    plain = 'He said "it\'s over" - and left.  The END.'
+    fancy = "He said \u201cit\u2019s over\u201d \u2014 and left. The end."
+    assert tokens(plain) == tokens(fancy)
+    a = fingerprint(art("https://a.example/1", plain))
+    b = fingerprint(art("https://b.example/1", fancy))
+    assert a.content_hash == b.content_hash
+
+
+def test_story_block_leaves_menus_and_link_lists_out() -> None:
+    paragraphs = story(3)
+    related = [x for i in range(6) for x in (f"Related story number {i} about the harbour and the council vote", "Sport", "2h ago")]
+    text = "\n".join(TEMPLATE_TOP + paragraphs + ["Share", "Facebook", "Twitter", "Tags", "Email"] + related)
+    every, kept = story_tokens(text)
+    _, bare = story_tokens(page(paragraphs))
+    assert "facebook" in every and "facebook" not in kept and "related" not in kept
+    assert kept[-len(bare) :] == bare
+    sketch = fingerprint(art("https://a.example/1", text)).sketch
+    assert overlap(sketch, fingerprint(art("https://b.example/1", page(paragraphs))).sketch, 128, 128)[0] >= 0.9
+
+
+# -- decisions -----------------------------------------------------------------------------------
+
+
+def test_new_story_then_exact_copy() -> None:
+    index = DedupIndex({})
+    text = page(story(10))
+    first = decide(index, "https://a.example/story", text)
+    assert first == Decision(first.article_id, None, None, 0.0, 1)
+    copy = decide(index, "https://b.example/copy", text.replace('"', "\u201d"))
+    assert copy.kind == "exact"
+    assert copy.duplicate_of == first.article_id
+    assert copy.similarity == 1.0
+    assert copy.copies == 2
+
+
+def test_near_copy_with_cut_ending_new_headline_and_junk() -> None:
+    index = DedupIndex({})
+    original = story(11)
+    first = decide(index, "https://origin.example/a", page(original, template=True))
+    copy = original[:4]  # only the first half of the story
+    copy.insert(2, "Read more: the ten best walks along the river this autumn")
+    text = "UPDATE: this story has been updated with new information.\n\n" + page(copy)
+    decision = decide(index, "https://aggregator.example/b", text, title="Breaking: new headline")
+    assert decision.kind == "near"
+    assert decision.duplicate_of == first.article_id
+    assert 0.4 <= decision.similarity <= 1.0
+    assert decision.copies == 2
+
+
+def test_near_copy_with_changed_words_and_merged_paragraphs() -> None:
+    index = DedupIndex({})
+    original = story(12)
+    first = decide(index, "https://origin.example/a", page(original))
+    rng = random.Random(5)
+    words = " ".join(original).split()
+    for i in rng.sample(range(len(words)), len(words) // 25):  # 4% of the words changed
+        words[i] = words[i][::-1]
+    merged = [" ".join(words[:120]), " ".join(words[120:])]  # paragraphs merged, then split elsewhere
+    decision = decide(index, "https://mirror.example/b", page(merged, template=True))
+    assert decision.kind == "near"
+    assert decision.duplicate_of == first.article_id
+
+
+def test_copy_first_then_the_full_original() -> None:
+    index = DedupIndex({})
+    original = story(13)
+    cut = decide(index, "https://fast.example/copy", page(original[:3]))
+    full = decide(index, "https://origin.example/story", page(original))
+    assert full.duplicate_of == cut.article_id
+    assert full.kind == "near"
+
+
+def test_duplicates_point_at_the_cluster_root() -> None:
+    index = DedupIndex({})
+    original = story(14)
+    root = decide(index, "https://origin.example/a", page(original))
+    second = decide(index, "https://b.example/a", page(original[:6]))
+    third = decide(index, "https://c.example/a", page(original[:5]))
+    assert second.duplicate_of == third.duplicate_of == root.article_id
+    assert third.copies == 3
+
+
+@pytest.mark.parametrize("copy_host", ["https://host.example/syndicated/1", "https://other.example/x"])
+def test_different_stories_sharing_template_junk_are_not_merged(copy_host: str) -> None:
+    index = DedupIndex({})
+    host_story = decide(index, "https://host.example/own-story", page(story(20), template=True))
+    # another story, cut short, inside the same template: the junk is all they share
+    other = decide(index, copy_host, page(story(21)[:2], template=True))
+    assert other.duplicate_of is None
+    assert host_story.duplicate_of is None
+
+
+def test_boilerplate_shared_by_many_stories_counts_for_nothing() -> None:
+    index = DedupIndex({})
+    footer = (
+        "Our journalism is funded by readers like you and we rely on your support to keep "
+        "reporting on the stories that matter in the region every single day of the year."
+    )
+    for seed in range(30, 36):
+        decision = decide(index, f"https://site{seed}.example/a", page(story(seed, 2) + [footer]))
+        assert decision.duplicate_of is None
+
+
+def test_short_texts_are_only_matched_exactly() -> None:
+    index = DedupIndex({})
+    sentence = story(40, 1, 1)
+    first = decide(index, "https://a.example/1", page(sentence))
+    again = decide(index, "https://b.example/1", page(sentence + ["An extra sentence here."]))
+    assert first.duplicate_of is None and again.duplicate_of is None
+    exact = decide(index, "https://c.example/1", page(sentence))
+    assert exact.kind == "exact" and exact.duplicate_of == first.article_id
+
+
+# -- replays, the window, the budget ---------------------------------------------------------------
+
+
+def test_replay_returns_the_same_decision_and_changes_nothing() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    original = story(50)
+    decide(index, "https://origin.example/a", page(original))
+    first = decide(index, "https://copy.example/b", page(original[:5]))
+    snapshot = dict(state)
+    counts = (index.entries(), index.roots(), index.state_bytes())
+    for _ in range(3):
+        assert decide(index, "https://copy.example/b", page(original[:5])) == first
+        assert decide(DedupIndex(state), "https://copy.example/b", page(original[:5])) == first
+    assert state == snapshot
+    assert (index.entries(), index.roots(), index.state_bytes()) == counts
+
+
+def test_same_url_with_new_content_is_a_new_decision() -> None:
+    index = DedupIndex({})
+    original = story(51)
+    first = decide(index, "https://a.example/live", page(original))
+    updated = decide(index, "https://a.example/live", page(original + ["Update: more news came in."]))
+    assert updated.article_id != first.article_id
+    assert updated.duplicate_of == first.article_id
+
+
+def test_expire_drops_entries_older_than_the_window() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state, window_seconds=2 * DAY)
+    original = story(60)
+    decide(index, "https://origin.example/a", page(original), when=T0)
+    decide(index, "https://copy.example/a", page(original[:5]), when=T0 + 3600)
+    decide(index, "https://late.example/z", page(story(61)), when=T0 + 1.5 * DAY)
+    assert index.entries() == 3
+    assert index.expire(T0 + 1.9 * DAY) == 0
+    assert index.expire(T0 + 2 * DAY + 7200) == 2
+    assert index.entries() == 1 and index.roots() == 1
+    assert index.expire(T0 + 2 * DAY + 7200) == 0
+    # the story is forgotten: a new copy starts a new cluster
+    again = decide(index, "https://third.example/a", page(original), when=T0 + 2.1 * DAY)
+    assert again.duplicate_of is None
+    assert index.expire(T0 + 10 * DAY) == 2
+    assert index.entries() == 0
+    assert set(state) == {"~"}
+    assert index.state_bytes() == len("~") + len(state["~"])
+
+
+def test_counts_live_in_the_state_and_match_a_recount() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    for seed in range(70, 80):
+        decide(index, f"https://a.example/{seed}", page(story(seed)))
+        decide(index, f"https://b.example/{seed}", page(story(seed)[:5]))
+    late = DedupIndex(state)  # e.g. built before a table recovered
+    assert late.entries() == 20 and late.roots() == 10
+    size = sum(len(k.encode()) + len(v) for k, v in state.items())
+    assert late.state_bytes() == size
+    del state["~"]
+    assert DedupIndex(state).state_bytes() == size  # recounted from the keys and values
+    assert DedupIndex(state).entries() == 20
+
+
+def test_state_stays_under_one_kilobyte_per_indexed_article() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    for seed in range(200):
+        decide(index, f"https://news.example/{seed}", page(story(1000 + seed, paragraphs=12)))
+    assert index.roots() == 200
+    assert index.state_bytes() / index.roots() <= 1024
+
+
+def test_overlap_estimates_containment_of_the_smaller_text() -> None:
+    big = tuple(range(0, 2000, 2))  # 1000 "shingles"
+    small = tuple(range(0, 600, 2))  # the first 300 of them
+    estimate, shared = overlap(big[:128], small[:40], 128, 40)
+    assert estimate == 1.0 and shared >= 3
+    other = tuple(range(1, 2001, 2))
+    assert overlap(big[:128], other[:40], 128, 40)[0] == 0.0

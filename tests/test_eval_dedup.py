@@ -1,0 +1,71 @@
+"""`ingest-worker eval dedup` on a small gzip fixture cut from the syndication dev set.
+
+The fixture holds one story as published (nbcdfw.com) with three syndicated copies inside other
+sites' pages (HTML and whole-page text dumps), the hosts' own stories (hard negatives that share
+the copies' template junk), a second story with one copy, and an unrelated copy on a host.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worker.cli import main as cli_main
+from worker.evaluation.dedup import main, read_lines, score
+
+FIXTURES = Path(__file__).parent / "fixtures" / "dedup"
+PAGES = FIXTURES / "pages.jsonl.gz"
+TRUTH = FIXTURES / "truth.json"
+
+
+def test_eval_dedup_scores_the_fixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events_out = tmp_path / "events.jsonl"
+    assert main(["--pages", str(PAGES), "--truth", str(TRUTH), "--events-out", str(events_out), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["pages"] == 9
+    assert figures["accounted"] + figures["dead_letters"] == 9
+    assert figures["missing"] == 0
+    assert figures["pairs_truth"] == 7
+    assert figures["precision"] == 1.0
+    assert figures["recall"] >= 0.4
+    assert 0 < figures["state_bytes_per_article"] <= 1024
+    assert figures["pages_per_second"] > 0
+    events = [json.loads(line) for line in events_out.read_text().splitlines()]
+    kinds = {e["event_type"] for e in events}
+    assert "article.v1" in kinds and "duplicate.v1" in kinds
+    # the file written is what was scored
+    truth = json.loads(TRUTH.read_text())
+    assert score(truth, events).f1 == figures["f1"]
+
+
+def test_eval_dedup_text_output_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["eval", "dedup", "--pages", str(PAGES), "--truth", str(TRUTH)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("pages 9  accounted ")
+    assert "pairs truth 7  predicted " in out
+    assert "dedup P " in out and " F1 " in out
+    assert "pages/s" in out and "bytes per indexed article" in out
+
+
+def test_score_matches_the_reference_definition() -> None:
+    truth = {"u1": "s1", "u2": "s1", "u3": "s1", "u4": "s2", "u5": "s3"}
+    events = [
+        {"event_type": "article.v1", "id": "A", "url": "u1"},
+        {"event_type": "duplicate.v1", "url": "u2", "duplicate_of": "A"},
+        {"event_type": "article.v1", "id": "B", "url": "u3"},
+        {"event_type": "duplicate.v1", "url": "u4", "duplicate_of": "B"},
+        {"event_type": "dead_letter.v1", "url": "u5"},
+    ]
+    result = score(truth, events)
+    assert (result.pages, result.accounted, result.dead_letters, result.missing) == (5, 4, 1, 1)
+    assert (result.pairs_truth, result.pairs_predicted, result.pairs_correct) == (3, 2, 1)
+    assert result.precision == 0.5 and result.recall == pytest.approx(1 / 3)
+
+
+def test_read_lines_accepts_plain_and_gzip(tmp_path: Path) -> None:
+    plain = tmp_path / "pages.jsonl"
+    plain.write_bytes(b'{"a": 1}\n{"b": 2}\n')
+    assert read_lines(str(plain)) == [b'{"a": 1}', b'{"b": 2}']
+    assert len(read_lines(str(PAGES))) == 9
