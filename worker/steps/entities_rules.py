@@ -269,8 +269,14 @@ def apply_dateline(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
 
 
 def extend_people(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
-    """A PERSON span missing its given name ("Adolf [Hitler]") takes the capitalised word before."""
+    """A PERSON span missing its given name ("Adolf [Hitler]") takes the capitalised word before;
+    royal titles belong to the name ("Prince Andrew", "Pope Francis")."""
     for span in spans:
+        if span.label == "PERSON":
+            royal = ROYAL_RE.search(text[max(0, span.start - 13):span.start])
+            if royal and not _overlaps(spans, span.start - len(royal.group()), span.start - 1):
+                span.start -= len(royal.group())
+                continue
         if span.label != "PERSON" or len(text[span.start:span.end].split()) != 1:
             continue
         match = re.search(r"(?<![.!?:;\n“\"])(?<=[a-z,] )([A-Z][a-z]{1,15}) $",
@@ -478,18 +484,35 @@ def salience(first: int, count: int, max_count: int, length: int, lead_end: int)
     return round(min(1.0, 0.45 * frequency + 0.35 * position + 0.2 * in_lead), 4)
 
 
+def _line_pieces(text: str, raw: list[tuple[int, int, str]]) -> list[tuple[int, int, str, float]]:
+    """Kept model spans cut at line breaks (a span across paragraphs is two weak guesses)."""
+    pieces = []
+    for start, end, label in raw:
+        if label not in KEPT_LABELS:
+            continue
+        if "\n" not in text[start:end]:
+            pieces.append((start, end, label, 1.0))
+            continue
+        for match in re.finditer(r"[^\n]+", text[start:end]):
+            pieces.append((start + match.start(), start + match.end(), label, 0.5))
+    return pieces
+
+
+ROYAL_RE = re.compile(r"(?:Crown Prince|Prince|Princess|King|Queen|Pope|Emperor|Empress|Sheikh)"
+                      r" $")
+
+
 def resolve(
     text: str, raw: list[tuple[int, int, str]], gazetteer: Gazetteer
 ) -> list[Entity]:
     """Canonical entities of a text from the model's (start, end, label) spans."""
     spans: list[Span] = []
     blockers = [Span(start, end, label) for start, end, label in raw if label in NUMERIC_LABELS]
-    for start, end, label in raw:
-        if label not in KEPT_LABELS:
-            continue
+    for start, end, label, weight in _line_pieces(text, raw):
         span = clean_span(text, start, end, label)
         if span is None:
             continue
+        span.weight = weight
         for piece in split_span(text, span):
             surface = text[piece.start:piece.end]
             if has_lowercase_content(surface) and piece.label not in (
