@@ -52,6 +52,11 @@ _JUNK_PATTERNS = [
     r"^(previous|next) (article|post|story)\b",
     r"^also on\b",
     r"\blike this (story|article)\b",
+    r"\bfollow (him|her|them|us|me) on\b",
+    r"\b(may|can) be (reached|contacted) (at|on|via)\b",
+    r"\btell us what you think\b|\bwhat do you think\?\s*$|\blet us know in the comments\b",
+    r"\bfor as little as\b.{0,40}\b(year|month|week)\b",
+    r"^\[\w+[^\]]*\].*\[/\w+\]$",
     r"\b(report|reporting) (an )?(error|typo)\b",
     r"^(log ?in|sign ?in|register|my account|menu|search|home|skip to (main )?content)\W*$",
     r"\bterms (of (use|service)|and conditions)\b|\bprivacy policy\b",
@@ -90,7 +95,8 @@ LEAD_IN = re.compile(
 )
 # "Read more: <headline>" on one line.
 LEAD_IN_INLINE = re.compile(
-    r"^(read more|read also|also read|see also|related|more on this|lesen sie auch|lire aussi"
+    r"^(read more|read also|also read|see also|see more|related|more on this|more:|watch|listen"
+    r"|lesen sie auch|lire aussi"
     r"|à lire aussi|lee también|leia também|leia mais|leggi anche|baca juga|читайте также)"
     r"\s*[:：\-–—»>]\s*\S",
     _I,

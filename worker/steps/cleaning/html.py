@@ -10,7 +10,13 @@ from typing import Any
 import trafilatura
 from lxml import html as lxml_html
 
-from worker.steps.cleaning.boilerplate import SECTION_END, is_junk_line, is_lead_in
+from worker.steps.cleaning.boilerplate import (
+    LEAD_IN_INLINE,
+    SECTION_END,
+    is_junk_line,
+    is_lead_in,
+)
+from worker.steps.cleaning.structure import reconcile
 from worker.steps.cleaning.normalize import is_story_like, normalize_line, split_lines, text_size
 
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
@@ -45,24 +51,15 @@ def parse_html(markup: str) -> Any | None:
         return None
 
 
-def _meta(tree: Any, *names: str) -> str | None:
-    for name in names:
-        for node in tree.xpath(f'//meta[@property="{name}" or @name="{name}"]'):
-            value = (node.get("content") or "").strip()
-            if value:
-                return value
-    return None
-
-
-def _json_ld_items(tree: Any) -> list[dict[str, Any]]:
+def _json_ld_items(scripts: list[Any]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    for script in tree.xpath('//script[@type="application/ld+json"]'):
+    for script in scripts:
         try:
             data = json.loads(script.text or "")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             continue
         stack = [data]
-        while stack:
+        while stack and len(items) < 200:
             node = stack.pop()
             if isinstance(node, list):
                 stack.extend(node)
@@ -85,22 +82,48 @@ def _names(value: Any) -> list[str]:
 
 def read_meta(tree: Any) -> PageMeta:
     """Canonical url, language, site name, authors, date, title and articleBody of a page."""
+    metas: dict[str, str] = {}
+    scripts: list[Any] = []
+    canonical = h1 = title = stamp = byline = None
+    for node in tree.iter("meta", "link", "script", "h1", "title", "time"):
+        tag = node.tag
+        if tag == "meta":
+            key = (node.get("property") or node.get("name") or node.get("itemprop") or "").lower()
+            equiv = (node.get("http-equiv") or "").lower()
+            value = (node.get("content") or "").strip()
+            if value:
+                metas.setdefault(key or equiv, value)
+        elif tag == "link":
+            rel = (node.get("rel") or "").lower()
+            if rel == "canonical" and canonical is None:
+                canonical = (node.get("href") or "").strip() or None
+            elif rel == "author" and byline is None:
+                byline = node.text_content()
+        elif tag == "script":
+            if (node.get("type") or "").lower() == "application/ld+json":
+                scripts.append(node)
+        elif tag == "h1" and h1 is None:
+            h1 = node.text_content()
+        elif tag == "title" and title is None:
+            title = node.text_content()
+        elif tag == "time" and stamp is None:
+            stamp = node.get("datetime")
+
+    def first(*names: str) -> str | None:
+        return next((metas[n] for n in names if n in metas), None)
+
     meta = PageMeta()
-    canonical = tree.xpath('//link[@rel="canonical"]/@href')
-    meta.canonical_url = (canonical[0].strip() if canonical else None) or _meta(tree, "og:url")
-    lang = tree.xpath("/html/@lang") or tree.xpath("//html/@lang")
-    meta.language = (lang[0] if lang else None) or _meta(tree, "og:locale", "language")
-    if not meta.language:
-        http = tree.xpath('//meta[translate(@http-equiv, "CL", "cl")="content-language"]/@content')
-        meta.language = http[0] if http else None
-    meta.site_name = _meta(tree, "og:site_name", "application-name")
-    meta.title = _meta(tree, "og:title", "twitter:title")
-    meta.published_at = _meta(
-        tree, "article:published_time", "og:article:published_time", "datePublished",
-        "pubdate", "publish-date", "date",
+    meta.canonical_url = canonical or first("og:url")
+    lang = tree.get("lang") if tree.tag == "html" else None
+    meta.language = lang or first("og:locale", "language", "content-language")
+    meta.site_name = first("og:site_name", "application-name")
+    meta.title = first("og:title", "twitter:title")
+    meta.published_at = first(
+        "article:published_time", "og:article:published_time", "datepublished", "pubdate",
+        "publish-date", "date",
     )
-    author = _meta(tree, "author", "article:author", "byl")
-    for item in _json_ld_items(tree):
+    author = first("author", "article:author", "byl")
+    for item in _json_ld_items(scripts):
         kind = item.get("@type")
         kinds = kind if isinstance(kind, list) else [kind]
         if not any(isinstance(k, str) and _ARTICLE_TYPES.search(k) for k in kinds):
@@ -117,9 +140,8 @@ def read_meta(tree: Any) -> PageMeta:
             publisher = _names(item.get("publisher"))
             meta.site_name = publisher[0] if publisher else None
     if not meta.title:
-        for path in ("//h1", "//title"):
-            nodes = tree.xpath(path)
-            text = normalize_line(nodes[0].text_content()) if nodes else ""
+        for text in (h1, title):
+            text = normalize_line(text or "")
             if text:
                 meta.title = text
                 break
@@ -127,12 +149,9 @@ def read_meta(tree: Any) -> PageMeta:
         meta.title = re.sub(
             rf"\s*[|\-–—:·]\s*{re.escape(meta.site_name)}\s*$", "", meta.title, flags=re.I
         ) or meta.title
-    if not meta.published_at:
-        stamps = tree.xpath("//time/@datetime")
-        meta.published_at = stamps[0] if stamps else None
-    if not meta.authors and not author:
-        nodes = tree.xpath('//*[@rel="author" or @itemprop="author"]')
-        author = normalize_line(nodes[0].text_content()) if nodes else None
+    meta.published_at = meta.published_at or stamp
+    if not meta.authors and not author and byline:
+        author = normalize_line(byline)
         author = author if author and len(author) < 80 else None
     if not meta.authors and author and not author.startswith("http"):
         meta.authors = [a.strip() for a in re.split(r"\s*(?:,|;|\band\b)\s*", author) if a.strip()]
@@ -142,17 +161,23 @@ def read_meta(tree: Any) -> PageMeta:
 def filter_paragraphs(paragraphs: list[str]) -> list[str]:
     """Drop share prompts, newsletter boxes, 'Read more:' blocks and trailing related lists."""
     kept: list[str] = []
-    skip_headlines = False
+    skip_headlines = skip_items = False
     for paragraph in paragraphs:
+        item = paragraph.startswith(("- ", "• ", "* "))
         text = paragraph.lstrip("-•* ").strip()
         if SECTION_END.match(text) and len(kept) >= 3:
             break
         if is_lead_in(text):
-            skip_headlines = True
+            skip_headlines = skip_items = True
+            continue
+        if LEAD_IN_INLINE.match(text) and len(text.split()) <= 25:
+            skip_items = True
             continue
         if skip_headlines and len(text.split()) <= 20 and not text.endswith("."):
             continue
-        skip_headlines = False
+        if skip_items and item and len(text.split()) <= 20:
+            continue
+        skip_headlines = skip_items = False
         if is_junk_line(text):
             continue
         kept.append(paragraph)
@@ -193,4 +218,4 @@ def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
         added = sum(text_size(p) for p in second if p not in known and is_story_like(p))
         if added >= max(300.0, 0.5 * sum(text_size(p) for p in paragraphs)):
             paragraphs = second
-    return HtmlArticle(filter_paragraphs(paragraphs), meta)
+    return HtmlArticle(filter_paragraphs(reconcile(tree, paragraphs)), meta)

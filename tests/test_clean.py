@@ -1,0 +1,254 @@
+"""The clean step: the seed page, real-page regressions, metadata, drops and robustness."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from worker.document import Article, Dropped, RawPage
+from worker.steps.clean import clean, iso_date, source_domain
+from worker.steps.cleaning.normalize import join_paragraphs, normalize_line, repair_mojibake
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAGES = FIXTURES / "pages"
+TRUTH = json.loads((PAGES / "ground-truth.json").read_text(encoding="utf-8"))
+
+
+def _page_id(prefix: str) -> str:
+    return next(i for i in TRUTH if i.startswith(prefix))
+
+
+def _html_page(prefix: str) -> RawPage:
+    page_id = _page_id(prefix)
+    html = gzip.decompress((PAGES / "html" / f"{page_id}.html.gz").read_bytes()).decode("utf-8")
+    return RawPage(url=TRUTH[page_id]["url"], html=html, fetched_at="2019-11-20T10:00:00Z")
+
+
+def _text_page(prefix: str) -> RawPage:
+    page_id = _page_id(prefix)
+    text = (PAGES / "text" / f"{page_id}.txt").read_text(encoding="utf-8")
+    return RawPage(url=TRUTH[page_id]["url"], text=text)
+
+
+def _article(page: RawPage) -> Article:
+    result = clean(page)
+    assert isinstance(result, Article), result
+    return result
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+# --- the seed page -------------------------------------------------------------------------
+
+
+def test_seed_page_title_and_body_exactly_as_expected() -> None:
+    seed = (FIXTURES / "seed-page.txt").read_text(encoding="utf-8")
+    title = (FIXTURES / "seed-page.expected-title.txt").read_text(encoding="utf-8").strip()
+    body = (FIXTURES / "seed-page.expected-body.txt").read_text(encoding="utf-8")
+    article = _article(RawPage(url="https://news.example.com/world/story-1", text=seed))
+    assert article.mode == "text"
+    assert article.title == title
+    assert _paragraphs(article.text) == _paragraphs(body)
+    assert "\n\n\n" not in article.text
+    assert article.language == "en"
+    assert article.source_domain == "news.example.com"
+    assert article.entities == [] and article.stage_seconds == {}
+
+
+# --- real pages: sentences that must be kept, junk that must go ----------------------------
+
+HTML_CASES = [
+    (
+        "4a44ab3e",
+        ["In addition to the three fatalities at a fuel plant on Tuesday", "he died in my hands"],
+        ["Like this story? Share it with a friend!", "Also on rt.com"],
+    ),
+    (
+        "0ec95c72",
+        ["첫 번째 시선으로서", "이 사안이 보다 명백하게 무엇이 진실인가가"],
+        ["무단전재 및 재배포금지"],
+    ),
+    (
+        "55bb6340",
+        ["Brace yourself, Swifties", "It's worth noting that it's not uncommon"],
+        ["Start your day with the Opening Bell", "Sign up for The Water Coolest today"],
+    ),
+    (
+        "232a43fb",
+        ["The entry-level 13-inch MacBook Pro was last updated in July"],
+        ["Top Rated Comments", "Night mode is an automatic setting"],
+    ),
+]
+
+TEXT_CASES = [
+    (
+        "4a44ab3e",
+        ["Three people have died during protests in Bolivia", "he died in my hands"],
+        ["Like this story? Share it with a friend!", "Also on rt.com", "Follow RT on",
+         "Miss Moscow 2018"],
+    ),
+    (
+        "232a43fb",
+        ["Apple plans to release a new 13-inch MacBook Pro with a scissor switch keyboard",
+         "The entry-level 13-inch MacBook Pro was last updated in July"],
+        ["Top Rated Comments", "Thanks for letting me ramble on", "Night mode is an automatic"],
+    ),
+    (
+        "55bb6340",
+        ["Brace yourself, Swifties", "T-Swift took to Twitter to air her grievances"],
+        ["Start your day with the Opening Bell", "Podcasts"],
+    ),
+    (
+        "0ec95c72",
+        ["첫 번째 시선으로서", "이 사안이 보다 명백하게 무엇이 진실인가가"],
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(("prefix", "kept", "gone"), HTML_CASES)
+def test_html_real_pages(prefix: str, kept: list[str], gone: list[str]) -> None:
+    article = _article(_html_page(prefix))
+    assert article.mode == "html"
+    flat = " ".join(article.text.split())
+    for sentence in kept:
+        assert sentence in flat
+    for junk in gone:
+        assert junk not in flat
+
+
+@pytest.mark.parametrize(("prefix", "kept", "gone"), TEXT_CASES)
+def test_text_dump_real_pages(prefix: str, kept: list[str], gone: list[str]) -> None:
+    article = _article(_text_page(prefix))
+    assert article.mode == "text"
+    flat = " ".join(article.text.split())
+    for sentence in kept:
+        assert sentence in flat
+    for junk in gone:
+        assert junk not in flat
+
+
+def test_text_dump_title_is_the_headline() -> None:
+    article = _article(_text_page("4a44ab3e"))
+    assert article.title.startswith("‘He died in my hands’: 3 pro-Morales demonstrators")
+    macrumors = _article(_text_page("232a43fb"))
+    assert macrumors.title == (
+        "13-Inch MacBook Pro With Scissor Keyboard Expected in First Half of 2020"
+    )
+
+
+def test_html_metadata() -> None:
+    article = _article(_html_page("4a44ab3e"))
+    assert "Morales" in article.title
+    assert article.source_domain == "rt.com"
+    assert article.canonical_url and article.canonical_url.startswith("https://www.rt.com/")
+    assert article.language == "en"
+    assert article.fetched_at == "2019-11-20T10:00:00Z"
+    assert article.published_at and article.published_at.startswith("2019-11-")
+    korean = _article(_html_page("0ec95c72"))
+    assert korean.language == "ko"
+
+
+def test_language_from_page_wins() -> None:
+    page = _text_page("4a44ab3e")
+    article = _article(RawPage(url=page.url, text=page.text, language="en-GB"))
+    assert article.language == "en"
+
+
+# --- drops ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        RawPage(url="https://a.example/", html="<html><body></body></html>"),
+        RawPage(url="https://a.example/", html="<html><body><p>Too short.</p></body></html>"),
+        RawPage(url="https://a.example/", text="Home\nNews\nSport\nWeather\n"),
+        RawPage(url="https://a.example/", text="   \n\n "),
+        RawPage(
+            url="https://a.example/",
+            html="<html><body><ul>"
+            + "".join(f"<li><a href='/n/{k}'>Headline number {k}</a></li>" for k in range(80))
+            + "</ul></body></html>",
+        ),
+    ],
+)
+def test_pages_without_an_article_are_dropped(page: RawPage) -> None:
+    result = clean(page)
+    assert isinstance(result, Dropped)
+    assert result.reason == "empty_after_cleaning"
+    assert page.url in result.detail and len(result.detail) > 40
+
+
+def test_page_with_neither_html_nor_text_is_unsupported() -> None:
+    result = clean(RawPage(url="https://a.example/x"))
+    assert isinstance(result, Dropped) and result.reason == "unsupported_content"
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "\x00\x01\x02\xff\xfe binary junk \x89PNG\r\n\x1a\n" * 50,
+        "<html><<<>>><body><p>unclosed <b><i>tags" * 100,
+        '<?xml version="1.0" encoding="utf-8"?><html><body><p>x</p></body></html>',
+        "<p>" + "word " * 200_000 + "</p>",
+        "<div>" * 5000 + "deep" + "</div>" * 5000,
+        "<html><head><script type='application/ld+json'>{not json</script></head></html>",
+    ],
+)
+def test_garbage_html_never_crashes(markup: str) -> None:
+    result = clean(RawPage(url="https://a.example/x", html=markup))
+    assert isinstance(result, Article | Dropped)
+
+
+def test_garbage_text_never_crashes() -> None:
+    junk = "".join(chr(c) for c in range(0, 0x3000, 7)) * 20
+    result = clean(RawPage(url="not a url", text=junk))
+    assert isinstance(result, Article | Dropped)
+    if isinstance(result, Article):
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", result.text)
+
+
+def test_deterministic() -> None:
+    page = _html_page("55bb6340")
+    assert clean(page) == clean(page)
+
+
+# --- unicode and whitespace ----------------------------------------------------------------
+
+
+def test_text_is_nfc_without_controls_and_mojibake() -> None:
+    story = (
+        "Itâ€™s a cafe\u0301 story\x07 about the mayorâ€™s plan, and it goes on for a while "
+        "with enough words to count as a real paragraph of news."
+    )
+    text = "Menu\n\nHome\n\n" + "\n\n".join([story] * 1 + [
+        f"Paragraph {k} of the story continues here with more words about the plan and why "
+        "the city council argued about it for hours on Tuesday." for k in range(5)
+    ]) + "\n\n\n\nShare this article\n\nFollow us on Facebook"
+    article = _article(RawPage(url="https://b.example/story", text=text))
+    assert "It’s a café story about the mayor’s plan" in article.text
+    assert "\x07" not in article.text
+    assert "Share this article" not in article.text
+    assert re.fullmatch(r"(?:[^\n]+\n\n)*[^\n]+", article.text)
+
+
+def test_normalize_helpers() -> None:
+    assert repair_mojibake("Ã©tÃ© â€œquotedâ€\x9d") == "été “quoted”"
+    assert repair_mojibake("café déjà vu") == "café déjà vu"
+    assert normalize_line(" a\u00a0\u00a0b\u200b c\t") == "a b c"
+    assert join_paragraphs(["one ", "", "two"]) == "one\n\ntwo"
+
+
+def test_small_helpers() -> None:
+    assert source_domain("https://www.example.co.uk/a?b") == "example.co.uk"
+    assert source_domain("::") == ""
+    assert iso_date("2019-11-18T07:45:00Z") == "2019-11-18T07:45:00+00:00"
+    assert iso_date("2019-11-18") == "2019-11-18"
+    assert iso_date("yesterday") is None

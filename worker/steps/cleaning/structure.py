@@ -1,0 +1,208 @@
+"""Reconcile trafilatura's paragraphs with the page structure.
+
+Trafilatura's paragraphs are located among the page's text blocks; the story container is the
+deepest element holding most of them (widened to same-class siblings, for bodies split around
+ads). Story-like blocks inside the container that trafilatura missed (bare text, split bodies)
+are added in document order, and paragraphs found outside it (sidebar teasers) are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any
+
+from worker.steps.cleaning.boilerplate import is_junk_line
+from worker.steps.cleaning.normalize import is_story_like, normalize_line, text_size
+
+BLOCK_TAGS = frozenset(
+    "p div li ul ol h1 h2 h3 h4 h5 h6 blockquote pre td th tr table tbody thead dd dt dl "
+    "figcaption figure section article main aside header footer nav form address center "
+    "details summary fieldset body".split()
+)
+SKIP_TAGS = frozenset(
+    "script style noscript template svg iframe button select option textarea head title "
+    "meta link object embed canvas video audio picture source".split()
+)
+NOT_STORY = re.compile(
+    r"comment|caption|credit|related|share|social|newsletter|subscri|promo|advert|\bads?\b"
+    r"|sponsor|byline|author|footer|sidebar|widget|nav|menu|breadcrumb|tags?\b|teaser|signup"
+    r"|cookie|consent|popup|modal|recommend|trending|popular|disclaimer",
+    re.I,
+)
+NOT_STORY_TAGS = frozenset("figure figcaption aside nav footer header form li td th".split())
+_KEY = 40
+
+
+@dataclass(slots=True)
+class Block:
+    """A run of text that one block element holds directly, in document order."""
+
+    element: Any
+    text: str
+    link_chars: int
+    order: int
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+def text_blocks(tree: Any) -> list[Block]:
+    """Blocks of directly held text (inline children included), in document order."""
+    blocks: list[Block] = []
+
+    def emit(el: Any, parts: list[str], links: int) -> None:
+        text = " ".join("".join(parts).split())
+        if text:
+            blocks.append(Block(el, text, links, len(blocks)))
+
+    for el in tree.iter(*BLOCK_TAGS):
+        parts: list[str] = [el.text or ""]
+        links = 0
+        for child in el:
+            ctag = child.tag if isinstance(child.tag, str) else ""
+            if ctag in BLOCK_TAGS:
+                if child.tail and child.tail.strip():
+                    emit(el, parts, links)
+                    parts, links = [child.tail], 0
+                continue
+            if ctag and ctag not in SKIP_TAGS:
+                if next(child.iter(*BLOCK_TAGS), None) is not None:
+                    continue  # an inline element wrapping blocks: they are visited on their own
+                inner = "".join(child.itertext())
+                parts.append(inner)
+                if ctag == "a":
+                    links += len(inner)
+                else:
+                    links += sum(len("".join(a.itertext())) for a in child.iter("a"))
+            if child.tail:
+                parts.append(child.tail)
+        emit(el, parts, links)
+    return blocks
+
+
+def _ancestors(el: Any) -> list[Any]:
+    chain = []
+    node = el
+    while node is not None:
+        chain.append(node)
+        node = node.getparent()
+    return chain
+
+
+def _container(matched: list[tuple[Block, float]], share: float) -> Any | None:
+    total = sum(size for _, size in matched)
+    weight: dict[Any, float] = {}
+    depth: dict[Any, int] = {}
+    for block, size in matched:
+        chain = _ancestors(block.element)
+        for level, node in enumerate(reversed(chain)):
+            weight[node] = weight.get(node, 0.0) + size
+            depth[node] = level
+    best = None
+    for node, w in weight.items():
+        if w >= share * total and (best is None or depth[node] > depth[best]):
+            best = node
+    return best
+
+
+def _story_block(block: Block, container: Any) -> bool:
+    text = block.text
+    if not is_story_like(text) or is_junk_line(text):
+        return False
+    if block.link_chars > 0.3 * len(text):
+        return False
+    node = block.element
+    while node is not None and node is not container:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if tag in NOT_STORY_TAGS:
+            return False
+        if NOT_STORY.search(f"{node.get('class') or ''} {node.get('id') or ''}"):
+            return False
+        node = node.getparent()
+    return True
+
+
+def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
+    """Trafilatura's paragraphs with missed story blocks of the container added and
+    paragraphs outside it dropped."""
+    if not paragraphs:
+        return paragraphs
+    blocks = text_blocks(tree)
+    by_key: dict[str, list[Block]] = {}
+    for block in blocks:
+        by_key.setdefault(_squash(block.text)[:_KEY], []).append(block)
+    keys = [_squash(p.lstrip("-•* "))[:_KEY] for p in paragraphs]
+    located: list[Block | None] = [
+        by_key[k][0] if len(k) >= 12 and len(by_key.get(k, ())) == 1 else None for k in keys
+    ]
+    squashed = [_squash(b.text) for b in blocks]
+    starts = list(accumulate((len(x) for x in squashed), initial=0))
+    whole = "".join(squashed)
+    for k, key in enumerate(keys):  # a paragraph that is part of a longer block (<br> breaks)
+        if located[k] is None and len(key) >= 24 and key not in by_key:
+            at = whole.find(key)
+            if at >= 0:
+                located[k] = blocks[bisect_right(starts, at) - 1]
+    matched = [(b, text_size(p)) for b, p in zip(located, paragraphs, strict=True) if b is not None]
+    total = sum(text_size(p) for p in paragraphs)
+    if not matched or sum(size for _, size in matched) < 0.5 * total:
+        return paragraphs
+    container = _container(matched, 0.8)
+    if container is None or container.getparent() is None:
+        return paragraphs
+    members = {id(n) for n in container.iter()}
+    siblings = [
+        s for s in container.itersiblings()
+        if s.tag == container.tag and s.get("class") and s.get("class") == container.get("class")
+    ] + [
+        s for s in container.itersiblings(preceding=True)
+        if s.tag == container.tag and s.get("class") and s.get("class") == container.get("class")
+    ]
+    for sibling in siblings:
+        members.update(id(n) for n in sibling.iter())
+    for k, key in enumerate(keys):  # repeated text (a lede also used as caption): take the copy
+        if located[k] is None and len(key) >= 12 and key in by_key:  # inside the container
+            inner = [b for b in by_key[key] if id(b.element) in members]
+            located[k] = inner[0] if inner else by_key[key][0]
+    inside = [b is not None and id(b.element) in members for b in located]
+    outside_size = sum(
+        text_size(p) for p, b, ok in zip(paragraphs, located, inside, strict=True)
+        if b is not None and not ok
+    )
+    drop_outside = outside_size < 0.25 * total
+    used = {id(b) for b in located if b is not None}
+    known = "".join(_squash(p) for p in paragraphs)
+    extra = [
+        block for block in blocks
+        if id(block) not in used
+        and id(block.element) in members
+        and _story_block(block, container)
+        and _squash(block.text)[:_KEY] not in known
+    ]
+    result: list[str] = []
+    for paragraph, block, ok in zip(paragraphs, located, inside, strict=True):
+        if block is not None:
+            while extra and extra[0].order < block.order:
+                result.append(normalize_line(extra.pop(0).text))
+            if drop_outside and not ok and _teaser(block, paragraph):
+                continue
+        result.append(paragraph)
+    result.extend(normalize_line(b.text) for b in extra)
+    return result
+
+
+def _teaser(block: Block, paragraph: str) -> bool:
+    """A paragraph outside the story container that looks like furniture: not prose, inside a
+    link, or in an element named like a sidebar, related list or promotion."""
+    node = block.element
+    for _ in range(6):
+        if node is None:
+            break
+        if node.tag == "a" or NOT_STORY.search(f"{node.get('class') or ''} {node.get('id') or ''}"):
+            return True
+        node = node.getparent()
+    return False
