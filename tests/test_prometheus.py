@@ -355,6 +355,26 @@ def test_prometheus_scrapes_the_worker(stack: tuple[Settings, Prometheus, int]) 
         str(p) for p in range(settings.topic_partitions)
     ], lag
     assert all(value(s) == 0 for s in lag), lag
+
+    # Every page is accounted for exactly once, and the counters agree with each other.
+    def total(expr: str) -> float:
+        result = prometheus.query(f"sum({expr})")
+        return value(result[0]) if result else -1.0
+
+    outcomes = (
+        total("ingest_articles_total")
+        + total("ingest_duplicates_total")
+        + total("ingest_dead_letters_total")
+    )
+    assert outcomes == pages
+    assert total('ingest_stage_seconds_count{stage="decode"}') == pages
+    assert total('ingest_dead_letters_total{reason="invalid_json"}') >= 1  # the malformed sample
+    # An article is counted before its event is sent and acknowledged: wait for the two to meet.
+    assert prometheus.wait_for(
+        'sum(ingest_events_published_total{event_type="article.v1"}) == sum(ingest_articles_total)',
+        timeout=30,
+    ), "published article events never matched the articles counted"
+    assert total("ingest_end_to_end_seconds_count") >= total("ingest_articles_total") > 0
     build = prometheus.query(f'ingest_build_info{{job="{JOB}"}}')
     assert build and build[0]["metric"]["version"]
 
