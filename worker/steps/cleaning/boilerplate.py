@@ -64,7 +64,8 @@ _JUNK_PATTERNS = [
     r"\bto (continue|read) (reading|the full story)\b",
     r"\bjavascript\b.{0,40}\b(enable|disabled|required)\b",
 ]
-JUNK_LINE = re.compile("|".join(f"(?:{p})" for p in _JUNK_PATTERNS), _I)
+JUNK_START = re.compile("|".join(f"(?:{p[1:]})" for p in _JUNK_PATTERNS if p[0] == "^"), _I)
+JUNK_ANYWHERE = re.compile("|".join(f"(?:{p})" for p in _JUNK_PATTERNS if p[0] != "^"), _I)
 
 # A heading that opens the page's furniture after the story ("Related posts", "Most read").
 SECTION_END = re.compile(
@@ -115,7 +116,7 @@ def is_junk_line(line: str) -> bool:
     """True when the whole line is site furniture: share, follow, newsletter, cookie, credits."""
     if len(line) > 240 or len(line.split()) > 40:
         return bool(re.search(r"\bcookies?\b.{0,80}\b(consent|accept|policy)\b", line, _I))
-    return bool(JUNK_LINE.search(line))
+    return bool(JUNK_START.match(line) or JUNK_ANYWHERE.search(line))
 
 
 def is_lead_in(line: str) -> bool:

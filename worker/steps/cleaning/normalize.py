@@ -15,11 +15,7 @@ _CONT = (
 _MOJIBAKE = re.compile(
     f"(?:[\xc2-\xdf][{_CONT}]|[\xe0-\xef][{_CONT}]{{2}}|[\xf0-\xf4][{_CONT}]{{3}})+"
 )
-_DROP_CHARS = dict.fromkeys(
-    [c for c in range(0x20) if c not in (0x09, 0x0A)]
-    + list(range(0x7F, 0xA0))
-    + [0x00AD, 0x200B, 0x2060, 0xFEFF, 0xFFFE, 0xFFFF, 0xFFFD]
-)
+_DROP = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff\ufffe\uffff\ufffd]+")
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 
@@ -58,9 +54,9 @@ def repair_mojibake(text: str) -> str:
 def normalize_line(line: str) -> str:
     """One line: mojibake repaired, NFC, no control characters, single spaces, stripped."""
     if line.isascii():
-        return _SPACES.sub(" ", line.translate(_DROP_CHARS)).strip()
+        return _SPACES.sub(" ", _DROP.sub("", line)).strip()
     line = repair_mojibake(line)
-    line = unicodedata.normalize("NFC", line).translate(_DROP_CHARS)
+    line = _DROP.sub("", unicodedata.normalize("NFC", line))
     return _SPACES.sub(" ", line).strip()
 
 

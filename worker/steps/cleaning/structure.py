@@ -24,7 +24,7 @@ BLOCK_TAGS = frozenset(
 )
 SKIP_TAGS = frozenset(
     "script style noscript template svg iframe button select option textarea head title "
-    "meta link object embed canvas video audio picture source".split()
+    "meta link object embed canvas video audio picture source #".split()
 )
 NOT_STORY = re.compile(
     r"comment|caption|credit|related|share|social|newsletter|subscri|promo|advert|\bads?\b"
@@ -50,37 +50,66 @@ def _squash(text: str) -> str:
     return "".join(text.split()).lower()
 
 
+_TEXT_NODES = "//text()[normalize-space()]"
+
+
 def text_blocks(tree: Any) -> list[Block]:
     """Blocks of directly held text (inline children included), in document order."""
     blocks: list[Block] = []
+    owners: dict[Any, tuple[Any, bool]] = {}
+    hidden: dict[Any, bool] = {}
 
-    def emit(el: Any, parts: list[str], links: int) -> None:
-        text = " ".join("".join(parts).split())
-        if text:
-            blocks.append(Block(el, text, links, len(blocks)))
+    def is_hidden(el: Any) -> bool:
+        found = hidden.get(el)
+        if found is None:
+            tag = el.tag if isinstance(el.tag, str) else "#"
+            parent = el.getparent()
+            found = tag in SKIP_TAGS or (parent is not None and is_hidden(parent))
+            hidden[el] = found
+        return found
 
-    for el in tree.iter(*BLOCK_TAGS):
-        parts: list[str] = [el.text or ""]
-        links = 0
-        for child in el:
-            ctag = child.tag if isinstance(child.tag, str) else ""
-            if ctag in BLOCK_TAGS:
-                if child.tail and child.tail.strip():
-                    emit(el, parts, links)
-                    parts, links = [child.tail], 0
+    def owner_of(el: Any) -> tuple[Any, bool]:
+        found = owners.get(el)
+        if found is None:
+            tag = el.tag if isinstance(el.tag, str) else ""
+            parent = el.getparent()
+            if tag in BLOCK_TAGS or parent is None:
+                found = (el, False)
+            else:
+                owner, linked = owner_of(parent)
+                found = (owner, linked or tag == "a")
+            owners[el] = found
+        return found
+
+    current: Any = None
+    parts: list[str] = []
+    links = 0
+    try:
+        nodes = tree.xpath(_TEXT_NODES)
+    except Exception:  # lxml refuses some pathological trees
+        return blocks
+    for node in nodes:
+        holder = node.getparent()
+        if holder is None:
+            continue
+        if node.is_tail:
+            holder = holder.getparent()
+            if holder is None:
                 continue
-            if ctag and ctag not in SKIP_TAGS:
-                if next(child.iter(*BLOCK_TAGS), None) is not None:
-                    continue  # an inline element wrapping blocks: they are visited on their own
-                inner = "".join(child.itertext())
-                parts.append(inner)
-                if ctag == "a":
-                    links += len(inner)
-                else:
-                    links += sum(len("".join(a.itertext())) for a in child.iter("a"))
-            if child.tail:
-                parts.append(child.tail)
-        emit(el, parts, links)
+        if is_hidden(holder):
+            continue
+        owner, linked = owner_of(holder)
+        if owner is not current:
+            if current is not None:
+                text = " ".join("".join(parts).split())
+                blocks.append(Block(current, text, links, len(blocks)))
+            current, parts, links = owner, [], 0
+        parts.append(str(node))
+        if linked:
+            links += len(node)
+    if current is not None and parts:
+        text = " ".join("".join(parts).split())
+        blocks.append(Block(current, text, links, len(blocks)))
     return blocks
 
 
