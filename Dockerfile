@@ -10,7 +10,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY worker ./worker
-COPY schemas ./schemas
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/ingest-worker --create-home ingest
 
