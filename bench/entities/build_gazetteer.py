@@ -52,7 +52,7 @@ AMBIGUOUS = {
     "Paris", "Sydney", "Regina", "Marion", "Norman", "Troy", "Mercedes", "Barrie", "Kingston",
     "Richmond", "Sandy", "Pearl", "Albany", "Vista", "Union", "Centre", "Central", "North",
     "South", "East", "West", "Western", "Eastern", "Northern", "Southern", "Capital", "Young",
-    "Trump", "Orlando", "Jordan", "Chad", "Georgia", "Delhi", "Sale", "March", "May", "Bay",
+    "Trump", "Orlando", "Jordan", "Chad", "Georgia", "Delhi", "March", "May", "Bay",
     "Adam", "Cork", "Derby", "Medina", "Mesa", "Boulder", "Providence", "Concord", "Hull",
     "Bangor", "Plano", "Frisco", "Warren", "Murray", "Ogden", "Gary", "Lawrence", "Stockton",
     "Lansing", "Camden", "Bolton", "Preston", "Wigan", "Brighton", "Taylor", "Allen",
@@ -78,9 +78,8 @@ def clean_subdivision(name: str) -> str | None:
 
 def given_names(places: set[str]) -> list[str]:
     """Census given names in title case, without places and everyday words."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
     import names  # type: ignore[import-not-found]
+    from spacy.lang.en.stop_words import STOP_WORDS
 
     root = Path(names.__file__).parent
     kept = set()

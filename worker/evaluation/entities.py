@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ def map_label(label: str, conll: bool) -> str | None:
     return label
 
 
-def mapped(spans: Sequence[tuple[int, int, str]], conll: bool) -> Spans:
+def mapped(spans: Iterable[tuple[int, int, str]], conll: bool) -> Spans:
     """Spans with scoring labels."""
     out: Spans = set()
     for start, end, label in spans:

@@ -61,7 +61,7 @@ def load_nlp(name: str = DEFAULT_MODEL) -> Any:
 
     location = _model_location(name)
     nlp = spacy.load(location, exclude=list(NON_NER_COMPONENTS))
-    ner = nlp.get_pipe("ner")
+    ner: Any = nlp.get_pipe("ner")
     listens = any("Listener" in type(layer).__name__ or layer.name.startswith("listener")
                   for layer in ner.model.walk())
     for pipe in list(nlp.pipe_names):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from worker.document import ENTITY_LABELS, Entity
-from worker.steps.entities_gazetteer import WORD_RE, Gazetteer
+from worker.steps.entities_gazetteer import Gazetteer
 
 KEPT_LABELS = frozenset(ENTITY_LABELS)
 HONORIFICS = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Sir", "Dame", "Prof", "Professor")
@@ -532,10 +532,10 @@ def resolve(
     spans = [s for s in occupied if s.label in KEPT_LABELS]
     apply_org_cues(text, spans, gazetteer)
 
-    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for span in spans:
         votes[text[span.start:span.end]][span.label] += span.weight
-    names = {name: counter.most_common(1)[0][0] for name, counter in votes.items()}
+    names = {name: max(counter, key=counter.__getitem__) for name, counter in votes.items()}
     occupied = spans + blockers
     propagate(text, occupied, names)
     spans = [s for s in occupied if s.label in KEPT_LABELS and not is_share_prompt(text, s)
@@ -561,10 +561,10 @@ def build_entities(text: str, spans: list[Span], groups: _Groups) -> list[Entity
     entities: list[Entity] = []
     for group in members.values():
         group.sort(key=lambda s: s.start)
-        vote: Counter[str] = Counter()
+        vote: dict[str, float] = defaultdict(float)
         for span in group:
             vote[span.label] += span.weight
-        label = vote.most_common(1)[0][0]
+        label = max(vote, key=vote.__getitem__)
         forms = [" ".join(text[s.start:s.end].split()) for s in group]
         canonical = max(forms, key=lambda f: (len(f.split()), len(f), -forms.index(f)))
         mentions = [(s.start, s.end) for s in group]
