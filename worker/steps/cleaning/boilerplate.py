@@ -39,6 +39,8 @@ _JUNK_PATTERNS = [
     r"|leer m[aá]s|leia mais|continua a leggere|selengkapnya)\b.{0,40}$",
     r"^(image|photo|picture|video) (copyright|caption|credit)\b",
     r"\b(getty images|shutterstock|istock|afp photo|reuters/|ap photo)\b",
+    r"\((image|photo|picture|pic|foto|credit|source)s?\s*:[^)]*\)\s*$",
+    r"©\s*\w+(\s*/\s*\w+)?",
     r"^(photo|foto|credit|cr[ée]dit|source|quelle|fonte|fuente)\s*:",
     r"^(©|\(c\)|copyright\b|all rights reserved)",
     r"^.{0,80}[©ⓒ].{0,80}$",

@@ -94,6 +94,8 @@ W_SENTENCE = 0.2
 W_SHORT = -0.7
 W_STORY_UNIT = 80.0
 INCLUDE_SHORT = "all"
+PROSE_STORY = True
+HEADER_WINDOW = 8
 COMMENTS_SHARE = 0.4
 
 
@@ -114,12 +116,24 @@ def _classify(lines: list[Line], has_stops: bool) -> None:
             and not (line.bullet and line.size < 120)
         ):
             line.kind, line.weight = "story", min(line.size, 500) / W_STORY_UNIT
+        elif PROSE_STORY and _prose(line, has_stops):
+            line.kind, line.weight = "story", min(line.size, 500) / W_STORY_UNIT * 0.7
         elif line.size >= 30 and line.sentence and not line.bullet:
             line.kind, line.weight = "short", W_SENTENCE
         elif line.bullet:
             line.kind, line.weight = "junk", W_BULLET
         else:
             line.kind, line.weight = "short", W_SHORT
+
+
+def _prose(line: Line, has_stops: bool) -> bool:
+    """A long line without final punctuation that still reads like prose, not a headline."""
+    if line.size < 70 or line.bullet or line.words < 10:
+        return False
+    if has_stops and line.stop_ratio < 0.2:
+        return False
+    capitals = sum(1 for w in line.text.split() if w[:1].isupper())
+    return capitals / max(1, line.words) < 0.4
 
 
 def _keep(line: Line) -> bool:
@@ -174,6 +188,22 @@ def _best_run(lines: list[Line]) -> tuple[int, int]:
     return 0, 0
 
 
+def _after_header(lines: list[Line], start: int, end: int) -> int:
+    """Skip a standfirst, byline or dateline at the top of the run: the story starts after the
+    last byline/date line among its first lines (when at most two story lines precede it)."""
+    cut = start
+    stories = 0
+    for k in range(start, min(end, start + HEADER_WINDOW)):
+        text = lines[k].text
+        if lines[k].kind == "story":
+            stories += 1
+            if stories > 2:
+                break
+        elif BYLINE.match(text) or (DATE_LINE.match(text) and lines[k].words <= 12):
+            cut = k + 1
+    return cut if any(line.kind == "story" for line in lines[cut:end]) else start
+
+
 def _content_words(text: str, stops: frozenset[str]) -> set[str]:
     return {w.lower() for w in _WORD.findall(text) if w.lower() not in stops and not w.isdigit()}
 
@@ -207,6 +237,9 @@ def extract_dump(text: str, language: str | None = None) -> DumpArticle:
     _classify(lines, bool(stops))
     _lead_in_blocks(lines)
     start, end = _best_run(lines)
+    start = _after_header(lines, start, end)
+    if end - start > 1 and not lines[start].sentence and lines[start].words <= 35:
+        start += 1  # a run opening on an unpunctuated line opens on the headline
     paragraphs = [line.text for line in lines[start:end] if _keep(line)]
     if not paragraphs:
         return DumpArticle("", [], language)

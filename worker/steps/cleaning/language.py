@@ -18,6 +18,56 @@ STOPLIST_NAMES: dict[str, str] = {
     "sw": "Swahili", "et": "Estonian", "lv": "Latvian", "lt": "Lithuanian", "ar": "Arabic",
     "fa": "Persian", "ur": "Urdu", "he": "Hebrew", "hi": "Hindi", "ko": "Korean",
 }
+# The most frequent function words: what tells languages apart (the full stop lists overlap:
+# some hold thousands of words, English ones included).
+FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    code: frozenset(words.split())
+    for code, words in {
+        "en": "the and of to in is that for it was with as on be by this are at from have has not"
+        " but or an they which he she his her their were been will would",
+        "de": "der die das und ist nicht ein eine zu den mit sich des auf für im dem von auch es"
+        " an werden aus er hat dass sie nach wird bei einer um wie",
+        "fr": "le la les et des est un une du que dans pour pas qui sur au par plus avec ce il"
+        " elle sont ont été mais ou leur cette aux nous vous",
+        "es": "el la los las y de que en un una es por con para del se no al lo como más pero sus"
+        " le ha este esta fue son entre también",
+        "it": "il di che e la per un una non sono del della le gli con si da al anche più nel ma"
+        " come questo ha alla dei ci essere",
+        "pt": "o a os as de que e do da em um uma para com não por se na no mais dos das ao"
+        " como mas foi ele ela são também pelo pela",
+        "nl": "de het een en van is dat op te in voor niet met zijn er aan ook als maar bij door"
+        " worden wordt om nog naar uit",
+        "sv": "och att det som en på är av för med till den har inte om ett var jag men så de"
+        " från kan vid eller sig",
+        "da": "og i at det en den til er som på de med af for ikke der var har et men fra kan"
+        " blev eller om skal",
+        "no": "og i det som en på er til å av for med har ikke den de et var men om fra kan"
+        " eller seg skal ble",
+        "fi": "ja on ei se että oli hän ovat mutta kun tai myös kuin joka mitä niin ole sen ja"
+        " vain jo nyt sitä tämä",
+        "pl": "i w na z się nie do to że jest o jak po co przez dla od tak ale jego są za było"
+        " oraz może jej ich",
+        "cs": "a se na je že v to s z do o jako by pro ale jsou k po tak od jeho byl které také"
+        " podle jak",
+        "ro": "și în de la a cu o că pe un este din care nu pentru mai au fost se ce sau lui"
+        " fi sunt acest",
+        "hu": "a az és hogy is nem egy van meg de csak már el ki mint volt ez azt ha még pedig"
+        " vagy lesz",
+        "tr": "ve bir bu da de için ile çok olarak daha gibi ne olan en ama sonra kadar var"
+        " değil ya her şey",
+        "id": "yang dan di ini itu dengan untuk dari dalam tidak akan ke pada juga ada adalah"
+        " oleh karena atau mereka sudah bisa saat",
+        "ru": "и в не на что с по как это он к из но за от о его то все она так же был для"
+        " они было только",
+        "uk": "і в на що не з до як це та у за від він по але його які був її про для також",
+        "ca": "el la i de que els les en un una per amb no és del es al com més però dels va"
+        " seu ha",
+        "vi": "và của là có các trong được cho những một không người với này đã để khi đến"
+        " từ cũng như",
+        "sw": "na ya wa kwa za la katika ni kuwa hiyo huo hii cha yake pia lakini",
+        "tl": "ang ng sa na mga at ay si para kay hindi ito ni din rin",
+    }.items()
+}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ja", re.compile(r"[\u3040-\u30ff]")),
@@ -65,13 +115,8 @@ def detect_language(text: str) -> str | None:
     if len(words) < 5:
         return None
     best, best_ratio = None, 0.0
-    for code in STOPLIST_NAMES:
-        if code in ("ko", "he", "hi"):
-            continue
-        stops = stopwords(code)
-        ratio = sum(1 for w in words if w in stops) / len(words)
+    for code, function_words in FUNCTION_WORDS.items():
+        ratio = sum(1 for w in words if w in function_words) / len(words)
         if ratio > best_ratio:
             best, best_ratio = code, ratio
-        if ratio >= 0.3:  # clear enough: the most common languages come first
-            break
-    return best if best_ratio >= 0.12 else None
+    return best if best_ratio >= 0.05 else None
