@@ -155,3 +155,38 @@ def test_batch_keeps_order(model: Tagger) -> None:
     result = tag(texts, model, batch_size=2)
     assert len(result) == 3 and result[1] == []
     assert "Angela Merkel" in _by_canonical(result[2])
+
+
+def test_royal_title_is_part_of_the_name(model: Tagger) -> None:
+    text = "Prince Andrew gave an interview. Andrew later stepped back from royal duties."
+    names = _by_canonical(tag([text], model)[0])
+    assert names["Prince Andrew"].label == "PERSON"
+    assert names["Prince Andrew"].count == 2
+
+
+def test_span_across_paragraphs_is_cut(model: Tagger) -> None:
+    text = "Follow us on Twitter\nShare this article on Facebook\n\nElon Musk said Tesla would grow."
+    entities = tag([text], model)[0]
+    for entity in entities:
+        assert all("\n" not in text[a:b] for a, b in entity.mentions)
+    assert "Elon Musk" in _by_canonical(entities)
+
+
+def test_languages_are_not_nationalities(model: Tagger) -> None:
+    text = ("Russian troops crossed the border. The prisoners do not speak Ukrainian, English or "
+            "Russian, officials said.")
+    entities = tag([text], model)[0]
+    labels = {(text[a:b], e.label) for e in entities for a, b in e.mentions}
+    assert ("English", "LANGUAGE") in labels
+    assert ("Russian", "NORP") in labels and ("Russian", "LANGUAGE") in labels
+
+
+def test_document_consistency_one_type_per_name(seed: tuple[str, list[Entity]]) -> None:
+    text, entities = seed
+    types: dict[str, set[str]] = {}
+    for entity in entities:
+        if entity.label == "LANGUAGE":
+            continue
+        for a, b in entity.mentions:
+            types.setdefault(text[a:b], set()).add(entity.label)
+    assert all(len(labels) == 1 for labels in types.values()), types

@@ -158,14 +158,29 @@ def split_span(text: str, span: Span) -> list[Span]:
     return [p for p in pieces if p.end > p.start and is_plausible_name(text[p.start:p.end])]
 
 
+PARTICLE_RE = re.compile(
+    r"^(?:al|el|bin|ibn|da|di|del|della|van|von|der|den|du|le|la|am|im|y|e|of|and|on|upon|"
+    r"for|the|de|neo|pro|anti)(?:[-’'].*)?$")
+
+
+def _is_lowercase_word(word: str) -> bool:
+    """A lowercase word that is not a name particle ("al-", "van", "of")."""
+    return word[:1].islower() and word.casefold() not in MINOR_WORDS and not PARTICLE_RE.match(
+        word)
+
+
+def trim_lowercase(text: str, span: Span) -> Span:
+    """The span without trailing lowercase words the model swept in ("Andrew later")."""
+    words = list(re.finditer(r"\S+", text[span.start:span.end]))
+    while len(words) > 1 and _is_lowercase_word(words[-1].group()):
+        words.pop()
+    return Span(span.start, span.start + words[-1].end(), span.label, span.weight) if words \
+        else span
+
+
 def has_lowercase_content(surface: str) -> bool:
     """Whether a name contains a lowercase word that is not a particle ("Garrett hit Rudolph")."""
-    for word in surface.split():
-        if word[:1].islower() and word.casefold() not in MINOR_WORDS and not re.match(
-                r"^(?:al|el|bin|ibn|da|di|del|della|van|von|der|den|du|le|la|am|im|y|e|"
-                r"of|and|on|upon|for|the|de)[-’']?", word):
-            return True
-    return False
+    return any(_is_lowercase_word(word) for word in surface.split())
 
 
 def is_plausible_name(surface: str) -> bool:
@@ -217,6 +232,25 @@ def apply_heads(text: str, spans: list[Span]) -> None:
         elif head in ORG_HEADS and span.label in ("PERSON", "GPE", "PRODUCT", "FAC", "NORP",
                                                    "WORK_OF_ART", "LOC"):
             span.label, span.weight = "ORG", 1.5
+
+
+GPE_CUE_RE = re.compile(
+    r"^(?:['’]s)?\s+(?:police|residents|authorities|city council|county|mayor|governor|"
+    r"airport|suburbs?|neighbourhood|neighborhood)\b")
+
+
+def apply_place_cues(text: str, spans: list[Span]) -> None:
+    """A name followed by "police", "residents", "mayor"... is a place (GPE)."""
+    cued: set[str] = set()
+    for span in spans:
+        name = text[span.start:span.end]
+        words = name.split()
+        if span.label in ("PERSON", "ORG", "FAC", "PRODUCT", "WORK_OF_ART") and GPE_CUE_RE.match(
+                text[span.end:span.end + 20]) and words[-1] not in ORG_HEADS:
+            cued.add(name)
+    for span in spans:
+        if text[span.start:span.end] in cued:
+            span.label, span.weight = "GPE", 2.0
 
 
 def apply_org_cues(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
@@ -305,6 +339,22 @@ def apply_given_names(text: str, spans: list[Span], gazetteer: Gazetteer) -> Non
         if words[0] in gazetteer.given_names and all(
                 re.fullmatch(r"[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*|[A-Z]\.", w) for w in words):
             span.label, span.weight = "PERSON", 1.5
+
+
+GIVEN_SURNAME_RE = re.compile(r"\b([A-Z][a-z]+) ((?:[A-Z]\. )?[A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
+
+
+def add_given_surname(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
+    """Untagged "Given-name Surname" pairs (a census given name, then a capitalised word that
+    is not a place) are PERSON mentions."""
+    for match in GIVEN_SURNAME_RE.finditer(text):
+        given, surname = match.group(1), match.group(2)
+        if given not in gazetteer.given_names or gazetteer.lookup(surname):
+            continue
+        if surname in ORG_HEADS or surname in EVENT_HEADS or surname.casefold() in STOP_WORDS:
+            continue
+        if _overlaps(spans, match.start(), match.end()) is None:
+            spans.append(Span(match.start(), match.end(), "PERSON", 1.0))
 
 
 def apply_teams(text: str, spans: list[Span]) -> None:
@@ -514,6 +564,7 @@ def resolve(
             continue
         span.weight = weight
         for piece in split_span(text, span):
+            piece = trim_lowercase(text, piece)
             surface = text[piece.start:piece.end]
             if has_lowercase_content(surface) and piece.label not in (
                     "WORK_OF_ART", "LAW", "EVENT"):
@@ -526,11 +577,13 @@ def resolve(
     extend_people(text, spans, gazetteer)
     apply_heads(text, spans)
     apply_given_names(text, spans, gazetteer)
+    add_given_surname(text, spans, gazetteer)
     apply_teams(text, spans)
     occupied = spans + blockers
     apply_gazetteer(text, occupied, gazetteer)
     spans = [s for s in occupied if s.label in KEPT_LABELS]
     apply_org_cues(text, spans, gazetteer)
+    apply_place_cues(text, spans)
 
     votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for span in spans:
