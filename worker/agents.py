@@ -6,6 +6,7 @@ for it have been acknowledged by the broker: at-least-once delivery with determi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from functools import partial
@@ -136,11 +137,20 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
     async def handle_candidate(prepared: Prepared, produced_at: float) -> None:
         started = time.perf_counter()
         when = seen_at(prepared.article, produced_at)
-        decision = index.decide(prepared.article.url, prepared.fingerprint, when)
+        try:
+            decision = index.decide(prepared.article.url, prepared.fingerprint, when)
+        except Exception as exc:  # a bad fingerprint must not stop the one dedup owner
+            await dead_letter(internal_error(exc, "dedup"), prepared.to_bytes(), prepared.origin, prepared.article.url)
+            return
         # The window follows event time (the newest fetched_at seen), so replaying old pages works.
+        if not watermark["seen_at"]:
+            watermark["expired_at"] = when
         watermark["seen_at"] = max(watermark["seen_at"], when)
         if watermark["seen_at"] - watermark["expired_at"] > 60:
-            metrics.dedup_expired.inc(index.expire(watermark["seen_at"]))
+            try:
+                metrics.dedup_expired.inc(index.expire(watermark["seen_at"]))
+            except Exception:
+                logging.getLogger(__name__).exception("dedup expiry failed; entries are kept")
             watermark["expired_at"] = watermark["seen_at"]
         elapsed = time.perf_counter() - started
         metrics.stage_seconds.labels("dedup").observe(elapsed)

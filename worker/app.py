@@ -51,6 +51,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         topic_allow_declare=True,
         table_standby_replicas=1,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout_seconds / 10),
         producer_acks=-1,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -70,8 +72,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         clusters=app.topic(settings.clusters_topic, **raw),
         dead_letters=app.topic(settings.dead_letter_topic, **raw),
         dedup_table=app.Table(
-            "dedup-state", default=None, partitions=1,
-            schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"),
+            "dedup-state", default=None, partitions=1, key_type=str, value_type=bytes  # values: raw bytes
         ),
     )
     return app, topology

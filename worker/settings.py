@@ -52,7 +52,8 @@ class Settings:
     web_host: str = "0.0.0.0"
     web_port: int = 6066
     data_dir: str = "/tmp/ingest-worker"
-    fetch_wait_ms: int = 10
+    fetch_wait_ms: int = 100
+    session_timeout_seconds: float = 30.0  # a dead worker's partitions move after this long
     broker_security_protocol: str = "PLAINTEXT"
     broker_sasl_mechanism: str = "PLAIN"
     broker_username: str = ""

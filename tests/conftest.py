@@ -1,0 +1,112 @@
+"""Shared fixtures: the embedded broker (one per session), per-test settings, worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+
+from worker.broker import EmbeddedBroker, free_port
+from worker.kafka_io import consume, produce
+from worker.local import WorkerProcess
+from worker.settings import Settings
+from worker.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SCHEMAS = {path.name.removesuffix(".json"): json.loads(path.read_text()) for path in (ROOT / "schemas").glob("*.json")}
+
+
+def validate_event(event: dict[str, Any]) -> None:
+    """Fail unless the event matches the schema its `event_type` names."""
+    schema = SCHEMAS[event["event_type"]]
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(event)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """The embedded Kafka-protocol broker, started once for the test session."""
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def kafka_settings(broker: EmbeddedBroker, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings with this test's own topics and consumer group on the embedded broker."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", request.node.name)[:40]
+    prefix = f"pytest_{name}_{uuid.uuid4().hex[:8]}"
+    settings = Settings().with_overrides(
+        broker=broker.url,
+        app_id=prefix,
+        input_topic=f"{prefix}.pages",
+        articles_topic=f"{prefix}.articles",
+        duplicates_topic=f"{prefix}.duplicates",
+        clusters_topic=f"{prefix}.clusters",
+        dead_letter_topic=f"{prefix}.deadletter",
+        topic_partitions=2,
+        fetch_wait_ms=10,
+        session_timeout_seconds=8.0,
+        workers=1,
+        metrics_port=free_port(),
+        data_dir=str(tmp_path / "data"),
+        log_level="INFO",
+    )
+    asyncio.run(ensure_topics(settings))
+    return settings
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """`start_worker(settings)` runs `ingest-worker run` as a child process until the test ends."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, **overrides: Any) -> WorkerProcess:
+        if overrides:
+            settings = settings.with_overrides(**overrides)
+        worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop(kill=True)
+
+
+def send_pages(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
+    """Produce raw messages to the settings' input topic."""
+    asyncio.run(produce(settings, settings.input_topic, messages))
+
+
+def output_topics(settings: Settings) -> list[str]:
+    """The topics that account for pages: articles, duplicates and dead letters."""
+    return [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic]
+
+
+def collect_events(settings: Settings, count: int, timeout: float = 120.0, topics: list[str] | None = None) -> list[dict[str, Any]]:
+    """Read output events from the beginning until `count` arrived (or `timeout` idle seconds)."""
+
+    async def main() -> list[dict[str, Any]]:
+        found = []
+        async for _, _, value in consume(settings, topics or output_topics(settings), True, timeout, count):
+            found.append(orjson.loads(value))
+        return found
+
+    return asyncio.run(main())
+
+
+def raw_page(url: str, **fields: Any) -> tuple[bytes, bytes]:
+    """A (key, value) raw_page.v1 message."""
+    return url.encode(), orjson.dumps({"url": url, **fields})
+
+
+def read_fixture(name: str) -> str:
+    """A text fixture from tests/fixtures."""
+    return (FIXTURES / name).read_text(encoding="utf-8")

@@ -1,0 +1,134 @@
+"""The worker end to end on the embedded broker: real Kafka protocol, real steps, no mocks."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conftest import FIXTURES, collect_events, raw_page, read_fixture, send_pages, validate_event
+from worker.sample_pages import load_samples, read_page
+
+pytestmark = pytest.mark.integration
+SEED_URL = "https://worldnewsdesk.example/ukraine-says-it-has-captured-two-north-korean-soldiers"
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs with internal whitespace collapsed, for whitespace-insensitive comparison."""
+    return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+
+
+def test_seed_copy_and_malformed_message(kafka_settings, start_worker):
+    start_worker(kafka_settings)
+    samples = {s.name: s for s in load_samples()}
+
+    send_pages(kafka_settings, [raw_page(SEED_URL, text=read_fixture("seed-page.txt"), fetched_at="2025-01-11T12:00:00Z")])
+    [article] = collect_events(kafka_settings, 1)
+    validate_event(article)
+    assert article["event_type"] == "article.v1"
+    assert article["title"] == read_fixture("seed-page.expected-title.txt").strip()
+    assert paragraphs(article["text"]) == paragraphs(read_fixture("seed-page.expected-body.txt"))
+    by_name = {e["canonical"]: e for e in article["entities"]}
+    assert by_name["Volodymyr Zelenskyy"]["label"] == "PERSON"
+    mentioned = {article["text"][start:end] for start, end in by_name["Volodymyr Zelenskyy"]["mentions"]}
+    assert "Zelenskyy" in mentioned
+    assert by_name["Security Service of Ukraine"]["label"] == "ORG"
+    for place in ("Ukraine", "Russia", "North Korea"):
+        assert by_name[place]["label"] == "GPE"
+
+    copy = samples["wire-copy-of-seed.html"]
+    send_pages(kafka_settings, [(copy.key, copy.value)])
+    events = collect_events(kafka_settings, 2)
+    duplicate = events[-1] if events[-1]["event_type"] == "duplicate.v1" else events[0]
+    validate_event(duplicate)
+    assert duplicate["event_type"] == "duplicate.v1"
+    assert duplicate["duplicate_of"] == article["id"]
+    assert duplicate["kind"] == "near"
+
+    good = samples["aljazeera-helicopter.html.gz"]
+    send_pages(kafka_settings, [(None, b'{"url": "https://broken.example/x", "html": "<p>cut'), (good.key, good.value)])
+    events = collect_events(kafka_settings, 4)
+    for event in events:
+        validate_event(event)
+    kinds = Counter(e["event_type"] for e in events)
+    assert kinds == {"article.v1": 2, "duplicate.v1": 1, "dead_letter.v1": 1}
+    [dead] = [e for e in events if e["event_type"] == "dead_letter.v1"]
+    assert dead["reason"] == "invalid_json"
+    assert dead["original"].startswith('{"url": "https://broken.example/x"')
+    assert dead["source"]["topic"] == kafka_settings.input_topic
+    assert any(e["event_type"] == "article.v1" and "helicopter" in e["title"].lower() for e in events)
+
+    clusters = collect_events(kafka_settings, 1, topics=[kafka_settings.clusters_topic])
+    validate_event(clusters[0])
+    assert clusters[0]["article_id"] == article["id"] and clusters[0]["copies"] == 2
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{kafka_settings.metrics_port}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    assert 'ingest_pages_consumed_total{topic="%s"} 4.0' % kafka_settings.input_topic in exposition
+    assert 'ingest_dead_letters_total{reason="invalid_json"} 1.0' in exposition
+    assert 'ingest_dead_letters_total{reason="timeout"} 0.0' in exposition
+
+
+def test_every_bad_input_is_a_dead_letter_with_a_reason(kafka_settings, start_worker):
+    start_worker(kafka_settings, max_page_bytes=50_000)
+    messages = [
+        (None, b"not json at all"),
+        (None, b"[1, 2, 3]"),
+        raw_page("ftp://example.com/x", html="<p>x</p>"),
+        raw_page("https://example.com/both", html="<p>x</p>", text="x"),
+        raw_page("https://example.com/big", html="<p>" + "word " * 20_000 + "</p>"),
+        raw_page("https://example.com/pdf", html="%PDF", headers={"Content-Type": "application/pdf"}),
+        raw_page("https://example.com/empty", html="<html><body><nav>Home</nav></body></html>"),
+        (None, "{\"url\": \"https://example.com/latin1\", \"text\": \"caf\xe9\"}".encode("latin-1")),
+    ]
+    send_pages(kafka_settings, messages)
+    events = collect_events(kafka_settings, len(messages))
+    assert len(events) == len(messages)
+    for event in events:
+        validate_event(event)
+    reasons = Counter(e["reason"] for e in events)
+    assert reasons == {"invalid_json": 3, "invalid_field": 2, "too_large": 1, "unsupported_content": 1, "empty_after_cleaning": 1}
+    latin1 = [e for e in events if e["original_encoding"] == "base64"]
+    assert len(latin1) == 1
+
+
+def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_worker):
+    pages = _real_pages()
+    worker = start_worker(kafka_settings)
+    send_pages(kafka_settings, pages[: len(pages) // 2])
+    collect_events(kafka_settings, 2)  # some output exists: the worker is mid-stream
+    worker.stop(kill=True)
+    send_pages(kafka_settings, pages[len(pages) // 2 :])
+    start_worker(kafka_settings)
+    events = _collect_accounting_for(kafka_settings, {p[0].decode() for p in pages})
+    for event in events:
+        validate_event(event)
+    contents: dict[str, set[bytes]] = {}
+    for event in events:
+        if event["event_type"] == "article.v1":
+            contents.setdefault(event["id"], set()).add(orjson.dumps([event["title"], event["text"], event["entities"]]))
+    assert all(len(variants) == 1 for variants in contents.values()), "an article id was emitted with different content"
+
+
+def _real_pages() -> list[tuple[bytes, bytes]]:
+    """Distinct real pages: the shipped samples' HTML pages plus the cleaning fixtures."""
+    pages = [(s.key, s.value) for s in load_samples() if s.expect == "article"]
+    for path in sorted((FIXTURES / "pages").rglob("*.html*"))[:6]:
+        url = f"https://fixtures.example/{path.name.split('.')[0]}"
+        pages.append((url.encode(), read_page(path, url)))
+    return pages
+
+
+def _collect_accounting_for(settings, urls: set[str], timeout: float = 180.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        events = collect_events(settings, 10_000, timeout=3)
+        seen = {e.get("url") for e in events}
+        if urls <= seen or time.monotonic() > deadline:
+            assert urls <= seen, f"pages never accounted for: {sorted(urls - seen)}"
+            return events
