@@ -165,7 +165,8 @@ def test_royal_title_is_part_of_the_name(model: Tagger) -> None:
 
 
 def test_span_across_paragraphs_is_cut(model: Tagger) -> None:
-    text = "Follow us on Twitter\nShare this article on Facebook\n\nElon Musk said Tesla would grow."
+    text = ("Follow us on Twitter\nShare this article on Facebook\n\n"
+            "Elon Musk said Tesla would grow.")
     entities = tag([text], model)[0]
     for entity in entities:
         assert all("\n" not in text[a:b] for a, b in entity.mentions)
@@ -190,3 +191,16 @@ def test_document_consistency_one_type_per_name(seed: tuple[str, list[Entity]]) 
         for a, b in entity.mentions:
             types.setdefault(text[a:b], set()).add(entity.label)
     assert all(len(labels) == 1 for labels in types.values()), types
+
+
+def test_full_seed_page_share_prompts(model: Tagger) -> None:
+    text = (FIXTURES / "seed-page.txt").read_text("utf-8")
+    names = _by_canonical(tag([text], model)[0])
+    assert "Sky News" not in names and "WhatsApp" not in names
+    assert names["Volodymyr Zelenskyy"].label == "PERSON"
+
+
+def test_platform_named_in_a_sentence_is_kept(model: Tagger) -> None:
+    text = "Angela Merkel said it on Twitter."
+    names = _by_canonical(tag([text], model)[0])
+    assert "Angela Merkel" in names and names.get("Twitter") is not None

@@ -46,7 +46,7 @@ SOCIAL_NAMES = frozenset({
     "threads", "bluesky", "mastodon", "tumblr", "google news", "apple news",
 })
 PROMPT_RE = re.compile(
-    r"\b(share|follow|subscribe|download|sign up|click|tap|join us|read more|listen on|"
+    r"\b(share|follow|subscribe|download|sign up|click|tap|join us|read more|listen on|get|"
     r"watch on|copy link|newsletter|on the app)\b",
     re.I,
 )
@@ -210,13 +210,20 @@ def _paragraph_bounds(text: str, offset: int) -> tuple[int, int]:
 
 
 def is_share_prompt(text: str, span: Span) -> bool:
-    """Whether the span is a social network or outlet named in a short share/follow prompt."""
+    """Whether the span sits in a short share/follow prompt ("Get Sky News on WhatsApp")."""
     line_start, line_end = _paragraph_bounds(text, span.start)
-    line = text[line_start:line_end]
-    if len(line.split()) > 16 or not PROMPT_RE.search(line):
+    line = text[line_start:line_end].strip()
+    words = line.split()
+    if len(words) > 16:
         return False
-    surface = text[span.start:span.end].casefold()
-    return surface in SOCIAL_NAMES or any(name in line.casefold() for name in SOCIAL_NAMES)
+    folded = line.casefold()
+    ends_on_platform = re.search(r"\b(?:on|via|to)\s+([\w.-]+(?:\s[\w.-]+)?)\W*$", folded)
+    if (ends_on_platform and ends_on_platform.group(1) in SOCIAL_NAMES and len(words) <= 8
+            and not line.endswith((".", "!", "?", "\"", "”"))):
+        return True
+    if not PROMPT_RE.search(line):
+        return False
+    return any(re.search(rf"\b{re.escape(name)}\b", folded) for name in SOCIAL_NAMES)
 
 
 def apply_heads(text: str, spans: list[Span]) -> None:
