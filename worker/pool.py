@@ -71,9 +71,7 @@ class StepPool:
             return  # someone already replaced it
         log.warning("replacing the step pool after a stuck or dead worker process")
         self._executor = self._new_executor()
-        for process in list(getattr(executor, "_processes", {}).values()):
-            process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
+        _kill(executor)
         if self._on_restart is not None:
             self._on_restart()
 
@@ -85,9 +83,15 @@ class StepPool:
 
     def close(self) -> None:
         """Stop the worker processes."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(self._executor, "_processes", {}).values()):
-            process.kill()
+        _kill(self._executor)
+
+
+def _kill(executor: ProcessPoolExecutor) -> None:
+    # Take the process list before shutdown() forgets it; kill, since a stuck call never returns.
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        process.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _timed(fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, float]:
