@@ -637,5 +637,12 @@ def build_entities(text: str, spans: list[Span], groups: _Groups) -> list[Entity
             count=len(mentions),
             salience=salience(group[0].start, len(group), max_count, len(text), lead_end),
         ))
-    entities.sort(key=lambda e: (-e.salience, e.mentions[0][0]))
-    return entities
+    merged: dict[str, Entity] = {}
+    for entity in entities:  # two groups with one canonical name and label are one entity
+        kept = merged.setdefault(entity.id, entity)
+        if kept is not entity:
+            kept.mentions = sorted(set(kept.mentions) | set(entity.mentions))
+            kept.count = len(kept.mentions)
+            kept.salience = max(kept.salience, entity.salience)
+    result = sorted(merged.values(), key=lambda e: (-e.salience, e.mentions[0][0]))
+    return result
