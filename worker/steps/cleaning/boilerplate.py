@@ -124,3 +124,11 @@ def is_junk_line(line: str) -> bool:
 def is_lead_in(line: str) -> bool:
     """True for a 'Read more:'-style line that introduces related headlines."""
     return bool(LEAD_IN.match(line))
+
+
+MARKUP = re.compile(r"&(?:amp;)*[lg]t;|</?(?:span|div|p|a|img|script|iframe)\b[^>]*>", _I)
+
+
+def is_markup(text: str) -> bool:
+    """True for a paragraph of leaked or escaped HTML markup rather than prose."""
+    return len(MARKUP.findall(text)) >= 2

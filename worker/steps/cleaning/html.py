@@ -15,6 +15,7 @@ from worker.steps.cleaning.boilerplate import (
     SECTION_END,
     is_junk_line,
     is_lead_in,
+    is_markup,
 )
 from worker.steps.cleaning.structure import reconcile
 from worker.steps.cleaning.normalize import is_story_like, normalize_line, split_lines, text_size
@@ -178,7 +179,7 @@ def filter_paragraphs(paragraphs: list[str]) -> list[str]:
         if skip_items and item and len(text.split()) <= 20:
             continue
         skip_headlines = skip_items = False
-        if is_junk_line(text):
+        if is_junk_line(text) or is_markup(text):
             continue
         kept.append(paragraph)
     return kept

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from worker.steps.cleaning.boilerplate import is_junk_line
+from worker.steps.cleaning.boilerplate import is_junk_line, is_markup
 from worker.steps.cleaning.normalize import is_story_like, normalize_line, text_size
 
 BLOCK_TAGS = frozenset(
@@ -50,23 +50,16 @@ def _squash(text: str) -> str:
     return "".join(text.split()).lower()
 
 
-_TEXT_NODES = "//text()[normalize-space()]"
+_TEXT_NODES = (
+    "//body//text()[normalize-space()][not(parent::script or parent::style or parent::noscript"
+    " or parent::template or parent::button or parent::option or parent::textarea)]"
+)
 
 
 def text_blocks(tree: Any) -> list[Block]:
     """Blocks of directly held text (inline children included), in document order."""
     blocks: list[Block] = []
     owners: dict[Any, tuple[Any, bool]] = {}
-    hidden: dict[Any, bool] = {}
-
-    def is_hidden(el: Any) -> bool:
-        found = hidden.get(el)
-        if found is None:
-            tag = el.tag if isinstance(el.tag, str) else "#"
-            parent = el.getparent()
-            found = tag in SKIP_TAGS or (parent is not None and is_hidden(parent))
-            hidden[el] = found
-        return found
 
     def owner_of(el: Any) -> tuple[Any, bool]:
         found = owners.get(el)
@@ -96,8 +89,6 @@ def text_blocks(tree: Any) -> list[Block]:
             holder = holder.getparent()
             if holder is None:
                 continue
-        if is_hidden(holder):
-            continue
         owner, linked = owner_of(holder)
         if owner is not current:
             if current is not None:
@@ -140,7 +131,7 @@ def _container(matched: list[tuple[Block, float]], share: float) -> Any | None:
 
 def _story_block(block: Block, container: Any) -> bool:
     text = block.text
-    if not is_story_like(text) or is_junk_line(text):
+    if not is_story_like(text) or is_junk_line(text) or is_markup(text):
         return False
     if block.link_chars > 0.3 * len(text):
         return False
