@@ -110,3 +110,16 @@ def raw_page(url: str, **fields: Any) -> tuple[bytes, bytes]:
 def read_fixture(name: str) -> str:
     """A text fixture from tests/fixtures."""
     return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def collect_for_urls(settings: Settings, urls: set[str], timeout: float = 180.0) -> list[dict[str, Any]]:
+    """Read output events until every url in `urls` is accounted for (fails after `timeout`)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        events = collect_events(settings, 100_000, timeout=2)
+        seen = {e.get("url") for e in events}
+        if urls <= seen:
+            return events
+        assert time.monotonic() < deadline, f"pages never accounted for: {sorted(urls - seen)}"

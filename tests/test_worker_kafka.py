@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
-import time
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
 
-from conftest import FIXTURES, collect_events, raw_page, read_fixture, send_pages, validate_event
+from conftest import FIXTURES, collect_events, collect_for_urls, raw_page, read_fixture, send_pages, validate_event
 from worker.sample_pages import load_samples, read_page
 
 pytestmark = pytest.mark.integration
@@ -105,7 +102,7 @@ def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_
     worker.stop(kill=True)
     send_pages(kafka_settings, pages[len(pages) // 2 :])
     start_worker(kafka_settings)
-    events = _collect_accounting_for(kafka_settings, {p[0].decode() for p in pages})
+    events = collect_for_urls(kafka_settings, {p[0].decode() for p in pages})
     for event in events:
         validate_event(event)
     contents: dict[str, set[bytes]] = {}
@@ -122,13 +119,3 @@ def _real_pages() -> list[tuple[bytes, bytes]]:
         url = f"https://fixtures.example/{path.name.split('.')[0]}"
         pages.append((url.encode(), read_page(path, url)))
     return pages
-
-
-def _collect_accounting_for(settings, urls: set[str], timeout: float = 180.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        events = collect_events(settings, 10_000, timeout=3)
-        seen = {e.get("url") for e in events}
-        if urls <= seen or time.monotonic() > deadline:
-            assert urls <= seen, f"pages never accounted for: {sorted(urls - seen)}"
-            return events
