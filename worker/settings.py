@@ -48,9 +48,8 @@ class Settings:
     spacy_model: str = "en_core_web_sm"
     entity_batch_size: int = 16
     dedup_window_days: float = 7.0
-    metrics_port: int = 9464
+    metrics_port: int = 9464  # HTTP: /metrics, /healthz, /readyz
     web_host: str = "0.0.0.0"
-    web_port: int = 6066
     data_dir: str = "/tmp/ingest-worker"
     fetch_wait_ms: int = 100
     session_timeout_seconds: float = 30.0  # a dead worker's partitions move after this long
