@@ -6,6 +6,7 @@ The patterns are generic site furniture in several languages, not strings of par
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _I = re.IGNORECASE | re.UNICODE
 
@@ -114,6 +115,7 @@ DATE_LINE = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)
 def is_junk_line(line: str) -> bool:
     """True when the whole line is site furniture: share, follow, newsletter, cookie, credits."""
     if len(line) > 240 or len(line.split()) > 40:
