@@ -69,7 +69,7 @@ def demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ingest-demo-") as tmp, EmbeddedBroker() as broker:
         settings = Settings.from_env().with_overrides(
             broker=broker.url, app_id="ingest-demo", fetch_wait_ms=10, metrics_port=free_port(),
-            data_dir=tmp, topic_partitions=2,
+            data_dir=tmp, topic_partitions=2, session_timeout_seconds=6.0,
         )
         print(f"embedded Kafka-protocol broker on {broker.bootstrap}", flush=True)
         asyncio.run(ensure_topics(settings))
