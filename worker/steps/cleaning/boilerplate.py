@@ -109,8 +109,9 @@ BYLINE = re.compile(
     r"^(by|written by|words by|von|par|por|di|oleh|от|取材|글)\s+\S.{0,80}$", _I
 )
 DATE_LINE = re.compile(
-    r"^[\w ,.:/|\-–—()]{0,30}\b(\d{1,2}[:.]\d{2}|\d{4}|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct"
-    r"|nov|dec)[a-z]*\.?)\b[\w ,.:/|\-–—()+]{0,40}$",
+    r"^(?=.*\d)[\w ,.:/|\-–—()]{0,30}\b(\d{1,2}[:.]\d{2}|\d{4}|(jan(uary)?|feb(ruary)?|mar(ch)?"
+    r"|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?)\.?)"
+    r"\b[\w ,.:/|\-–—()+]{0,40}$",
     _I,
 )
 

@@ -95,6 +95,8 @@ W_SHORT = -0.7
 W_STORY_UNIT = 80.0
 INCLUDE_SHORT = "all"
 PROSE_STORY = True
+W_BULLET_STORY = 0.5
+HEADER_CLUSTER = True
 HEADER_WINDOW = 8
 COMMENTS_SHARE = 0.4
 
@@ -116,6 +118,8 @@ def _classify(lines: list[Line], has_stops: bool) -> None:
             and not (line.bullet and line.size < 120)
         ):
             line.kind, line.weight = "story", min(line.size, 500) / W_STORY_UNIT
+            if line.bullet:
+                line.weight *= W_BULLET_STORY
         elif PROSE_STORY and _prose(line, has_stops):
             line.kind, line.weight = "story", min(line.size, 500) / W_STORY_UNIT * 0.7
         elif line.size >= 30 and line.sentence and not line.bullet:
@@ -201,7 +205,38 @@ def _after_header(lines: list[Line], start: int, end: int) -> int:
                 break
         elif BYLINE.match(text) or (DATE_LINE.match(text) and lines[k].words <= 12):
             cut = k + 1
+    if cut == start and HEADER_CLUSTER:
+        cut = _header_cluster(lines, start, end)
     return cut if any(line.kind == "story" for line in lines[cut:end]) else start
+
+
+def _header_cluster(lines: list[Line], start: int, end: int) -> int:
+    """An article header inside the run (headline, then byline/date lines, then at least
+    three story lines): what precedes it is teasers, so the story starts after it."""
+    total = sum(max(0.0, line.weight) for line in lines[start:end])
+    seen = 0.0
+    for k in range(start + 1, end):
+        seen += max(0.0, lines[k - 1].weight)
+        if seen > 0.5 * total:
+            break
+        text = lines[k].text
+        if not (BYLINE.match(text) or (DATE_LINE.match(text) and lines[k].words <= 12)):
+            continue
+        head = [j for j in range(max(start, k - 5), k) if _headline_like(lines[j])]
+        after = lines[k + 1 : k + 8]
+        if head and sum(1 for line in after if line.kind == "story") >= 3:
+            j = k + 1
+            while j < end and lines[j].kind != "story":
+                j += 1
+            return j
+    return start
+
+
+def _headline_like(line: Line) -> bool:
+    return (
+        not line.bullet and 3 <= line.words <= 25 and not line.sentence and not line.junk
+        and not BYLINE.match(line.text) and not DATE_LINE.match(line.text)
+    )
 
 
 def _content_words(text: str, stops: frozenset[str]) -> set[str]:
