@@ -30,22 +30,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from worker.metrics import Metrics
 from worker.settings import Settings
+from worker.topics import bootstrap_servers
 
 log = logging.getLogger(__name__)
 
 Lags = dict[tuple[str, int], int]
-
-
-def bootstrap_servers(broker_url: str) -> str:
-    """`kafka://a:9092;kafka://b:9092` (Faust's form) -> `a:9092,b:9092` (aiokafka's form)."""
-    hosts = []
-    for part in broker_url.replace(";", ",").split(","):
-        part = part.strip()
-        if "://" in part:
-            part = part.split("://", 1)[1]
-        if part:
-            hosts.append(part.rstrip("/"))
-    return ",".join(hosts)
 
 
 class LagMonitor:

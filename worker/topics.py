@@ -8,9 +8,21 @@ from aiokafka.errors import TopicAlreadyExistsError
 from worker.settings import Settings
 
 
+def bootstrap_servers(broker_url: str) -> str:
+    """`kafka://a:9092;kafka://b:9092` (Faust's form) -> `a:9092,b:9092` (aiokafka's form)."""
+    hosts = []
+    for part in broker_url.replace(";", ",").split(","):
+        part = part.strip()
+        if "://" in part:
+            part = part.split("://", 1)[1]
+        if part:
+            hosts.append(part.rstrip("/"))
+    return ",".join(hosts)
+
+
 def kafka_client_options(settings: Settings) -> dict[str, object]:
     """Connection options for plain aiokafka clients (producer, consumer, admin)."""
-    options: dict[str, object] = {"bootstrap_servers": settings.broker.split("://", 1)[-1].replace(";", ",")}
+    options: dict[str, object] = {"bootstrap_servers": bootstrap_servers(settings.broker)}
     if settings.broker_username:
         options.update(
             security_protocol=settings.broker_security_protocol if settings.broker_security_protocol != "PLAINTEXT" else "SASL_PLAINTEXT",

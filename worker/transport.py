@@ -13,6 +13,8 @@ from typing import Any
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from worker.topics import bootstrap_servers
+
 SCHEME = "ingest-kafka"
 
 
@@ -42,5 +44,4 @@ class Transport(faust_aiokafka.Transport):
 def broker_url(url: str) -> str:
     """`kafka://h1:9092;h2:9092` -> the same hosts on this transport."""
     drivers.TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
-    hosts = url.split("://", 1)[-1]
-    return f"{SCHEME}://{hosts}"
+    return ";".join(f"{SCHEME}://{host}" for host in bootstrap_servers(url).split(","))
