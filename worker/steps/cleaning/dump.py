@@ -26,8 +26,9 @@ from worker.steps.cleaning.language import detect_language, stopwords
 from worker.steps.cleaning.normalize import normalize_line, split_lines
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_BULLET = re.compile(r"^\s*(?:[*•·▪◦‣\-–]|\d{1,2}[.)])\s+")
+_BULLET = re.compile(r"^\s*(?:[*+•·▪◦‣\-–]|\d{1,2}[.)])\s+")
 _SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
+_INNER_SENTENCE = re.compile(r"\w[.!?] +[A-Z]")
 _WIDE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
@@ -98,6 +99,7 @@ PROSE_STORY = True
 W_BULLET_STORY = 0.5
 HEADER_CLUSTER = True
 HEADER_WINDOW = 8
+TITLE_WINDOW = 40
 COMMENTS_SHARE = 0.4
 
 
@@ -243,22 +245,39 @@ def _content_words(text: str, stops: frozenset[str]) -> set[str]:
     return {w.lower() for w in _WORD.findall(text) if w.lower() not in stops and not w.isdigit()}
 
 
-def _title(lines: list[Line], start: int, lede: str, stops: frozenset[str]) -> str:
-    lede_words = _content_words(lede, stops)
-    best, best_score = "", 0.0
-    for k in range(start - 1, max(-1, start - 25), -1):
+def _title(  # noqa: C901 - one scoring loop
+    lines: list[Line], start: int, body: list[str], stops: frozenset[str]
+) -> str:
+    """The headline: a line before the story that shares words with the lede, sits just above
+    a byline or dateline, or is repeated elsewhere in the page (breadcrumbs, share boxes)."""
+    lede_words = _content_words(" ".join(body[:2]), stops)
+    page = "\n".join(line.text.casefold() for line in lines)
+    best, best_score = "", None
+    for k in range(start - 1, max(-1, start - TITLE_WINDOW), -1):
         line = lines[k]
         if line.bullet or line.words < 3 or line.words > 35 or line.junk:
             continue
-        if line.text.endswith(".") or BYLINE.match(line.text) or DATE_LINE.match(line.text):
+        text = line.text
+        if text.endswith((".", ":", "…")) or BYLINE.match(text) or DATE_LINE.match(text):
             continue
-        words = _content_words(line.text, stops)
+        if SECTION_END.match(text) or is_lead_in(text):
+            continue
+        words = _content_words(text, stops)
         if not words:
             continue
         overlap = len(words & lede_words) / len(words)
-        score = 0.2 + overlap + min(line.words, 15) / 60 - 0.02 * (start - 1 - k)
-        if score > best_score:
-            best, best_score = line.text, score
+        above_byline = any(
+            BYLINE.match(n.text) or DATE_LINE.match(n.text) for n in lines[k + 1 : k + 4]
+        )
+        repeated = page.count(text.casefold()) > 1
+        score = (
+            overlap + 0.5 * above_byline + 0.3 * repeated + min(line.words, 12) / 40
+            - 0.01 * (start - 1 - k) - 0.4 * bool(_INNER_SENTENCE.search(text))
+        )
+        if overlap < 0.15 and not above_byline:
+            score -= 1.0  # a fallback only: nothing ties it to the story
+        if best_score is None or score > best_score:
+            best, best_score = text, score
     return best
 
 
@@ -278,4 +297,4 @@ def extract_dump(text: str, language: str | None = None) -> DumpArticle:
     paragraphs = [line.text for line in lines[start:end] if _keep(line)]
     if not paragraphs:
         return DumpArticle("", [], language)
-    return DumpArticle(_title(lines, start, paragraphs[0], stops), paragraphs, language)
+    return DumpArticle(_title(lines, start, paragraphs, stops), paragraphs, language)

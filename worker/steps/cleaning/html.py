@@ -140,6 +140,11 @@ def read_meta(tree: Any) -> PageMeta:
         if not meta.site_name:
             publisher = _names(item.get("publisher"))
             meta.site_name = publisher[0] if publisher else None
+    if meta.title and (
+        (meta.site_name and meta.title.casefold() == meta.site_name.casefold())
+        or len(meta.title.split()) <= 2
+    ):
+        meta.title = None  # the site's name, not the story's headline
     if not meta.title:
         for text in (h1, title):
             text = normalize_line(text or "")
