@@ -6,11 +6,11 @@ The folder is laid out like the article-extraction benchmark::
     html/<id>.html.gz   the raw page (gzip, UTF-8)
     text/<id>.txt       the whole page saved as visible text
 
-Speed is pages per CPU second of this process, with the extractors interleaved page by page,
-so a busy machine slows all of them alike. The metric is shingle-overlap F1 (4-token shingles of ``\\w+`` tokens, per-page normalised
+The metric is shingle-overlap F1 (4-token shingles of ``\\w+`` tokens, per-page normalised
 counts, macro precision and recall), the same as the benchmark's own scorer. Trafilatura's
 default extraction runs on the same HTML pages in the same run, so the speed ratio compares
-like with like.
+like with like. Speed is pages per CPU second of this process, with the extractors interleaved
+page by page, so a busy machine slows all of them alike.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trafilatura
-from lxml import html as lxml_html
 
 from worker.steps.cleaning.boilerplate import (
     LEAD_IN_INLINE,

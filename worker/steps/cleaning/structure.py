@@ -129,14 +129,14 @@ def _container(matched: list[tuple[Block, float]], share: float) -> Any | None:
     return best
 
 
-def _story_block(block: Block, container: Any) -> bool:
+def _story_block(block: Block, roots: set[Any]) -> bool:
     text = block.text
     if not is_story_like(text) or is_junk_line(text) or is_markup(text):
         return False
     if block.link_chars > 0.3 * len(text):
         return False
     node = block.element
-    while node is not None and node is not container:
+    while node is not None and node not in roots:
         tag = node.tag if isinstance(node.tag, str) else ""
         if tag in NOT_STORY_TAGS:
             return False
@@ -174,21 +174,15 @@ def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
     container = _container(matched, 0.8)
     if container is None or container.getparent() is None:
         return paragraphs
-    members = {id(n) for n in container.iter()}
-    siblings = [
-        s for s in container.itersiblings()
-        if s.tag == container.tag and s.get("class") and s.get("class") == container.get("class")
-    ] + [
-        s for s in container.itersiblings(preceding=True)
-        if s.tag == container.tag and s.get("class") and s.get("class") == container.get("class")
-    ]
-    for sibling in siblings:
-        members.update(id(n) for n in sibling.iter())
+    members = set(container.iter())
+    roots = {container, *_split_parts(container)}
+    for part in roots:
+        members.update(part.iter())
     for k, key in enumerate(keys):  # repeated text (a lede also used as caption): take the copy
         if located[k] is None and len(key) >= 12 and key in by_key:  # inside the container
-            inner = [b for b in by_key[key] if id(b.element) in members]
+            inner = [b for b in by_key[key] if b.element in members]
             located[k] = inner[0] if inner else by_key[key][0]
-    inside = [b is not None and id(b.element) in members for b in located]
+    inside = [b is not None and b.element in members for b in located]
     outside_size = sum(
         text_size(p) for p, b, ok in zip(paragraphs, located, inside, strict=True)
         if b is not None and not ok
@@ -199,8 +193,8 @@ def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
     extra = [
         block for block in blocks
         if id(block) not in used
-        and id(block.element) in members
-        and _story_block(block, container)
+        and block.element in members
+        and _story_block(block, roots)
         and _squash(block.text)[:_KEY] not in known
     ]
     result: list[str] = []
@@ -215,9 +209,23 @@ def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
     return result
 
 
+def _split_parts(container: Any) -> list[Any]:
+    """Elements of the container's tag and class within its grandparent: the other parts of a
+    story body split around ads or media (same markup, separate containers)."""
+    name = container.get("class")
+    parent = container.getparent()
+    scope = parent.getparent() if parent is not None else None
+    if not name or scope is None:
+        return []
+    return [
+        el for el in scope.iter(container.tag)
+        if el is not container and el.get("class") == name
+    ]
+
+
 def _teaser(block: Block, paragraph: str) -> bool:
-    """A paragraph outside the story container that looks like furniture: not prose, inside a
-    link, or in an element named like a sidebar, related list or promotion."""
+    """A paragraph outside the story container that looks like furniture: inside a link, or in
+    an element named like a sidebar, related list or promotion."""
     node = block.element
     for _ in range(6):
         if node is None:
