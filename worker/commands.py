@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -66,6 +67,8 @@ def demo(args: argparse.Namespace) -> int:
     from worker.topics import ensure_topics
 
     samples = load_samples()
+    # SIGTERM unwinds like Ctrl-C, so the worker and the broker are stopped on every exit path.
+    signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="ingest-demo-") as tmp, EmbeddedBroker() as broker:
         settings = Settings.from_env().with_overrides(
             broker=broker.url, app_id="ingest-demo", fetch_wait_ms=10, metrics_port=free_port(),
@@ -91,6 +94,10 @@ def demo(args: argparse.Namespace) -> int:
                 except KeyboardInterrupt:
                     pass
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 async def _demo_traffic(settings: Settings, samples: list[Any]) -> bool:
