@@ -65,6 +65,13 @@ def test_seed_page_title_and_body_exactly_as_expected() -> None:
 
 HTML_CASES = [
     (
+        "2f42ef1d",
+        ["The latest wave of tech-based financial startups",
+         "In fact, the idea that the solution to our financial woes",
+         "A second problem is more serious."],
+        [],
+    ),
+    (
         "4a44ab3e",
         ["In addition to the three fatalities at a fuel plant on Tuesday", "he died in my hands"],
         ["Like this story? Share it with a friend!", "Also on rt.com"],
@@ -87,6 +94,12 @@ HTML_CASES = [
 ]
 
 TEXT_CASES = [
+    (
+        "2f42ef1d",
+        ["The latest wave of tech-based financial startups",
+         "A second problem is more serious."],
+        [],
+    ),
     (
         "4a44ab3e",
         ["Three people have died during protests in Bolivia", "he died in my hands"],
@@ -252,3 +265,53 @@ def test_small_helpers() -> None:
     assert iso_date("2019-11-18T07:45:00Z") == "2019-11-18T07:45:00+00:00"
     assert iso_date("2019-11-18") == "2019-11-18"
     assert iso_date("yesterday") is None
+
+
+# --- synthetic pages for single behaviours -------------------------------------------------
+
+_PROSE = (
+    "The council voted on Tuesday to approve the new budget for the coming year, after a long "
+    "debate about schools, roads and the cost of running the city's buses."
+)
+
+
+def _story(n: int, start: int = 1, tag: str = "p") -> str:
+    return "".join(
+        f"<{tag}>Part {start} paragraph {k} of the story: {_PROSE}</{tag}>" for k in range(n)
+    )
+
+
+def test_html_split_body_and_sidebar_teaser() -> None:
+    markup = (
+        "<html lang='en'><head><title>Budget approved</title></head><body>"
+        "<div class='outer'><div class='rail'><div class='story-body'>" + _story(4) + "</div></div>"
+        "<div class='rail'><div class='story-body'><p>Unique later paragraph: the mayor said "
+        "the vote was a turning point for the city, and that buses would run later at night.</p>"
+        + _story(2, start=2) + "</div></div></div>"
+        "<aside class='sidebar'><a href='/other'><p>Another story entirely about a football "
+        "match that ended in a draw after a long and dull evening, fans said.</p></a></aside>"
+        "</body></html>"
+    )
+    article = _article(RawPage(url="https://c.example/budget", html=markup))
+    assert "Unique later paragraph" in article.text
+    assert "football" not in article.text
+    assert article.title == "Budget approved"
+
+
+def test_text_dump_read_more_block_comments_and_byline() -> None:
+    lines = [
+        "Home", "* News", "* Sport", "Budget approved after long debate", "By Jane Doe",
+        "12 March 2024 10:30",
+        *[f"{_PROSE} Paragraph {k} adds its own detail." for k in range(3)],
+        "Read more:", "Mayor opens new bridge", "Buses to run later",
+        *[f"{_PROSE} Later paragraph {k} continues." for k in range(3)],
+        "Share this article", "Comments",
+        *[f"I think this is a great decision, says reader {k}, and they should do more of it."
+          for k in range(12)],
+    ]
+    article = _article(RawPage(url="https://d.example/x", text="\n\n".join(lines)))
+    assert article.title == "Budget approved after long debate"
+    assert "Later paragraph 2 continues." in article.text
+    for junk in ("Mayor opens new bridge", "Read more", "By Jane Doe", "reader", "Share this"):
+        assert junk not in article.text
+    assert len(_paragraphs(article.text)) == 6
