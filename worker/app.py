@@ -61,8 +61,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         datadir=settings.data_dir,
         logging_config=None,
     )
-    app.fetch_wait_ms = settings.fetch_wait_ms  # read by worker.transport
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    app.fetch_wait_ms = settings.fetch_wait_ms  # type: ignore[attr-defined]  # read by worker.transport
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topology = Topology(
         pages=app.topic(settings.input_topic, **raw),
         candidates=app.topic(f"{settings.app_id}-dedup-candidates", partitions=1, internal=True, **raw),

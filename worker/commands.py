@@ -159,7 +159,7 @@ def _lines(source: IO[bytes]) -> Iterator[bytes]:
 class _open_in:
     def __init__(self, name: str) -> None:
         self.name = name
-        self.handle: IO[bytes] | None = None
+        self.handle: Any = None
 
     def __enter__(self) -> IO[bytes]:
         if self.name == "-":

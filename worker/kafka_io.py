@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -15,7 +15,7 @@ from worker.topics import kafka_client_options
 async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
     """Send (key, value) messages and wait until the broker acknowledged all; returns the count."""
     producer = AIOKafkaProducer(acks="all", max_request_size=settings.max_page_bytes + 1_000_000,
-                                **kafka_client_options(settings))  # type: ignore[arg-type]
+                                **kafka_client_options(settings))
     await producer.start()
     try:
         futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
@@ -32,7 +32,7 @@ async def consume(
     from_beginning: bool = True,
     idle_timeout: float = 0.0,
     max_events: int = 0,
-) -> AsyncIterator[tuple[str, bytes | None, bytes]]:
+) -> AsyncGenerator[tuple[str, bytes | None, bytes], None]:
     """Yield (topic, key, value) from every partition of `topics`, without joining a group.
 
     Stops after `max_events` (0 = never) or when nothing arrived for `idle_timeout` seconds
@@ -42,7 +42,7 @@ async def consume(
         enable_auto_commit=False,
         fetch_max_wait_ms=settings.fetch_wait_ms,
         auto_offset_reset="earliest" if from_beginning else "latest",
-        **kafka_client_options(settings),  # type: ignore[arg-type]
+        **kafka_client_options(settings),
     )
     await consumer.start()
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -20,9 +22,9 @@ def bootstrap_servers(broker_url: str) -> str:
     return ",".join(hosts)
 
 
-def kafka_client_options(settings: Settings) -> dict[str, object]:
+def kafka_client_options(settings: Settings) -> dict[str, Any]:
     """Connection options for plain aiokafka clients (producer, consumer, admin)."""
-    options: dict[str, object] = {"bootstrap_servers": bootstrap_servers(settings.broker)}
+    options: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(settings.broker)}
     if settings.broker_username:
         options.update(
             security_protocol=settings.broker_security_protocol if settings.broker_security_protocol != "PLAINTEXT" else "SASL_PLAINTEXT",
@@ -41,7 +43,7 @@ def topic_names(settings: Settings) -> list[str]:
 
 async def ensure_topics(settings: Settings) -> None:
     """Create the input and output topics that do not exist yet."""
-    admin = AIOKafkaAdminClient(**kafka_client_options(settings))  # type: ignore[arg-type]
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
