@@ -19,6 +19,9 @@ from worker.steps.cleaning.boilerplate import (
 from worker.steps.cleaning.structure import reconcile
 from worker.steps.cleaning.normalize import is_story_like, normalize_line, split_lines, text_size
 
+SHORT_WORDS = 120  # below this the recall settings are tried as well
+NEARLY_EMPTY_WORDS = 40  # below this (or below the prose size) the full cascade runs
+NEARLY_EMPTY_PROSE = 200.0
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
 
 
@@ -193,11 +196,13 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _trafilatura(tree: Any, url: str | None, precision: bool) -> list[str]:
+def _trafilatura(tree: Any, url: str | None, focus: str) -> list[str]:
+    """Trafilatura's paragraphs: 'precision' and 'recall' run fast (main extractor only),
+    'balanced' adds trafilatura's own fallbacks (readability, jusText)."""
     try:
         doc = trafilatura.bare_extraction(
-            tree, url=url, favor_precision=precision, favor_recall=not precision,
-            include_comments=False, with_metadata=False, fast=True,
+            tree, url=url, favor_precision=focus == "precision", favor_recall=focus == "recall",
+            include_comments=False, with_metadata=False, fast=focus != "balanced",
         )
     except Exception:  # trafilatura can fail on pathological trees
         return []
@@ -206,21 +211,39 @@ def _trafilatura(tree: Any, url: str | None, precision: bool) -> list[str]:
     return [p for p in (normalize_line(x) for x in split_lines(doc.text or "")) if p]
 
 
+def _size(paragraphs: list[str]) -> int:
+    return sum(_words(p) for p in paragraphs)
+
+
+def _prose(paragraphs: list[str]) -> float:
+    return sum(text_size(p) for p in paragraphs if is_story_like(p))
+
+
 def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
-    """Story paragraphs and metadata of an HTML page; None when it cannot be parsed."""
+    """Story paragraphs and metadata of an HTML page; None when it cannot be parsed.
+
+    Trafilatura's precision settings run first (fast: main extractor only). When their result
+    is short, the recall settings are tried, and when the story is still
+    nearly empty, trafilatura's full cascade; a later candidate wins only by bringing clearly
+    more story prose. Each candidate is reconciled with the page structure and filtered.
+    """
     tree = parse_html(markup)
     if tree is None:
         return None
     meta = read_meta(tree)
-    paragraphs = _trafilatura(tree, url, precision=True)
-    size = sum(_words(p) for p in paragraphs)
+
+    def candidate(focus: str) -> list[str]:
+        return filter_paragraphs(reconcile(tree, _trafilatura(tree, url, focus)))
+
+    best = candidate("precision")
+    size, prose = _size(best), _prose(best)
     expected = _words(meta.body) if meta.body else 0
-    if size < 120 or size < 0.6 * expected:
-        # Precision settings may cut a story short: accept the recall settings' version when
-        # what it adds is itself story text (long sentence-like paragraphs), not furniture.
-        second = _trafilatura(tree, url, precision=False)
-        known = set(paragraphs)
-        added = sum(text_size(p) for p in second if p not in known and is_story_like(p))
-        if added >= max(300.0, 0.5 * sum(text_size(p) for p in paragraphs)):
-            paragraphs = second
-    return HtmlArticle(filter_paragraphs(reconcile(tree, paragraphs)), meta)
+    if size < SHORT_WORDS or size < 0.6 * expected:
+        second = candidate("recall")
+        if _prose(second) >= prose + max(300.0, 0.5 * prose):
+            best, size, prose = second, _size(second), _prose(second)
+    if size < NEARLY_EMPTY_WORDS or prose < NEARLY_EMPTY_PROSE:
+        third = candidate("balanced")
+        if _prose(third) >= 2 * prose + 200:
+            best = third
+    return HtmlArticle(best, meta)
