@@ -19,7 +19,6 @@ from worker.steps.cleaning.boilerplate import (
 from worker.steps.cleaning.structure import reconcile
 from worker.steps.cleaning.normalize import is_story_like, normalize_line, split_lines, text_size
 
-SHORT_WORDS = 120  # below this the recall settings are tried as well
 NEARLY_EMPTY_WORDS = 40  # below this (or below the prose size) the full cascade runs
 NEARLY_EMPTY_PROSE = 200.0
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
@@ -223,9 +222,10 @@ def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
     """Story paragraphs and metadata of an HTML page; None when it cannot be parsed.
 
     Trafilatura's precision settings run first (fast: main extractor only). When their result
-    is short, the recall settings are tried, and when the story is still
-    nearly empty, trafilatura's full cascade; a later candidate wins only by bringing clearly
-    more story prose. Each candidate is reconciled with the page structure and filtered.
+    is much shorter than the page's JSON-LD articleBody, the recall settings are tried; when
+    the story is still nearly empty, trafilatura's full cascade. A later candidate wins only by
+    bringing clearly more story prose. Each candidate is reconciled with the page structure and
+    filtered.
     """
     tree = parse_html(markup)
     if tree is None:
@@ -238,7 +238,7 @@ def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
     best = candidate("precision")
     size, prose = _size(best), _prose(best)
     expected = _words(meta.body) if meta.body else 0
-    if size < SHORT_WORDS or size < 0.6 * expected:
+    if size < 0.6 * expected:
         second = candidate("recall")
         if _prose(second) >= prose + max(300.0, 0.5 * prose):
             best, size, prose = second, _size(second), _prose(second)

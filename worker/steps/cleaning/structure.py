@@ -154,17 +154,19 @@ def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
     blocks = text_blocks(tree)
     by_key: dict[str, list[Block]] = {}
     for block in blocks:
-        by_key.setdefault(_squash(block.text)[:_KEY], []).append(block)
-    keys = [_squash(p.lstrip("-•* "))[:_KEY] for p in paragraphs]
+        by_key.setdefault(_squash(block.text[: 3 * _KEY])[:_KEY], []).append(block)
+    keys = [_squash(p.lstrip("-•* ")[: 3 * _KEY])[:_KEY] for p in paragraphs]
     located: list[Block | None] = [
         by_key[k][0] if len(k) >= 12 and len(by_key.get(k, ())) == 1 else None for k in keys
     ]
-    squashed = [_squash(b.text) for b in blocks]
-    starts = list(accumulate((len(x) for x in squashed), initial=0))
-    whole = "".join(squashed)
-    for k, key in enumerate(keys):  # a paragraph that is part of a longer block (<br> breaks)
-        if located[k] is None and len(key) >= 24 and key not in by_key:
-            at = whole.find(key)
+    loose = [k for k, key in enumerate(keys) if located[k] is None and len(key) >= 24
+             and key not in by_key]
+    if loose:  # paragraphs that are part of a longer block (<br> breaks)
+        squashed = [_squash(b.text) for b in blocks]
+        starts = list(accumulate((len(x) for x in squashed), initial=0))
+        whole = "".join(squashed)
+        for k in loose:
+            at = whole.find(keys[k])
             if at >= 0:
                 located[k] = blocks[bisect_right(starts, at) - 1]
     matched = [(b, text_size(p)) for b, p in zip(located, paragraphs, strict=True) if b is not None]
@@ -195,7 +197,7 @@ def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
         if id(block) not in used
         and block.element in members
         and _story_block(block, roots)
-        and _squash(block.text)[:_KEY] not in known
+        and _squash(block.text[: 3 * _KEY])[:_KEY] not in known
     ]
     result: list[str] = []
     for paragraph, block, ok in zip(paragraphs, located, inside, strict=True):
