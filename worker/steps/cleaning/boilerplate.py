@@ -56,6 +56,7 @@ _JUNK_PATTERNS = [
     r"^also on\b",
     r"\blike this (story|article)\b",
     r"\bfollow (him|her|them|us|me) on\b",
+    r"\bcontributed (reporting|to this (report|story|article))\b|^additional reporting by\b",
     r"\b(may|can) be (reached|contacted) (at|on|via)\b",
     r"\btell us what you think\b|\bwhat do you think\?\s*$|\blet us know in the comments\b",
     r"\bfor as little as\b.{0,40}\b(year|month|week)\b",
