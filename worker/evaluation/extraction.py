@@ -103,9 +103,9 @@ def aggregate(triples: Iterable[Triple]) -> tuple[float, float, float]:
     return f1, p, r
 
 
-def score_predictions(truth: Mapping[str, str], predictions: Mapping[str, str]) -> tuple[
-    float, float, float
-]:
+def score_predictions(
+    truth: Mapping[str, str], predictions: Mapping[str, str]
+) -> tuple[float, float, float]:
     """(F1, precision, recall) of `predictions` against `truth`; a missing id is an empty body."""
     return aggregate(page_counts(truth[i], predictions.get(i, "")) for i in truth)
 

@@ -23,13 +23,12 @@ from worker.steps.cleaning.boilerplate import (
     is_lead_in,
 )
 from worker.steps.cleaning.language import detect_language, stopwords
-from worker.steps.cleaning.normalize import normalize_line, split_lines
+from worker.steps.cleaning.normalize import normalize_line, split_lines, text_size
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BULLET = re.compile(r"^\s*(?:[*+•·▪◦‣\-–]|\d{1,2}[.)])\s+")
 _SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
 _INNER_SENTENCE = re.compile(r"\w[.!?] +[A-Z]")
-_WIDE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
 @dataclass(slots=True)
@@ -57,11 +56,6 @@ class DumpArticle:
     language: str | None
 
 
-def _size(text: str) -> float:
-    wide = len(_WIDE.findall(text))
-    return len(text) + 1.5 * wide
-
-
 def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
     counts = Counter(t.casefold() for t in raw)
     lines = []
@@ -74,7 +68,7 @@ def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
             Line(
                 text=body,
                 bullet=bullet,
-                size=_size(body),
+                size=text_size(body),
                 words=len(tokens),
                 sentence=bool(_SENTENCE_END.search(body)),
                 stop_ratio=stop,
@@ -85,25 +79,26 @@ def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
     return lines
 
 
-# Line weights of the maximum-sum segment (tuned on held-out-style checks, see bench notes).
-W_SECTION_END = -6.0
-W_COMMENTS = -40.0
-W_PATTERN_JUNK = -0.3
-W_REPEATED = -1.0
-W_BULLET = -1.0
-W_SENTENCE = 0.2
-W_SHORT = -0.7
+# Line weights of the maximum-sum run (a story line weighs its length / W_STORY_UNIT; figures
+# in bench/extraction.md).
+W_SECTION_END = -6.0  # "Related posts", "Most read": the page's furniture begins
+W_COMMENTS = -40.0  # a comments heading: a hard boundary
+W_PATTERN_JUNK = -0.3  # share/newsletter/read-more lines: removed, cheap to cross
+W_REPEATED = -1.0  # a short line seen elsewhere in the page (menus, teasers)
+W_BULLET = -1.0  # short list items (menus)
+W_SENTENCE = 0.2  # a short sentence
+W_SHORT = -0.7  # other short lines
 W_STORY_UNIT = 80.0
-INCLUDE_SHORT = "all"
-PROSE_STORY = True
-W_BULLET_STORY = 0.5
-HEADER_CLUSTER = True
-HEADER_WINDOW = 8
-TITLE_WINDOW = 40
-COMMENTS_SHARE = 0.4
+PROSE_STORY = True  # long prose lines without final punctuation count as story (x0.7)
+W_BULLET_STORY = 0.5  # long list items weigh half a story line
+HEADER_CLUSTER = True  # cut teasers before an article header inside the run
+HEADER_WINDOW = 8  # lines from the run's start searched for a byline/dateline
+TITLE_WINDOW = 40  # lines before the story searched for the headline
+COMMENTS_SHARE = 0.4  # the story before a comments heading wins when it has this share
 
 
 def _classify(lines: list[Line], has_stops: bool) -> None:
+    """Give each line a kind ('story', 'short', 'junk') and a weight for the run search."""
     for line in lines:
         if COMMENTS_HEADING.match(line.text):
             line.kind, line.weight = "junk", W_COMMENTS
@@ -143,13 +138,8 @@ def _prose(line: Line, has_stops: bool) -> bool:
 
 
 def _keep(line: Line) -> bool:
-    if line.kind == "story":
-        return True
-    if line.kind != "short":
-        return False
-    if INCLUDE_SHORT == "all":
-        return True
-    return line.sentence
+    """Inside the run, story lines and short lines (subheadings, list items) are kept."""
+    return line.kind in ("story", "short")
 
 
 def _lead_in_blocks(lines: list[Line]) -> None:
@@ -235,6 +225,7 @@ def _header_cluster(lines: list[Line], start: int, end: int) -> int:
 
 
 def _headline_like(line: Line) -> bool:
+    """A short unpunctuated line that could be a headline (not a byline or a date)."""
     return (
         not line.bullet and 3 <= line.words <= 25 and not line.sentence and not line.junk
         and not BYLINE.match(line.text) and not DATE_LINE.match(line.text)
@@ -245,7 +236,7 @@ def _content_words(text: str, stops: frozenset[str]) -> set[str]:
     return {w.lower() for w in _WORD.findall(text) if w.lower() not in stops and not w.isdigit()}
 
 
-def _title(  # noqa: C901 - one scoring loop
+def _title(
     lines: list[Line], start: int, body: list[str], stops: frozenset[str]
 ) -> str:
     """The headline: a line before the story that shares words with the lede, sits just above

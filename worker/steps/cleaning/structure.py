@@ -114,6 +114,7 @@ def _ancestors(el: Any) -> list[Any]:
 
 
 def _container(matched: list[tuple[Block, float]], share: float) -> Any | None:
+    """The deepest element holding at least `share` of the located paragraphs' text."""
     total = sum(size for _, size in matched)
     weight: dict[Any, float] = {}
     depth: dict[Any, int] = {}
@@ -130,6 +131,7 @@ def _container(matched: list[tuple[Block, float]], share: float) -> Any | None:
 
 
 def _story_block(block: Block, roots: set[Any]) -> bool:
+    """A block trafilatura missed that reads as story: prose, few links, no furniture around."""
     text = block.text
     if not is_story_like(text) or is_junk_line(text) or is_markup(text):
         return False
@@ -204,7 +206,7 @@ def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
         if block is not None:
             while extra and extra[0].order < block.order:
                 result.append(normalize_line(extra.pop(0).text))
-            if drop_outside and not ok and _teaser(block, paragraph):
+            if drop_outside and not ok and _teaser(block):
                 continue
         result.append(paragraph)
     result.extend(normalize_line(b.text) for b in extra)
@@ -225,7 +227,7 @@ def _split_parts(container: Any) -> list[Any]:
     ]
 
 
-def _teaser(block: Block, paragraph: str) -> bool:
+def _teaser(block: Block) -> bool:
     """A paragraph outside the story container that looks like furniture: inside a link, or in
     an element named like a sidebar, related list or promotion."""
     node = block.element
