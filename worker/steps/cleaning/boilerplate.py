@@ -20,7 +20,7 @@ _JUNK_PATTERNS = [
     r"\bshare it with\b",
     r"\b(get|download|install) .{0,40}\b(on|via|in) (whatsapp|telegram|the app|our app)\b",
     r"^follow (us|our|.{0,40}\b(on|via) )",
-    r"\btap here to\b|\bclick here\b|\bklicken sie hier\b|\bcliquez ici\b|\bhaga clic aquí\b",
+    r"\btap here to\b|\bclick(ing)? here\b|\bklicken sie hier\b|\bcliquez ici\b|\bhaga clic aquí\b",
     r"\bnever miss (an update|a story)\b",
     r"\bjoin (our|the) .{0,30}(channel|group|community|newsletter)\b",
     # newsletters and subscriptions
