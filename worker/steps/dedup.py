@@ -22,10 +22,11 @@ State layout (keys are short ASCII strings, values are packed bytes):
     a<page id>   one record per decided page: its decision; a cluster root also keeps its sketch
     h<text hash> content hash -> root page id (exact duplicates)
     <hash>       a sketch hash (6 characters) -> ids of the roots whose sketch holds it
-    ~t<hour>     ids of the pages seen in that hour, so expiry never scans the table
+    ~t<hour>     how many chunks of page ids that hour has; ~t<hour>.<n> holds up to 64 ids of
+                 pages seen in that hour, so expiry never scans the table and no value grows long
     ~            counters (records, roots, bytes, oldest hour) so metrics never scan the table
 
-Ids inside the state are the first 8 bytes of the 16-byte article id; keys are base64url.
+Ids inside the state are the first 8 bytes of the 16-byte article id, base64 in keys.
 
 Only roots (first-seen articles) are indexed for near-duplicate lookup, so every duplicate points
 at its cluster root, never at another duplicate.
@@ -33,14 +34,16 @@ at its cluster root, never at another duplicate.
 
 from __future__ import annotations
 
-import base64
+import binascii
+from bisect import bisect_right
 import hashlib
 import math
 import struct
+import zlib
+from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 from worker.document import Article
 from worker.steps.dedup_text import (
@@ -55,7 +58,14 @@ from worker.steps.dedup_text import (
 FORMAT_VERSION = 2
 
 INDEX_SKETCH = 40
-"""Shingle hashes the index keeps per article (a prefix of the fingerprint's bottom-k sketch)."""
+"""Shingle hashes a root's record keeps for verification (a prefix of the fingerprint's sketch)."""
+
+POSTED_HASHES = 20
+"""The smallest of those that are also posted in the inverted index to find candidates. Each
+posted hash costs one bucket read per decision and ~14 bytes of state per root."""
+
+CANDIDATE_HITS = 2
+"""Bucket hits that make a root a candidate (it is then verified on the whole sketches)."""
 
 NEAR_THRESHOLD = 0.4
 """Least share of the smaller text's shingle sample found in the other text (different sites)."""
@@ -143,20 +153,27 @@ _SID = 8  # bytes of a page id used inside the state
 
 
 def _pack_hashes(hashes: tuple[int, ...]) -> bytes:
-    return b"".join(h.to_bytes(_HASH_BYTES, "big") for h in hashes)
+    return struct.pack(f">{len(hashes)}I", *hashes)
 
 
 def _unpack_hashes(data: bytes) -> tuple[int, ...]:
-    n = _HASH_BYTES
-    return tuple(int.from_bytes(data[i : i + n], "big") for i in range(0, len(data) - n + 1, n))
+    return struct.unpack(f">{len(data) // _HASH_BYTES}I", data[: len(data) // _HASH_BYTES * _HASH_BYTES])
 
 
 def _sids(data: bytes | None) -> list[bytes]:
     return [data[i : i + _SID] for i in range(0, len(data), _SID)] if data else []
 
 
+def _holds(ids: bytes, sid: bytes) -> bool:
+    at = ids.find(sid)
+    while at > 0 and at % _SID:
+        at = ids.find(sid, at + 1)
+    return at >= 0
+
+
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    """base64 without padding (8 bytes -> 11 characters)."""
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").decode("ascii")
 
 
 def _page_key(sid: bytes) -> str:
@@ -167,18 +184,30 @@ def _hash_key(chash: bytes) -> str:
     return "h" + _b64(chash[:8])
 
 
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# 16 bits -> 3 characters (18 bits of room), so a 32-bit hash is two lookups and one concatenation
+_HALVES = tuple(_ALPHABET[n >> 12] + _ALPHABET[(n >> 6) & 63] + _ALPHABET[n & 63] for n in range(1 << 16))
+
+
 def _bucket_key(h: int) -> str:
-    return _b64(h.to_bytes(_HASH_BYTES, "big"))  # 6 characters, no prefix: the only keys that short
+    """6 characters for a 32-bit hash, no prefix: the only keys that short (hot path: no base64)."""
+    return _HALVES[h >> 16] + _HALVES[h & 0xFFFF]
 
 
 def _hour_key(hour: int) -> str:
     return f"~t{hour}"
 
 
+_UNREAD: Any = object()
+_CHUNK = struct.Struct(">I")
+CHUNK_IDS = 64  # page ids per time chunk: each decision rewrites at most one small value
+
+
 def site_of(url: str) -> int:
     """32-bit hash of the page's host without `www.` (two pages of one site share a template)."""
-    host = (urlsplit(url).hostname or "").removeprefix("www.")
-    return int.from_bytes(hashlib.blake2b(host.encode(), digest_size=4).digest(), "big")
+    rest = url.split("//", 1)[-1]
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
+    return zlib.crc32(host.removeprefix("www.").encode())
 
 
 @dataclass(slots=True)
@@ -235,9 +264,14 @@ def overlap(
     """
     ta = a[-1] if len(a) >= ka else math.inf
     tb = b[-1] if len(b) >= kb else math.inf
-    t = min(ta, tb)
-    sa = {h for h in a if h <= t and h not in ignore}
-    sb = {h for h in b if h <= t and h not in ignore}
+    if ta < tb:
+        b = b[: bisect_right(b, ta)]
+    elif tb < ta:
+        a = a[: bisect_right(a, tb)]
+    sa, sb = set(a), set(b)
+    if ignore:
+        sa -= ignore
+        sb -= ignore
     smaller = min(len(sa), len(sb))
     if not smaller:
         return 0.0, 0
@@ -260,6 +294,7 @@ class DedupIndex:
         near_threshold: float = NEAR_THRESHOLD,
         same_site_threshold: float = SAME_SITE_THRESHOLD,
         index_sketch: int = INDEX_SKETCH,
+        posted_hashes: int = POSTED_HASHES,
         min_near_shingles: int = MIN_NEAR_SHINGLES,
     ) -> None:
         self.state = state
@@ -267,8 +302,10 @@ class DedupIndex:
         self.near_threshold = near_threshold
         self.same_site_threshold = same_site_threshold
         self.index_sketch = index_sketch
+        self.posted_hashes = posted_hashes
         self.min_near_shingles = min_near_shingles
         self._meta = _Meta()
+        self._meta_raw = b""
 
     # -- metrics ----------------------------------------------------------------------------------
 
@@ -301,14 +338,23 @@ class DedupIndex:
             return _decision(aid, _Record.unpack(known))
 
         meta = self._load()
+        self._meta_raw = b""  # until saved: a failure halfway must not leave a stale copy in use
         chash = bytes.fromhex(fp.content_hash)
         site = site_of(url)
         match = self._exact(chash) if fp.sketch else None
         kind: Literal["exact", "near"] | None = "exact" if match else None
         similarity = 1.0
-        buckets: dict[str, bytes | None] = {}
-        if match is None:
-            match, similarity = self._near(fp, site, buckets)
+        # Too short a text is matched exactly only: it is neither indexed nor a candidate.
+        near = fp.shingles >= self.min_near_shingles
+        head: tuple[int, ...] = ()
+        keys: list[str] = []
+        found: list[bytes | None] = []
+        if match is None and near:
+            head = fp.sketch[: min(self.posted_hashes, self.index_sketch)]
+            halves = _HALVES  # _bucket_key, inlined: this and the reads are the hot loop
+            keys = [halves[h >> 16] + halves[h & 0xFFFF] for h in head]
+            found = list(map(self.state.get, keys))
+            match, similarity = self._near(fp, site, head, found)
             kind = "near" if match else None
 
         if match is not None:
@@ -320,22 +366,31 @@ class DedupIndex:
                 False, kind, root.root_id, seen_at, root.copies, similarity, site, chash[:8], ()
             )
         else:
-            # Too short a text is matched exactly only: it is neither indexed nor a candidate.
-            near = fp.shingles >= self.min_near_shingles
             stored = fp.sketch[: self.index_sketch] if near else ()
             record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], stored)
-            self._index(sid, stored, buckets)
+            self._index(sid, keys, found)
             self._put(_hash_key(chash), sid)
             meta.roots += 1
         hour = int(seen_at // HOUR)
-        hour_key = _hour_key(hour)
-        self._put(hour_key, (self.state.get(hour_key) or b"") + sid)
+        self._file(hour, sid)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
             meta.oldest_hour = hour
         meta.records += 1
-        self._put(page_key, record.pack())  # the page record last: a replay redoes the rest
+        self._put(page_key, record.pack(), None)  # the page record last: a replay redoes the rest
         self._save()
         return _decision(aid, record)
+
+    def _file(self, hour: int, sid: bytes) -> None:
+        hour_key = _hour_key(hour)
+        raw = self.state.get(hour_key)
+        chunks = _CHUNK.unpack(raw)[0] if raw else 0
+        chunk_key = f"{hour_key}.{chunks - 1}"
+        chunk = self.state.get(chunk_key) if chunks else None
+        if chunk is None or len(chunk) >= CHUNK_IDS * _SID:
+            chunks += 1
+            self._put(hour_key, _CHUNK.pack(chunks), raw)
+            chunk_key, chunk = f"{hour_key}.{chunks - 1}", None
+        self._put(chunk_key, chunk + sid if chunk else sid, chunk)
 
     def _exact(self, chash: bytes) -> tuple[str, _Record] | None:
         sid = self.state.get(_hash_key(chash))
@@ -346,30 +401,26 @@ class DedupIndex:
         return (key, _Record.unpack(data)) if data is not None else None
 
     def _near(
-        self, fp: Fingerprint, site: int, buckets: dict[str, bytes | None]
+        self, fp: Fingerprint, site: int, head: tuple[int, ...], found: list[bytes | None]
     ) -> tuple[tuple[str, _Record] | None, float]:
-        if fp.shingles < self.min_near_shingles:
-            return None, 0.0
-        hits: dict[bytes, int] = {}
-        boiler: set[int] = set()
-        get = self.state.get
-        for h in fp.sketch:
-            bkey = _bucket_key(h)
-            data = buckets[bkey] = get(bkey)
-            if not data:
-                continue
-            if len(data) >= BOILERPLATE_ROOTS * _SID:
-                boiler.add(h)
-                continue
-            for i in range(0, len(data), _SID):
-                csid = data[i : i + _SID]
-                hits[csid] = hits.get(csid, 0) + 1
+        limit = BOILERPLATE_ROOTS * _SID
+        boiler = {h for h, data in zip(head, found, strict=True) if data and len(data) >= limit}
+        single = [data for data in found if data and len(data) == _SID]  # the usual bucket
+        several = [
+            data[i : i + _SID]
+            for data in found
+            if data and _SID < len(data) < limit
+            for i in range(0, len(data), _SID)
+        ]
+        hits = Counter(single)
+        if several:
+            hits.update(several)
         best: tuple[str, _Record] | None = None
         best_sim = 0.0
-        ranked = sorted(((n, csid) for csid, n in hits.items() if n >= MIN_SHARED), reverse=True)
+        ranked = sorted(((n, csid) for csid, n in hits.items() if n >= CANDIDATE_HITS), reverse=True)
         for _, csid in ranked[:MAX_CANDIDATES]:
             key = _page_key(csid)
-            data = get(key)
+            data = self.state.get(key)
             if data is None:
                 continue
             cand = _Record.unpack(data)
@@ -379,16 +430,16 @@ class DedupIndex:
                 best, best_sim = (key, cand), sim
         return best, round(best_sim, 4)
 
-    def _index(self, sid: bytes, sketch: tuple[int, ...], buckets: dict[str, bytes | None]) -> None:
-        for h in sketch:
-            bkey = _bucket_key(h)
-            data = buckets[bkey] if bkey in buckets else self.state.get(bkey)
-            data = data or b""
-            if len(data) >= MAX_POSTING * _SID or sid in _sids(data):
-                continue
-            data += sid
-            buckets[bkey] = data
-            self._put(bkey, data)
+    def _index(self, sid: bytes, keys: list[str], found: list[bytes | None]) -> None:
+        state, full, grown = self.state, MAX_POSTING * _SID, 0
+        for bkey, old in zip(keys, found, strict=True):
+            if old is None:
+                state[bkey] = sid
+                grown += len(bkey) + _SID
+            elif len(old) < full and not _holds(old, sid):
+                state[bkey] = old + sid
+                grown += _SID
+        self._meta.size += grown
 
     # -- the window -------------------------------------------------------------------------------
 
@@ -401,32 +452,38 @@ class DedupIndex:
         meta = self._load()
         if meta.oldest_hour < 0:
             return 0
+        self._meta_raw = b""
         cutoff = now - self.window_seconds
         last_hour = int(cutoff // HOUR)
         dropped = 0
         oldest = meta.oldest_hour
         for hour in range(meta.oldest_hour, last_hour + 1):
             hour_key = _hour_key(hour)
-            data = self.state.get(hour_key)
-            if data is None:
-                oldest = hour + 1
-                continue
-            kept = b""
-            for sid in _sids(data):
-                page_key = _page_key(sid)
-                raw = self.state.get(page_key)
-                if raw is None:
-                    continue
-                record = _Record.unpack(raw)
-                if record.seen_at >= cutoff:
-                    kept += sid
-                    continue
-                self._forget(sid, page_key, record, meta)
-                dropped += 1
-            if kept:
-                self._put(hour_key, kept)
+            raw = self.state.get(hour_key)
+            chunks = _CHUNK.unpack(raw)[0] if raw else 0
+            left = 0
+            for n in range(chunks):
+                chunk_key = f"{hour_key}.{n}"
+                kept = b""
+                for sid in _sids(self.state.get(chunk_key)):
+                    page_key = _page_key(sid)
+                    data = self.state.get(page_key)
+                    if data is None:
+                        continue
+                    record = _Record.unpack(data)
+                    if record.seen_at >= cutoff:
+                        kept += sid
+                        continue
+                    self._forget(sid, page_key, record, meta)
+                    dropped += 1
+                if kept:
+                    self._put(chunk_key, kept)
+                    left += 1
+                else:
+                    self._delete(chunk_key)
+            if left:
                 oldest = hour
-                break  # a later hour can only hold later pages
+                break  # a later hour holds later pages only
             self._delete(hour_key)
             oldest = hour + 1
         meta.oldest_hour = oldest if meta.records else -1
@@ -435,7 +492,7 @@ class DedupIndex:
 
     def _forget(self, sid: bytes, page_key: str, record: _Record, meta: _Meta) -> None:
         if record.root:
-            for h in record.sketch:
+            for h in record.sketch[: self.posted_hashes]:
                 self._unindex(_bucket_key(h), sid)
             meta.roots -= 1
         hash_key = _hash_key(record.chash)
@@ -454,12 +511,19 @@ class DedupIndex:
     # -- bookkeeping ------------------------------------------------------------------------------
 
     def _load(self) -> _Meta:
+        """The counters as the state holds them now (another index or a recovery may have moved
+        them on); the last unpacked copy is reused while the stored bytes are unchanged."""
         raw = self.state.get(_META_KEY)
-        self._meta = _Meta(*_META.unpack(raw)) if raw is not None else self._recount()
+        if raw is None:
+            self._meta, self._meta_raw = self._recount(), b""
+        elif raw != self._meta_raw:
+            self._meta, self._meta_raw = _Meta(*_META.unpack(raw)), raw
         return self._meta
 
-    def _put(self, key: str, value: bytes) -> None:
-        old = self.state.get(key)
+    def _put(self, key: str, value: bytes, old: Any = _UNREAD) -> None:
+        """Write one value, keeping the byte count; pass `old` when the caller already read it."""
+        if old is _UNREAD:
+            old = self.state.get(key)
         self._meta.size += len(value) - (len(old) if old is not None else -len(key))
         self.state[key] = value
 
@@ -469,7 +533,8 @@ class DedupIndex:
             self._meta.size -= len(key) + len(old)
 
     def _save(self) -> None:
-        self.state[_META_KEY] = self._meta.pack()
+        self._meta_raw = self._meta.pack()
+        self.state[_META_KEY] = self._meta_raw
 
     def _recount(self) -> _Meta:
         meta = _Meta()
@@ -480,7 +545,7 @@ class DedupIndex:
             if len(key) == 12 and key.startswith("a"):
                 meta.records += 1
                 meta.roots += bool(value[0] & _ROOT)
-            elif key.startswith("~t"):
+            elif key.startswith("~t") and "." not in key:
                 hour = int(key[2:])
                 meta.oldest_hour = hour if meta.oldest_hour < 0 else min(meta.oldest_hour, hour)
         return meta
