@@ -90,7 +90,9 @@ def output_topics(settings: Settings) -> list[str]:
     return [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic]
 
 
-def collect_events(settings: Settings, count: int, timeout: float = 120.0, topics: list[str] | None = None) -> list[dict[str, Any]]:
+def collect_events(
+    settings: Settings, count: int, timeout: float = 120.0, topics: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Read output events from the beginning until `count` arrived (or `timeout` idle seconds)."""
 
     async def main() -> list[dict[str, Any]]:

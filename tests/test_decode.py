@@ -14,9 +14,16 @@ def page(**fields) -> bytes:
 
 
 def test_valid_page_is_normalised():
-    result = decode(page(url=" https://a.example/x ", text="Hello", fetched_at="2025-01-11T13:00:00+01:00", language="EN-gb"))
-    assert result == RawPage(url="https://a.example/x", text="Hello", fetched_at="2025-01-11T12:00:00Z",
-                             language="en", size_bytes=result.size_bytes)
+    result = decode(
+        page(url=" https://a.example/x ", text="Hello", fetched_at="2025-01-11T13:00:00+01:00", language="EN-gb")
+    )
+    assert result == RawPage(
+        url="https://a.example/x",
+        text="Hello",
+        fetched_at="2025-01-11T12:00:00Z",
+        language="en",
+        size_bytes=result.size_bytes,
+    )
 
 
 def test_key_is_the_url_when_the_field_is_absent():
@@ -34,8 +41,8 @@ def test_utf16_json_is_accepted():
     [
         (b"", "invalid_json", "empty"),
         (b"{oops", "invalid_json", "not valid JSON"),
-        (b"\"just a string\"", "invalid_json", "not an object"),
-        ("{\"url\": \"https://a.example\", \"text\": \"caf\xe9\"}".encode("latin-1"), "invalid_json", "UTF-8"),
+        (b'"just a string"', "invalid_json", "not an object"),
+        ('{"url": "https://a.example", "text": "caf\xe9"}'.encode("latin-1"), "invalid_json", "UTF-8"),
         (page(text="x"), "invalid_field", "'url'"),
         (page(url="mailto:x@example.com", text="x"), "invalid_field", "'url'"),
         (page(url="https://a.example"), "invalid_field", "'html' and 'text'"),
@@ -45,7 +52,11 @@ def test_utf16_json_is_accepted():
         (page(url="https://a.example", text="x", fetched_at="2025-01-11T12:00:00"), "invalid_field", "'fetched_at'"),
         (page(url="https://a.example", text="x", headers={"a": 1}), "invalid_field", "'headers'"),
         (page(url="https://a.example", text="x", event_type="article.v1"), "invalid_field", "'event_type'"),
-        (page(url="https://a.example", html="x", headers={"Content-Type": "image/png"}), "unsupported_content", "Content-Type"),
+        (
+            page(url="https://a.example", html="x", headers={"Content-Type": "image/png"}),
+            "unsupported_content",
+            "Content-Type",
+        ),
         (b"%PDF-1.7 binary", "unsupported_content", "binary"),
         (page(url="https://a.example", text="   "), "empty_after_cleaning", "'text'"),
     ],

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import html
-import pytest
 
+import pytest
 from conftest import collect_events, collect_for_urls, raw_page, read_fixture, send_pages, validate_event
+
 from worker.broker import free_port
 
 pytestmark = pytest.mark.integration
@@ -18,19 +19,33 @@ def story_copies(prefix: str) -> list[tuple[bytes, bytes]]:
 
     def page(headline: str, paragraphs: list[str], site: str) -> str:
         ps = "\n".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
-        return (f"<html><head><title>{html.escape(headline)} | {site}</title></head><body>"
-                f"<nav><a href='/'>Home</a> <a href='/world'>World</a> <a href='/sport'>Sport</a></nav>"
-                f"<article><h1>{html.escape(headline)}</h1>{ps}</article>"
-                f"<footer>Copyright {site}. All rights reserved.</footer></body></html>")
+        return (
+            f"<html><head><title>{html.escape(headline)} | {site}</title></head><body>"
+            f"<nav><a href='/'>Home</a> <a href='/world'>World</a> <a href='/sport'>Sport</a></nav>"
+            f"<article><h1>{html.escape(headline)}</h1>{ps}</article>"
+            f"<footer>Copyright {site}. All rights reserved.</footer></body></html>"
+        )
 
     straight = [p.replace("\u201c", '"').replace("\u201d", '"').replace("\u2019", "'") for p in body]
     variants = [
         raw_page(f"https://{prefix}-a.example/story", text=read_fixture("seed-page.txt")),
         raw_page(f"https://{prefix}-b.example/world/1", html=page(title, straight, "B News")),
-        raw_page(f"https://{prefix}-c.example/n/2", html=page("Kyiv holds two North Korean troops", body[: len(body) // 2 + 1], "C Daily")),
-        raw_page(f"https://{prefix}-d.example/x", html=page(title + " - live", body[:6] + ["Read more: Markets rally"] + body[6:], "D Post")),
-        raw_page(f"https://{prefix}-e.example/y", html=page(title, [p.replace("captured", "seized") for p in body], "E Times")),
-        raw_page(f"https://{prefix}-f.example/z", html=page(title, [" ".join(body[i:i + 2]) for i in range(0, len(body), 2)], "F Wire")),
+        raw_page(
+            f"https://{prefix}-c.example/n/2",
+            html=page("Kyiv holds two North Korean troops", body[: len(body) // 2 + 1], "C Daily"),
+        ),
+        raw_page(
+            f"https://{prefix}-d.example/x",
+            html=page(title + " - live", body[:6] + ["Read more: Markets rally"] + body[6:], "D Post"),
+        ),
+        raw_page(
+            f"https://{prefix}-e.example/y",
+            html=page(title, [p.replace("captured", "seized") for p in body], "E Times"),
+        ),
+        raw_page(
+            f"https://{prefix}-f.example/z",
+            html=page(title, [" ".join(body[i : i + 2]) for i in range(0, len(body), 2)], "F Wire"),
+        ),
     ]
     return variants
 

@@ -7,15 +7,20 @@ import json
 
 import jsonschema
 import pytest
-
 from conftest import SCHEMAS, validate_event
+
 from worker.document import Article, Dropped, Entity, Origin
 from worker.events import MAX_ORIGINAL_BYTES, article_event, cluster_event, dead_letter_event, duplicate_event
 from worker.sample_pages import load_samples
 
 ARTICLE = Article(
-    url="https://a.example/story", title="A story", text="First paragraph.\n\nSecond one.", mode="html",
-    source_domain="a.example", fetched_at="2025-01-11T12:00:00Z", language="en",
+    url="https://a.example/story",
+    title="A story",
+    text="First paragraph.\n\nSecond one.",
+    mode="html",
+    source_domain="a.example",
+    fetched_at="2025-01-11T12:00:00Z",
+    language="en",
     entities=[Entity("0123456789abcdef", "Kyiv", "GPE", "Kyiv", [(0, 4)], 1, 0.5)],
     stage_seconds={"clean": 0.01},
 )
@@ -47,7 +52,9 @@ def test_dead_letter_keeps_utf8_as_text_and_binary_as_base64():
 
 
 def test_dead_letter_of_a_huge_page_is_cut():
-    _, event = dead_letter_event(Dropped("too_large", "The message is too large."), b"x" * (MAX_ORIGINAL_BYTES * 3), ORIGIN)
+    _, event = dead_letter_event(
+        Dropped("too_large", "The message is too large."), b"x" * (MAX_ORIGINAL_BYTES * 3), ORIGIN
+    )
     validate_event(event)
     assert event["original_truncated"] and len(event["original"]) == MAX_ORIGINAL_BYTES
 

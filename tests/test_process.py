@@ -7,8 +7,8 @@ import sys
 from collections import Counter
 
 import orjson
-
 from conftest import validate_event
+
 from worker.sample_pages import load_samples
 
 
@@ -16,13 +16,18 @@ def test_process_accounts_for_every_line(tmp_path):
     samples = load_samples()
     source = tmp_path / "pages.jsonl"
     source.write_bytes(b"\n".join(s.value for s in samples) + b"\n")
-    result = subprocess.run([sys.executable, "-m", "worker", "process", str(source)], capture_output=True, check=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "process", str(source)], capture_output=True, check=True, timeout=300
+    )
     events = [orjson.loads(line) for line in result.stdout.splitlines()]
     for event in events:
         validate_event(event)
     kinds = Counter(e["event_type"] for e in events)
     assert kinds == {"article.v1": 4, "duplicate.v1": 1, "cluster.v1": 1, "dead_letter.v1": 1}
-    expected = Counter({"article": "article.v1", "duplicate": "duplicate.v1", "dead_letter": "dead_letter.v1"}[s.expect] for s in samples)
+    expected = Counter(
+        {"article": "article.v1", "duplicate": "duplicate.v1", "dead_letter": "dead_letter.v1"}[s.expect]
+        for s in samples
+    )
     assert kinds - Counter({"cluster.v1": 1}) == expected
     assert "4 article.v1" in result.stderr.decode()
 
@@ -30,8 +35,13 @@ def test_process_accounts_for_every_line(tmp_path):
 def test_process_reads_stdin_and_is_deterministic(tmp_path):
     seed = next(s for s in load_samples() if s.name == "seed-page.txt")
     runs = [
-        subprocess.run([sys.executable, "-m", "worker", "process", "-"], input=seed.value + b"\n",
-                       capture_output=True, check=True, timeout=300).stdout
+        subprocess.run(
+            [sys.executable, "-m", "worker", "process", "-"],
+            input=seed.value + b"\n",
+            capture_output=True,
+            check=True,
+            timeout=300,
+        ).stdout
         for _ in range(2)
     ]
     first, second = (orjson.loads(r) for r in runs)

@@ -11,8 +11,14 @@ from worker.settings import Secret, Settings
 
 
 def test_settings_from_environment():
-    settings = Settings.from_env({"INGEST_TOPIC_PARTITIONS": "8", "INGEST_PAGE_TIMEOUT_SECONDS": "2.5",
-                                  "INGEST_BROKER_PASSWORD": "hunter2", "OTHER": "x"})
+    settings = Settings.from_env(
+        {
+            "INGEST_TOPIC_PARTITIONS": "8",
+            "INGEST_PAGE_TIMEOUT_SECONDS": "2.5",
+            "INGEST_BROKER_PASSWORD": "hunter2",
+            "OTHER": "x",
+        }
+    )
     assert settings.topic_partitions == 8 and settings.page_timeout_seconds == 2.5
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.describe())
     assert settings.broker_password.reveal() == "hunter2"

@@ -7,8 +7,8 @@ from collections import Counter
 
 import orjson
 import pytest
-
 from conftest import FIXTURES, collect_events, collect_for_urls, raw_page, read_fixture, send_pages, validate_event
+
 from worker.sample_pages import load_samples, read_page
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,9 @@ def test_seed_copy_and_malformed_message(kafka_settings, start_worker):
     start_worker(kafka_settings)
     samples = {s.name: s for s in load_samples()}
 
-    send_pages(kafka_settings, [raw_page(SEED_URL, text=read_fixture("seed-page.txt"), fetched_at="2025-01-11T12:00:00Z")])
+    send_pages(
+        kafka_settings, [raw_page(SEED_URL, text=read_fixture("seed-page.txt"), fetched_at="2025-01-11T12:00:00Z")]
+    )
     [article] = collect_events(kafka_settings, 1)
     validate_event(article)
     assert article["event_type"] == "article.v1"
@@ -81,7 +83,7 @@ def test_every_bad_input_is_a_dead_letter_with_a_reason(kafka_settings, start_wo
         raw_page("https://example.com/big", html="<p>" + "word " * 20_000 + "</p>"),
         raw_page("https://example.com/pdf", html="%PDF", headers={"Content-Type": "application/pdf"}),
         raw_page("https://example.com/empty", html="<html><body><nav>Home</nav></body></html>"),
-        (None, "{\"url\": \"https://example.com/latin1\", \"text\": \"caf\xe9\"}".encode("latin-1")),
+        (None, '{"url": "https://example.com/latin1", "text": "caf\xe9"}'.encode("latin-1")),
     ]
     send_pages(kafka_settings, messages)
     events = collect_events(kafka_settings, len(messages))
@@ -89,7 +91,13 @@ def test_every_bad_input_is_a_dead_letter_with_a_reason(kafka_settings, start_wo
     for event in events:
         validate_event(event)
     reasons = Counter(e["reason"] for e in events)
-    assert reasons == {"invalid_json": 3, "invalid_field": 2, "too_large": 1, "unsupported_content": 1, "empty_after_cleaning": 1}
+    assert reasons == {
+        "invalid_json": 3,
+        "invalid_field": 2,
+        "too_large": 1,
+        "unsupported_content": 1,
+        "empty_after_cleaning": 1,
+    }
     latin1 = [e for e in events if e["original_encoding"] == "base64"]
     assert len(latin1) == 1
 
@@ -108,7 +116,9 @@ def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_
     contents: dict[str, set[bytes]] = {}
     for event in events:
         if event["event_type"] == "article.v1":
-            contents.setdefault(event["id"], set()).add(orjson.dumps([event["title"], event["text"], event["entities"]]))
+            contents.setdefault(event["id"], set()).add(
+                orjson.dumps([event["title"], event["text"], event["entities"]])
+            )
     assert all(len(variants) == 1 for variants in contents.values()), "an article id was emitted with different content"
 
 

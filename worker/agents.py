@@ -101,7 +101,9 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             token = id(event)
             inflight.add(token, message.timestamp or time.time())
             try:
-                await handle_page(event.value or b"", event.key, Origin(message.topic, message.partition, message.offset))
+                await handle_page(
+                    event.value or b"", event.key, Origin(message.topic, message.partition, message.offset)
+                )
             finally:
                 inflight.done(token)
 
@@ -182,10 +184,17 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
         texts = [p.article.text for p in batch]
         timeout = settings.page_timeout_seconds * len(batch)
         started = time.perf_counter()
-        found = await in_pool(tag_texts, texts, settings.spacy_model, settings.entity_batch_size, step="entities", timeout=timeout)
+        found = await in_pool(
+            tag_texts, texts, settings.spacy_model, settings.entity_batch_size, step="entities", timeout=timeout
+        )
         if isinstance(found, Dropped) and len(batch) > 1:
             # Tag one by one so only the page that fails is dead-lettered.
-            found = [await in_pool(tag_texts, [t], settings.spacy_model, 1, step="entities", timeout=settings.page_timeout_seconds) for t in texts]
+            found = [
+                await in_pool(
+                    tag_texts, [t], settings.spacy_model, 1, step="entities", timeout=settings.page_timeout_seconds
+                )
+                for t in texts
+            ]
             found = [f if isinstance(f, Dropped) else f[0] for f in found]
         elif isinstance(found, Dropped):
             found = [found]
@@ -201,7 +210,9 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             for entity in entities:
                 metrics.entities.labels(entity.label).inc()
             metrics.articles.labels(article.mode).inc()
-            await send(topology.articles, *article_event(article, prepared.article_id, prepared.fingerprint.content_hash))
+            await send(
+                topology.articles, *article_event(article, prepared.article_id, prepared.fingerprint.content_hash)
+            )
             observe_end_to_end(prepared)
 
     def observe_end_to_end(prepared: Prepared) -> None:
@@ -227,7 +238,9 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
+        return web.bytes(
+            generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+        )
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -72,7 +72,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         clusters=app.topic(settings.clusters_topic, **raw),
         dead_letters=app.topic(settings.dead_letter_topic, **raw),
         dedup_table=app.Table(
-            "dedup-state", default=None, partitions=1, key_type=str, value_type=bytes  # values: raw bytes
+            "dedup-state",
+            default=None,
+            partitions=1,
+            key_type=str,
+            value_type=bytes,  # values: raw bytes
         ),
     )
     return app, topology

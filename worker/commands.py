@@ -71,8 +71,13 @@ def demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="ingest-demo-") as tmp, EmbeddedBroker() as broker:
         settings = Settings.from_env().with_overrides(
-            broker=broker.url, app_id="ingest-demo", fetch_wait_ms=10, metrics_port=free_port(),
-            data_dir=tmp, topic_partitions=2, session_timeout_seconds=6.0,
+            broker=broker.url,
+            app_id="ingest-demo",
+            fetch_wait_ms=10,
+            metrics_port=free_port(),
+            data_dir=tmp,
+            topic_partitions=2,
+            session_timeout_seconds=6.0,
         )
         print(f"embedded Kafka-protocol broker on {broker.bootstrap}", flush=True)
         asyncio.run(ensure_topics(settings))
@@ -86,8 +91,11 @@ def demo(args: argparse.Namespace) -> int:
                 print("not every sample was accounted for; worker log:\n" + worker.log_tail(), file=sys.stderr)
                 return 1
             if args.serve:
-                print(f"serving: push pages with INGEST_BROKER={broker.url} ingest-worker produce FILE, "
-                      f"read them with ingest-worker tail {settings.articles_topic}; Ctrl-C stops", flush=True)
+                print(
+                    f"serving: push pages with INGEST_BROKER={broker.url} ingest-worker produce FILE, "
+                    f"read them with ingest-worker tail {settings.articles_topic}; Ctrl-C stops",
+                    flush=True,
+                )
                 try:
                     while True:
                         time.sleep(3600)
@@ -123,11 +131,15 @@ def describe_event(event: dict[str, Any]) -> str:
     kind = event.get("event_type", "?")
     if kind == "article.v1":
         top = ", ".join(f"{e['canonical']} ({e['label']})" for e in event.get("entities", [])[:6])
-        return (f"article    {event['title'][:80]!r} [{event['source_domain']}, {event['word_count']} words, "
-                f"unique, id {event['id'][:12]}] entities: {top or '-'}")
+        return (
+            f"article    {event['title'][:80]!r} [{event['source_domain']}, {event['word_count']} words, "
+            f"unique, id {event['id'][:12]}] entities: {top or '-'}"
+        )
     if kind == "duplicate.v1":
-        return (f"duplicate  {event.get('title', '')[:80]!r} [{event.get('source_domain', '')}] is a {event['kind']} "
-                f"copy (similarity {event['similarity']:.2f}) of article {event['duplicate_of'][:12]}")
+        return (
+            f"duplicate  {event.get('title', '')[:80]!r} [{event.get('source_domain', '')}] is a {event['kind']} "
+            f"copy (similarity {event['similarity']:.2f}) of article {event['duplicate_of'][:12]}"
+        )
     if kind == "dead_letter.v1":
         return f"dead letter {event['reason']}: {event['detail']}"
     if kind == "cluster.v1":
@@ -221,7 +233,7 @@ def tail(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
     async def main() -> None:
-        async for _, key, value in consume(settings, [args.topic], args.from_beginning, args.timeout, args.max):
+        async for _, _, value in consume(settings, [args.topic], args.from_beginning, args.timeout, args.max):
             sys.stdout.write(value.decode("utf-8", "replace") + "\n")
             sys.stdout.flush()
 

@@ -28,7 +28,16 @@ DuplicateKind = Literal["exact", "near"]
 DUPLICATE_KINDS: tuple[DuplicateKind, ...] = ("exact", "near")
 
 ENTITY_LABELS: tuple[str, ...] = (
-    "PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW",
+    "PERSON",
+    "ORG",
+    "GPE",
+    "LOC",
+    "NORP",
+    "FAC",
+    "EVENT",
+    "PRODUCT",
+    "WORK_OF_ART",
+    "LAW",
     "LANGUAGE",
 )
 

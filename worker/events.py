@@ -95,7 +95,9 @@ def cluster_event(article_id: str, copies: int, latest_url: str) -> tuple[bytes,
     return article_id.encode(), event
 
 
-def dead_letter_event(dropped: Dropped, original: bytes | None, origin: Origin, url: str | None = None) -> tuple[bytes | None, Event]:
+def dead_letter_event(
+    dropped: Dropped, original: bytes | None, origin: Origin, url: str | None = None
+) -> tuple[bytes | None, Event]:
     """The `dead_letter.v1` event of a page that cannot be processed, keyed like its input."""
     raw = original or b""
     truncated = len(raw) > MAX_ORIGINAL_BYTES

@@ -14,8 +14,9 @@ from worker.topics import kafka_client_options
 
 async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
     """Send (key, value) messages and wait until the broker acknowledged all; returns the count."""
-    producer = AIOKafkaProducer(acks="all", max_request_size=settings.max_page_bytes + 1_000_000,
-                                **kafka_client_options(settings))
+    producer = AIOKafkaProducer(
+        acks="all", max_request_size=settings.max_page_bytes + 1_000_000, **kafka_client_options(settings)
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value=value, key=key) for key, value in messages]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
+from worker.broker import stop_process_group
 from worker.settings import Settings
 
 
@@ -34,8 +33,12 @@ class WorkerProcess:
         env.update(self.settings.to_environ())
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "-m", "worker", "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         self.wait_ready()
@@ -58,16 +61,7 @@ class WorkerProcess:
     def stop(self, kill: bool = False) -> None:
         """Stop the worker: SIGTERM and wait (graceful), or SIGKILL at once when `kill`."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process, grace_seconds=30, kill=kill)
 
     def log_tail(self, limit: int = 6000) -> str:
         """The end of the worker's log."""
@@ -79,5 +73,5 @@ class WorkerProcess:
     def __enter__(self) -> WorkerProcess:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

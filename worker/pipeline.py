@@ -19,7 +19,7 @@ from worker.events import Event, article_event, cluster_event, dead_letter_event
 from worker.settings import Settings
 from worker.steps.clean import clean
 from worker.steps.decode import decode, epoch_seconds
-from worker.steps.dedup import DedupIndex, Decision, Fingerprint, article_id, fingerprint
+from worker.steps.dedup import Decision, DedupIndex, Fingerprint, article_id, fingerprint
 
 
 @dataclass(slots=True)
@@ -104,7 +104,9 @@ def decision_events(prepared: Prepared, decision: Decision) -> list[tuple[bytes 
     """The duplicate + cluster events of a duplicate decision (unique articles go on to tagging)."""
     assert decision.duplicate_of is not None and decision.kind is not None
     return [
-        duplicate_event(decision.article_id, prepared.article, decision.duplicate_of, decision.kind, decision.similarity),
+        duplicate_event(
+            decision.article_id, prepared.article, decision.duplicate_of, decision.kind, decision.similarity
+        ),
         cluster_event(decision.duplicate_of, decision.copies, prepared.article.url),
     ]
 
@@ -154,7 +156,9 @@ def _flush(pending: list[tuple[Prepared, bytes, Origin]], settings: Settings, ta
         started = time.perf_counter()
         texts = [prepared.article.text for prepared, _, _ in pending]
         try:
-            tagged: list[list[Entity] | Dropped] = list(tag_texts(texts, settings.spacy_model, settings.entity_batch_size))
+            tagged: list[list[Entity] | Dropped] = list(
+                tag_texts(texts, settings.spacy_model, settings.entity_batch_size)
+            )
         except Exception:
             tagged = [_tag_one(text, settings) for text in texts]  # find the page that fails
         per_article = (time.perf_counter() - started) / len(pending)

@@ -27,7 +27,9 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(settings.broker)}
     if settings.broker_username:
         options.update(
-            security_protocol=settings.broker_security_protocol if settings.broker_security_protocol != "PLAINTEXT" else "SASL_PLAINTEXT",
+            security_protocol=settings.broker_security_protocol
+            if settings.broker_security_protocol != "PLAINTEXT"
+            else "SASL_PLAINTEXT",
             sasl_mechanism=settings.broker_sasl_mechanism,
             sasl_plain_username=settings.broker_username,
             sasl_plain_password=settings.broker_password.reveal(),
@@ -37,8 +39,13 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
 
 def topic_names(settings: Settings) -> list[str]:
     """The input topic and every output topic."""
-    return [settings.input_topic, settings.articles_topic, settings.duplicates_topic,
-            settings.clusters_topic, settings.dead_letter_topic]
+    return [
+        settings.input_topic,
+        settings.articles_topic,
+        settings.duplicates_topic,
+        settings.clusters_topic,
+        settings.dead_letter_topic,
+    ]
 
 
 async def ensure_topics(settings: Settings) -> None:

@@ -38,7 +38,9 @@ def decode(value: bytes | None, key: bytes | None = None, max_bytes: int = 5_000
 
 def _parse_json(value: bytes) -> Any:
     if value.startswith(BINARY_SIGNATURES):
-        return Dropped("unsupported_content", "The message is a binary file (PDF, image or archive), not a JSON page event.")
+        return Dropped(
+            "unsupported_content", "The message is a binary file (PDF, image or archive), not a JSON page event."
+        )
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -49,7 +51,9 @@ def _parse_json(value: bytes) -> Any:
     except UnicodeDecodeError:
         return Dropped("invalid_json", "The message is not UTF-8 text; encode the JSON event as UTF-8.")
     except ValueError as exc:
-        return Dropped("invalid_json", f"The message is not valid JSON ({exc}); send one raw_page.v1 object per message.")
+        return Dropped(
+            "invalid_json", f"The message is not valid JSON ({exc}); send one raw_page.v1 object per message."
+        )
 
 
 def _validate(payload: dict[str, Any], key: bytes | None, size: int) -> RawPage | Dropped:
@@ -87,7 +91,9 @@ def _validate(payload: dict[str, Any], key: bytes | None, size: int) -> RawPage 
     if fetched_at is not None:
         fetched_at = _rfc3339(fetched_at)
         if fetched_at is None:
-            return Dropped("invalid_field", f"Field 'fetched_at' is not an RFC 3339 timestamp: {payload.get('fetched_at')!r}.")
+            return Dropped(
+                "invalid_field", f"Field 'fetched_at' is not an RFC 3339 timestamp: {payload.get('fetched_at')!r}."
+            )
     for name in ("source", "language"):
         if payload.get(name) is not None and not isinstance(payload[name], str):
             return Dropped("invalid_field", f"Field '{name}' must be a string.")
