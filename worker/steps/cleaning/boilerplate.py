@@ -117,12 +117,29 @@ DATE_LINE = re.compile(
 )
 
 
+# Substrings one of which every pattern of JUNK_ANYWHERE needs (lower case): a line with none
+# of them skips the regex (it is the slow part of the check).
+_TRIGGERS = (
+    "share", "whatsapp", "telegram", " app", "here", "hier", "ici", "clic", "never miss",
+    "join ", "sign", "subscri", "regist", "newsletter", "inbox", "cookie", "by continuing",
+    "by using", "getty", "shutterstock", "istock", "afp", "reuters", "ap photo", "©",
+    "rights reserved", "like this", "follow", "contributed", "additional reporting",
+    "be reached", "be contacted", "tell us", "what do you think", "let us know", "as little as",
+    "report", "terms ", "privacy", "available", "to continue", "to read", "javascript",
+)
+
+
 @lru_cache(maxsize=8192)
 def is_junk_line(line: str) -> bool:
     """True when the whole line is site furniture: share, follow, newsletter, cookie, credits."""
     if len(line) > 240 or len(line.split()) > 40:
         return bool(re.search(r"\bcookies?\b.{0,80}\b(consent|accept|policy)\b", line, _I))
-    return bool(JUNK_START.match(line) or JUNK_ANYWHERE.search(line))
+    if JUNK_START.match(line):
+        return True
+    low = line.lower()
+    if not (low.rstrip().endswith(")") or any(t in low for t in _TRIGGERS)):
+        return False
+    return bool(JUNK_ANYWHERE.search(line))
 
 
 def is_lead_in(line: str) -> bool:
