@@ -262,6 +262,13 @@ def test_normalize_helpers() -> None:
 def test_small_helpers() -> None:
     assert source_domain("https://www.example.co.uk/a?b") == "example.co.uk"
     assert source_domain("::") == ""
+    markup = (
+        "<html><head><link rel='canonical' href='/news/story-1'></head><body>"
+        + _story(3) + "</body></html>"
+    )
+    article = _article(RawPage(url="https://www.example.org/news/story-1?utm=x", html=markup))
+    assert article.canonical_url == "https://www.example.org/news/story-1"
+    assert article.source_domain == "example.org"
     assert iso_date("2019-11-18T07:45:00Z") == "2019-11-18T07:45:00+00:00"
     assert iso_date("2019-11-18") == "2019-11-18"
     assert iso_date("yesterday") is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from worker.document import Article, Dropped, RawPage
 from worker.steps.cleaning.dump import extract_dump
@@ -46,9 +46,14 @@ def iso_date(value: str | None) -> str | None:
 
 
 def _absolute(url: str | None, base: str) -> str | None:
-    if not url or not url.startswith(("http://", "https://", "//")):
+    """`url` made absolute against the page's url; None unless it is an http(s) url."""
+    if not url:
         return None
-    return f"{urlsplit(base).scheme or 'https'}:{url}" if url.startswith("//") else url
+    try:
+        joined = urljoin(base, url.strip())
+    except ValueError:
+        return None
+    return joined if joined.startswith(("http://", "https://")) else None
 
 
 def _too_short(text: str) -> bool:
