@@ -42,7 +42,7 @@ async def measure(settings: Settings, pages: list[bytes]) -> tuple[float, list[f
         messages.append((url.encode(), page))
     events = consume(settings, outputs, from_beginning=True, idle_timeout=300)
     started = time.perf_counter()
-    for key, value in messages:
+    for key, _ in messages:
         sent_at[key.decode()] = time.perf_counter()
     await produce(settings, settings.input_topic, messages)
     latencies: list[float] = []
