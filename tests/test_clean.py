@@ -228,6 +228,15 @@ def test_garbage_text_never_crashes() -> None:
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", result.text)
 
 
+def test_fragment_and_plain_text_in_the_html_field() -> None:
+    fragment = clean(RawPage(url="https://f.example/a", html=_story(3)))
+    assert isinstance(fragment, Article) and fragment.mode == "html"
+    assert "Part 1 paragraph 2 of the story" in fragment.text
+    plain = "\n\n".join(["Home", "Budget approved", *[f"{k}: {_PROSE}" for k in range(4)]])
+    as_text = clean(RawPage(url="https://f.example/b", html=plain))
+    assert isinstance(as_text, Article) and as_text.mode == "text"
+
+
 def test_deterministic() -> None:
     page = _html_page("55bb6340")
     assert clean(page) == clean(page)

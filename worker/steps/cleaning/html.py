@@ -46,11 +46,18 @@ class HtmlArticle:
 
 
 def parse_html(markup: str) -> Any | None:
-    """An lxml tree of the markup, or None when it cannot be parsed."""
-    try:
-        return trafilatura.load_html(markup)
-    except Exception:  # lxml raises many types on junk input
-        return None
+    """An lxml tree of the markup (a bare fragment is wrapped in a document first), or None
+    when it cannot be parsed."""
+    for attempt in (markup, f"<html><body>{markup}</body></html>"):
+        try:
+            tree = trafilatura.load_html(attempt)
+        except Exception:  # lxml raises many types on junk input
+            tree = None
+        if tree is not None:
+            return tree
+        if "<" not in markup:
+            break
+    return None
 
 
 def _json_ld_items(scripts: list[Any]) -> list[dict[str, Any]]:
