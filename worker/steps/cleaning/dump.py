@@ -85,6 +85,7 @@ W_SECTION_END = -6.0  # "Related posts", "Most read": the page's furniture begin
 W_COMMENTS = -40.0  # a comments heading: a hard boundary
 W_PATTERN_JUNK = -0.3  # share/newsletter/read-more lines: removed, cheap to cross
 W_REPEATED = -1.0  # a short line seen elsewhere in the page (menus, teasers)
+REPEATED_SIZE = 120.0
 W_BULLET = -1.0  # short list items (menus)
 W_SENTENCE = 0.2  # a short sentence
 W_SHORT = -0.7  # other short lines
@@ -106,7 +107,7 @@ def _classify(lines: list[Line], has_stops: bool) -> None:
             line.kind, line.weight = "junk", W_SECTION_END
         elif line.junk or is_lead_in(line.text) or LEAD_IN_INLINE.match(line.text):
             line.kind, line.weight = "junk", W_PATTERN_JUNK
-        elif line.repeated and line.size < 200:
+        elif line.repeated and line.size < REPEATED_SIZE:
             line.kind, line.weight = "junk", W_REPEATED
         elif (
             line.size >= 70
@@ -285,7 +286,7 @@ def extract_dump(text: str, language: str | None = None) -> DumpArticle:
     start = _after_header(lines, start, end)
     if end - start > 1 and not lines[start].sentence and lines[start].words <= 35:
         start += 1  # a run opening on an unpunctuated line opens on the headline
-    paragraphs = [line.text for line in lines[start:end] if _keep(line)]
+    paragraphs = list(dict.fromkeys(line.text for line in lines[start:end] if _keep(line)))
     if not paragraphs:
         return DumpArticle("", [], language)
     return DumpArticle(_title(lines, start, paragraphs, stops), paragraphs, language)
