@@ -10,12 +10,12 @@ from functools import lru_cache
 
 _I = re.IGNORECASE | re.UNICODE
 
-# A whole line that is site furniture (checked on lines of at most ~30 words).
+# A whole line that is site furniture (checked on lines of at most 40 words).
 _JUNK_PATTERNS = [
     # share / follow prompts
     r"^(share|tweet|e-?mail|print|pin( it)?|whatsapp|facebook|twitter|linkedin|reddit|flipboard"
     r"|telegram|copy( the)? link|save|comments?|\d+ comments?|teilen|partager|compartir"
-    r"|compartilhe|condividi|bagikan|поделиться|공유)\b.{0,60}$",
+    r"|compartilhe|condividi|bagikan|поделиться|공유)\b[^.!?]{0,40}$",
     r"\bshare (this|the) (article|story|post|page)\b",
     r"\bshare it with\b",
     r"\b(get|download|install) .{0,40}\b(on|via|in) (whatsapp|telegram|the app|our app)\b",

@@ -16,8 +16,8 @@ from worker.steps.cleaning.boilerplate import (
     is_lead_in,
     is_markup,
 )
-from worker.steps.cleaning.structure import reconcile
 from worker.steps.cleaning.normalize import is_story_like, normalize_line, split_lines, text_size
+from worker.steps.cleaning.structure import reconcile
 
 NEARLY_EMPTY_WORDS = 40  # below this (or below the prose size) the full cascade runs
 NEARLY_EMPTY_PROSE = 200.0

@@ -1,8 +1,8 @@
 """Reconcile trafilatura's paragraphs with the page structure.
 
 Trafilatura's paragraphs are located among the page's text blocks; the story container is the
-deepest element holding most of them (widened to same-class siblings, for bodies split around
-ads). Story-like blocks inside the container that trafilatura missed (bare text, split bodies)
+deepest element holding most of them (widened to elements of its tag and class nearby, for
+bodies split around ads). Story-like blocks inside the container that trafilatura missed (bare text, split bodies)
 are added in document order, and paragraphs found outside it (sidebar teasers) are dropped.
 """
 
