@@ -11,6 +11,7 @@ import pytest
 
 from worker.document import Article, Dropped, RawPage
 from worker.steps.clean import clean, iso_date, source_domain
+from worker.steps.cleaning.language import detect_language, normalize_code
 from worker.steps.cleaning.normalize import join_paragraphs, normalize_line, repair_mojibake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -331,3 +332,30 @@ def test_text_dump_read_more_block_comments_and_byline() -> None:
     for junk in ("Mayor opens new bridge", "Read more", "By Jane Doe", "reader", "Share this"):
         assert junk not in article.text
     assert len(_paragraphs(article.text)) == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("The minister said that the plan would be ready by the end of the year.", "en"),
+        ("Der Minister sagte, dass der Plan bis zum Ende des Jahres fertig sein wird.", "de"),
+        ("Le ministre a dit que le plan sera prêt pour la fin de l'année et pour tous.", "fr"),
+        ("El ministro dijo que el plan estará listo para el final del año con los demás.", "es"),
+        ("O ministro disse que o plano estará pronto até o fim do ano para todos os que.", "pt"),
+        ("Il ministro ha detto che il piano sarà pronto per la fine dell'anno e per tutti.", "it"),
+        ("Menteri mengatakan bahwa rencana itu akan siap pada akhir tahun ini dan untuk.", "id"),
+        ("Министр сказал, что план будет готов к концу года и что это не все.", "ru"),
+        ("장관은 그 계획이 연말까지 준비될 것이라고 말했다", "ko"),
+        ("大臣は計画が年末までに準備できると述べた。", "ja"),
+        ("12 34 56", None),
+    ],
+)
+def test_detect_language(text: str, code: str | None) -> None:
+    assert detect_language(text) == code
+
+
+def test_language_codes() -> None:
+    assert normalize_code("en-US") == "en"
+    assert normalize_code("pt_BR") == "pt"
+    assert normalize_code("english") is None
+    assert normalize_code(None) is None
