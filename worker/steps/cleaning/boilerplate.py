@@ -26,7 +26,12 @@ _JUNK_PATTERNS = [
     # newsletters and subscriptions
     r"\b(sign up|signup|subscribe|register)\b.{0,60}\b(newsletter|inbox|e-?mail|updates|free"
     r"|today|now|here|alerts)\b",
-    r"\bnewsletters?\b|\bto your inbox\b|\bin your inbox\b",
+    r"\bnewsletters?\b|\bto your inbox\b|\bin your inbox\b|\bmeet your inbox\b",
+    r"\bunsubscribe\b|\bopt-?in\b|\bno spam\b|\bsubscribe to (our|the)\b",
+    r"\b(activate|confirm) your (subscription|account|e-?mail)\b",
+    r"\b(we|site|us) (may )?(earn|receive|get) (a )?(small )?(commission|compensation"
+    r"|share of sales)\b",
+    r"\bplease be respectful\b|\bcomment(s|ing)? (policy|guidelines)\b",
     r"^.{0,40}\b(abonnieren|abonnez|inscrivez|suscr[ií]bete|assine|iscriviti|berlangganan"
     r"|подпишитесь)\b.{0,60}$",
     # cookies and consent
@@ -57,6 +62,9 @@ _JUNK_PATTERNS = [
     r"\blike this (story|article)\b",
     r"\bfollow (him|her|them|us|me) on\b",
     r"\bcontributed (reporting|to this (report|story|article))\b|^additional reporting by\b",
+    r"^\(?(reporting|writing|editing|additional reporting) by\b.{0,200}\)?$",
+    r"\(\s*[\w .,'\-]+/[\w .,'/\-]+\)\s*$",
+    r"\s/\s*(ap|afp|reuters|getty|epa|upi)( file| photo| images)?\s*$",
     r"\b(may|can) be (reached|contacted) (at|on|via)\b",
     r"\btell us what you think\b|\bwhat do you think\?\s*$|\blet us know in the comments\b",
     r"\bfor as little as\b.{0,40}\b(year|month|week)\b",
@@ -100,7 +108,7 @@ LEAD_IN = re.compile(
 )
 # "Read more: <headline>" on one line.
 LEAD_IN_INLINE = re.compile(
-    r"^(read more|read also|also read|see also|see more|related|more on this|more:|watch|listen"
+    r"^\[?(read more|read also|also read|see also|see more|related|more on this|more:|watch|listen"
     r"|lesen sie auch|lire aussi"
     r"|à lire aussi|lee también|leia também|leia mais|leggi anche|baca juga|читайте также)"
     r"\s*[:：\-–—»>]\s*\S",
@@ -126,6 +134,8 @@ _TRIGGERS = (
     "rights reserved", "like this", "follow", "contributed", "additional reporting",
     "be reached", "be contacted", "tell us", "what do you think", "let us know", "as little as",
     "report", "terms ", "privacy", "available", "to continue", "to read", "javascript",
+    "spam", "opt-in", "optin", "activate", "confirm", "commission", "compensation",
+    "share of sales", "respectful", "comment", "editing", "writing", "/",
 )
 
 
