@@ -284,7 +284,7 @@ def extract_dump(text: str, language: str | None = None) -> DumpArticle:
     _lead_in_blocks(lines)
     start, end = _best_run(lines)
     start = _after_header(lines, start, end)
-    if end - start > 1 and not lines[start].sentence and lines[start].words <= 35:
+    if end - start > 1 and _headline_like(lines[start]):
         start += 1  # a run opening on an unpunctuated line opens on the headline
     paragraphs = list(dict.fromkeys(line.text for line in lines[start:end] if _keep(line)))
     if not paragraphs:
