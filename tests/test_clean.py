@@ -359,3 +359,21 @@ def test_language_codes() -> None:
     assert normalize_code("pt_BR") == "pt"
     assert normalize_code("english") is None
     assert normalize_code(None) is None
+
+
+def test_text_dump_story_split_by_a_related_box() -> None:
+    council = [
+        f"The city council budget vote {k} followed a long debate about schools, roads and "
+        "buses, and the council members argued about the cost of the new budget plan."
+        for k in range(6)
+    ]
+    lines = [
+        "Menu", "Council approves the budget", *council[:3],
+        "More in City Politics", "Mayor opens new bridge", "Parks get new benches",
+        "Library hours extended", "Police chief retires", "Schools close early",
+        *council[3:], "Most read", "Weather: a sunny weekend ahead",
+        "A long teaser about a football match that ended in a draw after a dull evening, as "
+        "the fans went home early and the coach said little to the waiting reporters.",
+    ]
+    article = _article(RawPage(url="https://e.example/x", text="\n\n".join(lines)))
+    assert _paragraphs(article.text) == council

@@ -96,6 +96,12 @@ HEADER_CLUSTER = True  # cut teasers before an article header inside the run
 HEADER_WINDOW = 8  # lines from the run's start searched for a byline/dateline
 TITLE_WINDOW = 40  # lines before the story searched for the headline
 COMMENTS_SHARE = 0.4  # the story before a comments heading wins when it has this share
+MERGE_ROUNDS = 3  # joining runs cut apart by a related-links box (see _extend_run)
+MERGE_WINDOW = 60
+MERGE_GAP = 15
+MERGE_MIN = 3.0
+MERGE_SHARE = 0.15
+MERGE_SIMILARITY = 0.35
 
 
 def _classify(lines: list[Line], has_stops: bool) -> None:
@@ -183,6 +189,40 @@ def _best_run(lines: list[Line]) -> tuple[int, int]:
         if score >= COMMENTS_SHARE * top:
             return start, end
     return 0, 0
+
+
+def _extend_run(
+    lines: list[Line], start: int, end: int, stops: frozenset[str]
+) -> tuple[int, int, set[int]]:
+    """Join runs of the same story cut apart by a box of related links or an ad: a nearby
+    segment (at most MERGE_GAP lines away, no comments heading between) that is dense enough
+    and shares its vocabulary with the story. Returns the new span and the gap lines."""
+    def words_of(a: int, b: int) -> set[str]:
+        return _content_words(" ".join(l.text for l in lines[a:b] if l.kind == "story"), stops)
+
+    score = sum(line.weight for line in lines[start:end])
+    story = words_of(start, end)
+    gaps: set[int] = set()
+    for _ in range(MERGE_ROUNDS):
+        merged = False
+        before = _max_segment(lines, max(0, start - MERGE_WINDOW), start)
+        after = _max_segment(lines, end, min(len(lines), end + MERGE_WINDOW))
+        for seg_score, a, b in (before, after):
+            gap = range(b, start) if b <= start else range(end, a)
+            if b <= a or len(gap) > MERGE_GAP or seg_score < max(MERGE_MIN, MERGE_SHARE * score):
+                continue
+            if any(lines[k].weight <= W_COMMENTS for k in gap):
+                continue
+            words = words_of(a, b)
+            if not words or len(words & story) / len(words) < MERGE_SIMILARITY:
+                continue
+            gaps.update(gap)
+            start, end = min(start, a), max(end, b)
+            story |= words
+            merged = True
+        if not merged:
+            break
+    return start, end, gaps
 
 
 def _after_header(lines: list[Line], start: int, end: int) -> int:
@@ -283,10 +323,14 @@ def extract_dump(text: str, language: str | None = None) -> DumpArticle:
     _classify(lines, bool(stops))
     _lead_in_blocks(lines)
     start, end = _best_run(lines)
+    start, end, gaps = _extend_run(lines, start, end, stops) if MERGE_ROUNDS else (start, end, set())
     start = _after_header(lines, start, end)
     if end - start > 1 and _headline_like(lines[start]):
         start += 1  # a run opening on an unpunctuated line opens on the headline
-    paragraphs = list(dict.fromkeys(line.text for line in lines[start:end] if _keep(line)))
+    paragraphs = list(dict.fromkeys(
+        line.text for k, line in enumerate(lines[start:end], start)
+        if _keep(line) and (k not in gaps or line.kind == "story" or line.sentence)
+    ))
     if not paragraphs:
         return DumpArticle("", [], language)
     return DumpArticle(_title(lines, start, paragraphs, stops), paragraphs, language)
