@@ -70,9 +70,9 @@ def _empty(page: RawPage, mode: str) -> Dropped:
 
 
 def _clean_html(page: RawPage, markup: str) -> Article | Dropped:
-    found = extract_html(markup, page.url)
-    if found is None and "<" not in markup:
+    if "<" not in markup:
         return _clean_text(page, markup)  # plain text sent as html: read it as a dump
+    found = extract_html(markup, page.url)
     if found is None:
         return Dropped(
             "unsupported_content",

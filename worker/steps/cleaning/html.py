@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trafilatura
+from lxml import html as lxml_html
 
 from worker.steps.cleaning.boilerplate import (
     LEAD_IN_INLINE,
@@ -45,19 +46,27 @@ class HtmlArticle:
     meta: PageMeta
 
 
+_PARSER = lxml_html.HTMLParser(
+    collect_ids=False, default_doctype=False, encoding="utf-8", remove_comments=True,
+    remove_pis=True,
+)
+
+
 def parse_html(markup: str) -> Any | None:
-    """An lxml tree of the markup (a bare fragment is wrapped in a document first), or None
-    when it cannot be parsed."""
-    for attempt in (markup, f"<html><body>{markup}</body></html>"):
-        try:
-            tree = trafilatura.load_html(attempt)
-        except Exception:  # lxml raises many types on junk input
-            tree = None
-        if tree is not None:
-            return tree
-        if "<" not in markup:
-            break
-    return None
+    """The document tree of the markup (a bare fragment gets its html and body), or None when
+    it cannot be parsed."""
+    try:
+        return lxml_html.document_fromstring(markup, parser=_PARSER)
+    except ValueError:  # a str carrying an XML encoding declaration
+        pass
+    except Exception:  # lxml raises many types on junk input (empty document...)
+        return None
+    try:
+        return lxml_html.document_fromstring(
+            markup.encode("utf-8", "surrogatepass"), parser=_PARSER
+        )
+    except Exception:
+        return None
 
 
 def _json_ld_items(scripts: list[Any]) -> list[dict[str, Any]]:
@@ -198,6 +207,25 @@ def filter_paragraphs(paragraphs: list[str]) -> list[str]:
     return kept
 
 
+_POPUP_WORDS = ("rollover", "tooltip", "popover", "hovercard")
+
+
+def prune_popups(tree: Any) -> None:
+    """Remove hover cards and tooltips (their innermost non-link elements, so the linked name
+    in the sentence stays): they are hidden on the page but read as text inside the story."""
+    found = [
+        el for el in tree.iter("span", "div", "aside", "section", "p", "ul")
+        if (name := el.get("class")) and any(word in name.lower() for word in _POPUP_WORDS)
+    ]
+    marked = set(found)
+    for el in found:
+        if el.getparent() is None or len(el.text_content()) > 3000:
+            continue
+        if any(d in marked for d in el.iterdescendants()):
+            continue
+        el.drop_tree()
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -238,6 +266,8 @@ def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
     if tree is None:
         return None
     meta = read_meta(tree)
+    if any(word in markup for word in _POPUP_WORDS):
+        prune_popups(tree)
 
     def candidate(focus: str) -> list[str]:
         return filter_paragraphs(reconcile(tree, _trafilatura(tree, url, focus)))
