@@ -21,7 +21,7 @@ State layout (keys are short ASCII strings, values are packed bytes):
 
     a<page id>   one record per decided page: its decision; a cluster root also keeps its sketch
     h<text hash> content hash -> root page id (exact duplicates)
-    <hash>       a sketch hash (6 characters) -> ids of the roots whose sketch holds it
+    <hash>       a posted sketch hash (hex) -> ids of the roots whose sketch holds it
     ~t<hour>     how many chunks of page ids that hour has; ~t<hour>.<n> holds up to 64 ids of
                  pages seen in that hour, so expiry never scans the table and no value grows long
     ~            counters (records, roots, bytes, oldest hour) so metrics never scan the table
@@ -40,10 +40,9 @@ import hashlib
 import math
 import struct
 import zlib
-from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from worker.document import Article
 from worker.steps.dedup_text import (
@@ -60,18 +59,19 @@ FORMAT_VERSION = 2
 INDEX_SKETCH = 40
 """Shingle hashes a root's record keeps for verification (a prefix of the fingerprint's sketch)."""
 
-POSTED_HASHES = 20
+POSTED_HASHES = 16
 """The smallest of those that are also posted in the inverted index to find candidates. Each
 posted hash costs one bucket read per decision and ~14 bytes of state per root."""
 
-CANDIDATE_HITS = 2
+CANDIDATE_HITS = 1
 """Bucket hits that make a root a candidate (it is then verified on the whole sketches)."""
 
-NEAR_THRESHOLD = 0.4
+NEAR_THRESHOLD = 0.35
 """Least share of the smaller text's shingle sample found in the other text (different sites)."""
 
 SAME_SITE_THRESHOLD = 0.75
-"""The same for two pages of one site, whose shared template adds overlap of its own."""
+"""Least resemblance (share of the *larger* text's sample in the other) of two pages of one
+site: their shared template alone can make the smaller one look contained."""
 
 MIN_SHARED = 3
 """Least number of shared (non-boilerplate) sample hashes to call two texts one story."""
@@ -184,14 +184,9 @@ def _hash_key(chash: bytes) -> str:
     return "h" + _b64(chash[:8])
 
 
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# 16 bits -> 3 characters (18 bits of room), so a 32-bit hash is two lookups and one concatenation
-_HALVES = tuple(_ALPHABET[n >> 12] + _ALPHABET[(n >> 6) & 63] + _ALPHABET[n & 63] for n in range(1 << 16))
-
-
 def _bucket_key(h: int) -> str:
-    """6 characters for a 32-bit hash, no prefix: the only keys that short (hot path: no base64)."""
-    return _HALVES[h >> 16] + _HALVES[h & 0xFFFF]
+    """The hash in hex: at most 8 characters and no prefix, the only keys that short."""
+    return f"{h:x}"
 
 
 def _hour_key(hour: int) -> str:
@@ -248,15 +243,22 @@ class _Meta:
         return _META.pack(self.records, self.roots, self.size, self.oldest_hour)
 
 
+class Overlap(NamedTuple):
+    """How much two texts share, estimated from their sketches."""
+
+    coefficient: float  # |A∩B| / min(|A|, |B|): containment of the smaller text in the other
+    shared: int  # sample hashes the estimate rests on
+    resemblance: float  # |A∩B| / max(|A|, |B|): containment of the larger text in the other
+
+
 def overlap(
     a: tuple[int, ...],
     b: tuple[int, ...],
     ka: int,
     kb: int,
     ignore: frozenset[int] | set[int] = frozenset(),
-) -> tuple[float, int]:
-    """Overlap coefficient |A∩B|/min(|A|,|B|) estimated from bottom-k sketches of sizes ka, kb,
-    and the number of shared sample hashes it rests on.
+) -> Overlap:
+    """Overlap of two texts from bottom-k sketches of sizes ka and kb.
 
     Only hashes below both sketches' thresholds are compared, so the sample is consistent: a hash
     below the threshold is in a sketch exactly when it is in that text. A sketch shorter than its
@@ -272,11 +274,11 @@ def overlap(
     if ignore:
         sa -= ignore
         sb -= ignore
-    smaller = min(len(sa), len(sb))
+    smaller, larger = sorted((len(sa), len(sb)))
     if not smaller:
-        return 0.0, 0
+        return Overlap(0.0, 0, 0.0)
     shared = len(sa & sb)
-    return shared / smaller, shared
+    return Overlap(shared / smaller, shared, shared / larger)
 
 
 class DedupIndex:
@@ -351,8 +353,7 @@ class DedupIndex:
         found: list[bytes | None] = []
         if match is None and near:
             head = fp.sketch[: min(self.posted_hashes, self.index_sketch)]
-            halves = _HALVES  # _bucket_key, inlined: this and the reads are the hot loop
-            keys = [halves[h >> 16] + halves[h & 0xFFFF] for h in head]
+            keys = [f"{h:x}" for h in head]  # _bucket_key inlined: this and the reads are the hot loop
             found = list(map(self.state.get, keys))
             match, similarity = self._near(fp, site, head, found)
             kind = "near" if match else None
@@ -404,17 +405,19 @@ class DedupIndex:
         self, fp: Fingerprint, site: int, head: tuple[int, ...], found: list[bytes | None]
     ) -> tuple[tuple[str, _Record] | None, float]:
         limit = BOILERPLATE_ROOTS * _SID
-        boiler = {h for h, data in zip(head, found, strict=True) if data and len(data) >= limit}
-        single = [data for data in found if data and len(data) == _SID]  # the usual bucket
-        several = [
-            data[i : i + _SID]
-            for data in found
-            if data and _SID < len(data) < limit
-            for i in range(0, len(data), _SID)
-        ]
-        hits = Counter(single)
-        if several:
-            hits.update(several)
+        hits: dict[bytes, int] = {}
+        boiler: set[int] = set()
+        for h, data in zip(head, found, strict=True):
+            if not data:
+                continue
+            if len(data) == _SID:  # the usual bucket: one root
+                hits[data] = hits.get(data, 0) + 1
+            elif len(data) >= limit:
+                boiler.add(h)
+            else:
+                for i in range(0, len(data), _SID):
+                    csid = data[i : i + _SID]
+                    hits[csid] = hits.get(csid, 0) + 1
         best: tuple[str, _Record] | None = None
         best_sim = 0.0
         ranked = sorted(((n, csid) for csid, n in hits.items() if n >= CANDIDATE_HITS), reverse=True)
@@ -424,9 +427,13 @@ class DedupIndex:
             if data is None:
                 continue
             cand = _Record.unpack(data)
-            sim, shared = overlap(fp.sketch, cand.sketch, SKETCH_SIZE, self.index_sketch, boiler)
-            need = self.same_site_threshold if cand.site == site else self.near_threshold
-            if shared >= MIN_SHARED and sim >= need and sim > best_sim:
+            measured = overlap(fp.sketch, cand.sketch, SKETCH_SIZE, self.index_sketch, boiler)
+            if cand.site == site:
+                # One site's pages share its template: there the texts must match as wholes.
+                sim, need = measured.resemblance, self.same_site_threshold
+            else:
+                sim, need = measured.coefficient, self.near_threshold
+            if measured.shared >= MIN_SHARED and sim >= need and sim > best_sim:
                 best, best_sim = (key, cand), sim
         return best, round(best_sim, 4)
 

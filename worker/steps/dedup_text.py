@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-SHINGLE_WORDS = 4
+SHINGLE_WORDS = 3
 """Words per shingle: a changed word breaks at most this many shingles."""
 
 SKETCH_SIZE = 128
