@@ -131,20 +131,26 @@ def _container(matched: list[tuple[Block, float]], share: float) -> Any | None:
 
 
 def _story_block(block: Block, roots: set[Any]) -> bool:
-    """A block trafilatura missed that reads as story: prose, few links, no furniture around."""
+    """A block trafilatura missed that reads as story: prose, few links, no furniture around;
+    or the text of a post quoted in the story (an embedded tweet's blockquote)."""
     text = block.text
-    if not is_story_like(text) or is_junk_line(text) or is_markup(text):
+    if is_junk_line(text) or is_markup(text):
         return False
-    if block.link_chars > 0.3 * len(text):
-        return False
+    chain = []
     node = block.element
     while node is not None and node not in roots:
+        chain.append(node)
+        node = node.getparent()
+    if any(n.tag == "blockquote" for n in chain):
+        return text_size(text) >= 30 and block.link_chars < 0.6 * len(text)
+    if not is_story_like(text) or block.link_chars > 0.3 * len(text):
+        return False
+    for node in chain:
         tag = node.tag if isinstance(node.tag, str) else ""
         if tag in NOT_STORY_TAGS:
             return False
         if NOT_STORY.search(f"{node.get('class') or ''} {node.get('id') or ''}"):
             return False
-        node = node.getparent()
     return True
 
 
