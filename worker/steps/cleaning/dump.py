@@ -197,8 +197,10 @@ def _extend_run(
     """Join runs of the same story cut apart by a box of related links or an ad: a nearby
     segment (at most MERGE_GAP lines away, no comments heading between) that is dense enough
     and shares its vocabulary with the story. Returns the new span and the gap lines."""
+
     def words_of(a: int, b: int) -> set[str]:
-        return _content_words(" ".join(l.text for l in lines[a:b] if l.kind == "story"), stops)
+        story_lines = (line.text for line in lines[a:b] if line.kind == "story")
+        return _content_words(" ".join(story_lines), stops)
 
     score = sum(line.weight for line in lines[start:end])
     story = words_of(start, end)
@@ -277,9 +279,7 @@ def _content_words(text: str, stops: frozenset[str]) -> set[str]:
     return {w.lower() for w in _WORD.findall(text) if w.lower() not in stops and not w.isdigit()}
 
 
-def _title(
-    lines: list[Line], start: int, body: list[str], stops: frozenset[str]
-) -> str:
+def _title(lines: list[Line], start: int, body: list[str], stops: frozenset[str]) -> str:
     """The headline: a line before the story that shares words with the lede, sits just above
     a byline or dateline, or is repeated elsewhere in the page (breadcrumbs, share boxes)."""
     lede_words = _content_words(" ".join(body[:2]), stops)
@@ -323,7 +323,7 @@ def extract_dump(text: str, language: str | None = None) -> DumpArticle:
     _classify(lines, bool(stops))
     _lead_in_blocks(lines)
     start, end = _best_run(lines)
-    start, end, gaps = _extend_run(lines, start, end, stops) if MERGE_ROUNDS else (start, end, set())
+    start, end, gaps = _extend_run(lines, start, end, stops)
     start = _after_header(lines, start, end)
     if end - start > 1 and _headline_like(lines[start]):
         start += 1  # a run opening on an unpunctuated line opens on the headline

@@ -240,9 +240,8 @@ def _trafilatura(tree: Any, url: str | None, focus: str) -> list[str]:
         )
     except Exception:  # trafilatura can fail on pathological trees
         return []
-    if doc is None:
-        return []
-    return [p for p in (normalize_line(x) for x in split_lines(doc.text or "")) if p]
+    text = getattr(doc, "text", None) or ""
+    return [p for p in (normalize_line(x) for x in split_lines(text)) if p]
 
 
 def _size(paragraphs: list[str]) -> int:

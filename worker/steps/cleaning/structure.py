@@ -201,18 +201,18 @@ def reconcile(tree: Any, paragraphs: list[str]) -> list[str]:
     used = {id(b) for b in located if b is not None}
     known = "".join(_squash(p) for p in paragraphs)
     extra = [
-        block for block in blocks
-        if id(block) not in used
-        and block.element in members
-        and _story_block(block, roots)
-        and _squash(block.text[: 3 * _KEY])[:_KEY] not in known
+        candidate for candidate in blocks
+        if id(candidate) not in used
+        and candidate.element in members
+        and _story_block(candidate, roots)
+        and _squash(candidate.text[: 3 * _KEY])[:_KEY] not in known
     ]
     result: list[str] = []
-    for paragraph, block, ok in zip(paragraphs, located, inside, strict=True):
-        if block is not None:
-            while extra and extra[0].order < block.order:
+    for paragraph, found, ok in zip(paragraphs, located, inside, strict=True):
+        if found is not None:
+            while extra and extra[0].order < found.order:
                 result.append(normalize_line(extra.pop(0).text))
-            if drop_outside and not ok and _teaser(block):
+            if drop_outside and not ok and _teaser(found):
                 continue
         result.append(paragraph)
     result.extend(normalize_line(b.text) for b in extra)
