@@ -95,6 +95,7 @@ W_BULLET_STORY = 0.5  # long list items weigh half a story line
 HEADER_CLUSTER = True  # cut teasers before an article header inside the run
 HEADER_WINDOW = 8  # lines from the run's start searched for a byline/dateline
 TITLE_WINDOW = 40  # lines before the story searched for the headline
+TITLE_LEDE = 5  # story paragraphs whose words the headline is compared with
 COMMENTS_SHARE = 0.4  # the story before a comments heading wins when it has this share
 MERGE_ROUNDS = 3  # joining runs cut apart by a related-links box (see _extend_run)
 MERGE_WINDOW = 60
@@ -282,7 +283,7 @@ def _content_words(text: str, stops: frozenset[str]) -> set[str]:
 def _title(lines: list[Line], start: int, body: list[str], stops: frozenset[str]) -> str:
     """The headline: a line before the story that shares words with the lede, sits just above
     a byline or dateline, or is repeated elsewhere in the page (breadcrumbs, share boxes)."""
-    lede_words = _content_words(" ".join(body[:2]), stops)
+    lede_words = _content_words(" ".join(body[:TITLE_LEDE]), stops)
     page = "\n".join(line.text.casefold() for line in lines)
     best, best_score = "", None
     for k in range(start - 1, max(-1, start - TITLE_WINDOW), -1):
