@@ -377,3 +377,16 @@ def test_text_dump_story_split_by_a_related_box() -> None:
     ]
     article = _article(RawPage(url="https://e.example/x", text="\n\n".join(lines)))
     assert _paragraphs(article.text) == council
+
+
+def test_declared_language_checked_against_the_text() -> None:
+    german = " ".join(
+        f"Der Rat hat am Dienstag den Haushalt für das Jahr {k} beschlossen, und die "
+        "Mitglieder sagten, dass die Schulen und die Straßen mehr Geld bekommen."
+        for k in range(4)
+    )
+    markup = f"<html lang='en'><body><article><p>{german}</p><p>{german}</p></article></body></html>"
+    article = _article(RawPage(url="https://g.example/a", html=markup))
+    assert article.language == "de"
+    told = _article(RawPage(url="https://g.example/a", html=markup, language="en"))
+    assert told.language == "en"  # the producer's word wins

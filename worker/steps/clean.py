@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 from worker.document import Article, Dropped, RawPage
 from worker.steps.cleaning.dump import extract_dump
 from worker.steps.cleaning.html import extract_html
-from worker.steps.cleaning.language import detect_language, normalize_code
+from worker.steps.cleaning.language import checked_language, detect_language, normalize_code
 from worker.steps.cleaning.normalize import join_paragraphs, normalize_line
 
 MIN_WORDS = 20
@@ -83,7 +83,9 @@ def _clean_html(page: RawPage, markup: str) -> Article | Dropped:
         return _empty(page, "html")
     meta = found.meta
     canonical = _absolute(meta.canonical_url, page.url)
-    language = normalize_code(page.language) or normalize_code(meta.language)
+    language = normalize_code(page.language) or checked_language(
+        normalize_code(meta.language), text
+    )
     return Article(
         url=page.url,
         title=normalize_line(meta.title or ""),
@@ -94,7 +96,7 @@ def _clean_html(page: RawPage, markup: str) -> Article | Dropped:
         authors=[a for a in (normalize_line(x) for x in meta.authors) if a][:10],
         published_at=iso_date(meta.published_at),
         fetched_at=page.fetched_at,
-        language=language or detect_language(text),
+        language=language,
         site_name=normalize_line(meta.site_name) if meta.site_name else None,
     )
 

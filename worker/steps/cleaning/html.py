@@ -178,6 +178,7 @@ def read_meta(tree: Any) -> PageMeta:
         author = author if author and len(author) < 80 else None
     if not meta.authors and author and not author.startswith("http"):
         meta.authors = [a.strip() for a in re.split(r"\s*(?:,|;|\band\b)\s*", author) if a.strip()]
+    meta.authors = [re.sub(r"^(by|von|par|por|di|oleh)\s+", "", a, flags=re.I) for a in meta.authors]
     return meta
 
 

@@ -120,3 +120,24 @@ def detect_language(text: str) -> str | None:
         if ratio > best_ratio:
             best, best_ratio = code, ratio
     return best if best_ratio >= 0.05 else None
+
+
+def _function_ratio(words: list[str], code: str) -> float:
+    function_words = FUNCTION_WORDS.get(code)
+    if not function_words or not words:
+        return 0.0
+    return sum(1 for w in words if w in function_words) / len(words)
+
+
+def checked_language(declared: str | None, text: str) -> str | None:
+    """The page's declared language unless its text plainly is another one (a template left
+    on 'en' around a German story); the detected language when nothing is declared."""
+    detected = detect_language(text)
+    if not declared or declared == detected or detected is None:
+        return declared or detected
+    words = [w.lower() for w in _WORD.findall(text[:20000]) if not w.isdigit()]
+    if len(words) < 50 or declared not in FUNCTION_WORDS:
+        return declared
+    if _function_ratio(words, declared) < 0.03 and _function_ratio(words, detected) >= 0.12:
+        return detected
+    return declared
