@@ -282,6 +282,7 @@ def test_small_helpers() -> None:
     assert iso_date("2019-11-18T07:45:00Z") == "2019-11-18T07:45:00+00:00"
     assert iso_date("2019-11-18") == "2019-11-18"
     assert iso_date("yesterday") is None
+    assert iso_date("Mon, 18 Nov 2019 07:45:00 GMT") == "2019-11-18T07:45:00+00:00"
 
 
 # --- synthetic pages for single behaviours -------------------------------------------------

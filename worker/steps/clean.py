@@ -1,8 +1,9 @@
 """The `clean` step: RawPage -> Article (HTML or text-dump mode) | Dropped.
 
-HTML pages go through trafilatura plus the page's own metadata (JSON-LD, meta tags) and a
-boilerplate filter (`cleaning.html`); text dumps go through a line scorer that finds the
-densest run of story lines (`cleaning.dump`). Both outputs are NFC, free of control
+HTML pages go through trafilatura, reconciled with the page structure (`cleaning.structure`),
+plus the page's own metadata (JSON-LD, meta tags) and a boilerplate filter (`cleaning.html`);
+text dumps go through a line scorer that finds the densest run of story lines
+(`cleaning.dump`). Both outputs are NFC, free of control
 characters, with paragraphs separated by exactly one blank line.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 from worker.document import Article, Dropped, RawPage
@@ -41,8 +43,14 @@ def iso_date(value: str | None) -> str | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
     except ValueError:
-        match = _DATE_PREFIX.match(value)
-        return match.group(0) if match else None
+        pass
+    match = _DATE_PREFIX.match(value)
+    if match:
+        return match.group(0)
+    try:  # RFC 2822, as in some meta tags: "Mon, 18 Nov 2019 07:45:00 GMT"
+        return parsedate_to_datetime(value).isoformat()
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _absolute(url: str | None, base: str) -> str | None:
