@@ -214,6 +214,8 @@ def test_short_texts_are_only_matched_exactly() -> None:
     assert first.duplicate_of is None and again.duplicate_of is None
     exact = decide(index, "https://c.example/1", page(sentence))
     assert exact.kind == "exact" and exact.duplicate_of == first.article_id
+    # on the page's own site, a repeated sentence or two is boilerplate, not a copy
+    assert decide(index, "https://a.example/2", page(sentence)).duplicate_of is None
 
 
 # -- replays, the window, the budget ---------------------------------------------------------------

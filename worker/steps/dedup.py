@@ -343,11 +343,14 @@ class DedupIndex:
         self._meta_raw = b""  # until saved: a failure halfway must not leave a stale copy in use
         chash = bytes.fromhex(fp.content_hash)
         site = site_of(url)
+        # Too short a text is matched exactly only: it is neither indexed nor a candidate. And a
+        # sentence or two found again on the same site is that site's boilerplate, not a story.
+        near = fp.shingles >= self.min_near_shingles
         match = self._exact(chash) if fp.sketch else None
+        if match is not None and not near and match[1].site == site:
+            match = None
         kind: Literal["exact", "near"] | None = "exact" if match else None
         similarity = 1.0
-        # Too short a text is matched exactly only: it is neither indexed nor a candidate.
-        near = fp.shingles >= self.min_near_shingles
         head: tuple[int, ...] = ()
         keys: list[str] = []
         found: list[bytes | None] = []
