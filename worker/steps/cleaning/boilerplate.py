@@ -70,7 +70,8 @@ _JUNK_PATTERNS = [
     r"\bfor as little as\b.{0,40}\b(year|month|week)\b",
     r"^\[\w+[^\]]*\].*\[/\w+\]$",
     r"\b(report|reporting) (an )?(error|typo)\b",
-    r"^(log ?in|sign ?in|register|my account|menu|search|home|skip to (main )?content)\W*$",
+    r"^(log ?in|sign ?in|sign ?up|subscribe( now)?|register|my account|menu|search|home"
+    r"|skip to (main )?content)\W*$",
     r"\bterms (of (use|service)|and conditions)\b|\bprivacy policy\b",
     r"\b(this|the) (article|story|content) (is|was) (only )?available\b",
     r"\bto (continue|read) (reading|the full story)\b",
