@@ -10,8 +10,8 @@ import pytest
 
 from worker.document import Article
 from worker.steps.dedup import (
-    DedupIndex,
     Decision,
+    DedupIndex,
     Fingerprint,
     article_id,
     fingerprint,
@@ -113,7 +113,8 @@ def test_quotes_dashes_case_and_spacing_are_normalised() -> None:
 
 def test_story_block_leaves_menus_and_link_lists_out() -> None:
     paragraphs = story(3)
-    related = [x for i in range(6) for x in (f"Related story number {i} about the harbour and the council vote", "Sport", "2h ago")]
+    headline = "Related story number {} about the harbour and the council vote"
+    related = [x for i in range(6) for x in (headline.format(i), "Sport", "2h ago")]
     text = "\n".join(TEMPLATE_TOP + paragraphs + ["Share", "Facebook", "Twitter", "Tags", "Email"] + related)
     every, kept = story_tokens(text)
     _, bare = story_tokens(page(paragraphs))

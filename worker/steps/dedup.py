@@ -35,11 +35,11 @@ at its cluster root, never at another duplicate.
 from __future__ import annotations
 
 import binascii
-from bisect import bisect_right
 import hashlib
 import math
 import struct
 import zlib
+from bisect import bisect_right
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
