@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from functools import lru_cache
 
 import justext
@@ -78,7 +79,10 @@ _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("hi", re.compile(r"[\u0900-\u097f]")),
     ("el", re.compile(r"[\u0370-\u03ff]")),
 )
-_LATIN_LIKE = ("ar", "fa", "ur")
+_OTHER_SCRIPTS = re.compile(
+    r"[\u0370-\u03ff\u0590-\u05ff\u0900-\u097f\u0e00-\u0e7f\u1100-\u11ff\u3040-\u30ff"
+    r"\u4e00-\u9fff\uac00-\ud7af]"
+)
 
 
 @lru_cache(maxsize=64)
@@ -101,43 +105,53 @@ def normalize_code(value: str | None) -> str | None:
     return code if re.fullmatch(r"[a-z]{2}", code) else None
 
 
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of `text` from its script and stop words; None when unsure."""
-    sample = text[:20000]
-    letters = sum(1 for c in sample if c.isalpha()) or 1
-    ja = len(_SCRIPTS[0][1].findall(sample))
-    if ja / letters > 0.05:
-        return "ja"
-    for code, pattern in _SCRIPTS[1:]:
-        if len(pattern.findall(sample)) / letters > 0.3:
-            return code
-    words = [w.lower() for w in _WORD.findall(sample) if not w.isdigit()]
-    if len(words) < 5:
+SAMPLE_CHARS = 20000  # a dump opens with menus: look well into it
+CHECK_CHARS = 5000
+
+
+def _counts(text: str) -> tuple[Counter[str], int]:
+    words = [w.lower() for w in _WORD.findall(text) if not w.isdigit()]
+    return Counter(words), len(words)
+
+
+def _ratio(counts: Counter[str], total: int, code: str) -> float:
+    function_words = FUNCTION_WORDS.get(code, frozenset())
+    if not total:
+        return 0.0
+    return sum(counts[w] for w in function_words if w in counts) / total
+
+
+def detect_language(text: str, sample_chars: int = SAMPLE_CHARS) -> str | None:
+    """ISO 639-1 code of `text` from its script and function words; None when unsure."""
+    sample = text[:sample_chars]
+    if not sample.isascii() and len(_OTHER_SCRIPTS.findall(sample)) > 0.02 * len(sample):
+        letters = sum(map(str.isalpha, sample)) or 1
+        if len(_SCRIPTS[0][1].findall(sample)) / letters > 0.05:
+            return "ja"
+        for code, pattern in _SCRIPTS[1:]:
+            if len(pattern.findall(sample)) / letters > 0.3:
+                return code
+    counts, total = _counts(sample)
+    if total < 5:
         return None
     best, best_ratio = None, 0.0
-    for code, function_words in FUNCTION_WORDS.items():
-        ratio = sum(1 for w in words if w in function_words) / len(words)
+    for code in FUNCTION_WORDS:
+        ratio = _ratio(counts, total, code)
         if ratio > best_ratio:
             best, best_ratio = code, ratio
     return best if best_ratio >= 0.05 else None
 
 
-def _function_ratio(words: list[str], code: str) -> float:
-    function_words = FUNCTION_WORDS.get(code)
-    if not function_words or not words:
-        return 0.0
-    return sum(1 for w in words if w in function_words) / len(words)
-
-
 def checked_language(declared: str | None, text: str) -> str | None:
     """The page's declared language unless its text plainly is another one (a template left
     on 'en' around a German story); the detected language when nothing is declared."""
-    detected = detect_language(text)
+    sample = text[:CHECK_CHARS]  # story prose: its start is enough
+    detected = detect_language(sample)
     if not declared or declared == detected or detected is None:
         return declared or detected
-    words = [w.lower() for w in _WORD.findall(text[:20000]) if not w.isdigit()]
-    if len(words) < 50 or declared not in FUNCTION_WORDS:
+    counts, total = _counts(sample)
+    if total < 50 or declared not in FUNCTION_WORDS:
         return declared
-    if _function_ratio(words, declared) < 0.03 and _function_ratio(words, detected) >= 0.12:
+    if _ratio(counts, total, declared) < 0.03 and _ratio(counts, total, detected) >= 0.12:
         return detected
     return declared
