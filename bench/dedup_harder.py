@@ -125,7 +125,11 @@ def main() -> int:
         if texts[page["url"]]:
             by_story[truth[page["url"]]].append(page)
     vocab = [w for t in texts.values() if t for w in t.split()]
-    hosts = [p for p in pages if p.get("text") and texts[p["url"]]]
+    # Hosts: text dumps of stories seen once (a page that is itself a copy would keep its story).
+    sizes = defaultdict(int)
+    for page in pages:
+        sizes[truth[page["url"]]] += 1
+    hosts = [p for p in pages if p.get("text") and texts[p["url"]] and sizes[truth[p["url"]]] == 1]
     made: list[dict] = []
     for story, members in sorted(by_story.items()):
         source = typical(members, texts)

@@ -56,7 +56,7 @@ from worker.steps.dedup_text import (
 
 FORMAT_VERSION = 2
 
-INDEX_SKETCH = 40
+INDEX_SKETCH = 80
 """Shingle hashes a root's record keeps for verification (a prefix of the fingerprint's sketch)."""
 
 POSTED_HASHES = 16
