@@ -11,11 +11,11 @@ Two halves, run in different places:
 Near duplicates are decided on *containment*, not Jaccard: a syndicated copy that keeps only the
 first half of a story, or wraps it in another site's junk, still has most of its (smaller) shingle
 sample inside the original's. Candidates come from an inverted index of the sketch hashes; each
-candidate is then verified on the two stored sketches (overlap coefficient below the common
-bottom-k threshold) before anything is merged. Shingles that several different stories share are
-boilerplate (footers, cookie notes, sign-up boxes) and count for nothing, and two pages of the
-same site must overlap more than pages of different sites, because their template adds overlap
-of its own.
+candidate is then verified on the two sketches (overlap coefficient below the common bottom-k
+threshold) before anything is merged. Shingles that several different stories share are
+boilerplate (footers, cookie notes, sign-up boxes) and count for nothing. Two pages of the same
+site share that site's template, so for them containment proves nothing: they must match as
+wholes (resemblance), and a sentence or two found again on the same site is not a copy.
 
 State layout (keys are short ASCII strings, values are packed bytes):
 
@@ -96,11 +96,11 @@ class Fingerprint:
     """What the pool computes per article: exact hash, near-duplicate sketch, shingle count."""
 
     content_hash: str  # hex sha256 of the normalised text
-    sketch: tuple[int, ...] = ()  # bottom-k 48-bit shingle hashes of the story, ascending
+    sketch: tuple[int, ...] = ()  # bottom-k 32-bit shingle hashes of the story, ascending
     shingles: int = 0  # distinct story shingles (the sketch holds min(shingles, k) of them)
 
     def to_bytes(self) -> bytes:
-        """Compact binary form: version, hash, shingle count, then 6 bytes per sketch hash."""
+        """Compact binary form: version, hash, shingle count, then 4 bytes per sketch hash."""
         head = struct.pack(">B32sI", FORMAT_VERSION, bytes.fromhex(self.content_hash), self.shingles)
         return head + _pack_hashes(self.sketch)
 
@@ -111,9 +111,6 @@ class Fingerprint:
         if version != FORMAT_VERSION:
             raise ValueError(f"unknown fingerprint format {version}")
         return cls(digest.hex(), _unpack_hashes(data[37:]), shingles)
-
-
-_HASH_BYTES = HASH_BITS // 8
 
 
 def fingerprint(article: Article) -> Fingerprint:
