@@ -12,7 +12,8 @@ Robustness to how copies differ from the original:
   away (tokens are runs of word characters after NFKC + casefold);
 - paragraphs are shingled as one token stream, so merged or split paragraphs change nothing;
 - short lines (menus, bylines, "Read more" links, share buttons, captions) are left out before
-  shingling: template junk is mostly short lines, stories are mostly long ones;
+  shingling, and so is everything outside the densest span of long lines (the story block):
+  template junk is mostly short lines around the story, stories are mostly long lines;
 - the title is never used: syndicated copies get new headlines.
 """
 
@@ -37,9 +38,6 @@ MIN_STORY_TOKENS = 40
 
 SHORT_LINE_PENALTY = 8
 """Score of a short line when looking for the story block (a long line scores its length)."""
-
-LONG_LINE_OFFSET = 0
-"""Subtracted from a long line's length: a lone sentence between menus barely counts."""
 
 HASH_BITS = 32
 HASH_MASK = (1 << HASH_BITS) - 1
@@ -100,7 +98,7 @@ def story_tokens(text: str) -> tuple[list[str], list[str]]:
     best, best_start, best_end = 0, 0, 0
     run, run_start = 0, 0
     for i, toks in enumerate(lines):
-        score = len(toks) - LONG_LINE_OFFSET if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY
+        score = len(toks) if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY
         if run <= 0:
             run, run_start = 0, i
         run += score
