@@ -24,6 +24,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from worker import __version__
+from worker.children import ChildProcessCollector
 from worker.document import (
     CLEANING_MODES,
     DEAD_LETTER_REASONS,
@@ -79,6 +80,7 @@ class Metrics:
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
         GCCollector(registry=reg)
+        reg.register(ChildProcessCollector())
         Info("ingest_build", "Worker build", registry=reg).info({"version": __version__})
         m = cls(
             registry=reg,

@@ -390,8 +390,11 @@ def rows() -> list[tuple[str, list[tuple[Panel, int]]]]:
                 (
                     timeseries(
                         "CPU",
-                        "CPU seconds per second of the worker's main process.",
-                        [(f"rate(process_cpu_seconds_total{{{JOB}}}[{rate}])", "{{instance}}")],
+                        "CPU seconds per second of the worker's main process and of its step pool.",
+                        [
+                            (f"rate(process_cpu_seconds_total{{{JOB}}}[{rate}])", "main {{instance}}"),
+                            (f"rate(ingest_child_cpu_seconds_total{{{JOB}}}[{rate}])", "pool {{instance}}"),
+                        ],
                         "percentunit",
                     ),
                     6,
@@ -399,8 +402,11 @@ def rows() -> list[tuple[str, list[tuple[Panel, int]]]]:
                 (
                     timeseries(
                         "Resident memory",
-                        "Resident set size of the worker's main process.",
-                        [(f"process_resident_memory_bytes{{{JOB}}}", "{{instance}}")],
+                        "Resident set size of the worker's main process and of its step pool.",
+                        [
+                            (f"process_resident_memory_bytes{{{JOB}}}", "main {{instance}}"),
+                            (f"ingest_child_resident_memory_bytes{{{JOB}}}", "pool {{instance}}"),
+                        ],
                         "bytes",
                     ),
                     6,
