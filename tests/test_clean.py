@@ -67,9 +67,11 @@ def test_seed_page_title_and_body_exactly_as_expected() -> None:
 HTML_CASES = [
     (
         "2f42ef1d",
-        ["The latest wave of tech-based financial startups",
-         "In fact, the idea that the solution to our financial woes",
-         "A second problem is more serious."],
+        [
+            "The latest wave of tech-based financial startups",
+            "In fact, the idea that the solution to our financial woes",
+            "A second problem is more serious.",
+        ],
         [],
     ),
     (
@@ -97,20 +99,20 @@ HTML_CASES = [
 TEXT_CASES = [
     (
         "2f42ef1d",
-        ["The latest wave of tech-based financial startups",
-         "A second problem is more serious."],
+        ["The latest wave of tech-based financial startups", "A second problem is more serious."],
         [],
     ),
     (
         "4a44ab3e",
         ["Three people have died during protests in Bolivia", "he died in my hands"],
-        ["Like this story? Share it with a friend!", "Also on rt.com", "Follow RT on",
-         "Miss Moscow 2018"],
+        ["Like this story? Share it with a friend!", "Also on rt.com", "Follow RT on", "Miss Moscow 2018"],
     ),
     (
         "232a43fb",
-        ["Apple plans to release a new 13-inch MacBook Pro with a scissor switch keyboard",
-         "The entry-level 13-inch MacBook Pro was last updated in July"],
+        [
+            "Apple plans to release a new 13-inch MacBook Pro with a scissor switch keyboard",
+            "The entry-level 13-inch MacBook Pro was last updated in July",
+        ],
         ["Top Rated Comments", "Thanks for letting me ramble on", "Night mode is an automatic"],
     ),
     (
@@ -152,9 +154,7 @@ def test_text_dump_title_is_the_headline() -> None:
     article = _article(_text_page("4a44ab3e"))
     assert article.title.startswith("‘He died in my hands’: 3 pro-Morales demonstrators")
     macrumors = _article(_text_page("232a43fb"))
-    assert macrumors.title == (
-        "13-Inch MacBook Pro With Scissor Keyboard Expected in First Half of 2020"
-    )
+    assert macrumors.title == ("13-Inch MacBook Pro With Scissor Keyboard Expected in First Half of 2020")
 
 
 def test_html_metadata() -> None:
@@ -167,6 +167,7 @@ def test_html_metadata() -> None:
     assert article.published_at and article.published_at.startswith("2019-11-")
     korean = _article(_html_page("0ec95c72"))
     assert korean.language == "ko"
+    assert korean.title == "엘제이-류화영 진흙탕 싸움, 공적인 사안으로 봐야하는 이유"
 
 
 def test_language_from_page_wins() -> None:
@@ -251,10 +252,18 @@ def test_text_is_nfc_without_controls_and_mojibake() -> None:
         "Itâ€™s a cafe\u0301 story\x07 about the mayorâ€™s plan, and it goes on for a while "
         "with enough words to count as a real paragraph of news."
     )
-    text = "Menu\n\nHome\n\n" + "\n\n".join([story] * 1 + [
-        f"Paragraph {k} of the story continues here with more words about the plan and why "
-        "the city council argued about it for hours on Tuesday." for k in range(5)
-    ]) + "\n\n\n\nShare this article\n\nFollow us on Facebook"
+    text = (
+        "Menu\n\nHome\n\n"
+        + "\n\n".join(
+            [story] * 1
+            + [
+                f"Paragraph {k} of the story continues here with more words about the plan and why "
+                "the city council argued about it for hours on Tuesday."
+                for k in range(5)
+            ]
+        )
+        + "\n\n\n\nShare this article\n\nFollow us on Facebook"
+    )
     article = _article(RawPage(url="https://b.example/story", text=text))
     assert "It’s a café story about the mayor’s plan" in article.text
     assert "\x07" not in article.text
@@ -272,10 +281,7 @@ def test_normalize_helpers() -> None:
 def test_small_helpers() -> None:
     assert source_domain("https://www.example.co.uk/a?b") == "example.co.uk"
     assert source_domain("::") == ""
-    markup = (
-        "<html><head><link rel='canonical' href='/news/story-1'></head><body>"
-        + _story(3) + "</body></html>"
-    )
+    markup = "<html><head><link rel='canonical' href='/news/story-1'></head><body>" + _story(3) + "</body></html>"
     article = _article(RawPage(url="https://www.example.org/news/story-1?utm=x", html=markup))
     assert article.canonical_url == "https://www.example.org/news/story-1"
     assert article.source_domain == "example.org"
@@ -294,9 +300,7 @@ _PROSE = (
 
 
 def _story(n: int, start: int = 1, tag: str = "p") -> str:
-    return "".join(
-        f"<{tag}>Part {start} paragraph {k} of the story: {_PROSE}</{tag}>" for k in range(n)
-    )
+    return "".join(f"<{tag}>Part {start} paragraph {k} of the story: {_PROSE}</{tag}>" for k in range(n))
 
 
 def test_html_split_body_and_sidebar_teaser() -> None:
@@ -305,7 +309,8 @@ def test_html_split_body_and_sidebar_teaser() -> None:
         "<div class='outer'><div class='rail'><div class='story-body'>" + _story(4) + "</div></div>"
         "<div class='rail'><div class='story-body'><p>Unique later paragraph: the mayor said "
         "the vote was a turning point for the city, and that buses would run later at night.</p>"
-        + _story(2, start=2) + "</div></div></div>"
+        + _story(2, start=2)
+        + "</div></div></div>"
         "<aside class='sidebar'><a href='/other'><p>Another story entirely about a football "
         "match that ended in a draw after a long and dull evening, fans said.</p></a></aside>"
         "</body></html>"
@@ -318,14 +323,20 @@ def test_html_split_body_and_sidebar_teaser() -> None:
 
 def test_text_dump_read_more_block_comments_and_byline() -> None:
     lines = [
-        "Home", "* News", "* Sport", "Budget approved after long debate", "By Jane Doe",
+        "Home",
+        "* News",
+        "* Sport",
+        "Budget approved after long debate",
+        "By Jane Doe",
         "12 March 2024 10:30",
         *[f"{_PROSE} Paragraph {k} adds its own detail." for k in range(3)],
-        "Read more:", "Mayor opens new bridge", "Buses to run later",
+        "Read more:",
+        "Mayor opens new bridge",
+        "Buses to run later",
         *[f"{_PROSE} Later paragraph {k} continues." for k in range(3)],
-        "Share this article", "Comments",
-        *[f"I think this is a great decision, says reader {k}, and they should do more of it."
-          for k in range(12)],
+        "Share this article",
+        "Comments",
+        *[f"I think this is a great decision, says reader {k}, and they should do more of it." for k in range(12)],
     ]
     article = _article(RawPage(url="https://d.example/x", text="\n\n".join(lines)))
     assert article.title == "Budget approved after long debate"
@@ -369,10 +380,18 @@ def test_text_dump_story_split_by_a_related_box() -> None:
         for k in range(6)
     ]
     lines = [
-        "Menu", "Council approves the budget", *council[:3],
-        "More in City Politics", "Mayor opens new bridge", "Parks get new benches",
-        "Library hours extended", "Police chief retires", "Schools close early",
-        *council[3:], "Most read", "Weather: a sunny weekend ahead",
+        "Menu",
+        "Council approves the budget",
+        *council[:3],
+        "More in City Politics",
+        "Mayor opens new bridge",
+        "Parks get new benches",
+        "Library hours extended",
+        "Police chief retires",
+        "Schools close early",
+        *council[3:],
+        "Most read",
+        "Weather: a sunny weekend ahead",
         "A long teaser about a football match that ended in a draw after a dull evening, as "
         "the fans went home early and the coach said little to the waiting reporters.",
     ]
@@ -391,3 +410,16 @@ def test_declared_language_checked_against_the_text() -> None:
     assert article.language == "de"
     told = _article(RawPage(url="https://g.example/a", html=markup, language="en"))
     assert told.language == "en"  # the producer's word wins
+
+
+def test_html_title_is_the_headline_not_the_logo_or_site_suffix() -> None:
+    story = "".join(
+        f"<p>Paragraph {n} of the story tells what happened in the city council today.</p>" for n in range(6)
+    )
+    markup = (
+        "<html><head><title>Council approves new budget after long debate - Citypaper</title></head>"
+        f"<body><header><h1>City Paper</h1></header><article>{story}</article></body></html>"
+    )
+    article = clean(RawPage(url="https://www.citypaper.example/news/1", html=markup))
+    assert isinstance(article, Article)
+    assert article.title == "Council approves new budget after long debate"

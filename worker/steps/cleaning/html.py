@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import trafilatura
 from lxml import html as lxml_html
@@ -47,7 +48,10 @@ class HtmlArticle:
 
 
 _PARSER = lxml_html.HTMLParser(
-    collect_ids=False, default_doctype=False, encoding="utf-8", remove_comments=True,
+    collect_ids=False,
+    default_doctype=False,
+    encoding="utf-8",
+    remove_comments=True,
     remove_pis=True,
 )
 
@@ -62,9 +66,7 @@ def parse_html(markup: str) -> Any | None:
     except Exception:  # lxml raises many types on junk input (empty document...)
         return None
     try:
-        return lxml_html.document_fromstring(
-            markup.encode("utf-8", "surrogatepass"), parser=_PARSER
-        )
+        return lxml_html.document_fromstring(markup.encode("utf-8", "surrogatepass"), parser=_PARSER)
     except Exception:
         return None
 
@@ -98,7 +100,24 @@ def _names(value: Any) -> list[str]:
     return []
 
 
-def read_meta(tree: Any) -> PageMeta:
+def _strip_site_suffix(title: str, site_name: str | None, url: str | None) -> str:
+    """'Headline - Site' -> 'Headline' when the last segment is the site name or its domain."""
+    match = re.search(r"\s+[|\-–—:·]\s+([^|\-–—:·]{1,40})$", title) or re.search(
+        r"\s*[|–—·]\s*([^|\-–—:·]{1,40})$", title
+    )
+    if not match or not title[: match.start()].strip():
+        return title
+    suffix = match.group(1).strip().casefold()
+    host = (urlsplit(url).hostname or "").casefold() if url else ""
+    squeezed = re.sub(r"\W+", "", suffix)
+    if (site_name and suffix == site_name.strip().casefold()) or (
+        len(squeezed) >= 3 and squeezed in host.replace(".", "").replace("-", "")
+    ):
+        return title[: match.start()].strip()
+    return title
+
+
+def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     """Canonical url, language, site name, authors, date, title and articleBody of a page."""
     metas: dict[str, str] = {}
     scripts: list[Any] = []
@@ -137,8 +156,12 @@ def read_meta(tree: Any) -> PageMeta:
     meta.site_name = first("og:site_name", "application-name")
     meta.title = first("og:title", "twitter:title")
     meta.published_at = first(
-        "article:published_time", "og:article:published_time", "datepublished", "pubdate",
-        "publish-date", "date",
+        "article:published_time",
+        "og:article:published_time",
+        "datepublished",
+        "pubdate",
+        "publish-date",
+        "date",
     )
     author = first("author", "article:author", "byl")
     for item in _json_ld_items(scripts):
@@ -158,20 +181,16 @@ def read_meta(tree: Any) -> PageMeta:
             publisher = _names(item.get("publisher"))
             meta.site_name = publisher[0] if publisher else None
     if meta.title and (
-        (meta.site_name and meta.title.casefold() == meta.site_name.casefold())
-        or len(meta.title.split()) <= 2
+        (meta.site_name and meta.title.casefold() == meta.site_name.casefold()) or len(meta.title.split()) <= 2
     ):
         meta.title = None  # the site's name, not the story's headline
     if not meta.title:
-        for text in (h1, title):
-            text = normalize_line(text or "")
-            if text:
-                meta.title = text
-                break
-    if meta.title and meta.site_name:
-        meta.title = re.sub(
-            rf"\s*[|\-–—:·]\s*{re.escape(meta.site_name)}\s*$", "", meta.title, flags=re.I
-        ) or meta.title
+        fallbacks = [t for t in (normalize_line(h1 or ""), normalize_line(title or "")) if t]
+        # A one- or two-word h1 beside a longer <title> is usually the site's logo.
+        worded = [t for t in fallbacks if len(t.split()) > 2]
+        meta.title = (worded or fallbacks)[0] if fallbacks else None
+    if meta.title:
+        meta.title = _strip_site_suffix(meta.title, meta.site_name, url)
     meta.published_at = meta.published_at or stamp
     if not meta.authors and not author and byline:
         author = normalize_line(byline)
@@ -215,7 +234,8 @@ def prune_popups(tree: Any) -> None:
     """Remove hover cards and tooltips (their innermost non-link elements, so the linked name
     in the sentence stays): they are hidden on the page but read as text inside the story."""
     found = [
-        el for el in tree.iter("span", "div", "aside", "section", "p", "ul")
+        el
+        for el in tree.iter("span", "div", "aside", "section", "p", "ul")
         if (name := el.get("class")) and any(word in name.lower() for word in _POPUP_WORDS)
     ]
     marked = set(found)
@@ -236,8 +256,13 @@ def _trafilatura(tree: Any, url: str | None, focus: str) -> list[str]:
     'balanced' adds trafilatura's own fallbacks (readability, jusText)."""
     try:
         doc = trafilatura.bare_extraction(
-            tree, url=url, favor_precision=focus == "precision", favor_recall=focus == "recall",
-            include_comments=False, with_metadata=False, fast=focus != "balanced",
+            tree,
+            url=url,
+            favor_precision=focus == "precision",
+            favor_recall=focus == "recall",
+            include_comments=False,
+            with_metadata=False,
+            fast=focus != "balanced",
         )
     except Exception:  # trafilatura can fail on pathological trees
         return []
@@ -265,7 +290,7 @@ def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
     tree = parse_html(markup)
     if tree is None:
         return None
-    meta = read_meta(tree)
+    meta = read_meta(tree, url)
     if any(word in markup for word in _POPUP_WORDS):
         prune_popups(tree)
 
