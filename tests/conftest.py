@@ -38,13 +38,11 @@ def broker() -> Iterator[EmbeddedBroker]:
         yield running
 
 
-@pytest.fixture
-def kafka_settings(broker: EmbeddedBroker, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings with this test's own topics and consumer group on the embedded broker."""
-    name = re.sub(r"[^A-Za-z0-9]+", "_", request.node.name)[:40]
-    prefix = f"pytest_{name}_{uuid.uuid4().hex[:8]}"
-    settings = Settings().with_overrides(
-        broker=broker.url,
+def isolated_settings(broker_url: str, name: str, data_dir: Path) -> Settings:
+    """Settings with topics and a consumer group of their own, tuned for the embedded broker."""
+    prefix = f"pytest_{re.sub(r'[^A-Za-z0-9]+', '_', name)[:40]}_{uuid.uuid4().hex[:8]}"
+    return Settings().with_overrides(
+        broker=broker_url,
         app_id=prefix,
         input_topic=f"{prefix}.pages",
         articles_topic=f"{prefix}.articles",
@@ -56,9 +54,15 @@ def kafka_settings(broker: EmbeddedBroker, request: pytest.FixtureRequest, tmp_p
         session_timeout_seconds=8.0,
         workers=1,
         metrics_port=free_port(),
-        data_dir=str(tmp_path / "data"),
+        data_dir=str(data_dir),
         log_level="INFO",
     )
+
+
+@pytest.fixture
+def kafka_settings(broker: EmbeddedBroker, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings with this test's own topics and consumer group on the embedded broker."""
+    settings = isolated_settings(broker.url, request.node.name, tmp_path / "data")
     asyncio.run(ensure_topics(settings))
     return settings
 

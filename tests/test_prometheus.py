@@ -46,6 +46,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from conftest import isolated_settings
 from prometheus_client import CollectorRegistry
 
 from worker.broker import EmbeddedBroker, free_port
@@ -245,22 +246,7 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def _worker_settings(bootstrap: str, tmp: Path) -> Settings:
-    name = f"pytest_prometheus_{uuid.uuid4().hex[:8]}"
-    return Settings.from_env({}).with_overrides(
-        broker=f"kafka://{bootstrap}",
-        app_id=name,
-        input_topic=f"{name}.pages",
-        articles_topic=f"{name}.articles",
-        duplicates_topic=f"{name}.duplicates",
-        clusters_topic=f"{name}.clusters",
-        dead_letter_topic=f"{name}.deadletter",
-        topic_partitions=2,
-        workers=1,
-        metrics_port=free_port(),
-        data_dir=str(tmp / "data"),
-        fetch_wait_ms=10,
-        log_level="INFO",
-    )
+    return isolated_settings(f"kafka://{bootstrap}", "prometheus", tmp / "data")
 
 
 def _scrape(settings: Settings) -> dict[str, float]:
