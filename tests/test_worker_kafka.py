@@ -74,13 +74,20 @@ def test_seed_copy_and_malformed_message(kafka_settings, start_worker):
 
 
 def test_every_bad_input_is_a_dead_letter_with_a_reason(kafka_settings, start_worker):
-    start_worker(kafka_settings, max_page_bytes=50_000)
+    start_worker(kafka_settings, max_page_bytes=2_000_000)
+    # Over a megabyte of distinct story-like paragraphs: a valid page whose cleaned text is too
+    # large to pass between steps in one Kafka message.
+    endless = "\n\n".join(
+        f"Paragraph {n}: the council discussed item {n} and agreed that project {n * 7} grows {n % 13} percent."
+        for n in range(10_000)
+    )
     messages = [
         (None, b"not json at all"),
         (None, b"[1, 2, 3]"),
         raw_page("ftp://example.com/x", html="<p>x</p>"),
         raw_page("https://example.com/both", html="<p>x</p>", text="x"),
-        raw_page("https://example.com/big", html="<p>" + "word " * 20_000 + "</p>"),
+        raw_page("https://example.com/big", html="<p>" + "word " * 500_000 + "</p>"),
+        raw_page("https://example.com/endless", text=endless),
         raw_page("https://example.com/pdf", html="%PDF", headers={"Content-Type": "application/pdf"}),
         raw_page("https://example.com/empty", html="<html><body><nav>Home</nav></body></html>"),
         (None, '{"url": "https://example.com/latin1", "text": "caf\xe9"}'.encode("latin-1")),
@@ -94,12 +101,14 @@ def test_every_bad_input_is_a_dead_letter_with_a_reason(kafka_settings, start_wo
     assert reasons == {
         "invalid_json": 3,
         "invalid_field": 2,
-        "too_large": 1,
+        "too_large": 2,
         "unsupported_content": 1,
         "empty_after_cleaning": 1,
     }
     latin1 = [e for e in events if e["original_encoding"] == "base64"]
     assert len(latin1) == 1
+    [endless_letter] = [e for e in events if e.get("url") == "https://example.com/endless"]
+    assert endless_letter["reason"] == "too_large" and "between steps" in endless_letter["detail"]
 
 
 def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_worker):

@@ -28,6 +28,8 @@ from worker.steps.decode import decode, epoch_seconds
 from worker.steps.dedup import DedupIndex
 
 STATE_REFRESH_SECONDS = 5.0
+# Kafka's default largest message is 1 MB; the hops between agents stay under it.
+MAX_HOP_BYTES = 900_000
 
 
 class InFlight:
@@ -100,10 +102,11 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             message = event.message
             token = id(event)
             inflight.add(token, message.timestamp or time.time())
+            origin = Origin(message.topic, message.partition, message.offset)
             try:
-                await handle_page(
-                    event.value or b"", event.key, Origin(message.topic, message.partition, message.offset)
-                )
+                await handle_page(event.value or b"", event.key, origin)
+            except Exception as exc:  # one page's failure must not stop the agent (and skip the page)
+                await dead_letter(internal_error(exc, "publish"), event.value, origin)
             finally:
                 inflight.done(token)
 
@@ -124,7 +127,15 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
         prepared.origin = origin
         prepared.article.stage_seconds["decode"] = decode_seconds
         metrics.stage_seconds.labels("clean").observe(prepared.article.stage_seconds.get("clean", 0.0))
-        await (await topology.candidates.send(key=prepared.article_id.encode(), value=prepared.to_bytes()))
+        candidate = prepared.to_bytes()
+        if len(candidate) > MAX_HOP_BYTES:
+            detail = (
+                f"The cleaned article is {len(candidate):,} bytes, over the {MAX_HOP_BYTES:,}-byte limit of a "
+                "Kafka message between steps; the page is probably not one article (split it, or send its HTML)."
+            )
+            await dead_letter(Dropped("too_large", detail), value, origin, page.url)
+            return
+        await (await topology.candidates.send(key=prepared.article_id.encode(), value=candidate))
 
     @app.agent(topology.candidates)
     async def decide(stream: Any) -> None:
