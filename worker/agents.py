@@ -142,8 +142,11 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
         async for event in stream.events():
             token = id(event)
             inflight.add(token, event.message.timestamp or time.time())
+            prepared = Prepared.from_bytes(event.value)
             try:
-                await handle_candidate(Prepared.from_bytes(event.value), event.message.timestamp or time.time())
+                await handle_candidate(prepared, event.message.timestamp or time.time())
+            except Exception as exc:  # e.g. an event the broker refuses: the page must still end somewhere
+                await dead_letter(internal_error(exc, "publish"), event.value, prepared.origin, prepared.article.url)
             finally:
                 inflight.done(token)
 
@@ -218,12 +221,15 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             article.entities = entities
             article.stage_seconds["entities"] = per_page
             metrics.stage_seconds.labels("entities").observe(per_page)
+            key, event = article_event(article, prepared.article_id, prepared.fingerprint.content_hash)
+            try:
+                await send(topology.articles, key, event)
+            except Exception as exc:  # e.g. an event over the broker's message size
+                await dead_letter(internal_error(exc, "publish"), prepared.to_bytes(), prepared.origin, article.url)
+                continue
             for entity in entities:
                 metrics.entities.labels(entity.label).inc()
             metrics.articles.labels(article.mode).inc()
-            await send(
-                topology.articles, *article_event(article, prepared.article_id, prepared.fingerprint.content_hash)
-            )
             observe_end_to_end(prepared)
 
     def observe_end_to_end(prepared: Prepared) -> None:
