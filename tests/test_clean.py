@@ -128,21 +128,13 @@ TEXT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("prefix", "kept", "gone"), HTML_CASES)
-def test_html_real_pages(prefix: str, kept: list[str], gone: list[str]) -> None:
-    article = _article(_html_page(prefix))
-    assert article.mode == "html"
-    flat = " ".join(article.text.split())
-    for sentence in kept:
-        assert sentence in flat
-    for junk in gone:
-        assert junk not in flat
-
-
-@pytest.mark.parametrize(("prefix", "kept", "gone"), TEXT_CASES)
-def test_text_dump_real_pages(prefix: str, kept: list[str], gone: list[str]) -> None:
-    article = _article(_text_page(prefix))
-    assert article.mode == "text"
+@pytest.mark.parametrize(
+    ("mode", "prefix", "kept", "gone"),
+    [("html", *case) for case in HTML_CASES] + [("text", *case) for case in TEXT_CASES],
+)
+def test_real_pages(mode: str, prefix: str, kept: list[str], gone: list[str]) -> None:
+    article = _article(_html_page(prefix) if mode == "html" else _text_page(prefix))
+    assert article.mode == mode
     flat = " ".join(article.text.split())
     for sentence in kept:
         assert sentence in flat

@@ -163,9 +163,7 @@ class Prometheus:
             return [{"metric": {}, "value": data["result"]}]
         return list(data["result"])
 
-    def wait_for(
-        self, expr: str, timeout: float = 60.0, predicate: Any = bool
-    ) -> list[dict[str, Any]]:
+    def wait_for(self, expr: str, timeout: float = 60.0, predicate: Any = bool) -> list[dict[str, Any]]:
         """Poll `expr` until `predicate(result)` holds; returns the last result."""
         deadline = time.monotonic() + timeout
         result: list[dict[str, Any]] = []
@@ -202,11 +200,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 def rules() -> list[dict[str, Any]]:
-    return [
-        r
-        for g in yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
-        for r in g["rules"]
-    ]
+    return [r for g in yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"] for r in g["rules"]]
 
 
 _COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)(\s*)(?!\s*bool\b)(?=[\s(]*[-+]?(?:\d|Inf|NaN))")
@@ -251,9 +245,7 @@ def _worker_settings(bootstrap: str, tmp: Path) -> Settings:
 
 def _scrape(settings: Settings) -> dict[str, float]:
     """The worker's own /metrics as {'name{labels}': value}."""
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5
-    ) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
     out = {}
     for line in text.splitlines():
@@ -281,9 +273,7 @@ def stack(kafka: Any) -> Iterator[tuple[Settings, Prometheus, int]]:
             prometheus.start()
             try:
                 for sample in samples:  # one at a time: the wire copy must follow its original
-                    asyncio.run(
-                        produce(settings, settings.input_topic, [(sample.key, sample.value)])
-                    )
+                    asyncio.run(produce(settings, settings.input_topic, [(sample.key, sample.value)]))
                     time.sleep(0.2)
                 deadline = time.monotonic() + 180
                 accounted = 0.0
@@ -308,12 +298,7 @@ def stack(kafka: Any) -> Iterator[tuple[Settings, Prometheus, int]]:
                 )
                 yield settings, prometheus, len(samples)
             except BaseException:
-                print(
-                    "--- worker log ---\n"
-                    + worker.log_tail()
-                    + "\n--- prometheus log ---\n"
-                    + prometheus.log_tail()
-                )
+                print("--- worker log ---\n" + worker.log_tail() + "\n--- prometheus log ---\n" + prometheus.log_tail())
                 raise
             finally:
                 prometheus.stop()
@@ -337,9 +322,7 @@ def test_prometheus_scrapes_the_worker(stack: tuple[Settings, Prometheus, int]) 
         f'ingest_consumer_lag_messages{{job="{JOB}", topic="{settings.input_topic}"}}',
         predicate=lambda r: len(r) == settings.topic_partitions and all(value(s) == 0 for s in r),
     )
-    assert sorted(s["metric"]["partition"] for s in lag) == [
-        str(p) for p in range(settings.topic_partitions)
-    ], lag
+    assert sorted(s["metric"]["partition"] for s in lag) == [str(p) for p in range(settings.topic_partitions)], lag
     assert all(value(s) == 0 for s in lag), lag
 
     # Every page is accounted for exactly once, and the counters agree with each other.
@@ -347,11 +330,7 @@ def test_prometheus_scrapes_the_worker(stack: tuple[Settings, Prometheus, int]) 
         result = prometheus.query(f"sum({expr})")
         return value(result[0]) if result else -1.0
 
-    outcomes = (
-        total("ingest_articles_total")
-        + total("ingest_duplicates_total")
-        + total("ingest_dead_letters_total")
-    )
+    outcomes = total("ingest_articles_total") + total("ingest_duplicates_total") + total("ingest_dead_letters_total")
     assert outcomes == pages
     assert total('ingest_stage_seconds_count{stage="decode"}') == pages
     assert total('ingest_dead_letters_total{reason="invalid_json"}') >= 1  # the malformed sample
@@ -368,20 +347,14 @@ def test_prometheus_scrapes_the_worker(stack: tuple[Settings, Prometheus, int]) 
 def test_every_dashboard_query_returns_series(stack: tuple[Settings, Prometheus, int]) -> None:
     _, prometheus, _ = stack
     _wait_for_recording_rules(prometheus)
-    failures = []
-    for title, expr in dashboard_queries():
-        try:
-            result = prometheus.wait_for(expr, timeout=20)
-        except QueryError as exc:
-            failures.append(f"panel {title!r}: {expr}: {exc}")
-            continue
-        if not result:
-            failures.append(f"panel {title!r}: {expr}: no series")
+    failures = [
+        f"panel {title!r}: {problem}"
+        for title, expr in dashboard_queries()
+        if (problem := _no_series(prometheus, expr))
+    ]
     assert not failures, "\n".join(failures)
     # Real numbers, not only series: the pages were cleaned, so the clean stage has a p50.
-    clean = prometheus.query(
-        'stage_quantile:ingest_stage_seconds:histogram_quantile{stage="clean", quantile="0.5"}'
-    )
+    clean = prometheus.query('stage_quantile:ingest_stage_seconds:histogram_quantile{stage="clean", quantile="0.5"}')
     assert clean and not math.isnan(value(clean[0])) and value(clean[0]) > 0, clean
 
 
@@ -392,13 +365,10 @@ def test_every_rule_is_healthy_and_returns_series(stack: tuple[Settings, Prometh
     for rule in rules():
         name = rule.get("record") or rule["alert"]
         expr = rule["expr"] if "record" in rule else without_thresholds(rule["expr"])
-        try:
-            result = prometheus.wait_for(expr, timeout=20)
-        except QueryError as exc:
-            failures.append(f"{name}: {expr}: {exc}")
+        problem = _no_series(prometheus, expr)
+        if problem:
+            failures.append(f"{name}: {problem}")
             continue
-        if not result:
-            failures.append(f"{name}: {expr}: no series")
         if "record" in rule and not prometheus.wait_for(rule["record"], timeout=20):
             failures.append(f"{name}: the recorded series does not exist")
 
@@ -408,15 +378,20 @@ def test_every_rule_is_healthy_and_returns_series(stack: tuple[Settings, Prometh
         if name not in loaded:
             failures.append(f"{name}: not loaded by Prometheus")
         elif loaded[name]["health"] != "ok":
-            failures.append(
-                f"{name}: health {loaded[name]['health']}: {loaded[name].get('lastError')}"
-            )
+            failures.append(f"{name}: health {loaded[name]['health']}: {loaded[name].get('lastError')}")
     for outage in ("IngestWorkerDown", "IngestStalled"):
         if loaded.get(outage, {}).get("state") != "inactive":
-            failures.append(
-                f"{outage} is {loaded.get(outage, {}).get('state')} while the worker works"
-            )
+            failures.append(f"{outage} is {loaded.get(outage, {}).get('state')} while the worker works")
     assert not failures, "\n".join(failures)
+
+
+def _no_series(prometheus: Prometheus, expr: str) -> str | None:
+    """Why `expr` fails the proof (a query error or no series), or None when it returns series."""
+    try:
+        result = prometheus.wait_for(expr, timeout=20)
+    except QueryError as exc:
+        return f"{expr}: {exc}"
+    return None if result else f"{expr}: no series"
 
 
 def _wait_for_recording_rules(prometheus: Prometheus) -> None:
@@ -459,9 +434,7 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
     finally:
         await producer.stop()
     # The group commits 5 of the 7 messages of partition 0 and nothing on partition 1.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
@@ -477,12 +450,7 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
     finally:
         await monitor.stop()
     assert lags == {(topic, 0): 2, (topic, 1): 3}
-    assert (
-        metrics.registry.get_sample_value(
-            "ingest_consumer_lag_messages", {"topic": topic, "partition": "1"}
-        )
-        == 3
-    )
+    assert metrics.registry.get_sample_value("ingest_consumer_lag_messages", {"topic": topic, "partition": "1"}) == 3
     assert metrics.registry.get_sample_value("ingest_consumer_lag_poll_errors_total") == 0
     # Polling must not create the missing topic (auto-creation on metadata requests).
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
@@ -495,9 +463,7 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
 
 async def test_lag_monitor_keeps_last_values_when_the_broker_is_gone() -> None:
     metrics = Metrics.create(CollectorRegistry())
-    monitor = LagMonitor(
-        f"127.0.0.1:{free_port()}", "group", ["topic"], metrics, request_timeout_ms=1000
-    )
+    monitor = LagMonitor(f"127.0.0.1:{free_port()}", "group", ["topic"], metrics, request_timeout_ms=1000)
     monitor._last = {("topic", 0): 7}  # as if an earlier poll had succeeded
     assert await monitor.poll_once() == {("topic", 0): 7}
     assert metrics.registry.get_sample_value("ingest_consumer_lag_poll_errors_total") == 1
