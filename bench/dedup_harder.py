@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.document import Article, RawPage  # noqa: E402
 from worker.evaluation.dedup import read_lines  # noqa: E402
-from worker.steps.clean import clean  # noqa: E402
+from worker.steps.clean.page import clean  # noqa: E402
 
 
 def host(url: str) -> str:

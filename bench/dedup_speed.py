@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.document import Article  # noqa: E402
-from worker.steps.dedup import DedupIndex, Fingerprint, fingerprint  # noqa: E402
-from worker.steps.dedup_text import SKETCH_SIZE  # noqa: E402
+from worker.steps.dedup.index import DedupIndex, Fingerprint, fingerprint  # noqa: E402
+from worker.steps.dedup.shingles import SKETCH_SIZE  # noqa: E402
 
 SPACE = 1 << 32
 HIDDEN = 4 * SKETCH_SIZE  # hashes generated per story, so cut copies still fill a full sketch

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import orjson
 
-from worker.broker import EmbeddedBroker, free_port
-from worker.kafka_io import consume, produce
-from worker.local import WorkerProcess
+from worker.kafka.clients import consume, produce
+from worker.kafka.embedded import EmbeddedBroker, free_port
+from worker.kafka.topics import ensure_topics
+from worker.runtime.worker_process import WorkerProcess
 from worker.settings import Settings
-from worker.topics import ensure_topics
 
 
 def read_pages(path: str) -> list[bytes]:

@@ -14,11 +14,11 @@ import jsonschema
 import orjson
 import pytest
 
-from worker.broker import EmbeddedBroker, free_port
-from worker.kafka_io import consume, produce
-from worker.local import WorkerProcess
+from worker.kafka.clients import consume, produce
+from worker.kafka.embedded import EmbeddedBroker, free_port
+from worker.kafka.topics import ensure_topics
+from worker.runtime.worker_process import WorkerProcess
 from worker.settings import Settings
-from worker.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

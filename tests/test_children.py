@@ -8,7 +8,7 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from worker.children import ChildProcessCollector, descendants_usage
+from worker.runtime.children import ChildProcessCollector, descendants_usage
 
 
 def test_descendants_include_grandchildren():

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from worker.document import Article, Dropped, RawPage
-from worker.steps.clean import clean, iso_date, source_domain
-from worker.steps.cleaning.language import detect_language, normalize_code
-from worker.steps.cleaning.normalize import join_paragraphs, normalize_line, repair_mojibake
+from worker.steps.clean.language import detect_language, normalize_code
+from worker.steps.clean.normalize import join_paragraphs, normalize_line, repair_mojibake
+from worker.steps.clean.page import clean, iso_date, source_domain
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAGES = FIXTURES / "pages"

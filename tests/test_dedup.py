@@ -9,7 +9,7 @@ import random
 import pytest
 
 from worker.document import Article
-from worker.steps.dedup import (
+from worker.steps.dedup.index import (
     Decision,
     DedupIndex,
     Fingerprint,
@@ -17,7 +17,7 @@ from worker.steps.dedup import (
     fingerprint,
     overlap,
 )
-from worker.steps.dedup_text import story_tokens, tokens
+from worker.steps.dedup.shingles import story_tokens, tokens
 
 DAY = 86400.0
 T0 = 1_736_596_800.0  # 2025-01-11T12:00:00Z

@@ -7,7 +7,7 @@ import html
 import pytest
 from conftest import collect_events, collect_for_urls, raw_page, read_fixture, send_pages, validate_event
 
-from worker.broker import free_port
+from worker.kafka.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

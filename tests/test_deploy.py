@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from worker.metrics import Metrics
+from worker.runtime.metrics import Metrics
 from worker.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

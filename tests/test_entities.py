@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from worker.document import ENTITY_LABELS, Entity
-from worker.steps.entities import Tagger, load_model, tag
-from worker.steps.entities_rules import entity_id
+from worker.steps.entities.model import Tagger, load_model, tag
+from worker.steps.entities.rules import entity_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

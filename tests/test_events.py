@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 from conftest import SCHEMAS, validate_event
 
+from worker.cli.sample_pages import load_samples
 from worker.document import Article, Dropped, Entity, Origin
 from worker.events import MAX_ORIGINAL_BYTES, article_event, cluster_event, dead_letter_event, duplicate_event
-from worker.sample_pages import load_samples
 
 ARTICLE = Article(
     url="https://a.example/story",

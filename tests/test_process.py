@@ -9,7 +9,7 @@ from collections import Counter
 import orjson
 from conftest import validate_event
 
-from worker.sample_pages import load_samples
+from worker.cli.sample_pages import load_samples
 
 
 def test_process_accounts_for_every_line(tmp_path):

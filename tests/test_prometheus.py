@@ -49,9 +49,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from conftest import isolated_settings
 from prometheus_client import CollectorRegistry
 
-from worker.broker import EmbeddedBroker, free_port
-from worker.lag import LagMonitor, bootstrap_servers
-from worker.metrics import Metrics
+from worker.kafka.embedded import EmbeddedBroker, free_port
+from worker.kafka.lag import LagMonitor, bootstrap_servers
+from worker.runtime.metrics import Metrics
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -258,10 +258,10 @@ def _scrape(settings: Settings) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def stack(kafka: Any) -> Iterator[tuple[Settings, Prometheus, int]]:
     """A worker that has processed every sample page, and a Prometheus scraping it."""
-    from worker.kafka_io import produce
-    from worker.local import WorkerProcess
-    from worker.sample_pages import load_samples
-    from worker.topics import ensure_topics
+    from worker.cli.sample_pages import load_samples
+    from worker.kafka.clients import produce
+    from worker.kafka.topics import ensure_topics
+    from worker.runtime.worker_process import WorkerProcess
 
     samples = load_samples()
     with tempfile.TemporaryDirectory(prefix="pytest-prometheus-") as tmp_name:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from worker.pool import CallTimeout, StepPool
+from worker.runtime.pool import CallTimeout, StepPool
 from worker.settings import Secret, Settings
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from conftest import FIXTURES, collect_events, collect_for_urls, raw_page, read_fixture, send_pages, validate_event
 
-from worker.sample_pages import load_samples, read_page
+from worker.cli.sample_pages import load_samples, read_page
 
 pytestmark = pytest.mark.integration
 SEED_URL = "https://worldnewsdesk.example/ukraine-says-it-has-captured-two-north-korean-soldiers"

@@ -1,6 +1,6 @@
 """The steps chained, without Kafka: what runs in the pool, and the `process` file pipeline.
 
-The Faust agents (`worker.agents`) and the `process` command call the same functions here, so
+The Faust agents (`worker.kafka.agents`) and the `process` command call the same functions here, so
 the Kafka path and the file path cannot drift apart.
 """
 
@@ -17,9 +17,9 @@ from worker.document import Article, Dropped, Entity, Origin, RawPage
 from worker.errors import internal_error
 from worker.events import Event, article_event, cluster_event, dead_letter_event, duplicate_event
 from worker.settings import Settings
-from worker.steps.clean import clean
+from worker.steps.clean.page import clean
 from worker.steps.decode import decode, epoch_seconds
-from worker.steps.dedup import Decision, DedupIndex, Fingerprint, article_id, fingerprint
+from worker.steps.dedup.index import Decision, DedupIndex, Fingerprint, article_id, fingerprint
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from worker.settings import Settings
-from worker.steps.dedup import DedupIndex
+from worker.steps.dedup.index import DedupIndex
 
 
 @dataclass(frozen=True, slots=True)

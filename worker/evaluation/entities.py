@@ -135,8 +135,8 @@ def timed_runs(texts: list[str], systems: dict[str, Callable[[list[str]], list[S
 
 def time_rules(texts: list[str], tagger: Any, batch_size: int, repeat: int) -> float:
     """Best time of the document-level rules alone over the model's spans of the texts."""
-    from worker.steps.entities import model_spans
-    from worker.steps.entities_rules import resolve
+    from worker.steps.entities.model import model_spans
+    from worker.steps.entities.rules import resolve
 
     raw = model_spans(texts, tagger.nlp, batch_size=batch_size)
     best = float("inf")
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Score the entities step and the plain model on the gold file; the figures as a dict."""
-    from worker.steps.entities import DEFAULT_MODEL, load_model, model_spans, tag
+    from worker.steps.entities.model import DEFAULT_MODEL, load_model, model_spans, tag
 
     model_name = args.model or DEFAULT_MODEL
     docs = read_gold(args.gold, args.split)

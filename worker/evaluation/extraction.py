@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from worker.document import Article, RawPage
-from worker.steps.clean import clean
+from worker.steps.clean.page import clean
 
 WORD = re.compile(r"\w+", re.UNICODE)
 SHINGLE_LEN = 4

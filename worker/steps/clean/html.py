@@ -11,15 +11,15 @@ from urllib.parse import urlsplit
 import trafilatura
 from lxml import html as lxml_html
 
-from worker.steps.cleaning.boilerplate import (
+from worker.steps.clean.boilerplate import (
     LEAD_IN_INLINE,
     SECTION_END,
     is_junk_line,
     is_lead_in,
     is_markup,
 )
-from worker.steps.cleaning.normalize import is_story_like, normalize_line, split_lines, text_size
-from worker.steps.cleaning.structure import reconcile
+from worker.steps.clean.normalize import is_story_like, normalize_line, split_lines, text_size
+from worker.steps.clean.structure import reconcile
 
 NEARLY_EMPTY_WORDS = 40  # below this (or below the prose size) the full cascade runs
 NEARLY_EMPTY_PROSE = 200.0

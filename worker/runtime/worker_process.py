@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from worker.broker import stop_process_group
+from worker.kafka.embedded import stop_process_group
 from worker.settings import Settings
 
 

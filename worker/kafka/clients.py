@@ -8,8 +8,8 @@ from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from worker.kafka.topics import kafka_client_options
 from worker.settings import Settings
-from worker.topics import kafka_client_options
 
 
 async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:

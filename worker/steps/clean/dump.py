@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from worker.steps.cleaning.boilerplate import (
+from worker.steps.clean.boilerplate import (
     BYLINE,
     COMMENTS_HEADING,
     DATE_LINE,
@@ -22,8 +22,8 @@ from worker.steps.cleaning.boilerplate import (
     is_junk_line,
     is_lead_in,
 )
-from worker.steps.cleaning.language import detect_language, stopwords
-from worker.steps.cleaning.normalize import normalize_line, split_lines, text_size
+from worker.steps.clean.language import detect_language, stopwords
+from worker.steps.clean.normalize import normalize_line, split_lines, text_size
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BULLET = re.compile(r"^\s*(?:[*+•·▪◦‣\-–]|\d{1,2}[.)])\s+")

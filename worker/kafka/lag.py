@@ -28,9 +28,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from worker.metrics import Metrics
+from worker.kafka.topics import bootstrap_servers
+from worker.runtime.metrics import Metrics
 from worker.settings import Settings
-from worker.topics import bootstrap_servers
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from worker import __version__
-from worker.children import ChildProcessCollector
 from worker.document import (
     CLEANING_MODES,
     DEAD_LETTER_REASONS,
@@ -32,6 +31,7 @@ from worker.document import (
     ENTITY_LABELS,
     STAGES,
 )
+from worker.runtime.children import ChildProcessCollector
 
 EVENT_TYPES: tuple[str, ...] = ("article.v1", "duplicate.v1", "cluster.v1", "dead_letter.v1")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from worker.document import ENTITY_LABELS, Entity
-from worker.steps.entities_gazetteer import Gazetteer
+from worker.steps.entities.gazetteer import Gazetteer
 
 KEPT_LABELS = frozenset(ENTITY_LABELS)
 HONORIFICS = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Sir", "Dame", "Prof", "Professor")

@@ -2,7 +2,7 @@
 
 The model is loaded once per process (`load_model`) and passed in; `tag` runs the NER over a
 batch of texts with `nlp.pipe` and turns each text's spans into canonical entities with
-`worker.steps.entities_rules.resolve`.
+`worker.steps.entities.rules.resolve`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from worker.document import ENTITY_LABELS, Article, Entity
-from worker.steps.entities_gazetteer import Gazetteer, load_gazetteer
-from worker.steps.entities_rules import resolve
+from worker.steps.entities.gazetteer import Gazetteer, load_gazetteer
+from worker.steps.entities.rules import resolve
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def tag(texts: Sequence[str], model: Tagger, batch_size: int = 16) -> list[list[
 
 def _fallback(text: str, spans: list[tuple[int, int, str]]) -> list[Entity]:
     """Entities straight from the model's spans (used only if the rules fail)."""
-    from worker.steps.entities_rules import entity_id
+    from worker.steps.entities.rules import entity_id
 
     entities: dict[str, Entity] = {}
     for start, end, label in spans:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from worker.document import Article
-from worker.steps.dedup_text import (
+from worker.steps.dedup.shingles import (
     HASH_BITS,
     SKETCH_SIZE,
     bottom_k,

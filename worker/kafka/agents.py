@@ -16,16 +16,16 @@ import faust
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.app import Topology
 from worker.document import Dropped, Origin
 from worker.errors import internal_error, timed_out
 from worker.events import Event, article_event, dead_letter_event, encode
-from worker.metrics import Metrics
+from worker.kafka.app import Topology
 from worker.pipeline import Prepared, decision_events, load_entity_model, prepare, seen_at, tag_texts
-from worker.pool import CallTimeout, StepPool
+from worker.runtime.metrics import Metrics
+from worker.runtime.pool import CallTimeout, StepPool
 from worker.settings import Settings
 from worker.steps.decode import decode, epoch_seconds
-from worker.steps.dedup import DedupIndex
+from worker.steps.dedup.index import DedupIndex
 
 STATE_REFRESH_SECONDS = 5.0
 # Kafka's default largest message is 1 MB; the hops between agents stay under it.

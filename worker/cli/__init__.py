@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "eval":
         module = importlib.import_module(f"worker.evaluation.{args.what}")
         return int(module.main(args.rest))
-    commands = importlib.import_module("worker.commands")
+    commands = importlib.import_module("worker.cli.commands")
     return int(getattr(commands, args.command)(args))
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from worker.steps.cleaning.boilerplate import is_junk_line, is_markup
-from worker.steps.cleaning.normalize import is_story_like, normalize_line, text_size
+from worker.steps.clean.boilerplate import is_junk_line, is_markup
+from worker.steps.clean.normalize import is_story_like, normalize_line, text_size
 
 BLOCK_TAGS = frozenset(
     "p div li ul ol h1 h2 h3 h4 h5 h6 blockquote pre td th tr table tbody thead dd dt dl "

@@ -18,8 +18,8 @@ from typing import Any
 
 import faust
 
+from worker.kafka.transport import broker_url
 from worker.settings import Settings
-from worker.transport import broker_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         datadir=settings.data_dir,
         logging_config=None,
     )
-    app.fetch_wait_ms = settings.fetch_wait_ms  # type: ignore[attr-defined]  # read by worker.transport
+    app.fetch_wait_ms = settings.fetch_wait_ms  # type: ignore[attr-defined]  # read by worker.kafka.transport
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topology = Topology(
         pages=app.topic(settings.input_topic, **raw),

@@ -22,11 +22,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the Faust worker against the configured broker until SIGINT/SIGTERM."""
     import faust
 
-    from worker.agents import attach
-    from worker.app import create_app
-    from worker.metrics import Metrics
-    from worker.pool import StepPool
-    from worker.topics import ensure_topics
+    from worker.kafka.agents import attach
+    from worker.kafka.app import create_app
+    from worker.kafka.topics import ensure_topics
+    from worker.runtime.metrics import Metrics
+    from worker.runtime.pool import StepPool
 
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _start_lag_monitor(app: Any, settings: Settings, metrics: Any, topology: Any) -> None:
-    from worker.lag import LagMonitor
-    from worker.topics import kafka_client_options
+    from worker.kafka.lag import LagMonitor
+    from worker.kafka.topics import kafka_client_options
 
     options = kafka_client_options(settings)
     topics = [settings.input_topic, topology.candidates.get_topic_name(), topology.unique.get_topic_name()]
@@ -61,10 +61,10 @@ def _start_lag_monitor(app: Any, settings: Settings, metrics: Any, topology: Any
 
 def demo(args: argparse.Namespace) -> int:
     """Embedded broker + worker + the shipped sample pages; print one line per event."""
-    from worker.broker import EmbeddedBroker, free_port
-    from worker.local import WorkerProcess
-    from worker.sample_pages import load_samples
-    from worker.topics import ensure_topics
+    from worker.cli.sample_pages import load_samples
+    from worker.kafka.embedded import EmbeddedBroker, free_port
+    from worker.kafka.topics import ensure_topics
+    from worker.runtime.worker_process import WorkerProcess
 
     samples = load_samples()
     # SIGTERM unwinds like Ctrl-C, so the worker and the broker are stopped on every exit path.
@@ -109,7 +109,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 async def _demo_traffic(settings: Settings, samples: list[Any]) -> bool:
-    from worker.kafka_io import consume, produce
+    from worker.kafka.clients import consume, produce
 
     outputs = [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic]
     events = consume(settings, outputs, from_beginning=True, idle_timeout=120)
@@ -196,9 +196,9 @@ class _open_out(_open_in):
 
 def produce(args: argparse.Namespace) -> int:
     """Push raw pages (.jsonl events, .html, .txt files) to the input topic."""
-    from worker.kafka_io import produce as send
-    from worker.sample_pages import read_page
-    from worker.topics import ensure_topics
+    from worker.cli.sample_pages import read_page
+    from worker.kafka.clients import produce as send
+    from worker.kafka.topics import ensure_topics
 
     settings = Settings.from_env()
     messages: list[tuple[bytes | None, bytes]] = []
@@ -228,7 +228,7 @@ def _url_key(line: bytes) -> bytes | None:
 
 def tail(args: argparse.Namespace) -> int:
     """Print events from a topic, one line each, as a consumer sees them."""
-    from worker.kafka_io import consume
+    from worker.kafka.clients import consume
 
     settings = Settings.from_env()
 

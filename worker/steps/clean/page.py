@@ -15,10 +15,10 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 from worker.document import Article, Dropped, RawPage
-from worker.steps.cleaning.dump import extract_dump
-from worker.steps.cleaning.html import extract_html
-from worker.steps.cleaning.language import checked_language, detect_language, normalize_code
-from worker.steps.cleaning.normalize import join_paragraphs, normalize_line
+from worker.steps.clean.dump import extract_dump
+from worker.steps.clean.html import extract_html
+from worker.steps.clean.language import checked_language, detect_language, normalize_code
+from worker.steps.clean.normalize import join_paragraphs, normalize_line
 
 MIN_WORDS = 20
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")

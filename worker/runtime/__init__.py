@@ -1,0 +1,1 @@
+"""The process runtime: the step pool, its child processes, Prometheus metrics, a worker subprocess."""

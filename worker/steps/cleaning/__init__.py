@@ -1,1 +1,0 @@
-"""Helpers of the `clean` step: unicode repair, boilerplate tests, language, HTML and dumps."""
