@@ -45,6 +45,7 @@ class Settings:
     max_page_bytes: int = 5_000_000
     page_timeout_seconds: float = 30.0
     workers: int = 0  # process-pool size; 0 = one per CPU
+    pool_max_tasks_per_process: int = 500  # a pool process is replaced after this many calls; 0 = never
     spacy_model: str = "en_core_web_sm"
     entity_batch_size: int = 16
     dedup_window_days: float = 7.0

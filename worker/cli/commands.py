@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
     metrics = Metrics.create(input_topic=settings.input_topic)
-    pool = StepPool(settings.pool_size, on_restart=metrics.pool_restarts.inc)
+    pool = StepPool(
+        settings.pool_size,
+        on_restart=metrics.pool_restarts.inc,
+        max_tasks_per_process=settings.pool_max_tasks_per_process,
+    )
     app, topology = create_app(settings)
     attach(app, topology, settings, metrics, pool)
     _start_lag_monitor(app, settings, metrics, topology)

@@ -183,7 +183,7 @@ class Metrics:
             ),
             pool_restarts=Counter(
                 "ingest_pool_restarts_total",
-                "Process pools replaced after a stuck or dead worker",
+                "Pool processes replaced after a call overran its time limit or the process died",
                 registry=reg,
             ),
             lag_poll_errors=Counter(
