@@ -50,7 +50,7 @@ from conftest import isolated_settings
 from prometheus_client import CollectorRegistry
 
 from worker.kafka.embedded import EmbeddedBroker, free_port
-from worker.kafka.lag import LagMonitor, bootstrap_servers
+from worker.kafka.lag import LagMonitor
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
 
@@ -444,7 +444,7 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
 
     metrics = Metrics.create(CollectorRegistry())
     missing = f"{topic}_missing"
-    monitor = LagMonitor(kafka.bootstrap, group, [topic, missing], metrics)
+    monitor = LagMonitor(Settings(broker=f"kafka://{kafka.bootstrap}", app_id=group), [topic, missing], metrics)
     try:
         lags = await monitor.poll_once()
     finally:
@@ -463,7 +463,8 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
 
 async def test_lag_monitor_keeps_last_values_when_the_broker_is_gone() -> None:
     metrics = Metrics.create(CollectorRegistry())
-    monitor = LagMonitor(f"127.0.0.1:{free_port()}", "group", ["topic"], metrics, request_timeout_ms=1000)
+    settings = Settings(broker=f"kafka://127.0.0.1:{free_port()}", app_id="group")
+    monitor = LagMonitor(settings, ["topic"], metrics, request_timeout_ms=1000)
     monitor._last = {("topic", 0): 7}  # as if an earlier poll had succeeded
     assert await monitor.poll_once() == {("topic", 0): 7}
     assert metrics.registry.get_sample_value("ingest_consumer_lag_poll_errors_total") == 1
@@ -472,8 +473,3 @@ async def test_lag_monitor_keeps_last_values_when_the_broker_is_gone() -> None:
     await monitor.stop()
     assert task.done() and task.exception() is None
 
-
-def test_bootstrap_servers_from_faust_urls() -> None:
-    assert bootstrap_servers("kafka://a:9092;kafka://b:9093") == "a:9092,b:9093"
-    assert bootstrap_servers("kafka://a:9092,b:9092") == "a:9092,b:9092"
-    assert bootstrap_servers("localhost:9092") == "localhost:9092"

@@ -15,6 +15,8 @@ def test_settings_from_environment():
         {
             "INGEST_TOPIC_PARTITIONS": "8",
             "INGEST_PAGE_TIMEOUT_SECONDS": "2.5",
+            "INGEST_BROKER_SECURITY_PROTOCOL": "SASL_SSL",
+            "INGEST_BROKER_USERNAME": "ingest",
             "INGEST_BROKER_PASSWORD": "hunter2",
             "OTHER": "x",
         }

@@ -8,6 +8,8 @@
     │       internal_error (a step raised on this page: the exception's last line)
     └── our own fault or the platform's: raises, the worker stops and restarts
         ├── ContractError: an event we built fails its own schema (a bug)
+        ├── BrokerUnavailable: at start-up the broker cannot be used (unreachable, TLS or
+        │   login refused); the command exits with that one sentence
         └── broker errors after the client's retries (Kafka down, no authorisation)
 
 A page is acknowledged only after the event that accounts for it has been acknowledged by
@@ -23,6 +25,10 @@ from worker.document import Dropped
 
 class ContractError(RuntimeError):
     """An event the worker built does not match its schema."""
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker cannot be used; the message is one sentence saying why and what to check."""
 
 
 def internal_error(exc: BaseException, step: str) -> Dropped:

@@ -15,6 +15,14 @@ from typing import Any
 PREFIX = "INGEST_"
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SettingsError(ValueError):
+    """A setting, or a combination of settings, the worker cannot run with; the message says which."""
+
+
 class Secret(str):
     """A string that never shows its value when printed or logged."""
 
@@ -54,11 +62,21 @@ class Settings:
     data_dir: str = "/tmp/ingest-worker"
     fetch_wait_ms: int = 100
     session_timeout_seconds: float = 30.0  # a dead worker's partitions move after this long
-    broker_security_protocol: str = "PLAINTEXT"
-    broker_sasl_mechanism: str = "PLAIN"
+    broker_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    broker_sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (SASL_* only)
     broker_username: str = ""
     broker_password: Secret = field(default_factory=lambda: Secret(""))
+    broker_ssl_cafile: str = ""  # CA bundle (PEM) the broker's certificate must chain to; empty = system CAs
+    broker_ssl_certfile: str = ""  # client certificate (PEM) when the broker requires mutual TLS
+    broker_ssl_keyfile: str = ""  # its private key (PEM, unencrypted); empty = inside the certfile
     log_level: str = "WARNING"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.broker_password, Secret):  # a plain str given in code stays masked
+            object.__setattr__(self, "broker_password", Secret(self.broker_password))
+        problem = broker_security_problem(self)
+        if problem:
+            raise SettingsError(problem)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +113,41 @@ class Settings:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
 
 
+def broker_security_problem(settings: Settings) -> str:
+    """Why the broker security settings cannot work together, or "" when they can."""
+    protocol = settings.broker_security_protocol
+    if protocol not in SECURITY_PROTOCOLS:
+        return f"{PREFIX}BROKER_SECURITY_PROTOCOL={protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}"
+    sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+    if sasl:
+        if settings.broker_sasl_mechanism not in SASL_MECHANISMS:
+            return (
+                f"{PREFIX}BROKER_SASL_MECHANISM={settings.broker_sasl_mechanism!r} is not one of "
+                f"{', '.join(SASL_MECHANISMS)}"
+            )
+        if not settings.broker_username or not settings.broker_password:
+            return (
+                f"{PREFIX}BROKER_SECURITY_PROTOCOL={protocol} authenticates with SASL: set "
+                f"{PREFIX}BROKER_USERNAME and {PREFIX}BROKER_PASSWORD"
+            )
+    elif settings.broker_username or settings.broker_password:
+        return (
+            f"{PREFIX}BROKER_USERNAME/{PREFIX}BROKER_PASSWORD are set but {PREFIX}BROKER_SECURITY_PROTOCOL="
+            f"{protocol} does not authenticate: use SASL_SSL (or SASL_PLAINTEXT), or unset them"
+        )
+    files = {
+        "CAFILE": settings.broker_ssl_cafile,
+        "CERTFILE": settings.broker_ssl_certfile,
+        "KEYFILE": settings.broker_ssl_keyfile,
+    }
+    if not tls and any(files.values()):
+        named = ", ".join(f"{PREFIX}BROKER_SSL_{name}" for name, value in files.items() if value)
+        return f"{named} set but {PREFIX}BROKER_SECURITY_PROTOCOL={protocol} does not use TLS: use SSL or SASL_SSL"
+    if settings.broker_ssl_keyfile and not settings.broker_ssl_certfile:
+        return f"{PREFIX}BROKER_SSL_KEYFILE is set without {PREFIX}BROKER_SSL_CERTFILE, the certificate it belongs to"
+    return ""
+
+
 def _convert(name: str, raw: str, default: Any) -> Any:
     try:
         if isinstance(default, Secret):
@@ -106,5 +159,5 @@ def _convert(name: str, raw: str, default: Any) -> Any:
         if isinstance(default, float):
             return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from exc
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from exc
     return raw

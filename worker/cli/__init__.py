@@ -7,6 +7,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from worker.errors import BrokerUnavailable
+from worker.settings import SettingsError
+
 EVALUATIONS = ("extraction", "dedup", "entities")
 
 
@@ -47,7 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(f"worker.evaluation.{args.what}")
         return int(module.main(args.rest))
     commands = importlib.import_module("worker.cli.commands")
-    return int(getattr(commands, args.command)(args))
+    try:
+        return int(getattr(commands, args.command)(args))
+    except SettingsError as exc:  # a configuration the worker cannot run with
+        print(f"ingest-worker {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokerUnavailable as exc:  # one sentence, not a traceback: the cause is known
+        print(f"ingest-worker {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -52,11 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _start_lag_monitor(app: Any, settings: Settings, metrics: Any, topology: Any) -> None:
     from worker.kafka.lag import LagMonitor
-    from worker.kafka.topics import kafka_client_options
 
-    options = kafka_client_options(settings)
     topics = [settings.input_topic, topology.candidates.get_topic_name(), topology.unique.get_topic_name()]
-    monitor = LagMonitor(str(options.pop("bootstrap_servers")), settings.app_id, topics, metrics, **options)
+    monitor = LagMonitor(settings, topics, metrics)
 
     @app.task
     async def poll_lag() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 
+from worker.kafka.connection import faust_credentials
 from worker.kafka.transport import broker_url
 from worker.settings import Settings
 
@@ -41,7 +42,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.broker),
-        broker_credentials=_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         autodiscover=False,
         processing_guarantee="at_least_once",
@@ -80,13 +81,3 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         ),
     )
     return app, topology
-
-
-def _credentials(settings: Settings) -> Any:
-    if not settings.broker_username:
-        return None
-    return faust.SASLCredentials(
-        username=settings.broker_username,
-        password=settings.broker_password.reveal(),
-        mechanism=settings.broker_sasl_mechanism,
-    )

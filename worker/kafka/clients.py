@@ -8,16 +8,16 @@ from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from worker.kafka.topics import kafka_client_options
+from worker.kafka.connection import client_options, start_client
 from worker.settings import Settings
 
 
 async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
     """Send (key, value) messages and wait until the broker acknowledged all; returns the count."""
     producer = AIOKafkaProducer(
-        acks="all", max_request_size=settings.max_page_bytes + 1_000_000, **kafka_client_options(settings)
+        acks="all", max_request_size=settings.max_page_bytes + 1_000_000, **client_options(settings)
     )
-    await producer.start()
+    await start_client(settings, producer)
     try:
         futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
         for future in futures:
@@ -43,9 +43,9 @@ async def consume(
         enable_auto_commit=False,
         fetch_max_wait_ms=settings.fetch_wait_ms,
         auto_offset_reset="earliest" if from_beginning else "latest",
-        **kafka_client_options(settings),
+        **client_options(settings),
     )
-    await consumer.start()
+    await start_client(settings, consumer)
     try:
         partitions = []
         for topic in topics:

@@ -39,8 +39,13 @@ def stop_process_group(process: subprocess.Popen[bytes] | None, grace_seconds: f
 class EmbeddedBroker:
     """`with EmbeddedBroker() as broker:` runs Tansu until the block exits."""
 
-    def __init__(self, port: int | None = None, startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self, port: int | None = None, startup_timeout: float = 20.0, advertised_port: int | None = None
+    ) -> None:
+        """`advertised_port`: the port clients are told to use, when something else (a TLS
+        terminator) listens there in front of the broker's own `port`."""
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()
@@ -68,7 +73,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 address,
                 "--advertised-listener-url",
-                address,
+                f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
             ],

@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from worker.kafka.topics import bootstrap_servers
+from worker.kafka.connection import client_options
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
 
@@ -42,34 +41,22 @@ class LagMonitor:
 
     def __init__(
         self,
-        bootstrap_servers: str,
-        group_id: str,
+        settings: Settings,
         topics: Sequence[str],
         metrics: Metrics,
         *,
-        security_protocol: str = "PLAINTEXT",
-        sasl_mechanism: str = "PLAIN",
-        sasl_plain_username: str | None = None,
-        sasl_plain_password: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
         request_timeout_ms: int = 10_000,
         client_id: str = "ingest-worker-lag",
     ) -> None:
-        self.group_id = group_id
+        """Monitor the group `settings.app_id` (Faust's group id) on `topics`, connecting as `settings` say."""
+        self.group_id = settings.app_id
         self.topics = tuple(topics)
         self.metrics = metrics
         self._kwargs: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers,
+            **client_options(settings),
             "client_id": client_id,
             "request_timeout_ms": request_timeout_ms,
-            "security_protocol": security_protocol,
-            "sasl_mechanism": sasl_mechanism,
-            "sasl_plain_username": sasl_plain_username or None,
-            "sasl_plain_password": sasl_plain_password or None,
-            "ssl_context": ssl_context,
         }
-        if security_protocol in ("SSL", "SASL_SSL") and ssl_context is None:
-            self._kwargs["ssl_context"] = ssl.create_default_context()
         self._timeout = request_timeout_ms / 1000 * 2
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None  # no group: metadata and log-end offsets
@@ -78,20 +65,6 @@ class LagMonitor:
         self._last: Lags = {}
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics) -> LagMonitor:
-        """A monitor of the worker's own group (Faust's group id is the app id) on its input."""
-        return cls(
-            bootstrap_servers(settings.broker),
-            settings.app_id,
-            [settings.input_topic],
-            metrics,
-            security_protocol=settings.broker_security_protocol,
-            sasl_mechanism=settings.broker_sasl_mechanism,
-            sasl_plain_username=settings.broker_username or None,
-            sasl_plain_password=settings.broker_password.reveal() or None,
-        )
 
     @property
     def last(self) -> Lags:

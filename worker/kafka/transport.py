@@ -13,7 +13,7 @@ from typing import Any
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from worker.kafka.topics import bootstrap_servers
+from worker.kafka.connection import bootstrap_servers
 
 SCHEME = "ingest-kafka"
 

@@ -1,0 +1,184 @@
+"""Test certificates and a broker whose only advertised listener requires TLS.
+
+Tansu 0.6 does not serve TLS itself, so Debian's stunnel4 terminates TLS in front of it and the
+broker advertises the stunnel port: after bootstrapping, every client connection (metadata,
+produce, fetch, group coordination) goes through TLS. With `client_ca` set, stunnel also
+requires a client certificate signed by that CA (mutual TLS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from worker.kafka.embedded import EmbeddedBroker, free_port, stop_process_group
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A certificate authority: its PEM certificate file and what it needs to sign others."""
+
+    cert_path: Path
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+def make_authority(folder: Path, name: str) -> Authority:
+    """A self-signed CA, valid for a day, written to `<folder>/<name>.pem`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(_name(name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path = folder / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return Authority(path, cert, key)
+
+
+def issue(authority: Authority, folder: Path, name: str, server: bool) -> tuple[Path, Path]:
+    """A leaf certificate signed by `authority`: (cert path, key path).
+
+    A server certificate names 127.0.0.1 and localhost, so hostname checks pass on loopback.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(authority.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()), critical=False
+        )
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    cert = builder.sign(authority.key, hashes.SHA256())
+    cert_path = folder / f"{name}.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, _write_key(key, folder / f"{name}.key")
+
+
+class TLSBroker:
+    """`with TLSBroker(folder, authority) as broker:` Tansu behind stunnel; `broker.url` is TLS-only."""
+
+    def __init__(self, folder: Path, authority: Authority, client_ca: Path | None = None) -> None:
+        self.folder = folder
+        self.tls_port = free_port()
+        self.broker = EmbeddedBroker(advertised_port=self.tls_port)
+        self.server_cert, self.server_key = issue(authority, folder, f"broker-{self.tls_port}", server=True)
+        self.client_ca = client_ca
+        self._stunnel: subprocess.Popen[bytes] | None = None
+        self.log_path = folder / f"stunnel-{self.tls_port}.log"
+
+    @property
+    def bootstrap(self) -> str:
+        """`host:port` of the TLS listener."""
+        return f"127.0.0.1:{self.tls_port}"
+
+    @property
+    def url(self) -> str:
+        """The TLS listener in Faust's form."""
+        return f"kafka://{self.bootstrap}"
+
+    def start(self) -> TLSBroker:
+        """Start the broker and stunnel; returns once the TLS port accepts connections."""
+        binary = shutil.which("stunnel4") or shutil.which("stunnel")
+        assert binary, "stunnel is missing: apt-get install -y stunnel4"  # CI installs it; never skip
+        self.broker.start()
+        lines = [
+            "foreground = yes",
+            "pid =",
+            f"output = {self.log_path}",
+            "debug = 4",
+            "[kafka]",
+            f"accept = 127.0.0.1:{self.tls_port}",
+            f"connect = 127.0.0.1:{self.broker.port}",
+            f"cert = {self.server_cert}",
+            f"key = {self.server_key}",
+        ]
+        if self.client_ca:
+            lines += [f"CAfile = {self.client_ca}", "verifyChain = yes", "requireCert = yes"]
+        config = self.folder / f"stunnel-{self.tls_port}.conf"
+        config.write_text("\n".join(lines) + "\n")
+        self._stunnel = subprocess.Popen(
+            [binary, str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self._stunnel.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"stunnel exited at start-up:\n{self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.2):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"stunnel did not listen on {self.bootstrap}:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop stunnel and the broker."""
+        stunnel, self._stunnel = self._stunnel, None
+        stop_process_group(stunnel, grace_seconds=5)
+        self.broker.stop()
+
+    def log_tail(self, limit: int = 3000) -> str:
+        """The end of stunnel's log."""
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-limit:]
+        return ""
+
+    def __enter__(self) -> TLSBroker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
