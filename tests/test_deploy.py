@@ -19,18 +19,24 @@ from typing import Any
 
 import pytest
 import yaml
+from deploy_files import (
+    DASHBOARD,
+    DEPLOY,
+    GRAFANA,
+    JOB,
+    PROMETHEUS,
+    ROOT,
+    dashboard_queries,
+    load_yaml,
+    rule_name,
+    rules,
+)
 from prometheus_client import CollectorRegistry
 
 from worker.runtime.metrics import Metrics
 from worker.settings import PREFIX, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
-PROMETHEUS = DEPLOY / "prometheus"
-GRAFANA = DEPLOY / "grafana"
 K8S = DEPLOY / "k8s"
-DASHBOARD = GRAFANA / "dashboards" / "ingest-worker.json"
-JOB = "ingest-worker"
 
 SETTINGS_ENV = {PREFIX + f.name.upper() for f in fields(Settings)}
 # Series Prometheus itself adds, or that the worker's default collectors expose.
@@ -42,10 +48,6 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def k8s(kind: str) -> dict[str, Any]:
@@ -68,25 +70,8 @@ def exposed_names() -> set[str]:
     return {s.name for family in registry.collect() for s in family.samples}
 
 
-def rules() -> list[dict[str, Any]]:
-    return [r for g in load_yaml(PROMETHEUS / "rules.yml")["groups"] for r in g["rules"]]
-
-
 def recorded_names() -> set[str]:
     return {r["record"] for r in rules() if "record" in r}
-
-
-def dashboard_exprs() -> list[tuple[str, str]]:
-    """(panel title, PromQL) for every query of every panel, rows included."""
-    dash = json.loads(DASHBOARD.read_text())
-    out = []
-    stack = list(dash["panels"])
-    while stack:
-        panel = stack.pop(0)
-        stack.extend(panel.get("panels", []))
-        for t in panel.get("targets", []):
-            out.append((panel["title"], t["expr"]))
-    return out
 
 
 def metric_names(expr: str) -> tuple[set[str], set[str]]:
@@ -101,6 +86,23 @@ def metric_names(expr: str) -> tuple[set[str], set[str]]:
 
 def compose() -> dict[str, Any]:
     return load_yaml(ROOT / "docker-compose.yml")
+
+
+def promtool(*args: str) -> None:
+    """Run `promtool <args>` in deploy/prometheus; fail with its output unless it succeeds."""
+    binary = shutil.which("promtool")
+    assert binary, "promtool is missing: apt-get install -y prometheus"  # CI installs it; never skip
+    done = subprocess.run([binary, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+
+
+def generated_by(script: Path) -> str:
+    """What the generator `script` writes: its `render()`."""
+    spec = importlib.util.spec_from_file_location(f"{script.stem}_generator", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.render())
 
 
 # --- everything parses ---------------------------------------------------------------------
@@ -119,29 +121,13 @@ def test_every_yaml_file_parses() -> None:
 
 
 def test_promtool_accepts_config_and_rules() -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, (
-        "promtool is missing: apt-get install -y prometheus"
-    )  # CI installs it; never skip
-    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "rules.yml"]):
-        done = subprocess.run(
-            [promtool, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    promtool("check", "config", "prometheus.yml")
+    promtool("check", "rules", "rules.yml")
 
 
 def test_promtool_unit_tests_of_alerts() -> None:
     """The alert rules fire on the situations they describe (promtool test rules)."""
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: apt-get install -y prometheus"
-    done = subprocess.run(
-        [promtool, "test", "rules", "rules_test.yml"],
-        cwd=PROMETHEUS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    promtool("test", "rules", "rules_test.yml")
 
 
 # --- metrics -------------------------------------------------------------------------------
@@ -180,12 +166,13 @@ def test_labelled_metrics_are_initialised() -> None:
 # --- dashboard -----------------------------------------------------------------------------
 
 
-def test_dashboard_json_is_the_generators_output() -> None:
-    spec = importlib.util.spec_from_file_location("dashboard_gen", GRAFANA / "dashboard.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert DASHBOARD.read_text() == module.render(), "run: python deploy/grafana/dashboard.py"
+@pytest.mark.parametrize(
+    "script, output",
+    [(GRAFANA / "dashboard.py", DASHBOARD), (K8S / "prometheusrule.py", K8S / "prometheusrule.yaml")],
+    ids=["dashboard", "prometheusrule"],
+)
+def test_generated_files_are_their_generators_output(script: Path, output: Path) -> None:
+    assert output.read_text(encoding="utf-8") == generated_by(script), f"run: python {script.relative_to(ROOT)}"
 
 
 def test_dashboard_panels_have_queries_and_layout() -> None:
@@ -217,7 +204,7 @@ def test_dashboard_panels_have_queries_and_layout() -> None:
 
 
 def test_dashboard_covers_the_required_signals() -> None:
-    text = " ".join(e for _, e in dashboard_exprs())
+    text = " ".join(e for _, e in dashboard_queries())
     for needle in (
         "ingest_pages_consumed_total",
         "ingest_events_published_total",
@@ -245,8 +232,8 @@ def test_dashboard_covers_the_required_signals() -> None:
 def test_every_metric_name_used_exists() -> None:
     exposed = exposed_names() | EXTERNAL_SERIES
     recorded = recorded_names()
-    exprs = [(f"panel {t}", e) for t, e in dashboard_exprs()]
-    exprs += [(f"rule {r.get('record') or r.get('alert')}", r["expr"]) for r in rules()]
+    exprs = [(f"panel {t}", e) for t, e in dashboard_queries()]
+    exprs += [(f"rule {rule_name(r)}", r["expr"]) for r in rules()]
     hpa = k8s("HorizontalPodAutoscaler")
     exprs += [("hpa", m["external"]["metric"]["name"]) for m in hpa["spec"]["metrics"]]
     for where, expr in exprs:
@@ -403,13 +390,6 @@ def test_hpa_scales_the_deployment_on_lag() -> None:
 def test_prometheusrule_carries_the_rules_file() -> None:
     rule = k8s("PrometheusRule")
     assert rule["spec"]["groups"] == load_yaml(PROMETHEUS / "rules.yml")["groups"]
-    spec = importlib.util.spec_from_file_location("prometheusrule_gen", K8S / "prometheusrule.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert (K8S / "prometheusrule.yaml").read_text() == module.render(), (
-        "run: python deploy/k8s/prometheusrule.py"
-    )
 
 
 def test_every_manifest_has_a_kind_and_the_app_label() -> None:

@@ -38,7 +38,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from conftest import isolated_settings
+from deploy_files import JOB, PROMETHEUS, dashboard_queries, load_yaml, rule_name, rules
 from prometheus_client import CollectorRegistry
 
 from worker.kafka.embedded import EmbeddedBroker, free_port
@@ -56,10 +57,6 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
-PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
-DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "ingest-worker.json"
-JOB = "ingest-worker"
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1s", "$__range": "5m"}
 
 
@@ -81,12 +78,12 @@ class Prometheus:
         self.process: subprocess.Popen[bytes] | None = None
 
     def _write_config(self, targets: list[str]) -> Path:
-        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        config = load_yaml(PROMETHEUS / "prometheus.yml")
         config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
-        rules = yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())
-        for group in rules["groups"]:
+        rule_file = load_yaml(PROMETHEUS / "rules.yml")
+        for group in rule_file["groups"]:
             group["interval"] = "1s"
-        (self.workdir / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+        (self.workdir / "rules.yml").write_text(yaml.safe_dump(rule_file, sort_keys=False))
         config["rule_files"] = [str(self.workdir / "rules.yml")]
         jobs = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
         assert jobs, f"deploy/prometheus/prometheus.yml has no {JOB} job"
@@ -185,22 +182,15 @@ def value(series: dict[str, Any]) -> float:
 # --- expressions -----------------------------------------------------------------------------
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
+def panel_queries() -> list[tuple[str, str]]:
     """(panel title, PromQL with Grafana's variables replaced) for every dashboard query."""
-    dash = json.loads(DASHBOARD.read_text())
     out = []
-    for panel in dash["panels"]:
-        for t in panel.get("targets", []):
-            expr = t["expr"]
-            for name, replacement in GRAFANA_VARIABLES.items():
-                expr = expr.replace(name, replacement)
-            assert "$" not in expr, f"{panel['title']}: unknown Grafana variable in {expr}"
-            out.append((panel["title"], expr))
+    for title, expr in dashboard_queries():
+        for name, replacement in GRAFANA_VARIABLES.items():
+            expr = expr.replace(name, replacement)
+        assert "$" not in expr, f"{title}: unknown Grafana variable in {expr}"
+        out.append((title, expr))
     return out
-
-
-def rules() -> list[dict[str, Any]]:
-    return [r for g in yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"] for r in g["rules"]]
 
 
 _COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)(\s*)(?!\s*bool\b)(?=[\s(]*[-+]?(?:\d|Inf|NaN))")
@@ -304,6 +294,15 @@ def stack(kafka: Any) -> Iterator[tuple[Settings, Prometheus, int]]:
                 prometheus.stop()
 
 
+@pytest.fixture
+def rules_ran(stack: tuple[Settings, Prometheus, int]) -> Prometheus:
+    """The stack's Prometheus once the recording rules ran on at least two scrapes of data."""
+    _, prometheus, _ = stack
+    result = prometheus.wait_for("ingest:pages_consumed:rate5m > 0", timeout=60)
+    assert result, f"recording rules produced nothing:\n{prometheus.log_tail()}"
+    return prometheus
+
+
 # --- tests -----------------------------------------------------------------------------------
 
 
@@ -344,13 +343,10 @@ def test_prometheus_scrapes_the_worker(stack: tuple[Settings, Prometheus, int]) 
     assert build and build[0]["metric"]["version"]
 
 
-def test_every_dashboard_query_returns_series(stack: tuple[Settings, Prometheus, int]) -> None:
-    _, prometheus, _ = stack
-    _wait_for_recording_rules(prometheus)
+def test_every_dashboard_query_returns_series(rules_ran: Prometheus) -> None:
+    prometheus = rules_ran
     failures = [
-        f"panel {title!r}: {problem}"
-        for title, expr in dashboard_queries()
-        if (problem := _no_series(prometheus, expr))
+        f"panel {title!r}: {problem}" for title, expr in panel_queries() if (problem := _no_series(prometheus, expr))
     ]
     assert not failures, "\n".join(failures)
     # Real numbers, not only series: the pages were cleaned, so the clean stage has a p50.
@@ -358,12 +354,11 @@ def test_every_dashboard_query_returns_series(stack: tuple[Settings, Prometheus,
     assert clean and not math.isnan(value(clean[0])) and value(clean[0]) > 0, clean
 
 
-def test_every_rule_is_healthy_and_returns_series(stack: tuple[Settings, Prometheus, int]) -> None:
-    _, prometheus, _ = stack
-    _wait_for_recording_rules(prometheus)
+def test_every_rule_is_healthy_and_returns_series(rules_ran: Prometheus) -> None:
+    prometheus = rules_ran
     failures = []
     for rule in rules():
-        name = rule.get("record") or rule["alert"]
+        name = rule_name(rule)
         expr = rule["expr"] if "record" in rule else without_thresholds(rule["expr"])
         problem = _no_series(prometheus, expr)
         if problem:
@@ -373,8 +368,7 @@ def test_every_rule_is_healthy_and_returns_series(stack: tuple[Settings, Prometh
             failures.append(f"{name}: the recorded series does not exist")
 
     loaded = {r["name"]: r for g in prometheus.api("rules")["groups"] for r in g["rules"]}
-    for rule in rules():
-        name = rule.get("record") or rule["alert"]
+    for name in map(rule_name, rules()):
         if name not in loaded:
             failures.append(f"{name}: not loaded by Prometheus")
         elif loaded[name]["health"] != "ok":
@@ -394,12 +388,6 @@ def _no_series(prometheus: Prometheus, expr: str) -> str | None:
     return None if result else f"{expr}: no series"
 
 
-def _wait_for_recording_rules(prometheus: Prometheus) -> None:
-    """Wait until the recording rules ran on at least two scrapes of data."""
-    result = prometheus.wait_for("ingest:pages_consumed:rate5m > 0", timeout=60)
-    assert result, f"recording rules produced nothing:\n{prometheus.log_tail()}"
-
-
 @pytest.mark.parametrize(
     "expr, expected",
     [
@@ -417,30 +405,30 @@ def test_without_thresholds(expr: str, expected: str) -> None:
 # --- the lag monitor against the broker ------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit (it is no async context manager itself)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
 async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
     """Committed offsets, uncommitted partitions and a missing topic, on the real broker."""
     topic, group = f"pytest_lag_{uuid.uuid4().hex[:8]}", f"pytest_lag_{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(kafka.bootstrap) as admin:
         await admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
-    await producer.start()
-    try:
+    async with AIOKafkaProducer(bootstrap_servers=kafka.bootstrap) as producer:
         for i in range(10):
             await producer.send_and_wait(topic, b"x", partition=0 if i < 7 else 1)
-    finally:
-        await producer.stop()
     # The group commits 5 of the 7 messages of partition 0 and nothing on partition 1.
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with consumer:
         consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
         await consumer.commit({TopicPartition(topic, 0): 5})
-    finally:
-        await consumer.stop()
 
     metrics = Metrics.create(CollectorRegistry())
     missing = f"{topic}_missing"
@@ -453,12 +441,8 @@ async def test_lag_monitor_reports_log_end_minus_committed(kafka: Any) -> None:
     assert metrics.registry.get_sample_value("ingest_consumer_lag_messages", {"topic": topic, "partition": "1"}) == 3
     assert metrics.registry.get_sample_value("ingest_consumer_lag_poll_errors_total") == 0
     # Polling must not create the missing topic (auto-creation on metadata requests).
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(kafka.bootstrap) as admin:
         assert missing not in await admin.list_topics()
-    finally:
-        await admin.close()
 
 
 async def test_lag_monitor_keeps_last_values_when_the_broker_is_gone() -> None:

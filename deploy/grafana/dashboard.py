@@ -19,8 +19,14 @@ from typing import Any
 OUT = Path(__file__).parent / "dashboards" / "ingest-worker.json"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 JOB = 'job="ingest-worker"'
+RATE = "$__rate_interval"
+GRID_WIDTH = 24
+PANEL_HEIGHT = 8
 
 Panel = dict[str, Any]
+Query = tuple[str, str]  # (PromQL, legend)
+Cell = tuple[Panel, int]  # a panel and its width in grid columns
+Row = tuple[str, list[Cell]]
 
 
 def target(expr: str, legend: str, ref: str) -> dict[str, Any]:
@@ -29,46 +35,35 @@ def target(expr: str, legend: str, ref: str) -> dict[str, Any]:
 
 
 def timeseries(
-    title: str, description: str, queries: list[tuple[str, str]], unit: str, *, stack: bool = False
-) -> Panel:
-    """A time-series panel; `queries` are (PromQL, legend) pairs."""
-    return {
+    title: str, width: int, unit: str, queries: list[Query], description: str, *, stack: bool = False
+) -> Cell:
+    """A time-series panel `width` columns wide; stacked series are filled."""
+    custom = {
+        "drawStyle": "line",
+        "lineWidth": 1,
+        "fillOpacity": 20 if stack else 0,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        "spanNulls": False,
+    }
+    panel = {
         "type": "timeseries",
         "title": title,
         "description": description,
         "datasource": DS,
-        "targets": [target(q, legend, chr(ord("A") + i)) for i, (q, legend) in enumerate(queries)],
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit,
-                "min": 0,
-                "custom": {
-                    "drawStyle": "line",
-                    "lineWidth": 1,
-                    "fillOpacity": 20 if stack else 0,
-                    "stacking": {"mode": "normal" if stack else "none", "group": "A"},
-                    "spanNulls": False,
-                },
-            },
-            "overrides": [],
-        },
+        "targets": [target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)],
+        "fieldConfig": {"defaults": {"unit": unit, "min": 0, "custom": custom}, "overrides": []},
         "options": {
-            "legend": {
-                "displayMode": "table",
-                "placement": "right",
-                "calcs": ["lastNotNull", "max"],
-            },
+            "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]},
             "tooltip": {"mode": "multi", "sort": "desc"},
         },
     }
+    return panel, width
 
 
-def stat(
-    title: str, description: str, expr: str, unit: str, thresholds: list[tuple[float, str]]
-) -> Panel:
-    """A single-number panel with colour thresholds (value, colour), lowest first."""
+def stat(title: str, width: int, unit: str, expr: str, thresholds: list[tuple[float, str]], description: str) -> Cell:
+    """A single-number panel with colour thresholds (value, colour), lowest first, over green."""
     steps = [{"color": "green", "value": None}] + [{"color": c, "value": v} for v, c in thresholds]
-    return {
+    panel = {
         "type": "stat",
         "title": title,
         "description": description,
@@ -80,400 +75,148 @@ def stat(
         },
         "options": {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
     }
+    return panel, width
 
 
-def quantiles(record: str, by: str = "") -> list[tuple[str, str]]:
+def row(title: str, *cells: Cell) -> Row:
+    """A titled row of panels; a panel that does not fit on the current line starts the next."""
+    return title, list(cells)
+
+
+def rate_by(label: str, counter: str) -> list[Query]:
+    """The per-second rate of `counter` summed by `label`, one series per label value."""
+    return [(f"sum by ({label}) (rate({counter}[{RATE}]))", "{{%s}}" % label)]
+
+
+def per_worker(metric: str, legend: str = "{{instance}}", *, rate: bool = False) -> list[Query]:
+    """`metric` (or its rate) of each worker of the job, one series per instance."""
+    selector = f"{metric}{{{JOB}}}"
+    return [(f"rate({selector}[{RATE}])" if rate else selector, legend)]
+
+
+def quantiles(record: str) -> list[Query]:
     """p50/p95/p99 queries of a recorded `...:histogram_quantile` series."""
-    legend = "{{%s}} " % by if by else ""
+    return [(f'{record}{{quantile="{q}"}}', f"p{q[2:].ljust(2, '0')}") for q in ("0.5", "0.95", "0.99")]
+
+
+def stage_quantile(quantile: str) -> list[Query]:
+    """One recorded quantile of the seconds per page, one series per step."""
+    return [(f'stage_quantile:ingest_stage_seconds:histogram_quantile{{quantile="{quantile}"}}', "{{stage}}")]
+
+
+# One panel per call: title, width, unit, queries, then its description on the next line.
+# fmt: off
+def red_rows() -> list[Row]:
+    """Rate, errors and duration: what users of the output topic feel."""
     return [
-        (f'{record}{{quantile="{q}"}}', f"{legend}p{q[2:].ljust(2, '0')}")
-        for q in ("0.5", "0.95", "0.99")
+        row("Rate",
+            timeseries("Pages consumed", 8, "reqps", rate_by("topic", "ingest_pages_consumed_total"),
+                       "Raw pages read from the input topic per second."),
+            timeseries("Events published", 8, "reqps", rate_by("event_type", "ingest_events_published_total"),
+                       "Events written per second, by event type.", stack=True),
+            timeseries("Bytes consumed", 8, "Bps", rate_by("topic", "ingest_consumed_bytes_total"),
+                       "Raw page bytes read per second."),
+            timeseries("Articles by cleaning mode", 12, "reqps", rate_by("mode", "ingest_articles_total"),
+                       "Unique articles per second, from HTML or from a text dump.", stack=True),
+            timeseries("Duplicates by kind", 12, "reqps", rate_by("kind", "ingest_duplicates_total"),
+                       "Copies per second: exact (same text) or near (similar text).", stack=True)),
+        row("Errors",
+            timeseries("Dead letters by reason", 16, "reqps", rate_by("reason", "ingest_dead_letters_total"),
+                       "Pages sent to the dead-letter topic per second, by reason.", stack=True),
+            stat("Dead-letter ratio (5m)", 4, "percentunit", "ingest:dead_letters:ratio_rate5m",
+                 [(0.01, "orange"), (0.05, "red")],
+                 "Dead letters per consumed page over 5 minutes; the alert fires above 5%."),
+            stat("Process-pool restarts (1h)", 4, "short", "sum(increase(ingest_pool_restarts_total[1h]))",
+                 [(1, "orange"), (5, "red")], "Pools replaced after a stuck or crashed worker process.")),
+        row("Duration",
+            timeseries("Stage latency p50", 8, "s", stage_quantile("0.5"), "Median seconds per page in each step."),
+            timeseries("Stage latency p95", 8, "s", stage_quantile("0.95"),
+                       "95th percentile seconds per page in each step."),
+            timeseries("Stage latency p99", 8, "s", stage_quantile("0.99"),
+                       "99th percentile seconds per page in each step."),
+            timeseries("End to end", 12, "s", quantiles("quantile:ingest_end_to_end_seconds:histogram_quantile"),
+                       "Seconds from a page's fetched_at to its event's publication "
+                       "(includes the crawl-to-ingest delay)."),
+            timeseries("Process-pool queue wait", 12, "s",
+                       quantiles("quantile:ingest_pool_queue_seconds:histogram_quantile"),
+                       "Seconds a page waited for a free pool process; growth: CPU-bound.")),
     ]
 
 
-def rows() -> list[tuple[str, list[tuple[Panel, int]]]]:
-    """(row title, [(panel, width)]) in display order; widths add up to 24 per line."""
-    rate = "$__rate_interval"
+def cause_rows() -> list[Row]:
+    """What explains the RED rows: lag, dedup state, entities and the process itself."""
     return [
-        (
-            "Rate",
-            [
-                (
-                    timeseries(
-                        "Pages consumed",
-                        "Raw pages read from the input topic per second.",
-                        [
-                            (
-                                f"sum by (topic) (rate(ingest_pages_consumed_total[{rate}]))",
-                                "{{topic}}",
-                            )
-                        ],
-                        "reqps",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Events published",
-                        "Events written per second, by event type.",
-                        [
-                            (
-                                f"sum by (event_type) (rate(ingest_events_published_total[{rate}]))",
-                                "{{event_type}}",
-                            )
-                        ],
-                        "reqps",
-                        stack=True,
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Bytes consumed",
-                        "Raw page bytes read per second.",
-                        [
-                            (
-                                f"sum by (topic) (rate(ingest_consumed_bytes_total[{rate}]))",
-                                "{{topic}}",
-                            )
-                        ],
-                        "Bps",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Articles by cleaning mode",
-                        "Unique articles per second, from HTML or from a text dump.",
-                        [(f"sum by (mode) (rate(ingest_articles_total[{rate}]))", "{{mode}}")],
-                        "reqps",
-                        stack=True,
-                    ),
-                    12,
-                ),
-                (
-                    timeseries(
-                        "Duplicates by kind",
-                        "Copies per second: exact (same text) or near (similar text).",
-                        [(f"sum by (kind) (rate(ingest_duplicates_total[{rate}]))", "{{kind}}")],
-                        "reqps",
-                        stack=True,
-                    ),
-                    12,
-                ),
-            ],
-        ),
-        (
-            "Errors",
-            [
-                (
-                    timeseries(
-                        "Dead letters by reason",
-                        "Pages sent to the dead-letter topic per second, by reason.",
-                        [
-                            (
-                                f"sum by (reason) (rate(ingest_dead_letters_total[{rate}]))",
-                                "{{reason}}",
-                            )
-                        ],
-                        "reqps",
-                        stack=True,
-                    ),
-                    16,
-                ),
-                (
-                    stat(
-                        "Dead-letter ratio (5m)",
-                        "Dead letters per consumed page over 5 minutes; the alert fires above 5%.",
-                        "ingest:dead_letters:ratio_rate5m",
-                        "percentunit",
-                        [(0.01, "orange"), (0.05, "red")],
-                    ),
-                    4,
-                ),
-                (
-                    stat(
-                        "Process-pool restarts (1h)",
-                        "Pools replaced after a stuck or crashed worker process.",
-                        "sum(increase(ingest_pool_restarts_total[1h]))",
-                        "short",
-                        [(1, "orange"), (5, "red")],
-                    ),
-                    4,
-                ),
-            ],
-        ),
-        (
-            "Duration",
-            [
-                (
-                    timeseries(
-                        "Stage latency p50",
-                        "Median seconds per page in each step.",
-                        [
-                            (
-                                'stage_quantile:ingest_stage_seconds:histogram_quantile{quantile="0.5"}',
-                                "{{stage}}",
-                            )
-                        ],
-                        "s",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Stage latency p95",
-                        "95th percentile seconds per page in each step.",
-                        [
-                            (
-                                'stage_quantile:ingest_stage_seconds:histogram_quantile{quantile="0.95"}',
-                                "{{stage}}",
-                            )
-                        ],
-                        "s",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Stage latency p99",
-                        "99th percentile seconds per page in each step.",
-                        [
-                            (
-                                'stage_quantile:ingest_stage_seconds:histogram_quantile{quantile="0.99"}',
-                                "{{stage}}",
-                            )
-                        ],
-                        "s",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "End to end",
-                        "Seconds from a page's fetched_at to its event's publication "
-                        "(includes the crawl-to-ingest delay).",
-                        quantiles("quantile:ingest_end_to_end_seconds:histogram_quantile"),
-                        "s",
-                    ),
-                    12,
-                ),
-                (
-                    timeseries(
-                        "Process-pool queue wait",
-                        "Seconds a page waited for a free pool process; growth: CPU-bound.",
-                        quantiles("quantile:ingest_pool_queue_seconds:histogram_quantile"),
-                        "s",
-                    ),
-                    12,
-                ),
-            ],
-        ),
-        (
-            "Lag",
-            [
-                (
-                    timeseries(
-                        "Consumer lag by partition",
-                        "Log-end offset minus the group's committed offset, polled by the worker.",
-                        [
-                            (
-                                "max by (topic, partition) (ingest_consumer_lag_messages)",
-                                "{{topic}}/{{partition}}",
-                            )
-                        ],
-                        "short",
-                        stack=True,
-                    ),
-                    12,
-                ),
-                (
-                    timeseries(
-                        "Oldest unprocessed page",
-                        "Seconds since the oldest page in flight (consumed, not yet fully processed) "
-                        "was produced, per worker.",
-                        [(f"ingest_oldest_unprocessed_age_seconds{{{JOB}}}", "{{instance}}")],
-                        "s",
-                    ),
-                    8,
-                ),
-                (
-                    stat(
-                        "Lag poll errors (15m)",
-                        "Failed lag polls; while they fail the lag panel shows stale values.",
-                        "sum(increase(ingest_consumer_lag_poll_errors_total[15m]))",
-                        "short",
-                        [(1, "orange"), (10, "red")],
-                    ),
-                    4,
-                ),
-            ],
-        ),
-        (
-            "Dedup and clusters",
-            [
-                (
-                    timeseries(
-                        "Dedup ratio",
-                        "Share of pages recognised as copies of an earlier article (5m).",
-                        [("ingest:dedup:ratio_rate5m", "duplicates / (articles + duplicates)")],
-                        "percentunit",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Cluster size when a copy arrives",
-                        "Copies a story had when a new copy arrived (syndication cluster size).",
-                        quantiles("quantile:ingest_cluster_copies:histogram_quantile")
-                        + [("ingest:cluster_copies:mean_rate5m", "mean")],
-                        "short",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Window expiries",
-                        "Dedup entries dropped after the dedup window, per second.",
-                        [(f"sum(rate(ingest_dedup_expired_total[{rate}]))", "expired")],
-                        "reqps",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Dedup entries",
-                        "Articles held in the dedup window, per worker.",
-                        [(f"ingest_dedup_entries{{{JOB}}}", "{{instance}}")],
-                        "short",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Dedup state bytes",
-                        "Bytes of dedup state (keys and values), per worker.",
-                        [(f"ingest_dedup_state_bytes{{{JOB}}}", "{{instance}}")],
-                        "bytes",
-                    ),
-                    8,
-                ),
-                (
-                    timeseries(
-                        "Dedup bytes per article",
-                        "Dedup state bytes per indexed article; growth means fatter fingerprints.",
-                        [(f"ingest_dedup_state_bytes_per_article{{{JOB}}}", "{{instance}}")],
-                        "bytes",
-                    ),
-                    8,
-                ),
-            ],
-        ),
-        (
-            "Entities",
-            [
-                (
-                    timeseries(
-                        "Entities by label",
-                        "Entities tagged in published articles per second, by label.",
-                        [(f"sum by (label) (rate(ingest_entities_total[{rate}]))", "{{label}}")],
-                        "reqps",
-                        stack=True,
-                    ),
-                    24,
-                ),
-            ],
-        ),
-        (
-            "Process",
-            [
-                (
-                    timeseries(
-                        "CPU",
-                        "CPU seconds per second of the worker's main process and of its step pool.",
-                        [
-                            (f"rate(process_cpu_seconds_total{{{JOB}}}[{rate}])", "main {{instance}}"),
-                            (f"rate(ingest_child_cpu_seconds_total{{{JOB}}}[{rate}])", "pool {{instance}}"),
-                        ],
-                        "percentunit",
-                    ),
-                    6,
-                ),
-                (
-                    timeseries(
-                        "Resident memory",
-                        "Resident set size of the worker's main process and of its step pool.",
-                        [
-                            (f"process_resident_memory_bytes{{{JOB}}}", "main {{instance}}"),
-                            (f"ingest_child_resident_memory_bytes{{{JOB}}}", "pool {{instance}}"),
-                        ],
-                        "bytes",
-                    ),
-                    6,
-                ),
-                (
-                    timeseries(
-                        "Rebalances",
-                        "Consumer-group rebalances and the share of time spent rebalancing.",
-                        [
-                            (f"sum(increase(ingest_rebalances_total[{rate}]))", "rebalances"),
-                            (
-                                f"sum(rate(ingest_rebalance_seconds_total[{rate}]))",
-                                "seconds rebalancing per second",
-                            ),
-                        ],
-                        "short",
-                    ),
-                    6,
-                ),
-                (
-                    timeseries(
-                        "Workers up",
-                        "Scrape health and build version of each worker.",
-                        [
-                            (f"up{{{JOB}}}", "{{instance}} up"),
-                            (
-                                f"count by (version) (ingest_build_info{{{JOB}}})",
-                                "version {{version}}",
-                            ),
-                        ],
-                        "short",
-                    ),
-                    6,
-                ),
-            ],
-        ),
+        row("Lag",
+            timeseries("Consumer lag by partition", 12, "short",
+                       [("max by (topic, partition) (ingest_consumer_lag_messages)", "{{topic}}/{{partition}}")],
+                       "Log-end offset minus the group's committed offset, polled by the worker.", stack=True),
+            timeseries("Oldest unprocessed page", 8, "s", per_worker("ingest_oldest_unprocessed_age_seconds"),
+                       "Seconds since the oldest page in flight (consumed, not yet fully processed) "
+                       "was produced, per worker."),
+            stat("Lag poll errors (15m)", 4, "short", "sum(increase(ingest_consumer_lag_poll_errors_total[15m]))",
+                 [(1, "orange"), (10, "red")], "Failed lag polls; while they fail the lag panel shows stale values.")),
+        row("Dedup and clusters",
+            timeseries("Dedup ratio", 8, "percentunit",
+                       [("ingest:dedup:ratio_rate5m", "duplicates / (articles + duplicates)")],
+                       "Share of pages recognised as copies of an earlier article (5m)."),
+            timeseries("Cluster size when a copy arrives", 8, "short",
+                       quantiles("quantile:ingest_cluster_copies:histogram_quantile")
+                       + [("ingest:cluster_copies:mean_rate5m", "mean")],
+                       "Copies a story had when a new copy arrived (syndication cluster size)."),
+            timeseries("Window expiries", 8, "reqps", [(f"sum(rate(ingest_dedup_expired_total[{RATE}]))", "expired")],
+                       "Dedup entries dropped after the dedup window, per second."),
+            timeseries("Dedup entries", 8, "short", per_worker("ingest_dedup_entries"),
+                       "Articles held in the dedup window, per worker."),
+            timeseries("Dedup state bytes", 8, "bytes", per_worker("ingest_dedup_state_bytes"),
+                       "Bytes of dedup state (keys and values), per worker."),
+            timeseries("Dedup bytes per article", 8, "bytes", per_worker("ingest_dedup_state_bytes_per_article"),
+                       "Dedup state bytes per indexed article; growth means fatter fingerprints.")),
+        row("Entities",
+            timeseries("Entities by label", 24, "reqps", rate_by("label", "ingest_entities_total"),
+                       "Entities tagged in published articles per second, by label.", stack=True)),
+        row("Process",
+            timeseries("CPU", 6, "percentunit",
+                       per_worker("process_cpu_seconds_total", "main {{instance}}", rate=True)
+                       + per_worker("ingest_child_cpu_seconds_total", "pool {{instance}}", rate=True),
+                       "CPU seconds per second of the worker's main process and of its step pool."),
+            timeseries("Resident memory", 6, "bytes",
+                       per_worker("process_resident_memory_bytes", "main {{instance}}")
+                       + per_worker("ingest_child_resident_memory_bytes", "pool {{instance}}"),
+                       "Resident set size of the worker's main process and of its step pool."),
+            timeseries("Rebalances", 6, "short",
+                       [(f"sum(increase(ingest_rebalances_total[{RATE}]))", "rebalances"),
+                        (f"sum(rate(ingest_rebalance_seconds_total[{RATE}]))", "seconds rebalancing per second")],
+                       "Consumer-group rebalances and the share of time spent rebalancing."),
+            timeseries("Workers up", 6, "short",
+                       [(f"up{{{JOB}}}", "{{instance}} up"),
+                        (f"count by (version) (ingest_build_info{{{JOB}}})", "version {{version}}")],
+                       "Scrape health and build version of each worker.")),
     ]
+# fmt: on
+
+
+def layout(rows: list[Row]) -> list[Panel]:
+    """Row headers and panels with ids and grid positions, left to right, top to bottom."""
+    panels: list[Panel] = []
+    y = 0
+    for title, cells in rows:
+        header = {"type": "row", "title": title, "id": len(panels) + 1, "collapsed": False}
+        panels.append(header | {"gridPos": {"h": 1, "w": GRID_WIDTH, "x": 0, "y": y}, "panels": []})
+        y += 1
+        x = 0
+        for panel, width in cells:
+            if x + width > GRID_WIDTH:
+                x, y = 0, y + PANEL_HEIGHT
+            panel["id"] = len(panels) + 1
+            panel["gridPos"] = {"h": PANEL_HEIGHT, "w": width, "x": x, "y": y}
+            panels.append(panel)
+            x += width
+        y += PANEL_HEIGHT
+    return panels
 
 
 def dashboard() -> dict[str, Any]:
-    """The whole dashboard as a JSON-ready dict, with grid positions assigned."""
-    panels: list[Panel] = []
-    y = 0
-    next_id = 1
-    for title, items in rows():
-        panels.append(
-            {
-                "type": "row",
-                "title": title,
-                "id": next_id,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
-                "panels": [],
-            }
-        )
-        next_id += 1
-        y += 1
-        x = 0
-        for panel, width in items:
-            if x + width > 24:
-                x, y = 0, y + 8
-            panel["id"] = next_id
-            panel["gridPos"] = {"h": 8, "w": width, "x": x, "y": y}
-            panels.append(panel)
-            next_id += 1
-            x += width
-        y += 8
+    """The whole dashboard as a JSON-ready dict."""
     return {
         "uid": "ingest-worker",
         "title": "Ingest worker",
@@ -500,7 +243,7 @@ def dashboard() -> dict[str, Any]:
         },
         "annotations": {"list": []},
         "links": [],
-        "panels": panels,
+        "panels": layout(red_rows() + cause_rows()),
     }
 
 
