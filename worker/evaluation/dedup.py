@@ -1,13 +1,15 @@
 """`ingest-worker eval dedup`: run the real pipeline over raw pages and score its duplicate calls.
 
-    ingest-worker eval dedup --pages pages.jsonl.gz --truth truth.json [--events-out FILE] [--json]
+    ingest-worker eval dedup --pages pages.jsonl.gz --truth truth.json [--events-out FILE]
+                             [--groups groups.json] [--json]
 
 The pages go through the same steps as the `process` command (decode, clean, fingerprint, the
 dedup decision; entity tagging is skipped, it does not change what is a duplicate). The truth is
 `{url: story_id}`. Pages that share a story form one truth cluster; an article event and the
 duplicate events pointing at it (transitively) form one predicted cluster. The figures are the
-pairwise precision, recall and F1 of "same story", how many input pages were accounted for by an
-event, the throughput and the dedup state per indexed article.
+pairwise precision, recall and F1 of "same story" (and, with `--groups {url: group}`, the same
+restricted to the pairs that hold a page of each group, e.g. one edit kind), how many input pages
+were accounted for by an event, the throughput and the dedup state per indexed article.
 """
 
 from __future__ import annotations
@@ -56,6 +58,63 @@ def read_lines(path: str) -> list[bytes]:
 
 def score(truth: Mapping[str, str], events: Iterable[Mapping[str, Any]]) -> Score:
     """Pairwise precision/recall/F1 of "same story" of emitted events against `{url: story}`."""
+    t, p, seen, dead = _pair_sets(truth, events)
+    correct = len(t & p)
+    precision, recall, f1 = _prf(correct, len(p), len(t))
+    return Score(
+        pages=len(truth),
+        accounted=len(seen & set(truth)),
+        dead_letters=dead,
+        missing=len(set(truth) - seen),
+        pairs_truth=len(t),
+        pairs_predicted=len(p),
+        pairs_correct=correct,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupScore:
+    """Scores restricted to the pairs that hold at least one page of a group (e.g. an edit kind)."""
+
+    group: str
+    pages: int
+    pairs_truth: int
+    pairs_predicted: int
+    pairs_correct: int
+    precision: float
+    recall: float
+
+
+def score_groups(
+    truth: Mapping[str, str], events: Iterable[Mapping[str, Any]], groups: Mapping[str, str]
+) -> list[GroupScore]:
+    """Per group of `{url: group}`: precision and recall over the pairs with a page of that group."""
+    t, p, _, _ = _pair_sets(truth, events)
+    out = []
+    for group in sorted(set(groups.values())):
+        members = {url for url, g in groups.items() if g == group and url in truth}
+        gt = {pair for pair in t if pair[0] in members or pair[1] in members}
+        gp = {pair for pair in p if pair[0] in members or pair[1] in members}
+        correct = len(gt & gp)
+        precision, recall, _ = _prf(correct, len(gp), len(gt))
+        out.append(GroupScore(group, len(members), len(gt), len(gp), correct, precision, recall))
+    return out
+
+
+def _prf(correct: int, predicted: int, actual: int) -> tuple[float, float, float]:
+    precision = correct / predicted if predicted else 1.0
+    recall = correct / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def _pair_sets(
+    truth: Mapping[str, str], events: Iterable[Mapping[str, Any]]
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]], set[str], int]:
+    """Truth pairs, predicted pairs, the urls an event accounted for, and the dead letters."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -85,23 +144,7 @@ def score(truth: Mapping[str, str], events: Iterable[Mapping[str, Any]]) -> Scor
     for url, story in truth.items():
         by_truth[story].add(url)
         by_pred[find("url:" + url) if url in seen else "alone:" + url].add(url)
-    t, p = _pairs(by_truth), _pairs(by_pred)
-    correct = len(t & p)
-    precision = correct / len(p) if p else 1.0
-    recall = correct / len(t) if t else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return Score(
-        pages=len(truth),
-        accounted=len(seen & set(truth)),
-        dead_letters=dead,
-        missing=len(set(truth) - seen),
-        pairs_truth=len(t),
-        pairs_predicted=len(p),
-        pairs_correct=correct,
-        precision=precision,
-        recall=recall,
-        f1=f1,
-    )
+    return _pairs(by_truth), _pairs(by_pred), seen, dead
 
 
 def _pairs(groups: Mapping[str, set[str]]) -> set[tuple[str, str]]:
@@ -132,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pages", required=True, help="raw page events, JSONL (may be gzipped)")
     parser.add_argument("--truth", required=True, help="JSON {url: story_id} (may be gzipped)")
     parser.add_argument("--events-out", help="write the emitted events here as JSONL")
+    parser.add_argument("--groups", help="JSON {url: group}: also score the pairs of each group's pages")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return parser
 
@@ -162,6 +206,9 @@ def main(argv: list[str]) -> int:
         state_bytes=index.state_bytes(),
         state_bytes_per_article=round(index.state_bytes() / index.roots(), 1) if index.roots() else 0.0,
     )
+    groups = score_groups(truth, events, json.loads(b"\n".join(read_lines(args.groups)))) if args.groups else []
+    if groups:
+        figures["groups"] = {g.group: asdict(g) for g in groups}
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return 0
@@ -174,6 +221,11 @@ def main(argv: list[str]) -> int:
         f"dedup state {figures['state_bytes']} bytes for {index.roots()} indexed articles "
         f"({index.entries()} pages): {figures['state_bytes_per_article']} bytes per indexed article"
     )
+    for g in groups:
+        print(
+            f"group {g.group:<10} pages {g.pages:>4}  pairs truth {g.pairs_truth:>5}  "
+            f"P {g.precision:.3f}  R {g.recall:.3f}"
+        )
     return 0
 
 
