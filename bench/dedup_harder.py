@@ -63,8 +63,8 @@ EDIT_KINDS = ("cut", "lead", "insert", "reorder", "truncate", "mixed")
 - cut: 30-70% of the story kept, 5-15% of the words replaced or reversed, paragraphs merged/split;
 - lead: the first paragraph or two paraphrased (sentences reordered, most words swapped) or
   replaced by a new lead;
-- insert: 2-4 paragraphs added among the story's (an editor's note, a paragraph of local context
-  taken from another story, a promo line);
+- insert: 1-4 paragraphs added among the story's (an editor's note, a paragraph of local context,
+  promo lines);
 - reorder: paragraphs moved around;
 - truncate: the first 60% of the story's words, cut mid-paragraph;
 - mixed: all of lead, insert, reorder and truncate at once, with 2-6% of the words changed.
@@ -174,15 +174,18 @@ def rewrite_lead(paragraphs: list[str], vocab: list[str], rng: random.Random) ->
 
 
 def insert_paragraphs(
-    paragraphs: list[str], site: str, others: list[str], rng: random.Random
+    paragraphs: list[str], site: str, vocab: list[str], others: list[str], rng: random.Random
 ) -> list[str]:
-    """An editor's note, a paragraph of local context (another story's sentences), a promo."""
+    """An editor's note, a paragraph of local context (reworded sentences of another story) and
+    0-2 promo lines, each at a random place."""
     out = list(paragraphs)
     added = [rng.choice(EDITOR_NOTES).format(site=site)]
+    # Local context is the republisher's own writing: sentences on another subject, reworded (a
+    # verbatim paragraph of another story in the stream would make the copy part of that story).
     context = [s for s in re.split(r"(?<=[.!?])\s+", rng.choice(others)) if len(s.split()) >= 6]
     if context:
         at = rng.randrange(len(context))
-        added.append(" ".join(context[at : at + rng.randint(2, 3)]))
+        added.append(paraphrase(" ".join(context[at : at + rng.randint(2, 3)]), vocab, rng))
     added += rng.sample(PROMOS, rng.randint(0, 2))
     for paragraph in added:
         out.insert(rng.randrange(len(out) + 1) if out else 0, paragraph)
@@ -211,7 +214,7 @@ def mutate(
     elif kind == "lead":
         story = rewrite_lead(paragraphs, vocab, rng)
     elif kind == "insert":
-        story = insert_paragraphs(paragraphs, site, others, rng)
+        story = insert_paragraphs(paragraphs, site, vocab, others, rng)
     elif kind == "reorder":
         story = reorder(paragraphs, rng)
     elif kind == "truncate":
@@ -219,7 +222,7 @@ def mutate(
     elif kind == "mixed":
         story = rewrite_lead(paragraphs, vocab, rng)
         story = garble(first_words(story, 0.6), rng.uniform(0.02, 0.06), vocab, rng)
-        story = insert_paragraphs(reorder(story, rng), site, others, rng)
+        story = insert_paragraphs(reorder(story, rng), site, vocab, others, rng)
     else:
         raise ValueError(kind)
     story = [p.replace('"', "\u201c").replace("'", "\u2019").replace(" - ", " \u2014 ") for p in story]

@@ -196,6 +196,16 @@ def test_different_stories_sharing_template_junk_are_not_merged(copy_host: str) 
     assert host_story.duplicate_of is None
 
 
+def test_same_site_copy_with_a_new_lead_and_cut_ending_is_a_duplicate() -> None:
+    index = DedupIndex({})
+    original = story(22, paragraphs=10)
+    first = decide(index, "https://host.example/world/a", page(original, template=True))
+    edited = ["A new opening paragraph written for this version of the page by the desk."] + original[1:8]
+    again = decide(index, "https://host.example/republished/b", page(edited, template=True))
+    assert again.kind == "near" and again.duplicate_of == first.article_id
+    assert again.similarity >= 0.6
+
+
 def test_boilerplate_shared_by_many_stories_counts_for_nothing() -> None:
     index = DedupIndex({})
     footer = (

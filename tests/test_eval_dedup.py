@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli import main as cli_main
-from worker.evaluation.dedup import main, read_lines, score
+from worker.evaluation.dedup import main, read_lines, score, score_groups
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dedup"
 PAGES = FIXTURES / "pages.jsonl.gz"
@@ -62,6 +62,31 @@ def test_score_matches_the_reference_definition() -> None:
     assert (result.pages, result.accounted, result.dead_letters, result.missing) == (5, 4, 1, 1)
     assert (result.pairs_truth, result.pairs_predicted, result.pairs_correct) == (3, 2, 1)
     assert result.precision == 0.5 and result.recall == pytest.approx(1 / 3)
+
+
+def test_groups_score_the_pairs_that_hold_a_page_of_each_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = {"u1": "s1", "u2": "s1", "u3": "s1", "u4": "s2", "u5": "s2"}
+    events = [
+        {"event_type": "article.v1", "id": "A", "url": "u1"},
+        {"event_type": "duplicate.v1", "url": "u2", "duplicate_of": "A"},
+        {"event_type": "article.v1", "id": "C", "url": "u3"},
+        {"event_type": "duplicate.v1", "url": "u4", "duplicate_of": "A"},
+        {"event_type": "article.v1", "id": "D", "url": "u5"},
+    ]
+    groups = {u: "original" for u in ("u1", "u4")} | {"u2": "lead", "u3": "truncate", "u5": "lead"}
+    by = {g.group: g for g in score_groups(truth, events, groups)}
+    # lead pages u2, u5: truth pairs u1-u2, u2-u3, u4-u5; predicted u1-u2, u2-u4; correct u1-u2
+    assert (by["lead"].pairs_truth, by["lead"].pairs_predicted, by["lead"].pairs_correct) == (3, 2, 1)
+    assert by["truncate"].recall == 0.0 and by["truncate"].pairs_predicted == 0
+    assert by["original"].pages == 2
+    groups_file = tmp_path / "groups.json"
+    groups_file.write_text(json.dumps({url: "fixture" for url in json.loads(TRUTH.read_text())}))
+    assert main(["--pages", str(PAGES), "--truth", str(TRUTH), "--groups", str(groups_file), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["groups"]["fixture"]["recall"] == figures["recall"]
+    assert figures["groups"]["fixture"]["precision"] == figures["precision"]
 
 
 def test_read_lines_accepts_plain_and_gzip(tmp_path: Path) -> None:
