@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 import pytest
 
@@ -71,3 +73,56 @@ def test_bad_input_names_its_reason_and_field(value, reason, names):
 def test_size_limit():
     result = decode(page(url="https://a.example", text="x" * 2000), max_bytes=1000)
     assert isinstance(result, Dropped) and result.reason == "too_large" and "INGEST_MAX_PAGE_BYTES" in result.detail
+
+
+def test_deeply_nested_json_is_invalid_json_not_a_crash():
+    for value in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        result = decode(value)
+        assert isinstance(result, Dropped) and result.reason == "invalid_json" and "deeply" in result.detail
+        # UTF-16 goes through the standard library's parser, which has its own recursion limit.
+        result = decode(value.decode().encode("utf-16"))
+        assert isinstance(result, Dropped) and result.reason == "invalid_json"
+
+
+STRUCTURED = [("content-type", b"application/cloudevents+json; charset=utf-8")]
+
+
+def cloudevent(**attributes) -> bytes:
+    return orjson.dumps({"specversion": "1.0", "id": "1", "source": "/crawler", "type": "raw_page.v1", **attributes})
+
+
+@pytest.mark.parametrize("headers", [STRUCTURED, (), {"Content-Type": "application/cloudevents+json"}])
+def test_structured_cloudevent_pages_are_unwrapped(headers):
+    value = cloudevent(datacontenttype="application/json", data={"url": "https://a.example/ce", "text": "Hi"})
+    result = decode(value, headers=headers)
+    assert isinstance(result, RawPage) and (result.url, result.text) == ("https://a.example/ce", "Hi")
+
+
+def test_structured_cloudevent_data_as_base64_or_string():
+    page_json = orjson.dumps({"url": "https://a.example/b", "html": "<p>x</p>"})
+    for value in (cloudevent(data_base64=base64.b64encode(page_json).decode()), cloudevent(data=page_json.decode())):
+        result = decode(value, headers=STRUCTURED)
+        assert isinstance(result, RawPage) and result.html == "<p>x</p>"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "names"),
+    [
+        (cloudevent(specversion="0.3", data={}), "invalid_field", "'specversion'"),
+        (cloudevent(), "invalid_field", "'data'"),
+        (cloudevent(data=[1, 2]), "invalid_field", "'data'"),
+        (cloudevent(data_base64="***"), "invalid_field", "'data_base64'"),
+        (cloudevent(datacontenttype="text/html", data="<p>x</p>"), "unsupported_content", "'datacontenttype'"),
+        (cloudevent(data={"url": "https://a.example"}), "invalid_field", "'html' and 'text'"),
+        (cloudevent(data="{oops"), "invalid_json", "not valid JSON"),
+    ],
+)
+def test_bad_structured_cloudevents_name_their_reason(value, reason, names):
+    result = decode(value, headers=STRUCTURED)
+    assert isinstance(result, Dropped) and result.reason == reason and names in result.detail
+
+
+def test_binary_mode_headers_leave_the_body_alone():
+    headers = [("ce_specversion", b"1.0"), ("ce_type", b"raw_page.v1"), ("content-type", b"application/json")]
+    result = decode(page(url="https://a.example/bin", text="x"), headers=headers)
+    assert isinstance(result, RawPage) and result.url == "https://a.example/bin"

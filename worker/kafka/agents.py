@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.document import Dropped, Origin
 from worker.errors import internal_error, timed_out
-from worker.events import Event, article_event, dead_letter_event, encode
+from worker.events import Event, article_event, cloudevent_headers, dead_letter_event, encode, trace_parent
 from worker.kafka.app import Topology
 from worker.pipeline import Prepared, decision_events, load_entity_model, prepare, seen_at, tag_texts
 from worker.runtime.metrics import Metrics
@@ -30,6 +30,11 @@ from worker.steps.dedup.index import DedupIndex
 STATE_REFRESH_SECONDS = 5.0
 # Kafka's default largest message is 1 MB; the hops between agents stay under it.
 MAX_HOP_BYTES = 900_000
+
+
+def hop(trace: str | None) -> list[tuple[str, bytes]]:
+    """Headers of a message between agents: the page's trace context, when it came with one."""
+    return [("traceparent", trace.encode())] if trace else []
 
 
 class InFlight:
@@ -75,16 +80,19 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
     watermark = {"seen_at": 0.0, "expired_at": 0.0}
     app.sensors.add(RebalanceSensor(metrics))
 
-    async def send(topic: Any, key: bytes | None, event: Event) -> None:
+    async def send(topic: Any, key: bytes | None, event: Event, trace: str | None = None) -> None:
         started = time.perf_counter()
-        await (await topic.send(key=key, value=encode(event)))  # wait for the broker's ack
+        headers = cloudevent_headers(event, settings.app_id, trace)
+        await (await topic.send(key=key, value=encode(event), headers=headers))  # wait for the broker's ack
         metrics.stage_seconds.labels("publish").observe(time.perf_counter() - started)
         metrics.events_published.labels(event["event_type"]).inc()
 
-    async def dead_letter(dropped: Dropped, original: bytes | None, origin: Origin, url: str | None = None) -> None:
+    async def dead_letter(
+        dropped: Dropped, original: bytes | None, origin: Origin, url: str | None = None, trace: str | None = None
+    ) -> None:
         key, event = dead_letter_event(dropped, original, origin, url)
         metrics.dead_letters.labels(dropped.reason).inc()
-        await send(topology.dead_letters, key, event)
+        await send(topology.dead_letters, key, event, trace)
 
     async def in_pool(fn: Callable[..., Any], *args: Any, step: str, timeout: float) -> Any:
         try:
@@ -104,25 +112,26 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             inflight.add(token, message.timestamp or time.time())
             origin = Origin(message.topic, message.partition, message.offset)
             try:
-                await handle_page(event.value or b"", event.key, origin)
+                await handle_page(event.value or b"", event.key, origin, message.headers or ())
             except Exception as exc:  # one page's failure must not stop the agent (and skip the page)
                 await dead_letter(internal_error(exc, "publish"), event.value, origin)
             finally:
                 inflight.done(token)
 
-    async def handle_page(value: bytes, key: bytes | None, origin: Origin) -> None:
+    async def handle_page(value: bytes, key: bytes | None, origin: Origin, headers: Any) -> None:
+        trace = trace_parent(headers)  # travels with the page through every hop to its events
         metrics.pages_consumed.labels(origin.topic).inc()
         metrics.bytes_consumed.labels(origin.topic).inc(len(value))
         started = time.perf_counter()
-        page = decode(value, key, settings.max_page_bytes)
+        page = decode(value, key, settings.max_page_bytes, headers)
         decode_seconds = time.perf_counter() - started
         metrics.stage_seconds.labels("decode").observe(decode_seconds)
         if isinstance(page, Dropped):
-            await dead_letter(page, value, origin)
+            await dead_letter(page, value, origin, trace=trace)
             return
         prepared = await in_pool(prepare, page, step="clean", timeout=settings.page_timeout_seconds)
         if isinstance(prepared, Dropped):
-            await dead_letter(prepared, value, origin, page.url)
+            await dead_letter(prepared, value, origin, page.url, trace)
             return
         prepared.origin = origin
         prepared.article.stage_seconds["decode"] = decode_seconds
@@ -133,9 +142,9 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
                 f"The cleaned article is {len(candidate):,} bytes, over the {MAX_HOP_BYTES:,}-byte limit of a "
                 "Kafka message between steps; the page is probably not one article (split it, or send its HTML)."
             )
-            await dead_letter(Dropped("too_large", detail), value, origin, page.url)
+            await dead_letter(Dropped("too_large", detail), value, origin, page.url, trace)
             return
-        await (await topology.candidates.send(key=prepared.article_id.encode(), value=candidate))
+        await (await topology.candidates.send(key=prepared.article_id.encode(), value=candidate, headers=hop(trace)))
 
     @app.agent(topology.candidates)
     async def decide(stream: Any) -> None:
@@ -143,20 +152,25 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             token = id(event)
             inflight.add(token, event.message.timestamp or time.time())
             prepared = Prepared.from_bytes(event.value)
+            trace = trace_parent(event.message.headers or ())
             try:
-                await handle_candidate(prepared, event.message.timestamp or time.time())
+                await handle_candidate(prepared, event.message.timestamp or time.time(), trace)
             except Exception as exc:  # e.g. an event the broker refuses: the page must still end somewhere
-                await dead_letter(internal_error(exc, "publish"), event.value, prepared.origin, prepared.article.url)
+                await dead_letter(
+                    internal_error(exc, "publish"), event.value, prepared.origin, prepared.article.url, trace
+                )
             finally:
                 inflight.done(token)
 
-    async def handle_candidate(prepared: Prepared, produced_at: float) -> None:
+    async def handle_candidate(prepared: Prepared, produced_at: float, trace: str | None) -> None:
         started = time.perf_counter()
         when = seen_at(prepared.article, produced_at)
         try:
             decision = index.decide(prepared.article.url, prepared.fingerprint, when)
         except Exception as exc:  # a bad fingerprint must not stop the one dedup owner
-            await dead_letter(internal_error(exc, "dedup"), prepared.to_bytes(), prepared.origin, prepared.article.url)
+            await dead_letter(
+                internal_error(exc, "dedup"), prepared.to_bytes(), prepared.origin, prepared.article.url, trace
+            )
             return
         # The window follows event time (the newest fetched_at seen), so replaying old pages works.
         if not watermark["seen_at"]:
@@ -172,14 +186,18 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
         metrics.stage_seconds.labels("dedup").observe(elapsed)
         prepared.article.stage_seconds["dedup"] = elapsed
         if decision.duplicate_of is None:
-            await (await topology.unique.send(key=prepared.article_id.encode(), value=prepared.to_bytes()))
+            await (
+                await topology.unique.send(
+                    key=prepared.article_id.encode(), value=prepared.to_bytes(), headers=hop(trace)
+                )
+            )
             return
         assert decision.kind is not None
         metrics.duplicates.labels(decision.kind).inc()
         metrics.cluster_copies.observe(decision.copies)
         duplicate, cluster = decision_events(prepared, decision)
-        await send(topology.duplicates, *duplicate)
-        await send(topology.clusters, *cluster)
+        await send(topology.duplicates, *duplicate, trace)
+        await send(topology.clusters, *cluster, trace)
         observe_end_to_end(prepared)
 
     @app.agent(topology.unique)
@@ -189,12 +207,13 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             for token, e in zip(tokens, events, strict=True):
                 inflight.add(token, e.message.timestamp or time.time())
             try:
-                await handle_unique([Prepared.from_bytes(e.value) for e in events])
+                traces = [trace_parent(e.message.headers or ()) for e in events]
+                await handle_unique([Prepared.from_bytes(e.value) for e in events], traces)
             finally:
                 for token in tokens:
                     inflight.done(token)
 
-    async def handle_unique(batch: list[Prepared]) -> None:
+    async def handle_unique(batch: list[Prepared], traces: list[str | None]) -> None:
         texts = [p.article.text for p in batch]
         timeout = settings.page_timeout_seconds * len(batch)
         started = time.perf_counter()
@@ -213,9 +232,9 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
         elif isinstance(found, Dropped):
             found = [found]
         per_page = (time.perf_counter() - started) / len(batch)
-        for prepared, entities in zip(batch, found, strict=True):
+        for prepared, entities, trace in zip(batch, found, traces, strict=True):
             if isinstance(entities, Dropped):
-                await dead_letter(entities, prepared.to_bytes(), prepared.origin, prepared.article.url)
+                await dead_letter(entities, prepared.to_bytes(), prepared.origin, prepared.article.url, trace)
                 continue
             article = prepared.article
             article.entities = entities
@@ -223,9 +242,11 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             metrics.stage_seconds.labels("entities").observe(per_page)
             key, event = article_event(article, prepared.article_id, prepared.fingerprint.content_hash)
             try:
-                await send(topology.articles, key, event)
+                await send(topology.articles, key, event, trace)
             except Exception as exc:  # e.g. an event over the broker's message size
-                await dead_letter(internal_error(exc, "publish"), prepared.to_bytes(), prepared.origin, article.url)
+                await dead_letter(
+                    internal_error(exc, "publish"), prepared.to_bytes(), prepared.origin, article.url, trace
+                )
                 continue
             for entity in entities:
                 metrics.entities.labels(entity.label).inc()

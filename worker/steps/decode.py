@@ -1,7 +1,14 @@
-"""Bytes off the wire -> a validated `RawPage`, or `Dropped` with the field that is wrong."""
+"""Bytes off the wire -> a validated `RawPage`, or `Dropped` with the field that is wrong.
+
+A page comes as a plain `raw_page.v1` JSON object (CloudEvents binary mode puts its attributes
+in `ce_*` headers and leaves the body alone), or wrapped as a structured-mode CloudEvent: a JSON
+envelope with `specversion` whose `data` (or `data_base64`) is the page.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -10,16 +17,27 @@ from urllib.parse import urlsplit
 import orjson
 
 from worker.document import Dropped, RawPage
+from worker.events import Headers, header_value
 
 EVENT_TYPE = "raw_page.v1"
 MAX_URL_CHARS = 4096
 # Leading bytes of formats that are not pages even when sent in the `html` field.
 BINARY_SIGNATURES = (b"%PDF-", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b")
 HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 
-def decode(value: bytes | None, key: bytes | None = None, max_bytes: int = 5_000_000) -> RawPage | Dropped:
-    """Parse and validate one `raw_page.v1` message; the Kafka key is the url when `url` is absent."""
+def decode(
+    value: bytes | None,
+    key: bytes | None = None,
+    max_bytes: int = 5_000_000,
+    headers: Headers = (),
+) -> RawPage | Dropped:
+    """Parse and validate one `raw_page.v1` message; the Kafka key is the url when `url` is absent.
+
+    `headers` are the Kafka message headers as (name, value) pairs; a `content-type` of
+    `application/cloudevents+json` marks a structured-mode CloudEvent.
+    """
     if not value:
         return Dropped("invalid_json", "The message value is empty; send a raw_page.v1 JSON object.")
     if len(value) > max_bytes:
@@ -33,7 +51,42 @@ def decode(value: bytes | None, key: bytes | None = None, max_bytes: int = 5_000
         return payload
     if not isinstance(payload, dict):
         return Dropped("invalid_json", f"The message is a JSON {type(payload).__name__}, not an object.")
+    content_type = (header_value(headers, "content-type") or "").split(";")[0].strip().lower()
+    if content_type == STRUCTURED_CONTENT_TYPE or "specversion" in payload:
+        payload = _unwrap_cloudevent(payload)
+        if isinstance(payload, Dropped):
+            return payload
     return _validate(payload, key, len(value))
+
+
+def _unwrap_cloudevent(envelope: dict[str, Any]) -> dict[str, Any] | Dropped:
+    """The page inside a structured-mode CloudEvent (CloudEvents 1.0 JSON format)."""
+    version = envelope.get("specversion")
+    if not isinstance(version, str) or not version.startswith("1."):
+        return Dropped("invalid_field", f"CloudEvent attribute 'specversion' is {version!r}; only 1.0 is understood.")
+    data_type = envelope.get("datacontenttype")
+    if isinstance(data_type, str) and not data_type.split(";")[0].strip().lower().endswith(("/json", "+json")):
+        return Dropped(
+            "unsupported_content",
+            f"CloudEvent attribute 'datacontenttype' is {data_type!r}; the data must be a raw_page.v1 JSON object.",
+        )
+    data: Any = envelope.get("data")
+    if data is None and isinstance(envelope.get("data_base64"), str):
+        try:
+            data = _parse_json(base64.b64decode(envelope["data_base64"], validate=True))
+        except binascii.Error:
+            return Dropped("invalid_field", "CloudEvent attribute 'data_base64' is not valid base64.")
+        if isinstance(data, Dropped):
+            return data
+    if isinstance(data, str):  # data given as a JSON document in a string
+        data = _parse_json(data.encode())
+        if isinstance(data, Dropped):
+            return data
+    if not isinstance(data, dict):
+        return Dropped(
+            "invalid_field", "CloudEvent attribute 'data' must hold the raw_page.v1 object (url and html or text)."
+        )
+    return data
 
 
 def _parse_json(value: bytes) -> Any:
@@ -43,17 +96,26 @@ def _parse_json(value: bytes) -> Any:
         )
     try:
         return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc):
+            return _too_deep()
     try:
         # The standard library detects UTF-16/32 and a UTF-8 byte-order mark, which orjson refuses.
         return json.loads(value)
     except UnicodeDecodeError:
         return Dropped("invalid_json", "The message is not UTF-8 text; encode the JSON event as UTF-8.")
+    except RecursionError:
+        return _too_deep()
     except ValueError as exc:
         return Dropped(
             "invalid_json", f"The message is not valid JSON ({exc}); send one raw_page.v1 object per message."
         )
+
+
+def _too_deep() -> Dropped:
+    return Dropped(
+        "invalid_json", "The message nests JSON arrays or objects too deeply (over 1,024 levels); a page event is flat."
+    )
 
 
 def _validate(payload: dict[str, Any], key: bytes | None, size: int) -> RawPage | Dropped:
