@@ -10,6 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY worker ./worker
+# worker/schemas links to the contract files in schemas/
+COPY schemas ./schemas
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/ingest-worker --create-home ingest
 
