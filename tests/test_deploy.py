@@ -358,6 +358,25 @@ def test_deployment_wiring() -> None:
     assert config["data"]["INGEST_DATA_DIR"] in mounts
 
 
+def test_broker_connection_settings_and_tls_files_line_up() -> None:
+    """The shipped broker settings are a combination the worker accepts, and every TLS file
+    they name is a key of a Secret mounted read-only where the setting points."""
+    config, secret, deploy = k8s("ConfigMap")["data"], k8s("Secret")["stringData"], k8s("Deployment")
+    settings = Settings.from_env({**config, **secret})
+    assert settings.broker_security_protocol == "SASL_SSL" and settings.broker_sasl_mechanism == "SCRAM-SHA-512"
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files = [settings.broker_ssl_cafile, settings.broker_ssl_certfile, settings.broker_ssl_keyfile]
+    assert settings.broker_ssl_cafile
+    for path in filter(None, files):
+        folder, name = path.rsplit("/", 1)
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+        assert mount.get("readOnly") is True, mount
+        source = volumes[mount["name"]]["secret"]
+        assert name in {item["path"] for item in source["items"]}, (path, source)
+
+
 def test_podmonitor_selects_the_pods_and_sets_the_job() -> None:
     monitor, deploy = k8s("PodMonitor"), k8s("Deployment")
     labels = deploy["spec"]["template"]["metadata"]["labels"]

@@ -116,12 +116,14 @@ async def start_client(settings: Settings, client: Client, timeout: float = CONN
     which catches a broker that accepts connections but advertises addresses nobody can reach.
     The client is stopped before raising.
     """
-    await check_broker(settings, timeout)
     try:
+        await check_broker(settings, timeout)
         await asyncio.wait_for(client.start(), timeout)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
         with contextlib.suppress(Exception):
             await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+        if isinstance(exc, BrokerUnavailable):
+            raise
         raise BrokerUnavailable(_after_connect(settings, exc, timeout)) from None
     return client
 
