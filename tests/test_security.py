@@ -10,7 +10,8 @@ is TLS. What is covered, end to end with real processes:
 - `ingest-worker produce` and `tail` over TLS;
 - failures that must end a command within seconds with one line on stderr and a non-zero exit:
   a CA that did not sign the broker's certificate, no client certificate where one is required,
-  a plaintext client on the TLS port, nothing listening, a SASL login the listener does not offer.
+  a plaintext client on the TLS port, nothing listening, a broker advertising an address nobody
+  listens on, a SASL login the listener does not offer.
 
 Not covered against a broker: a SASL login (PLAIN or SCRAM) that succeeds or is refused for a
 wrong password. Tansu 0.6 offers no SASL mechanism unless started with `--authentication`, and
@@ -40,7 +41,7 @@ from conftest import isolated_settings, read_fixture, validate_event
 from tls_broker import Authority, TLSBroker, issue, make_authority
 
 from worker.cli.sample_pages import load_samples
-from worker.kafka.embedded import free_port
+from worker.kafka.embedded import EmbeddedBroker, free_port
 from worker.kafka.topics import ensure_topics
 from worker.settings import Settings
 
@@ -240,3 +241,14 @@ def test_unreachable_broker(tmp_path):
     settings = isolated_settings(f"kafka://127.0.0.1:{free_port()}", "unreachable", tmp_path)
     pattern = r"nothing accepts connections on 127\.0\.0\.1:\d+ \(connection refused\): check INGEST_BROKER$"
     assert_fails_with_one_line(settings, ["run"], pattern)
+
+
+def test_broker_advertising_an_address_nobody_listens_on(tmp_path):
+    with EmbeddedBroker(advertised_port=free_port()) as broker:
+        settings = isolated_settings(broker.url, "advertised", tmp_path)
+        assert_fails_with_one_line(
+            settings,
+            ["run"],
+            rf"{broker.bootstrap} answers, but the broker it advertises cannot be used: nothing accepts "
+            r"connections on 127\.0\.0\.1:\d+ \(connection refused\): check the brokers' advertised listeners$",
+        )

@@ -13,10 +13,11 @@ Which combinations make sense is checked when settings are built (`worker.settin
 the TLS files can be read is checked here, when the first connection is built.
 
 A Kafka client that cannot connect logs the cause and retries, and its own "unable to bootstrap"
-says nothing of why. `start_client` therefore first opens one connection of its own to each
-bootstrap server (`check_broker`), which raises the cause: nothing listening, a certificate not
-trusted, a TLS listener spoken to in plaintext, a wrong password; then starts the client under a
-deadline. `BrokerUnavailable` carries the cause as one sentence for the command line.
+says nothing of why. `start_client` therefore first connects on its own (`check_broker`) to a
+bootstrap server and to a broker that server advertises, which raises the cause: nothing
+listening, a certificate not trusted, a TLS listener spoken to in plaintext, a wrong password,
+an advertised address nobody can reach; then starts the client under a deadline.
+`BrokerUnavailable` (worker.errors) carries the cause as one sentence for the command line.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.conn import create_conn
+from aiokafka.protocol.metadata import MetadataRequest
 
 from worker.errors import BrokerUnavailable
 from worker.settings import PREFIX, Settings, SettingsError
@@ -111,10 +114,8 @@ def faust_credentials(settings: Settings) -> Any:
 async def start_client(settings: Settings, client: Client, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Client:
     """Start a new aiokafka client, or raise `BrokerUnavailable` saying why it cannot connect.
 
-    A first connection of our own to each bootstrap server finds the cause of a failure (the
-    client's own start would only log it and retry); then the client starts under a deadline,
-    which catches a broker that accepts connections but advertises addresses nobody can reach.
-    The client is stopped before raising.
+    `check_broker` first finds the cause of a failure (the client's own start would only log it
+    and retry); then the client starts under a deadline. The client is stopped before raising.
     """
     try:
         await check_broker(settings, timeout)
@@ -129,9 +130,10 @@ async def start_client(settings: Settings, client: Client, timeout: float = CONN
 
 
 async def check_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
-    """Connect (TLS and SASL included) to each bootstrap server until one accepts us.
+    """Connect (TLS and SASL included) to a bootstrap server, then to a broker it advertises.
 
-    Raises `BrokerUnavailable` with the reason when none does.
+    Raises `BrokerUnavailable` with the reason when no bootstrap server accepts us, or when one
+    does but none of the brokers it names (advertised listeners) can be used.
     """
     options = client_options(settings)
     servers = options.pop("bootstrap_servers").split(",")
@@ -139,22 +141,54 @@ async def check_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT_SECO
     for server in servers:
         host, _, port = server.rpartition(":")
         try:
-            conn = await asyncio.wait_for(
-                create_conn(host, int(port), request_timeout_ms=int(timeout * 1000), **options), timeout
-            )
+            conn = await _connect(host, int(port), options, timeout)
         except Exception as exc:  # noqa: BLE001 - each becomes a sentence
             reasons.append(describe(settings, server, exc, timeout))
             continue
-        conn.close()
+        try:
+            cluster = ClusterMetadata()
+            cluster.update_metadata(await asyncio.wait_for(conn.send(MetadataRequest([])), timeout))
+        except Exception as exc:  # noqa: BLE001 - each becomes a sentence
+            reasons.append(describe(settings, server, exc, timeout))
+            continue
+        finally:
+            conn.close()
+        # Advertised listeners that nobody can use make every client fail after bootstrap. One
+        # usable broker is enough to start: one being restarted must not stop the workers.
+        failures = []
+        for broker in cluster.brokers():
+            advertised = f"{broker.host}:{broker.port}"
+            if advertised == server:
+                return
+            try:
+                (await _connect(broker.host, broker.port, options, timeout)).close()
+                return
+            except Exception as exc:  # noqa: BLE001 - becomes a sentence
+                failures.append(describe(settings, advertised, exc, timeout, advertised=True))
+        if failures:
+            what = (
+                "the broker it advertises cannot be used"
+                if len(failures) == 1
+                else f"none of the {len(failures)} brokers it advertises can be used"
+            )
+            raise BrokerUnavailable(f"{server} answers, but {what}: {failures[0]}")
         return
     if len(set(reasons)) == 1:
         raise BrokerUnavailable(reasons[0])
     raise BrokerUnavailable("no bootstrap server could be used: " + "; ".join(reasons))
 
 
-def describe(settings: Settings, server: str, exc: BaseException, timeout: float) -> str:
-    """One sentence for a failed connection to `server`: what happened and what to check."""
+async def _connect(host: str, port: int, options: dict[str, Any], timeout: float) -> Any:
+    return await asyncio.wait_for(create_conn(host, port, request_timeout_ms=int(timeout * 1000), **options), timeout)
+
+
+def describe(settings: Settings, server: str, exc: BaseException, timeout: float, advertised: bool = False) -> str:
+    """One sentence for a failed connection to `server`: what happened and what to check.
+
+    `advertised`: the address came from the broker's metadata, not from `INGEST_BROKER`.
+    """
     protocol = settings.broker_security_protocol
+    address = "the brokers' advertised listeners" if advertised else f"{PREFIX}BROKER"
     if isinstance(exc, ssl.SSLCertVerificationError):
         trusted = (
             f"the CA in {PREFIX}BROKER_SSL_CAFILE={settings.broker_ssl_cafile}"
@@ -171,9 +205,9 @@ def describe(settings: Settings, server: str, exc: BaseException, timeout: float
             f"or the listener speaks another protocol (a plaintext listener never answers a TLS client)"
         )
     if isinstance(exc, ConnectionRefusedError):
-        return f"nothing accepts connections on {server} (connection refused): check {PREFIX}BROKER"
+        return f"nothing accepts connections on {server} (connection refused): check {address}"
     if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
-        return f"cannot reach {server} ({_reason(exc)}): check {PREFIX}BROKER"
+        return f"cannot reach {server} ({_reason(exc)}): check {address}"
     if isinstance(exc, kafka_errors.UnsupportedSaslMechanismError):
         return (
             f"{server} does not offer SASL {settings.broker_sasl_mechanism}: check "
@@ -210,13 +244,11 @@ _CLOSED_HINTS = {
 
 
 def _after_connect(settings: Settings, failure: BaseException, timeout: float) -> str:
+    # Every broker accepted a connection a moment ago: the client failed on something else.
     servers = bootstrap_servers(settings.broker)
-    if isinstance(failure, asyncio.TimeoutError | kafka_errors.KafkaConnectionError | kafka_errors.KafkaTimeoutError):
-        return (
-            f"{servers} accepts {settings.broker_security_protocol} connections but the cluster did not answer "
-            f"within {timeout:g} s; check the addresses the brokers advertise to clients (advertised listeners)"
-        )
-    return f"the broker at {servers} refused a request: {_reason(failure)}"
+    if isinstance(failure, asyncio.TimeoutError | kafka_errors.KafkaTimeoutError):
+        return f"the brokers at {servers} accept connections but did not answer within {timeout:g} s"
+    return f"the brokers at {servers} accept connections but the client failed: {_reason(failure)}"
 
 
 def _reason(exc: BaseException) -> str:
