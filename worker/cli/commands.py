@@ -244,3 +244,15 @@ def tail(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def schemas(args: argparse.Namespace) -> int:
+    """Write the installed package's JSON Schema files (one per event and version) to a directory."""
+    from worker.events import schema_id, schemas
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in schemas().items():
+        (out / f"{name}.json").write_bytes(text)
+        print(f"{out / f'{name}.json'}  {schema_id(name)}")
+    return 0
