@@ -17,6 +17,7 @@ PREFIX = "INGEST_"
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -70,6 +71,7 @@ class Settings:
     broker_ssl_certfile: str = ""  # client certificate (PEM) when the broker requires mutual TLS
     broker_ssl_keyfile: str = ""  # its private key (PEM, unencrypted); empty = inside the certfile
     log_level: str = "WARNING"
+    log_format: str = "text"  # text, or json: one JSON object per line for log pipelines
 
     def __post_init__(self) -> None:
         if not isinstance(self.broker_password, Secret):  # a plain str given in code stays masked
@@ -77,6 +79,8 @@ class Settings:
         problem = broker_security_problem(self)
         if problem:
             raise SettingsError(problem)
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"{PREFIX}LOG_FORMAT={self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

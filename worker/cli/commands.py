@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 import tempfile
@@ -25,11 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from worker.kafka.agents import attach
     from worker.kafka.app import create_app
     from worker.kafka.topics import ensure_topics
+    from worker.logs import configure as configure_logging
     from worker.runtime.metrics import Metrics
     from worker.runtime.pool import StepPool
 
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_config = configure_logging(settings.log_format, settings.log_level)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     app, topology = create_app(settings)
     attach(app, topology, settings, metrics, pool)
     _start_lag_monitor(app, settings, metrics, topology)
-    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(
+        app, loop=loop, loglevel=settings.log_level, logging_config=log_config, quiet=True, redirect_stdouts=False
+    )
     try:
         worker.execute_from_commandline()
     finally:

@@ -20,6 +20,7 @@ from worker.document import Dropped, Origin
 from worker.errors import internal_error, timed_out
 from worker.events import Event, article_event, cloudevent_headers, dead_letter_event, encode, trace_parent
 from worker.kafka.app import Topology
+from worker.logs import add_log_context, log_context
 from worker.pipeline import Prepared, decision_events, load_entity_model, prepare, seen_at, tag_texts
 from worker.runtime.metrics import Metrics
 from worker.runtime.pool import CallTimeout, StepPool
@@ -27,6 +28,7 @@ from worker.settings import Settings
 from worker.steps.decode import decode, epoch_seconds
 from worker.steps.dedup.index import DedupIndex
 
+log = logging.getLogger(__name__)
 STATE_REFRESH_SECONDS = 5.0
 # Kafka's default largest message is 1 MB; the hops between agents stay under it.
 MAX_HOP_BYTES = 900_000
@@ -92,6 +94,8 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
     ) -> None:
         key, event = dead_letter_event(dropped, original, origin, url)
         metrics.dead_letters.labels(dropped.reason).inc()
+        where = {"url": url, "topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
+        log.info("dead letter %s: %s", dropped.reason, dropped.detail, extra=where)
         await send(topology.dead_letters, key, event, trace)
 
     async def in_pool(fn: Callable[..., Any], *args: Any, step: str, timeout: float) -> Any:
@@ -112,7 +116,8 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             inflight.add(token, message.timestamp or time.time())
             origin = Origin(message.topic, message.partition, message.offset)
             try:
-                await handle_page(event.value or b"", event.key, origin, message.headers or ())
+                with log_context(topic=origin.topic, partition=origin.partition, offset=origin.offset):
+                    await handle_page(event.value or b"", event.key, origin, message.headers or ())
             except Exception as exc:  # one page's failure must not stop the agent (and skip the page)
                 await dead_letter(internal_error(exc, "publish"), event.value, origin)
             finally:
@@ -129,6 +134,7 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
         if isinstance(page, Dropped):
             await dead_letter(page, value, origin, trace=trace)
             return
+        add_log_context(url=page.url)
         prepared = await in_pool(prepare, page, step="clean", timeout=settings.page_timeout_seconds)
         if isinstance(prepared, Dropped):
             await dead_letter(prepared, value, origin, page.url, trace)
@@ -180,7 +186,7 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
             try:
                 metrics.dedup_expired.inc(index.expire(watermark["seen_at"]))
             except Exception:
-                logging.getLogger(__name__).exception("dedup expiry failed; entries are kept")
+                log.exception("dedup expiry failed; entries are kept")
             watermark["expired_at"] = watermark["seen_at"]
         elapsed = time.perf_counter() - started
         metrics.stage_seconds.labels("dedup").observe(elapsed)
