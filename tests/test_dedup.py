@@ -176,6 +176,26 @@ def test_copy_first_then_the_full_original() -> None:
     assert full.kind == "near"
 
 
+def test_a_fuller_version_becomes_what_later_copies_are_compared_with() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    original = story(15, paragraphs=12)
+    cut = decide(index, "https://fast.example/copy", page(original[:3]))  # seen first: the root
+    full = decide(index, "https://origin.example/story", page(original))
+    assert full.duplicate_of == cut.article_id
+    snapshot = dict(state)
+    assert decide(index, "https://origin.example/story", page(original)) == full  # replay
+    assert state == snapshot
+    # the end of the story under a new lead: nothing in common with the cut copy itself
+    ending = ["A new lead written by the republishing desk for its own readers today."] + original[6:]
+    late = decide(index, "https://late.example/b", page(ending))
+    assert late.kind == "near" and late.duplicate_of == cut.article_id
+    assert late.copies == 3
+    size = sum(len(k.encode()) + len(v) for k, v in state.items())
+    assert index.state_bytes() == size
+    assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~"}  # no posting left behind
+
+
 def test_duplicates_point_at_the_cluster_root() -> None:
     index = DedupIndex({})
     original = story(14)

@@ -79,6 +79,14 @@ SAME_SITE_THRESHOLD = 0.6
 template alone makes the smaller one look partly contained (different stories of one site reach
 0.52 on the dev set), so more of it must be found than across sites."""
 
+FULLER_VERSION = 1.25
+"""A near duplicate with this many times the root's shingles, that holds at least
+`FULLER_CONTAINS` of the root's sample, is a fuller version of the story (the original after a
+cut copy, a copy with the lead the first one dropped): the root keeps its sketch from then on, so
+later copies are compared with the fullest text seen rather than with the first one."""
+
+FULLER_CONTAINS = 0.5
+
 MIN_SHARED = 3
 """Least number of shared (non-boilerplate) sample hashes to call two texts one story."""
 
@@ -356,6 +364,7 @@ class DedupIndex:
             match = None
         kind: Literal["exact", "near"] | None = "exact" if match else None
         similarity = 1.0
+        fuller = False
         head: tuple[int, ...] = ()
         keys: list[str] = []
         found: list[bytes | None] = []
@@ -364,11 +373,14 @@ class DedupIndex:
             keys = [f"{h:x}" for h in head]  # _bucket_key inlined: this and the reads are the hot loop
             found = list(map(self.state.get, keys))
             match, similarity = self._near(fp, site, head, found)
+            fuller = match is not None and similarity >= FULLER_CONTAINS and _fuller(fp, match[1].sketch)
             kind = "near" if match else None
 
         if match is not None:
             root_key, root = match
             root.copies += 1
+            if fuller:
+                self._reindex(root, fp.sketch[: self.index_sketch], keys, found)
             self._put(root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
@@ -443,6 +455,17 @@ class DedupIndex:
             if measured.shared >= MIN_SHARED and sim >= need and sim > best_sim:
                 best, best_sim = (key, cand), sim
         return best, round(best_sim, 4)
+
+    def _reindex(self, root: _Record, sketch: tuple[int, ...], keys: list[str], found: list[bytes | None]) -> None:
+        """Give a root a fuller version's sketch: post its smallest hashes, drop the old ones."""
+        posted = min(self.posted_hashes, self.index_sketch)
+        sid = root.root_id[:_SID]
+        new = set(sketch[:posted])
+        for h in root.sketch[:posted]:
+            if h not in new:
+                self._unindex(_bucket_key(h), sid)
+        self._index(sid, keys[:posted], found[:posted])
+        root.sketch = sketch
 
     def _index(self, sid: bytes, keys: list[str], found: list[bytes | None]) -> None:
         state, full, grown = self.state, MAX_POSTING * _SID, 0
@@ -563,6 +586,15 @@ class DedupIndex:
                 hour = int(key[2:])
                 meta.oldest_hour = hour if meta.oldest_hour < 0 else min(meta.oldest_hour, hour)
         return meta
+
+
+def _fuller(fp: Fingerprint, root_sketch: tuple[int, ...]) -> bool:
+    """Whether the page has `FULLER_VERSION` times the shingles the root's sketch stands for (a
+    full bottom-k sketch of k hashes whose largest is t estimates (k - 1) * 2^32 / t shingles)."""
+    if len(root_sketch) < INDEX_SKETCH:
+        return fp.shingles >= FULLER_VERSION * len(root_sketch)
+    estimate = (len(root_sketch) - 1) * (1 << HASH_BITS) / (root_sketch[-1] + 1)
+    return fp.shingles >= FULLER_VERSION * estimate
 
 
 def _decision(aid: str, record: _Record) -> Decision:
