@@ -12,9 +12,7 @@ import contextlib
 import datetime
 import ipaddress
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from worker.kafka.embedded import EmbeddedBroker, free_port, stop_process_group
+from worker.kafka.embedded import EmbeddedBroker, free_port, stop_process_group, wait_until_listening
 
 
 @dataclass(frozen=True)
@@ -46,19 +44,26 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
     return path
 
 
-def make_authority(folder: Path, name: str) -> Authority:
-    """A self-signed CA, valid for a day, written to `<folder>/<name>.pem`."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def _certificate(subject: str, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.CertificateBuilder:
+    """A certificate for `key`, valid for a day from five minutes ago (clock skew)."""
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(_name(name))
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+
+
+def make_authority(folder: Path, name: str) -> Authority:
+    """A self-signed CA, valid for a day, written to `<folder>/<name>.pem`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _certificate(name, _name(name), key, ca=True)
         .add_extension(
             x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
         )
@@ -76,16 +81,8 @@ def issue(authority: Authority, folder: Path, name: str, server: bool) -> tuple[
     A server certificate names 127.0.0.1 and localhost, so hostname checks pass on loopback.
     """
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(authority.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        _certificate(name, authority.cert.subject, key, ca=False)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
@@ -154,14 +151,8 @@ class TLSBroker:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._stunnel.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"stunnel exited at start-up:\n{self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.2):
-                return self
-            time.sleep(0.05)
+        if wait_until_listening(self._stunnel, self.tls_port, timeout=20):
+            return self
         self.stop()
         raise RuntimeError(f"stunnel did not listen on {self.bootstrap}:\n{self.log_tail()}")
 

@@ -36,6 +36,16 @@ def stop_process_group(process: subprocess.Popen[bytes] | None, grace_seconds: f
         process.wait(timeout=10)
 
 
+def wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    """Wait until 127.0.0.1:`port` accepts connections; False if `process` exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 class EmbeddedBroker:
     """`with EmbeddedBroker() as broker:` runs Tansu until the block exits."""
 
@@ -84,13 +94,10 @@ class EmbeddedBroker:
             start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the embedded broker exited at start-up:\n{self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return self
-            time.sleep(0.05)
+        if wait_until_listening(self._process, self.port, self.startup_timeout):
+            return self
+        if self._process.poll() is not None:
+            raise RuntimeError(f"the embedded broker exited at start-up:\n{self.log_tail()}")
         self.stop()
         raise RuntimeError(f"the embedded broker did not listen on {self.bootstrap} within {self.startup_timeout:g} s")
 
