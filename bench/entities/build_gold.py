@@ -3,7 +3,8 @@
 Texts: the first ~1500 characters (cut at a paragraph boundary) of reference article bodies
 (`articleBody`) of the extraction benchmark, plus the seed page's expected body. Entity offsets
 come from the hand-written annotation list: every listed surface is located at its whole-word
-occurrences (or the listed ones), longest surfaces first, never overlapping.
+occurrences (or the listed ones), longest surfaces first, never overlapping. Each document's
+split (dev or test) is written in its `## <index> <split>` header.
 
 Usage:
   python bench/entities/build_gold.py /work/shared/bench/extraction/dev/ground-truth.json \
@@ -32,18 +33,21 @@ def excerpt(body: str, limit: int = MAX_CHARS) -> str:
     return kept
 
 
-def parse(path: Path) -> dict[str, list[tuple[str, str, set[int] | None]]]:
-    """Document key -> [(surface, label, occurrences or None)]."""
-    docs: dict[str, list[tuple[str, str, set[int] | None]]] = {}
+Items = list[tuple[str, str, set[int] | None]]
+
+
+def parse(path: Path) -> dict[str, tuple[str, Items]]:
+    """Document key -> (split, [(surface, label, occurrences or None)])."""
+    docs: dict[str, tuple[str, Items]] = {}
     current = None
     for line in path.read_text("utf-8").splitlines():
         if line.startswith("## "):
-            current = line[3:].strip()
-            docs[current] = []
+            current, split = line[3:].split()
+            docs[current] = (split, [])
         elif line.strip() and not line.startswith("#") and current is not None:
             parts = line.split("\t")
             wanted = {int(x) for x in parts[2].split(",")} if len(parts) > 2 else None
-            docs[current].append((parts[0], parts[1], wanted))
+            docs[current][1].append((parts[0], parts[1], wanted))
     return docs
 
 
@@ -53,7 +57,7 @@ def occurrences(text: str, surface: str) -> list[tuple[int, int]]:
     return [m.span() for m in pattern.finditer(text)]
 
 
-def annotate(text: str, items: list[tuple[str, str, set[int] | None]]) -> list[dict]:
+def annotate(text: str, items: Items) -> list[dict]:
     """Entity spans of a text from its annotation items."""
     taken: list[tuple[int, int, str]] = []
     for surface, label, wanted in sorted(items, key=lambda item: -len(item[0])):
@@ -75,16 +79,13 @@ def main(argv: list[str]) -> int:
     keys = list(truth)
     seed_text = Path(argv[1]).read_text("utf-8")
     docs = parse(HERE / "annotations.txt")
-    position = 0
-    for name, items in docs.items():
+    for name, (split, items) in docs.items():
         if name == "seed":
-            doc_id, url, text, split = "seed-page", None, seed_text, "dev"
+            doc_id, url, text = "seed-page", None, seed_text
         else:
             key = keys[int(name)]
             doc_id, url = key[:16], truth[key]["url"]
             text = excerpt(truth[key]["articleBody"])
-            split = "dev" if position % 2 == 0 else "test"
-            position += 1
         record = {"doc_id": doc_id, "split": split, "url": url, "text": text,
                   "entities": annotate(text, items)}
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
