@@ -1,17 +1,23 @@
-"""The entities step: seed-page targets, canonical grouping, junk, robustness."""
+"""The entities step: seed-page targets, canonical grouping and aliases, junk, languages,
+robustness."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import pytest
+from conftest import validate_event
 
-from worker.document import ENTITY_LABELS, Entity
-from worker.steps.entities.model import Tagger, load_model, tag
+from worker.document import ENTITY_LABELS, Article, Entity, RawPage
+from worker.events import article_event
+from worker.steps.clean.page import clean
+from worker.steps.entities.model import Tagger, load_model, skip_reason, tag, tag_articles
 from worker.steps.entities.rules import entity_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLES = Path(__file__).parent.parent / "worker" / "samples"
 
 
 @pytest.fixture(scope="session")
@@ -157,13 +163,6 @@ def test_batch_keeps_order(model: Tagger) -> None:
     assert "Angela Merkel" in _by_canonical(result[2])
 
 
-def test_royal_title_is_part_of_the_name(model: Tagger) -> None:
-    text = "Prince Andrew gave an interview. Andrew later stepped back from royal duties."
-    names = _by_canonical(tag([text], model)[0])
-    assert names["Prince Andrew"].label == "PERSON"
-    assert names["Prince Andrew"].count == 2
-
-
 def test_span_across_paragraphs_is_cut(model: Tagger) -> None:
     text = ("Follow us on Twitter\nShare this article on Facebook\n\n"
             "Elon Musk said Tesla would grow.")
@@ -171,15 +170,6 @@ def test_span_across_paragraphs_is_cut(model: Tagger) -> None:
     for entity in entities:
         assert all("\n" not in text[a:b] for a, b in entity.mentions)
     assert "Elon Musk" in _by_canonical(entities)
-
-
-def test_languages_are_not_nationalities(model: Tagger) -> None:
-    text = ("Russian troops crossed the border. The prisoners do not speak Ukrainian, English or "
-            "Russian, officials said.")
-    entities = tag([text], model)[0]
-    labels = {(text[a:b], e.label) for e in entities for a, b in e.mentions}
-    assert ("English", "LANGUAGE") in labels
-    assert ("Russian", "NORP") in labels and ("Russian", "LANGUAGE") in labels
 
 
 def test_document_consistency_one_type_per_name(seed: tuple[str, list[Entity]]) -> None:
@@ -204,3 +194,90 @@ def test_platform_named_in_a_sentence_is_kept(model: Tagger) -> None:
     text = "Angela Merkel said it on Twitter."
     names = _by_canonical(tag([text], model)[0])
     assert "Angela Merkel" in names and names.get("Twitter") is not None
+
+
+def _sample_article(name: str, url: str) -> Article:
+    """A shipped demo page, cleaned by the clean step."""
+    html = gzip.open(SAMPLES / name).read().decode("utf-8")
+    article = clean(RawPage(url=url, html=html))
+    assert isinstance(article, Article)
+    return article
+
+
+@pytest.fixture(scope="session")
+def helicopter(model: Tagger) -> Article:
+    article = _sample_article("aljazeera-helicopter.html.gz",
+                              "https://www.aljazeera.com/news/2019/11/helicopter-crash.html")
+    return tag_articles([article], model)[0]
+
+
+def test_country_aliases_are_one_entity_in_a_real_article(helicopter: Article) -> None:
+    text = helicopter.text
+    assert "United States" in text and "the US military" in text
+    countries = [e for e in helicopter.entities
+                 if {text[a:b] for a, b in e.mentions} & {"US", "United States"}]
+    assert len(countries) == 1
+    (united_states,) = countries
+    assert united_states.canonical == "United States" and united_states.label == "GPE"
+    assert {text[a:b] for a, b in united_states.mentions} == {"US", "United States"}
+    assert helicopter.entities_skipped is None
+
+
+def test_every_country_alias_joins_one_entity(model: Tagger) -> None:
+    text = ("The United States imposed new sanctions on Monday. A U.S. official said America "
+            "would not wait, and the US Treasury published the list. Britain and the UK "
+            "government said they would follow.")
+    entities = tag([text], model)[0]
+    by_surface = {text[a:b]: e for e in entities for a, b in e.mentions}
+    for alias in ("U.S.", "America", "US"):
+        if alias in by_surface:
+            assert by_surface[alias] is by_surface["United States"], alias
+    assert by_surface["United States"].canonical == "United States"
+    assert sum(1 for e in entities if e.canonical == "United States") == 1
+    if "UK" in by_surface:
+        assert by_surface["UK"].canonical == by_surface["Britain"].canonical == "United Kingdom"
+
+
+def test_alias_alone_takes_the_canonical_name(model: Tagger) -> None:
+    a, b = tag(["Officials in the US said talks would resume.",
+                "The United States said talks would resume."], model)
+    assert {e.id for e in a if e.label == "GPE"} == {e.id for e in b if e.label == "GPE"}
+
+
+def test_surname_and_acronym_link_in_a_real_article(helicopter: Article) -> None:
+    text = helicopter.text
+    names = _by_canonical(helicopter.entities)
+    spokesman = names["Zabihullah Mujahid"]
+    assert {text[a:b] for a, b in spokesman.mentions} == {"Zabihullah Mujahid", "Mujahid"}
+
+
+def test_article_in_another_language_is_not_tagged(model: Tagger) -> None:
+    korean = _sample_article("entermedia-ko.html.gz",
+                             "http://entermedia.co.kr/news/news_view.html?idx=8576")
+    assert korean.language == "ko"
+    assert tag([korean.text], model)[0]  # what the English model would wrongly make of it
+    (tagged,) = tag_articles([korean], model)
+    assert tagged.entities == []
+    assert tagged.entities_skipped is not None and "'ko'" in tagged.entities_skipped
+    assert tag([korean.text], model, languages=["ko"]) == [[]]
+
+
+def test_language_skip_is_reported_in_the_event(model: Tagger, helicopter: Article) -> None:
+    korean = _sample_article("entermedia-ko.html.gz",
+                             "http://entermedia.co.kr/news/news_view.html?idx=8576")
+    (tagged,) = tag_articles([korean], model)
+    _, event = article_event(tagged, "0" * 32, "0" * 64)
+    validate_event(event)
+    assert event["entities"] == [] and "'ko'" in event["processing"]["entities_skipped"]
+    _, english = article_event(helicopter, "1" * 32, "1" * 64)
+    validate_event(english)
+    assert english["entities"] and "entities_skipped" not in english["processing"]
+
+
+def test_batch_with_mixed_languages(model: Tagger) -> None:
+    texts = ["Angela Merkel led Germany.", "Angela Merkel led Germany.", "Angela Merkel led Germany."]
+    result = tag(texts, model, languages=["en", "de", None])
+    assert result[0] and result[2] and result[1] == []
+    with pytest.raises(ValueError):
+        tag(texts, model, languages=["en"])
+    assert skip_reason("en", model) is None and skip_reason(None, model) is None

@@ -105,6 +105,7 @@ class Article:
     site_name: str | None = None
     entities: list[Entity] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    entities_skipped: str | None = None  # why the text was not tagged (e.g. no model for its language)
 
     @property
     def word_count(self) -> int:

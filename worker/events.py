@@ -71,6 +71,8 @@ def article_event(article: Article, article_id: str, content_hash: str) -> tuple
             "stage_seconds": {k: round(v, 6) for k, v in article.stage_seconds.items()},
         },
     }
+    if article.entities_skipped:
+        event["processing"]["entities_skipped"] = article.entities_skipped
     return article_id.encode(), event
 
 

@@ -148,6 +148,37 @@ def time_rules(texts: list[str], tagger: Any, batch_size: int, repeat: int) -> f
     return best
 
 
+def ablation(docs: list[GoldDoc], tagger: Any, conll: bool, batch_size: int) -> dict[str, Any]:
+    """What each rule family adds, per split: F1 points lost when that family alone is left
+    out (positive: the family helps). Rules are judged on the split they were not written from.
+    """
+    from worker.steps.entities.model import model_spans
+    from worker.steps.entities.rules import RULE_FAMILIES, resolve
+
+    texts = [doc.text for doc in docs]
+    raw = model_spans(texts, tagger.nlp, batch_size=batch_size)
+    splits = sorted({doc.split or "all" for doc in docs})
+    gold = [mapped(doc.entities, conll) for doc in docs]
+
+    def f1_by_split(skip: frozenset[str]) -> dict[str, float]:
+        predicted = [
+            mapped({(a, b, e.label) for e in resolve(text, spans, tagger.gazetteer, skip)
+                    for a, b in e.mentions}, conll)
+            for text, spans in zip(texts, raw, strict=True)]
+        out = {}
+        for split in splits:
+            chosen = [i for i, doc in enumerate(docs) if (doc.split or "all") == split]
+            out[split] = float(score([gold[i] for i in chosen],
+                                     [predicted[i] for i in chosen])["overall"]["f1"])
+        return out
+
+    full = f1_by_split(frozenset())
+    families = {family: {split: round(100 * (full[split] - f1), 2)
+                         for split, f1 in f1_by_split(frozenset({family})).items()}
+                for family in RULE_FAMILIES}
+    return {"splits": splits, "f1_all_rules": full, "points_lost_without": families}
+
+
 def speed(run: Run, docs: int) -> dict[str, float]:
     """Throughput figures of a run."""
     seconds = max(run.seconds, 1e-9)
@@ -169,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="all", help="gold split to score: dev, test or all")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=7, help="timing runs per system (best kept)")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also score each rule family left out, per split (dev, test)")
     return parser
 
 
@@ -210,6 +243,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     report["time_per_token_ratio_best_runs"] = round(
         runs["ours"].seconds / max(runs["plain"].seconds, 1e-9), 3)
     report["rules_overhead"] = round(rules_seconds / max(runs["plain"].seconds, 1e-9), 3)
+    if args.ablate:
+        report["ablation"] = ablation(docs, tagger, args.conll, args.batch_size)
     if args.predictions_out:
         with args.predictions_out.open("w", encoding="utf-8") as out:
             for doc, spans in zip(docs, runs["ours"].predictions, strict=True):
@@ -243,6 +278,16 @@ def render(report: dict[str, Any]) -> str:
                  f"({'within' if report['time_per_token_ratio'] <= 1.2 else 'over'} the 1.20 "
                  f"budget); rules alone add {100 * report['rules_overhead']:.1f}% to the plain "
                  "model's time")
+    if "ablation" in report:
+        part = report["ablation"]
+        lines.append("")
+        lines.append("F1 points lost when one rule family is left out (positive: it helps):")
+        lines.append(f"  {'family':<14}" + "".join(f"{split:>9}" for split in part["splits"]))
+        lines.append(f"  {'(all rules F1)':<14}" + "".join(
+            f"{part['f1_all_rules'][split]:>9.3f}" for split in part["splits"]))
+        for family, lost in part["points_lost_without"].items():
+            lines.append(f"  {family:<14}" + "".join(
+                f"{lost[split]:>+9.2f}" for split in part["splits"]))
     return "\n".join(lines)
 
 

@@ -1,5 +1,12 @@
 """Named entities: a spaCy model plus document-level rules and gazetteers."""
 
-from worker.steps.entities.model import DEFAULT_MODEL, Tagger, load_model, tag
+from worker.steps.entities.model import (
+    DEFAULT_MODEL,
+    Tagger,
+    load_model,
+    skip_reason,
+    tag,
+    tag_articles,
+)
 
-__all__ = ["DEFAULT_MODEL", "Tagger", "load_model", "tag"]
+__all__ = ["DEFAULT_MODEL", "Tagger", "load_model", "skip_reason", "tag", "tag_articles"]

@@ -12,6 +12,7 @@ from importlib import resources
 
 GAZETTEER_FILE = "gazetteer.tsv"
 GIVEN_NAMES_FILE = "given_names.txt"
+ALIASES_FILE = "aliases.tsv"
 MAX_NGRAM = 5
 
 # A run of capitalised words, possibly joined by short lowercase particles ("Bosnia and
@@ -31,10 +32,13 @@ class GazetteerHit:
 
 @dataclass(slots=True)
 class Gazetteer:
-    """Names with their entity label and tier (A: may add mentions, B: only retypes)."""
+    """Names with their entity label and tier (A: may add mentions, B: only retypes), given
+    names, and aliases (other names of one country or organisation: alias -> (canonical,
+    label))."""
 
     entries: dict[str, tuple[str, str]] = field(default_factory=dict)
     given_names: frozenset[str] = frozenset()
+    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def lookup(self, name: str) -> tuple[str, str] | None:
         """The (label, tier) of an exact name, or None."""
@@ -82,10 +86,24 @@ def parse_gazetteer(lines: list[str]) -> Gazetteer:
     return Gazetteer(entries)
 
 
+def parse_aliases(lines: list[str]) -> dict[str, tuple[str, str]]:
+    """Aliases from `alias<TAB>canonical<TAB>label` lines ('#' lines are comments); every
+    canonical name is also an alias of itself."""
+    aliases: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) == 3 and not line.startswith("#"):
+            aliases[parts[0]] = (parts[1], parts[2])
+    for canonical, label in list(aliases.values()):
+        aliases.setdefault(canonical, (canonical, label))
+    return aliases
+
+
 def load_gazetteer() -> Gazetteer:
     """The gazetteer shipped with the package."""
     data = resources.files("worker").joinpath("data")
     gazetteer = parse_gazetteer(data.joinpath(GAZETTEER_FILE).read_text("utf-8").splitlines())
     given = data.joinpath(GIVEN_NAMES_FILE).read_text("utf-8").splitlines()
     gazetteer.given_names = frozenset(n.strip() for n in given if n.strip() and n[0] != "#")
+    gazetteer.aliases = parse_aliases(data.joinpath(ALIASES_FILE).read_text("utf-8").splitlines())
     return gazetteer

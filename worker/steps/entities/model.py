@@ -2,7 +2,9 @@
 
 The model is loaded once per process (`load_model`) and passed in; `tag` runs the NER over a
 batch of texts with `nlp.pipe` and turns each text's spans into canonical entities with
-`worker.steps.entities.rules.resolve`.
+`worker.steps.entities.rules.resolve`. A text whose language (the cleaned article's
+`language`) is not the model's is never tagged: a model reads only its own language, and the
+rules and gazetteers are English. `tag_articles` records why in `Article.entities_skipped`.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ MAX_TEXT_CHARS = 2_000_000  # the rest of a longer text is not tagged
 
 @dataclass(slots=True)
 class Tagger:
-    """A loaded NER pipeline (other components excluded) and the gazetteer."""
+    """A loaded NER pipeline (other components excluded), the gazetteer, and the language the
+    model reads (ISO 639-1, e.g. "en")."""
 
     nlp: Any
     gazetteer: Gazetteer
     name: str
+    language: str = "en"
 
 
 def _model_location(name: str) -> Any:
@@ -72,7 +76,17 @@ def load_nlp(name: str = DEFAULT_MODEL) -> Any:
 
 def load_model(name: str = DEFAULT_MODEL) -> Tagger:
     """Load the NER pipeline and gazetteer once per process."""
-    return Tagger(nlp=load_nlp(name), gazetteer=load_gazetteer(), name=name)
+    nlp = load_nlp(name)
+    return Tagger(nlp=nlp, gazetteer=load_gazetteer(), name=name, language=str(nlp.lang))
+
+
+def skip_reason(language: str | None, model: Tagger) -> str | None:
+    """Why a text in `language` gets no entities from this model, or None if it is tagged
+    (an unknown language is tagged)."""
+    if not language or language.casefold() == model.language:
+        return None
+    return (f"no entity model for language '{language}': the loaded model {model.name} reads "
+            f"'{model.language}' only")
 
 
 def _chunks(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, str]]:
@@ -109,12 +123,24 @@ def model_spans(
     return spans
 
 
-def tag(texts: Sequence[str], model: Tagger, batch_size: int = 16) -> list[list[Entity]]:
-    """Named entities of each text (batched nlp.pipe), one canonical Entity per real-world thing."""
-    raw = model_spans(texts, model.nlp, batch_size=batch_size)
+def tag(
+    texts: Sequence[str], model: Tagger, batch_size: int = 16,
+    languages: Sequence[str | None] | None = None,
+) -> list[list[Entity]]:
+    """Named entities of each text (batched nlp.pipe), one canonical Entity per real-world thing.
+
+    `languages` (one per text, the cleaned article's language; None = unknown) keeps texts in
+    another language than the model's away from it: they get no entities (see `skip_reason`).
+    """
+    if languages is None:
+        languages = [None] * len(texts)
+    if len(languages) != len(texts):
+        raise ValueError("one language per text expected")
+    kept = [text if isinstance(text, str) and skip_reason(language, model) is None else ""
+            for text, language in zip(texts, languages, strict=True)]
+    raw = model_spans(kept, model.nlp, batch_size=batch_size)
     results: list[list[Entity]] = []
-    for text, spans in zip(texts, raw, strict=True):
-        text = text if isinstance(text, str) else ""
+    for text, spans in zip(kept, raw, strict=True):
         try:
             results.append(resolve(text, spans, model.gazetteer))
         except Exception:  # a rule bug must not take the worker down: keep the model's view
@@ -142,7 +168,11 @@ def _fallback(text: str, spans: list[tuple[int, int, str]]) -> list[Entity]:
 
 
 def tag_articles(articles: Sequence[Article], model: Tagger, batch_size: int = 16) -> list[Article]:
-    """The articles with their entities filled in (the text is tagged as given)."""
-    tagged = tag([article.text for article in articles], model, batch_size=batch_size)
-    return [replace(article, entities=entities) for article, entities in zip(
-        articles, tagged, strict=True)]
+    """The articles with their entities filled in; an article in another language than the
+    model's gets none and says why in `entities_skipped`."""
+    languages = [article.language for article in articles]
+    tagged = tag([article.text for article in articles], model, batch_size=batch_size,
+                 languages=languages)
+    return [replace(article, entities=entities,
+                    entities_skipped=skip_reason(article.language, model))
+            for article, entities in zip(articles, tagged, strict=True)]

@@ -3,7 +3,7 @@
 Pure functions over a text and the spans the NER model found in it:
 
     clean spans (strip "the", titles, possessives; drop junk)
-      -> titles ("Mr X" is a PERSON) and gazetteer (retype, add places and groups)
+      -> datelines, head words, census given names, gazetteer (retype, add places and groups)
       -> propagate every name to its untagged occurrences
       -> group mentions: same name, surname after a full name, acronym of a long name
       -> one label per group (vote), canonical = longest form, salience
@@ -35,9 +35,6 @@ TITLES = HONORIFICS + (
 )
 _TITLE_ALT = "|".join(sorted((re.escape(t) for t in TITLES), key=len, reverse=True))
 TITLE_RE = re.compile(rf"^(?:(?:{_TITLE_ALT})\.?\s+)+(?=[A-Z])")
-HONORIFIC_NAME_RE = re.compile(
-    rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){{0,2}})"
-)
 LEADING_JUNK_RE = re.compile(r"^(?:[\s\"“”‘’'(\[{«‹*•·–—-]|the\s+|The\s+|THE\s+)+")
 TRAILING_JUNK_RE = re.compile(r"(?:['’]s|['’]|[\s\"“”‘’)\]}»›,;:!?*•·–—-]|\.(?<![A-Z]\.))+$")
 SOCIAL_NAMES = frozenset({
@@ -50,7 +47,7 @@ PROMPT_RE = re.compile(
     r"watch on|copy link|newsletter|on the app)\b",
     re.I,
 )
-PAREN_ACRONYM_RE = re.compile(r"^\s*\(\s*(?:the\s+)?([A-Z][A-Za-z0-9&.]{1,9})\s*\)")
+PAREN_ACRONYM_RE = re.compile(r"^\s*\(\s*(?:the\s+)?([A-Z][A-Z0-9&.]{1,9}s?)\s*\)")
 DESCRIPTOR_ACRONYM_RE = re.compile(
     r"(?:\b([A-Z][\w-]+)['’]s\s+|\bthe\s+)((?:[a-z][\w-]*\s+){0,4}?[a-z][\w-]*)\s+"
     r"([A-Z][A-Z0-9]{1,7})\b"
@@ -63,9 +60,6 @@ NORP_FROM = frozenset({"PERSON", "ORG", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", 
 MAX_SPAN_CHARS = 120
 TIME_ZONES = frozenset({"GMT", "UTC", "BST", "CET", "CEST", "EET", "EEST", "EST", "EDT", "CST",
                         "CDT", "MST", "MDT", "PST", "PDT", "IST", "JST", "AEST", "AEDT", "MSK"})
-CURRENCY_AFTER_RE = re.compile(
-    r"^\s+(?:dollars?|pounds?|yuan|rupees?|rubles?|roubles?|euros?|francs?|pesos?|yen|won|"
-    r"lira|shekels?|riyals?|dirhams?|rand|kronor|kroner|krona)\b", re.I)
 NUMERIC_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL",
                             "ORDINAL"})
 EVENT_HEADS = frozenset({"Cup", "Games", "Olympics", "Championship", "Championships", "Awards",
@@ -81,14 +75,6 @@ ORG_HEADS = frozenset({"Co", "Co.", "Inc", "Inc.", "Corp", "Corp.", "Ltd", "Ltd.
                        "Board", "Club", "College", "School", "Hospital", "Guard", "Assembly",
                        "Parliament", "Congress", "Organization", "Organisation", "Network",
                        "Studios", "Media", "Press", "Reuters", "Motors", "Industries"})
-ORG_CUE_RE = re.compile(
-    r"^(?:['’]s)?\s+(?:shares|stock|spokesperson|spokesman|spokeswoman|executives?|"
-    r"chief executive|CEO|board|shareholders|investors|Inc\b|Corp\b)", re.I)
-LANGUAGE_CUE_RE = re.compile(
-    r"\b(?:speak|speaks|spoke|speaking|fluent in|translated from|translated into|"
-    r"language|languages|interpreters? (?:for|of)|written in|dubbed in)\b[^.!?\n]{0,40}$",
-    re.I,
-)
 DATELINE_RE = re.compile(
     r"^\s*([A-Z][A-Z.'’ -]{2,40}?)(?:,\s*([A-Z][A-Za-z.]+(?:\s[A-Z][A-Za-z.]+)?))?"
     r"\s*(?:\(([A-Za-z][\w ]{0,30})\))?\s*(?:—|–|:|-{1,2})\s"
@@ -241,51 +227,6 @@ def apply_heads(text: str, spans: list[Span]) -> None:
             span.label, span.weight = "ORG", 1.5
 
 
-GPE_CUE_RE = re.compile(
-    r"^(?:['’]s)?\s+(?:police|residents|authorities|city council|county|mayor|governor|"
-    r"airport|suburbs?|neighbourhood|neighborhood)\b")
-
-
-def apply_place_cues(text: str, spans: list[Span]) -> None:
-    """A name followed by "police", "residents", "mayor"... is a place (GPE)."""
-    cued: set[str] = set()
-    for span in spans:
-        name = text[span.start:span.end]
-        words = name.split()
-        if span.label in ("PERSON", "ORG", "FAC", "PRODUCT", "WORK_OF_ART") and GPE_CUE_RE.match(
-                text[span.end:span.end + 20]) and words[-1] not in ORG_HEADS:
-            cued.add(name)
-    for span in spans:
-        if text[span.start:span.end] in cued:
-            span.label, span.weight = "GPE", 2.0
-
-
-def apply_org_cues(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
-    """A name followed by "shares", "spokesperson", "CEO"... is a company (ORG)."""
-    cued: set[str] = set()
-    for span in spans:
-        name = text[span.start:span.end]
-        if span.label != "ORG" and ORG_CUE_RE.match(text[span.end:span.end + 30]) and not (
-                gazetteer.lookup(name)):
-            cued.add(name)
-    for span in spans:
-        if text[span.start:span.end] in cued:
-            span.label, span.weight = "ORG", 2.0
-
-
-def apply_languages(text: str, spans: list[Span]) -> None:
-    """Demonyms after "speak", "fluent in"... name languages (LANGUAGE, not NORP)."""
-    for span in spans:
-        if span.label not in ("NORP", "LANGUAGE", "GPE"):
-            continue
-        line_start = text.rfind("\n", 0, span.start) + 1
-        before = text[max(line_start, span.start - 60):span.start]
-        if LANGUAGE_CUE_RE.search(before) and re.fullmatch(r"[A-Z][a-z]+", text[
-                span.start:span.end]) and text[span.start:span.end].endswith(
-                ("ian", "ish", "ese", "an", "ic", "i", "ch", "ean", "er")):
-            span.label, span.weight = "LANGUAGE", 3.0
-
-
 def apply_dateline(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
     """The all-caps dateline city ("MADRID —", "HAYWARD, Calif. (AP) —") and its agency."""
     match = DATELINE_RE.match(text)
@@ -307,29 +248,6 @@ def apply_dateline(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
             spans.append(Span(start, end, label, 3.0))
         elif hit.start == start and hit.end == end:
             hit.label, hit.weight = label, 3.0
-
-
-def extend_people(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
-    """A PERSON span missing its given name ("Adolf [Hitler]") takes the capitalised word before;
-    royal titles belong to the name ("Prince Andrew", "Pope Francis")."""
-    for span in spans:
-        if span.label == "PERSON":
-            royal = ROYAL_RE.search(text[max(0, span.start - 13):span.start])
-            if royal and not _overlaps(spans, span.start - len(royal.group()), span.start - 1):
-                span.start -= len(royal.group())
-                continue
-        if span.label != "PERSON" or len(text[span.start:span.end].split()) != 1:
-            continue
-        match = re.search(r"(?<![.!?:;\n“\"])(?<=[a-z,] )([A-Z][a-z]{1,15}) $",
-                          text[max(0, span.start - 20):span.start])
-        if not match:
-            continue
-        word = match.group(1)
-        start = span.start - len(word) - 1
-        if (word.casefold() in STOP_WORDS or gazetteer.lookup(word) or word in TITLES
-                or _overlaps(spans, start, start + len(word))):
-            continue
-        span.start = start
 
 
 def apply_given_names(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
@@ -362,26 +280,6 @@ def add_given_surname(text: str, spans: list[Span], gazetteer: Gazetteer) -> Non
             continue
         if _overlaps(spans, match.start(), match.end()) is None:
             spans.append(Span(match.start(), match.end(), "PERSON", 1.0))
-
-
-def apply_teams(text: str, spans: list[Span]) -> None:
-    """"The Steelers": a plural name after "the" is a team or group (ORG), not a PERSON."""
-    for span in spans:
-        surface = text[span.start:span.end]
-        if span.label == "PERSON" and re.fullmatch(r"[A-Z][a-z]+s", surface) and re.search(
-                r"\b[Tt]he\s+$", text[max(0, span.start - 5):span.start]):
-            span.label, span.weight = "ORG", 1.5
-
-
-def apply_titles(text: str, spans: list[Span]) -> None:
-    """Names after an honorific ("Mr Zelenskyy") are PERSON mentions without the honorific."""
-    for match in HONORIFIC_NAME_RE.finditer(text):
-        start, end = match.span(1)
-        hit = _overlaps(spans, start, end)
-        if hit is None:
-            spans.append(Span(start, end, "PERSON", 3.0))
-        elif hit.start >= start and hit.end <= end + 1:
-            hit.start, hit.end, hit.label, hit.weight = start, max(end, hit.end), "PERSON", 3.0
 
 
 def apply_gazetteer(text: str, spans: list[Span], gazetteer: Gazetteer) -> None:
@@ -533,6 +431,23 @@ def link_acronyms(text: str, spans: list[Span], groups: _Groups) -> None:
             groups.union(_key(text, hit), key)
 
 
+def link_aliases(text: str, spans: list[Span], groups: _Groups,
+                 gazetteer: Gazetteer) -> dict[str, str]:
+    """Other names of one country or organisation ("US", "U.S.", "America" -> "United
+    States") are one entity; returns group root -> canonical name for the groups they joined.
+    Only spans already tagged with the alias's label take part."""
+    canonical_keys: dict[str, str] = {}
+    for span in spans:
+        surface = " ".join(text[span.start:span.end].split())
+        known = gazetteer.aliases.get(surface)
+        if known is None or known[1] != span.label:
+            continue
+        key = known[0].casefold()
+        groups.union(_key(text, span), key)
+        canonical_keys[key] = known[0]
+    return {groups.find(key): name for key, name in canonical_keys.items()}
+
+
 def salience(first: int, count: int, max_count: int, length: int, lead_end: int) -> float:
     """0..1 score: frequent entities and those named early (headline, lead) score high."""
     position = 1.0 - first / max(length, 1)
@@ -555,14 +470,18 @@ def _line_pieces(text: str, raw: list[tuple[int, int, str]]) -> list[tuple[int, 
     return pieces
 
 
-ROYAL_RE = re.compile(r"(?:Crown Prince|Prince|Princess|King|Queen|Pope|Emperor|Empress|Sheikh)"
-                      r" $")
+RULE_FAMILIES: tuple[str, ...] = (
+    "split", "trim", "share_prompts", "dateline", "heads", "given_names", "gazetteer",
+    "propagate", "link_people", "link_acronyms", "aliases",
+)
 
 
 def resolve(
-    text: str, raw: list[tuple[int, int, str]], gazetteer: Gazetteer
+    text: str, raw: list[tuple[int, int, str]], gazetteer: Gazetteer,
+    skip: frozenset[str] = frozenset(),
 ) -> list[Entity]:
-    """Canonical entities of a text from the model's (start, end, label) spans."""
+    """Canonical entities of a text from the model's (start, end, label) spans (rule families
+    named in `skip` are left out)."""
     spans: list[Span] = []
     blockers = [Span(start, end, label) for start, end, label in raw if label in NUMERIC_LABELS]
     for start, end, label, weight in _line_pieces(text, raw):
@@ -570,48 +489,54 @@ def resolve(
         if span is None:
             continue
         span.weight = weight
-        for piece in split_span(text, span):
-            piece = trim_lowercase(text, piece)
-            surface = text[piece.start:piece.end]
-            if has_lowercase_content(surface) and piece.label not in (
-                    "WORK_OF_ART", "LAW", "EVENT"):
-                continue
+        for piece in ([span] if "split" in skip else split_span(text, span)):
+            if "trim" not in skip:
+                piece = trim_lowercase(text, piece)
+                surface = text[piece.start:piece.end]
+                if has_lowercase_content(surface) and piece.label not in (
+                        "WORK_OF_ART", "LAW", "EVENT"):
+                    continue
             if _overlaps(spans, piece.start, piece.end) is None:
                 spans.append(piece)
-    spans = [s for s in spans if not is_share_prompt(text, s)]
-    apply_dateline(text, spans, gazetteer)
-    apply_titles(text, spans)
-    extend_people(text, spans, gazetteer)
-    apply_heads(text, spans)
-    apply_given_names(text, spans, gazetteer)
-    add_given_surname(text, spans, gazetteer)
-    apply_teams(text, spans)
+    if "share_prompts" not in skip:
+        spans = [s for s in spans if not is_share_prompt(text, s)]
+    if "dateline" not in skip:
+        apply_dateline(text, spans, gazetteer)
+    if "heads" not in skip:
+        apply_heads(text, spans)
+    if "given_names" not in skip:
+        apply_given_names(text, spans, gazetteer)
+        add_given_surname(text, spans, gazetteer)
     occupied = spans + blockers
-    apply_gazetteer(text, occupied, gazetteer)
+    if "gazetteer" not in skip:
+        apply_gazetteer(text, occupied, gazetteer)
     spans = [s for s in occupied if s.label in KEPT_LABELS]
-    apply_org_cues(text, spans, gazetteer)
-    apply_place_cues(text, spans)
 
-    votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for span in spans:
-        votes[text[span.start:span.end]][span.label] += span.weight
-    names = {name: max(counter, key=counter.__getitem__) for name, counter in votes.items()}
     occupied = spans + blockers
-    propagate(text, occupied, names)
-    spans = [s for s in occupied if s.label in KEPT_LABELS and not is_share_prompt(text, s)
-             and not CURRENCY_AFTER_RE.match(text[s.end:s.end + 12])]
-    apply_languages(text, spans)
+    if "propagate" not in skip:
+        votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for span in spans:
+            votes[text[span.start:span.end]][span.label] += span.weight
+        names = {name: max(counter, key=counter.__getitem__) for name, counter in votes.items()}
+        propagate(text, occupied, names)
+    spans = [s for s in occupied if s.label in KEPT_LABELS and (
+        "share_prompts" in skip or not is_share_prompt(text, s))]
 
     groups = _Groups()
     for span in spans:
         groups.find(_key(text, span))
-    link_people(text, spans, groups, gazetteer)
-    link_acronyms(text, spans, groups)
-    return build_entities(text, spans, groups)
+    if "link_people" not in skip:
+        link_people(text, spans, groups, gazetteer)
+    if "link_acronyms" not in skip:
+        link_acronyms(text, spans, groups)
+    named = {} if "aliases" in skip else link_aliases(text, spans, groups, gazetteer)
+    return build_entities(text, spans, groups, named)
 
 
-def build_entities(text: str, spans: list[Span], groups: _Groups) -> list[Entity]:
-    """One Entity per group: voted label, longest form as canonical, every mention, salience."""
+def build_entities(text: str, spans: list[Span], groups: _Groups,
+                   named: dict[str, str] | None = None) -> list[Entity]:
+    """One Entity per group: voted label, canonical = the alias table's name for the group
+    (`named`: group root -> name) else the longest form; every mention, salience."""
     members: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
         members[groups.find(_key(text, span))].append(span)
@@ -619,14 +544,15 @@ def build_entities(text: str, spans: list[Span], groups: _Groups) -> list[Entity
     lead_end = first_break if 0 < first_break < 600 else min(len(text), 400)
     max_count = max((len(group) for group in members.values()), default=1)
     entities: list[Entity] = []
-    for group in members.values():
+    for root, group in members.items():
         group.sort(key=lambda s: s.start)
         vote: dict[str, float] = defaultdict(float)
         for span in group:
             vote[span.label] += span.weight
         label = max(vote, key=vote.__getitem__)
         forms = [" ".join(text[s.start:s.end].split()) for s in group]
-        canonical = max(forms, key=lambda f: (len(f.split()), len(f), -forms.index(f)))
+        canonical = (named or {}).get(root) or max(
+            forms, key=lambda f: (len(f.split()), len(f), -forms.index(f)))
         mentions = [(s.start, s.end) for s in group]
         entities.append(Entity(
             id=entity_id(label, canonical),
