@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import orjson
 
+from worker.cli.progress import Progress
 from worker.settings import Settings
 
 
@@ -157,15 +158,20 @@ def process(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     counts: dict[str, int] = {}
-    started = time.perf_counter()
+    # The total (for the time left) costs a first read of the file: only worth it on a terminal.
+    total = _count_lines(args.file) if args.file != "-" and sys.stderr.isatty() else None
+    progress = Progress("processed", total, unit="lines")
     with _open_in(args.file) as source, _open_out(args.output) as sink:
-        for event in process_lines(_lines(source), settings):
+        for event in process_lines(progress.iterate(_lines(source)), settings):
             counts[event["event_type"]] = counts.get(event["event_type"], 0) + 1
             sink.write(orjson.dumps(event) + b"\n")
-    elapsed = time.perf_counter() - started
-    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-    print(f"{summary or 'no events'} in {elapsed:.1f} s", file=sys.stderr)
+    progress.finish(", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no events")
     return 0
+
+
+def _count_lines(name: str) -> int:
+    with _open_in(name) as source:
+        return sum(1 for _ in source)
 
 
 def _lines(source: IO[bytes]) -> Iterator[bytes]:
@@ -217,8 +223,9 @@ def produce(args: argparse.Namespace) -> int:
             url = args.url or f"https://localhost/pages/{path.name}"
             messages.append((url.encode(), read_page(path, url)))
     asyncio.run(ensure_topics(settings))
-    sent = asyncio.run(send(settings, settings.input_topic, messages))
-    print(f"sent {sent} pages to {settings.input_topic}", file=sys.stderr)
+    progress = Progress("sent", len(messages))
+    asyncio.run(send(settings, settings.input_topic, messages, on_acked=progress.advance))
+    progress.finish(f"to {settings.input_topic}")
     return 0
 
 

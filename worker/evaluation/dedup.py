@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from worker.cli.progress import Progress
 from worker.settings import Settings
 from worker.steps.dedup.index import DedupIndex
 
@@ -151,7 +152,7 @@ def _pairs(groups: Mapping[str, set[str]]) -> set[tuple[str, str]]:
     return {(a, b) for members in groups.values() for a in members for b in members if a < b}
 
 
-def run_pipeline(lines: list[bytes], settings: Settings, state: dict[str, bytes]) -> Iterator[dict[str, Any]]:
+def run_pipeline(lines: Iterable[bytes], settings: Settings, state: dict[str, bytes]) -> Iterator[dict[str, Any]]:
     """The `process` pipeline over raw page lines, entity tagging off when the pipeline allows."""
     from worker.pipeline import process_lines
 
@@ -188,8 +189,10 @@ def main(argv: list[str]) -> int:
     settings = Settings.from_env()
     state: dict[str, bytes] = {}
     started = time.perf_counter()
-    events = list(run_pipeline(lines, settings, state))
+    progress = Progress("eval dedup", len(lines), unit="lines")
+    events = list(run_pipeline(progress.iterate(lines), settings, state))
     seconds = time.perf_counter() - started
+    progress.finish()
     if args.events_out:
         with open(args.events_out, "wb") as out:
             for event in events:

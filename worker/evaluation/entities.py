@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.cli.progress import Progress
 from worker.document import ENTITY_LABELS
 
 CONLL_MAP: dict[str, str] = {
@@ -205,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _counted(predict: Callable[[list[str]], list[Spans]], progress: Progress) -> Callable[[list[str]], list[Spans]]:
+    def run(batch: list[str]) -> list[Spans]:
+        found = predict(batch)
+        progress.advance(len(batch))
+        return found
+
+    return run
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Score the entities step and the plain model on the gold file; the figures as a dict."""
     from worker.steps.entities.model import DEFAULT_MODEL, load_model, model_spans, tag
@@ -225,7 +235,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 model_spans(batch, tagger.nlp, batch_size=args.batch_size, labels=labels)]
 
     ours(texts[:2])  # warm-up
-    runs, rounds = timed_runs(texts, {"ours": ours, "plain": plain}, tokens, args.repeat)
+    progress = Progress("eval entities", 2 * max(1, args.repeat) * len(texts), unit="docs")
+    systems = {name: _counted(fn, progress) for name, fn in {"ours": ours, "plain": plain}.items()}
+    runs, rounds = timed_runs(texts, systems, tokens, args.repeat)
+    progress.finish()
     rules_seconds = time_rules(texts, tagger, args.batch_size, args.repeat)
     gold = [mapped(doc.entities, args.conll) for doc in docs]
     report: dict[str, Any] = {

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from worker.cli.progress import Progress
 from worker.document import Article, RawPage
 from worker.steps.clean.page import clean
 
@@ -153,11 +154,14 @@ def _measure(
     if ids:
         for extract in extractors.values():
             extract(ids[0], inputs[ids[0]])  # warm-up: imports and caches are not timed
+    progress = Progress(f"eval extraction ({', '.join(extractors)})", len(ids))
     for page_id in ids:
         for name, extract in extractors.items():
             started = time.process_time()
             predictions[name][page_id] = extract(page_id, inputs[page_id])
             seconds[name] += time.process_time() - started
+        progress.advance()
+    progress.finish()
     truth = {i: bench.bodies[i] for i in ids}
     results = {}
     for name in extractors:

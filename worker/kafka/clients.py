@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -12,8 +12,16 @@ from worker.kafka.connection import client_options, start_client
 from worker.settings import Settings
 
 
-async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-    """Send (key, value) messages and wait until the broker acknowledged all; returns the count."""
+async def produce(
+    settings: Settings,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    on_acked: Callable[[], None] | None = None,
+) -> int:
+    """Send (key, value) messages and wait until the broker acknowledged all; returns the count.
+
+    `on_acked` is called once per acknowledged message (progress display).
+    """
     producer = AIOKafkaProducer(
         acks="all", max_request_size=settings.max_page_bytes + 1_000_000, **client_options(settings)
     )
@@ -22,6 +30,8 @@ async def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes
         futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
         for future in futures:
             await future
+            if on_acked is not None:
+                on_acked()
         return len(futures)
     finally:
         await producer.stop()
