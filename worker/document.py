@@ -1,4 +1,4 @@
-"""The plain records that flow between the steps.
+"""The plain records that flow between the steps, and the format of the internal Kafka hops.
 
 Nothing here knows Kafka or Faust: the same records travel through the Faust agents and
 through the `process` command. Every record is picklable, so the CPU-heavy steps can run in a
@@ -7,8 +7,10 @@ process pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import orjson
 
 DeadLetterReason = Literal[
     "invalid_json",
@@ -111,3 +113,51 @@ class Article:
     def word_count(self) -> int:
         """Number of whitespace-separated words in the text."""
         return len(self.text.split())
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A cleaned article with its dedup fingerprint, deterministic id and event time.
+
+    This is what crosses the two internal hops (to the dedup owner, then to tagging), so the
+    record stays small: the cleaned article, never the raw page.
+    """
+
+    article: Article
+    fingerprint: bytes  # `steps.dedup.Fingerprint.to_bytes()`
+    article_id: str
+    seen_at: float = 0.0  # event time for the dedup window, checked against the broker's clock
+    origin: Origin = Origin("file", 0, 0)  # where the raw page was read, for dead letters later on
+    trace: str | None = None  # the raw page message's W3C traceparent header
+
+    def to_bytes(self) -> bytes:
+        """Serialised for an internal hop."""
+        return orjson.dumps(
+            {
+                "article": asdict(self.article),
+                "fingerprint": self.fingerprint.hex(),
+                "article_id": self.article_id,
+                "seen_at": self.seen_at,
+                "origin": asdict(self.origin),
+                "trace": self.trace,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Prepared:
+        """Inverse of `to_bytes`; raises ValueError (or KeyError/TypeError) on a malformed hop."""
+        raw = orjson.loads(data)
+        return cls(
+            article=article_from_dict(raw["article"]),
+            fingerprint=bytes.fromhex(raw["fingerprint"]),
+            article_id=raw["article_id"],
+            seen_at=float(raw.get("seen_at", 0.0)),
+            origin=Origin(**raw["origin"]),
+            trace=raw.get("trace"),
+        )
+
+
+def article_from_dict(raw: dict[str, Any]) -> Article:
+    """Rebuild an Article from `dataclasses.asdict` output that went through JSON."""
+    entities = [Entity(**{**e, "mentions": [tuple(m) for m in e["mentions"]]}) for e in raw.get("entities", [])]
+    return Article(**{**raw, "entities": entities})

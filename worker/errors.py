@@ -6,11 +6,13 @@
     │   ├── clean: empty_after_cleaning, unsupported_content
     │   └── any step: timeout (the page ran past INGEST_PAGE_TIMEOUT_SECONDS),
     │       internal_error (a step raised on this page: the exception's last line)
-    └── our own fault or the platform's: raises, the worker stops and restarts
-        ├── ContractError: an event we built fails its own schema (a bug)
+    └── the platform's fault: the worker stops with a non-zero exit and is restarted
         ├── BrokerUnavailable: at start-up the broker cannot be used (unreachable, TLS or
         │   login refused); the command exits with that one sentence
-        └── broker errors after the client's retries (Kafka down, no authorisation)
+        └── broker errors after bounded retries while running (Kafka down, no authorisation)
+
+A handler that raises on one page (our bug) still leaves that page a dead letter
+(`internal_error`, naming the step), so no page is lost to a bug either.
 
 A page is acknowledged only after the event that accounts for it has been acknowledged by
 the broker, so a crash never loses a page: it is processed again on restart, with the same id.
@@ -21,10 +23,6 @@ from __future__ import annotations
 import traceback
 
 from worker.document import Dropped
-
-
-class ContractError(RuntimeError):
-    """An event the worker built does not match its schema."""
 
 
 class BrokerUnavailable(RuntimeError):

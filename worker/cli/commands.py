@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the Faust worker against the configured broker until SIGINT/SIGTERM."""
     import faust
 
-    from worker.kafka.agents import attach
+    from worker.kafka.agents import Fatal, attach
     from worker.kafka.app import create_app
     from worker.kafka.topics import ensure_topics
     from worker.logs import configure as configure_logging
@@ -41,13 +41,19 @@ def run(args: argparse.Namespace) -> int:
         max_tasks_per_process=settings.pool_max_tasks_per_process,
     )
     app, topology = create_app(settings)
-    attach(app, topology, settings, metrics, pool)
+    fatal = Fatal()
+    attach(app, topology, settings, metrics, pool, fatal)
     _start_lag_monitor(app, settings, metrics, topology)
     worker = faust.Worker(
         app, loop=loop, loglevel=settings.log_level, logging_config=log_config, quiet=True, redirect_stdouts=False
     )
     try:
         worker.execute_from_commandline()
+    except SystemExit as exit_:
+        if fatal.reason is None:
+            raise
+        print(f"ingest-worker: stopped: {fatal.reason}", file=sys.stderr)
+        return 1 if not exit_.code else int(exit_.code)
     finally:
         pool.close()
     return 0
@@ -154,7 +160,7 @@ def describe_event(event: dict[str, Any]) -> str:
 
 def process(args: argparse.Namespace) -> int:
     """The same steps without Kafka: raw page events as JSONL in, emitted events as JSONL out."""
-    from worker.pipeline import process_lines
+    from worker.offline import process_lines
 
     settings = Settings.from_env()
     counts: dict[str, int] = {}

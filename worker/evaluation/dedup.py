@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import inspect
 import json
 import sys
 import time
@@ -153,16 +152,10 @@ def _pairs(groups: Mapping[str, set[str]]) -> set[tuple[str, str]]:
 
 
 def run_pipeline(lines: Iterable[bytes], settings: Settings, state: dict[str, bytes]) -> Iterator[dict[str, Any]]:
-    """The `process` pipeline over raw page lines, entity tagging off when the pipeline allows."""
-    from worker.pipeline import process_lines
+    """The `process` stages over raw page lines, entity tagging off."""
+    from worker.offline import process_lines
 
-    params = inspect.signature(process_lines).parameters
-    kwargs: dict[str, Any] = {}
-    if "tag_entities" in params:
-        kwargs["tag_entities"] = False
-    if "state" in params:
-        kwargs["state"] = state
-    for event in process_lines(lines, settings, **kwargs):
+    for event in process_lines(lines, settings, tag_entities=False, state=state):
         yield dict(event)
 
 

@@ -1,42 +1,47 @@
-"""The Faust agents: the only `async for` loops. Each connects a topic to the steps, counts, sends.
+"""The Faust agents: the only `async for` loops. Each takes messages, calls its stage handler
+(`worker.stages`), sends what the handler returns and only then lets the message be acknowledged.
 
-A message is acknowledged (its offset may be committed) only after the events that account
-for it have been acknowledged by the broker: at-least-once delivery with deterministic ids.
+At-least-once delivery with deterministic ids: an offset is committed only after the events that
+account for its message were acknowledged by the broker. Every message is handled inside its own
+error boundary: a failure on one page becomes that page's dead letter. A broker that refuses a
+send is retried with backoff; when it stays unusable the worker stops with a clear message and a
+non-zero exit (the platform restarts it), instead of dead-lettering good pages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from worker.cpu import load_entity_model
 from worker.document import Dropped, Origin
-from worker.errors import internal_error, timed_out
-from worker.events import Event, article_event, cloudevent_headers, dead_letter_event, encode, trace_parent
+from worker.errors import internal_error
+from worker.events import cloudevent_headers
 from worker.kafka.app import Topology
-from worker.logs import add_log_context, log_context
-from worker.pipeline import Prepared, decision_events, load_entity_model, prepare, seen_at, tag_texts
+from worker.logs import log_context
+from worker.runtime.compute import PoolCompute
 from worker.runtime.metrics import Metrics
-from worker.runtime.pool import CallTimeout, StepPool
+from worker.runtime.pool import StepPool
 from worker.settings import Settings
-from worker.steps.decode import decode, epoch_seconds
-from worker.steps.dedup.index import DedupIndex
+from worker.stages import Out, Route, Stages
+from worker.steps.dedup import DedupIndex
 
 log = logging.getLogger(__name__)
+
 STATE_REFRESH_SECONDS = 5.0
-# Kafka's default largest message is 1 MB; the hops between agents stay under it.
-MAX_HOP_BYTES = 900_000
-
-
-def hop(trace: str | None) -> list[tuple[str, bytes]]:
-    """Headers of a message between agents: the page's trace context, when it came with one."""
-    return [("traceparent", trace.encode())] if trace else []
+# Backoff between attempts to send one message; after the last one the broker counts as unusable.
+SEND_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class InFlight:
@@ -58,6 +63,23 @@ class InFlight:
         return max(0.0, now - min(self._since.values())) if self._since else 0.0
 
 
+class BrokerUnusable(RuntimeError):
+    """The broker refused a send through every retry: the worker stops and is restarted."""
+
+
+class Fatal:
+    """Remembers why the worker stopped itself, so `run` can exit non-zero with that reason."""
+
+    reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        """Record the reason and ask the worker to shut down gracefully (acked offsets commit)."""
+        if self.reason is None:
+            self.reason = reason
+            log.critical("%s", reason)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 class RebalanceSensor(faust.Sensor):
     """Counts rebalances and the seconds they take."""
 
@@ -75,211 +97,175 @@ class RebalanceSensor(faust.Sensor):
         self.metrics.rebalance_seconds.inc(time.monotonic() - state.get("time_start", time.monotonic()))
 
 
-def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metrics, pool: StepPool) -> None:
-    """Register the agents, the web views and the background tasks on `app`."""
-    inflight = InFlight()
-    index = DedupIndex(topology.dedup_table, window_seconds=settings.dedup_window_days * 86400)
-    watermark = {"seen_at": 0.0, "expired_at": 0.0}
-    app.sensors.add(RebalanceSensor(metrics))
+def _broker_time(message: Any) -> float | None:
+    return message.timestamp if message.timestamp and message.timestamp > 0 else None
 
-    async def send(topic: Any, key: bytes | None, event: Event, trace: str | None = None) -> None:
-        started = time.perf_counter()
-        headers = cloudevent_headers(event, settings.app_id, trace)
-        await (await topic.send(key=key, value=encode(event), headers=headers))  # wait for the broker's ack
-        metrics.stage_seconds.labels("publish").observe(time.perf_counter() - started)
-        metrics.events_published.labels(event["event_type"]).inc()
 
-    async def dead_letter(
-        dropped: Dropped, original: bytes | None, origin: Origin, url: str | None = None, trace: str | None = None
+def _origin(message: Any) -> Origin:
+    return Origin(message.topic, message.partition, message.offset)
+
+
+def _headers(message: Any) -> list[tuple[str, bytes]]:
+    headers = message.headers or ()
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(name), bytes(value)) for name, value in items if isinstance(value, bytes | bytearray)]
+
+
+class Agents:
+    """The agents' bodies: take messages, call the stage handlers, send their outputs, then ack."""
+
+    def __init__(
+        self, topology: Topology, settings: Settings, metrics: Metrics, pool: StepPool, fatal: Fatal
     ) -> None:
-        key, event = dead_letter_event(dropped, original, origin, url)
-        metrics.dead_letters.labels(dropped.reason).inc()
-        where = {"url": url, "topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
-        log.info("dead letter %s: %s", dropped.reason, dropped.detail, extra=where)
-        await send(topology.dead_letters, key, event, trace)
+        self.settings = settings
+        self.metrics = metrics
+        self.fatal = fatal
+        self.inflight = InFlight()
+        self.index = DedupIndex(topology.dedup_table, window_seconds=settings.dedup_window_days * 86400)
+        self.stages = Stages(settings, self.index, PoolCompute(pool, metrics), metrics)
+        self.topics: dict[Route, Any] = {
+            "candidates": topology.candidates,
+            "unique": topology.unique,
+            "articles": topology.articles,
+            "duplicates": topology.duplicates,
+            "clusters": topology.clusters,
+            "dead_letters": topology.dead_letters,
+        }
 
-    async def in_pool(fn: Callable[..., Any], *args: Any, step: str, timeout: float) -> Any:
-        try:
-            result, waited = await pool.run(fn, *args, timeout=timeout)
-        except CallTimeout:
-            return timed_out(step, timeout)
-        except Exception as exc:  # a broken pool twice in a row, or a pickling error
-            return internal_error(exc, step)
-        metrics.pool_queue_seconds.observe(waited)
-        return result
-
-    @app.agent(topology.pages, concurrency=max(2, 2 * settings.pool_size))
-    async def pages(stream: Any) -> None:
+    async def pages(self, stream: Any) -> None:
+        """Raw pages -> decode + clean -> the dedup owner's hop (or dead letters)."""
         async for event in stream.events():
             message = event.message
-            token = id(event)
-            inflight.add(token, message.timestamp or time.time())
-            origin = Origin(message.topic, message.partition, message.offset)
-            try:
-                with log_context(topic=origin.topic, partition=origin.partition, offset=origin.offset):
-                    await handle_page(event.value or b"", event.key, origin, message.headers or ())
-            except Exception as exc:  # one page's failure must not stop the agent (and skip the page)
-                await dead_letter(internal_error(exc, "publish"), event.value, origin)
-            finally:
-                inflight.done(token)
+            self.inflight.add(id(event), _broker_time(message) or time.time())
+            outs, error = None, None
+            origin = _origin(message)
+            with log_context(topic=origin.topic, partition=origin.partition, offset=origin.offset):
+                try:
+                    outs = await self.stages.page(
+                        message.value or b"", message.key, origin, _broker_time(message), _headers(message)
+                    )
+                except Exception as exc:
+                    error = exc
+                await self._account(message, outs, error, "page")
+            self.inflight.done(id(event))
 
-    async def handle_page(value: bytes, key: bytes | None, origin: Origin, headers: Any) -> None:
-        trace = trace_parent(headers)  # travels with the page through every hop to its events
-        metrics.pages_consumed.labels(origin.topic).inc()
-        metrics.bytes_consumed.labels(origin.topic).inc(len(value))
-        started = time.perf_counter()
-        page = decode(value, key, settings.max_page_bytes, headers)
-        decode_seconds = time.perf_counter() - started
-        metrics.stage_seconds.labels("decode").observe(decode_seconds)
-        if isinstance(page, Dropped):
-            await dead_letter(page, value, origin, trace=trace)
-            return
-        add_log_context(url=page.url)
-        prepared = await in_pool(prepare, page, step="clean", timeout=settings.page_timeout_seconds)
-        if isinstance(prepared, Dropped):
-            await dead_letter(prepared, value, origin, page.url, trace)
-            return
-        prepared.origin = origin
-        prepared.article.stage_seconds["decode"] = decode_seconds
-        metrics.stage_seconds.labels("clean").observe(prepared.article.stage_seconds.get("clean", 0.0))
-        candidate = prepared.to_bytes()
-        if len(candidate) > MAX_HOP_BYTES:
-            detail = (
-                f"The cleaned article is {len(candidate):,} bytes, over the {MAX_HOP_BYTES:,}-byte limit of a "
-                "Kafka message between steps; the page is probably not one article (split it, or send its HTML)."
-            )
-            await dead_letter(Dropped("too_large", detail), value, origin, page.url, trace)
-            return
-        await (await topology.candidates.send(key=prepared.article_id.encode(), value=candidate, headers=hop(trace)))
-
-    @app.agent(topology.candidates)
-    async def decide(stream: Any) -> None:
+    async def decide(self, stream: Any) -> None:
+        """Cleaned articles -> the dedup decision (the one owner of the dedup table)."""
         async for event in stream.events():
-            token = id(event)
-            inflight.add(token, event.message.timestamp or time.time())
-            prepared = Prepared.from_bytes(event.value)
-            trace = trace_parent(event.message.headers or ())
+            message = event.message
+            self.inflight.add(id(event), _broker_time(message) or time.time())
+            outs, error = None, None
             try:
-                await handle_candidate(prepared, event.message.timestamp or time.time(), trace)
-            except Exception as exc:  # e.g. an event the broker refuses: the page must still end somewhere
-                await dead_letter(
-                    internal_error(exc, "publish"), event.value, prepared.origin, prepared.article.url, trace
-                )
-            finally:
-                inflight.done(token)
+                outs = self.stages.decide(message.value or b"", _origin(message))
+            except Exception as exc:
+                error = exc
+            await self._account(message, outs, error, "dedup")
+            self.inflight.done(id(event))
 
-    async def handle_candidate(prepared: Prepared, produced_at: float, trace: str | None) -> None:
-        started = time.perf_counter()
-        when = seen_at(prepared.article, produced_at)
+    async def tag(self, stream: Any) -> None:
+        """Unique articles, in batches -> entities -> `article.v1` events."""
+        async for events in stream.take_events(self.settings.entity_batch_size, within=0.05):
+            for e in events:
+                self.inflight.add(id(e), _broker_time(e.message) or time.time())
+            try:
+                outs = await self.stages.tag([(e.message.value or b"", _origin(e.message)) for e in events])
+            except Exception as exc:  # the batch failed as a whole: each page gets a dead letter
+                for e in events:
+                    await self._account(e.message, None, exc, "entities")
+            else:
+                await self._account(events[0].message, outs, None, "entities")
+            for e in events:
+                self.inflight.done(id(e))
+
+    async def _account(self, message: Any, outs: list[Out] | None, exc: BaseException | None, step: str) -> None:
+        """Send what accounts for `message`; a handler that raised leaves the page a dead letter."""
+        origin = _origin(message)
+        value = message.value or b""
+        if exc is not None or outs is None:  # our bug on this page: the page still ends somewhere
+            log.error("step %s failed on %s", step, origin, exc_info=exc)
+            outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin)]
         try:
-            decision = index.decide(prepared.article.url, prepared.fingerprint, when)
-        except Exception as exc:  # a bad fingerprint must not stop the one dedup owner
-            await dead_letter(
-                internal_error(exc, "dedup"), prepared.to_bytes(), prepared.origin, prepared.article.url, trace
-            )
-            return
-        # The window follows event time (the newest fetched_at seen), so replaying old pages works.
-        if not watermark["seen_at"]:
-            watermark["expired_at"] = when
-        watermark["seen_at"] = max(watermark["seen_at"], when)
-        if watermark["seen_at"] - watermark["expired_at"] > 60:
-            try:
-                metrics.dedup_expired.inc(index.expire(watermark["seen_at"]))
-            except Exception:
-                log.exception("dedup expiry failed; entries are kept")
-            watermark["expired_at"] = watermark["seen_at"]
-        elapsed = time.perf_counter() - started
-        metrics.stage_seconds.labels("dedup").observe(elapsed)
-        prepared.article.stage_seconds["dedup"] = elapsed
-        if decision.duplicate_of is None:
-            await (
-                await topology.unique.send(
-                    key=prepared.article_id.encode(), value=prepared.to_bytes(), headers=hop(trace)
-                )
-            )
-            return
-        assert decision.kind is not None
-        metrics.duplicates.labels(decision.kind).inc()
-        metrics.cluster_copies.observe(decision.copies)
-        duplicate, cluster = decision_events(prepared, decision)
-        await send(topology.duplicates, *duplicate, trace)
-        await send(topology.clusters, *cluster, trace)
-        observe_end_to_end(prepared)
+            await self._deliver(outs, value, origin)
+        except BrokerUnusable:
+            await asyncio.Event().wait()  # never ack this message: the worker is stopping
 
-    @app.agent(topology.unique)
-    async def tag(stream: Any) -> None:
-        async for events in stream.take_events(settings.entity_batch_size, within=0.05):
-            tokens = [id(e) for e in events]
-            for token, e in zip(tokens, events, strict=True):
-                inflight.add(token, e.message.timestamp or time.time())
+    async def _deliver(self, outs: Iterable[Out], original: bytes, origin: Origin) -> None:
+        """Send a message's outputs; one the broker can never take becomes the page's dead letter."""
+        for out in outs:
             try:
-                traces = [trace_parent(e.message.headers or ()) for e in events]
-                await handle_unique([Prepared.from_bytes(e.value) for e in events], traces)
-            finally:
-                for token in tokens:
-                    inflight.done(token)
+                await self._send(out)
+            except MessageSizeTooLargeError as exc:
+                url = out.event.get("url") if out.event else None
+                detail = f"The broker refused the {out.route} message as too large ({exc}); the page is too big."
+                # From a batch, the output names its own page; its cleaned form stands for the raw one.
+                page_origin = out.origin or origin
+                own = page_origin != origin
+                await self._send(self.stages.dead_letter(
+                    Dropped("too_large", detail), out.value if own else original, page_origin, url, out.trace
+                ))
 
-    async def handle_unique(batch: list[Prepared], traces: list[str | None]) -> None:
-        texts = [p.article.text for p in batch]
-        timeout = settings.page_timeout_seconds * len(batch)
-        started = time.perf_counter()
-        found = await in_pool(
-            tag_texts, texts, settings.spacy_model, settings.entity_batch_size, step="entities", timeout=timeout
-        )
-        if isinstance(found, Dropped) and len(batch) > 1:
-            # Tag one by one so only the page that fails is dead-lettered.
-            found = [
-                await in_pool(
-                    tag_texts, [t], settings.spacy_model, 1, step="entities", timeout=settings.page_timeout_seconds
-                )
-                for t in texts
-            ]
-            found = [f if isinstance(f, Dropped) else f[0] for f in found]
-        elif isinstance(found, Dropped):
-            found = [found]
-        per_page = (time.perf_counter() - started) / len(batch)
-        for prepared, entities, trace in zip(batch, found, traces, strict=True):
-            if isinstance(entities, Dropped):
-                await dead_letter(entities, prepared.to_bytes(), prepared.origin, prepared.article.url, trace)
+    async def _send(self, out: Out) -> None:
+        """Send one message and wait for the broker's ack, retrying while the broker refuses."""
+        for attempt, pause in enumerate((*SEND_BACKOFF_SECONDS, None), start=1):
+            started = time.perf_counter()
+            try:
+                await (await self.topics[out.route].send(key=out.key, value=out.value, headers=self._headers(out)))
+            except MessageSizeTooLargeError:
+                raise  # this message can never be sent: the caller dead-letters it
+            except Exception as exc:  # a broker error: retry, then stop the worker
+                if pause is None:
+                    self.fatal.stop(f"the broker refused a send to {out.route} {attempt} times; last error: {exc!r}")
+                    raise BrokerUnusable(str(exc)) from exc
+                log.warning("send to %s failed (%r); retrying in %g s", out.route, exc, pause)
+                await asyncio.sleep(pause)
                 continue
-            article = prepared.article
-            article.entities = entities
-            article.stage_seconds["entities"] = per_page
-            metrics.stage_seconds.labels("entities").observe(per_page)
-            key, event = article_event(article, prepared.article_id, prepared.fingerprint.content_hash)
-            try:
-                await send(topology.articles, key, event, trace)
-            except Exception as exc:  # e.g. an event over the broker's message size
-                await dead_letter(
-                    internal_error(exc, "publish"), prepared.to_bytes(), prepared.origin, article.url, trace
-                )
-                continue
-            for entity in entities:
-                metrics.entities.labels(entity.label).inc()
-            metrics.articles.labels(article.mode).inc()
-            observe_end_to_end(prepared)
+            self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - started)
+            if out.event is not None:
+                self.metrics.events_published.labels(out.event["event_type"]).inc()
+            return
 
-    def observe_end_to_end(prepared: Prepared) -> None:
-        fetched = epoch_seconds(prepared.article.fetched_at)
-        if fetched is not None:
-            metrics.end_to_end_seconds.observe(max(0.0, time.time() - fetched))
+    def _headers(self, out: Out) -> list[tuple[str, bytes]]:
+        """CloudEvents headers on a wire event; the trace context alone on an internal hop."""
+        if out.event is not None:
+            return cloudevent_headers(out.event, self.settings.app_id, out.trace)
+        return [("traceparent", out.trace.encode())] if out.trace else []
+
+    def refresh_gauges(self, dedup_owner: bool) -> None:
+        """Oldest in-flight age; dedup state size when this worker owns the decision."""
+        self.metrics.oldest_unprocessed_age.set(self.inflight.oldest_age(time.time()))
+        if dedup_owner:  # standbys hold copies of the state: only the owner reports it
+            entries = self.index.entries()
+            self.metrics.dedup_entries.set(entries)
+            state_bytes = self.index.state_bytes()
+            self.metrics.dedup_state_bytes.set(state_bytes)
+            self.metrics.dedup_bytes_per_entry.set(state_bytes / entries if entries else 0.0)
+
+
+def attach(
+    app: faust.App, topology: Topology, settings: Settings, metrics: Metrics, pool: StepPool, fatal: Fatal
+) -> Agents:
+    """Register the agents, the web views and the background tasks on `app`."""
+    agents = Agents(topology, settings, metrics, pool, fatal)
+    app.sensors.add(RebalanceSensor(metrics))
+    app.agent(topology.pages, name="pages", concurrency=max(2, 2 * settings.pool_size))(agents.pages)
+    app.agent(topology.candidates, name="decide")(agents.decide)
+    app.agent(topology.unique, name="tag")(agents.tag)
+    dedup_partition = TP(topology.candidates.get_topic_name(), 0)
 
     @app.timer(interval=STATE_REFRESH_SECONDS)
     async def refresh_gauges() -> None:
-        metrics.oldest_unprocessed_age.set(inflight.oldest_age(time.time()))
-        # Only the owner of the dedup partition reports state (standbys hold copies of it).
-        if TP(topology.candidates.get_topic_name(), 0) in app.assignor.assigned_actives():
-            entries = index.entries()
-            metrics.dedup_entries.set(entries)
-            state_bytes = index.state_bytes()
-            metrics.dedup_state_bytes.set(state_bytes)
-            metrics.dedup_bytes_per_entry.set(state_bytes / entries if entries else 0.0)
+        agents.refresh_gauges(dedup_partition in app.assignor.assigned_actives())
 
     @app.task
     async def warm_up_pool() -> None:
         # Load the entity model in every pool process before the first article needs it.
         await app.loop.run_in_executor(None, pool.warm_up, partial(load_entity_model, settings.spacy_model))
 
+    _web_views(app, metrics, fatal)
+    return agents
+
+
+def _web_views(app: faust.App, metrics: Metrics, fatal: Fatal) -> None:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(
@@ -292,5 +278,5 @@ def attach(app: faust.App, topology: Topology, settings: Settings, metrics: Metr
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.consumer is not None and not app.rebalancing
+        ready = app.consumer is not None and not app.rebalancing and fatal.reason is None
         return web.json({"ready": ready}, status=200 if ready else 503)

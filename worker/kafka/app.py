@@ -22,6 +22,8 @@ from worker.kafka.connection import faust_credentials
 from worker.kafka.transport import broker_url
 from worker.settings import Settings
 
+PRODUCER_REQUEST_TIMEOUT_SECONDS = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class Topology:
@@ -55,6 +57,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_seconds / 10),
         producer_acks=-1,
+        # A send waits at most this long for the broker; the agents retry it, then stop the worker.
+        producer_request_timeout=PRODUCER_REQUEST_TIMEOUT_SECONDS,
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.metrics_port,

@@ -32,6 +32,7 @@ from worker.document import (
     STAGES,
 )
 from worker.runtime.children import ChildProcessCollector
+from worker.steps.dedup.window import TIME_CORRECTIONS
 
 EVENT_TYPES: tuple[str, ...] = ("article.v1", "duplicate.v1", "cluster.v1", "dead_letter.v1")
 
@@ -65,6 +66,7 @@ class Metrics:
     dedup_state_bytes: Gauge
     dedup_bytes_per_entry: Gauge
     dedup_expired: Counter
+    event_time_corrections: Counter
     cluster_copies: Histogram
     rebalances: Counter
     rebalance_seconds: Counter
@@ -167,6 +169,12 @@ class Metrics:
             dedup_expired=Counter(
                 "ingest_dedup_expired_total", "Dedup entries dropped after the window", registry=reg
             ),
+            event_time_corrections=Counter(
+                "ingest_event_time_corrections_total",
+                "Pages whose fetched_at was not used as event time (absent, future, too_old): broker time instead",
+                ["reason"],
+                registry=reg,
+            ),
             cluster_copies=Histogram(
                 "ingest_cluster_copies",
                 "Copies a story has had when a new copy arrives",
@@ -206,4 +214,6 @@ class Metrics:
             m.entities.labels(label)
         for stage in STAGES:
             m.stage_seconds.labels(stage)
+        for correction in TIME_CORRECTIONS:
+            m.event_time_corrections.labels(correction)
         return m

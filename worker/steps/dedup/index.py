@@ -103,6 +103,8 @@ MAX_CANDIDATES = 8
 """Candidates verified per decision, the ones sharing most sample hashes first."""
 
 HOUR = 3600.0
+# Hours one `expire` call visits at most, so a jump in event time never stalls the event loop.
+MAX_EXPIRE_HOURS = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,11 +482,12 @@ class DedupIndex:
 
     # -- the window -------------------------------------------------------------------------------
 
-    def expire(self, now: float) -> int:
+    def expire(self, now: float, max_hours: int = MAX_EXPIRE_HOURS) -> int:
         """Forget pages seen before `now - window_seconds`; returns how many were dropped.
 
         Pages are filed by the hour they were seen, so this visits only the hours that end
-        before the window, never the whole state.
+        before the window, never the whole state, and at most `max_hours` of them per call:
+        after a long gap in event time the next calls carry on where this one stopped.
         """
         meta = self._load()
         if meta.oldest_hour < 0:
@@ -494,7 +497,7 @@ class DedupIndex:
         last_hour = int(cutoff // HOUR)
         dropped = 0
         oldest = meta.oldest_hour
-        for hour in range(meta.oldest_hour, last_hour + 1):
+        for hour in range(meta.oldest_hour, min(last_hour + 1, meta.oldest_hour + max_hours)):
             hour_key = _hour_key(hour)
             raw = self.state.get(hour_key)
             chunks = _CHUNK.unpack(raw)[0] if raw else 0
@@ -526,6 +529,11 @@ class DedupIndex:
         meta.oldest_hour = oldest if meta.records else -1
         self._save()
         return dropped
+
+    def expiry_due(self, now: float) -> bool:
+        """Whether pages older than the window at `now` are still held (an `expire` call is due)."""
+        oldest = self._load().oldest_hour
+        return 0 <= oldest <= int((now - self.window_seconds) // HOUR) - 1
 
     def _forget(self, sid: bytes, page_key: str, record: _Record, meta: _Meta) -> None:
         if record.root:

@@ -1,0 +1,52 @@
+"""The CPU-heavy work, as picklable functions: run in the step pool by `run`, inline by `process`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from worker.document import Dropped, Entity, Prepared, RawPage
+from worker.errors import internal_error
+from worker.steps.clean import clean
+from worker.steps.dedup import article_id, fingerprint
+
+
+def prepare(page: RawPage) -> Prepared | Dropped:
+    """clean + fingerprint one page; a step that raises becomes a Dropped naming the step."""
+    started = time.perf_counter()
+    try:
+        cleaned = clean(page)
+    except Exception as exc:  # any failure on one page must not stop the stream
+        return internal_error(exc, "clean")
+    if isinstance(cleaned, Dropped):
+        return cleaned
+    cleaned.stage_seconds["clean"] = time.perf_counter() - started
+    try:
+        fp = fingerprint(cleaned)
+    except Exception as exc:
+        return internal_error(exc, "dedup")
+    return Prepared(cleaned, fp.to_bytes(), article_id(cleaned.url, fp.content_hash))
+
+
+_models: dict[str, Any] = {}
+
+
+def tag_texts(texts: Sequence[str], model_name: str, batch_size: int) -> list[list[Entity]]:
+    """Entities of each text (the model is loaded once per process)."""
+    from worker.steps import entities
+
+    model = _models.get(model_name)
+    if model is None:
+        model = _models[model_name] = entities.load_model(model_name)
+    return entities.tag(texts, model, batch_size=batch_size)
+
+
+def load_entity_model(model_name: str) -> None:
+    """Load the entity model in this process ahead of the first page."""
+    tag_texts([""], model_name, 1)
+
+
+def no_entities(texts: Sequence[str], model_name: str, batch_size: int) -> list[list[Entity]]:
+    """Stand-in for `tag_texts` when a run needs no entities (dedup evaluation)."""
+    return [[] for _ in texts]

@@ -1,0 +1,72 @@
+"""The stage handlers over a file, without Kafka: what the `process` command runs.
+
+Messages move between the same handlers the Faust agents use, in the order one worker with one
+partition would see them: each raw page is decoded, cleaned and decided at once; unique
+articles are tagged in batches of `INGEST_ENTITY_BATCH_SIZE`, as the tag agent takes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+
+from worker.cpu import no_entities, tag_texts
+from worker.document import Entity, Origin
+from worker.events import Event
+from worker.runtime.compute import InlineCompute
+from worker.runtime.metrics import Metrics
+from worker.settings import Settings
+from worker.stages import HOPS, Out, Stages
+from worker.steps.dedup import DedupIndex
+
+
+def process_lines(
+    lines: Iterable[bytes],
+    settings: Settings,
+    tag_entities: bool = True,
+    state: MutableMapping[str, bytes] | None = None,
+    metrics: Metrics | None = None,
+) -> Iterator[Event]:
+    """Run every stage over raw page events (one JSON object per line); yield the wire events.
+
+    Dedup state is an in-memory dict (pass `state` to keep it across calls).
+    """
+    entity_fn: Callable[[Sequence[str], str, int], list[list[Entity]]] = tag_texts if tag_entities else no_entities
+    stages = Stages(
+        settings,
+        DedupIndex({} if state is None else state, window_seconds=settings.dedup_window_days * 86400),
+        InlineCompute(),
+        metrics or Metrics.create(),
+        entity_fn=entity_fn,
+    )
+    loop = asyncio.new_event_loop()
+    pending: list[tuple[bytes, Origin]] = []
+    try:
+        for number, line in enumerate(lines, start=1):
+            value = line.strip()
+            if not value:
+                continue
+            origin = Origin("file", 0, number)
+            for out in loop.run_until_complete(stages.page(value, None, origin, time.time())):
+                if out.route != "candidates":
+                    yield from _events([out])
+                    continue
+                for decided in stages.decide(out.value, origin):
+                    if decided.route == "unique":
+                        pending.append((decided.value, origin))
+                    else:
+                        yield from _events([decided])
+            if len(pending) >= settings.entity_batch_size:
+                yield from _events(loop.run_until_complete(stages.tag(pending)))
+                pending = []
+        if pending:
+            yield from _events(loop.run_until_complete(stages.tag(pending)))
+    finally:
+        loop.close()
+
+
+def _events(outs: list[Out]) -> Iterator[Event]:
+    for out in outs:
+        assert out.route not in HOPS and out.event is not None
+        yield out.event

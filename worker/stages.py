@@ -1,0 +1,269 @@
+"""The stage handlers: each takes one stage's input and returns the messages that account for it.
+
+    raw message ─► page(): decode, then clean + fingerprint (CPU work, through `compute`)
+        ─► candidates hop ─► decide(): the event-time window and the dedup decision
+              ├─► duplicates + clusters
+              └─► unique hop ─► tag(): entities (CPU work, batched) ─► articles
+    any stage ─► dead_letters
+
+`run` (the Faust agents in `worker.kafka.agents`) carries these messages between Kafka topics and
+acknowledges an input only after its outputs were acknowledged; `process` (`worker.offline`)
+carries them between the same handlers in memory. Neither adds logic of its own, so the two
+cannot drift apart. Nothing here imports Faust or a Kafka client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from worker.cpu import prepare, tag_texts
+from worker.document import Dropped, Entity, Origin, Prepared
+from worker.errors import internal_error
+from worker.events import (
+    Event,
+    Headers,
+    article_event,
+    cluster_event,
+    dead_letter_event,
+    duplicate_event,
+    encode,
+    trace_parent,
+)
+from worker.logs import add_log_context
+from worker.runtime.metrics import Metrics
+from worker.settings import Settings
+from worker.steps.decode import decode, epoch_seconds
+from worker.steps.dedup import DedupIndex, Fingerprint
+from worker.steps.dedup.window import Watermark, event_time
+
+log = logging.getLogger(__name__)
+
+Route = Literal["candidates", "unique", "articles", "duplicates", "clusters", "dead_letters"]
+HOPS: tuple[Route, ...] = ("candidates", "unique")  # internal topics; the rest are the wire contract
+
+# Kafka's default largest message is 1 MB; the hops between agents stay under it.
+MAX_HOP_BYTES = 900_000
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    """One message a stage emits: where it goes, its key and value; `event` for wire events."""
+
+    route: Route
+    key: bytes | None
+    value: bytes
+    event: Event | None = None
+    trace: str | None = None  # the raw page's W3C traceparent, carried to every event it leads to
+    origin: Origin | None = None  # the raw page's place in its input topic, for a late dead letter
+
+
+class Compute(Protocol):
+    """Runs CPU-heavy work: `await compute(fn, *args, step=..., timeout=...)` -> result or Dropped."""
+
+    async def __call__(self, fn: Callable[..., Any], *args: Any, step: str, timeout: float) -> Any: ...
+
+
+class Stages:
+    """The decode, clean, decide, tag and publish handlers over one dedup index and metrics bundle."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        index: DedupIndex,
+        compute: Compute,
+        metrics: Metrics,
+        *,
+        entity_fn: Callable[[Sequence[str], str, int], list[list[Entity]]] = tag_texts,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.index = index
+        self.compute = compute
+        self.metrics = metrics
+        self.entity_fn = entity_fn
+        self.clock = clock
+        self.watermark = Watermark()
+
+    # -- decode + clean ---------------------------------------------------------------------------
+
+    async def page(
+        self,
+        value: bytes,
+        key: bytes | None,
+        origin: Origin,
+        broker_time: float | None = None,
+        headers: Headers = (),
+    ) -> list[Out]:
+        """A raw message -> the cleaned article for the dedup owner, or a dead letter."""
+        self.metrics.pages_consumed.labels(origin.topic).inc()
+        self.metrics.bytes_consumed.labels(origin.topic).inc(len(value))
+        trace = trace_parent(headers)
+        started = time.perf_counter()
+        page = decode(value, key, self.settings.max_page_bytes, headers)
+        decode_seconds = time.perf_counter() - started
+        self.metrics.stage_seconds.labels("decode").observe(decode_seconds)
+        if isinstance(page, Dropped):
+            return [self.dead_letter(page, value, origin, trace=trace)]
+        add_log_context(url=page.url)
+        prepared = await self.compute(prepare, page, step="clean", timeout=self.settings.page_timeout_seconds)
+        if isinstance(prepared, Dropped):
+            return [self.dead_letter(prepared, value, origin, page.url, trace)]
+        article = prepared.article
+        article.stage_seconds["decode"] = decode_seconds
+        self.metrics.stage_seconds.labels("clean").observe(article.stage_seconds.get("clean", 0.0))
+        prepared.origin = origin
+        prepared.trace = trace
+        prepared.seen_at = self._event_time(article.fetched_at, broker_time)
+        hop = prepared.to_bytes()
+        if len(hop) > MAX_HOP_BYTES:
+            detail = (
+                f"The cleaned article is {len(hop):,} bytes, over the {MAX_HOP_BYTES:,}-byte limit of a "
+                "Kafka message between steps; the page is probably not one article (split it, or send its HTML)."
+            )
+            return [self.dead_letter(Dropped("too_large", detail), value, origin, page.url, trace)]
+        return [Out("candidates", prepared.article_id.encode(), hop, trace=trace, origin=origin)]
+
+    def _event_time(self, fetched_at: str | None, broker_time: float | None) -> float:
+        when, correction = event_time(epoch_seconds(fetched_at), self.clock() if broker_time is None else broker_time)
+        if correction is not None:
+            self.metrics.event_time_corrections.labels(correction).inc()
+        return when
+
+    # -- decide -----------------------------------------------------------------------------------
+
+    def decide(self, hop: bytes, origin: Origin) -> list[Out]:
+        """A cleaned article -> on to tagging if its story is new, else duplicate + cluster events."""
+        started = time.perf_counter()
+        try:
+            prepared = Prepared.from_bytes(hop)
+            fp = Fingerprint.from_bytes(prepared.fingerprint)
+        except Exception as exc:  # a hop this version cannot read: the page must still end somewhere
+            return [self.dead_letter(internal_error(exc, "dedup"), hop, origin)]
+        article, trace = prepared.article, prepared.trace
+        when = prepared.seen_at or self._event_time(article.fetched_at, None)
+        try:
+            decision = self.index.decide(article.url, fp, when)
+        except Exception as exc:  # a bad fingerprint must not stop the one dedup owner
+            return [self.dead_letter(internal_error(exc, "dedup"), hop, prepared.origin, article.url, trace)]
+        self._advance_window(when)
+        elapsed = time.perf_counter() - started
+        self.metrics.stage_seconds.labels("dedup").observe(elapsed)
+        article.stage_seconds["dedup"] = elapsed
+        if decision.duplicate_of is None:
+            return [Out("unique", prepared.article_id.encode(), prepared.to_bytes(), trace=trace,
+                        origin=prepared.origin)]
+        assert decision.kind is not None
+        self.metrics.duplicates.labels(decision.kind).inc()
+        self.metrics.cluster_copies.observe(decision.copies)
+        self._observe_end_to_end(article.fetched_at)
+        duplicate = duplicate_event(decision.article_id, article, decision.duplicate_of, decision.kind,
+                                    decision.similarity)
+        cluster = cluster_event(decision.duplicate_of, decision.copies, article.url)
+        return [
+            self.publish("duplicates", *duplicate, trace, prepared.origin),
+            self.publish("clusters", *cluster, trace, prepared.origin),
+        ]
+
+    def _advance_window(self, when: float) -> None:
+        mark = self.watermark.observe(when)
+        if not mark or not self.index.expiry_due(mark):
+            return
+        try:
+            self.metrics.dedup_expired.inc(self.index.expire(mark))
+        except Exception:  # expiry is housekeeping: a failure keeps entries longer, loses nothing
+            log.exception("dedup expiry failed; entries are kept")
+
+    # -- tag --------------------------------------------------------------------------------------
+
+    async def tag(self, hops: Sequence[tuple[bytes, Origin]]) -> list[Out]:
+        """Unique articles -> `article.v1` events with entities (one batch), or dead letters."""
+        outs: list[Out] = []
+        batch: list[Prepared] = []
+        for hop, origin in hops:
+            try:
+                batch.append(Prepared.from_bytes(hop))
+            except Exception as exc:
+                outs.append(self.dead_letter(internal_error(exc, "entities"), hop, origin))
+        if not batch:
+            return outs
+        started = time.perf_counter()
+        found = await self._entities([p.article.text for p in batch])
+        per_page = (time.perf_counter() - started) / len(batch)
+        for prepared, entities in zip(batch, found, strict=True):
+            article = prepared.article
+            if isinstance(entities, Dropped):
+                outs.append(self.dead_letter(entities, prepared.to_bytes(), prepared.origin, article.url,
+                                             prepared.trace))
+                continue
+            article.entities = entities
+            article.stage_seconds["entities"] = per_page
+            self.metrics.stage_seconds.labels("entities").observe(per_page)
+            try:
+                content_hash = Fingerprint.from_bytes(prepared.fingerprint).content_hash
+                key, event = article_event(article, prepared.article_id, content_hash)
+                outs.append(self.publish("articles", key, event, prepared.trace, prepared.origin))
+            except Exception as exc:
+                outs.append(self.dead_letter(internal_error(exc, "publish"), prepared.to_bytes(), prepared.origin,
+                                             article.url, prepared.trace))
+                continue
+            for entity in entities:
+                self.metrics.entities.labels(entity.label).inc()
+            self.metrics.articles.labels(article.mode).inc()
+            self._observe_end_to_end(article.fetched_at)
+        return outs
+
+    async def _entities(self, texts: list[str]) -> list[list[Entity] | Dropped]:
+        settings = self.settings
+        timeout = settings.page_timeout_seconds
+        found = await self.compute(
+            self.entity_fn, texts, settings.spacy_model, settings.entity_batch_size,
+            step="entities", timeout=timeout * len(texts),
+        )
+        if not isinstance(found, Dropped):
+            return list(found)
+        if len(texts) == 1:
+            return [found]
+        # Tag one by one, so only the page that fails is dead-lettered.
+        one_by_one: list[list[Entity] | Dropped] = []
+        for text in texts:
+            single = await self.compute(self.entity_fn, [text], settings.spacy_model, 1, step="entities",
+                                        timeout=timeout)
+            one_by_one.append(single if isinstance(single, Dropped) else single[0])
+        return one_by_one
+
+    # -- publish ----------------------------------------------------------------------------------
+
+    def publish(
+        self,
+        route: Route,
+        key: bytes | None,
+        event: Event,
+        trace: str | None = None,
+        origin: Origin | None = None,
+    ) -> Out:
+        """A wire event, encoded for its topic."""
+        return Out(route, key, encode(event), event, trace, origin)
+
+    def dead_letter(
+        self,
+        dropped: Dropped,
+        original: bytes | None,
+        origin: Origin,
+        url: str | None = None,
+        trace: str | None = None,
+    ) -> Out:
+        """The dead letter of a page that cannot go on, counted by reason."""
+        self.metrics.dead_letters.labels(dropped.reason).inc()
+        where = {"url": url, "topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
+        log.info("dead letter %s: %s", dropped.reason, dropped.detail, extra=where)
+        return self.publish("dead_letters", *dead_letter_event(dropped, original, origin, url), trace, origin)
+
+    def _observe_end_to_end(self, fetched_at: str | None) -> None:
+        fetched = epoch_seconds(fetched_at)
+        if fetched is not None:
+            self.metrics.end_to_end_seconds.observe(max(0.0, self.clock() - fetched))
+
