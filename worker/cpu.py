@@ -31,22 +31,30 @@ def prepare(page: RawPage) -> Prepared | Dropped:
 
 _models: dict[str, Any] = {}
 
+# A text's entities, and why it got none when its language has no model (else None).
+Tagged = tuple[list[Entity], str | None]
 
-def tag_texts(texts: Sequence[str], model_name: str, batch_size: int) -> list[list[Entity]]:
-    """Entities of each text (the model is loaded once per process)."""
+
+def tag_texts(
+    texts: Sequence[str], languages: Sequence[str | None], model_name: str, batch_size: int
+) -> list[Tagged]:
+    """Entities of each text by the model of its language (each model is loaded once per process)."""
     from worker.steps import entities
 
     model = _models.get(model_name)
     if model is None:
         model = _models[model_name] = entities.load_model(model_name)
-    return entities.tag(texts, model, batch_size=batch_size)
+    found = entities.tag(texts, model, batch_size=batch_size, languages=languages)
+    return [(ents, entities.skip_reason(language, model)) for ents, language in zip(found, languages, strict=True)]
 
 
 def load_entity_model(model_name: str) -> None:
-    """Load the entity model in this process ahead of the first page."""
-    tag_texts([""], model_name, 1)
+    """Load the entity models in this process ahead of the first page."""
+    tag_texts([""], [None], model_name, 1)
 
 
-def no_entities(texts: Sequence[str], model_name: str, batch_size: int) -> list[list[Entity]]:
+def no_entities(
+    texts: Sequence[str], languages: Sequence[str | None], model_name: str, batch_size: int
+) -> list[Tagged]:
     """Stand-in for `tag_texts` when a run needs no entities (dedup evaluation)."""
-    return [[] for _ in texts]
+    return [([], None) for _ in texts]

@@ -11,8 +11,8 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 
-from worker.cpu import no_entities, tag_texts
-from worker.document import Entity, Origin
+from worker.cpu import Tagged, no_entities, tag_texts
+from worker.document import Origin
 from worker.events import Event
 from worker.runtime.compute import InlineCompute
 from worker.runtime.metrics import Metrics
@@ -32,7 +32,9 @@ def process_lines(
 
     Dedup state is an in-memory dict (pass `state` to keep it across calls).
     """
-    entity_fn: Callable[[Sequence[str], str, int], list[list[Entity]]] = tag_texts if tag_entities else no_entities
+    entity_fn: Callable[[Sequence[str], Sequence[str | None], str, int], list[Tagged]] = (
+        tag_texts if tag_entities else no_entities
+    )
     stages = Stages(
         settings,
         DedupIndex({} if state is None else state, window_seconds=settings.dedup_window_days * 86400),

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from worker.cpu import prepare, tag_texts
-from worker.document import Dropped, Entity, Origin, Prepared
+from worker.cpu import Tagged, prepare, tag_texts
+from worker.document import Dropped, Origin, Prepared
 from worker.errors import internal_error
 from worker.events import (
     Event,
@@ -77,7 +77,7 @@ class Stages:
         compute: Compute,
         metrics: Metrics,
         *,
-        entity_fn: Callable[[Sequence[str], str, int], list[list[Entity]]] = tag_texts,
+        entity_fn: Callable[[Sequence[str], Sequence[str | None], str, int], list[Tagged]] = tag_texts,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -191,14 +191,15 @@ class Stages:
         if not batch:
             return outs
         started = time.perf_counter()
-        found = await self._entities([p.article.text for p in batch])
+        found = await self._entities([p.article.text for p in batch], [p.article.language for p in batch])
         per_page = (time.perf_counter() - started) / len(batch)
-        for prepared, entities in zip(batch, found, strict=True):
+        for prepared, tagged in zip(batch, found, strict=True):
             article = prepared.article
-            if isinstance(entities, Dropped):
-                outs.append(self.dead_letter(entities, prepared.to_bytes(), prepared.origin, article.url,
+            if isinstance(tagged, Dropped):
+                outs.append(self.dead_letter(tagged, prepared.to_bytes(), prepared.origin, article.url,
                                              prepared.trace))
                 continue
+            entities, article.entities_skipped = tagged
             article.entities = entities
             article.stage_seconds["entities"] = per_page
             self.metrics.stage_seconds.labels("entities").observe(per_page)
@@ -216,11 +217,11 @@ class Stages:
             self._observe_end_to_end(article.fetched_at)
         return outs
 
-    async def _entities(self, texts: list[str]) -> list[list[Entity] | Dropped]:
+    async def _entities(self, texts: list[str], languages: list[str | None]) -> list[Tagged | Dropped]:
         settings = self.settings
         timeout = settings.page_timeout_seconds
         found = await self.compute(
-            self.entity_fn, texts, settings.spacy_model, settings.entity_batch_size,
+            self.entity_fn, texts, languages, settings.spacy_model, settings.entity_batch_size,
             step="entities", timeout=timeout * len(texts),
         )
         if not isinstance(found, Dropped):
@@ -228,10 +229,10 @@ class Stages:
         if len(texts) == 1:
             return [found]
         # Tag one by one, so only the page that fails is dead-lettered.
-        one_by_one: list[list[Entity] | Dropped] = []
-        for text in texts:
-            single = await self.compute(self.entity_fn, [text], settings.spacy_model, 1, step="entities",
-                                        timeout=timeout)
+        one_by_one: list[Tagged | Dropped] = []
+        for text, language in zip(texts, languages, strict=True):
+            single = await self.compute(self.entity_fn, [text], [language], settings.spacy_model, 1,
+                                        step="entities", timeout=timeout)
             one_by_one.append(single if isinstance(single, Dropped) else single[0])
         return one_by_one
 
