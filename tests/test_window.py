@@ -9,7 +9,7 @@ import orjson
 
 from worker.offline import process_lines
 from worker.settings import Settings
-from worker.steps.decode import epoch_seconds
+from worker.steps.common import epoch_seconds
 from worker.steps.dedup.index import HOUR, DedupIndex
 from worker.steps.dedup.window import MAX_FUTURE_SKEW_SECONDS, Watermark, event_time
 

@@ -36,7 +36,8 @@ from worker.events import (
 from worker.logs import add_log_context
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
-from worker.steps.decode import decode, epoch_seconds
+from worker.steps.common import epoch_seconds
+from worker.steps.decode import decode
 from worker.steps.dedup import DedupIndex, Fingerprint
 from worker.steps.dedup.window import Watermark, event_time
 

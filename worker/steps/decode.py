@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ import orjson
 
 from worker.document import Dropped, RawPage
 from worker.events import Headers, header_value
+from worker.steps.common import parse_timestamp, rfc3339
 
 EVENT_TYPE = "raw_page.v1"
 MAX_URL_CHARS = 4096
@@ -172,21 +173,15 @@ def _validate(payload: dict[str, Any], key: bytes | None, size: int) -> RawPage 
     )
 
 
+_RFC3339_START = re.compile(r"\s*\d{4}-\d{2}-\d{2}[Tt]")
+
+
 def _rfc3339(value: Any) -> str | None:
     """The timestamp normalised to UTC `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, or None if invalid."""
-    if not isinstance(value, str) or "T" not in value.upper():
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
         return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+    moment = parse_timestamp(value)
+    if moment is None or moment.tzinfo is None:
         return None
-    if parsed.tzinfo is None:
-        return None
-    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return rfc3339(moment)
 
-
-def epoch_seconds(rfc3339: str | None) -> float | None:
-    """Seconds since the epoch of a normalised timestamp (None stays None)."""
-    if rfc3339 is None:
-        return None
-    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()

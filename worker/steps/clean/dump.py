@@ -24,6 +24,7 @@ from worker.steps.clean.boilerplate import (
 )
 from worker.steps.clean.language import detect_language, stopwords
 from worker.steps.clean.normalize import normalize_line, split_lines, text_size
+from worker.steps.common import densest_run
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BULLET = re.compile(r"^\s*(?:[*+•·▪◦‣\-–]|\d{1,2}[.)])\s+")
@@ -172,15 +173,8 @@ def _lead_in_blocks(lines: list[Line]) -> None:
 
 def _max_segment(lines: list[Line], lo: int, hi: int) -> tuple[float, int, int]:
     """Maximum-sum segment (score, start, end) of line weights within [lo, hi)."""
-    best, best_span = 0.0, (lo, lo)
-    total, start = 0.0, lo
-    for k in range(lo, hi):
-        if total <= 0:
-            total, start = 0.0, k
-        total += lines[k].weight
-        if total > best:
-            best, best_span = total, (start, k + 1)
-    return best, best_span[0], best_span[1]
+    best, start, end = densest_run([line.weight for line in lines[lo:hi]])
+    return best, lo + start, lo + end
 
 
 def _best_run(lines: list[Line]) -> tuple[int, int]:

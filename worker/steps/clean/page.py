@@ -10,15 +10,14 @@ characters, with paragraphs separated by exactly one blank line.
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from worker.document import Article, Dropped, RawPage
 from worker.steps.clean.dump import extract_dump
 from worker.steps.clean.html import extract_html
 from worker.steps.clean.language import checked_language, detect_language, normalize_code
 from worker.steps.clean.normalize import join_paragraphs, normalize_line
+from worker.steps.common import host, parse_timestamp
 
 MIN_WORDS = 20
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -26,31 +25,21 @@ _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 def source_domain(url: str | None) -> str:
     """Host of a url without a leading 'www.' ('' when there is none)."""
-    try:
-        host = urlsplit(url or "").hostname or ""
-    except ValueError:
-        return ""
-    return host[4:] if host.startswith("www.") else host
+    return host(url)
 
 
 def iso_date(value: str | None) -> str | None:
-    """An ISO 8601 / RFC 3339 date or timestamp string, or None when it is not one."""
+    """An ISO 8601 / RFC 3339 / RFC 2822 date or timestamp, as ISO 8601; None when it is not one."""
     if not value:
         return None
     value = value.strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         return value
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
-    except ValueError:
-        pass
+    moment = parse_timestamp(value)
+    if moment is not None:
+        return moment.isoformat()
     match = _DATE_PREFIX.match(value)
-    if match:
-        return match.group(0)
-    try:  # RFC 2822, as in some meta tags: "Mon, 18 Nov 2019 07:45:00 GMT"
-        return parsedate_to_datetime(value).isoformat()
-    except (TypeError, ValueError, IndexError):
-        return None
+    return match.group(0) if match else None
 
 
 def _absolute(url: str | None, base: str) -> str | None:

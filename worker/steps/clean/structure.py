@@ -22,10 +22,6 @@ BLOCK_TAGS = frozenset(
     "figcaption figure section article main aside header footer nav form address center "
     "details summary fieldset body".split()
 )
-SKIP_TAGS = frozenset(
-    "script style noscript template svg iframe button select option textarea head title "
-    "meta link object embed canvas video audio picture source #".split()
-)
 NOT_STORY = re.compile(
     r"comment|caption|credit|related|share|social|newsletter|subscri|promo|advert|\bads?\b"
     r"|sponsor|byline|author|footer|sidebar|widget|nav|menu|breadcrumb|tags?\b|teaser|signup"

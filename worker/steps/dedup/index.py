@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from worker.document import Article
+from worker.steps.common import host
 from worker.steps.dedup.shingles import (
     HASH_BITS,
     SKETCH_SIZE,
@@ -213,9 +214,7 @@ CHUNK_IDS = 64  # page ids per time chunk: each decision rewrites at most one sm
 
 def site_of(url: str) -> int:
     """32-bit hash of the page's host without `www.` (two pages of one site share a template)."""
-    rest = url.split("//", 1)[-1]
-    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
-    return zlib.crc32(host.removeprefix("www.").encode())
+    return zlib.crc32(host(url).encode())
 
 
 @dataclass(slots=True)

@@ -24,6 +24,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from worker.steps.common import densest_run
+
 SHINGLE_WORDS = 3
 """Words per shingle: a changed word breaks at most this many shingles."""
 
@@ -40,7 +42,6 @@ SHORT_LINE_PENALTY = 8
 """Score of a short line when looking for the story block (a long line scores its length)."""
 
 HASH_BITS = 32
-HASH_MASK = (1 << HASH_BITS) - 1
 _MASK64 = (1 << 64) - 1
 
 _WORD = re.compile(r"\w+")
@@ -95,15 +96,8 @@ def story_tokens(text: str) -> tuple[list[str], list[str]]:
         if toks:
             lines.append(toks)
             every.extend(toks)
-    best, best_start, best_end = 0, 0, 0
-    run, run_start = 0, 0
-    for i, toks in enumerate(lines):
-        score = len(toks) if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY
-        if run <= 0:
-            run, run_start = 0, i
-        run += score
-        if run > best:
-            best, best_start, best_end = run, run_start, i + 1
+    scores = [len(toks) if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY for toks in lines]
+    _, best_start, best_end = densest_run(scores)
     story = [t for toks in lines[best_start:best_end] if len(toks) >= MIN_LINE_TOKENS for t in toks]
     if len(story) < MIN_STORY_TOKENS:
         story = every

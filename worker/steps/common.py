@@ -1,0 +1,66 @@
+"""Three helpers more than one step needs: a page's host, timestamps, and the densest run.
+
+One definition each, so cleaning, dedup and decoding agree on what a site, a time and a story
+span are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+
+def host(url: str | None) -> str:
+    """The url's host, lower-case, without a leading 'www.' ('' when there is none)."""
+    try:
+        name = urlsplit(url or "").hostname or ""
+    except ValueError:
+        return ""
+    return name.removeprefix("www.")
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """An ISO 8601 / RFC 3339 timestamp (`Z` allowed) or an RFC 2822 one, else None."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:  # RFC 2822, as in mail and some meta tags: "Mon, 18 Nov 2019 07:45:00 GMT"
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def rfc3339(moment: datetime) -> str:
+    """A timezone-aware datetime as UTC `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def epoch_seconds(timestamp: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 timestamp (None when absent or not one)."""
+    moment = parse_timestamp(timestamp)
+    if moment is None or moment.tzinfo is None:
+        return None
+    return moment.timestamp()
+
+
+def densest_run(scores: Sequence[float]) -> tuple[float, int, int]:
+    """The contiguous run with the highest total score: (total, start, end), Kadane's algorithm.
+
+    Stories are the densest run of lines: prose lines score positive, furniture negative. The
+    first run reaching the best total wins; an all-negative sequence gives (0, 0, 0).
+    """
+    best, best_start, best_end = 0.0, 0, 0
+    total, start = 0.0, 0
+    for k, score in enumerate(scores):
+        if total <= 0:
+            total, start = 0.0, k
+        total += score
+        if total > best:
+            best, best_start, best_end = total, start, k + 1
+    return best, best_start, best_end
