@@ -1,16 +1,28 @@
-"""`ingest-worker eval extraction`: score the `clean` step on a labelled folder of pages.
+"""`ingest-worker eval extraction`: score the `clean` step on labelled pages, beside trafilatura.
 
-The folder is laid out like the article-extraction benchmark::
+`--data DIR` is a folder laid out like the article-extraction benchmark::
 
     ground-truth.json   {id: {"articleBody": str, "url": str}}
     html/<id>.html.gz   the raw page (gzip, UTF-8)
     text/<id>.txt       the whole page saved as visible text
 
-The metric is shingle-overlap F1 (4-token shingles of ``\\w+`` tokens, per-page normalised
-counts, macro precision and recall), the same as the benchmark's own scorer. Trafilatura's
-default extraction runs on the same HTML pages in the same run, so the speed ratio compares
-like with like. Speed is pages per CPU second of this process, with the extractors interleaved
-page by page, so a busy machine slows all of them alike.
+scored with shingle-overlap F1 (`extraction_metric`). With `--folds K` the learned models of the
+cleaners are trained on K-1 folds of that folder and every page is cleaned by the model that
+did not see it: the figures are held-out figures. Without it the shipped models run (trained on
+the folder itself when it is the dev split: in-sample figures).
+
+`--wild DIR` is a second held-out set laid out like the wild extraction set::
+
+    evaldata.json       {id: {"url": str, "with": [snippet, ...], "without": [snippet, ...]}}
+    html/<id>.html.gz   the raw page as fetched (bytes, any encoding)
+
+scored with snippet F1 (a `with` snippet found: true positive, missed: false negative; a
+`without` snippet found: false positive), cleaned by the shipped models.
+
+Trafilatura's default extraction runs on the same pages in the same run. Speed is pages per
+CPU second of this process, the extractors interleaved page by page so that a busy machine
+slows all of them alike. The story-sentence check runs every sentence of the true bodies
+through the boilerplate filters and reports the share they would drop.
 """
 
 from __future__ import annotations
@@ -21,94 +33,31 @@ import json
 import re
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
+from worker.evaluation.clean_training import fold_models, fold_of, labelled_pages
+from worker.evaluation.extraction_metric import (
+    Score,
+    aggregate,
+    page_counts,
+    score_predictions,
+    shingle_counts,
+)
+from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
+from worker.steps.clean.boilerplate import is_dropped_as_junk
+from worker.steps.clean.html import html_candidates
+from worker.steps.clean.model import CleanModels, LinearModel
 from worker.steps.clean.page import clean
 
-WORD = re.compile(r"\w+", re.UNICODE)
-SHINGLE_LEN = 4
+__all__ = ["aggregate", "main", "page_counts", "score_predictions", "shingle_counts"]
 
-Triple = tuple[float, float, float]
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    """Macro F1, precision and recall over `pages` pages, and the extractor's CPU seconds."""
-
-    f1: float
-    precision: float
-    recall: float
-    pages: int
-    seconds: float
-
-    @property
-    def pages_per_second(self) -> float:
-        """Pages handled per CPU second (0 when nothing was timed)."""
-        return self.pages / self.seconds if self.seconds > 0 else 0.0
-
-
-def shingle_counts(text: str) -> Counter[tuple[str, ...]]:
-    """The multiset of 4-token shingles of `text` (one shorter shingle for 1-3 tokens)."""
-    tokens = WORD.findall(text or "")
-    if not tokens:
-        return Counter()
-    if len(tokens) < SHINGLE_LEN:
-        return Counter([tuple(tokens)])
-    return Counter(
-        tuple(tokens[k : k + SHINGLE_LEN]) for k in range(len(tokens) - SHINGLE_LEN + 1)
-    )
-
-
-def page_counts(truth: str, prediction: str) -> Triple:
-    """Normalised (tp, fp, fn) of one page: shared, extra and missing shingles over their sum."""
-    true_shingles = shingle_counts(truth)
-    predicted = shingle_counts(prediction)
-    tp = sum((true_shingles & predicted).values())
-    fp = sum(predicted.values()) - tp
-    fn = sum(true_shingles.values()) - tp
-    total = tp + fp + fn
-    if total == 0:
-        return 0.0, 0.0, 0.0
-    return tp / total, fp / total, fn / total
-
-
-def _precision(tp: float, fp: float, fn: float) -> float:
-    if fp == 0 and fn == 0:
-        return 1.0
-    if tp == 0 and fp == 0:
-        return 0.0
-    return tp / (tp + fp)
-
-
-def _recall(tp: float, fp: float, fn: float) -> float:
-    if fp == 0 and fn == 0:
-        return 1.0
-    if tp == 0 and fn == 0:
-        return 0.0
-    return tp / (tp + fn)
-
-
-def aggregate(triples: Iterable[Triple]) -> tuple[float, float, float]:
-    """(F1, precision, recall) from per-page triples: macro means, F1 their harmonic mean."""
-    rows = list(triples)
-    precisions = [_precision(*t) for t in rows if t[0] + t[1] > 0]
-    recalls = [_recall(*t) for t in rows if t[0] + t[2] > 0]
-    p = sum(precisions) / len(precisions) if precisions else 0.0
-    r = sum(recalls) / len(recalls) if recalls else 0.0
-    f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    return f1, p, r
-
-
-def score_predictions(
-    truth: Mapping[str, str], predictions: Mapping[str, str]
-) -> tuple[float, float, float]:
-    """(F1, precision, recall) of `predictions` against `truth`; a missing id is an empty body."""
-    return aggregate(page_counts(truth[i], predictions.get(i, "")) for i in truth)
+Extractor = Callable[[str, str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +93,11 @@ def load_bench(root: Path) -> Bench:
 
 
 def _measure(
-    bench: Bench, inputs: Mapping[str, str], extractors: Mapping[str, Callable[[str, str], str]]
-) -> dict[str, tuple[Score, dict[str, str]]]:
+    inputs: Mapping[str, str], extractors: Mapping[str, Extractor]
+) -> tuple[dict[str, dict[str, str]], dict[str, float]]:
     """Run every extractor on every page, interleaved page by page so that the machine's load
-    weighs on all of them alike; time is the process's CPU time (the work is single-threaded)."""
+    weighs on all of them alike; time is the process's CPU time (the work is single-threaded).
+    Returns the predictions and CPU seconds of each extractor."""
     ids = sorted(inputs)
     predictions: dict[str, dict[str, str]] = {name: {} for name in extractors}
     seconds = dict.fromkeys(extractors, 0.0)
@@ -162,16 +112,11 @@ def _measure(
             seconds[name] += time.process_time() - started
         progress.advance()
     progress.finish()
-    truth = {i: bench.bodies[i] for i in ids}
-    results = {}
-    for name in extractors:
-        f1, p, r = score_predictions(truth, predictions[name])
-        results[name] = (Score(f1, p, r, len(ids), seconds[name]), predictions[name])
-    return results
+    return predictions, seconds
 
 
-def _clean_body(page: RawPage) -> str:
-    result = clean(page)
+def _clean_body(page: RawPage, models: CleanModels | None = None) -> str:
+    result = clean(page, models)
     return result.text if isinstance(result, Article) else ""
 
 
@@ -182,41 +127,181 @@ def _trafilatura_default(html: str) -> str:
     return trafilatura.extract(html, include_comments=False) or ""
 
 
-def evaluate(bench: Bench, modes: Iterable[str]) -> tuple[dict[str, Score], dict[str, dict]]:
-    """Scores by name ('html', 'text', 'trafilatura') and the predictions of each mode."""
-    scores: dict[str, Score] = {}
-    outputs: dict[str, dict] = {}
-    modes = list(modes)
+def html_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.ndarray] | None:
+    """Texts and feature rows of a page's blocks (None when it has no parsable HTML)."""
+    html = bench.html(page_id)
+    found = html_candidates(html, bench.urls[page_id]) if html is not None else None
+    return (found.blocks.texts, found.blocks.features) if found is not None else None
+
+
+@dataclass
+class Evaluation:
+    """Scores by name ('html', 'trafilatura', 'text'), pooled and per fold, the predictions,
+    the story-sentence check and the wild set's scores."""
+
+    scores: dict[str, Score] = field(default_factory=dict)
+    folds: dict[str, list[tuple[float, float, float, int]]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    sentences: tuple[int, int] | None = None
+    wild: dict[str, Score] = field(default_factory=dict)
+
+
+def _scored(
+    bench: Bench, predictions: dict[str, str], seconds: float, folds: int
+) -> tuple[Score, list[tuple[float, float, float, int]]]:
+    truth = {i: bench.bodies[i] for i in predictions}
+    f1, p, r = score_predictions(truth, predictions)
+    per_fold = []
+    if folds > 1:
+        assignment = fold_of(predictions, folds)
+        for k in range(folds):
+            ids = [i for i in predictions if assignment[i] == k]
+            per_fold.append((*aggregate(page_counts(truth[i], predictions[i]) for i in ids), len(ids)))
+    return Score(f1, p, r, len(predictions), seconds), per_fold
+
+
+def _block_models(bench: Bench, ids: list[str], folds: int) -> dict[str, LinearModel]:
+    pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
+    return fold_models(pages, folds, BLOCK_FEATURES)
+
+
+def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
+    """Clean the folder's pages in each mode beside trafilatura's default; with `folds` > 1
+    every page is cleaned by models trained on the other folds."""
+    result = Evaluation()
     if "html" in modes:
         pages = {i: h for i in bench.bodies if (h := bench.html(i)) is not None}
-        measured = _measure(bench, pages, {
-            "html": lambda i, h: _clean_body(RawPage(url=bench.urls[i], html=h)),
+        models = _block_models(bench, sorted(pages), folds) if folds > 1 else {}
+        predictions, seconds = _measure(pages, {
+            "html": lambda i, h: _clean_body(
+                RawPage(url=bench.urls[i], html=h), CleanModels(blocks=models.get(i))
+            ),
             "trafilatura": lambda i, h: _trafilatura_default(h),
         })
-        scores["html"], outputs["html"] = measured["html"]
-        scores["trafilatura"] = measured["trafilatura"][0]
+        for name in ("html", "trafilatura"):
+            result.scores[name], result.folds[name] = _scored(bench, predictions[name], seconds[name], folds)
+        result.outputs["html"] = predictions["html"]
     if "text" in modes:
         dumps = {i: t for i in bench.bodies if (t := bench.text(i)) is not None}
-        measured = _measure(bench, dumps, {
+        predictions, seconds = _measure(dumps, {
             "text": lambda i, t: _clean_body(RawPage(url=bench.urls[i], text=t)),
         })
-        scores["text"], outputs["text"] = measured["text"]
-    return scores, outputs
+        result.scores["text"], result.folds["text"] = _scored(bench, predictions["text"], seconds["text"], folds)
+        result.outputs["text"] = predictions["text"]
+    sentences = story_sentences(bench.bodies.values())
+    result.sentences = (sum(1 for s in sentences if is_dropped_as_junk(s)), len(sentences))
+    return result
 
 
-def _report(scores: Mapping[str, Score]) -> list[str]:
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…。！？])\s+|(?<=[.!?][\"'”’»)\]])\s+|\n+")
+
+
+def story_sentences(bodies: object) -> list[str]:
+    """Every sentence (and every one-line paragraph) of the true bodies, in order."""
+    found: list[str] = []
+    for body in bodies:  # type: ignore[attr-defined]
+        found.extend(s.strip() for s in _SENTENCE_BREAK.split(str(body)) if s and s.strip())
+    return found
+
+
+# --- the wild set: snippet scoring --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WildSet:
+    """Pages with snippets their main text must contain ('with') and must not ('without')."""
+
+    root: Path
+    items: dict[str, dict]
+
+    def html(self, page_id: str) -> str | None:
+        """The page's HTML decoded from its bytes (declared or detected encoding)."""
+        path = self.root / "html" / f"{page_id}.html.gz"
+        if not path.exists():
+            return None
+        from trafilatura.utils import decode_file
+
+        return str(decode_file(gzip.decompress(path.read_bytes())))
+
+
+def load_wild(root: Path) -> WildSet:
+    """Read `evaldata.json` of a wild-set folder."""
+    return WildSet(root, json.loads((root / "evaldata.json").read_text(encoding="utf-8")))
+
+
+def _squeeze(text: str | None) -> str:
+    return re.sub(r"\s+", " ", text or "").strip()
+
+
+def snippet_score(items: Mapping[str, dict], texts: Mapping[str, str]) -> tuple[float, float, float]:
+    """(F1, precision, recall) over all snippets of all pages (the wild set's own metric)."""
+    tp = fp = fn = 0
+    for page_id, item in items.items():
+        found = _squeeze(texts.get(page_id))
+        hits = sum(1 for s in item["with"] if _squeeze(s) in found)
+        tp, fn = tp + hits, fn + len(item["with"]) - hits
+        fp += sum(1 for s in item["without"] if _squeeze(s) in found)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return f1, precision, recall
+
+
+def evaluate_wild(wild: WildSet) -> dict[str, Score]:
+    """Clean (HTML, shipped models) and trafilatura's default on every page of the wild set."""
+    pages = {i: h for i in wild.items if (h := wild.html(i)) is not None}
+    predictions, seconds = _measure(pages, {
+        "html": lambda i, h: _clean_body(RawPage(url=wild.items[i]["url"], html=h)),
+        "trafilatura": lambda i, h: _trafilatura_default(h),
+    })
+    scores = {}
+    for name in ("html", "trafilatura"):
+        f1, p, r = snippet_score(wild.items, predictions[name])
+        scores[name] = Score(f1, p, r, len(pages), seconds[name])
+    return scores
+
+
+# --- report ---------------------------------------------------------------------------------
+
+_NAMES = {"html": "clean html", "trafilatura": "trafilatura default", "text": "clean text"}
+
+
+def _line(name: str, s: Score) -> str:
+    return (
+        f"{_NAMES[name]:<20} F1 {s.f1:.3f}  P {s.precision:.3f}  R {s.recall:.3f}  "
+        f"n {s.pages}  {s.pages_per_second:.1f} pages/s (CPU time)"
+    )
+
+
+def _report(result: Evaluation, folds: int) -> list[str]:
     lines = []
-    names = {"html": "clean html", "trafilatura": "trafilatura default", "text": "clean text"}
-    for key in ("html", "trafilatura", "text"):
-        if key in scores:
-            s = scores[key]
-            lines.append(
-                f"{names[key]:<20} F1 {s.f1:.3f}  P {s.precision:.3f}  R {s.recall:.3f}  "
-                f"n {s.pages}  {s.pages_per_second:.1f} pages/s (CPU time)"
-            )
-    ratio = speed_ratio(scores)
+    if result.scores:
+        kind = f"held-out folds (k={folds}, each page cleaned by models trained on the other folds)" \
+            if folds > 1 else "shipped models"
+        lines.append(f"labelled folder, {kind}:")
+    if folds > 1 and result.folds:
+        names = [n for n in ("html", "trafilatura", "text") if result.folds.get(n)]
+        lines.append("fold  pages  " + "  ".join(f"{_NAMES[n]:>19}" for n in names))
+        for k in range(folds):
+            pages = result.folds[names[0]][k][3]
+            lines.append(f"{k + 1:>4}  {pages:>5}  " + "  ".join(f"{result.folds[n][k][0]:>19.3f}" for n in names))
+        lines.append("pooled over the held-out folds:")
+    lines.extend(_line(name, result.scores[name]) for name in ("html", "trafilatura", "text") if name in result.scores)
+    ratio = speed_ratio(result.scores)
     if ratio is not None:
         lines.append(f"speed clean html / trafilatura default: {ratio:.2f}x")
+    if result.sentences is not None:
+        dropped, total = result.sentences
+        lines.append(
+            f"story sentences dropped by the boilerplate filters: {dropped} of {total} "
+            f"({100 * dropped / max(1, total):.2f}%)"
+        )
+    if result.wild:
+        lines.append("wild set (snippet F1, shipped models):")
+        lines.extend(_line(name, result.wild[name]) for name in ("html", "trafilatura"))
+        ratio = speed_ratio(result.wild)
+        if ratio is not None:
+            lines.append(f"speed clean html / trafilatura default: {ratio:.2f}x")
     return lines
 
 
@@ -232,10 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     """Flags of `ingest-worker eval extraction`."""
     parser = argparse.ArgumentParser(
         prog="ingest-worker eval extraction",
-        description="Score the clean step (article extraction) on a labelled folder.",
+        description="Score the clean step (article extraction) on labelled pages, beside trafilatura.",
     )
-    parser.add_argument("--data", required=True, type=Path, help="folder with ground-truth.json")
+    parser.add_argument("--data", type=Path, help="folder with ground-truth.json, html/ and text/")
     parser.add_argument("--mode", choices=("html", "text", "both"), default="both")
+    parser.add_argument(
+        "--folds", type=int, default=0, metavar="K",
+        help="train the learned models on K-1 folds of --data and clean each page with the "
+        "model that did not see it",
+    )
+    parser.add_argument("--wild", type=Path, help="also score a folder with evaldata.json (snippet F1)")
     parser.add_argument(
         "--predictions-out", metavar="PREFIX", help="write PREFIX.html.json / PREFIX.text.json"
     )
@@ -243,27 +334,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _figures(scores: Mapping[str, Score]) -> dict[str, object]:
+    figures: dict[str, object] = {
+        key: {**asdict(s), "pages_per_second": s.pages_per_second} for key, s in scores.items()
+    }
+    figures["speed_ratio"] = speed_ratio(scores)
+    return figures
+
+
 def main(argv: list[str]) -> int:
     """Run the evaluation; returns the process exit code."""
-    args = build_parser().parse_args(argv)
-    if not (args.data / "ground-truth.json").is_file():
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.data is None and args.wild is None:
+        parser.error("give --data DIR, --wild DIR or both")
+    if args.data is not None and not (args.data / "ground-truth.json").is_file():
         print(f"error: {args.data}/ground-truth.json not found", file=sys.stderr)
         return 2
-    modes = ("html", "text") if args.mode == "both" else (args.mode,)
-    bench = load_bench(args.data)
-    scores, outputs = evaluate(bench, modes)
+    if args.wild is not None and not (args.wild / "evaldata.json").is_file():
+        print(f"error: {args.wild}/evaldata.json not found", file=sys.stderr)
+        return 2
+    if args.folds == 1 or args.folds < 0:
+        parser.error("--folds needs K >= 2")
+    modes = ["html", "text"] if args.mode == "both" else [args.mode]
+    result = evaluate(load_bench(args.data), modes, args.folds) if args.data is not None else Evaluation()
+    if args.wild is not None:
+        result.wild = evaluate_wild(load_wild(args.wild))
     if args.predictions_out:
-        for mode, predictions in outputs.items():
+        for mode, predictions in result.outputs.items():
             path = Path(f"{args.predictions_out}.{mode}.json")
             path.parent.mkdir(parents=True, exist_ok=True)
             body = {i: {"articleBody": text} for i, text in predictions.items()}
             path.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.json:
-        figures: dict[str, object] = {
-            key: {**asdict(s), "pages_per_second": s.pages_per_second} for key, s in scores.items()
-        }
-        figures["speed_ratio"] = speed_ratio(scores)
+        figures = _figures(result.scores)
+        if args.folds > 1:
+            figures["folds"] = {
+                name: [dict(zip(("f1", "precision", "recall", "pages"), row, strict=True)) for row in rows]
+                for name, rows in result.folds.items()
+            }
+        if result.sentences is not None:
+            dropped, total = result.sentences
+            figures["story_sentences"] = {"dropped": dropped, "total": total, "share": dropped / max(1, total)}
+        if result.wild:
+            figures["wild"] = _figures(result.wild)
         print(json.dumps(figures))
     else:
-        print("\n".join(_report(scores)))
+        print("\n".join(_report(result, args.folds)))
     return 0

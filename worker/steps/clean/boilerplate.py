@@ -164,3 +164,12 @@ MARKUP = re.compile(r"&(?:amp;)*[lg]t;|</?(?:span|div|p|a|img|script|iframe)\b[^
 def is_markup(text: str) -> bool:
     """True for a paragraph of leaked or escaped HTML markup rather than prose."""
     return len(MARKUP.findall(text)) >= 2
+
+
+def is_dropped_as_junk(text: str) -> bool:
+    """True when a paragraph or line would be dropped as furniture by any boilerplate filter
+    (the story-sentence check runs every true sentence through this)."""
+    return bool(
+        is_junk_line(text) or is_markup(text) or is_lead_in(text) or SECTION_END.match(text)
+        or COMMENTS_HEADING.match(text)
+    )

@@ -23,6 +23,7 @@ from worker.steps.clean.boilerplate import (
     is_lead_in,
 )
 from worker.steps.clean.language import detect_language, stopwords
+from worker.steps.clean.model import LinearModel
 from worker.steps.clean.normalize import normalize_line, split_lines, text_size
 from worker.steps.common import densest_run
 
@@ -317,7 +318,7 @@ def _title(lines: list[Line], start: int, body: list[str], stops: frozenset[str]
     return best
 
 
-def extract_dump(text: str, language: str | None = None) -> DumpArticle:
+def extract_dump(text: str, language: str | None = None, model: LinearModel | None = None) -> DumpArticle:
     """Title and story paragraphs of a whole-page text dump."""
     raw = [normalize_line(t) for t in split_lines(text)]
     raw = [t for t in raw if t]

@@ -1,4 +1,4 @@
-"""Article text and metadata from HTML: trafilatura plus page metadata (JSON-LD, meta tags)."""
+"""Article text and metadata from HTML: learned block selection plus page metadata (JSON-LD, meta tags)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import trafilatura
 from lxml import html as lxml_html
 
+from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks
 from worker.steps.clean.boilerplate import (
     LEAD_IN_INLINE,
     SECTION_END,
@@ -18,11 +19,9 @@ from worker.steps.clean.boilerplate import (
     is_lead_in,
     is_markup,
 )
-from worker.steps.clean.normalize import is_story_like, normalize_line, split_lines, text_size
-from worker.steps.clean.structure import reconcile
+from worker.steps.clean.model import LinearModel, shipped
+from worker.steps.clean.normalize import normalize_line, split_lines
 
-NEARLY_EMPTY_WORDS = 40  # below this (or below the prose size) the full cascade runs
-NEARLY_EMPTY_PROSE = 200.0
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
 
 
@@ -227,26 +226,6 @@ def filter_paragraphs(paragraphs: list[str]) -> list[str]:
     return kept
 
 
-_POPUP_WORDS = ("rollover", "tooltip", "popover", "hovercard")
-
-
-def prune_popups(tree: Any) -> None:
-    """Remove hover cards and tooltips (their innermost non-link elements, so the linked name
-    in the sentence stays): they are hidden on the page but read as text inside the story."""
-    found = [
-        el
-        for el in tree.iter("span", "div", "aside", "section", "p", "ul")
-        if (name := el.get("class")) and any(word in name.lower() for word in _POPUP_WORDS)
-    ]
-    marked = set(found)
-    for el in found:
-        if el.getparent() is None or len(el.text_content()) > 3000:
-            continue
-        if any(d in marked for d in el.iterdescendants()):
-            continue
-        el.drop_tree()
-
-
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -270,42 +249,47 @@ def _trafilatura(tree: Any, url: str | None, focus: str) -> list[str]:
     return [p for p in (normalize_line(x) for x in split_lines(text)) if p]
 
 
-def _size(paragraphs: list[str]) -> int:
-    return sum(_words(p) for p in paragraphs)
+@dataclass(frozen=True, slots=True)
+class HtmlCandidates:
+    """A parsed page's candidate blocks with their features, and its metadata."""
+
+    blocks: PageBlocks
+    meta: PageMeta
 
 
-def _prose(paragraphs: list[str]) -> float:
-    return sum(text_size(p) for p in paragraphs if is_story_like(p))
+def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
+    """Candidate blocks and metadata of an HTML page; None when it cannot be parsed.
 
-
-def extract_html(markup: str, url: str | None) -> HtmlArticle | None:
-    """Story paragraphs and metadata of an HTML page; None when it cannot be parsed.
-
-    Trafilatura's precision settings run first (fast: main extractor only). When their result
-    is much shorter than the page's JSON-LD articleBody, the recall settings are tried; when
-    the story is still nearly empty, trafilatura's full cascade. A later candidate wins only by
-    bringing clearly more story prose. Each candidate is reconciled with the page structure and
-    filtered.
-    """
+    Two trafilatura runs give two independent votes per block: its default cascade (main
+    extractor checked against readability and jusText) and its precision settings (main
+    extractor only, fast)."""
     tree = parse_html(markup)
     if tree is None:
         return None
     meta = read_meta(tree, url)
-    if any(word in markup for word in _POPUP_WORDS):
-        prune_popups(tree)
+    cascade = "\n".join(_trafilatura(tree, url, "balanced"))
+    precise = "\n".join(_trafilatura(tree, url, "precision"))
+    return HtmlCandidates(page_blocks(tree, cascade, precise, meta.body), meta)
 
-    def candidate(focus: str) -> list[str]:
-        return filter_paragraphs(reconcile(tree, _trafilatura(tree, url, focus)))
 
-    best = candidate("precision")
-    size, prose = _size(best), _prose(best)
-    expected = _words(meta.body) if meta.body else 0
-    if size < 0.6 * expected:
-        second = candidate("recall")
-        if _prose(second) >= prose + max(300.0, 0.5 * prose):
-            best, size, prose = second, _size(second), _prose(second)
-    if size < NEARLY_EMPTY_WORDS or prose < NEARLY_EMPTY_PROSE:
-        third = candidate("balanced")
-        if _prose(third) >= 2 * prose + 200:
-            best = third
-    return HtmlArticle(best, meta)
+def select_paragraphs(blocks: PageBlocks, model: LinearModel) -> list[str]:
+    """The blocks the model keeps, in document order, past the boilerplate filter."""
+    keep = model.probabilities(blocks.features) >= model.threshold
+    return filter_paragraphs([text for text, kept in zip(blocks.texts, keep, strict=True) if kept])
+
+
+def block_model() -> LinearModel:
+    """The shipped block classifier (`worker/data/clean-blocks.json`)."""
+    return shipped("blocks", FEATURES)
+
+
+def extract_html(markup: str, url: str | None, model: LinearModel | None = None) -> HtmlArticle | None:
+    """Story paragraphs and metadata of an HTML page; None when it cannot be parsed.
+
+    Each text block of the page is kept or dropped by a learned classifier (`model`, by default
+    the shipped one) reading trafilatura's two votes, the block's text and its place in the DOM.
+    """
+    found = html_candidates(markup, url)
+    if found is None:
+        return None
+    return HtmlArticle(select_paragraphs(found.blocks, model or block_model()), found.meta)

@@ -1,9 +1,8 @@
 """The `clean` step: RawPage -> Article (HTML or text-dump mode) | Dropped.
 
-HTML pages go through trafilatura, reconciled with the page structure (`cleaning.structure`),
-plus the page's own metadata (JSON-LD, meta tags) and a boilerplate filter (`cleaning.html`);
-text dumps go through a line scorer that finds the densest run of story lines
-(`cleaning.dump`). Both outputs are NFC, free of control
+HTML pages: a learned classifier keeps the story's text blocks (`clean.blocks`, `clean.html`),
+plus the page's own metadata (JSON-LD, meta tags); text dumps: a line scorer finds the densest
+run of story lines (`clean.dump`). Both outputs are NFC, free of control
 characters, with paragraphs separated by exactly one blank line.
 """
 
@@ -16,6 +15,7 @@ from worker.document import Article, Dropped, RawPage
 from worker.steps.clean.dump import extract_dump
 from worker.steps.clean.html import extract_html
 from worker.steps.clean.language import checked_language, detect_language, normalize_code
+from worker.steps.clean.model import CleanModels
 from worker.steps.clean.normalize import join_paragraphs, normalize_line
 from worker.steps.common import host, parse_timestamp
 
@@ -66,10 +66,10 @@ def _empty(page: RawPage, mode: str) -> Dropped:
     )
 
 
-def _clean_html(page: RawPage, markup: str) -> Article | Dropped:
+def _clean_html(page: RawPage, markup: str, models: CleanModels) -> Article | Dropped:
     if "<" not in markup:
-        return _clean_text(page, markup)  # plain text sent as html: read it as a dump
-    found = extract_html(markup, page.url)
+        return _clean_text(page, markup, models)  # plain text sent as html: read it as a dump
+    found = extract_html(markup, page.url, models.blocks)
     if found is None:
         return Dropped(
             "unsupported_content",
@@ -98,8 +98,8 @@ def _clean_html(page: RawPage, markup: str) -> Article | Dropped:
     )
 
 
-def _clean_text(page: RawPage, dump: str) -> Article | Dropped:
-    found = extract_dump(dump, normalize_code(page.language))
+def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Dropped:
+    found = extract_dump(dump, normalize_code(page.language), models.lines)
     text = join_paragraphs(found.paragraphs)
     if _too_short(text):
         return _empty(page, "text dump")
@@ -114,12 +114,14 @@ def _clean_text(page: RawPage, dump: str) -> Article | Dropped:
     )
 
 
-def clean(page: RawPage) -> Article | Dropped:
-    """RawPage -> Article (html or text-dump mode) or Dropped('empty_after_cleaning', detail)."""
+def clean(page: RawPage, models: CleanModels | None = None) -> Article | Dropped:
+    """RawPage -> Article (html or text-dump mode) or Dropped('empty_after_cleaning', detail).
+    `models` replaces the shipped learned models (the evaluation trains its own per fold)."""
+    models = models or CleanModels()
     if isinstance(page.html, str) and page.html.strip():
-        return _clean_html(page, page.html)
+        return _clean_html(page, page.html, models)
     if isinstance(page.text, str) and page.text.strip():
-        return _clean_text(page, page.text)
+        return _clean_text(page, page.text, models)
     if page.html is not None or page.text is not None:
         return _empty(page, "page")
     return Dropped(
