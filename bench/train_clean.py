@@ -12,8 +12,9 @@ import argparse
 from pathlib import Path
 
 from worker.evaluation.clean_training import labelled_pages, train
-from worker.evaluation.extraction import html_training_candidates, load_bench
+from worker.evaluation.extraction import html_training_candidates, load_bench, text_training_candidates
 from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
+from worker.steps.clean.dump import LINE_FEATURES
 from worker.steps.clean.model import DATA
 
 
@@ -24,10 +25,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DATA, help="where the model files go")
     args = parser.parse_args()
     bench = load_bench(args.data)
-    pages = labelled_pages(sorted(bench.bodies), lambda i: html_training_candidates(bench, i), bench.bodies)
-    model = train(pages.values(), BLOCK_FEATURES)
-    (args.out / "clean-blocks.json").write_text(model.to_json() + "\n", encoding="utf-8")
-    print(f"clean-blocks.json: {len(pages)} pages, {sum(len(p.rows) for p in pages.values())} blocks")
+    ids = sorted(bench.bodies)
+    for name, candidates, features in (
+        ("blocks", html_training_candidates, BLOCK_FEATURES),
+        ("lines", text_training_candidates, LINE_FEATURES),
+    ):
+        pages = labelled_pages(ids, lambda i, find=candidates: find(bench, i), bench.bodies)  # type: ignore[misc]
+        model = train(pages.values(), features)
+        (args.out / f"clean-{name}.json").write_text(model.to_json() + "\n", encoding="utf-8")
+        print(f"clean-{name}.json: {len(pages)} pages, {sum(len(p.rows) for p in pages.values())} {name}")
 
 
 if __name__ == "__main__":

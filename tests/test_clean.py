@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.document import Article, Dropped, RawPage
+from worker.steps.clean.boilerplate import JUNK_ANYWHERE, JUNK_EXAMPLES, is_dropped_as_junk, is_junk_line
 from worker.steps.clean.language import detect_language, normalize_code
 from worker.steps.clean.normalize import join_paragraphs, normalize_line, repair_mojibake
 from worker.steps.clean.page import clean, iso_date, source_domain
@@ -415,3 +416,24 @@ def test_html_title_is_the_headline_not_the_logo_or_site_suffix() -> None:
     article = clean(RawPage(url="https://www.citypaper.example/news/1", html=markup))
     assert isinstance(article, Article)
     assert article.title == "Council approves new budget after long debate"
+
+
+# --- boilerplate filters -------------------------------------------------------------------
+
+
+def test_story_sentences_survive_the_boilerplate_filters() -> None:
+    raw = gzip.decompress((FIXTURES / "story-sentences.txt.gz").read_bytes()).decode("utf-8")
+    sentences = raw.splitlines()
+    assert len(sentences) > 4000
+    ordinary = sentences[:4]  # news sentences that name a share, a policy, a newsletter, a contact
+    assert not any(is_dropped_as_junk(s) for s in ordinary)
+    dropped = [s for s in sentences if is_dropped_as_junk(s)]
+    assert len(dropped) / len(sentences) < 0.005, dropped
+
+
+def test_every_junk_pattern_fires_through_its_triggers() -> None:
+    assert len(JUNK_EXAMPLES) == len(JUNK_ANYWHERE)
+    for (triggers, pattern), example in zip(JUNK_ANYWHERE, JUNK_EXAMPLES, strict=True):
+        assert pattern.search(example), example
+        assert any(t in example.lower() for t in triggers), example
+        assert is_junk_line(example), example

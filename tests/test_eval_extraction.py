@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli import main as cli_main
-from worker.evaluation.extraction import aggregate, main, page_counts, shingle_counts
+from worker.evaluation.extraction import aggregate, main, page_counts, shingle_counts, snippet_score
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
 
@@ -63,3 +63,40 @@ def test_eval_html_mode_scores_well(capsys: pytest.CaptureFixture[str]) -> None:
 def test_eval_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(tmp_path)]) == 2
     assert "ground-truth.json" in capsys.readouterr().err
+
+
+WILD = Path(__file__).parent / "fixtures" / "wild"
+
+
+def test_eval_held_out_folds_and_wild_set_in_one_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(PAGES), "--folds", "2", "--wild", str(WILD), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for mode in ("html", "trafilatura", "text"):
+        folds = figures["folds"][mode]
+        assert len(folds) == 2 and sum(f["pages"] for f in folds) == 5
+        assert all(0.0 <= f["f1"] <= 1.0 for f in folds)
+    assert figures["html"]["f1"] >= 0.8  # trained on two or three pages, scored on the others
+    assert figures["wild"]["html"]["pages"] == 5 and figures["wild"]["trafilatura"]["pages"] == 5
+    assert figures["wild"]["html"]["f1"] >= 0.8
+    sentences = figures["story_sentences"]
+    assert sentences["total"] > 100 and sentences["share"] < 0.05  # the 0.5% bound: test_clean.py
+
+
+def test_eval_report_names_held_out_folds_and_wild(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(PAGES), "--mode", "text", "--folds", "2", "--wild", str(WILD)]) == 0
+    out = capsys.readouterr().out
+    for label in ("held-out folds", "pooled", "story sentences", "wild set", "trafilatura default"):
+        assert label in out
+
+
+def test_snippet_score() -> None:
+    items = {"a": {"with": ["one two", "three"], "without": ["menu"]}}
+    assert snippet_score(items, {"a": "one  two\nthree"}) == (1.0, 1.0, 1.0)
+    f1, p, r = snippet_score(items, {"a": "one two menu"})
+    assert (p, r) == (0.5, 0.5) and f1 == pytest.approx(0.5)
+    assert snippet_score(items, {}) == (0.0, 0.0, 0.0)
+
+
+def test_eval_refuses_one_fold(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--data", str(PAGES), "--folds", "1"])

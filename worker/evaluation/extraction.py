@@ -51,6 +51,7 @@ from worker.evaluation.extraction_metric import (
 )
 from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
 from worker.steps.clean.boilerplate import is_dropped_as_junk
+from worker.steps.clean.dump import LINE_FEATURES, dump_candidates
 from worker.steps.clean.html import html_candidates
 from worker.steps.clean.model import CleanModels, LinearModel
 from worker.steps.clean.page import clean
@@ -134,6 +135,12 @@ def html_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.
     return (found.blocks.texts, found.blocks.features) if found is not None else None
 
 
+def text_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.ndarray] | None:
+    """Texts and feature rows of a text dump's lines (None when the page has no dump)."""
+    text = bench.text(page_id)
+    return dump_candidates(text) if text is not None else None
+
+
 @dataclass
 class Evaluation:
     """Scores by name ('html', 'trafilatura', 'text'), pooled and per fold, the predictions,
@@ -160,9 +167,12 @@ def _scored(
     return Score(f1, p, r, len(predictions), seconds), per_fold
 
 
-def _block_models(bench: Bench, ids: list[str], folds: int) -> dict[str, LinearModel]:
-    pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
-    return fold_models(pages, folds, BLOCK_FEATURES)
+def _fold_models(bench: Bench, ids: list[str], folds: int, mode: str) -> dict[str, LinearModel]:
+    if mode == "html":
+        pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
+        return fold_models(pages, folds, BLOCK_FEATURES)
+    pages = labelled_pages(ids, lambda i: text_training_candidates(bench, i), bench.bodies)
+    return fold_models(pages, folds, LINE_FEATURES)
 
 
 def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
@@ -171,7 +181,7 @@ def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
     result = Evaluation()
     if "html" in modes:
         pages = {i: h for i in bench.bodies if (h := bench.html(i)) is not None}
-        models = _block_models(bench, sorted(pages), folds) if folds > 1 else {}
+        models = _fold_models(bench, sorted(pages), folds, "html") if folds > 1 else {}
         predictions, seconds = _measure(pages, {
             "html": lambda i, h: _clean_body(
                 RawPage(url=bench.urls[i], html=h), CleanModels(blocks=models.get(i))
@@ -183,8 +193,11 @@ def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
         result.outputs["html"] = predictions["html"]
     if "text" in modes:
         dumps = {i: t for i in bench.bodies if (t := bench.text(i)) is not None}
+        line_models = _fold_models(bench, sorted(dumps), folds, "text") if folds > 1 else {}
         predictions, seconds = _measure(dumps, {
-            "text": lambda i, t: _clean_body(RawPage(url=bench.urls[i], text=t)),
+            "text": lambda i, t: _clean_body(
+                RawPage(url=bench.urls[i], text=t), CleanModels(lines=line_models.get(i))
+            ),
         })
         result.scores["text"], result.folds["text"] = _scored(bench, predictions["text"], seconds["text"], folds)
         result.outputs["text"] = predictions["text"]
@@ -266,9 +279,9 @@ def evaluate_wild(wild: WildSet) -> dict[str, Score]:
 _NAMES = {"html": "clean html", "trafilatura": "trafilatura default", "text": "clean text"}
 
 
-def _line(name: str, s: Score) -> str:
+def _line(name: str, s: Score, digits: int = 3) -> str:
     return (
-        f"{_NAMES[name]:<20} F1 {s.f1:.3f}  P {s.precision:.3f}  R {s.recall:.3f}  "
+        f"{_NAMES[name]:<20} F1 {s.f1:.{digits}f}  P {s.precision:.{digits}f}  R {s.recall:.{digits}f}  "
         f"n {s.pages}  {s.pages_per_second:.1f} pages/s (CPU time)"
     )
 
@@ -298,7 +311,7 @@ def _report(result: Evaluation, folds: int) -> list[str]:
         )
     if result.wild:
         lines.append("wild set (snippet F1, shipped models):")
-        lines.extend(_line(name, result.wild[name]) for name in ("html", "trafilatura"))
+        lines.extend(_line(name, result.wild[name], 4) for name in ("html", "trafilatura"))
         ratio = speed_ratio(result.wild)
         if ratio is not None:
             lines.append(f"speed clean html / trafilatura default: {ratio:.2f}x")

@@ -10,75 +10,100 @@ from functools import lru_cache
 
 _I = re.IGNORECASE | re.UNICODE
 
-# A whole line that is site furniture (checked on lines of at most 40 words).
-_JUNK_PATTERNS = [
-    # share / follow prompts
+# A whole line that is site furniture (checked on lines of at most 40 words): patterns anchored
+# at the line's start.
+_JUNK_START = [
     r"^(share|tweet|e-?mail|print|pin( it)?|whatsapp|facebook|twitter|linkedin|reddit|flipboard"
     r"|telegram|copy( the)? link|save|comments?|\d+ comments?|teilen|partager|compartir"
-    r"|compartilhe|condividi|bagikan|поделиться|공유)\b[^.!?]{0,40}$",
-    r"\bshare (this|the) (article|story|post|page)\b",
-    r"\bshare it with\b",
-    r"\b(get|download|install) .{0,40}\b(on|via|in) (whatsapp|telegram|the app|our app)\b",
+    r"|compartilhe|condividi|bagikan|поделиться|공유)\b(\W+\w+){0,2}\W*$",
     r"^follow (us|our|.{0,40}\b(on|via) )",
-    r"\btap here to\b|\bclick(ing)? here\b|\bklicken sie hier\b|\bcliquez ici\b|\bhaga clic aquí\b",
-    r"\bnever miss (an update|a story)\b",
-    r"\bjoin (our|the) .{0,30}(channel|group|community|newsletter)\b",
-    # newsletters and subscriptions
-    r"\b(sign up|signup|subscribe|register)\b.{0,60}\b(newsletter|inbox|e-?mail|updates|free"
-    r"|today|now|here|alerts)\b",
-    r"\bnewsletters?\b|\bto your inbox\b|\bin your inbox\b|\bmeet your inbox\b",
-    r"\bunsubscribe\b|\bopt-?in\b|\bno spam\b|\bsubscribe to (our|the)\b",
-    r"\b(activate|confirm) your (subscription|account|e-?mail)\b",
-    r"\b(we|site|us) (may )?(earn|receive|get) (a )?(small )?(commission|compensation"
-    r"|share of sales)\b",
-    r"\bplease be respectful\b|\bcomment(s|ing)? (policy|guidelines)\b",
+    r"^(sign up|subscribe|register)\b.{0,60}\b(newsletter|inbox|e-?mail|updates|alerts)\b",
+    r"^(the |our |daily |weekly |free )?newsletters?\b[^.!?]{0,40}$",
     r"^.{0,40}\b(abonnieren|abonnez|inscrivez|suscr[ií]bete|assine|iscriviti|berlangganan"
     r"|подпишитесь)\b.{0,60}$",
-    # cookies and consent
-    r"\bcookies?\b.{0,80}\b(use|uses|using|accept|consent|policy|settings|browsing)\b",
-    r"\bby (continuing|using) (to use )?(this|our) (site|website)\b",
-    # ads and read-more furniture
     r"^(advertisement|advertising|sponsored|anzeige|publicit[ée]|publicidad[e]?|pubblicit[àa]"
     r"|iklan|реклама|광고)\W*$",
     r"^(story continues below|continue reading|read (the )?full (story|article)|read more"
     r"|load more|show more|see more|view (all|more)|more stories|weiterlesen|lire la suite"
     r"|leer m[aá]s|leia mais|continua a leggere|selengkapnya)\b.{0,40}$",
     r"^(image|photo|picture|video) (copyright|caption|credit)\b",
-    r"\b(getty images|shutterstock|istock|afp photo|reuters/|ap photo)\b",
-    r"\((image|photo|picture|pic|foto|credit|source)s?\s*:[^)]*\)\s*$",
-    r"©\s*\w+(\s*/\s*\w+)?",
     r"^(photo|foto|credit|cr[ée]dit|source|quelle|fonte|fuente)\s*:",
     r"^(©|\(c\)|copyright\b|all rights reserved)",
     r"^.{0,80}[©ⓒ].{0,80}$",
     r"^\[(사진|photo|foto|image|video|imagen|immagine|gambar)\b.{0,60}\]$",
-    r"\ball rights reserved\b",
     r"^(tags?|topics?|categories|category|filed under|related topics|schlagworte|mots-cl[ée]s"
     r"|etiquetas|tópicos)\s*:",
     r"^(updated|published|posted|last updated|aktualisiert|mis à jour|actualizado|atualizado"
     r"|diperbarui)\b.{0,50}\d",
     r"^\d[\d,.]*\s*(views?|comments?|shares?|reads?|likes?)$",
     r"^(previous|next) (article|post|story)\b",
-    r"^also on\b",
-    r"\blike this (story|article)\b",
-    r"\bfollow (him|her|them|us|me) on\b",
-    r"\bcontributed (reporting|to this (report|story|article))\b|^additional reporting by\b",
+    r"^also on\s+[\w-]+\.[a-z]{2,}\b",  # "Also on example.com <headline>": a teaser
+    r"^additional reporting by\b",
     r"^\(?(reporting|writing|editing|additional reporting) by\b.{0,200}\)?$",
-    r"\(\s*[\w .,'\-]+/[\w .,'/\-]+\)\s*$",
-    r"\s/\s*(ap|afp|reuters|getty|epa|upi)( file| photo| images)?\s*$",
-    r"\b(may|can) be (reached|contacted) (at|on|via)\b",
-    r"\btell us what you think\b|\bwhat do you think\?\s*$|\blet us know in the comments\b",
-    r"\bfor as little as\b.{0,40}\b(year|month|week)\b",
+    r"^(report|reporting) (an )?(error|typo)\b[^.!?]{0,30}$",
     r"^\[\w+[^\]]*\].*\[/\w+\]$",
-    r"\b(report|reporting) (an )?(error|typo)\b",
     r"^(log ?in|sign ?in|sign ?up|subscribe( now)?|register|my account|menu|search|home"
     r"|skip to (main )?content)\W*$",
-    r"\bterms (of (use|service)|and conditions)\b|\bprivacy policy\b",
-    r"\b(this|the) (article|story|content) (is|was) (only )?available\b",
-    r"\bto (continue|read) (reading|the full story)\b",
-    r"\bjavascript\b.{0,40}\b(enable|disabled|required)\b",
+    r"^[^.!?]{0,60}\b(privacy policy|terms (of (use|service)|and conditions)|cookie policy)\b[^.!?]{0,60}$",
 ]
-JUNK_START = re.compile("|".join(f"(?:{p[1:]})" for p in _JUNK_PATTERNS if p[0] == "^"), _I)
-JUNK_ANYWHERE = re.compile("|".join(f"(?:{p})" for p in _JUNK_PATTERNS if p[0] != "^"), _I)
+# Patterns found anywhere in the line, each with the lower-case substrings one of which it
+# needs: a line holding none of them skips the regex (the slow part of the check). The
+# triggers sit beside their pattern so the two change together; tests check each pattern's
+# example line against both.
+_JUNK_ANYWHERE: list[tuple[tuple[str, ...], str, str]] = [
+    (("share",), r"\bshare (this|the) (article|story|post|page)\b", "Share this article"),
+    (("share",), r"\bshare it with (a friend|your friends|friends)\b", "Like it? Share it with a friend!"),
+    (("whatsapp", "telegram", " app"),
+     r"\b(get|download|install) .{0,40}\b(on|via|in) (whatsapp|telegram|the app|our app)\b",
+     "Get the latest news on WhatsApp"),
+    (("here", "hier", "ici", "clic"),
+     r"\btap here to\b|\bclick(ing)? here\b|\bklicken sie hier\b|\bcliquez ici\b|\bhaga clic aquí\b",
+     "Click here to read the report"),
+    (("never miss",), r"\bnever miss (an update|a story)\b", "Never miss a story"),
+    (("join our",), r"\bjoin our .{0,30}(channel|group|community|newsletter)\b", "Join our Telegram channel"),
+    (("sign up", "signup", "subscribe", "register"),
+     r"\b(sign up|signup|subscribe|register) (for|to) (our|the|a) (free |daily |weekly )?"
+     r"(newsletters?|e-?mails?|updates|alerts)\b", "Sign up for our daily newsletter"),
+    (("newsletter",), r"\b(get|receive|our|free) (daily |weekly )?newsletters?\b", "Get our newsletter"),
+    (("inbox",), r"\b(to|in) your inbox\b", "The best stories delivered to your inbox"),
+    (("unsubscribe", "no spam", "subscribe to our"),
+     r"\bunsubscribe\b|\bno spam\b|\bsubscribe to our\b", "You can unsubscribe at any time"),
+    (("activate", "confirm"), r"\b(activate|confirm) your (subscription|account|e-?mail)\b",
+     "Please confirm your email"),
+    (("commission", "compensation", "share of sales"),
+     r"\b(we|site|us) (may )?(earn|receive|get) (a )?(small )?(commission|compensation"
+     r"|share of sales)\b", "We may earn a commission from links on this page"),
+    (("comment",), r"\bcomment(s|ing)? (policy|guidelines)\b", "Read our comment policy"),
+    (("cookie",), r"\b(we|site|website) uses? cookies\b|\bcookies?\b.{0,80}\b(consent|accept|policy"
+     r"|settings|browsing experience)\b", "This website uses cookies to improve your experience"),
+    (("by continuing", "by using"), r"\bby (continuing|using) (to use )?(this|our) (site|website)\b",
+     "By continuing to use this site you agree"),
+    (("getty", "shutterstock", "istock", "afp", "reuters", "ap photo"),
+     r"^[^.!?]{0,120}\b(getty images|shutterstock|istock|afp photo|reuters/|ap photo)\b[^.!?]{0,40}$",
+     "A protester in the square, AP Photo"),
+    ((")",), r"\((image|photo|picture|pic|foto|credit|source)s?\s*:[^)]*\)\s*$",
+     "The bridge at night (Photo: John Smith)"),
+    (("©",), r"©\s*\w+(\s*/\s*\w+)?", "Picture © Jane Doe"),
+    (("rights reserved",), r"\ball rights reserved\b", "2019 Example Media. All rights reserved."),
+    (("follow",), r"\bfollow (him|her|them|us|me) on\b", "Follow her on Twitter"),
+    (("contributed",), r"\bcontributed (reporting|to this (report|story|article))\b",
+     "Jane Doe contributed reporting."),
+    ((")",), r"\(\s*[\w .,'\-]+/[\w .,'/\-]+\)\s*$", "The mayor at the opening (John Smith/Reuters)"),
+    (("/",), r"\s/\s*(ap|afp|reuters|getty|epa|upi)( file| photo| images)?\s*$", "Fans at the match / AP"),
+    (("tell us", "what do you think", "let us know"),
+     r"\btell us what you think\b|\bwhat do you think\?\s*$|\blet us know in the comments\b",
+     "Let us know in the comments"),
+    (("as little as",), r"\b(subscri\w*|access)\b.{0,60}\bfor as little as\b.{0,40}\b(year|month|week)\b",
+     "Unlimited access for as little as $1 a week"),
+    (("available",), r"\b(this|the) (article|story|content) is (only )?available (to|for) "
+     r"(subscribers|members|premium)\b", "This article is only available to subscribers"),
+    (("to continue", "to read"), r"\bto (continue|read) (reading|the full story)\b",
+     "Subscribe to continue reading"),
+    (("javascript",), r"\bjavascript\b.{0,40}\b(enable|disabled|required)\b", "JavaScript is disabled in your browser"),
+]
+JUNK_START = re.compile("|".join(f"(?:{p[1:]})" for p in _JUNK_START), _I)
+JUNK_ANYWHERE = [(triggers, re.compile(p, _I)) for triggers, p, _ in _JUNK_ANYWHERE]
+JUNK_EXAMPLES = [example for _, _, example in _JUNK_ANYWHERE]
 
 # A heading that opens the page's furniture after the story ("Related posts", "Most read").
 SECTION_END = re.compile(
@@ -126,20 +151,6 @@ DATE_LINE = re.compile(
 )
 
 
-# Substrings one of which every pattern of JUNK_ANYWHERE needs (lower case): a line with none
-# of them skips the regex (it is the slow part of the check).
-_TRIGGERS = (
-    "share", "whatsapp", "telegram", " app", "here", "hier", "ici", "clic", "never miss",
-    "join ", "sign", "subscri", "regist", "newsletter", "inbox", "cookie", "by continuing",
-    "by using", "getty", "shutterstock", "istock", "afp", "reuters", "ap photo", "©",
-    "rights reserved", "like this", "follow", "contributed", "additional reporting",
-    "be reached", "be contacted", "tell us", "what do you think", "let us know", "as little as",
-    "report", "terms ", "privacy", "available", "to continue", "to read", "javascript",
-    "spam", "opt-in", "optin", "activate", "confirm", "commission", "compensation",
-    "share of sales", "respectful", "comment", "editing", "writing", "/",
-)
-
-
 @lru_cache(maxsize=8192)
 def is_junk_line(line: str) -> bool:
     """True when the whole line is site furniture: share, follow, newsletter, cookie, credits."""
@@ -148,9 +159,7 @@ def is_junk_line(line: str) -> bool:
     if JUNK_START.match(line):
         return True
     low = line.lower()
-    if not (low.rstrip().endswith(")") or any(t in low for t in _TRIGGERS)):
-        return False
-    return bool(JUNK_ANYWHERE.search(line))
+    return any(any(t in low for t in triggers) and rx.search(line) for triggers, rx in JUNK_ANYWHERE)
 
 
 def is_lead_in(line: str) -> bool:

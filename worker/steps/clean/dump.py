@@ -9,9 +9,12 @@ The title is the headline-like line before the run that shares most words with t
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+
+import numpy as np
 
 from worker.steps.clean.boilerplate import (
     BYLINE,
@@ -23,7 +26,7 @@ from worker.steps.clean.boilerplate import (
     is_lead_in,
 )
 from worker.steps.clean.language import detect_language, stopwords
-from worker.steps.clean.model import LinearModel
+from worker.steps.clean.model import LinearModel, shipped
 from worker.steps.clean.normalize import normalize_line, split_lines, text_size
 from worker.steps.common import densest_run
 
@@ -85,60 +88,106 @@ def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
     return lines
 
 
-# Line weights of the maximum-sum run (a story line weighs its length / W_STORY_UNIT; figures
-# in bench/extraction.md).
-W_SECTION_END = -6.0  # "Related posts", "Most read": the page's furniture begins
-W_COMMENTS = -40.0  # a comments heading: a hard boundary
-W_PATTERN_JUNK = -0.3  # share/newsletter/read-more lines: removed, cheap to cross
-W_REPEATED = -1.0  # a short line seen elsewhere in the page (menus, teasers)
-REPEATED_SIZE = 120.0
-W_BULLET = -1.0  # short list items (menus)
-W_SENTENCE = 0.2  # a short sentence
-W_SHORT = -0.7  # other short lines
-W_STORY_UNIT = 80.0
-PROSE_STORY = True  # long prose lines without final punctuation count as story (x0.7)
-W_BULLET_STORY = 0.5  # long list items weigh half a story line
-HEADER_CLUSTER = True  # cut teasers before an article header inside the run
+# The comments heading stays a hard boundary of the run search. Every other line weighs its
+# story probability (the learned line model, worker/data/clean-lines.json) above STORY_P,
+# times its length: a long line is more evidence either way. STORY_P was chosen on held-out
+# folds (0.30-0.50 tried; see bench/extraction.md).
+W_COMMENTS = -40.0
+W_SECTION_END = -1.0  # "Related posts", "Most read" (-1 to -40 tried on held-out folds)
+STORY_P = 0.35
+MAX_SIZE = 500.0
+SIZE_UNIT = 80.0
+STORY_SIZE = 70.0  # a kept line at least this long is a story line, shorter ones are "short"
 HEADER_WINDOW = 8  # lines from the run's start searched for a byline/dateline
 TITLE_WINDOW = 40  # lines before the story searched for the headline
 TITLE_LEDE = 5  # story paragraphs whose words the headline is compared with
 COMMENTS_SHARE = 0.4  # the story before a comments heading wins when it has this share
-MERGE_ROUNDS = 3  # joining runs cut apart by a related-links box (see _extend_run)
-MERGE_WINDOW = 60
-MERGE_GAP = 15
-MERGE_MIN = 3.0
-MERGE_SHARE = 0.15
-MERGE_SIMILARITY = 0.35
+
+LINE_FEATURES = (
+    "bias",
+    "log_size",
+    "sentence_end",
+    "stop_ratio",
+    "junk_pattern",
+    "repeated",
+    "bullet",
+    "lead_in",
+    "after_lead_in",
+    "section_end",
+    "prose",
+    "capital_ratio",
+    "digit_ratio",
+    "position",
+    "byline_or_date",
+    "prev_story_like",
+    "next_story_like",
+    "near_story_like",
+    "after_section_end",  # a "Related posts"-like heading among the 10 lines before
+)
 
 
-def _classify(lines: list[Line], has_stops: bool) -> None:
-    """Give each line a kind ('story', 'short', 'junk') and a weight for the run search."""
-    for line in lines:
+def _story_like(line: Line) -> bool:
+    return line.size >= STORY_SIZE and line.sentence
+
+
+def line_rows(lines: list[Line], has_stops: bool) -> np.ndarray:
+    """Feature rows of the dump's lines (LINE_FEATURES), in order."""
+    n = len(lines)
+    after_lead_in = _after_lead_ins(lines)
+    story = [_story_like(line) for line in lines]
+    ends = [k for k, line in enumerate(lines) if SECTION_END.match(line.text)]
+    rows = np.zeros((n, len(LINE_FEATURES)))
+    for k, line in enumerate(lines):
+        capitals = sum(1 for w in line.text.split() if w[:1].isupper())
+        digits = sum(1 for w in line.text.split() if w.isdigit())
+        near = story[max(0, k - 3) : k] + story[k + 1 : k + 4]
+        rows[k] = (
+            1.0,
+            math.log1p(line.size),
+            float(line.sentence),
+            line.stop_ratio if has_stops else 0.5,
+            float(line.junk),
+            float(line.repeated),
+            float(line.bullet),
+            float(is_lead_in(line.text) or bool(LEAD_IN_INLINE.match(line.text))),
+            float(k in after_lead_in),
+            float(bool(SECTION_END.match(line.text))),
+            float(_prose(line, has_stops)),
+            capitals / max(1, line.words),
+            digits / max(1, line.words),
+            k / n,
+            float(bool(BYLINE.match(line.text) or DATE_LINE.match(line.text))),
+            float(k > 0 and story[k - 1]),
+            float(k + 1 < n and story[k + 1]),
+            sum(near) / len(near) if near else 0.0,
+            float(any(k - 10 <= j < k for j in ends)),
+        )
+    return rows
+
+
+def line_model() -> LinearModel:
+    """The shipped line model (`worker/data/clean-lines.json`)."""
+    return shipped("lines", LINE_FEATURES)
+
+
+def _classify(lines: list[Line], has_stops: bool, model: LinearModel) -> None:
+    """Give each line a kind ('story', 'short', 'junk') and a weight for the run search from
+    the line model's story probability."""
+    if not lines:
+        return
+    story = model.probabilities(line_rows(lines, has_stops))
+    for line, p in zip(lines, story, strict=True):
         if COMMENTS_HEADING.match(line.text):
             line.kind, line.weight = "junk", W_COMMENTS
-        elif SECTION_END.match(line.text):
+            continue
+        if SECTION_END.match(line.text):
             line.kind, line.weight = "junk", W_SECTION_END
-        elif line.junk or is_lead_in(line.text) or LEAD_IN_INLINE.match(line.text):
-            line.kind, line.weight = "junk", W_PATTERN_JUNK
-        elif line.repeated and line.size < REPEATED_SIZE:
-            line.kind, line.weight = "junk", W_REPEATED
-        elif (
-            line.size >= 70
-            and line.sentence
-            and (not has_stops or line.stop_ratio >= 0.08)
-            and not (line.bullet and line.size < 120)
-        ):
-            line.kind, line.weight = "story", min(line.size, 500) / W_STORY_UNIT
-            if line.bullet:
-                line.weight *= W_BULLET_STORY
-        elif PROSE_STORY and _prose(line, has_stops):
-            line.kind, line.weight = "story", min(line.size, 500) / W_STORY_UNIT * 0.7
-        elif line.size >= 30 and line.sentence and not line.bullet:
-            line.kind, line.weight = "short", W_SENTENCE
-        elif line.bullet:
-            line.kind, line.weight = "junk", W_BULLET
+            continue
+        line.weight = 2.0 * (float(p) - STORY_P) * min(line.size, MAX_SIZE) / SIZE_UNIT
+        if line.weight < 0:
+            line.kind = "junk"
         else:
-            line.kind, line.weight = "short", W_SHORT
+            line.kind = "story" if line.size >= STORY_SIZE else "short"
 
 
 def _prose(line: Line, has_stops: bool) -> bool:
@@ -152,12 +201,14 @@ def _prose(line: Line, has_stops: bool) -> bool:
 
 
 def _keep(line: Line) -> bool:
-    """Inside the run, story lines and short lines (subheadings, list items) are kept."""
-    return line.kind in ("story", "short")
+    """Inside the run, story lines and short lines (subheadings, list items) are kept, unless
+    a boilerplate pattern matches them."""
+    return line.kind in ("story", "short") and not line.junk
 
 
-def _lead_in_blocks(lines: list[Line]) -> None:
-    """Mark the headline lines after a 'Read more:' lead-in as junk."""
+def _after_lead_ins(lines: list[Line]) -> set[int]:
+    """Lines that follow a 'Read more:' lead-in as a block of headlines."""
+    found: set[int] = set()
     k = 0
     while k < len(lines):
         if is_lead_in(lines[k].text):
@@ -165,11 +216,12 @@ def _lead_in_blocks(lines: list[Line]) -> None:
             while j < len(lines) and j - k <= 6 and not (
                 lines[j].size >= 70 and lines[j].sentence and lines[j].stop_ratio >= 0.2
             ) and lines[j].words <= 20 and not _SENTENCE_END.search(lines[j].text):
-                lines[j].kind, lines[j].weight = "junk", -0.3
+                found.add(j)
                 j += 1
             k = j
         else:
             k += 1
+    return found
 
 
 def _max_segment(lines: list[Line], lo: int, hi: int) -> tuple[float, int, int]:
@@ -191,42 +243,6 @@ def _best_run(lines: list[Line]) -> tuple[int, int]:
     return 0, 0
 
 
-def _extend_run(
-    lines: list[Line], start: int, end: int, stops: frozenset[str]
-) -> tuple[int, int, set[int]]:
-    """Join runs of the same story cut apart by a box of related links or an ad: a nearby
-    segment (at most MERGE_GAP lines away, no comments heading between) that is dense enough
-    and shares its vocabulary with the story. Returns the new span and the gap lines."""
-
-    def words_of(a: int, b: int) -> set[str]:
-        story_lines = (line.text for line in lines[a:b] if line.kind == "story")
-        return _content_words(" ".join(story_lines), stops)
-
-    score = sum(line.weight for line in lines[start:end])
-    story = words_of(start, end)
-    gaps: set[int] = set()
-    for _ in range(MERGE_ROUNDS):
-        merged = False
-        before = _max_segment(lines, max(0, start - MERGE_WINDOW), start)
-        after = _max_segment(lines, end, min(len(lines), end + MERGE_WINDOW))
-        for seg_score, a, b in (before, after):
-            gap = range(b, start) if b <= start else range(end, a)
-            if b <= a or len(gap) > MERGE_GAP or seg_score < max(MERGE_MIN, MERGE_SHARE * score):
-                continue
-            if any(lines[k].weight <= W_COMMENTS for k in gap):
-                continue
-            words = words_of(a, b)
-            if not words or len(words & story) / len(words) < MERGE_SIMILARITY:
-                continue
-            gaps.update(gap)
-            start, end = min(start, a), max(end, b)
-            story |= words
-            merged = True
-        if not merged:
-            break
-    return start, end, gaps
-
-
 def _after_header(lines: list[Line], start: int, end: int) -> int:
     """Skip a standfirst, byline or dateline at the top of the run: the story starts after the
     last byline/date line among its first lines (when at most two story lines precede it)."""
@@ -240,31 +256,7 @@ def _after_header(lines: list[Line], start: int, end: int) -> int:
                 break
         elif BYLINE.match(text) or (DATE_LINE.match(text) and lines[k].words <= 12):
             cut = k + 1
-    if cut == start and HEADER_CLUSTER:
-        cut = _header_cluster(lines, start, end)
     return cut if any(line.kind == "story" for line in lines[cut:end]) else start
-
-
-def _header_cluster(lines: list[Line], start: int, end: int) -> int:
-    """An article header inside the run (headline, then byline/date lines, then at least
-    three story lines): what precedes it is teasers, so the story starts after it."""
-    total = sum(max(0.0, line.weight) for line in lines[start:end])
-    seen = 0.0
-    for k in range(start + 1, end):
-        seen += max(0.0, lines[k - 1].weight)
-        if seen > 0.5 * total:
-            break
-        text = lines[k].text
-        if not (BYLINE.match(text) or (DATE_LINE.match(text) and lines[k].words <= 12)):
-            continue
-        head = [j for j in range(max(start, k - 5), k) if _headline_like(lines[j])]
-        after = lines[k + 1 : k + 8]
-        if head and sum(1 for line in after if line.kind == "story") >= 3:
-            j = k + 1
-            while j < end and lines[j].kind != "story":
-                j += 1
-            return j
-    return start
 
 
 def _headline_like(line: Line) -> bool:
@@ -318,24 +310,30 @@ def _title(lines: list[Line], start: int, body: list[str], stops: frozenset[str]
     return best
 
 
-def extract_dump(text: str, language: str | None = None, model: LinearModel | None = None) -> DumpArticle:
-    """Title and story paragraphs of a whole-page text dump."""
+def _dump_lines(text: str, language: str | None) -> tuple[list[Line], frozenset[str], str | None]:
     raw = [normalize_line(t) for t in split_lines(text)]
     raw = [t for t in raw if t]
     language = language or detect_language(" ".join(raw))
     stops = stopwords(language)
-    lines = _features(raw, stops)
-    _classify(lines, bool(stops))
-    _lead_in_blocks(lines)
+    return _features(raw, stops), stops, language
+
+
+def dump_candidates(text: str, language: str | None = None) -> tuple[list[str], np.ndarray]:
+    """The dump's lines and their feature rows (what the line model is trained on)."""
+    lines, stops, _ = _dump_lines(text, language)
+    return [line.text for line in lines], line_rows(lines, bool(stops))
+
+
+def extract_dump(text: str, language: str | None = None, model: LinearModel | None = None) -> DumpArticle:
+    """Title and story paragraphs of a whole-page text dump; `model` replaces the shipped
+    line model."""
+    lines, stops, language = _dump_lines(text, language)
+    _classify(lines, bool(stops), model or line_model())
     start, end = _best_run(lines)
-    start, end, gaps = _extend_run(lines, start, end, stops)
     start = _after_header(lines, start, end)
     if end - start > 1 and _headline_like(lines[start]):
         start += 1  # a run opening on an unpunctuated line opens on the headline
-    paragraphs = list(dict.fromkeys(
-        line.text for k, line in enumerate(lines[start:end], start)
-        if _keep(line) and (k not in gaps or line.kind == "story" or line.sentence)
-    ))
+    paragraphs = list(dict.fromkeys(line.text for line in lines[start:end] if _keep(line)))
     if not paragraphs:
         return DumpArticle("", [], language)
     return DumpArticle(_title(lines, start, paragraphs, stops), paragraphs, language)
