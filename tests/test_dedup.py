@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import struct
 
 import pytest
 
@@ -16,6 +17,7 @@ from worker.steps.dedup.index import (
     article_id,
     fingerprint,
     overlap,
+    site_of,
 )
 from worker.steps.dedup.shingles import story_tokens, tokens
 
@@ -194,6 +196,40 @@ def test_a_fuller_version_becomes_what_later_copies_are_compared_with() -> None:
     size = sum(len(k.encode()) + len(v) for k, v in state.items())
     assert index.state_bytes() == size
     assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~"}  # no posting left behind
+
+
+def test_a_second_version_of_the_story_is_kept_and_matched_through() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    original = story(16, paragraphs=12)
+    root = decide(index, "https://a.example/1", page(original[:8]))
+    other = decide(index, "https://b.example/2", page(original[3:11]))  # same size, other part
+    assert other.duplicate_of == root.article_id
+    # only the end of the story: nothing in common with the root's own text, much with the second
+    late = decide(index, "https://c.example/3", page(original[8:]))
+    assert late.kind == "near" and late.duplicate_of == root.article_id
+    assert decide(DedupIndex(state), "https://c.example/3", page(original[8:])) == late  # replay
+    assert index.state_bytes() == sum(len(k.encode()) + len(v) for k, v in state.items())
+    assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~"}  # no posting left behind
+
+
+def test_a_root_record_of_the_previous_layout_is_still_read() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    url, original = "https://a.example/1", story(17)
+    fp = fingerprint(art(url, page(original)))
+    root = index.decide(url, fp, T0)
+    # the layout before second versions: flags, root id, seen_at, copies, similarity, site,
+    # content hash prefix, then the 80 hashes of a root
+    old = struct.pack(
+        ">B16sdIfI8s", 0x80, bytes.fromhex(root.article_id), T0, 1, 0.0, site_of(url),
+        bytes.fromhex(fp.content_hash)[:8],
+    ) + struct.pack(">80I", *fp.sketch[:80])
+    (key,) = [k for k in state if k.startswith("a")]
+    assert state[key] == old
+    copy = decide(index, "https://b.example/2", page(original[2:8]))
+    assert copy.duplicate_of == root.article_id and copy.copies == 2
+    assert state[key] != old and state[key][0] & 0x40  # it now holds the second version too
 
 
 def test_duplicates_point_at_the_cluster_root() -> None:

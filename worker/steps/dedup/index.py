@@ -88,6 +88,12 @@ later copies are compared with the fullest text seen rather than with the first 
 
 FULLER_CONTAINS = 0.5
 
+MEMBER_RESEMBLANCE = 0.8
+"""A near duplicate that resembles the root (as a whole) less than this, and is not a fuller
+version of it, is another version of the story (another lead, other paragraphs kept): the root
+keeps its sketch as well, once, and posts its smallest hashes, so later copies are compared with
+both versions and the story is found through either."""
+
 MIN_SHARED = 3
 """Least number of shared (non-boilerplate) sample hashes to call two texts one story."""
 
@@ -158,6 +164,7 @@ class Decision:
 _HASH_BYTES = HASH_BITS // 8
 _KINDS: tuple[Literal["exact", "near"] | None, ...] = (None, "exact", "near")
 _ROOT = 0x80
+_MEMBER = 0x40  # the root record also holds a second version's sketch (after a count byte)
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix
 _RECORD = struct.Struct(">B16sdIfI8s")
 # records | roots | bytes of every other key and value | oldest hour bucket that may hold pages
@@ -228,20 +235,36 @@ class _Record:
     site: int
     chash: bytes
     sketch: tuple[int, ...]
+    member: tuple[int, ...] = ()  # a root's second version of the story, see MEMBER_RESEMBLANCE
 
     def pack(self) -> bytes:
-        flags = (_ROOT if self.root else 0) | _KINDS.index(self.kind)
+        flags = (_ROOT if self.root else 0) | (_MEMBER if self.member else 0) | _KINDS.index(self.kind)
         head = _RECORD.pack(
             flags, self.root_id, self.seen_at, self.copies, self.similarity, self.site, self.chash
         )
-        return head + _pack_hashes(self.sketch) if self.root else head
+        if not self.root:
+            return head
+        if self.member:
+            head += bytes((len(self.sketch),))
+        return head + _pack_hashes(self.sketch) + _pack_hashes(self.member)
 
     @classmethod
     def unpack(cls, data: bytes) -> _Record:
         flags, root_id, seen_at, copies, sim, site, chash = _RECORD.unpack_from(data)
         root = bool(flags & _ROOT)
-        sketch = _unpack_hashes(data[_RECORD.size :]) if root else ()
-        return cls(root, _KINDS[flags & 0x3], root_id, seen_at, copies, sim, site, chash, sketch)
+        sketch: tuple[int, ...] = ()
+        member: tuple[int, ...] = ()
+        if flags & _MEMBER:
+            start = _RECORD.size + 1
+            split = start + data[_RECORD.size] * _HASH_BYTES
+            sketch, member = _unpack_hashes(data[start:split]), _unpack_hashes(data[split:])
+        elif root:
+            sketch = _unpack_hashes(data[_RECORD.size :])
+        return cls(root, _KINDS[flags & 0x3], root_id, seen_at, copies, sim, site, chash, sketch, member)
+
+    def posted(self, count: int) -> set[int]:
+        """The hashes this root posts in the inverted index (its own and its second version's)."""
+        return set(self.sketch[:count]) | set(self.member[:count])
 
 
 @dataclass(slots=True)
@@ -364,7 +387,7 @@ class DedupIndex:
         if match is not None and not near and match[1].site == site:
             match = None
         kind: Literal["exact", "near"] | None = "exact" if match else None
-        similarity = 1.0
+        similarity = resemblance = 1.0
         fuller = False
         head: tuple[int, ...] = ()
         keys: list[str] = []
@@ -373,15 +396,19 @@ class DedupIndex:
             head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
             keys = [f"{h:x}" for h in head]  # _bucket_key inlined: this and the reads are the hot loop
             found = list(map(self.state.get, keys))
-            match, similarity = self._near(fp, site, head, found)
+            match, similarity, resemblance = self._near(fp, site, head, found)
             fuller = match is not None and similarity >= FULLER_CONTAINS and _fuller(fp, match[1].sketch)
             kind = "near" if match else None
 
+        posted = min(self.posted_hashes, self.index_sketch)
         if match is not None:
             root_key, root = match
             root.copies += 1
             if fuller:
                 self._reindex(root, fp.sketch[: self.index_sketch], keys, found)
+            elif kind == "near" and not root.member and resemblance < MEMBER_RESEMBLANCE:
+                root.member = fp.sketch[: self.index_sketch]
+                self._index(root.root_id[:_SID], keys[:posted], found[:posted])
             self._put(root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
@@ -390,7 +417,6 @@ class DedupIndex:
         else:
             stored = fp.sketch[: self.index_sketch] if near else ()
             record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], stored)
-            posted = min(self.posted_hashes, self.index_sketch)
             self._index(sid, keys[:posted], found[:posted])
             self._put(_hash_key(chash), sid)
             meta.roots += 1
@@ -425,7 +451,7 @@ class DedupIndex:
 
     def _near(
         self, fp: Fingerprint, site: int, head: tuple[int, ...], found: list[bytes | None]
-    ) -> tuple[tuple[str, _Record] | None, float]:
+    ) -> tuple[tuple[str, _Record] | None, float, float]:
         limit = BOILERPLATE_ROOTS * _SID
         hits: dict[bytes, int] = {}
         boiler: set[int] = set()
@@ -441,7 +467,7 @@ class DedupIndex:
                     csid = data[i : i + _SID]
                     hits[csid] = hits.get(csid, 0) + 1
         best: tuple[str, _Record] | None = None
-        best_sim = 0.0
+        best_sim = best_res = 0.0
         ranked = sorted(((n, csid) for csid, n in hits.items() if n >= CANDIDATE_HITS), reverse=True)
         for _, csid in ranked[:MAX_CANDIDATES]:
             key = _page_key(csid)
@@ -449,19 +475,23 @@ class DedupIndex:
             if data is None:
                 continue
             cand = _Record.unpack(data)
-            measured = overlap(fp.sketch, cand.sketch, SKETCH_SIZE, self.index_sketch, boiler)
             # One site's pages share its template: more of the smaller text must be found there.
             need = self.same_site_threshold if cand.site == site else self.near_threshold
-            sim = measured.coefficient
-            if measured.shared >= MIN_SHARED and sim >= need and sim > best_sim:
-                best, best_sim = (key, cand), sim
-        return best, round(best_sim, 4)
+            sim = res = 0.0
+            for version in (cand.sketch, cand.member) if cand.member else (cand.sketch,):
+                measured = overlap(fp.sketch, version, SKETCH_SIZE, self.index_sketch, boiler)
+                if measured.shared >= MIN_SHARED and measured.coefficient >= need:
+                    sim = max(sim, measured.coefficient)
+                res = max(res, measured.resemblance)
+            if sim > best_sim:
+                best, best_sim, best_res = (key, cand), sim, res
+        return best, round(best_sim, 4), best_res
 
     def _reindex(self, root: _Record, sketch: tuple[int, ...], keys: list[str], found: list[bytes | None]) -> None:
         """Give a root a fuller version's sketch: post its smallest hashes, drop the old ones."""
         posted = min(self.posted_hashes, self.index_sketch)
         sid = root.root_id[:_SID]
-        new = set(sketch[:posted])
+        new = set(sketch[:posted]) | set(root.member[:posted])
         for h in root.sketch[:posted]:
             if h not in new:
                 self._unindex(_bucket_key(h), sid)
@@ -536,7 +566,7 @@ class DedupIndex:
 
     def _forget(self, sid: bytes, page_key: str, record: _Record, meta: _Meta) -> None:
         if record.root:
-            for h in record.sketch[: self.posted_hashes]:
+            for h in record.posted(self.posted_hashes):
                 self._unindex(_bucket_key(h), sid)
             meta.roots -= 1
         hash_key = _hash_key(record.chash)
