@@ -213,6 +213,18 @@ def test_a_second_version_of_the_story_is_kept_and_matched_through() -> None:
     assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~"}  # no posting left behind
 
 
+def test_a_second_version_keeps_its_own_site_for_the_same_site_rule() -> None:
+    index = DedupIndex({})
+    original = story(18, paragraphs=10)
+    root = decide(index, "https://origin.example/a", page(original))
+    version = decide(index, "https://host.example/syndicated/1", page(original[2:7], template=True))
+    assert version.duplicate_of == root.article_id
+    # a short story of the host in the same template: the template is all it shares
+    # with the second version, so the host's stricter rule applies
+    other = decide(index, "https://host.example/own-story", page(story(19, 1, 3), template=True))
+    assert other.duplicate_of is None
+
+
 def test_a_root_record_of_the_previous_layout_is_still_read() -> None:
     state: dict[str, bytes] = {}
     index = DedupIndex(state)

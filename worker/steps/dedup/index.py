@@ -164,7 +164,8 @@ class Decision:
 _HASH_BYTES = HASH_BITS // 8
 _KINDS: tuple[Literal["exact", "near"] | None, ...] = (None, "exact", "near")
 _ROOT = 0x80
-_MEMBER = 0x40  # the root record also holds a second version's sketch (after a count byte)
+_MEMBER = 0x40  # the root record also holds a second version: its site, then both sketches
+_VERSION = struct.Struct(">BI")  # hashes in the root's own sketch | site of the second version
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix
 _RECORD = struct.Struct(">B16sdIfI8s")
 # records | roots | bytes of every other key and value | oldest hour bucket that may hold pages
@@ -236,6 +237,7 @@ class _Record:
     chash: bytes
     sketch: tuple[int, ...]
     member: tuple[int, ...] = ()  # a root's second version of the story, see MEMBER_RESEMBLANCE
+    member_site: int = 0
 
     def pack(self) -> bytes:
         flags = (_ROOT if self.root else 0) | (_MEMBER if self.member else 0) | _KINDS.index(self.kind)
@@ -245,7 +247,7 @@ class _Record:
         if not self.root:
             return head
         if self.member:
-            head += bytes((len(self.sketch),))
+            head += _VERSION.pack(len(self.sketch), self.member_site)
         return head + _pack_hashes(self.sketch) + _pack_hashes(self.member)
 
     @classmethod
@@ -254,13 +256,16 @@ class _Record:
         root = bool(flags & _ROOT)
         sketch: tuple[int, ...] = ()
         member: tuple[int, ...] = ()
+        member_site = 0
         if flags & _MEMBER:
-            start = _RECORD.size + 1
-            split = start + data[_RECORD.size] * _HASH_BYTES
-            sketch, member = _unpack_hashes(data[start:split]), _unpack_hashes(data[split:])
+            count, member_site = _VERSION.unpack_from(data, _RECORD.size)
+            split = _RECORD.size + _VERSION.size + count * _HASH_BYTES
+            sketch = _unpack_hashes(data[_RECORD.size + _VERSION.size : split])
+            member = _unpack_hashes(data[split:])
         elif root:
             sketch = _unpack_hashes(data[_RECORD.size :])
-        return cls(root, _KINDS[flags & 0x3], root_id, seen_at, copies, sim, site, chash, sketch, member)
+        kind = _KINDS[flags & 0x3]
+        return cls(root, kind, root_id, seen_at, copies, sim, site, chash, sketch, member, member_site)
 
     def posted(self, count: int) -> set[int]:
         """The hashes this root posts in the inverted index (its own and its second version's)."""
@@ -407,7 +412,7 @@ class DedupIndex:
             if fuller:
                 self._reindex(root, fp.sketch[: self.index_sketch], keys, found)
             elif kind == "near" and not root.member and resemblance < MEMBER_RESEMBLANCE:
-                root.member = fp.sketch[: self.index_sketch]
+                root.member, root.member_site = fp.sketch[: self.index_sketch], site
                 self._index(root.root_id[:_SID], keys[:posted], found[:posted])
             self._put(root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
@@ -475,10 +480,13 @@ class DedupIndex:
             if data is None:
                 continue
             cand = _Record.unpack(data)
-            # One site's pages share its template: more of the smaller text must be found there.
-            need = self.same_site_threshold if cand.site == site else self.near_threshold
             sim = res = 0.0
-            for version in (cand.sketch, cand.member) if cand.member else (cand.sketch,):
+            versions = [(cand.sketch, cand.site)]
+            if cand.member:
+                versions.append((cand.member, cand.member_site))
+            for version, version_site in versions:
+                # One site's pages share its template: more of the smaller text must be found there.
+                need = self.same_site_threshold if version_site == site else self.near_threshold
                 measured = overlap(fp.sketch, version, SKETCH_SIZE, self.index_sketch, boiler)
                 if measured.shared >= MIN_SHARED and measured.coefficient >= need:
                     sim = max(sim, measured.coefficient)
