@@ -289,7 +289,7 @@ FRENCH = ("Le président Emmanuel Macron a reçu le chancelier Olaf Scholz à Pa
 
 
 def test_french_article_is_tagged_by_the_french_model(model: Tagger) -> None:
-    assert "fr" in model.others and skip_reason("fr", model) is None
+    assert "fr" in model.other_packages and skip_reason("fr", model) is None
     entities = tag([FRENCH], model, languages=["fr"])[0]
     names = _by_canonical(entities)
     assert names["Emmanuel Macron"].label == "PERSON"

@@ -47,7 +47,17 @@ class Tagger:
     gazetteer: Gazetteer
     name: str
     language: str = "en"
-    others: dict[str, Any] = field(default_factory=dict)  # language -> NER pipeline
+    other_packages: dict[str, str] = field(default_factory=dict)  # language -> installed model
+    others: dict[str, Any] = field(default_factory=dict)  # language -> NER pipeline, once loaded
+
+    def pipeline(self, language: str) -> Any:
+        """The NER pipeline of another language, loaded on its first text: spaCy's French
+        tokenizer alone takes seconds to build, which a process that never sees French should
+        not pay at start."""
+        nlp = self.others.get(language)
+        if nlp is None:
+            nlp = self.others[language] = load_nlp(self.other_packages[language])
+        return nlp
 
 
 def _model_location(name: str) -> Any:
@@ -80,27 +90,30 @@ def load_nlp(name: str = DEFAULT_MODEL) -> Any:
 
 
 def load_model(name: str = DEFAULT_MODEL, other_languages: bool = True) -> Tagger:
-    """Load the NER pipeline and gazetteer once per process, and the installed models of
-    OTHER_LANGUAGE_MODELS unless `other_languages` is False."""
+    """Load the NER pipeline and gazetteer once per process; the installed models of
+    OTHER_LANGUAGE_MODELS (unless `other_languages` is False) load on their first text."""
     import spacy.util
 
     nlp = load_nlp(name)
     language = str(nlp.lang)
-    others = {}
+    packages = {}
     if other_languages:
-        others = {lang: load_nlp(package) for lang, package in OTHER_LANGUAGE_MODELS.items()
-                  if lang != language and spacy.util.is_package(package)}
+        packages = {lang: package for lang, package in OTHER_LANGUAGE_MODELS.items()
+                    if lang != language and spacy.util.is_package(package)}
     return Tagger(nlp=nlp, gazetteer=load_gazetteer(), name=name, language=language,
-                  others=others)
+                  other_packages=packages)
 
 
 def skip_reason(language: str | None, model: Tagger) -> str | None:
     """Why a text in `language` gets no entities, or None if it is tagged (an unknown language
     is tagged by the main model)."""
-    if not language or language.casefold() == model.language or language.casefold() in model.others:
+    if not language:
         return None
-    readable = ", ".join(sorted({model.language, *model.others}))
-    return f"no entity model for language '{language}' (models loaded for: {readable})"
+    language = language.casefold()
+    if language == model.language or language in model.other_packages:
+        return None
+    readable = ", ".join(sorted({model.language, *model.other_packages}))
+    return f"no entity model for language '{language}' (models for: {readable})"
 
 
 def _chunks(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, str]]:
@@ -160,7 +173,7 @@ def tag(
     results: list[list[Entity]] = [[] for _ in texts]
     for lang, indices in routes.items():
         batch = [texts[i] if isinstance(texts[i], str) else "" for i in indices]
-        nlp = model.nlp if lang is None else model.others[lang]
+        nlp = model.nlp if lang is None else model.pipeline(lang)
         raw = model_spans(batch, nlp, batch_size=batch_size)
         for index, text, spans in zip(indices, batch, raw, strict=True):
             try:
