@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli import main as cli_main
-from worker.evaluation.entities import mapped, prf, read_gold, score
+from worker.evaluation.entities import gain_interval, mapped, prf, read_gold, score
 
 SAMPLE = Path(__file__).parent / "fixtures" / "entities-gold-sample.jsonl"
 
@@ -63,6 +63,8 @@ def test_json_report(json_run: tuple[dict, Path]) -> None:
         assert report[system]["speed"]["docs_per_s"] > 0
         assert set(report[system]["per_label"]) <= {"PER", "ORG", "LOC", "MISC"}
     assert report["f1_gain_points"] > 0
+    low, high = report["f1_gain_interval_95"]
+    assert low <= report["f1_gain_points"] <= high
     assert report["time_per_token_ratio"] > 0
 
 
@@ -86,3 +88,12 @@ def test_text_report(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_missing_gold_file(tmp_path: Path) -> None:
     assert cli_main(["eval", "entities", "--gold", str(tmp_path / "nope.jsonl")]) == 2
+
+
+def test_gain_interval() -> None:
+    gold = [{(0, 5, "PER")}, {(0, 3, "LOC")}, {(1, 4, "ORG")}]
+    assert gain_interval(gold, gold, gold) == (0.0, 0.0)
+    low, high = gain_interval(gold, gold, [set(), set(), set()])
+    assert low == high == 100.0  # every draw: ours perfect, plain finds nothing
+    low, high = gain_interval(gold, gold, [gold[0], set(), set()])
+    assert 0.0 <= low < high <= 100.0
