@@ -219,6 +219,7 @@ def test_dashboard_covers_the_required_signals() -> None:
         "quantile:ingest_cluster_copies",
         "ingest_dedup_entries",
         "ingest_dedup_state_bytes",
+        "ingest_event_time_corrections_total",
         "ingest_entities_total",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
