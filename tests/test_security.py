@@ -196,7 +196,8 @@ def test_produce_and_tail_commands_over_tls(tls_broker, pki, tmp_path):
     page.write_text(read_fixture("seed-page.txt"))
     sent = command(settings, "produce", str(page), "--url", SEED_URL)
     assert sent.returncode == 0, sent.stderr
-    assert sent.stderr.strip() == f"sent 1 pages to {settings.input_topic}"
+    summary = rf"sent 1 pages in [\d.]+ s \([\d.]+/s\); to {re.escape(settings.input_topic)}"
+    assert re.fullmatch(summary, sent.stderr.strip()), sent.stderr
     read = command(settings, "tail", settings.input_topic, "--from-beginning", "--max", "1", "--timeout", "20")
     assert read.returncode == 0, read.stderr
     [line] = read.stdout.splitlines()
