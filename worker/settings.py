@@ -63,6 +63,7 @@ class Settings:
     data_dir: str = "/tmp/ingest-worker"
     fetch_wait_ms: int = 100
     session_timeout_seconds: float = 30.0  # a dead worker's partitions move after this long
+    broker_unusable_seconds: float = 120.0  # a broker unreachable this long stops the worker (non-zero)
     broker_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
     broker_sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (SASL_* only)
     broker_username: str = ""

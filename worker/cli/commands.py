@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.kafka.agents import Fatal, attach
     from worker.kafka.app import create_app
     from worker.kafka.topics import ensure_topics
+    from worker.kafka.watchdog import watch_broker
     from worker.logs import configure as configure_logging
     from worker.runtime.metrics import Metrics
     from worker.runtime.pool import StepPool
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     fatal = Fatal()
     attach(app, topology, settings, metrics, pool, fatal)
     _start_lag_monitor(app, settings, metrics, topology)
+    loop.create_task(watch_broker(settings, fatal.stop))  # not a Faust task: it must run while Faust is stuck
     worker = faust.Worker(
         app, loop=loop, loglevel=settings.log_level, logging_config=log_config, quiet=True, redirect_stdouts=False
     )

@@ -14,6 +14,8 @@ import asyncio
 import logging
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 STATE_REFRESH_SECONDS = 5.0
 # Backoff between attempts to send one message; after the last one the broker counts as unusable.
 SEND_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+STOP_GRACE_SECONDS = 30.0  # a graceful stop that takes longer (the broker is gone) ends at once
 
 
 class InFlight:
@@ -73,11 +76,22 @@ class Fatal:
     reason: str | None = None
 
     def stop(self, reason: str) -> None:
-        """Record the reason and ask the worker to shut down gracefully (acked offsets commit)."""
+        """Record the reason and ask the worker to shut down gracefully (acked offsets commit).
+
+        A shutdown that hangs on the lost broker is cut short after `STOP_GRACE_SECONDS`.
+        """
         if self.reason is None:
             self.reason = reason
             log.critical("%s", reason)
+            timer = threading.Timer(STOP_GRACE_SECONDS, _exit_now, args=(reason,))
+            timer.daemon = True
+            timer.start()
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _exit_now(reason: str) -> None:
+    print(f"ingest-worker: stopped: {reason}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 class RebalanceSensor(faust.Sensor):
