@@ -126,3 +126,12 @@ def test_binary_mode_headers_leave_the_body_alone():
     headers = [("ce_specversion", b"1.0"), ("ce_type", b"raw_page.v1"), ("content-type", b"application/json")]
     result = decode(page(url="https://a.example/bin", text="x"), headers=headers)
     assert isinstance(result, RawPage) and result.url == "https://a.example/bin"
+
+
+def test_structured_cloudevent_trace_context_is_kept():
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    result = decode(cloudevent(traceparent=trace, data={"url": "https://a.example/t", "text": "x"}))
+    assert isinstance(result, RawPage) and result.trace == trace
+    result = decode(cloudevent(traceparent="garbage", data={"url": "https://a.example/t", "text": "x"}))
+    assert isinstance(result, RawPage) and result.trace is None
+    assert decode(page(url="https://a.example/t", text="x", traceparent=trace)).trace is None  # not a CloudEvent

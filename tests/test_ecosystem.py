@@ -82,6 +82,7 @@ def test_confluent_kafka_reads_cloudevents_headers_of_every_event(kafka_settings
             "source": "/crawler",
             "type": "raw_page.v1",
             "datacontenttype": "application/json",
+            "traceparent": trace(4),  # the CloudEvents distributed-tracing extension attribute
             "data": orjson.loads(helicopter.value),
         }
     )
@@ -118,7 +119,7 @@ def test_confluent_kafka_reads_cloudevents_headers_of_every_event(kafka_settings
     seed_headers, seed_article = articles[SEED_URL]
     assert seed_headers["ce_id"] == seed_article["id"] and seed_headers["traceparent"] == trace(1)
     helicopter_headers, _ = articles[helicopter.key.decode()]
-    assert "traceparent" not in helicopter_headers  # it came without one
+    assert helicopter_headers["traceparent"] == trace(4)
     [(duplicate_headers, duplicate)] = by_type["duplicate.v1"]
     assert duplicate["url"] == COPY_URL and duplicate_headers["ce_id"] == duplicate["id"]
     assert duplicate_headers["traceparent"] == trace(2)

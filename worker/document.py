@@ -67,6 +67,7 @@ class RawPage:
     language: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     size_bytes: int = 0
+    trace: str | None = None  # W3C traceparent a structured-mode CloudEvent carried as an attribute
 
 
 @dataclass(frozen=True, slots=True)

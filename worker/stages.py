@@ -110,6 +110,7 @@ class Stages:
         if isinstance(page, Dropped):
             return [self.dead_letter(page, value, origin, trace=trace)]
         add_log_context(url=page.url)
+        trace = trace or page.trace
         prepared = await self.compute(prepare, page, step="clean", timeout=self.settings.page_timeout_seconds)
         if isinstance(prepared, Dropped):
             return [self.dead_letter(prepared, value, origin, page.url, trace)]

@@ -11,13 +11,14 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from worker.document import Dropped, RawPage
-from worker.events import Headers, header_value
+from worker.events import Headers, header_value, trace_parent
 from worker.steps.common import parse_timestamp, rfc3339
 
 EVENT_TYPE = "raw_page.v1"
@@ -54,9 +55,14 @@ def decode(
         return Dropped("invalid_json", f"The message is a JSON {type(payload).__name__}, not an object.")
     content_type = (header_value(headers, "content-type") or "").split(";")[0].strip().lower()
     if content_type == STRUCTURED_CONTENT_TYPE or "specversion" in payload:
-        payload = _unwrap_cloudevent(payload)
+        envelope, payload = payload, _unwrap_cloudevent(payload)
         if isinstance(payload, Dropped):
             return payload
+        page = _validate(payload, key, len(value))
+        trace = envelope.get("traceparent")  # the CloudEvents distributed-tracing extension
+        if isinstance(page, RawPage) and isinstance(trace, str):
+            return replace(page, trace=trace_parent([("traceparent", trace)]))
+        return page
     return _validate(payload, key, len(value))
 
 
