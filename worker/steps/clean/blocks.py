@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,12 @@ def _kept(text: str, extracted: str) -> float:
     return 0.5 * (head in extracted) + 0.5 * (tail in extracted)
 
 
+@lru_cache(maxsize=4096)
+def _named(names: str) -> tuple[bool, bool]:
+    """Whether an element's class and id name it furniture, and whether they name it story."""
+    return bool(NOT_STORY.search(names)), bool(_STORY_NAMES.search(names))
+
+
 def _ancestors(el: Any, stop: int) -> list[Any]:
     chain: list[Any] = []
     node = el
@@ -157,7 +164,10 @@ def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -
         lo, hi = max(0, k - _NEIGHBOURS), min(n, k + _NEIGHBOURS + 1)
         near = [kept[j] for j in range(lo, hi) if j != k]
         chain = _ancestors(block.element, _ANCESTOR_DEPTH)
-        names = " ".join(f"{el.get('class') or ''} {el.get('id') or ''}" for el in chain)
+        furniture_named = story_named = False
+        for el in chain:
+            named = _named(f"{el.get('class') or ''} {el.get('id') or ''}")
+            furniture_named, story_named = furniture_named or named[0], story_named or named[1]
         tags = {el.tag for el in chain if isinstance(el.tag, str)}
         tag = block.element.tag if isinstance(block.element.tag, str) else ""
         capitals = sum(1 for t in tokens if t[:1].isupper())
@@ -183,9 +193,9 @@ def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -
             float(tag in ("td", "th")),
             float("blockquote" in tags),
             float(tag == "div"),
-            float(bool(NOT_STORY.search(names))),
+            float(furniture_named),
             float(bool(tags & NOT_STORY_TAGS)),
-            float(bool(_STORY_NAMES.search(names))),
+            float(story_named),
             float(bool(tags & {"article", "main"})),
             k / n,
             capitals / words if words else 0.0,

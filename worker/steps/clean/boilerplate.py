@@ -104,6 +104,7 @@ _JUNK_ANYWHERE: list[tuple[tuple[str, ...], str, str]] = [
 JUNK_START = re.compile("|".join(f"(?:{p[1:]})" for p in _JUNK_START), _I)
 JUNK_ANYWHERE = [(triggers, re.compile(p, _I)) for triggers, p, _ in _JUNK_ANYWHERE]
 JUNK_EXAMPLES = [example for _, _, example in _JUNK_ANYWHERE]
+_ANY_TRIGGER = re.compile("|".join(re.escape(t) for triggers, _, _ in _JUNK_ANYWHERE for t in triggers))
 
 # A heading that opens the page's furniture after the story ("Related posts", "Most read").
 SECTION_END = re.compile(
@@ -159,6 +160,8 @@ def is_junk_line(line: str) -> bool:
     if JUNK_START.match(line):
         return True
     low = line.lower()
+    if not _ANY_TRIGGER.search(low):
+        return False
     return any(any(t in low for t in triggers) and rx.search(line) for triggers, rx in JUNK_ANYWHERE)
 
 
