@@ -138,3 +138,34 @@ def _real_pages() -> list[tuple[bytes, bytes]]:
         url = f"https://fixtures.example/{path.name.split('.')[0]}"
         pages.append((url.encode(), read_page(path, url)))
     return pages
+
+
+def test_unreadable_messages_on_internal_hops_are_dead_letters_and_the_agents_go_on(kafka_settings, start_worker):
+    """A hop message this version cannot read (an older or broken producer) ends as a dead letter
+    from the agent that took it, and that agent keeps serving the next page."""
+    import asyncio
+
+    from worker.kafka.clients import produce
+
+    start_worker(kafka_settings)
+    send_pages(kafka_settings, [raw_page(SEED_URL, text=read_fixture("seed-page.txt"))])
+    [first] = collect_events(kafka_settings, 1)  # the worker has created its internal topics
+    assert first["event_type"] == "article.v1"
+    app_id = kafka_settings.app_id
+    asyncio.run(produce(kafka_settings, f"{app_id}-dedup-candidates", [(b"x", b"{not a hop")]))
+    asyncio.run(produce(kafka_settings, f"{app_id}-unique-articles", [(b"y", b'{"article": 1}')]))
+    later = next(s for s in load_samples() if s.name.startswith("aljazeera"))
+    send_pages(kafka_settings, [(later.key, later.value)])
+    events = collect_events(kafka_settings, 4)
+    for event in events:
+        validate_event(event)
+    dead = sorted(
+        (e["source"]["topic"], e["reason"], e["detail"].split(":")[0])
+        for e in events
+        if e["event_type"] == "dead_letter.v1"
+    )
+    assert dead == [
+        (f"{app_id}-dedup-candidates", "internal_error", "Step 'dedup' failed on this page"),
+        (f"{app_id}-unique-articles", "internal_error", "Step 'entities' failed on this page"),
+    ]
+    assert sum(e["event_type"] == "article.v1" for e in events) == 2
