@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import validate_event
 
+from worker.cli.commands import describe_event
 from worker.document import ENTITY_LABELS, Article, Entity, RawPage
 from worker.events import article_event
 from worker.steps.clean.page import clean
@@ -269,6 +270,7 @@ def test_language_skip_is_reported_in_the_event(model: Tagger, helicopter: Artic
     _, event = article_event(tagged, "0" * 32, "0" * 64)
     validate_event(event)
     assert event["entities"] == [] and "'ko'" in event["processing"]["entities_skipped"]
+    assert "entities: - (no entity model for language 'ko'" in describe_event(event)
     _, english = article_event(helicopter, "1" * 32, "1" * 64)
     validate_event(english)
     assert english["entities"] and "entities_skipped" not in english["processing"]

@@ -144,6 +144,9 @@ def describe_event(event: dict[str, Any]) -> str:
     kind = event.get("event_type", "?")
     if kind == "article.v1":
         top = ", ".join(f"{e['canonical']} ({e['label']})" for e in event.get("entities", [])[:6])
+        skipped = event.get("processing", {}).get("entities_skipped")
+        if not top and skipped:
+            top = f"- ({skipped})"
         return (
             f"article    {event['title'][:80]!r} [{event['source_domain']}, {event['word_count']} words, "
             f"unique, id {event['id'][:12]}] entities: {top or '-'}"
