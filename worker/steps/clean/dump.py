@@ -33,10 +33,6 @@ from worker.steps.common import densest_run
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BULLET = re.compile(r"^\s*(?:[*+•·▪◦‣\-–]|\d{1,2}[.)])\s+")
 _SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
-_NAMES = re.compile(
-    r"^(?:(?:[A-Z][\w'’\-]*\.?|and|&|,)\s*){2,12}$"
-)  # capitalised words only: "Lisa Kaczke and Trevor J. Mitchell"
-_NAME_JOIN = re.compile(r"\b(and|und|et|y|e|dan)\b|&|\b[A-Z]\.")
 _INNER_SENTENCE = re.compile(r"\w[.!?] +[A-Z]")
 
 
@@ -286,11 +282,6 @@ def _title(lines: list[Line], start: int, body: list[str], stops: frozenset[str]
             continue
         if SECTION_END.match(text) or is_lead_in(text):
             continue
-        if (
-            k + 1 < len(lines) and DATE_LINE.match(lines[k + 1].text) and _NAMES.match(text)
-            and _NAME_JOIN.search(text)
-        ):
-            continue  # "Jane Doe and John Roe": the byline just above the date
         words = _content_words(text, stops)
         if not words:
             continue
