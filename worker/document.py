@@ -7,7 +7,8 @@ process pool.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import base64
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -132,25 +133,30 @@ class Prepared:
     trace: str | None = None  # the raw page message's W3C traceparent header
 
     def to_bytes(self) -> bytes:
-        """Serialised for an internal hop."""
-        return orjson.dumps(
-            {
-                "article": asdict(self.article),
-                "fingerprint": self.fingerprint.hex(),
-                "article_id": self.article_id,
-                "seen_at": self.seen_at,
-                "origin": asdict(self.origin),
-                "trace": self.trace,
-            }
-        )
+        """Serialised for an internal hop: JSON (orjson writes the dataclasses itself), the
+        fingerprint in base64."""
+        return orjson.dumps({
+            "article": self.article,
+            "fingerprint_b64": base64.b64encode(self.fingerprint).decode("ascii"),
+            "article_id": self.article_id,
+            "seen_at": self.seen_at,
+            "origin": self.origin,
+            "trace": self.trace,
+        })
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Prepared:
-        """Inverse of `to_bytes`; raises ValueError (or KeyError/TypeError) on a malformed hop."""
+        """Inverse of `to_bytes`; raises ValueError (or KeyError/TypeError) on a malformed hop.
+
+        Also reads the earlier layout (the fingerprint in hex), so hops written before an upgrade
+        are still read after it.
+        """
         raw = orjson.loads(data)
+        encoded = raw.get("fingerprint_b64")
         return cls(
             article=article_from_dict(raw["article"]),
-            fingerprint=bytes.fromhex(raw["fingerprint"]),
+            fingerprint=bytes.fromhex(raw["fingerprint"]) if encoded is None
+            else base64.b64decode(encoded, validate=True),
             article_id=raw["article_id"],
             seen_at=float(raw.get("seen_at", 0.0)),
             origin=Origin(**raw["origin"]),

@@ -54,7 +54,9 @@ class Settings:
     max_page_bytes: int = 5_000_000
     page_timeout_seconds: float = 30.0
     workers: int = 0  # process-pool size; 0 = one per CPU
-    pool_max_tasks_per_process: int = 500  # a pool process is replaced after this many calls; 0 = never
+    # A pool process is replaced after this many calls (0 = never). A new process loads the entity
+    # models again (about 3 s of CPU): every 500 calls that was over a tenth of the pool's CPU.
+    pool_max_tasks_per_process: int = 10_000
     spacy_model: str = "en_core_web_sm"
     entity_batch_size: int = 16
     dedup_window_days: float = 7.0

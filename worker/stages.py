@@ -156,6 +156,8 @@ class Stages:
         self.metrics.stage_seconds.labels("dedup").observe(elapsed)
         article.stage_seconds["dedup"] = elapsed
         if decision.duplicate_of is None:
+            # Tagging needs only the content hash: the sketch (a twelfth of the hop) stays here.
+            prepared.fingerprint = Fingerprint(fp.content_hash, (), fp.shingles).to_bytes()
             return [Out("unique", prepared.article_id.encode(), prepared.to_bytes(), trace=trace,
                         origin=prepared.origin)]
         assert decision.kind is not None

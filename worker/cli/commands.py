@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     worker = faust.Worker(
         app, loop=loop, loglevel=settings.log_level, logging_config=log_config, quiet=True, redirect_stdouts=False
     )
+    # Faust's start-up spinner sets the root logger to DEBUG, so every debug call of aiokafka and
+    # Faust (several per message) built a record that the handler then dropped.
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
