@@ -414,8 +414,15 @@ def main() -> None:
         say(f"worker: {full.rate:.2f} pages/s ({full.pages} pages in {full.seconds:.1f} s, all produced at once); "
             f"{full.rate / found['pages_per_s']:.2f}x the naive composition, {per_core:.2f}x per core; "
             f"{100 * full.rate / ceiling:.0f}% of the stage-cost ceiling")
+        used = sum(full.cpu.values())
+        cores_got = used * full.pages / full.seconds
+        report["worker"] |= {"cores_obtained": cores_got, "stage_share_of_cpu": stage_sum / used}
         say("  CPU a page: " + ", ".join(f"{part} {1000 * v:.1f} ms" for part, v in full.cpu.items())
-            + f"; total {1000 * sum(full.cpu.values()):.1f} ms (stages inline: {1000 * stage_sum:.1f} ms)")
+            + f"; total {1000 * used:.1f} ms, of which the stages' own work (inline) {1000 * stage_sum:.1f} ms "
+            f"= {100 * stage_sum / used:.0f}%")
+        say(f"  the worker and broker got {cores_got:.2f} of the {CORES} cores (the machine is shared); at that "
+            f"many cores the ceiling is {cores_got / stage_sum:.1f} pages/s, "
+            f"{100 * full.rate * stage_sum / cores_got:.0f}% of it reached")
         say("  RSS: " + ", ".join(f"{part} {mb:.0f} MB" for part, mb in full.rss_mb.items()))
         say("  /metrics stage seconds (wall, per event): " + ", ".join(
             f"{stage} {1000 * total / count:.1f} ms x{count:.0f}" for stage, (total, count) in full.stage_sums.items()
