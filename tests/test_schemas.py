@@ -16,10 +16,10 @@ import jsonschema
 import pytest
 from conftest import FIXTURES, ROOT, SCHEMAS
 from schema_compat import breaking_changes
+from test_events import all_events
 
 from worker.cli import main
-from worker.document import Article, Dropped, Entity, Origin
-from worker.events import article_event, cluster_event, dead_letter_event, duplicate_event, schemas
+from worker.events import schemas
 
 RELEASED_DIR = FIXTURES / "released-schemas"
 RELEASED = {p.name.removesuffix(".json"): json.loads(p.read_text()) for p in RELEASED_DIR.glob("*.json")}
@@ -143,22 +143,9 @@ def test_the_compatibility_check_finds_breaking_changes(name: str, change: Any, 
 
 def sample_events() -> list[tuple[str, dict[str, Any]]]:
     """Real events of each type, and each with every field in turn dropped or given a wrong value."""
-    article = Article(
-        url="https://a.example/story",
-        title="A story",
-        text="First paragraph.\n\nSecond one.",
-        mode="html",
-        source_domain="a.example",
-        fetched_at="2025-01-11T12:00:00Z",
-        language="en",
-        entities=[Entity("0123456789abcdef", "Kyiv", "GPE", "Kyiv", [(0, 4)], 1, 0.5)],
-    )
     good = [
-        article_event(article, "a" * 32, "b" * 64)[1],
-        duplicate_event("c" * 32, article, "a" * 32, "near", 0.9)[1],
-        cluster_event("a" * 32, 2, article.url)[1],
-        dead_letter_event(Dropped("timeout", "Cleaning took too long."), b"{}", Origin("pages.raw", 0, 1))[1],
-        {"event_type": "raw_page.v1", "url": article.url, "html": "<p>x</p>", "headers": {"a": "b"}},
+        *all_events(),
+        {"event_type": "raw_page.v1", "url": "https://a.example/p", "html": "<p>x</p>", "headers": {"a": "b"}},
     ]
     out = []
     for event in good:
