@@ -2,9 +2,10 @@
 
 The model is loaded once per process (`load_model`) and passed in; `tag` runs the NER over a
 batch of texts with `nlp.pipe` and turns each text's spans into canonical entities with
-`worker.steps.entities.rules.resolve`. A text whose language (the cleaned article's
-`language`) is not the model's is never tagged: a model reads only its own language, and the
-rules and gazetteers are English. `tag_articles` records why in `Article.entities_skipped`.
+`worker.steps.entities.rules.resolve`. A text is read only by a model of its language (the
+cleaned article's `language`): English with the rules and gazetteers, French by its own small
+model when installed; a text in any other language gets no entities, and `skip_reason` says
+why (`tag_articles` records it in `Article.entities_skipped`).
 """
 
 from __future__ import annotations
