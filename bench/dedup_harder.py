@@ -2,13 +2,19 @@
 """Make a harder syndication set from a labelled one, to check the dedup step on unseen edits.
 
     python bench/dedup_harder.py --pages pages.jsonl.gz --truth truth.json --out DIR [--seed 1]
-    ingest-worker eval dedup --pages DIR/pages.jsonl.gz --truth DIR/truth.json
+                                 [--fold I/N] [--copies 6] [--kinds cut,lead,...]
+    ingest-worker eval dedup --pages DIR/pages.jsonl.gz --truth DIR/truth.json --groups DIR/kinds.json
 
 Keeps every input page and adds, for one page of each story, `--copies` new copies placed inside
 another site's whole-page text dump (that host's menus, related links and footers kept, its own
-story swapped out, so the host's own page is a hard negative), with harsher edits than usual:
-only 30-70% of the story kept, 5-15% of the words replaced or garbled, quotes and dashes changed,
-paragraphs merged and split, a new headline, an update note and "Read more" lines inserted.
+story swapped out, so the host's own page is a hard negative). Each copy carries one edit kind
+(`EDIT_KINDS`, used in turn): a cut and garbled story, a rewritten lead, inserted paragraphs,
+reordered paragraphs, truncation to 60%, or all of those at once. `kinds.json` says which copy
+got which kind (`input` for the pages given), so `eval dedup --groups` prints the recall and
+precision of each kind beside the overall figures. Seeded: the same arguments give the same set.
+
+`--fold I/N` copies only the stories of fold I (a hash of the story id): choose thresholds on one
+fold and report on the other, so no figure comes from the pages a rule was chosen on.
 """
 
 from __future__ import annotations

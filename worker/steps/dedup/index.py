@@ -14,14 +14,20 @@ sample inside the original's. Candidates come from an inverted index of the sket
 candidate is then verified on the two sketches (overlap coefficient below the common bottom-k
 threshold) before anything is merged. Shingles that several different stories share are
 boilerplate (footers, cookie notes, sign-up boxes) and count for nothing. Two pages of the same
-site share that site's template, so for them containment proves nothing: they must match as
-wholes (resemblance), and a sentence or two found again on the same site is not a copy.
+site share that site's template, so for them more of the smaller text must be found, and a
+sentence or two found again on the same site is not a copy.
+
+A cluster is represented by up to two versions of its story: the root's sketch, replaced by a
+fuller version when one arrives (the original after a cut copy that came first), and a second,
+different version (another lead, other paragraphs kept). Both are posted and verified against.
 
 State layout (keys are short ASCII strings, values are packed bytes):
 
     a<page id>   one record per decided page: its decision; a cluster root also keeps its sketch
+                 and, once it has one, its second version's site and sketch
     h<text hash> content hash -> root page id (exact duplicates)
-    <hash>       a posted sketch hash (hex) -> ids of the roots whose sketch holds it
+    <hash>       a posted sketch hash (hex) -> ids of the roots whose sketch (or second version)
+                 holds it
     ~t<hour>     how many chunks of page ids that hour has; ~t<hour>.<n> holds up to 64 ids of
                  pages seen in that hour, so expiry never scans the table and no value grows long
     ~            counters (records, roots, bytes, oldest hour) so metrics never scan the table
