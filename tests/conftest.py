@@ -124,7 +124,8 @@ def collect_for_urls(settings: Settings, urls: set[str], timeout: float = 180.0)
 
     deadline = time.monotonic() + timeout
     while True:
-        events = collect_events(settings, 100_000, timeout=2)
+        # A generous idle wait: on a loaded machine the first fetch of a new consumer can take seconds.
+        events = collect_events(settings, 100_000, timeout=8)
         seen = {e.get("url") for e in events}
         if urls <= seen:
             return events
