@@ -49,7 +49,9 @@ class Settings:
     duplicates_topic: str = "articles.duplicates.v1"
     clusters_topic: str = "articles.clusters.v1"
     dead_letter_topic: str = "pages.deadletter.v1"
-    topic_partitions: int = 4
+    # Two: one worker on the embedded broker ran 1.5-2.4x faster than with four (bench/throughput.md);
+    # a group of more workers needs at least one partition each (deploy/k8s sets four).
+    topic_partitions: int = 2
     topic_replicas: int = 1
     max_page_bytes: int = 5_000_000
     page_timeout_seconds: float = 30.0
