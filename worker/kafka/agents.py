@@ -263,7 +263,9 @@ def attach(
     app.sensors.add(RebalanceSensor(metrics))
     app.agent(topology.pages, name="pages", concurrency=max(2, 2 * settings.pool_size))(agents.pages)
     app.agent(topology.candidates, name="decide")(agents.decide)
-    app.agent(topology.unique, name="tag")(agents.tag)
+    # One batch in flight per pool process: with a single actor, tagging (most of the CPU) ran in
+    # one process at a time and the others idled once cleaning was done.
+    app.agent(topology.unique, name="tag", concurrency=settings.pool_size)(agents.tag)
     dedup_partition = TP(topology.candidates.get_topic_name(), 0)
 
     @app.timer(interval=STATE_REFRESH_SECONDS)
