@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.kafka.topics import ensure_topics
     from worker.kafka.watchdog import watch_broker
     from worker.logs import configure as configure_logging
-    from worker.runtime.metrics import Metrics
+    from worker.runtime.metrics import EventLoopCollector, Metrics
     from worker.runtime.pool import StepPool
 
     settings = Settings.from_env()
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
     metrics = Metrics.create(input_topic=settings.input_topic)
+    metrics.registry.register(EventLoopCollector(loop))
     pool = StepPool(
         settings.pool_size,
         on_restart=metrics.pool_restarts.inc,

@@ -66,6 +66,11 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (to freeze it with SIGSTOP in fault tests)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         """The broker URL in Faust's form."""
         return f"kafka://{self.bootstrap}"

@@ -7,6 +7,8 @@ label combination initialised so dashboards show 0 rather than nothing.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -19,9 +21,11 @@ from prometheus_client import (
     Histogram,
     Info,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from worker import __version__
 from worker.document import (
@@ -43,6 +47,18 @@ END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 360
 COPIES_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500)
 
 _ = (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR)  # the default-registry instances
+
+
+class EventLoopCollector(Collector):
+    """`ingest_event_loop_tasks`: asyncio tasks alive in the worker's loop; a leak shows as growth."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Count the loop's tasks at scrape time (the web view runs in the loop's own thread)."""
+        tasks = len(asyncio.all_tasks(self.loop))
+        yield GaugeMetricFamily("ingest_event_loop_tasks", "asyncio tasks alive in the event loop", value=tasks)
 
 
 @dataclass(frozen=True, slots=True)
