@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from worker.evaluation.dedup import score
 from worker.kafka.clients import consume
-from worker.kafka.topics import kafka_client_options
+from worker.kafka.connection import client_options, start_client
 from worker.settings import Settings
 
 PROCESSED = frozenset({"article", "duplicate"})
@@ -235,9 +235,9 @@ async def produce_inputs(
         acks="all",
         max_request_size=settings.max_page_bytes + 2_000_000,
         request_timeout_ms=120_000,
-        **kafka_client_options(settings),
+        **client_options(settings),
     )
-    await producer.start()
+    await start_client(settings, producer)
     positions: dict[tuple[int, int], Input] = {}
     try:
         pending = []
