@@ -111,7 +111,7 @@ class StepPool:
             if self._closed:
                 raise PoolClosed("the step pool is closed")
             self._lanes.setdefault(call.lane, deque()).append(call)
-            self._cond.notify()
+            self._cond.notify_all()  # warm_up waits on the same condition: wake the slots too
         try:
             return await call.future
         finally:
@@ -190,7 +190,7 @@ class StepPool:
                 call.resolve(error=PoolClosed("the step pool was closed"))
                 return
             self._lanes.setdefault(call.lane, deque()).appendleft(call)
-            self._cond.notify()
+            self._cond.notify_all()  # warm_up waits on the same condition: wake the slots too
 
     def _restarted(self) -> None:
         if self._on_restart is not None:
@@ -249,6 +249,7 @@ class _Slot:
         finally:
             child.close()
         self.process, self.conn, self.tasks = process, parent, 0
+        started = time.monotonic()
         ok, error = self._receive(STARTUP_TIMEOUT_SECONDS)
         if not ok:
             log.error("a step-pool process failed to start: %s", error)
@@ -257,6 +258,7 @@ class _Slot:
             return False
         if isinstance(error, BaseException):
             log.error("the warm-up failed in a new step-pool process: %r", error)
+        log.info("step-pool process %s ready in %.1f s", process.pid, time.monotonic() - started)
         self._warmed(generation, error if isinstance(error, BaseException) else None)
         return True
 
@@ -272,7 +274,9 @@ class _Slot:
             self._warmed(generation, exc)
             self.kill()
             return
+        started = time.monotonic()
         ok, reply = self._receive(STARTUP_TIMEOUT_SECONDS)
+        log.info("step-pool process %s warmed up in %.1f s", self.pid, time.monotonic() - started)
         if not ok:
             self._warmed(generation, RuntimeError(f"the warm-up did not finish: {reply}"))
             self.kill()
