@@ -59,7 +59,7 @@ from worker.runtime.children import descendants_usage
 from worker.runtime.worker_process import WorkerProcess
 from worker.settings import Settings
 
-READ_DEADLINE_SECONDS = 900.0
+READ_DEADLINE_SECONDS = 600.0  # --read-deadline: how long to wait for outcomes after the stream
 
 
 def run_settings(broker: EmbeddedBroker, name: str, tmp: Path, **overrides: Any) -> Settings:
@@ -356,7 +356,10 @@ def main() -> int:
     parser.add_argument("--sample-seconds", type=float, default=15.0)
     parser.add_argument("--samples-out", help="soak samples as JSONL")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines too")
+    parser.add_argument("--read-deadline", type=float, default=READ_DEADLINE_SECONDS)
     args = parser.parse_args()
+    global READ_DEADLINE_SECONDS
+    READ_DEADLINE_SECONDS = args.read_deadline
     lines = read_jsonl(args.pages)
     truth = json.loads(Path(args.truth).read_text()) if args.truth else {}
     results = []
