@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from conftest import FIXTURES, collect_events
@@ -59,7 +60,7 @@ def _reference(settings: Settings, pages: list[Input]) -> Accounting:
 
 def _assert_sound(result: Accounting, inputs: list[Input], settings: Settings, real: list[Input]) -> None:
     assert result.lost == []
-    assert result.two_kinds == []
+    assert result.two_kinds == [], {name: result.outcomes[name] for name in result.two_kinds}
     assert result.unexpected(inputs) == {}
     clean = _reference(settings, real)
     real_names = {p.name for p in real}
@@ -107,22 +108,16 @@ def test_hostile_corpus_and_kills_leave_every_page_accounted_for(kafka_settings,
     worker.stop(kill=True)  # first kill: mid-stream, pages in flight
     positions |= asyncio.run(produce_inputs(settings, inputs[half:]))
     worker = start_worker(settings)
-    seen = len(collect_events(settings, 100_000, timeout=2))
-    collect_events(settings, seen + 5, timeout=30)
-    worker.stop(kill=True)  # second kill: after the restart, while the backlog is processed
+    time.sleep(3)
+    worker.stop(kill=True)  # second kill: pages taken from Kafka wait for the pool's warm-up
     worker = start_worker(settings)
 
-    result = asyncio.run(read_outcomes(settings, positions, deadline_seconds=60, settle_seconds=3))
+    result = asyncio.run(read_outcomes(settings, positions, deadline_seconds=90, settle_seconds=3))
     assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
     _assert_sound(result, inputs, settings, real)
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=False,
-    reason="a far-future or missing fetched_at makes the dedup owner expire the window hour by hour, "
-    "blocking the event loop for minutes and wiping the window",
-)
 def test_time_travel_fetched_at_leaves_dedup_of_real_pages_unchanged(kafka_settings, start_worker):
     settings = kafka_settings.with_overrides(max_page_bytes=MAX_PAGE_BYTES)
     real = _real_pages()
