@@ -106,12 +106,12 @@ class Producer(threading.Thread):
         return self.positions
 
 
-def clean_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path) -> Accounting:
+def clean_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path, args: argparse.Namespace) -> Accounting:
     """One worker, no faults: the reference."""
     settings = run_settings(broker, "clean", tmp)
     with WorkerProcess(settings, tmp / "clean.log"):
         positions = asyncio.run(produce_inputs(settings, inputs))
-        return asyncio.run(read_outcomes(settings, positions, READ_DEADLINE_SECONDS, settle_seconds=10))
+        return asyncio.run(read_outcomes(settings, positions, args.read_deadline, settle_seconds=10))
 
 
 def kill_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def kill_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path, args: a
                 log.append(f"{time.monotonic() - started:6.1f} s  second worker leaves (SIGTERM)")
         positions = producer.result()
         log.append(f"{time.monotonic() - started:6.1f} s  stream produced; reading outcomes")
-        accounting = asyncio.run(read_outcomes(settings, positions, READ_DEADLINE_SECONDS, settle_seconds=15))
+        accounting = asyncio.run(read_outcomes(settings, positions, args.read_deadline, settle_seconds=15))
         alive = all(w.process is not None and w.process.poll() is None for w in workers)
     finally:
         for worker in [*workers, second]:
@@ -167,7 +167,7 @@ def freeze_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path, args:
         os.kill(broker.pid, signal.SIGCONT)
         log.append(f"{time.monotonic() - started:6.1f} s  broker SIGCONT")
         positions = producer.result()
-        accounting = asyncio.run(read_outcomes(settings, positions, READ_DEADLINE_SECONDS, settle_seconds=15))
+        accounting = asyncio.run(read_outcomes(settings, positions, args.read_deadline, settle_seconds=15))
         log.append(f"{time.monotonic() - started:6.1f} s  every input accounted for" if not accounting.lost else "")
         same = worker.process is not None and worker.process.poll() is None and worker.process.pid == pid
         errors = [line for line in worker.log_tail(400_000).splitlines() if " ERROR " in line or "Traceback" in line]
@@ -181,7 +181,7 @@ def hostile_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path, args
     with WorkerProcess(settings, tmp / "hostile.log") as worker:
         started = time.monotonic()
         positions = asyncio.run(produce_inputs(settings, inputs))
-        accounting = asyncio.run(read_outcomes(settings, positions, READ_DEADLINE_SECONDS, settle_seconds=15))
+        accounting = asyncio.run(read_outcomes(settings, positions, args.read_deadline, settle_seconds=15))
         alive = worker.process is not None and worker.process.poll() is None
     return {"accounting": accounting, "log": [], "workers_alive": alive, "seconds": time.monotonic() - started}
 
@@ -298,7 +298,7 @@ def soak(broker: EmbeddedBroker, lines: list[bytes], tmp: Path, args: argparse.N
         produced_for = time.monotonic() - started
         stop.set()
         sampler.join()
-        accounting = asyncio.run(read_outcomes(settings, positions, READ_DEADLINE_SECONDS, settle_seconds=15))
+        accounting = asyncio.run(read_outcomes(settings, positions, args.read_deadline, settle_seconds=15))
         alive = worker.process is not None and worker.process.poll() is None
     steady = samples[len(samples) // 5 :]
     figures: dict[str, Any] = {
@@ -358,8 +358,6 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines too")
     parser.add_argument("--read-deadline", type=float, default=READ_DEADLINE_SECONDS)
     args = parser.parse_args()
-    global READ_DEADLINE_SECONDS
-    READ_DEADLINE_SECONDS = args.read_deadline
     lines = read_jsonl(args.pages)
     truth = json.loads(Path(args.truth).read_text()) if args.truth else {}
     results = []
@@ -371,7 +369,7 @@ def main() -> int:
             results.append(figures)
         else:
             real = real_inputs(lines)
-            clean = clean_run(broker, real, tmp)
+            clean = clean_run(broker, real, tmp, args)
             print(f"== clean run: inputs {len(clean.outcomes)}  lost {len(clean.lost)}  "
                   f"two outcome kinds {len(clean.two_kinds)}  dedup F1 {dedup_f1(clean, truth):.4f}")
             runs: list[tuple[str, Callable[..., dict[str, Any]], list[Input]]] = [
