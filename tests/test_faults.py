@@ -112,7 +112,7 @@ def test_hostile_corpus_and_kills_leave_every_page_accounted_for(kafka_settings,
     worker.stop(kill=True)  # second kill: pages taken from Kafka wait for the pool's warm-up
     worker = start_worker(settings)
 
-    result = asyncio.run(read_outcomes(settings, positions, deadline_seconds=90, settle_seconds=3))
+    result = asyncio.run(read_outcomes(settings, positions, deadline_seconds=150, settle_seconds=3))
     assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
     _assert_sound(result, inputs, settings, real)
 
