@@ -189,5 +189,8 @@ def _rfc3339(value: Any) -> str | None:
     moment = parse_timestamp(value)
     if moment is None or moment.tzinfo is None:
         return None
-    return rfc3339(moment)
+    try:
+        return rfc3339(moment)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is past the largest UTC time
+        return None
 
