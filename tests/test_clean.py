@@ -11,6 +11,7 @@ import pytest
 
 from worker.document import Article, Dropped, RawPage
 from worker.steps.clean.boilerplate import JUNK_ANYWHERE, JUNK_EXAMPLES, is_dropped_as_junk, is_junk_line
+from worker.steps.clean.html import drop_code, parse_html, read_meta
 from worker.steps.clean.language import detect_language, normalize_code
 from worker.steps.clean.normalize import join_paragraphs, normalize_line, repair_mojibake
 from worker.steps.clean.page import clean, iso_date, source_domain
@@ -437,3 +438,18 @@ def test_every_junk_pattern_fires_through_its_triggers() -> None:
         assert pattern.search(example), example
         assert any(t in example.lower() for t in triggers), example
         assert is_junk_line(example), example
+
+
+def test_scripts_and_styles_go_before_extraction_json_ld_and_tail_text_stay() -> None:
+    markup = (
+        "<html><head><style>p { color: red }</style><script type='application/ld+json'>"
+        '{"@type": "NewsArticle", "headline": "Harbour reopens after the storm"}</script></head>'
+        "<body><p>The harbour reopened on Monday<script>track('x')</script> after the storm, "
+        "officials said.</p></body></html>"
+    )
+    tree = drop_code(parse_html(markup))
+    assert [el.get("type") for el in tree.iter("script", "style")] == ["application/ld+json"]
+    assert tree.find(".//p").text_content() == (
+        "The harbour reopened on Monday after the storm, officials said."
+    )
+    assert read_meta(tree).title == "Harbour reopens after the storm"

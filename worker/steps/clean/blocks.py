@@ -78,13 +78,12 @@ def squash(text: str) -> str:
     return "".join(text.split()).lower()
 
 
-def _kept(text: str, extracted: str) -> float:
-    """1 when the block's text is in the extractor's output (its start and end both found)."""
-    key = squash(text)
+def _kept(key: str, extracted: str) -> float:
+    """1 when a block's squashed text is in the extractor's output (its start and end both
+    found)."""
     if len(key) < 2 * _KEY:
         return float(key in extracted) if key else 0.0
-    head, tail = key[:_KEY], key[-_KEY:]
-    return 0.5 * (head in extracted) + 0.5 * (tail in extracted)
+    return 0.5 * (key[:_KEY] in extracted) + 0.5 * (key[-_KEY:] in extracted)
 
 
 @lru_cache(maxsize=4096)
@@ -93,13 +92,33 @@ def _named(names: str) -> tuple[bool, bool]:
     return bool(NOT_STORY.search(names)), bool(_STORY_NAMES.search(names))
 
 
-def _ancestors(el: Any, stop: int) -> list[Any]:
-    chain: list[Any] = []
-    node = el
-    while node is not None and len(chain) < stop:
-        chain.append(node)
-        node = node.getparent()
-    return chain
+class _Context:
+    """What a block's nearest ancestors say (the element itself and up to 7 above it): whether
+    one is named furniture or story, and their tags. Each element is read once per page."""
+
+    def __init__(self) -> None:
+        self._own: dict[Any, tuple[bool, bool, str]] = {}
+
+    def _read(self, el: Any) -> tuple[bool, bool, str]:
+        found = self._own.get(el)
+        if found is None:
+            tag = el.tag if isinstance(el.tag, str) else ""
+            found = (*_named(f"{el.get('class') or ''} {el.get('id') or ''}"), tag)
+            self._own[el] = found
+        return found
+
+    def of(self, el: Any) -> tuple[bool, bool, set[str]]:
+        """(furniture-named, story-named, tags) over the element and its nearest ancestors."""
+        furniture = story = False
+        tags: set[str] = set()
+        node, depth = el, 0
+        while node is not None and depth < _ANCESTOR_DEPTH:
+            named_furniture, named_story, tag = self._read(node)
+            furniture, story = furniture or named_furniture, story or named_story
+            if tag:
+                tags.add(tag)
+            node, depth = node.getparent(), depth + 1
+        return furniture, story, tags
 
 
 def _container(blocks: list[Block], kept: list[float]) -> Any | None:
@@ -146,10 +165,9 @@ def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -
     if not blocks:
         return PageBlocks([], np.zeros((0, len(FEATURES))))
     texts = [normalize_line(b.text) for b in blocks]
-    extracted_key = squash(extracted)
-    json_key = squash(json_body or "")
-    kept = [_kept(t, extracted_key) for t in texts]
-    second_key = squash(second)
+    keys = [squash(t) for t in texts]
+    extracted_key, second_key, json_key = squash(extracted), squash(second), squash(json_body or "")
+    kept = [_kept(key, extracted_key) for key in keys]
     container = _container(blocks, kept)
     members = _story_parts(container) if container is not None and container.getparent() is not None else set()
     sample = " ".join(t for t, k in zip(texts, kept, strict=True) if k > 0) or " ".join(texts)
@@ -157,32 +175,28 @@ def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -
     n = len(blocks)
     total_chars = sum(len(t) for t in texts) or 1
     container_chars = sum(len(t) for b, t in zip(blocks, texts, strict=True) if b.element in members)
-    rows = np.zeros((n, len(FEATURES)))
+    container_share = container_chars / total_chars if members else 0.0
+    context = _Context()
+    rows = []
     for k, (block, text) in enumerate(zip(blocks, texts, strict=True)):
         tokens = _WORD.findall(text)
         words = len(tokens)
         lo, hi = max(0, k - _NEIGHBOURS), min(n, k + _NEIGHBOURS + 1)
-        near = [kept[j] for j in range(lo, hi) if j != k]
-        chain = _ancestors(block.element, _ANCESTOR_DEPTH)
-        furniture_named = story_named = False
-        for el in chain:
-            named = _named(f"{el.get('class') or ''} {el.get('id') or ''}")
-            furniture_named, story_named = furniture_named or named[0], story_named or named[1]
-        tags = {el.tag for el in chain if isinstance(el.tag, str)}
+        near = sum(kept[lo:hi]) - kept[k]
+        furniture_named, story_named, tags = context.of(block.element)
         tag = block.element.tag if isinstance(block.element.tag, str) else ""
-        capitals = sum(1 for t in tokens if t[:1].isupper())
-        digits = sum(1 for t in tokens if t.isdigit())
-        rows[k] = (
+        ends = bool(_SENTENCE_END.search(text))
+        rows.append((
             1.0,
             kept[k],
-            _kept(text, second_key) if second_key else 0.0,
-            sum(near) / len(near) if near else 0.0,
+            _kept(keys[k], second_key) if second_key else 0.0,
+            near / (hi - lo - 1) if hi - lo > 1 else 0.0,
             kept[k - 1] if k > 0 else 0.0,
             kept[k + 1] if k + 1 < n else 0.0,
             float(block.element in members),
             math.log1p(words),
-            float(text_size(text) >= 100 and bool(_SENTENCE_END.search(text))),
-            float(bool(_SENTENCE_END.search(text))),
+            float(ends and text_size(text) >= 100),
+            float(ends),
             sum(1 for t in tokens if t.lower() in stops) / words if stops and words else 0.0,
             1.0 if "a" in tags else min(1.0, block.link_chars / max(1, len(block.text))),
             float(is_junk_line(text)),
@@ -194,14 +208,14 @@ def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -
             float("blockquote" in tags),
             float(tag == "div"),
             float(furniture_named),
-            float(bool(tags & NOT_STORY_TAGS)),
+            float(not tags.isdisjoint(NOT_STORY_TAGS)),
             float(story_named),
-            float(bool(tags & {"article", "main"})),
+            float("article" in tags or "main" in tags),
             k / n,
-            capitals / words if words else 0.0,
-            digits / words if words else 0.0,
+            sum(1 for t in tokens if t[:1].isupper()) / words if words else 0.0,
+            sum(1 for t in tokens if t.isdigit()) / words if words else 0.0,
             text.count(",") / words if words else 0.0,
-            _kept(text, json_key) if json_key else 0.5,
-            container_chars / total_chars if members else 0.0,
-        )
-    return PageBlocks(texts, rows)
+            _kept(keys[k], json_key) if json_key else 0.5,
+            container_share,
+        ))
+    return PageBlocks(texts, np.array(rows, dtype=float))

@@ -70,6 +70,17 @@ def parse_html(markup: str) -> Any | None:
         return None
 
 
+def drop_code(tree: Any) -> Any:
+    """The tree without its scripts and style sheets (JSON-LD kept: it is page data): text no
+    step reads, which every later pass over the tree would otherwise walk again."""
+    for el in list(tree.iter("script", "style")):
+        if el.tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
+            continue
+        if el.getparent() is not None:
+            el.drop_tree()  # its tail text stays where it was
+    return tree
+
+
 def _json_ld_items(scripts: list[Any]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for script in scripts:
@@ -266,6 +277,7 @@ def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
     tree = parse_html(markup)
     if tree is None:
         return None
+    drop_code(tree)
     meta = read_meta(tree, url)
     cascade = "\n".join(_trafilatura(tree, url, "balanced"))
     precise = "\n".join(_trafilatura(tree, url, "precision"))
