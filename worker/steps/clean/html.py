@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import trafilatura
+from lxml import etree
 from lxml import html as lxml_html
 
 from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks
@@ -52,6 +53,18 @@ _PARSER = lxml_html.HTMLParser(
     encoding="utf-8",
     remove_comments=True,
     remove_pis=True,
+)
+# lxml.html's own lookup picks each element's class in Python (forms, inputs, labels get
+# classes of their own), a call for every element object made; the trafilatura runs make
+# thousands a page. One class for every element is picked in C, and no step here
+# uses the form classes' extras.
+_PARSER.set_element_class_lookup(
+    etree.ElementDefaultClassLookup(
+        element=lxml_html.HtmlElement,
+        comment=lxml_html.HtmlComment,
+        pi=lxml_html.HtmlProcessingInstruction,
+        entity=lxml_html.HtmlEntity,
+    )
 )
 
 
