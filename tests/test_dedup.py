@@ -225,6 +225,18 @@ def test_a_second_version_keeps_its_own_site_for_the_same_site_rule() -> None:
     assert other.duplicate_of is None
 
 
+def test_a_fuller_version_brings_its_site_for_the_same_site_rule() -> None:
+    index = DedupIndex({})
+    original = story(23, paragraphs=10)
+    root = decide(index, "https://fast.example/a", page(original[:3]))
+    fuller = decide(index, "https://host.example/syndicated/1", page(original, template=True))
+    assert fuller.duplicate_of == root.article_id
+    # the root is now compared through the host's page, template included: a short story of the
+    # host shares that template with it and nothing else
+    other = decide(index, "https://host.example/own-story", page(story(24, 1, 3), template=True))
+    assert other.duplicate_of is None
+
+
 def test_a_root_record_of_the_previous_layout_is_still_read() -> None:
     state: dict[str, bytes] = {}
     index = DedupIndex(state)

@@ -417,6 +417,7 @@ class DedupIndex:
             root.copies += 1
             if fuller:
                 self._reindex(root, fp.sketch[: self.index_sketch], keys, found)
+                root.site = site  # the sketch now holds this page's site's template, if any
             elif kind == "near" and not root.member and resemblance < MEMBER_RESEMBLANCE:
                 root.member, root.member_site = fp.sketch[: self.index_sketch], site
                 self._index(root.root_id[:_SID], keys[:posted], found[:posted])
