@@ -89,6 +89,19 @@ def test_fingerprint_round_trips_through_bytes_and_pickle() -> None:
     assert list(fp.sketch) == sorted(fp.sketch)
 
 
+def test_fingerprint_with_line_hashes_round_trips_and_reads_the_previous_version() -> None:
+    text = page(story(4))
+    dump = "\n".join(TEMPLATE_TOP + [text] + TEMPLATE_BOTTOM)
+    fp = fingerprint(art("https://a.example/1", text), dump)
+    assert fp.story_lines and fp.left_out and fp.to_bytes()[0] == 3
+    assert Fingerprint.from_bytes(fp.to_bytes()) == fp
+    # only the template's long lines were left out (menus are short lines)
+    assert len(fp.left_out) == 4
+    plain = fingerprint(art("https://a.example/1", text))
+    assert plain.to_bytes()[0] == 2 and Fingerprint.from_bytes(plain.to_bytes()) == plain
+    assert (plain.content_hash, plain.sketch, plain.shingles) == (fp.content_hash, fp.sketch, fp.shingles)
+
+
 def test_article_id_is_deterministic_32_hex() -> None:
     first = article_id("https://a.example/1", "ab" * 32)
     assert first == article_id("https://a.example/1", "ab" * 32)
@@ -307,6 +320,59 @@ def test_short_texts_are_only_matched_exactly() -> None:
     assert exact.kind == "exact" and exact.duplicate_of == first.article_id
     # on the page's own site, a repeated sentence or two is boilerplate, not a copy
     assert decide(index, "https://a.example/2", page(sentence)).duplicate_of is None
+
+
+FURNITURE = [
+    "We are committed to protecting your personal information and have updated our privacy "
+    "policy to comply with the regulation that went into effect this year.",
+    "Users are obliged to speak respectfully to the other participants in the discussion and "
+    "to the readers and individuals referenced in the posts.",
+    "The administration has the right to delete comments made in languages other than the "
+    "language of the majority of the content of the site.",
+    "A user comment will be deleted if it does not correspond with the subject of the post or "
+    "promotes hatred and discrimination of any kind.",
+]
+
+
+def dump_decide(index: DedupIndex, url: str, own: list[str], kept: list[str]) -> Decision:
+    """A text dump holding the site's furniture around `own`, cleaned to `kept`."""
+    dump = "\n".join(TEMPLATE_TOP + own + FURNITURE + TEMPLATE_BOTTOM)
+    return index.decide(url, fingerprint(art(url, page(kept)), dump), T0)
+
+
+def test_the_sites_furniture_kept_by_the_cleaner_is_not_a_story() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    for seed in (60, 61):  # the cleaner finds these stories and leaves the furniture out
+        dump_decide(index, f"https://host.example/{seed}", story(seed), story(seed))
+    # two other stories of the site, cleaned to the furniture block instead: not one story
+    first = dump_decide(index, "https://host.example/62", story(62, 2), FURNITURE)
+    second = dump_decide(index, "https://host.example/63", story(63, 2), FURNITURE)
+    assert first.duplicate_of is None and second.duplicate_of is None
+    # the same story under a second url of the site is still a copy, exact or cut
+    again = dump_decide(index, "https://host.example/60?page=1", story(60), story(60))
+    assert again.kind == "exact" and again.duplicate_of is not None
+    cut = dump_decide(index, "https://host.example/60/amp", story(60), story(60)[:6])
+    assert cut.kind == "near" and cut.duplicate_of == again.duplicate_of
+    # replays decide the same and leave the site's template as it is
+    snapshot = dict(state)
+    assert dump_decide(index, "https://host.example/63", story(63, 2), FURNITURE) == second
+    assert state == snapshot
+    assert index.state_bytes() == sum(len(k.encode()) + len(v) for k, v in state.items())
+
+
+def test_a_sites_template_keeps_its_most_often_left_out_lines() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    for seed in range(70, 80):  # every page leaves out the furniture and a list of its own
+        own = [f"Another headline of the site, number {seed}.{i}, about the harbour and the vote" for i in range(40)]
+        dump_decide(index, f"https://host.example/{seed}", story(seed) + own, story(seed))
+    (key,) = [k for k in state if k.startswith("s")]
+    assert len(state[key]) == 128 * 5  # full: 10 pages left out 32 sampled lines each
+    # the furniture, left out of every page, outlived the lists each page left out once
+    first = dump_decide(index, "https://host.example/81", story(81), FURNITURE)
+    second = dump_decide(index, "https://host.example/82", story(82), FURNITURE)
+    assert first.duplicate_of is None and second.duplicate_of is None
 
 
 # -- replays, the window, the budget ---------------------------------------------------------------

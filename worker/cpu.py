@@ -23,7 +23,7 @@ def prepare(page: RawPage) -> Prepared | Dropped:
         return cleaned
     cleaned.stage_seconds["clean"] = time.perf_counter() - started
     try:
-        fp = fingerprint(cleaned)
+        fp = fingerprint(cleaned, page.text if cleaned.mode == "text" else None)
     except Exception as exc:
         return internal_error(exc, "dedup")
     return Prepared(cleaned, fp.to_bytes(), article_id(cleaned.url, fp.content_hash))

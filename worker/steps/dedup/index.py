@@ -57,11 +57,15 @@ from worker.steps.dedup.shingles import (
     SKETCH_SIZE,
     bottom_k,
     content_hash,
+    left_out_lines,
+    line_hash,
     shingle_hashes,
-    story_tokens,
+    story_lines,
 )
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+"""Fingerprints that carry line hashes (pages cleaned from a text dump); one without them is
+written in version 2, the layout of before, so either version reads the other's hops."""
 
 INDEX_SKETCH = 80
 """Shingle hashes a root's record keeps for verification (a prefix of the fingerprint's sketch)."""
@@ -115,6 +119,25 @@ MAX_POSTING = 16
 MAX_CANDIDATES = 8
 """Candidates verified per decision, the ones sharing most sample hashes first."""
 
+STORY_LINES = 16
+"""Hashes of the story's long lines a fingerprint carries (the smallest), to tell furniture."""
+
+LEFT_OUT_LINES = 32
+"""Hashes of the long lines the cleaner left out of the page a fingerprint carries (the smallest)."""
+
+TEMPLATE_LINES = 128
+"""Line hashes a site's template keeps, with how many of its pages left each out."""
+
+TEMPLATE_SEEN = 2
+"""A line left out of this many pages of a site is that site's furniture."""
+
+FURNITURE_SHARE = 0.5
+"""A text with at least this share of its sampled story lines in its site's furniture (and at
+least `FURNITURE_MIN_LINES` of them) is the site's furniture, not a story: the cleaner kept a
+block that the site's other pages show around their own stories."""
+
+FURNITURE_MIN_LINES = 3
+
 HOUR = 3600.0
 # Hours one `expire` call visits at most, so a jump in event time never stalls the event loop.
 MAX_EXPIRE_HOURS = 48
@@ -127,26 +150,47 @@ class Fingerprint:
     content_hash: str  # hex sha256 of the normalised text
     sketch: tuple[int, ...] = ()  # bottom-k 32-bit shingle hashes of the story, ascending
     shingles: int = 0  # distinct story shingles (the sketch holds min(shingles, k) of them)
+    story_lines: tuple[int, ...] = ()  # smallest hashes of the story's long lines, ascending
+    left_out: tuple[int, ...] = ()  # smallest hashes of the page's long lines the cleaner left out
 
     def to_bytes(self) -> bytes:
-        """Compact binary form: version, hash, shingle count, then 4 bytes per sketch hash."""
-        head = struct.pack(">B32sI", FORMAT_VERSION, bytes.fromhex(self.content_hash), self.shingles)
-        return head + _pack_hashes(self.sketch)
+        """Compact binary form: version, hash, shingle count, [line hash counts, line hashes],
+        then 4 bytes per sketch hash."""
+        digest = bytes.fromhex(self.content_hash)
+        if not self.story_lines and not self.left_out:
+            return struct.pack(">B32sI", 2, digest, self.shingles) + _pack_hashes(self.sketch)
+        head = struct.pack(
+            ">B32sIBB", FORMAT_VERSION, digest, self.shingles, len(self.story_lines), len(self.left_out)
+        )
+        return head + _pack_hashes(self.story_lines + self.left_out + self.sketch)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Fingerprint:
-        """Inverse of `to_bytes`."""
+        """Inverse of `to_bytes` (either version)."""
         version, digest, shingles = struct.unpack_from(">B32sI", data)
+        if version == 2:
+            return cls(digest.hex(), _unpack_hashes(data[37:]), shingles)
         if version != FORMAT_VERSION:
             raise ValueError(f"unknown fingerprint format {version}")
-        return cls(digest.hex(), _unpack_hashes(data[37:]), shingles)
+        story, left = struct.unpack_from(">BB", data, 37)
+        hashes = _unpack_hashes(data[39:])
+        return cls(
+            digest.hex(), hashes[story + left :], shingles, hashes[:story], hashes[story : story + left]
+        )
 
 
-def fingerprint(article: Article) -> Fingerprint:
-    """Exact hash of the normalised text plus a bottom-k sketch of the story's shingles."""
-    every, story = story_tokens(article.text)
-    hashes = shingle_hashes(story)
-    return Fingerprint(content_hash(every), bottom_k(hashes, SKETCH_SIZE), len(hashes))
+def fingerprint(article: Article, page_text: str | None = None) -> Fingerprint:
+    """Exact hash of the normalised text plus a bottom-k sketch of the story's shingles; with the
+    page's text dump, also the hashes that tell a site's furniture from a story (see
+    `FURNITURE_SHARE`)."""
+    every, lines = story_lines(article.text)
+    hashes = shingle_hashes([t for toks in lines for t in toks])
+    fp = Fingerprint(content_hash(every), bottom_k(hashes, SKETCH_SIZE), len(hashes))
+    if not page_text:
+        return fp
+    story = bottom_k({line_hash(toks) for toks in lines}, STORY_LINES)
+    left = bottom_k(left_out_lines(page_text, article.text), LEFT_OUT_LINES)
+    return Fingerprint(fp.content_hash, fp.sketch, fp.shingles, story, left)
 
 
 def article_id(url: str, content_hash: str) -> str:
@@ -391,9 +435,13 @@ class DedupIndex:
         self._meta_raw = b""  # until saved: a failure halfway must not leave a stale copy in use
         chash = bytes.fromhex(fp.content_hash)
         site = site_of(url)
+        template_key = _template_key(site) if fp.story_lines or fp.left_out else ""
+        template_raw = self.state.get(template_key) if template_key else None
+        template = _unpack_template(template_raw)
         # Too short a text is matched exactly only: it is neither indexed nor a candidate. And a
-        # sentence or two found again on the same site is that site's boilerplate, not a story.
-        near = fp.shingles >= self.min_near_shingles
+        # sentence or two found again on the same site is that site's boilerplate, not a story;
+        # so is a text the site's other pages leave out around their own stories.
+        near = fp.shingles >= self.min_near_shingles and not _furniture(fp.story_lines, template)
         match = self._exact(chash) if fp.sketch else None
         if match is not None and not near and match[1].site == site:
             match = None
@@ -432,6 +480,8 @@ class DedupIndex:
             self._index(sid, keys[:posted], found[:posted])
             self._put(_hash_key(chash), sid)
             meta.roots += 1
+        if fp.left_out:
+            self._learn_template(template_key, template, template_raw, fp.left_out)
         hour = int(seen_at // HOUR)
         self._file(hour, sid)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
@@ -440,6 +490,20 @@ class DedupIndex:
         self._put(page_key, record.pack(), None)  # the page record last: a replay redoes the rest
         self._save()
         return _decision(aid, record)
+
+    def _learn_template(
+        self, key: str, template: dict[int, int], raw: bytes | None, left_out: tuple[int, ...]
+    ) -> None:
+        """Count the lines this page left out in its site's template, which keeps the
+        `TEMPLATE_LINES` most often left out (the smallest hashes on a tie)."""
+        learned = dict(template)
+        for h in left_out:
+            learned[h] = min(learned.get(h, 0) + 1, 255)
+        if len(learned) > TEMPLATE_LINES:
+            learned = dict(sorted(learned.items(), key=lambda item: (-item[1], item[0]))[:TEMPLATE_LINES])
+        value = b"".join(_TEMPLATE_LINE.pack(h, n) for h, n in sorted(learned.items()))
+        if value != raw:
+            self._put(key, value, raw)
 
     def _file(self, hour: int, sid: bytes) -> None:
         hour_key = _hour_key(hour)
@@ -638,6 +702,28 @@ class DedupIndex:
                 hour = int(key[2:])
                 meta.oldest_hour = hour if meta.oldest_hour < 0 else min(meta.oldest_hour, hour)
         return meta
+
+
+_TEMPLATE_LINE = struct.Struct(">IB")  # line hash | pages of the site that left it out
+
+
+def _template_key(site: int) -> str:
+    return "s" + _b64(struct.pack(">I", site))
+
+
+def _unpack_template(raw: bytes | None) -> dict[int, int]:
+    if not raw:
+        return {}
+    size = _TEMPLATE_LINE.size
+    return dict(_TEMPLATE_LINE.unpack_from(raw, i) for i in range(0, len(raw) - size + 1, size))
+
+
+def _furniture(story_lines: tuple[int, ...], template: dict[int, int]) -> bool:
+    """Whether most of a text's story lines are lines its site's other pages leave out."""
+    if not template or len(story_lines) < FURNITURE_MIN_LINES:
+        return False
+    known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in story_lines)
+    return known >= FURNITURE_SHARE * len(story_lines) and known >= FURNITURE_MIN_LINES
 
 
 def _fuller(fp: Fingerprint, root_sketch: tuple[int, ...]) -> bool:

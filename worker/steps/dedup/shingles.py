@@ -81,13 +81,20 @@ def _split_unspaced(word: str) -> list[str]:
 
 
 def story_tokens(text: str) -> tuple[list[str], list[str]]:
-    """All tokens of the text, and the tokens of its story block (long lines of the densest span).
+    """All tokens of the text, and the tokens of its story block (long lines of the densest span)."""
+    every, story = story_lines(text)
+    return every, [t for toks in story for t in toks]
+
+
+def story_lines(text: str) -> tuple[list[str], list[list[str]]]:
+    """All tokens of the text, and the lines (as tokens) of its story block.
 
     Each line scores its token count when it is long (prose) and a fixed penalty when it is short
     (menus, share buttons, bylines, link lists); the story is the span of lines with the highest
-    total (Kadane's maximum subarray). A cleaned article is one positive span, so nothing is lost;
-    a page that still carries its template keeps the story and leaves the menus, footers and
-    related-link lists around it out.
+    total (Kadane's maximum subarray), and its long lines are kept. A cleaned article is one
+    positive span, so nothing is lost; a page that still carries its template keeps the story and
+    leaves the menus, footers and related-link lists around it out. When the long lines hold too
+    few tokens, every line is the story.
     """
     lines: list[list[str]] = []
     every: list[str] = []
@@ -98,10 +105,29 @@ def story_tokens(text: str) -> tuple[list[str], list[str]]:
             every.extend(toks)
     scores = [len(toks) if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY for toks in lines]
     _, best_start, best_end = densest_run(scores)
-    story = [t for toks in lines[best_start:best_end] if len(toks) >= MIN_LINE_TOKENS for t in toks]
-    if len(story) < MIN_STORY_TOKENS:
-        story = every
+    story = [toks for toks in lines[best_start:best_end] if len(toks) >= MIN_LINE_TOKENS]
+    if sum(map(len, story)) < MIN_STORY_TOKENS:
+        story = lines
     return every, story
+
+
+def line_hash(toks: list[str]) -> int:
+    """32-bit hash of one normalised line (its tokens joined by spaces)."""
+    return int.from_bytes(hashlib.blake2b(" ".join(toks).encode("utf-8"), digest_size=4).digest())
+
+
+def left_out_lines(page_text: str, article_text: str) -> set[int]:
+    """Hashes of the page's long lines that the article does not hold: what the cleaner judged
+    to be the site's furniture on this page (menus are short lines and are not counted)."""
+    kept = {line_hash(tokens(line)) for line in article_text.splitlines()}
+    out: set[int] = set()
+    for line in page_text.splitlines():
+        toks = tokens(line)
+        if len(toks) >= MIN_LINE_TOKENS:
+            h = line_hash(toks)
+            if h not in kept:
+                out.add(h)
+    return out
 
 
 def content_hash(all_tokens: Iterable[str]) -> str:
