@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Throughput and state size of the dedup decision on precomputed fingerprints.
 
-    python bench/dedup_speed.py [--articles 50000] [--copies 0.25] [--seed 7] [--repeat 3]
+    python bench/dedup_speed.py [--articles 50000] [--copies 0.25] [--seed 7] [--repeat 3] [--dumps 0]
 
 Builds synthetic fingerprints shaped like real ones (bottom-k sketches of 300-2,000 distinct
 shingles; copies that keep 30-100% of a story plus 0-40% junk of their own, and exact copies),
 then times `DedupIndex.decide` on a plain dict, one process, one thread, the way the single dedup
 owner runs it. Also times replays (the idempotent path), `expire`, and `fingerprint` on
 article-sized texts (the pool side), and prints the serialized state per indexed article.
+`--dumps SHARE`: that share of the pages carry the line hashes of a page cleaned from a text
+dump (16 story lines; 32 left-out lines, 24 of them among their site's 40 furniture lines), and
+copies come from the same 500 sites as stories, so each decision also reads and updates its
+site's template.
 """
 
 from __future__ import annotations
@@ -43,9 +47,23 @@ def content(rng: random.Random) -> str:
     return hashlib.sha256(rng.randbytes(16)).hexdigest()
 
 
-def build(articles: int, copy_share: float, seed: int) -> tuple[list[tuple[str, Fingerprint, float, int]], int]:
+SITES = 500
+
+
+def as_dump(fp: Fingerprint, site: int, rng: random.Random) -> Fingerprint:
+    """The fingerprint with the line hashes of a text-dump page of `site`."""
+    furniture = random.Random(site).sample(range(1 << 32), 40)
+    left = sorted(set(rng.sample(furniture, 24) + [rng.getrandbits(32) for _ in range(8)]))
+    story = sorted(rng.getrandbits(32) for _ in range(16))
+    return Fingerprint(fp.content_hash, fp.sketch, fp.shingles, tuple(story), tuple(left))
+
+
+def build(
+    articles: int, copy_share: float, seed: int, dumps: float = 0.0
+) -> tuple[list[tuple[str, Fingerprint, float, int]], int]:
     """(url, fingerprint, seen_at, story number or -1 for a new story) in stream order."""
     rng = random.Random(seed)
+    lines = random.Random(seed + 1)  # its own draws: the stream is the same with or without dumps
     stories: list[tuple[list[int], int, str]] = []  # hidden hashes, shingles, content hash
     stream = []
     t0 = 1_736_596_800.0
@@ -64,14 +82,20 @@ def build(articles: int, copy_share: float, seed: int) -> tuple[list[tuple[str, 
                 total = int(shingles * keep) + junk
                 sketch = sorted(set(kept + extra))[:SKETCH_SIZE]
                 fp = Fingerprint(content(rng), tuple(sketch), total)
-            stream.append((f"https://copy{i}.example/{number}", fp, when, number))
+            url = f"https://copy{i}.example/{number}"
+            if dumps and lines.random() < dumps:
+                site = lines.randrange(SITES)
+                url, fp = f"https://site{site}.example/copy/{i}", as_dump(fp, site, lines)
+            stream.append((url, fp, when, number))
             continue
         shingles = rng.randint(300, 2000)
         hidden = smallest(rng, shingles, HIDDEN)
         chash = content(rng)
         stories.append((hidden, shingles, chash))
         fp = Fingerprint(chash, tuple(hidden[:SKETCH_SIZE]), shingles)
-        stream.append((f"https://site{i % 500}.example/story/{i}", fp, when, -1))
+        if dumps and lines.random() < dumps:
+            fp = as_dump(fp, i % SITES, lines)
+        stream.append((f"https://site{i % SITES}.example/story/{i}", fp, when, -1))
     return stream, len(stories)
 
 
@@ -81,9 +105,10 @@ def main() -> int:
     parser.add_argument("--copies", type=float, default=0.25, help="share of pages that copy a story")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="timed passes over the stream")
+    parser.add_argument("--dumps", type=float, default=0.0, help="share of pages cleaned from a text dump")
     args = parser.parse_args()
 
-    stream, stories = build(args.articles, args.copies, args.seed)
+    stream, stories = build(args.articles, args.copies, args.seed, args.dumps)
     print(f"{len(stream)} fingerprints ({stories} stories, {len(stream) - stories} copies), one day of pages")
 
     rates = []

@@ -359,6 +359,23 @@ def test_the_sites_furniture_kept_by_the_cleaner_is_not_a_story() -> None:
     assert dump_decide(index, "https://host.example/63", story(63, 2), FURNITURE) == second
     assert state == snapshot
     assert index.state_bytes() == sum(len(k.encode()) + len(v) for k, v in state.items())
+    # the site's template leaves the window with its last page
+    assert any(k.startswith("s") for k in state)
+    assert index.expire(T0 + 30 * DAY) == 6 and set(state) == {"~"}
+
+
+def test_a_site_seen_again_keeps_its_template_past_its_first_pages() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    for seed in (64, 65):
+        dump_decide(index, f"https://host.example/{seed}", story(seed), story(seed))
+    url = "https://host.example/66"
+    later = T0 + 6 * DAY
+    index.decide(url, fingerprint(art(url, page(story(66))), "\n".join(story(66) + FURNITURE)), later)
+    assert index.expire(T0 + 8 * DAY) == 2
+    assert [k for k in state if k.startswith("s")]
+    assert sum(index.expire(later + 8 * DAY) for _ in range(4)) == 1  # 48 hours per call
+    assert set(state) == {"~"}
 
 
 def test_a_sites_template_keeps_its_most_often_left_out_lines() -> None:
@@ -368,7 +385,7 @@ def test_a_sites_template_keeps_its_most_often_left_out_lines() -> None:
         own = [f"Another headline of the site, number {seed}.{i}, about the harbour and the vote" for i in range(40)]
         dump_decide(index, f"https://host.example/{seed}", story(seed) + own, story(seed))
     (key,) = [k for k in state if k.startswith("s")]
-    assert len(state[key]) == 128 * 5  # full: 10 pages left out 32 sampled lines each
+    assert len(state[key]) == 8 + 128 * 5  # full: 10 pages left out 32 sampled lines each
     # the furniture, left out of every page, outlived the lists each page left out once
     first = dump_decide(index, "https://host.example/81", story(81), FURNITURE)
     second = dump_decide(index, "https://host.example/82", story(82), FURNITURE)

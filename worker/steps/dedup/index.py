@@ -437,7 +437,7 @@ class DedupIndex:
         site = site_of(url)
         template_key = _template_key(site) if fp.story_lines or fp.left_out else ""
         template_raw = self.state.get(template_key) if template_key else None
-        template = _unpack_template(template_raw)
+        template = _unpack_template(template_raw)[1]
         # Too short a text is matched exactly only: it is neither indexed nor a candidate. And a
         # sentence or two found again on the same site is that site's boilerplate, not a story;
         # so is a text the site's other pages leave out around their own stories.
@@ -480,9 +480,9 @@ class DedupIndex:
             self._index(sid, keys[:posted], found[:posted])
             self._put(_hash_key(chash), sid)
             meta.roots += 1
-        if fp.left_out:
-            self._learn_template(template_key, template, template_raw, fp.left_out)
         hour = int(seen_at // HOUR)
+        if fp.left_out:
+            self._learn_template(site, template_raw, fp.left_out, hour)
         self._file(hour, sid)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
             meta.oldest_hour = hour
@@ -491,19 +491,24 @@ class DedupIndex:
         self._save()
         return _decision(aid, record)
 
-    def _learn_template(
-        self, key: str, template: dict[int, int], raw: bytes | None, left_out: tuple[int, ...]
-    ) -> None:
+    def _learn_template(self, site: int, raw: bytes | None, left_out: tuple[int, ...], hour: int) -> None:
         """Count the lines this page left out in its site's template, which keeps the
-        `TEMPLATE_LINES` most often left out (the smallest hashes on a tie)."""
-        learned = dict(template)
+        `TEMPLATE_LINES` most often left out (the smallest hashes on a tie) and the last hour a
+        page of the site was seen; a site is filed under that hour, so its template leaves the
+        window with the site's last page."""
+        last, learned = _unpack_template(raw)
         for h in left_out:
             learned[h] = min(learned.get(h, 0) + 1, 255)
         if len(learned) > TEMPLATE_LINES:
             learned = dict(sorted(learned.items(), key=lambda item: (-item[1], item[0]))[:TEMPLATE_LINES])
-        value = b"".join(_TEMPLATE_LINE.pack(h, n) for h, n in sorted(learned.items()))
+        if hour > last:
+            last = hour
+            key = _sites_key(hour)
+            filed = self.state.get(key)
+            self._put(key, (filed or b"") + _SITE.pack(site), filed)
+        value = _TEMPLATE_HOUR.pack(last) + b"".join(_TEMPLATE_LINE.pack(h, n) for h, n in sorted(learned.items()))
         if value != raw:
-            self._put(key, value, raw)
+            self._put(_template_key(site), value, raw)
 
     def _file(self, hour: int, sid: bytes) -> None:
         hour_key = _hour_key(hour)
@@ -633,6 +638,7 @@ class DedupIndex:
                 oldest = hour
                 break  # a later hour holds later pages only
             self._delete(hour_key)
+            self._expire_sites(hour)
             oldest = hour + 1
         meta.oldest_hour = oldest if meta.records else -1
         self._save()
@@ -642,6 +648,19 @@ class DedupIndex:
         """Whether pages older than the window at `now` are still held (an `expire` call is due)."""
         oldest = self._load().oldest_hour
         return 0 <= oldest <= int((now - self.window_seconds) // HOUR) - 1
+
+    def _expire_sites(self, hour: int) -> None:
+        """Drop the templates of the sites filed under `hour` that no later page has renewed."""
+        key = _sites_key(hour)
+        filed = self.state.get(key)
+        if filed is None:
+            return
+        for (site,) in _SITE.iter_unpack(filed):
+            template_key = _template_key(site)
+            raw = self.state.get(template_key)
+            if raw is not None and _unpack_template(raw)[0] <= hour:
+                self._delete(template_key)
+        self._delete(key)
 
     def _forget(self, sid: bytes, page_key: str, record: _Record, meta: _Meta) -> None:
         if record.root:
@@ -704,18 +723,25 @@ class DedupIndex:
         return meta
 
 
+_TEMPLATE_HOUR = struct.Struct(">q")  # the last hour a page of the site was seen
 _TEMPLATE_LINE = struct.Struct(">IB")  # line hash | pages of the site that left it out
+_SITE = struct.Struct(">I")
 
 
 def _template_key(site: int) -> str:
-    return "s" + _b64(struct.pack(">I", site))
+    return "s" + _b64(_SITE.pack(site))
 
 
-def _unpack_template(raw: bytes | None) -> dict[int, int]:
+def _sites_key(hour: int) -> str:
+    return f"~s{hour}"
+
+
+def _unpack_template(raw: bytes | None) -> tuple[int, dict[int, int]]:
+    """The last hour a page of the site was seen (-1: none yet), and its lines with their counts."""
     if not raw:
-        return {}
-    size = _TEMPLATE_LINE.size
-    return dict(_TEMPLATE_LINE.unpack_from(raw, i) for i in range(0, len(raw) - size + 1, size))
+        return -1, {}
+    (last,) = _TEMPLATE_HOUR.unpack_from(raw)
+    return last, dict(_TEMPLATE_LINE.iter_unpack(raw[_TEMPLATE_HOUR.size :]))
 
 
 def _furniture(story_lines: tuple[int, ...], template: dict[int, int]) -> bool:
