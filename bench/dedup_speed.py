@@ -9,9 +9,9 @@ then times `DedupIndex.decide` on a plain dict, one process, one thread, the way
 owner runs it. Also times replays (the idempotent path), `expire`, and `fingerprint` on
 article-sized texts (the pool side), and prints the serialized state per indexed article.
 `--dumps SHARE`: that share of the pages carry the line hashes of a page cleaned from a text
-dump (16 story lines; 32 left-out lines, 24 of them among their site's 40 furniture lines), and
-copies come from the same 500 sites as stories, so each decision also reads and updates its
-site's template.
+dump (its story's lines; the lines it left out: its site's 40 furniture lines and 20 of its own,
+such as related links), and copies come from the same 500 sites as stories, so each decision
+also reads and updates its site's template.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.document import Article  # noqa: E402
-from worker.steps.dedup.index import DedupIndex, Fingerprint, fingerprint  # noqa: E402
+from worker.steps.dedup.index import (  # noqa: E402
+    LEFT_OUT_LINES,
+    STORY_LINES,
+    DedupIndex,
+    Fingerprint,
+    fingerprint,
+)
 from worker.steps.dedup.shingles import SKETCH_SIZE  # noqa: E402
 
 SPACE = 1 << 32
@@ -53,8 +59,8 @@ SITES = 500
 def as_dump(fp: Fingerprint, site: int, rng: random.Random) -> Fingerprint:
     """The fingerprint with the line hashes of a text-dump page of `site`."""
     furniture = random.Random(site).sample(range(1 << 32), 40)
-    left = sorted(set(rng.sample(furniture, 24) + [rng.getrandbits(32) for _ in range(8)]))
-    story = sorted(rng.getrandbits(32) for _ in range(16))
+    left = sorted(set(furniture + [rng.getrandbits(32) for _ in range(20)]))[:LEFT_OUT_LINES]
+    story = sorted(rng.getrandbits(32) for _ in range(30))[:STORY_LINES]
     return Fingerprint(fp.content_hash, fp.sketch, fp.shingles, tuple(story), tuple(left))
 
 

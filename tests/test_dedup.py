@@ -331,6 +331,9 @@ FURNITURE = [
     "language of the majority of the content of the site.",
     "A user comment will be deleted if it does not correspond with the subject of the post or "
     "promotes hatred and discrimination of any kind.",
+] + [
+    f"Rule {n}: comments that break the {rule} of the discussion may be removed by the moderators."
+    for n, rule in enumerate(("etiquette", "language rules", "spam policy", "privacy terms"), start=1)
 ]
 
 
@@ -382,10 +385,10 @@ def test_a_sites_template_keeps_its_most_often_left_out_lines() -> None:
     state: dict[str, bytes] = {}
     index = DedupIndex(state)
     for seed in range(70, 80):  # every page leaves out the furniture and a list of its own
-        own = [f"Another headline of the site, number {seed}.{i}, about the harbour and the vote" for i in range(40)]
+        own = [f"Another headline of the site, number {seed}.{i}, about the harbour and the vote" for i in range(20)]
         dump_decide(index, f"https://host.example/{seed}", story(seed) + own, story(seed))
     (key,) = [k for k in state if k.startswith("s")]
-    assert len(state[key]) == 8 + 128 * 5  # full: 10 pages left out 32 sampled lines each
+    assert 8 + 48 * 5 <= len(state[key]) <= 8 + 64 * 5  # 10 pages left out 32 sampled lines each
     # the furniture, left out of every page, outlived the lists each page left out once
     first = dump_decide(index, "https://host.example/81", story(81), FURNITURE)
     second = dump_decide(index, "https://host.example/82", story(82), FURNITURE)

@@ -41,6 +41,7 @@ at its cluster root, never at another duplicate.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import math
 import struct
@@ -125,11 +126,15 @@ STORY_LINES = 16
 LEFT_OUT_LINES = 32
 """Hashes of the long lines the cleaner left out of the page a fingerprint carries (the smallest)."""
 
-TEMPLATE_LINES = 128
-"""Line hashes a site's template keeps, with how many of its pages left each out."""
+TEMPLATE_LINES = 2 * LEFT_OUT_LINES
+"""Line hashes a site's template keeps, with how many of its pages left each out: room for all
+the furniture lines a page can bring (the same ones on every page) and as many more."""
 
 TEMPLATE_SEEN = 2
 """A line left out of this many pages of a site is that site's furniture."""
+
+TEMPLATE_COUNT = TEMPLATE_SEEN + 1
+"""Counts stop here: a line left out often enough changes its site's template no more."""
 
 FURNITURE_SHARE = 0.5
 """A text with at least this share of its sampled story lines in its site's furniture (and at
@@ -437,7 +442,7 @@ class DedupIndex:
         site = site_of(url)
         template_key = _template_key(site) if fp.story_lines or fp.left_out else ""
         template_raw = self.state.get(template_key) if template_key else None
-        template = _unpack_template(template_raw)[1]
+        template_hour, template = _unpack_template(template_raw)
         # Too short a text is matched exactly only: it is neither indexed nor a candidate. And a
         # sentence or two found again on the same site is that site's boilerplate, not a story;
         # so is a text the site's other pages leave out around their own stories.
@@ -482,7 +487,7 @@ class DedupIndex:
             meta.roots += 1
         hour = int(seen_at // HOUR)
         if fp.left_out:
-            self._learn_template(site, template_raw, fp.left_out, hour)
+            self._learn_template(site, template_raw, template_hour, template, fp.left_out, hour)
         self._file(hour, sid)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
             meta.oldest_hour = hour
@@ -491,22 +496,32 @@ class DedupIndex:
         self._save()
         return _decision(aid, record)
 
-    def _learn_template(self, site: int, raw: bytes | None, left_out: tuple[int, ...], hour: int) -> None:
-        """Count the lines this page left out in its site's template, which keeps the
-        `TEMPLATE_LINES` most often left out (the smallest hashes on a tie) and the last hour a
-        page of the site was seen; a site is filed under that hour, so its template leaves the
-        window with the site's last page."""
-        last, learned = _unpack_template(raw)
-        for h in left_out:
-            learned[h] = min(learned.get(h, 0) + 1, 255)
-        if len(learned) > TEMPLATE_LINES:
-            learned = dict(sorted(learned.items(), key=lambda item: (-item[1], item[0]))[:TEMPLATE_LINES])
+    def _learn_template(
+        self, site: int, raw: bytes | None, last: int, learned: dict[int, int], left_out: tuple[int, ...], hour: int
+    ) -> None:
+        """Count the lines this page left out in its site's template (`learned`, updated in
+        place), which keeps the `TEMPLATE_LINES` most often left out and the last hour a page of
+        the site was seen; a site is filed under that hour, so its template leaves the window
+        with the site's last page."""
+        for h in learned.keys() & left_out:
+            if learned[h] < TEMPLATE_COUNT:
+                learned[h] += 1
+        learned.update(dict.fromkeys(set(left_out).difference(learned), 1))
+        count = 1
+        while len(learned) > TEMPLATE_LINES:
+            # the least often left out go, largest hashes first, down to three quarters of the
+            # room so that a site's rotating lines (related links) cost a sort every few pages
+            rare = sorted(h for h, n in learned.items() if n == count)
+            for h in rare[max(0, len(rare) - (len(learned) - TEMPLATE_LINES * 3 // 4)) :]:
+                del learned[h]
+            count += 1
         if hour > last:
             last = hour
             key = _sites_key(hour)
             filed = self.state.get(key)
             self._put(key, (filed or b"") + _SITE.pack(site), filed)
-        value = _TEMPLATE_HOUR.pack(last) + b"".join(_TEMPLATE_LINE.pack(h, n) for h, n in sorted(learned.items()))
+        hashes = sorted(learned)
+        value = _template_head(len(hashes)).pack(last, *hashes) + bytes(map(learned.__getitem__, hashes))
         if value != raw:
             self._put(_template_key(site), value, raw)
 
@@ -723,8 +738,9 @@ class DedupIndex:
         return meta
 
 
-_TEMPLATE_HOUR = struct.Struct(">q")  # the last hour a page of the site was seen
-_TEMPLATE_LINE = struct.Struct(">IB")  # line hash | pages of the site that left it out
+# a site's template: the last hour a page of the site was seen | line hashes, ascending | for
+# each, how many pages of the site left it out (one byte)
+_TEMPLATE_HOUR = struct.Struct(">q")
 _SITE = struct.Struct(">I")
 
 
@@ -740,16 +756,32 @@ def _unpack_template(raw: bytes | None) -> tuple[int, dict[int, int]]:
     """The last hour a page of the site was seen (-1: none yet), and its lines with their counts."""
     if not raw:
         return -1, {}
-    (last,) = _TEMPLATE_HOUR.unpack_from(raw)
-    return last, dict(_TEMPLATE_LINE.iter_unpack(raw[_TEMPLATE_HOUR.size :]))
+    lines = (len(raw) - _TEMPLATE_HOUR.size) // (_HASH_BYTES + 1)
+    head = _template_head(lines)
+    last, *hashes = head.unpack_from(raw)
+    return last, dict(zip(hashes, raw[head.size :], strict=True))
+
+
+@functools.cache
+def _template_head(lines: int) -> struct.Struct:
+    return struct.Struct(f">q{lines}I")
 
 
 def _furniture(story_lines: tuple[int, ...], template: dict[int, int]) -> bool:
-    """Whether most of a text's story lines are lines its site's other pages leave out."""
-    if not template or len(story_lines) < FURNITURE_MIN_LINES:
+    """Whether most of a text's story lines are lines its site's other pages leave out.
+
+    Both are samples of smallest hashes: a page's left-out lines reach less far up the hash
+    range than the story's lines when the page leaves out more lines than the story has, so only
+    the story lines within the range of the site's furniture lines are compared.
+    """
+    if len(template.keys() & story_lines) < FURNITURE_MIN_LINES:  # the usual case, at C speed
         return False
-    known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in story_lines)
-    return known >= FURNITURE_SHARE * len(story_lines) and known >= FURNITURE_MIN_LINES
+    furniture = [h for h, n in template.items() if n >= TEMPLATE_SEEN]
+    if len(furniture) < FURNITURE_MIN_LINES:
+        return False
+    comparable = story_lines[: bisect_right(story_lines, max(furniture))]
+    known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in comparable)
+    return known >= FURNITURE_SHARE * len(comparable) and known >= FURNITURE_MIN_LINES
 
 
 def _fuller(fp: Fingerprint, root_sketch: tuple[int, ...]) -> bool:
