@@ -301,3 +301,21 @@ def test_french_article_is_tagged_by_the_french_model(model: Tagger) -> None:
     (article,) = tag_articles([Article(url="https://x.example/fr", title="t", text=FRENCH, mode="text",
                                        language="fr")], model)
     assert article.entities and article.entities_skipped is None
+
+
+@pytest.mark.parametrize("text, surface", [
+    ("Kyiv and Kyiv-based groups met in Kyiv.", "Kyiv"),
+    ("Ann_Lee, Ann, Anna, xAnn and (Ann) and Ann", "Ann"),
+    ("AAA AA AAAA AA", "AA"),
+    ("Zelenskyy’s aide; Zelenskyy2 and Zelenskyyé", "Zelenskyy"),
+    ("U.S. and U.S.A. and the U.S.", "U.S."),
+    ("", "Ann"),
+    ("no name here", "Ann"),
+])
+def test_occurrences_are_whole_words_as_the_regex_defines_them(text: str, surface: str) -> None:
+    import re
+
+    from worker.steps.entities.rules import _occurrences
+
+    pattern = re.compile(rf"(?<![\w-]){re.escape(surface)}(?![\w-])")
+    assert _occurrences(text, surface) == [m.span() for m in pattern.finditer(text)]

@@ -204,19 +204,30 @@ class Agents:
             await asyncio.Event().wait()  # never ack this message: the worker is stopping
 
     async def _deliver(self, outs: Iterable[Out], original: bytes, origin: Origin) -> None:
-        """Send a message's outputs; one the broker can never take becomes the page's dead letter."""
-        for out in outs:
-            try:
-                await self._send(out)
-            except MessageSizeTooLargeError as exc:
-                url = out.event.get("url") if out.event else None
-                detail = f"The broker refused the {out.route} message as too large ({exc}); the page is too big."
-                # From a batch, the output names its own page; its cleaned form stands for the raw one.
-                page_origin = out.origin or origin
-                own = page_origin != origin
-                await self._send(self.stages.dead_letter(
-                    Dropped("too_large", detail), out.value if own else original, page_origin, url, out.trace
-                ))
+        """Send a message's outputs together and wait for every ack.
+
+        Sent together, they share the producer's requests (a tag batch's articles go in one
+        request instead of one round trip each). One the broker can never take becomes the
+        page's dead letter.
+        """
+        results = await asyncio.gather(*(self._deliver_one(out, original, origin) for out in outs),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _deliver_one(self, out: Out, original: bytes, origin: Origin) -> None:
+        try:
+            await self._send(out)
+        except MessageSizeTooLargeError as exc:
+            url = out.event.get("url") if out.event else None
+            detail = f"The broker refused the {out.route} message as too large ({exc}); the page is too big."
+            # From a batch, the output names its own page; its cleaned form stands for the raw one.
+            page_origin = out.origin or origin
+            own = page_origin != origin
+            await self._send(self.stages.dead_letter(
+                Dropped("too_large", detail), out.value if own else original, page_origin, url, out.trace
+            ))
 
     async def _send(self, out: Out) -> None:
         """Send one message and wait for the broker's ack, retrying while the broker refuses."""
