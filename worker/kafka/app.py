@@ -91,6 +91,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
             "dedup-state",
             default=None,
             partitions=1,
+            # The changelog has one partition: the partitioner picks it without the current event,
+            # so the dedup owner can decide a batch of events at once (agents.decide).
+            use_partitioner=True,
             key_type=str,
             value_type=bytes,  # values: raw bytes
         ),
