@@ -55,6 +55,8 @@ _UNSPACED = re.compile(
 def tokens(line: str) -> list[str]:
     """Normalised word tokens of one line: NFKC, casefolded, punctuation and quotes dropped."""
     text = unicodedata.normalize("NFKC", line).casefold()
+    if not _UNSPACED.search(text):  # the usual line: no word to split, at C speed
+        return _WORD.findall(text)
     out: list[str] = []
     for word in _WORD.findall(text):
         if _UNSPACED.search(word):
@@ -119,15 +121,18 @@ def line_hash(toks: list[str]) -> int:
 def left_out_lines(page_text: str, article_text: str) -> set[int]:
     """Hashes of the page's long lines that the article does not hold: what the cleaner judged
     to be the site's furniture on this page (menus are short lines and are not counted)."""
-    kept = {line_hash(tokens(line)) for line in article_text.splitlines()}
-    out: set[int] = set()
+    article = {" ".join(line.split()) for line in article_text.splitlines()}
+    candidates: list[list[str]] = []
     for line in page_text.splitlines():
-        toks = tokens(line)
-        if len(toks) >= MIN_LINE_TOKENS:
-            h = line_hash(toks)
-            if h not in kept:
-                out.add(h)
-    return out
+        # a line the article holds as it is, or too short to hold 7 tokens, is not tokenised
+        if len(line) >= MIN_LINE_TOKENS and " ".join(line.split()) not in article:
+            toks = tokens(line)
+            if len(toks) >= MIN_LINE_TOKENS:
+                candidates.append(toks)
+    if not candidates:
+        return set()
+    kept = {line_hash(tokens(line)) for line in article}  # lines the cleaner changed on the way
+    return {h for h in map(line_hash, candidates) if h not in kept}
 
 
 def content_hash(all_tokens: Iterable[str]) -> str:
