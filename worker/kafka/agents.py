@@ -44,12 +44,12 @@ log = logging.getLogger(__name__)
 STATE_REFRESH_SECONDS = 5.0
 # Backoff between attempts to send one message; after the last one the broker counts as unusable.
 SEND_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-STOP_GRACE_SECONDS = 30.0
+STOP_GRACE_SECONDS = 30.0  # a graceful stop that takes longer (the broker is gone) ends at once
 # The dedup owner decides up to this many cleaned articles before waiting for their sends' acks
 # (with the producer's linger, one page at a time capped the one owner near 150 pages/s); a
 # lone page waits at most DECIDE_WAIT_SECONDS for company.
 DECIDE_BATCH = 64
-DECIDE_WAIT_SECONDS = 0.01  # a graceful stop that takes longer (the broker is gone) ends at once
+DECIDE_WAIT_SECONDS = 0.01
 
 
 class InFlight:
