@@ -45,11 +45,6 @@ STATE_REFRESH_SECONDS = 5.0
 # Backoff between attempts to send one message; after the last one the broker counts as unusable.
 SEND_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 STOP_GRACE_SECONDS = 30.0  # a graceful stop that takes longer (the broker is gone) ends at once
-# The dedup owner decides up to this many cleaned articles before waiting for their sends' acks
-# (with the producer's linger, one page at a time capped the one owner near 150 pages/s); a
-# lone page waits at most DECIDE_WAIT_SECONDS for company.
-DECIDE_BATCH = 64
-DECIDE_WAIT_SECONDS = 0.01
 
 
 class InFlight:
@@ -169,25 +164,17 @@ class Agents:
             self.inflight.done(id(event))
 
     async def decide(self, stream: Any) -> None:
-        """Cleaned articles -> the dedup decisions (the one owner of the dedup table).
-
-        Decided one by one in offset order, a batch at a time; the batch's outputs are sent
-        together, so the one owner waits for the broker's acks once a batch, not once a page.
-        """
-        async for events in stream.take_events(DECIDE_BATCH, within=DECIDE_WAIT_SECONDS):
-            decided = []
-            for e in events:
-                message = e.message
-                self.inflight.add(id(e), _broker_time(message) or time.time())
-                outs, error = None, None
-                try:
-                    outs = self.stages.decide(message.value or b"", _origin(message))
-                except Exception as exc:
-                    error = exc
-                decided.append(self._account(message, outs, error, "dedup"))
-            await asyncio.gather(*decided)
-            for e in events:
-                self.inflight.done(id(e))
+        """Cleaned articles -> the dedup decision (the one owner of the dedup table)."""
+        async for event in stream.events():
+            message = event.message
+            self.inflight.add(id(event), _broker_time(message) or time.time())
+            outs, error = None, None
+            try:
+                outs = self.stages.decide(message.value or b"", _origin(message))
+            except Exception as exc:
+                error = exc
+            await self._account(message, outs, error, "dedup")
+            self.inflight.done(id(event))
 
     async def tag(self, stream: Any) -> None:
         """Unique articles, in batches -> entities -> `article.v1` events."""

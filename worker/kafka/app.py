@@ -28,10 +28,6 @@ PRODUCER_REQUEST_TIMEOUT_SECONDS = 30.0
 # one-partition dedup hop took a round trip per two pages. 256 KiB stays far below the 1 MB a
 # Kafka broker accepts by default for a batch (a larger message still gets a batch of its own).
 PRODUCER_BATCH_BYTES = 256 * 1024
-# Sends within 5 ms share a request (Kafka's own clients default to 5 ms since 4.0): a page's
-# hop, its dedup table writes and its events took 5.2-5.5 produce requests a page at no linger,
-# 2.3-2.7 at 5 ms (bench/throughput.md); each hop waits at most that much longer.
-PRODUCER_LINGER_SECONDS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +63,6 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         broker_heartbeat_interval=max(0.5, settings.session_timeout_seconds / 10),
         producer_acks=-1,
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        producer_linger=PRODUCER_LINGER_SECONDS,
         # A send waits at most this long for the broker; the agents retry it, then stop the worker.
         producer_request_timeout=PRODUCER_REQUEST_TIMEOUT_SECONDS,
         web_enabled=True,
@@ -91,9 +86,6 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
             "dedup-state",
             default=None,
             partitions=1,
-            # The changelog has one partition: the partitioner picks it without the current event,
-            # so the dedup owner can decide a batch of events at once (agents.decide).
-            use_partitioner=True,
             key_type=str,
             value_type=bytes,  # values: raw bytes
         ),
