@@ -13,8 +13,9 @@ Prints, all measured in this run (so a busy machine slows every side alike):
 3. worker: `ingest-worker run` on its default settings (pool of one process per CPU, default
    partitions) against the embedded broker; every page produced at once; pages/s, the ratio to
    the naive composition per core, the share of the ceiling reached, the CPU each process used
-   (worker main, pool processes, broker), RSS of the worker and of each pool process, and the
-   per-stage sums from its `/metrics`;
+   (worker main, pool processes, broker) and, measured for a few seconds before the pages are
+   sent, what the worker main and the broker use with nothing to do (fetch polling), RSS of
+   the worker and of each pool process, and the per-stage sums from its `/metrics`;
 4. latency: a fresh worker fed at a steady half of the measured maximum rate; p50/p95/p99/max
    from produce to the event on its output topic;
 5. with `--scaling`: pool of 1, and two workers (pool of 1 each) in one consumer group.
@@ -56,6 +57,7 @@ from worker.stages import Stages
 from worker.steps.dedup import DedupIndex
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+IDLE_SECONDS = 3.0  # how long each phase measures the worker's and broker's CPU with no page in flight
 CORES = os.cpu_count() or 1
 
 
@@ -258,6 +260,7 @@ class Phase:
     cpu: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
     stage_sums: dict[str, tuple[float, float]] = field(default_factory=dict)
+    idle_cores: dict[str, float] = field(default_factory=dict)  # CPU while no page arrives (fetch polling)
 
     @property
     def rate(self) -> float:
@@ -344,11 +347,16 @@ def run_phase(name: str, base: Settings, tmp: str, pages: Sequence[bytes], broke
         wait_idle(all_pids)
         pools = {main: pool_pids(main) for main in main_pids}
         pool_list = [pid for pids in pools.values() for pid in pids]
+        idle_from = {"worker main": cpu_of(main_pids), "broker": cpu_of([broker_pid])}
+        time.sleep(IDLE_SECONDS)
+        idle = {"worker main": cpu_of(main_pids), "broker": cpu_of([broker_pid])}
+        idle_cores = {part: (idle[part] - idle_from[part]) / IDLE_SECONDS for part in idle}
         before = {"worker main": cpu_of(main_pids), "pool": cpu_of(pool_list), "broker": cpu_of([broker_pid])}
         seconds, latencies = asyncio.run(send_and_collect(settings, pages[1:], rate))
         after = {"worker main": cpu_of(main_pids), "pool": cpu_of(pool_list), "broker": cpu_of([broker_pid])}
         phase = Phase(name, len(latencies), seconds, latencies)
         phase.cpu = {part: (after[part] - before[part]) / len(latencies) for part in before}
+        phase.idle_cores = idle_cores
         for number, main in enumerate(main_pids):
             phase.rss_mb[f"worker {number} main"] = _stat(main)[2] / 1e6
             for index, pid in enumerate(pools[main]):
@@ -423,6 +431,11 @@ def main() -> None:
         say(f"  the worker and broker got {cores_got:.2f} of the {CORES} cores (the machine is shared); at that "
             f"many cores the ceiling is {cores_got / stage_sum:.1f} pages/s, "
             f"{100 * full.rate * stage_sum / cores_got:.0f}% of it reached")
+        polling = {part: cores / full.rate for part, cores in full.idle_cores.items()}
+        say("  with no page in flight (fetch polling at the fetch wait): " + ", ".join(
+            f"{part} {cores:.3f} cores" for part, cores in full.idle_cores.items())
+            + "; at this rate that is " + ", ".join(f"{part} {1000 * v:.1f} ms" for part, v in polling.items())
+            + " of the CPU a page above")
         say("  RSS: " + ", ".join(f"{part} {mb:.0f} MB" for part, mb in full.rss_mb.items()))
         say("  /metrics stage seconds (wall, per event): " + ", ".join(
             f"{stage} {1000 * total / count:.1f} ms x{count:.0f}" for stage, (total, count) in full.stage_sums.items()
