@@ -10,10 +10,6 @@ from conftest import collect_events, collect_for_urls, raw_page, read_fixture, s
 from worker.kafka.embedded import free_port
 
 pytestmark = pytest.mark.integration
-KILL_STALL = (
-    "known: after a SIGKILL, the worker that takes the partitions over sometimes never starts "
-    "cleaning them (pages wait before the step pool; about one run in three); bench/faults.md"
-)
 
 
 def story_copies(prefix: str) -> list[tuple[bytes, bytes]]:
@@ -54,7 +50,6 @@ def story_copies(prefix: str) -> list[tuple[bytes, bytes]]:
     return variants
 
 
-@pytest.mark.xfail(strict=False, reason=KILL_STALL)
 def test_two_workers_one_decision_per_story_and_state_survives_a_kill(kafka_settings, start_worker):
     first = start_worker(kafka_settings)
     start_worker(kafka_settings, metrics_port=free_port(), data_dir=kafka_settings.data_dir + "-2")

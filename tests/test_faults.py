@@ -93,11 +93,6 @@ def test_decode_names_the_field_of_deep_nesting_and_out_of_range_timestamps():
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=False,
-    reason="a SIGKILL mid-stream currently loses pages or dedup decisions in the agents "
-    "(test_worker_killed_mid_stream_accounts_for_every_page fails the same way)",
-)
 def test_hostile_corpus_and_kills_leave_every_page_accounted_for(kafka_settings, start_worker):
     settings = kafka_settings.with_overrides(
         max_page_bytes=MAX_PAGE_BYTES, page_timeout_seconds=20.0, session_timeout_seconds=4.0

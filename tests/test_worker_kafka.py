@@ -12,10 +12,6 @@ from conftest import FIXTURES, collect_events, collect_for_urls, raw_page, read_
 from worker.cli.sample_pages import load_samples, read_page
 
 pytestmark = pytest.mark.integration
-KILL_STALL = (
-    "known: after a SIGKILL, the worker that takes the partitions over sometimes never starts "
-    "cleaning them (pages wait before the step pool; about one run in three); bench/faults.md"
-)
 SEED_URL = "https://worldnewsdesk.example/ukraine-says-it-has-captured-two-north-korean-soldiers"
 
 
@@ -115,7 +111,6 @@ def test_every_bad_input_is_a_dead_letter_with_a_reason(kafka_settings, start_wo
     assert endless_letter["reason"] == "too_large" and "between steps" in endless_letter["detail"]
 
 
-@pytest.mark.xfail(strict=False, reason=KILL_STALL)
 def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_worker):
     pages = _real_pages()
     worker = start_worker(kafka_settings)

@@ -1,25 +1,48 @@
-"""Faust's aiokafka transport with a configurable fetch wait.
+"""Faust's aiokafka transport, with a configurable fetch wait and three fixes for taking partitions over.
 
-Faust fixes the consumer's `fetch_max_wait_ms` at 1500. A broker that answers a waiting fetch
-only when the wait runs out (the embedded one does) then adds that much latency to every
-page; `INGEST_FETCH_WAIT_MS` sets it instead (10 ms gave p50 18 ms end to end on the embedded
-broker, against 673 ms at the default).
+Fetch wait: Faust fixes the consumer's `fetch_max_wait_ms` at 1500. A broker that answers a
+waiting fetch only when the wait runs out (the embedded one does) then adds that much latency to
+every page; `INGEST_FETCH_WAIT_MS` sets it instead (10 ms gave p50 18 ms end to end on the
+embedded broker, against 673 ms at the default).
+
+Taking partitions over (after a restart or a rebalance), Faust recovers the dedup table from its
+changelog, then resumes the input partitions, seeks them to their committed offsets and clears
+every agent's queue. Three things went wrong there, each losing pages or dedup decisions:
+
+- Records handed to an agent's queue after their partition's seek were cleared with the queue
+  and never fetched again: the partition's position was already past them (pages never
+  processed, and the gap in acked offsets stopped commits). The input partitions are now held
+  back from the moment the seek starts until flow resumes, after the queues were cleared.
+- aiokafka seeks only to a committed offset above 0, so a partition the group had never
+  committed (its worker killed before the first commit) kept its position past the records
+  Faust dropped. Such a partition now starts again from the reset position.
+- Recovery reads the changelog up to the end offset the broker lists. Some brokers (the
+  embedded one) list the base offset of the last record batch plus one, not the log end: the
+  rest of that batch then stayed in Faust's recovery buffer, not in the table, and the decisions
+  it held were lost. The end is now the larger of the listed offset and the high watermark of a
+  fetch, which every broker reports as the log end.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aiokafka import TopicPartition
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from worker.kafka.connection import bootstrap_servers
 
 SCHEME = "ingest-kafka"
+HIGHWATER_WAIT_SECONDS = 10.0  # how long recovery waits for a fetch to report a changelog's end
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Creates the group consumer with the app's `fetch_wait_ms`."""
+    """Creates the group consumer with the app's `fetch_wait_ms`; seeks and measures ends correctly."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -27,12 +50,72 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_wait_ms", 500))
         return consumer
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every assigned partition to its committed offset; a stream partition without one to its start."""
+        return await self.call_thread(self._seek_to_committed)  # type: ignore[no-any-return]
+
+    async def _seek_to_committed(self) -> Mapping[TP, int]:
+        consumer = self._ensure_consumer()
+        committed: dict[TP, int] = await consumer.seek_to_committed()
+        uncommitted = [tp for tp, offset in committed.items() if not offset and not self.consumer._is_changelog_tp(tp)]
+        if uncommitted:
+            if self.app.conf.consumer_auto_offset_reset == "latest":
+                await consumer.seek_to_end(*uncommitted)
+            else:
+                await consumer.seek_to_beginning(*uncommitted)
+        return committed
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        listed = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return listed
+        fetched = await fetched_highwaters(self._ensure_consumer(), partitions, HIGHWATER_WAIT_SECONDS)
+        return {tp: max(end, fetched.get(tp, end)) for tp, end in listed.items()}
+
+
+async def fetched_highwaters(consumer: Any, partitions: Iterable[TP], timeout: float) -> dict[TP, int]:
+    """The high watermark the group consumer's fetches reported for `partitions` (waits up to `timeout`).
+
+    The consumer fetches every assigned partition in the background; a partition it has not
+    fetched yet, or no longer holds, is left out.
+    """
+    wanted = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
+    deadline = time.monotonic() + timeout
+    while True:
+        held = wanted & consumer.assignment()
+        found = {tp: consumer.highwater(tp) for tp in held}
+        if all(value is not None for value in found.values()) or time.monotonic() >= deadline:
+            return {tp: value for tp, value in found.items() if value is not None}
+        await asyncio.sleep(0.01)
+
 
 class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer using `ConsumerThread`."""
+    """Faust's aiokafka consumer using `ConsumerThread`; holds stream partitions back while they are sought."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: set[TP] = set()
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        """Seek partitions to their committed offsets, handing out nothing from them until flow resumes.
+
+        Faust calls this between resuming the stream partitions and clearing the agents' queues;
+        what a partition handed out after its seek would be cleared and never fetched again.
+        """
+        held = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
+        self.pause_partitions(held)  # before the first await: nothing is handed out from here on
+        self._held |= held
+        await super().perform_seek()
+
+    def resume_flow(self) -> None:
+        """Let messages flow again, with the partitions held back during the seek once recovery is over."""
+        if self._held and not self.app.in_recovery:  # a seek cut short by a new rebalance: keep them held
+            held, self._held = self._held, set()
+            self.resume_partitions(held & self.assignment())
+        super().resume_flow()
 
 
 class Transport(faust_aiokafka.Transport):
