@@ -9,6 +9,8 @@
     └── the platform's fault: the worker stops with a non-zero exit and is restarted
         ├── BrokerUnavailable: at start-up the broker cannot be used (unreachable, TLS or
         │   login refused); the command exits with that one sentence
+        ├── TopicUnusable: at start-up a topic of the dedup owner exists with a partition count
+        │   it cannot work with; `run` exits with that one sentence
         └── broker errors after bounded retries while running (Kafka down, no authorisation)
 
 A handler that raises on one page (our bug) still leaves that page a dead letter
@@ -27,6 +29,10 @@ from worker.document import Dropped
 
 class BrokerUnavailable(RuntimeError):
     """The broker cannot be used; the message is one sentence saying why and what to check."""
+
+
+class TopicUnusable(RuntimeError):
+    """A topic exists with a layout the worker cannot use; the message names it and the fix."""
 
 
 def internal_error(exc: BaseException, step: str) -> Dropped:

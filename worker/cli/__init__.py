@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from worker.errors import BrokerUnavailable
+from worker.errors import BrokerUnavailable, TopicUnusable
 from worker.settings import SettingsError
 
 EVALUATIONS = ("extraction", "dedup", "entities")
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:  # a configuration the worker cannot run with
         print(f"ingest-worker {args.command}: {exc}", file=sys.stderr)
         return 2
-    except BrokerUnavailable as exc:  # one sentence, not a traceback: the cause is known
+    except (BrokerUnavailable, TopicUnusable) as exc:  # one sentence, not a traceback: the cause is known
         print(f"ingest-worker {args.command}: {exc}", file=sys.stderr)
         return 1
 

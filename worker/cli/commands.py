@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     from worker.kafka.agents import Fatal, attach
     from worker.kafka.app import create_app
-    from worker.kafka.topics import ensure_topics
+    from worker.kafka.topics import check_dedup_topics, ensure_topics
     from worker.kafka.watchdog import watch_broker
     from worker.logs import configure as configure_logging
     from worker.runtime.metrics import EventLoopCollector, Metrics
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
+    loop.run_until_complete(check_dedup_topics(settings))
     metrics = Metrics.create(input_topic=settings.input_topic)
     metrics.registry.register(EventLoopCollector(loop))
     pool = StepPool(

@@ -19,6 +19,7 @@ from typing import Any
 import faust
 
 from worker.kafka.connection import faust_credentials
+from worker.kafka.topics import DEDUP_TABLE, candidates_topic
 from worker.kafka.transport import broker_url
 from worker.settings import Settings
 
@@ -76,14 +77,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topology = Topology(
         pages=app.topic(settings.input_topic, **raw),
-        candidates=app.topic(f"{settings.app_id}-dedup-candidates", partitions=1, internal=True, **raw),
+        candidates=app.topic(candidates_topic(settings), partitions=1, internal=True, **raw),
         unique=app.topic(f"{settings.app_id}-unique-articles", internal=True, **raw),
         articles=app.topic(settings.articles_topic, **raw),
         duplicates=app.topic(settings.duplicates_topic, **raw),
         clusters=app.topic(settings.clusters_topic, **raw),
         dead_letters=app.topic(settings.dead_letter_topic, **raw),
         dedup_table=app.Table(
-            "dedup-state",
+            DEDUP_TABLE,
             default=None,
             partitions=1,
             key_type=str,
