@@ -13,8 +13,10 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from worker.kafka.clients import consume, produce
+from worker.kafka.connection import client_options, start_client
 from worker.kafka.embedded import EmbeddedBroker, free_port
 from worker.kafka.topics import ensure_topics
 from worker.runtime.worker_process import WorkerProcess
@@ -87,6 +89,19 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 def send_pages(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
     """Produce raw messages to the settings' input topic."""
     asyncio.run(produce(settings, settings.input_topic, messages))
+
+
+def create_topic(settings: Settings, name: str, partitions: int) -> None:
+    """Create a topic on the settings' broker, as a producer or an operator would before the worker."""
+
+    async def main() -> None:
+        admin = await start_client(settings, AIOKafkaAdminClient(**client_options(settings)))
+        try:
+            await admin.create_topics([NewTopic(name, partitions, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(main())
 
 
 def output_topics(settings: Settings) -> list[str]:

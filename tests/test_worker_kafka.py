@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import urllib.request
 from collections import Counter
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from conftest import FIXTURES, collect_events, collect_for_urls, raw_page, read_fixture, send_pages, validate_event
+from conftest import (
+    FIXTURES,
+    collect_events,
+    collect_for_urls,
+    create_topic,
+    raw_page,
+    read_fixture,
+    send_pages,
+    validate_event,
+)
 
 from worker.cli.sample_pages import load_samples, read_page
-from worker.kafka.connection import client_options, start_client
 from worker.kafka.topics import candidates_topic
 
 pytestmark = pytest.mark.integration
@@ -147,6 +153,8 @@ def _real_pages() -> list[tuple[bytes, bytes]]:
 def test_unreadable_messages_on_internal_hops_are_dead_letters_and_the_agents_go_on(kafka_settings, start_worker):
     """A hop message this version cannot read (an older or broken producer) ends as a dead letter
     from the agent that took it, and that agent keeps serving the next page."""
+    import asyncio
+
     from worker.kafka.clients import produce
 
     start_worker(kafka_settings)
@@ -176,14 +184,7 @@ def test_unreadable_messages_on_internal_hops_are_dead_letters_and_the_agents_go
 def test_a_dedup_topic_with_another_partition_count_stops_the_worker_at_start(kafka_settings, start_worker):
     """Faust keeps an existing topic as it is: a dedup hop with two partitions would make every
     decision fail, so the worker refuses to start and says which topic and what to do."""
-    async def create_two_partition_hop() -> None:
-        admin = await start_client(kafka_settings, AIOKafkaAdminClient(**client_options(kafka_settings)))
-        try:
-            await admin.create_topics([NewTopic(candidates_topic(kafka_settings), 2, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create_two_partition_hop())
+    create_topic(kafka_settings, candidates_topic(kafka_settings), partitions=2)
     with pytest.raises(RuntimeError, match="exited at start-up") as failed:
         start_worker(kafka_settings)
     assert (
