@@ -1,4 +1,4 @@
-"""The transport's measure of a partition's end, against the embedded broker."""
+"""The transport's fixes for taking partitions over: a partition's end, and where commits start."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from conftest import create_topic
+from faust.types import TP
 
+from worker.kafka.app import create_app
 from worker.kafka.connection import client_options, start_client
+from worker.kafka.embedded import free_port
 from worker.kafka.transport import fetched_highwaters
+from worker.settings import Settings
 
-pytestmark = pytest.mark.integration
 
-
+@pytest.mark.integration
 def test_the_fetched_end_of_a_partition_counts_every_record_of_its_last_batch(kafka_settings):
     """Table recovery reads the changelog up to this end: short of it, the last decisions were lost."""
     topic = f"{kafka_settings.app_id}-batched"
@@ -41,3 +44,24 @@ def test_the_fetched_end_of_a_partition_counts_every_record_of_its_last_batch(ka
     assert offsets == [0, 1, 2]
     assert fetched == {partition: 3}
     assert listed <= 3  # the embedded broker lists 1: the last batch's base offset plus one
+
+
+def test_a_commit_waits_for_the_next_offset_to_read_when_later_ones_finished_first(tmp_path):
+    """Two actors take offsets 10 and 11 of a partition; 11 finishes first. Committing 12 then
+    would lose page 10 to a kill, so nothing is committed until 10 is acknowledged."""
+    settings = Settings().with_overrides(broker="kafka://127.0.0.1:9", data_dir=str(tmp_path), metrics_port=free_port())
+    app, _ = create_app(settings)
+    consumer = app.consumer  # built, not started: no broker is contacted
+    partition = TP(settings.input_topic, 0)
+
+    consumer._committed_offset[partition] = 10
+    consumer._acked[partition].extend([11])
+    assert consumer._new_offset(partition) is None
+    consumer._acked[partition].insert(0, 10)
+    assert consumer._new_offset(partition) == 12
+
+    fresh = TP(settings.input_topic, 1)  # nothing committed yet: the partition starts at 0
+    consumer._acked[fresh].extend([1, 2])
+    assert consumer._new_offset(fresh) is None
+    consumer._acked[fresh].insert(0, 0)
+    assert consumer._new_offset(fresh) == 3

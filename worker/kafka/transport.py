@@ -21,6 +21,11 @@ every agent's queue. Three things went wrong there, each losing pages or dedup d
   rest of that batch then stayed in Faust's recovery buffer, not in the table, and the decisions
   it held were lost. The end is now the larger of the listed offset and the high watermark of a
   fetch, which every broker reports as the log end.
+
+And one in committing: with several actors per agent, a partition's messages finish out of
+order, and Faust committed past an offset still being processed when the one after it was
+acknowledged first (it allows a hole of one); a kill then lost that page. A commit now starts
+only at the next offset to read.
 """
 
 from __future__ import annotations
@@ -51,7 +56,11 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        """Seek every assigned partition to its committed offset; a stream partition without one to its start."""
+        """Seek every assigned partition to its committed offset; a stream partition without one to its start.
+
+        Returns each partition's committed offset; for a stream partition without one, the
+        offset it now starts from (so commits know where the partition begins).
+        """
         return await self.call_thread(self._seek_to_committed)  # type: ignore[no-any-return]
 
     async def _seek_to_committed(self) -> Mapping[TP, int]:
@@ -63,6 +72,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                 await consumer.seek_to_end(*uncommitted)
             else:
                 await consumer.seek_to_beginning(*uncommitted)
+            committed.update({tp: await consumer.position(tp) for tp in uncommitted})
         return committed
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
@@ -109,6 +119,16 @@ class Consumer(faust_aiokafka.Consumer):
         self.pause_partitions(held)  # before the first await: nothing is handed out from here on
         self._held |= held
         await super().perform_seek()
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for `tp`: none while the next offset to read is not acknowledged."""
+        acked = self._acked[tp]
+        if acked:
+            # After the seek, no committed offset means the partition starts at 0.
+            following = self._committed_offset[tp] or 0
+            if min(acked) > following and not self._gap[tp].overlaps(following):
+                return None
+        return super()._new_offset(tp)
 
     def resume_flow(self) -> None:
         """Let messages flow again, with the partitions held back during the seek once recovery is over."""
