@@ -106,3 +106,28 @@ def test_odd_clocks_mixed_into_a_stream_leave_every_decision_unchanged() -> None
             page["fetched_at"] = "1969-07-20T20:17:00Z"
         odd.append(orjson.dumps(page))
     assert _outcomes(odd) == clean
+
+
+def test_a_restarted_dedup_owner_decides_as_the_first_one_did_replays_included() -> None:
+    """The owner is killed after `cut` pages and its successor replays the last 12 (their offsets
+    were not committed). Seven of those carry no fetched_at (broker time: today, long after the
+    rest): counted again by a watermark starting afresh, they would be its median and expire
+    every earlier story, so the copies after the restart would become new articles."""
+    lines = [line for line in gzip.decompress(DEV_PAGES.read_bytes()).splitlines() if line.strip()]
+    cut = 120
+    odd = []
+    for n, line in enumerate(lines):
+        page = orjson.loads(line)
+        if cut - 12 <= n < cut - 5:
+            page.pop("fetched_at", None)
+        odd.append(orjson.dumps(page))
+    settings = Settings()
+    state: dict[str, bytes] = {}  # what the successor recovers from the changelog
+    first = list(process_lines(odd[:cut], settings, tag_entities=False, state=state))
+    second = list(process_lines(odd[cut - 12 :], settings, tag_entities=False, state=state))
+    restarted = {
+        e["url"]: (e["event_type"], e.get("duplicate_of"))
+        for e in [*first, *second]
+        if e["event_type"] in ("article.v1", "duplicate.v1")
+    }
+    assert restarted == _outcomes(odd)

@@ -39,7 +39,7 @@ from worker.settings import Settings
 from worker.steps.common import epoch_seconds
 from worker.steps.decode import decode
 from worker.steps.dedup import DedupIndex, Fingerprint
-from worker.steps.dedup.window import Watermark, event_time
+from worker.steps.dedup.window import event_time
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ class Stages:
         self.metrics = metrics
         self.entity_fn = entity_fn
         self.clock = clock
-        self.watermark = Watermark()
 
     # -- decode + clean ---------------------------------------------------------------------------
 
@@ -151,7 +150,8 @@ class Stages:
             decision = self.index.decide(article.url, fp, when)
         except Exception as exc:  # a bad fingerprint must not stop the one dedup owner
             return [self.dead_letter(internal_error(exc, "dedup"), hop, prepared.origin, article.url, trace)]
-        self._advance_window(when)
+        if not decision.replay:  # a replay's time was counted the first time
+            self._advance_window(when)
         elapsed = time.perf_counter() - started
         self.metrics.stage_seconds.labels("dedup").observe(elapsed)
         article.stage_seconds["dedup"] = elapsed
@@ -173,7 +173,7 @@ class Stages:
         ]
 
     def _advance_window(self, when: float) -> None:
-        mark = self.watermark.observe(when)
+        mark = self.index.observe_time(when)
         if not mark or not self.index.expiry_due(mark):
             return
         try:

@@ -31,6 +31,7 @@ State layout (keys are short ASCII strings, values are packed bytes):
     ~t<hour>     how many chunks of page ids that hour has; ~t<hour>.<n> holds up to 64 ids of
                  pages seen in that hour, so expiry never scans the table and no value grows long
     ~            counters (records, roots, bytes, oldest hour) so metrics never scan the table
+    ~w           the event-time watermark (`window.Watermark`): a restarted owner keeps its window
 
 Ids inside the state are the first 8 bytes of the 16-byte article id, base64 in keys.
 
@@ -48,7 +49,7 @@ import struct
 import zlib
 from bisect import bisect_right
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
 
 from worker.document import Article
@@ -63,6 +64,7 @@ from worker.steps.dedup.shingles import (
     shingle_hashes,
     story_lines,
 )
+from worker.steps.dedup.window import Watermark
 
 FORMAT_VERSION = 3
 """Fingerprints that carry line hashes (pages cleaned from a text dump); one without them is
@@ -212,6 +214,8 @@ class Decision:
     kind: Literal["exact", "near"] | None
     similarity: float  # 1.0 for exact, the verified overlap for near, 0.0 for a new story
     copies: int  # pages of this story so far, this one included
+    # The page was decided before (a replay after a crash): nothing changed. Not part of the verdict.
+    replay: bool = field(default=False, compare=False)
 
 
 # --- packed state -------------------------------------------------------------------------------
@@ -226,6 +230,7 @@ _RECORD = struct.Struct(">B16sdIfI8s")
 # records | roots | bytes of every other key and value | oldest hour bucket that may hold pages
 _META = struct.Struct(">QQQq")
 _META_KEY = "~"
+WATERMARK_KEY = "~w"
 _SID = 8  # bytes of a page id used inside the state
 
 
@@ -434,7 +439,7 @@ class DedupIndex:
         page_key = _page_key(sid)
         known = self.state.get(page_key)
         if known is not None:
-            return _decision(aid, _Record.unpack(known))
+            return replace(_decision(aid, _Record.unpack(known)), replay=True)
 
         meta = self._load()
         self._meta_raw = b""  # until saved: a failure halfway must not leave a stale copy in use
@@ -658,6 +663,21 @@ class DedupIndex:
         meta.oldest_hour = oldest if meta.records else -1
         self._save()
         return dropped
+
+    def observe_time(self, seen_at: float) -> float:
+        """Add a newly decided page's event time to the watermark kept in the state; returns the watermark.
+
+        Count each page once (not its replays): a restarted owner then moves its window exactly
+        as the owner before it did, and a replay decides as the first time.
+        """
+        raw = self.state.get(WATERMARK_KEY)
+        watermark = Watermark.from_bytes(raw) if raw else Watermark()
+        mark = watermark.observe(seen_at)
+        self._load()
+        self._meta_raw = b""
+        self._put(WATERMARK_KEY, watermark.to_bytes(), raw)
+        self._save()
+        return mark
 
     def expiry_due(self, now: float) -> bool:
         """Whether pages older than the window at `now` are still held (an `expire` call is due)."""

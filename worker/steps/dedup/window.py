@@ -5,12 +5,14 @@ that carried it: a stamp from the future (beyond a small clock skew), an absent 
 old to be a real fetch counts as the broker's time instead, and the correction is reported by
 reason. The window then follows a watermark that one page cannot move: the median of the
 recent event times, which only ever goes forward. A backfill of old pages keeps its old
-watermark even when a few pages among it carry today's time.
+watermark even when a few pages among it carry today's time. Its state packs into bytes, so
+the dedup owner keeps it beside the dedup state and a restarted owner carries on with it.
 """
 
 from __future__ import annotations
 
 import bisect
+import struct
 from collections import deque
 from typing import Literal
 
@@ -42,6 +44,20 @@ class Watermark:
         self._sorted: list[float] = []
         self._min_samples = min_samples
         self.value = 0.0  # 0 until enough pages were seen
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Watermark:
+        """A watermark from `to_bytes` output: its value and its recent event times."""
+        value, *recent = struct.unpack(f"<{len(raw) // 8}d", raw)
+        mark = cls()
+        mark._recent.extend(recent)
+        mark._sorted = sorted(mark._recent)
+        mark.value = value
+        return mark
+
+    def to_bytes(self) -> bytes:
+        """The value, then the recent event times oldest first (8 bytes each)."""
+        return struct.pack(f"<{1 + len(self._recent)}d", self.value, *self._recent)
 
     def observe(self, when: float) -> float:
         """Add one page's event time; returns the watermark (0 while too few pages were seen)."""
