@@ -12,7 +12,7 @@ from faust.types import TP
 from worker.kafka.app import create_app
 from worker.kafka.connection import client_options, start_client
 from worker.kafka.embedded import free_port
-from worker.kafka.transport import fetched_highwaters
+from worker.kafka.transport import Selected, fetched_highwaters
 from worker.settings import Settings
 
 
@@ -65,3 +65,14 @@ def test_a_commit_waits_for_the_next_offset_to_read_when_later_ones_finished_fir
     assert consumer._new_offset(fresh) is None
     consumer._acked[fresh].insert(0, 0)
     assert consumer._new_offset(fresh) == 3
+
+
+def test_a_fetch_selection_follows_the_live_set_and_is_never_read_as_every_partition():
+    """aiokafka hands out every partition's records for an empty selection; Faust empties its set
+    of active partitions while a fetch waits, so the selection must stay a selection."""
+    active = {TP("pages", 0)}
+    selected = Selected(active)
+    active.discard(TP("pages", 0))
+    assert selected and TP("pages", 0) not in selected
+    active.add(TP("pages", 1))
+    assert TP("pages", 1) in selected

@@ -16,6 +16,9 @@ every agent's queue. Three things went wrong there, each losing pages or dedup d
 - aiokafka seeks only to a committed offset above 0, so a partition the group had never
   committed (its worker killed before the first commit) kept its position past the records
   Faust dropped. Such a partition now starts again from the reset position.
+- Holding partitions back can leave no partition to fetch from, and aiokafka reads an empty
+  selection as every partition: a fetch in flight then handed out records of held partitions,
+  which Faust dropped after their seek. A fetch now only ever returns the selected partitions.
 - Recovery reads the changelog up to the end offset the broker lists. Some brokers (the
   embedded one) list the base offset of the last record batch plus one, not the log end: the
   rest of that batch then stayed in Faust's recovery buffer, not in the table, and the decisions
@@ -75,12 +78,40 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             committed.update({tp: await consumer.position(tp) for tp in uncommitted})
         return committed
 
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: set[TP],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        selected = Selected(active_partitions)  # Faust hands it to aiokafka, which only tests membership
+        return await super()._fetch_records(
+            consumer, selected, timeout=timeout, max_records=max_records  # type: ignore[arg-type]
+        )
+
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         listed = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return listed
         fetched = await fetched_highwaters(self._ensure_consumer(), partitions, HIGHWATER_WAIT_SECONDS)
         return {tp: max(end, fetched.get(tp, end)) for tp, end in listed.items()}
+
+
+class Selected:
+    """The partitions a fetch may hand out, read when records arrive (Faust changes the set meanwhile).
+
+    Never false: aiokafka takes an empty selection to mean every partition.
+    """
+
+    def __init__(self, partitions: set[TP]) -> None:
+        self._partitions = partitions
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._partitions
 
 
 async def fetched_highwaters(consumer: Any, partitions: Iterable[TP], timeout: float) -> dict[TP, int]:
