@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport, with a configurable fetch wait and three fixes for taking partitions over.
+"""Faust's aiokafka transport, with a configurable fetch wait and fixes for taking partitions over.
 
 Fetch wait: Faust fixes the consumer's `fetch_max_wait_ms` at 1500. A broker that answers a
 waiting fetch only when the wait runs out (the embedded one does) then adds that much latency to
@@ -7,7 +7,7 @@ embedded broker, against 673 ms at the default).
 
 Taking partitions over (after a restart or a rebalance), Faust recovers the dedup table from its
 changelog, then resumes the input partitions, seeks them to their committed offsets and clears
-every agent's queue. Three things went wrong there, each losing pages or dedup decisions:
+every agent's queue. Four things went wrong there, each losing pages or dedup decisions:
 
 - Records handed to an agent's queue after their partition's seek were cleared with the queue
   and never fetched again: the partition's position was already past them (pages never
