@@ -53,7 +53,7 @@ from worker.evaluation.faults import (
     real_inputs,
     summary,
 )
-from worker.kafka.embedded import EmbeddedBroker, free_port
+from worker.kafka.embedded import EmbeddedBroker, free_port, isolated_settings
 from worker.kafka.topics import ensure_topics
 from worker.runtime.children import descendants_usage
 from worker.runtime.worker_process import WorkerProcess
@@ -65,20 +65,7 @@ READ_DEADLINE_SECONDS = 600.0  # --read-deadline: how long to wait for outcomes 
 def run_settings(broker: EmbeddedBroker, name: str, tmp: Path, **overrides: Any) -> Settings:
     """Default settings with topics and a group of their own on the embedded broker."""
     prefix = f"faults_{name}_{uuid.uuid4().hex[:6]}"
-    settings = Settings().with_overrides(
-        broker=broker.url,
-        app_id=prefix,
-        input_topic=f"{prefix}.pages",
-        articles_topic=f"{prefix}.articles",
-        duplicates_topic=f"{prefix}.duplicates",
-        clusters_topic=f"{prefix}.clusters",
-        dead_letter_topic=f"{prefix}.deadletter",
-        topic_partitions=2,
-        fetch_wait_ms=10,
-        metrics_port=free_port(),
-        data_dir=str(tmp / prefix),
-        **overrides,
-    )
+    settings = isolated_settings(broker.url, prefix, str(tmp / prefix), **overrides)
     asyncio.run(ensure_topics(settings))
     return settings
 
@@ -171,8 +158,14 @@ def freeze_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path, args:
         log.append(f"{time.monotonic() - started:6.1f} s  every input accounted for" if not accounting.lost else "")
         same = worker.process is not None and worker.process.poll() is None and worker.process.pid == pid
         errors = [line for line in worker.log_tail(400_000).splitlines() if " ERROR " in line or "Traceback" in line]
-    return {"accounting": accounting, "log": log, "workers_alive": same, "error_lines": len(errors),
-            "first_errors": errors[:5], "seconds": time.monotonic() - started}
+    return {
+        "accounting": accounting,
+        "log": log,
+        "workers_alive": same,
+        "error_lines": len(errors),
+        "first_errors": errors[:5],
+        "seconds": time.monotonic() - started,
+    }
 
 
 def hostile_run(broker: EmbeddedBroker, inputs: Sequence[Input], tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -221,8 +214,10 @@ def print_figures(figures: dict[str, Any]) -> None:
         f"article id differs {len(figures['id_changes'])}  unexpected outcome {len(figures['unexpected'])}  "
         f"workers alive {figures['workers_alive']}"
     )
-    print(f"dedup F1 {figures['dedup_f1']:.4f} (clean run {figures['dedup_f1_clean']:.4f}); "
-          f"real pages whose outcome kind differs from the clean run: {len(figures['outcome_changes_real'])}")
+    print(
+        f"dedup F1 {figures['dedup_f1']:.4f} (clean run {figures['dedup_f1_clean']:.4f}); "
+        f"real pages whose outcome kind differs from the clean run: {len(figures['outcome_changes_real'])}"
+    )
     for key in ("lost", "two_kinds", "id_changes", "unexpected", "first_errors"):
         if figures.get(key):
             print(f"  {key}: {json.dumps(figures[key])[:2000]}")
@@ -275,14 +270,16 @@ def soak(broker: EmbeddedBroker, lines: list[bytes], tmp: Path, args: argparse.N
         def sample() -> None:
             while not stop.wait(args.sample_seconds):
                 count, _, pool_rss = descendants_usage(pid)
-                samples.append({
-                    "seconds": time.monotonic() - started,
-                    "worker_rss": _rss(pid),
-                    "pool_rss": pool_rss,
-                    "pool_processes": count,
-                    "worker_fds": _fds(pid),
-                    "tasks": _metric(worker.metrics_url, "ingest_event_loop_tasks"),
-                })
+                samples.append(
+                    {
+                        "seconds": time.monotonic() - started,
+                        "worker_rss": _rss(pid),
+                        "pool_rss": pool_rss,
+                        "pool_processes": count,
+                        "worker_fds": _fds(pid),
+                        "tasks": _metric(worker.metrics_url, "ingest_event_loop_tasks"),
+                    }
+                )
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -329,11 +326,18 @@ def print_soak(f: dict[str, Any]) -> None:
     mb = 1 / (1 << 20)
     print(f"== soak: {f['pages']} pages in {f['minutes']} min at {f['rate']} pages/s, {f['samples']} samples")
     print(f"lost {f['lost']}  two outcome kinds {f['two_kinds']}  worker alive {f['workers_alive']}")
-    for key, unit, scale in (("worker_rss", "MB", mb), ("pool_rss", "MB", mb), ("worker_fds", "", 1.0),
-                             ("tasks", "", 1.0), ("pool_processes", "", 1.0)):
+    for key, unit, scale in (
+        ("worker_rss", "MB", mb),
+        ("pool_rss", "MB", mb),
+        ("worker_fds", "", 1.0),
+        ("tasks", "", 1.0),
+        ("pool_processes", "", 1.0),
+    ):
         v = f[key]
-        print(f"{key:15s} first {v['first'] * scale:8.1f}{unit}  last {v['last'] * scale:8.1f}{unit}  "
-              f"max {v['max'] * scale:8.1f}{unit}  slope {v['slope_per_hour'] * scale:+.1f}{unit}/hour")
+        print(
+            f"{key:15s} first {v['first'] * scale:8.1f}{unit}  last {v['last'] * scale:8.1f}{unit}  "
+            f"max {v['max'] * scale:8.1f}{unit}  slope {v['slope_per_hour'] * scale:+.1f}{unit}/hour"
+        )
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -370,8 +374,10 @@ def main() -> int:
         else:
             real = real_inputs(lines)
             clean = clean_run(broker, real, tmp, args)
-            print(f"== clean run: inputs {len(clean.outcomes)}  lost {len(clean.lost)}  "
-                  f"two outcome kinds {len(clean.two_kinds)}  dedup F1 {dedup_f1(clean, truth):.4f}")
+            print(
+                f"== clean run: inputs {len(clean.outcomes)}  lost {len(clean.lost)}  "
+                f"two outcome kinds {len(clean.two_kinds)}  dedup F1 {dedup_f1(clean, truth):.4f}"
+            )
             runs: list[tuple[str, Callable[..., dict[str, Any]], list[Input]]] = [
                 ("kill", kill_run, real),
                 ("freeze", freeze_run, real),

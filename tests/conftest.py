@@ -17,7 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from worker.kafka.clients import consume, produce
 from worker.kafka.connection import client_options, start_client
-from worker.kafka.embedded import EmbeddedBroker, free_port
+from worker.kafka.embedded import EmbeddedBroker
+from worker.kafka.embedded import isolated_settings as embedded_settings
 from worker.kafka.topics import ensure_topics
 from worker.runtime.worker_process import WorkerProcess
 from worker.settings import Settings
@@ -43,21 +44,8 @@ def broker() -> Iterator[EmbeddedBroker]:
 def isolated_settings(broker_url: str, name: str, data_dir: Path) -> Settings:
     """Settings with topics and a consumer group of their own, tuned for the embedded broker."""
     prefix = f"pytest_{re.sub(r'[^A-Za-z0-9]+', '_', name)[:40]}_{uuid.uuid4().hex[:8]}"
-    return Settings().with_overrides(
-        broker=broker_url,
-        app_id=prefix,
-        input_topic=f"{prefix}.pages",
-        articles_topic=f"{prefix}.articles",
-        duplicates_topic=f"{prefix}.duplicates",
-        clusters_topic=f"{prefix}.clusters",
-        dead_letter_topic=f"{prefix}.deadletter",
-        topic_partitions=2,
-        fetch_wait_ms=10,
-        session_timeout_seconds=8.0,
-        workers=1,
-        metrics_port=free_port(),
-        data_dir=str(data_dir),
-        log_level="INFO",
+    return embedded_settings(
+        broker_url, prefix, str(data_dir), session_timeout_seconds=8.0, workers=1, log_level="INFO"
     )
 
 

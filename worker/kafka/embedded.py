@@ -13,6 +13,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
+
+from worker.settings import Settings
 
 
 def free_port() -> int:
@@ -121,3 +124,24 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def isolated_settings(broker_url: str, prefix: str, data_dir: str, **overrides: Any) -> Settings:
+    """Default settings with topics, a consumer group and a data dir of their own on the embedded broker.
+
+    The 10 ms fetch wait is for this broker, which answers a waiting fetch only when the wait runs out.
+    """
+    return Settings().with_overrides(
+        broker=broker_url,
+        app_id=prefix,
+        input_topic=f"{prefix}.pages",
+        articles_topic=f"{prefix}.articles",
+        duplicates_topic=f"{prefix}.duplicates",
+        clusters_topic=f"{prefix}.clusters",
+        dead_letter_topic=f"{prefix}.deadletter",
+        topic_partitions=2,
+        fetch_wait_ms=10,
+        metrics_port=free_port(),
+        data_dir=data_dir,
+        **overrides,
+    )
