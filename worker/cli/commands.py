@@ -170,9 +170,15 @@ def describe_event(event: dict[str, Any]) -> str:
 
 def process(args: argparse.Namespace) -> int:
     """The same steps without Kafka: raw page events as JSONL in, emitted events as JSONL out."""
+    from worker.cpu import load_entity_model
     from worker.offline import process_lines
 
     settings = Settings.from_env()
+    try:  # a missing model is the installation's fault, not every page's: say so once
+        load_entity_model(settings.spacy_model)
+    except Exception as exc:
+        print(f"ingest-worker: cannot load the entity model {settings.spacy_model!r}: {exc!r}", file=sys.stderr)
+        return 1
     counts: dict[str, int] = {}
     # The total (for the time left) costs a first read of the file: only worth it on a terminal.
     total = _count_lines(args.file) if args.file != "-" and sys.stderr.isatty() else None

@@ -45,6 +45,7 @@ STATE_REFRESH_SECONDS = 5.0
 # Backoff between attempts to send one message; after the last one the broker counts as unusable.
 SEND_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 STOP_GRACE_SECONDS = 30.0  # a graceful stop that takes longer (the broker is gone) ends at once
+UNUSABLE_POOL_GRACE_SECONDS = 5.0
 
 
 class InFlight:
@@ -75,15 +76,16 @@ class Fatal:
 
     reason: str | None = None
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Record the reason and ask the worker to shut down gracefully (acked offsets commit).
 
-        A shutdown that hangs on the lost broker is cut short after `STOP_GRACE_SECONDS`.
+        A shutdown that hangs (on the lost broker, or on pages held back) is cut short after
+        `grace_seconds`.
         """
         if self.reason is None:
             self.reason = reason
             log.critical("%s", reason)
-            timer = threading.Timer(STOP_GRACE_SECONDS, _exit_now, args=(reason,))
+            timer = threading.Timer(grace_seconds, _exit_now, args=(reason,))
             timer.daemon = True
             timer.start()
             os.kill(os.getpid(), signal.SIGTERM)
@@ -136,7 +138,11 @@ class Agents:
         self.fatal = fatal
         self.inflight = InFlight()
         self.index = DedupIndex(topology.dedup_table, window_seconds=settings.dedup_window_days * 86400)
-        self.stages = Stages(settings, self.index, PoolCompute(pool, metrics), metrics)
+        # The pages a pool that cannot load its models holds back keep a graceful stop waiting,
+        # and nothing else is in flight then: a short grace.
+        self.compute = PoolCompute(pool, metrics, partial(load_entity_model, settings.spacy_model),
+                                   partial(fatal.stop, grace_seconds=UNUSABLE_POOL_GRACE_SECONDS))
+        self.stages = Stages(settings, self.index, self.compute, metrics)
         self.topics: dict[Route, Any] = {
             "candidates": topology.candidates,
             "unique": topology.unique,
@@ -285,8 +291,8 @@ def attach(
 
     @app.task
     async def warm_up_pool() -> None:
-        # Load the entity model in every pool process before the first article needs it.
-        await app.loop.run_in_executor(None, pool.warm_up, partial(load_entity_model, settings.spacy_model))
+        # Load the entity model in every pool process before the first page needs the pool.
+        await agents.compute.ready()
 
     _web_views(app, metrics, fatal)
     return agents
