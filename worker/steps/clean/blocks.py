@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, reduce
+from operator import or_
 from typing import Any
 
 import numpy as np
@@ -86,39 +87,60 @@ def _kept(key: str, extracted: str) -> float:
     return 0.5 * (key[:_KEY] in extracted) + 0.5 * (key[-_KEY:] in extracted)
 
 
+# What an element says about a block it holds: bits of one int, so that a block's nearest
+# ancestors are read by OR-ing a few small ints instead of building a set of their tags.
+_FURNITURE_NAMED = 1
+_STORY_NAMED = 2
+_LINK = 4  # an <a>
+_QUOTE = 8  # a <blockquote>
+_FURNITURE_TAG = 16  # a tag of NOT_STORY_TAGS
+_ARTICLE = 32  # an <article> or <main>
+_TAG_BITS = {
+    "a": _LINK,
+    "blockquote": _QUOTE,
+    "article": _ARTICLE,
+    "main": _ARTICLE,
+    **dict.fromkeys(NOT_STORY_TAGS, _FURNITURE_TAG),
+}
+
+
 @lru_cache(maxsize=4096)
-def _named(names: str) -> tuple[bool, bool]:
-    """Whether an element's class and id name it furniture, and whether they name it story."""
-    return bool(NOT_STORY.search(names)), bool(_STORY_NAMES.search(names))
+def _named(names: str) -> int:
+    """Bits saying whether an element's class and id name it furniture, and story."""
+    return _FURNITURE_NAMED * bool(NOT_STORY.search(names)) | _STORY_NAMED * bool(_STORY_NAMES.search(names))
 
 
 class _Context:
     """What a block's nearest ancestors say (the element itself and up to 7 above it): whether
-    one is named furniture or story, and their tags. Each element is read once per page."""
+    one is named furniture or story, and which telling tags they have. Each element is read
+    once per page, and its window of ancestors is its parent's window shifted by one."""
 
     def __init__(self) -> None:
-        self._own: dict[Any, tuple[bool, bool, str]] = {}
+        self._windows: dict[Any, tuple[int, ...]] = {}
 
-    def _read(self, el: Any) -> tuple[bool, bool, str]:
-        found = self._own.get(el)
-        if found is None:
-            tag = el.tag if isinstance(el.tag, str) else ""
-            found = (*_named(f"{el.get('class') or ''} {el.get('id') or ''}"), tag)
-            self._own[el] = found
-        return found
+    def _own(self, el: Any) -> int:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        return _named(f"{el.get('class') or ''} {el.get('id') or ''}") | _TAG_BITS.get(tag, 0)
 
-    def of(self, el: Any) -> tuple[bool, bool, set[str]]:
-        """(furniture-named, story-named, tags) over the element and its nearest ancestors."""
-        furniture = story = False
-        tags: set[str] = set()
-        node, depth = el, 0
-        while node is not None and depth < _ANCESTOR_DEPTH:
-            named_furniture, named_story, tag = self._read(node)
-            furniture, story = furniture or named_furniture, story or named_story
-            if tag:
-                tags.add(tag)
-            node, depth = node.getparent(), depth + 1
-        return furniture, story, tags
+    def _window(self, el: Any) -> tuple[int, ...]:
+        """The bits of the element and its nearest ancestors, nearest first (at most 8)."""
+        found = self._windows.get(el)
+        if found is not None:
+            return found
+        chain = []  # the element and its ancestors not read yet, nearest first
+        node = el
+        while node is not None and node not in self._windows:
+            chain.append(node)
+            node = node.getparent()
+        window = self._windows[node] if node is not None else ()
+        for node in reversed(chain):  # a loop, not recursion: trees can be very deep
+            window = (self._own(node), *window[: _ANCESTOR_DEPTH - 1])
+            self._windows[node] = window
+        return window
+
+    def of(self, el: Any) -> int:
+        """The bits set on the element or any of its nearest ancestors."""
+        return reduce(or_, self._window(el))
 
 
 def _container(blocks: list[Block], kept: list[float]) -> Any | None:
@@ -183,7 +205,7 @@ def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -
         words = len(tokens)
         lo, hi = max(0, k - _NEIGHBOURS), min(n, k + _NEIGHBOURS + 1)
         near = sum(kept[lo:hi]) - kept[k]
-        furniture_named, story_named, tags = context.of(block.element)
+        around = context.of(block.element)
         tag = block.element.tag if isinstance(block.element.tag, str) else ""
         ends = bool(_SENTENCE_END.search(text))
         rows.append((
@@ -198,22 +220,22 @@ def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -
             float(ends and text_size(text) >= 100),
             float(ends),
             sum(1 for t in tokens if t.lower() in stops) / words if stops and words else 0.0,
-            1.0 if "a" in tags else min(1.0, block.link_chars / max(1, len(block.text))),
+            1.0 if around & _LINK else min(1.0, block.link_chars / max(1, len(block.text))),
             float(is_junk_line(text)),
             float(bool(SECTION_END.match(text))),
             float(tag == "p"),
             float(tag in _HEADINGS),
             float(tag in ("li", "dd", "dt")),
             float(tag in ("td", "th")),
-            float("blockquote" in tags),
+            float(bool(around & _QUOTE)),
             float(tag == "div"),
-            float(furniture_named),
-            float(not tags.isdisjoint(NOT_STORY_TAGS)),
-            float(story_named),
-            float("article" in tags or "main" in tags),
+            float(bool(around & _FURNITURE_NAMED)),
+            float(bool(around & _FURNITURE_TAG)),
+            float(bool(around & _STORY_NAMED)),
+            float(bool(around & _ARTICLE)),
             k / n,
-            sum(1 for t in tokens if t[:1].isupper()) / words if words else 0.0,
-            sum(1 for t in tokens if t.isdigit()) / words if words else 0.0,
+            sum(map(str.isupper, [t[0] for t in tokens])) / words if words else 0.0,
+            sum(map(str.isdigit, tokens)) / words if words else 0.0,
             text.count(",") / words if words else 0.0,
             _kept(keys[k], json_key) if json_key else 0.5,
             container_share,

@@ -48,6 +48,12 @@ class Line:
     stop_ratio: float
     junk: bool
     repeated: bool
+    capitals: int  # words opening on a capital letter
+    digits: int  # words all digits
+    lead_in: bool  # a 'Read more:' line
+    section_end: bool  # a 'Related posts'-like heading
+    byline: bool
+    dated: bool  # a date or time line
     kind: str = ""  # "story", "short", "junk"
     weight: float = 0.0
 
@@ -62,13 +68,17 @@ class DumpArticle:
 
 
 def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
-    counts = Counter(t.casefold() for t in raw)
+    """Each line's own features, every pattern matched once (the line model, the run search
+    and the title all read them)."""
+    folded = [t.casefold() for t in raw]
+    counts = Counter(folded)
     lines = []
-    for text in raw:
+    for text, fold in zip(raw, folded, strict=True):
         bullet = bool(_BULLET.match(text))
         body = _BULLET.sub("", text) if bullet else text
         tokens = _WORD.findall(body)
-        stop = sum(1 for t in tokens if t.lower() in stops) / len(tokens) if tokens else 0.0
+        stop = sum(1 for t in tokens if t.lower() in stops) / len(tokens) if tokens and stops else 0.0
+        spaced = body.split()
         lines.append(
             Line(
                 text=body,
@@ -78,7 +88,13 @@ def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
                 sentence=bool(_SENTENCE_END.search(body)),
                 stop_ratio=stop,
                 junk=is_junk_line(body),
-                repeated=counts[text.casefold()] > 1,
+                repeated=counts[fold] > 1,
+                capitals=sum(map(str.isupper, [w[0] for w in spaced])),
+                digits=sum(map(str.isdigit, spaced)),
+                lead_in=is_lead_in(body),
+                section_end=bool(SECTION_END.match(body)),
+                byline=bool(BYLINE.match(body)),
+                dated=bool(DATE_LINE.match(body)),
             )
         )
     return lines
@@ -131,13 +147,11 @@ def line_rows(lines: list[Line], has_stops: bool) -> np.ndarray:
     n = len(lines)
     after_lead_in = _after_lead_ins(lines)
     story = [_story_like(line) for line in lines]
-    ends = [k for k, line in enumerate(lines) if SECTION_END.match(line.text)]
-    rows = np.zeros((n, len(LINE_FEATURES)))
+    rows = []
+    last_end = -11  # the latest 'Related posts'-like heading seen (none yet: out of reach)
     for k, line in enumerate(lines):
-        capitals = sum(1 for w in line.text.split() if w[:1].isupper())
-        digits = sum(1 for w in line.text.split() if w.isdigit())
         near = story[max(0, k - 3) : k] + story[k + 1 : k + 4]
-        rows[k] = (
+        rows.append((
             1.0,
             math.log1p(line.size),
             float(line.sentence),
@@ -145,20 +159,22 @@ def line_rows(lines: list[Line], has_stops: bool) -> np.ndarray:
             float(line.junk),
             float(line.repeated),
             float(line.bullet),
-            float(is_lead_in(line.text) or bool(LEAD_IN_INLINE.match(line.text))),
+            float(line.lead_in or bool(LEAD_IN_INLINE.match(line.text))),
             float(k in after_lead_in),
-            float(bool(SECTION_END.match(line.text))),
+            float(line.section_end),
             float(_prose(line, has_stops)),
-            capitals / max(1, line.words),
-            digits / max(1, line.words),
+            line.capitals / max(1, line.words),
+            line.digits / max(1, line.words),
             k / n,
-            float(bool(BYLINE.match(line.text) or DATE_LINE.match(line.text))),
+            float(line.byline or line.dated),
             float(k > 0 and story[k - 1]),
             float(k + 1 < n and story[k + 1]),
             sum(near) / len(near) if near else 0.0,
-            float(any(k - 10 <= j < k for j in ends)),
-        )
-    return rows
+            float(k - last_end <= 10),
+        ))
+        if line.section_end:
+            last_end = k
+    return np.array(rows, dtype=float) if rows else np.zeros((0, len(LINE_FEATURES)))
 
 
 def line_model() -> LinearModel:
@@ -176,7 +192,7 @@ def _classify(lines: list[Line], has_stops: bool, model: LinearModel) -> None:
         if COMMENTS_HEADING.match(line.text):
             line.kind, line.weight = "junk", W_COMMENTS
             continue
-        if SECTION_END.match(line.text):
+        if line.section_end:
             line.kind, line.weight = "junk", W_SECTION_END
             continue
         line.weight = 2.0 * (float(p) - STORY_P) * min(line.size, MAX_SIZE) / SIZE_UNIT
@@ -192,8 +208,7 @@ def _prose(line: Line, has_stops: bool) -> bool:
         return False
     if has_stops and line.stop_ratio < 0.2:
         return False
-    capitals = sum(1 for w in line.text.split() if w[:1].isupper())
-    return capitals / max(1, line.words) < 0.4
+    return line.capitals / max(1, line.words) < 0.4
 
 
 def _keep(line: Line) -> bool:
@@ -207,7 +222,7 @@ def _after_lead_ins(lines: list[Line]) -> set[int]:
     found: set[int] = set()
     k = 0
     while k < len(lines):
-        if is_lead_in(lines[k].text):
+        if lines[k].lead_in:
             j = k + 1
             while j < len(lines) and j - k <= 6 and not (
                 lines[j].size >= 70 and lines[j].sentence and lines[j].stop_ratio >= 0.2
@@ -245,12 +260,12 @@ def _after_header(lines: list[Line], start: int, end: int) -> int:
     cut = start
     stories = 0
     for k in range(start, min(end, start + HEADER_WINDOW)):
-        text = lines[k].text
-        if lines[k].kind == "story":
+        line = lines[k]
+        if line.kind == "story":
             stories += 1
             if stories > 2:
                 break
-        elif BYLINE.match(text) or (DATE_LINE.match(text) and lines[k].words <= 12):
+        elif line.byline or (line.dated and line.words <= 12):
             cut = k + 1
     return cut if any(line.kind == "story" for line in lines[cut:end]) else start
 
@@ -259,7 +274,7 @@ def _headline_like(line: Line) -> bool:
     """A short unpunctuated line that could be a headline (not a byline or a date)."""
     return (
         not line.bullet and 3 <= line.words <= 25 and not line.sentence and not line.junk
-        and not BYLINE.match(line.text) and not DATE_LINE.match(line.text)
+        and not line.byline and not line.dated
     )
 
 
@@ -278,17 +293,15 @@ def _title(lines: list[Line], start: int, body: list[str], stops: frozenset[str]
         if line.bullet or line.words < 3 or line.words > 35 or line.junk:
             continue
         text = line.text
-        if text.endswith((".", ":", "…")) or BYLINE.match(text) or DATE_LINE.match(text):
+        if text.endswith((".", ":", "…")) or line.byline or line.dated:
             continue
-        if SECTION_END.match(text) or is_lead_in(text):
+        if line.section_end or line.lead_in:
             continue
         words = _content_words(text, stops)
         if not words:
             continue
         overlap = len(words & lede_words) / len(words)
-        above_byline = any(
-            BYLINE.match(n.text) or DATE_LINE.match(n.text) for n in lines[k + 1 : k + 4]
-        )
+        above_byline = any(n.byline or n.dated for n in lines[k + 1 : k + 4])
         repeated = page.count(text.casefold()) > 1
         score = (
             overlap + 0.5 * above_byline + 0.3 * repeated + min(line.words, 12) / 40

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
+from itertools import filterfalse
 
 import justext
 
@@ -110,8 +111,8 @@ CHECK_CHARS = 5000
 
 
 def _counts(text: str) -> tuple[Counter[str], int]:
-    words = [w.lower() for w in _WORD.findall(text) if not w.isdigit()]
-    return Counter(words), len(words)
+    counts = Counter(map(str.lower, filterfalse(str.isdigit, _WORD.findall(text))))
+    return counts, sum(counts.values())
 
 
 def _ratio(counts: Counter[str], total: int, code: str) -> float:

@@ -15,6 +15,8 @@ _CONT = (
 _MOJIBAKE = re.compile(
     f"(?:[\xc2-\xdf][{_CONT}]|[\xe0-\xef][{_CONT}]{{2}}|[\xf0-\xf4][{_CONT}]{{3}})+"
 )
+# The first characters of the UTF-8 sequences mojibake repair handles most ("Ã©", "â€™").
+_MOJIBAKE_LEADS = re.compile("[\xc2\xc3\xc5\xe2\xc4\xd0\xd1\xce\xcf\xe3\xe5\xe6\xe7\xe8\xe9]")
 _DROP = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff\ufffe\uffff\ufffd]+")
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
@@ -46,7 +48,7 @@ def _repair_run(match: re.Match[str]) -> str:
 
 def repair_mojibake(text: str) -> str:
     """Undo UTF-8 read as cp1252/latin-1 ("â€™" -> "’") where the bytes decode cleanly."""
-    if not any(c in text for c in "\xc2\xc3\xc5\xe2\xc4\xd0\xd1\xce\xcf\xe3\xe5\xe6\xe7\xe8\xe9"):
+    if not _MOJIBAKE_LEADS.search(text):  # one scan of the text, not one per character
         return text
     return _MOJIBAKE.sub(_repair_run, text)
 
@@ -54,6 +56,10 @@ def repair_mojibake(text: str) -> str:
 def normalize_line(line: str) -> str:
     """One line: mojibake repaired, NFC, no control characters, single spaces, stripped."""
     if line.isascii():
+        # Most lines are already clean (block texts are whitespace-joined): printable ASCII
+        # holds no character to drop and no space but " ", so only runs and ends could change.
+        if line.isprintable() and "  " not in line and line[:1] != " " and line[-1:] != " ":
+            return line
         return _SPACES.sub(" ", _DROP.sub("", line)).strip()
     line = repair_mojibake(line)
     line = _DROP.sub("", unicodedata.normalize("NFC", line))
@@ -77,6 +83,8 @@ _SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
 
 def text_size(text: str) -> float:
     """Length in latin-equivalent characters (a CJK or Hangul character counts 2.5)."""
+    if text.isascii():  # most lines: no wide character to look for
+        return float(len(text))
     return len(text) + 1.5 * len(_WIDE.findall(text))
 
 

@@ -70,7 +70,7 @@ def text_blocks(tree: Any) -> list[Block]:
             holder = holder.getparent()
             if holder is None:
                 continue
-        owner, linked = owner_of(holder)
+        owner, linked = owners.get(holder) or owner_of(holder)  # most holders are known already
         after_break = node.is_tail and node.getparent().tag == "br"
         if owner is not current or after_break:
             if current is not None:
