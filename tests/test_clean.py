@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from worker.document import Article, Dropped, RawPage
-from worker.steps.clean.boilerplate import JUNK_ANYWHERE, JUNK_EXAMPLES, is_dropped_as_junk, is_junk_line
+from worker.steps.clean import boilerplate
+from worker.steps.clean.boilerplate import (
+    JUNK_ANYWHERE,
+    JUNK_EXAMPLES,
+    CaselessPattern,
+    is_dropped_as_junk,
+    is_junk_line,
+)
 from worker.steps.clean.html import drop_code, parse_html, read_meta
 from worker.steps.clean.language import detect_language, normalize_code
 from worker.steps.clean.normalize import join_paragraphs, normalize_line, repair_mojibake
@@ -438,6 +445,27 @@ def test_every_junk_pattern_fires_through_its_triggers() -> None:
         assert pattern.search(example), example
         assert any(t in example.lower() for t in triggers), example
         assert is_junk_line(example), example
+
+
+def test_caseless_patterns_answer_as_case_insensitive_regexes() -> None:
+    raw = gzip.decompress((FIXTURES / "story-sentences.txt.gz").read_bytes()).decode("utf-8")
+    lines = raw.splitlines() + [
+        "RELATED POSTS", "Related Poſts", "Read More: the day after", "BY JANE DOE", "JAN 5, 2024",
+        "Comments (3)", "KOMMENTARE", "Share this", "Photo Ⓒ Yonhap", "ıscriviti alla newsletter",
+    ]
+    lines += [line.upper() for line in lines]
+    patterns = {name: value for name, value in vars(boilerplate).items() if isinstance(value, CaselessPattern)}
+    assert len(patterns) >= 7
+    for name, pattern in patterns.items():
+        reference = re.compile(pattern.pattern, re.IGNORECASE | re.UNICODE)
+        for line in lines:
+            assert pattern.match(line) == (reference.match(line) is not None), (name, line)
+
+
+@pytest.mark.parametrize("pattern", [r"^Read more", r"^(poſt|posts)\b", "^\u212aommentar"])
+def test_a_caseless_pattern_that_lowering_would_change_is_refused(pattern: str) -> None:
+    with pytest.raises(ValueError):
+        CaselessPattern(pattern)
 
 
 def test_scripts_and_styles_go_before_extraction_json_ld_and_tail_text_stay() -> None:
