@@ -151,7 +151,7 @@ class Stages:
         except Exception as exc:  # a bad fingerprint must not stop the one dedup owner
             return [self.dead_letter(internal_error(exc, "dedup"), hop, prepared.origin, article.url, trace)]
         if not decision.replay:  # a replay's time was counted the first time
-            self._advance_window(when)
+            self._advance_window(decision.watermark)
         elapsed = time.perf_counter() - started
         self.metrics.stage_seconds.labels("dedup").observe(elapsed)
         article.stage_seconds["dedup"] = elapsed
@@ -172,8 +172,7 @@ class Stages:
             self.publish("clusters", *cluster, trace, prepared.origin),
         ]
 
-    def _advance_window(self, when: float) -> None:
-        mark = self.index.observe_time(when)
+    def _advance_window(self, mark: float) -> None:
         if not mark or not self.index.expiry_due(mark):
             return
         try:

@@ -287,7 +287,14 @@ def attach(
 
     @app.timer(interval=STATE_REFRESH_SECONDS)
     async def refresh_gauges() -> None:
-        agents.refresh_gauges(dedup_partition in app.assignor.assigned_actives())
+        # Not while the table recovers: the index would derive its indexes from half a state.
+        agents.refresh_gauges(dedup_partition in app.assignor.assigned_actives() and not app.rebalancing)
+
+    @topology.dedup_table.on_recover
+    async def rederive_dedup_indexes() -> None:
+        # The table was recovered (a start, a take-over): the decision index derives its
+        # in-memory indexes from it again before the first decision.
+        agents.index.invalidate()
 
     @app.task
     async def warm_up_pool() -> None:

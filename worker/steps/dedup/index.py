@@ -21,19 +21,26 @@ A cluster is represented by up to two versions of its story: the root's sketch, 
 fuller version when one arrives (the original after a cut copy that came first), and a second,
 different version (another lead, other paragraphs kept). Both are posted and verified against.
 
-State layout (keys are short ASCII strings, values are packed bytes):
+State layout (keys are short ASCII strings, values are packed bytes). Every key is a changelog
+record per write, so the state holds facts only and each decision writes few keys (a new story:
+its record, its content hash and the decision counter; a copy: those and its root's record):
 
     a<page id>   one record per decided page: its decision; a cluster root also keeps its sketch
                  and, once it has one, its second version's site and sketch
     h<text hash> content hash -> root page id (exact duplicates)
-    <hash>       a posted sketch hash (hex) -> ids of the roots whose sketch (or second version)
-                 holds it
-    ~t<hour>     how many chunks of page ids that hour has; ~t<hour>.<n> holds up to 64 ids of
-                 pages seen in that hour, so expiry never scans the table and no value grows long
-    ~            counters (records, roots, bytes, oldest hour) so metrics never scan the table
-    ~w           the event-time watermark (`window.Watermark`): a restarted owner keeps its window
+    s<site>      a site's template (lines its pages leave out), see `_learn_template`
+    ~d           changes made so far (decisions, expiries), the oldest hour that may hold
+                 pages, the id of the page decided last, and the event-time watermark
+                 (`window.Watermark`): a restarted owner keeps its window
 
 Ids inside the state are the first 8 bytes of the 16-byte article id, base64 in keys.
+
+The indexes that find things in those facts (posted sketch hash -> roots, hour -> pages, hour ->
+sites) and the counters for metrics live in memory (`postings`), derived from the records: they
+are rebuilt by one scan when the state changed under the index (a recovery, another index over
+the same mapping, told by the decision counter). Before this layout the indexes were keys of the
+state too (`<hash>` buckets, `~t<hour>` chunks, `~s<hour>` sites, `~` counters, `~w`): a state
+holding them is read as it is, and they are deleted a few at a time as decisions go.
 
 Only roots (first-seen articles) are indexed for near-duplicate lookup, so every duplicate points
 at its cluster root, never at another duplicate.
@@ -54,6 +61,7 @@ from typing import Any, Literal, NamedTuple
 
 from worker.document import Article
 from worker.steps.common import host
+from worker.steps.dedup.postings import SID, Filed, Posting, Postings
 from worker.steps.dedup.shingles import (
     HASH_BITS,
     SKETCH_SIZE,
@@ -116,9 +124,6 @@ MIN_NEAR_SHINGLES = 40
 BOILERPLATE_ROOTS = 3
 """A shingle hash found in this many different stories is boilerplate and does not count."""
 
-MAX_POSTING = 16
-"""A bucket stops growing at this many roots (it is boilerplate long before)."""
-
 MAX_CANDIDATES = 8
 """Candidates verified per decision, the ones sharing most sample hashes first."""
 
@@ -148,6 +153,8 @@ FURNITURE_MIN_LINES = 3
 HOUR = 3600.0
 # Hours one `expire` call visits at most, so a jump in event time never stalls the event loop.
 MAX_EXPIRE_HOURS = 48
+# Keys of the layout before `~d` deleted per decision (a state written by an older owner).
+LEGACY_DELETES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +223,9 @@ class Decision:
     copies: int  # pages of this story so far, this one included
     # The page was decided before (a replay after a crash): nothing changed. Not part of the verdict.
     replay: bool = field(default=False, compare=False)
+    # The event-time watermark once this page's time is counted (`window.Watermark`); not part of
+    # the verdict either.
+    watermark: float = field(default=0.0, compare=False)
 
 
 # --- packed state -------------------------------------------------------------------------------
@@ -227,11 +237,12 @@ _MEMBER = 0x40  # the root record also holds a second version: its site, then bo
 _VERSION = struct.Struct(">BI")  # hashes in the root's own sketch | site of the second version
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix
 _RECORD = struct.Struct(">B16sdIfI8s")
-# records | roots | bytes of every other key and value | oldest hour bucket that may hold pages
-_META = struct.Struct(">QQQq")
-_META_KEY = "~"
-WATERMARK_KEY = "~w"
-_SID = 8  # bytes of a page id used inside the state
+# changes made (decisions and expiries) | oldest hour that may hold pages | id of the page decided
+# last | then the watermark's bytes
+_DECISIONS = struct.Struct(">Qq8s")
+_LEGACY_META = struct.Struct(">QQQq")  # `~` before: records | roots | bytes | oldest hour
+DECISIONS_KEY = "~d"
+_SID = SID
 
 
 def _pack_hashes(hashes: tuple[int, ...]) -> bytes:
@@ -240,17 +251,6 @@ def _pack_hashes(hashes: tuple[int, ...]) -> bytes:
 
 def _unpack_hashes(data: bytes) -> tuple[int, ...]:
     return struct.unpack(f">{len(data) // _HASH_BYTES}I", data[: len(data) // _HASH_BYTES * _HASH_BYTES])
-
-
-def _sids(data: bytes | None) -> list[bytes]:
-    return [data[i : i + _SID] for i in range(0, len(data), _SID)] if data else []
-
-
-def _holds(ids: bytes, sid: bytes) -> bool:
-    at = ids.find(sid)
-    while at > 0 and at % _SID:
-        at = ids.find(sid, at + 1)
-    return at >= 0
 
 
 def _b64(data: bytes) -> str:
@@ -266,18 +266,12 @@ def _hash_key(chash: bytes) -> str:
     return "h" + _b64(chash[:8])
 
 
-def _bucket_key(h: int) -> str:
-    """The hash in hex: at most 8 characters and no prefix, the only keys that short."""
-    return f"{h:x}"
-
-
-def _hour_key(hour: int) -> str:
-    return f"~t{hour}"
+def _current(key: str) -> bool:
+    """Whether a key belongs to this layout (page records, content hashes, templates, `~d`)."""
+    return (len(key) == 12 and key[0] in "ah") or (len(key) == 7 and key[0] == "s") or key == DECISIONS_KEY
 
 
 _UNREAD: Any = object()
-_CHUNK = struct.Struct(">I")
-CHUNK_IDS = 64  # page ids per time chunk: each decision rewrites at most one small value
 
 
 def site_of(url: str) -> int:
@@ -334,13 +328,12 @@ class _Record:
 
 @dataclass(slots=True)
 class _Meta:
+    """Counters for metrics and the window, derived from the state like the indexes."""
+
     records: int = 0
     roots: int = 0
-    size: int = 0
-    oldest_hour: int = -1
-
-    def pack(self) -> bytes:
-        return _META.pack(self.records, self.roots, self.size, self.oldest_hour)
+    size: int = 0  # bytes of every key and value of the state
+    oldest_hour: int = -1  # earliest hour that may hold pages (-1: none)
 
 
 class Overlap(NamedTuple):
@@ -384,8 +377,10 @@ def overlap(
 class DedupIndex:
     """Exact and near-duplicate decisions over a mapping of state, with a time window.
 
-    The index keeps nothing of its own between calls: every count lives in the mapping, so an
-    index built before a Faust table has recovered sees the recovered state.
+    The mapping holds every fact; the index keeps in memory only the indexes and counters it
+    derives from them (`postings`), and rebuilds those whenever the mapping's decision counter is
+    not the one it last wrote: an index built before a Faust table has recovered, or sharing the
+    mapping with another index, sees the state as it is.
     """
 
     def __init__(
@@ -409,26 +404,34 @@ class DedupIndex:
         self.lookup_hashes = lookup_hashes
         self.min_near_shingles = min_near_shingles
         self._meta = _Meta()
-        self._meta_raw = b""
+        self._postings = Postings()
+        self._filed = Filed()
+        self._decisions = -1  # the decision counter the derived indexes match (-1: not built)
+        self._legacy: list[str] = []  # keys of the layout before `~d` still to delete
+
+    def invalidate(self) -> None:
+        """Forget the derived indexes (the state was recovered): the next call rebuilds them."""
+        self._decisions = -1
 
     # -- metrics ----------------------------------------------------------------------------------
 
     def entries(self) -> int:
         """Pages currently remembered (cluster roots and duplicates)."""
-        return self._load().records
+        return self._sync().records
 
     def roots(self) -> int:
         """Articles currently indexed for near-duplicate lookup (cluster roots)."""
-        return self._load().roots
+        return self._sync().roots
 
     def state_bytes(self) -> int:
         """Serialized size of the whole state: key bytes plus value bytes."""
-        return self._load().size + len(_META_KEY) + _META.size
+        return self._sync().size
 
     # -- the decision -----------------------------------------------------------------------------
 
     def decide(self, url: str, fp: Fingerprint, seen_at: float) -> Decision:
-        """Exact or near duplicate of an earlier story, or a new story.
+        """Exact or near duplicate of an earlier story, or a new story; counts `seen_at` in the
+        event-time watermark the decision returns.
 
         Idempotent: deciding the same url with the same content again (a replay after a crash)
         returns the same decision and does not change the state or the counts.
@@ -440,10 +443,31 @@ class DedupIndex:
         known = self.state.get(page_key)
         if known is not None:
             return replace(_decision(aid, _Record.unpack(known)), replay=True)
-
-        meta = self._load()
-        self._meta_raw = b""  # until saved: a failure halfway must not leave a stale copy in use
         chash = bytes.fromhex(fp.content_hash)
+        # The counter first: an owner cut short after it leaves a state its successor rebuilds
+        # from, and names this page, whose time is then not counted twice when it is redone.
+        raw = self.state.get(DECISIONS_KEY)
+        decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
+        oldest = self._sync(raw).oldest_hour
+        watermark = Watermark.from_bytes(raw[_DECISIONS.size :] if raw else self._legacy_watermark())
+        if last != sid:
+            watermark.observe(seen_at)
+            hour = int(seen_at // HOUR)
+            oldest = hour if oldest < 0 or hour < oldest else oldest
+            self._put(DECISIONS_KEY, _DECISIONS.pack(decisions + 1, oldest, sid) + watermark.to_bytes(), raw)
+            self._decisions = decisions + 1
+        self._delete_legacy()
+        try:
+            record = self._decide(sid, raw_id, chash, url, fp, seen_at)
+        except BaseException:
+            self._decisions = -1  # the derived indexes may hold part of it: rebuild them
+            raise
+        return replace(_decision(aid, record), watermark=watermark.value)
+
+    def _decide(
+        self, sid: bytes, raw_id: bytes, chash: bytes, url: str, fp: Fingerprint, seen_at: float
+    ) -> _Record:
+        meta = self._meta
         site = site_of(url)
         template_key = _template_key(site) if fp.story_lines or fp.left_out else ""
         template_raw = self.state.get(template_key) if template_key else None
@@ -459,12 +483,10 @@ class DedupIndex:
         similarity = resemblance = 1.0
         fuller = False
         head: tuple[int, ...] = ()
-        keys: list[str] = []
-        found: list[bytes | None] = []
+        found: list[Posting | None] = []
         if match is None and near:
             head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
-            keys = [f"{h:x}" for h in head]  # _bucket_key inlined: this and the reads are the hot loop
-            found = list(map(self.state.get, keys))
+            found = list(map(self._postings.get, head))
             match, similarity, resemblance = self._near(fp, site, head, found)
             fuller = match is not None and similarity >= FULLER_CONTAINS and _fuller(fp, match[1].sketch)
             kind = "near" if match else None
@@ -474,11 +496,11 @@ class DedupIndex:
             root_key, root = match
             root.copies += 1
             if fuller:
-                self._reindex(root, fp.sketch[: self.index_sketch], keys, found)
+                self._reindex(root, fp.sketch[: self.index_sketch], head, found)
                 root.site = site  # the sketch now holds this page's site's template, if any
             elif kind == "near" and not root.member and resemblance < MEMBER_RESEMBLANCE:
                 root.member, root.member_site = fp.sketch[: self.index_sketch], site
-                self._index(root.root_id[:_SID], keys[:posted], found[:posted])
+                self._index(root.root_id[:_SID], head[:posted], found[:posted])
             self._put(root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
@@ -487,19 +509,18 @@ class DedupIndex:
         else:
             stored = fp.sketch[: self.index_sketch] if near else ()
             record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], stored)
-            self._index(sid, keys[:posted], found[:posted])
+            self._index(sid, head[:posted], found[:posted])
             self._put(_hash_key(chash), sid)
             meta.roots += 1
         hour = int(seen_at // HOUR)
         if fp.left_out:
             self._learn_template(site, template_raw, template_hour, template, fp.left_out, hour)
-        self._file(hour, sid)
+        self._filed.pages[hour].append(sid)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
             meta.oldest_hour = hour
         meta.records += 1
-        self._put(page_key, record.pack(), None)  # the page record last: a replay redoes the rest
-        self._save()
-        return _decision(aid, record)
+        self._put(_page_key(sid), record.pack(), None)  # the page record last: a replay redoes the rest
+        return record
 
     def _learn_template(
         self, site: int, raw: bytes | None, last: int, learned: dict[int, int], left_out: tuple[int, ...], hour: int
@@ -522,25 +543,10 @@ class DedupIndex:
             count += 1
         if hour > last:
             last = hour
-            key = _sites_key(hour)
-            filed = self.state.get(key)
-            self._put(key, (filed or b"") + _SITE.pack(site), filed)
+            self._filed.sites[hour].append(site)
         hashes = sorted(learned)
         value = _template_head(len(hashes)).pack(last, *hashes) + bytes(map(learned.__getitem__, hashes))
-        if value != raw:
-            self._put(_template_key(site), value, raw)
-
-    def _file(self, hour: int, sid: bytes) -> None:
-        hour_key = _hour_key(hour)
-        raw = self.state.get(hour_key)
-        chunks = _CHUNK.unpack(raw)[0] if raw else 0
-        chunk_key = f"{hour_key}.{chunks - 1}"
-        chunk = self.state.get(chunk_key) if chunks else None
-        if chunk is None or len(chunk) >= CHUNK_IDS * _SID:
-            chunks += 1
-            self._put(hour_key, _CHUNK.pack(chunks), raw)
-            chunk_key, chunk = f"{hour_key}.{chunks - 1}", None
-        self._put(chunk_key, chunk + sid if chunk else sid, chunk)
+        self._put(_template_key(site), value, raw)
 
     def _exact(self, chash: bytes) -> tuple[str, _Record] | None:
         sid = self.state.get(_hash_key(chash))
@@ -551,7 +557,7 @@ class DedupIndex:
         return (key, _Record.unpack(data)) if data is not None else None
 
     def _near(
-        self, fp: Fingerprint, site: int, head: tuple[int, ...], found: list[bytes | None]
+        self, fp: Fingerprint, site: int, head: tuple[int, ...], found: list[Posting | None]
     ) -> tuple[tuple[str, _Record] | None, float, float]:
         limit = BOILERPLATE_ROOTS * _SID
         hits: dict[bytes, int] = {}
@@ -559,9 +565,9 @@ class DedupIndex:
         for h, data in zip(head, found, strict=True):
             if not data:
                 continue
-            if len(data) == _SID:  # the usual bucket: one root
-                hits[data] = hits.get(data, 0) + 1
-            elif len(data) >= limit:
+            if len(data) == _SID:  # the usual posting: one root (a set holds more than 8)
+                hits[data] = hits.get(data, 0) + 1  # type: ignore[index, arg-type]
+            elif isinstance(data, set) or len(data) >= limit:
                 boiler.add(h)
             else:
                 for i in range(0, len(data), _SID):
@@ -591,27 +597,23 @@ class DedupIndex:
                 best, best_sim, best_res = (key, cand), sim, res
         return best, round(best_sim, 4), best_res
 
-    def _reindex(self, root: _Record, sketch: tuple[int, ...], keys: list[str], found: list[bytes | None]) -> None:
+    def _reindex(
+        self, root: _Record, sketch: tuple[int, ...], head: tuple[int, ...], found: list[Posting | None]
+    ) -> None:
         """Give a root a fuller version's sketch: post its smallest hashes, drop the old ones."""
         posted = min(self.posted_hashes, self.index_sketch)
         sid = root.root_id[:_SID]
         new = set(sketch[:posted]) | set(root.member[:posted])
         for h in root.sketch[:posted]:
             if h not in new:
-                self._unindex(_bucket_key(h), sid)
-        self._index(sid, keys[:posted], found[:posted])
+                self._postings.remove(h, sid)
+        self._index(sid, head[:posted], found[:posted])
         root.sketch = sketch
 
-    def _index(self, sid: bytes, keys: list[str], found: list[bytes | None]) -> None:
-        state, full, grown = self.state, MAX_POSTING * _SID, 0
-        for bkey, old in zip(keys, found, strict=True):
-            if old is None:
-                state[bkey] = sid
-                grown += len(bkey) + _SID
-            elif len(old) < full and not _holds(old, sid):
-                state[bkey] = old + sid
-                grown += _SID
-        self._meta.size += grown
+    def _index(self, sid: bytes, hashes: tuple[int, ...], found: list[Posting | None]) -> None:
+        add = self._postings.add
+        for h, old in zip(hashes, found, strict=True):
+            add(h, sid, old)
 
     # -- the window -------------------------------------------------------------------------------
 
@@ -622,85 +624,55 @@ class DedupIndex:
         before the window, never the whole state, and at most `max_hours` of them per call:
         after a long gap in event time the next calls carry on where this one stopped.
         """
-        meta = self._load()
+        meta = self._sync()
         if meta.oldest_hour < 0:
             return 0
-        self._meta_raw = b""
         cutoff = now - self.window_seconds
-        last_hour = int(cutoff // HOUR)
+        hours = range(meta.oldest_hour, min(int(cutoff // HOUR) + 1, meta.oldest_hour + max_hours))
+        if not hours:
+            return 0
         dropped = 0
         oldest = meta.oldest_hour
-        for hour in range(meta.oldest_hour, min(last_hour + 1, meta.oldest_hour + max_hours)):
-            hour_key = _hour_key(hour)
-            raw = self.state.get(hour_key)
-            chunks = _CHUNK.unpack(raw)[0] if raw else 0
-            left = 0
-            for n in range(chunks):
-                chunk_key = f"{hour_key}.{n}"
-                kept = b""
-                for sid in _sids(self.state.get(chunk_key)):
-                    page_key = _page_key(sid)
-                    data = self.state.get(page_key)
-                    if data is None:
-                        continue
-                    record = _Record.unpack(data)
-                    if record.seen_at >= cutoff:
-                        kept += sid
-                        continue
-                    self._forget(sid, page_key, record, meta)
-                    dropped += 1
-                if kept:
-                    self._put(chunk_key, kept)
-                    left += 1
-                else:
-                    self._delete(chunk_key)
-            if left:
+        for hour in hours:
+            kept: list[bytes] = []
+            for sid in self._filed.pages.pop(hour, ()):
+                page_key = _page_key(sid)
+                data = self.state.get(page_key)
+                if data is None:
+                    continue
+                record = _Record.unpack(data)
+                if record.seen_at >= cutoff:
+                    kept.append(sid)
+                    continue
+                self._forget(sid, page_key, record, meta)
+                dropped += 1
+            if kept:
+                self._filed.pages[hour] = kept
                 oldest = hour
                 break  # a later hour holds later pages only
-            self._delete(hour_key)
             self._expire_sites(hour)
             oldest = hour + 1
         meta.oldest_hour = oldest if meta.records else -1
-        self._save()
+        self._count_change()
         return dropped
-
-    def observe_time(self, seen_at: float) -> float:
-        """Add a newly decided page's event time to the watermark kept in the state; returns the watermark.
-
-        Count each page once (not its replays): a restarted owner then moves its window exactly
-        as the owner before it did, and a replay decides as the first time.
-        """
-        raw = self.state.get(WATERMARK_KEY)
-        watermark = Watermark.from_bytes(raw) if raw else Watermark()
-        mark = watermark.observe(seen_at)
-        self._load()
-        self._meta_raw = b""
-        self._put(WATERMARK_KEY, watermark.to_bytes(), raw)
-        self._save()
-        return mark
 
     def expiry_due(self, now: float) -> bool:
         """Whether pages older than the window at `now` are still held (an `expire` call is due)."""
-        oldest = self._load().oldest_hour
+        oldest = self._sync().oldest_hour
         return 0 <= oldest <= int((now - self.window_seconds) // HOUR) - 1
 
     def _expire_sites(self, hour: int) -> None:
         """Drop the templates of the sites filed under `hour` that no later page has renewed."""
-        key = _sites_key(hour)
-        filed = self.state.get(key)
-        if filed is None:
-            return
-        for (site,) in _SITE.iter_unpack(filed):
+        for site in self._filed.sites.pop(hour, ()):
             template_key = _template_key(site)
             raw = self.state.get(template_key)
             if raw is not None and _unpack_template(raw)[0] <= hour:
                 self._delete(template_key)
-        self._delete(key)
 
     def _forget(self, sid: bytes, page_key: str, record: _Record, meta: _Meta) -> None:
         if record.root:
             for h in record.posted(self.posted_hashes):
-                self._unindex(_bucket_key(h), sid)
+                self._postings.remove(h, sid)
             meta.roots -= 1
         hash_key = _hash_key(record.chash)
         if self.state.get(hash_key) in (sid, record.root_id[:_SID]):
@@ -708,29 +680,70 @@ class DedupIndex:
         self._delete(page_key)
         meta.records -= 1
 
-    def _unindex(self, bkey: str, sid: bytes) -> None:
-        rest = b"".join(s for s in _sids(self.state.get(bkey)) if s != sid)
-        if rest:
-            self._put(bkey, rest)
-        else:
-            self._delete(bkey)
-
     # -- bookkeeping ------------------------------------------------------------------------------
 
-    def _load(self) -> _Meta:
-        """The counters as the state holds them now (another index or a recovery may have moved
-        them on); the last unpacked copy is reused while the stored bytes are unchanged."""
-        raw = self.state.get(_META_KEY)
-        if raw is None:
-            self._meta, self._meta_raw = self._recount(), b""
-        elif raw != self._meta_raw:
-            self._meta, self._meta_raw = _Meta(*_META.unpack(raw)), raw
+    def _sync(self, raw: Any = _UNREAD) -> _Meta:
+        """The counters, the derived indexes first rebuilt if the state moved under them; pass
+        `raw` when the caller already read `~d`."""
+        if raw is _UNREAD:
+            raw = self.state.get(DECISIONS_KEY)
+        decisions = _DECISIONS.unpack_from(raw)[0] if raw else 0
+        if decisions != self._decisions:
+            self._rebuild(raw)
         return self._meta
 
+    def _rebuild(self, raw: bytes | None) -> None:
+        """Derive the indexes and counters from the state's records and templates (one scan)."""
+        meta, postings, filed, legacy = _Meta(), Postings(), Filed(), []
+        for key, value in self.state.items():
+            meta.size += len(key) + len(value)
+            if not _current(key):
+                legacy.append(key)
+            elif key[0] == "a":
+                record = _Record.unpack(value)
+                sid = binascii.a2b_base64(key[1:] + "=")
+                filed.pages[int(record.seen_at // HOUR)].append(sid)
+                meta.records += 1
+                if record.root:
+                    meta.roots += 1
+                    for h in record.posted(self.posted_hashes):
+                        postings.add(h, sid, postings.get(h))
+            elif key[0] == "s":
+                filed.sites[_unpack_template(value)[0]].append(_SITE.unpack(binascii.a2b_base64(key[1:] + "=="))[0])
+        # The window goes on from the hour it had reached (it may be ahead of the oldest page).
+        legacy_meta = self.state.get("~")
+        if raw:
+            meta.oldest_hour = _DECISIONS.unpack_from(raw)[1]
+        elif legacy_meta and len(legacy_meta) == _LEGACY_META.size:
+            meta.oldest_hour = _LEGACY_META.unpack(legacy_meta)[3]
+        else:
+            meta.oldest_hour = filed.oldest_hour()
+        self._meta, self._postings, self._filed, self._legacy = meta, postings, filed, legacy
+        self._decisions = _DECISIONS.unpack_from(raw)[0] if raw else 0
+
+    def _count_change(self) -> None:
+        """Count a change that is not a decision (expiry), with the window's oldest hour."""
+        raw = self.state.get(DECISIONS_KEY)
+        decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
+        rest = raw[_DECISIONS.size :] if raw else self._legacy_watermark()
+        self._put(DECISIONS_KEY, _DECISIONS.pack(decisions + 1, self._meta.oldest_hour, last) + rest, raw)
+        self._decisions = decisions + 1
+
+    def _legacy_watermark(self) -> bytes:
+        """The watermark as an owner of the layout before `~d` kept it."""
+        return self.state.get("~w") or Watermark().to_bytes()
+
+    def _delete_legacy(self) -> None:
+        for _ in range(min(LEGACY_DELETES, len(self._legacy))):
+            self._delete(self._legacy.pop())
+
     def _put(self, key: str, value: bytes, old: Any = _UNREAD) -> None:
-        """Write one value, keeping the byte count; pass `old` when the caller already read it."""
+        """Write one value unless it is already there (every write is a changelog record), keeping
+        the byte count; pass `old` when the caller already read it."""
         if old is _UNREAD:
             old = self.state.get(key)
+        if value == old:
+            return
         self._meta.size += len(value) - (len(old) if old is not None else -len(key))
         self.state[key] = value
 
@@ -738,24 +751,6 @@ class DedupIndex:
         old = self.state.pop(key, None)
         if old is not None:
             self._meta.size -= len(key) + len(old)
-
-    def _save(self) -> None:
-        self._meta_raw = self._meta.pack()
-        self.state[_META_KEY] = self._meta_raw
-
-    def _recount(self) -> _Meta:
-        meta = _Meta()
-        for key, value in self.state.items():
-            if key == _META_KEY:
-                continue
-            meta.size += len(key.encode()) + len(value)
-            if len(key) == 12 and key.startswith("a"):
-                meta.records += 1
-                meta.roots += bool(value[0] & _ROOT)
-            elif key.startswith("~t") and "." not in key:
-                hour = int(key[2:])
-                meta.oldest_hour = hour if meta.oldest_hour < 0 else min(meta.oldest_hour, hour)
-        return meta
 
 
 # a site's template: the last hour a page of the site was seen | line hashes, ascending | for
@@ -766,10 +761,6 @@ _SITE = struct.Struct(">I")
 
 def _template_key(site: int) -> str:
     return "s" + _b64(_SITE.pack(site))
-
-
-def _sites_key(hour: int) -> str:
-    return f"~s{hour}"
 
 
 def _unpack_template(raw: bytes | None) -> tuple[int, dict[int, int]]:

@@ -1,0 +1,203 @@
+"""The dedup state's layout: facts in the mapping (each write a changelog record), indexes derived
+in memory; a rebuild, a cut-short owner and a state of the layout before all decide alike."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from test_dedup import T0, decide, page, story
+
+from worker.document import Origin
+from worker.runtime.compute import InlineCompute
+from worker.runtime.metrics import Metrics
+from worker.settings import Settings
+from worker.stages import Stages
+from worker.steps.dedup.index import DECISIONS_KEY, DedupIndex, _template_key
+from worker.steps.dedup.postings import unpack_ids
+
+FIXTURES = Path(__file__).parent / "fixtures" / "dedup"
+DEV_PAGES = FIXTURES / "dev-pages.jsonl.gz"
+# What an owner of the layout before (sketch-hash buckets, hour chunks, `~` and `~w` keys) left
+# after the first 120 dev pages, timed as `hops` times them.
+OLD_LAYOUT_STATE = FIXTURES / "state-buckets-layout.json.gz"
+BROKER = 1_790_000_000.0  # the broker's time of every page (each has its own fetched_at)
+
+
+def _lines() -> list[bytes]:
+    return [line for line in gzip.decompress(DEV_PAGES.read_bytes()).splitlines() if line.strip()]
+
+
+def derived(index: DedupIndex) -> tuple[Any, ...]:
+    """What an index derived from its state, in a form independent of the order it was built in."""
+    index.entries()  # brought up to date with the state first
+    postings = {h: set(unpack_ids(v) if isinstance(v, bytes) else v) for h, v in index._postings.items()}
+    pages = {hour: sorted(sids) for hour, sids in index._filed.pages.items() if sids}
+    # a site renewed in a later hour may still be listed under an earlier one: where it counts is
+    # the last hour it is filed under, which is its template's
+    sites: dict[int, int] = {}
+    for hour, filed in index._filed.sites.items():
+        for site in filed:
+            sites[site] = max(sites.get(site, hour), hour)
+    templates = {site: hour for site, hour in sites.items() if index.state.get(_template_key(site))}
+    return index._meta, postings, pages, templates
+
+
+def assert_rebuilt_alike(index: DedupIndex) -> None:
+    """The indexes kept up to date decision by decision are the ones a rebuild derives."""
+    assert derived(index) == derived(DedupIndex(index.state, index.window_seconds))
+
+
+def test_indexes_kept_decision_by_decision_equal_a_rebuild_from_the_records() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state, window_seconds=2 * 86400)
+    for seed in range(40):
+        original = story(500 + seed, paragraphs=10)
+        when = T0 + seed * 3 * 3600
+        decide(index, f"https://a.example/{seed}", page(original[:4]), when=when)  # a cut copy first
+        decide(index, f"https://b.example/{seed}", page(original), when=when + 60)  # the fuller original
+        decide(index, f"https://c.example/{seed}", page(original[5:]), when=when + 120)
+        if seed % 7 == 6:
+            assert_rebuilt_alike(index)
+            index.expire(when)
+    assert_rebuilt_alike(index)
+    assert index.entries() < 120  # the window moved: pages were dropped
+    assert index.state_bytes() == sum(len(k) + len(v) for k, v in state.items())
+
+
+class Writes(dict[str, bytes]):
+    """A dict that records every write and delete (each one a changelog record in production)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.log: list[tuple[str, bytes | None]] = []
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.log.append((key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.log.append((key, None))
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self.log.append((key, None))
+        return super().pop(key, *default)
+
+
+def test_a_decision_writes_its_record_its_hash_and_the_counter_and_a_copy_its_root() -> None:
+    state = Writes()
+    index = DedupIndex(state)
+    original = story(900)
+    decide(index, "https://a.example/1", page(original))
+    assert len(state.log) == 3  # `~d`, the content hash, the page record
+    state.log.clear()
+    decide(index, "https://b.example/2", page(original[:5]))
+    assert len(state.log) == 4  # and the root's record (its copies)
+    state.log.clear()
+    decide(index, "https://b.example/2", page(original[:5]))  # a replay writes nothing
+    assert state.log == []
+
+
+@pytest.fixture(scope="module")
+def hops() -> list[bytes]:
+    """The dev pages cleaned and fingerprinted once: what the dedup owner consumes. Each is fetched
+    a minute after the one before (the dev pages share one time), so that the watermark tells
+    a page counted twice."""
+    stages = Stages(Settings(), DedupIndex({}), InlineCompute(), Metrics.create())
+    loop = asyncio.new_event_loop()
+    hops = []
+    try:
+        for n, line in enumerate(_lines()):
+            raw = orjson.loads(line) | {"fetched_at": f"2025-01-10T{n // 60:02d}:{n % 60:02d}:00Z"}
+            outs = loop.run_until_complete(stages.page(orjson.dumps(raw), None, Origin("file", 0, n), BROKER))
+            hops.append(outs[0].value)
+        return hops
+    finally:
+        loop.close()
+
+
+def _decide_all(
+    hops: list[bytes], state: MutableMapping[str, bytes], index: DedupIndex | None = None
+) -> Iterator[tuple[str, str | None, bytes]]:
+    """The dedup owner's stage over `hops`: each page's route, the story it duplicates, and the
+    window after it (oldest hour, last page, watermark)."""
+    stages = Stages(Settings(), index or DedupIndex(state), InlineCompute(), Metrics.create())
+    for n, hop in enumerate(hops):
+        out = stages.decide(hop, Origin("file", 0, n))[0]
+        yield out.route, out.event.get("duplicate_of") if out.event else None, state[DECISIONS_KEY][8:]
+
+
+class Killed(BaseException):
+    """The owner's process dies (not an error a page's dead letter could stand for)."""
+
+
+class Dying(dict[str, bytes]):
+    """A state whose owner is killed before its `cut`-th write reaches the changelog."""
+
+    def __init__(self, cut: int) -> None:
+        super().__init__()
+        self.cut = cut
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.cut -= 1
+        if self.cut < 0:
+            raise Killed
+        super().__setitem__(key, value)
+
+
+def test_an_owner_killed_mid_decision_is_followed_by_one_that_decides_alike(hops: list[bytes]) -> None:
+    """Whatever write the owner is killed before, its successor, recovering the writes made so
+    far and redoing the page, makes the decisions and keeps the window of an owner never killed."""
+    clean_state: dict[str, bytes] = {}
+    clean = list(_decide_all(hops, clean_state))
+    for cut in range(600, 606):  # about 4 writes a page: every point of one decision and the next
+        state = Dying(cut)
+        first: list[tuple[str, str | None, bytes]] = []
+        with pytest.raises(Killed):
+            first.extend(_decide_all(hops, state))
+        recovered = dict(state)  # what reached the changelog
+        second = list(_decide_all(hops[len(first) :], recovered))
+        assert [*first, *second] == clean
+        assert derived(DedupIndex(recovered)) == derived(DedupIndex(clean_state))
+
+
+class Failing(dict[str, bytes]):
+    """A state that refuses one write with an error (the page becomes a dead letter)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.fail_at -= 1
+        if self.fail_at == 0:
+            raise RuntimeError("refused")
+        super().__setitem__(key, value)
+
+
+def test_an_owner_going_on_after_a_failed_decision_matches_its_state(hops: list[bytes]) -> None:
+    for fail_at in range(400, 404):
+        state = Failing(fail_at)
+        index = DedupIndex(state)
+        routes = [route for route, *_ in _decide_all(hops, state, index)]
+        assert routes.count("dead_letters") == 1
+        assert derived(index) == derived(DedupIndex(dict(state)))
+
+
+def test_a_state_of_the_layout_before_is_read_and_its_index_keys_deleted(hops: list[bytes]) -> None:
+    full_state: dict[str, bytes] = {}
+    full = list(_decide_all(hops, full_state))
+    old = {k: base64.b64decode(v) for k, v in orjson.loads(gzip.decompress(OLD_LAYOUT_STATE.read_bytes())).items()}
+    assert any(len(k) <= 8 and not k.startswith("~") for k in old) and "~w" in old  # buckets, watermark
+    state = dict(old)
+    assert list(_decide_all(hops[120:], state)) == full[120:]  # the window and watermark carried over
+    assert set(state) == set(full_state)  # the old index keys are gone
+    assert derived(DedupIndex(state)) == derived(DedupIndex(full_state))
