@@ -49,7 +49,7 @@ from worker.document import Origin
 from worker.kafka.clients import consume
 from worker.kafka.connection import client_options, start_client
 from worker.kafka.embedded import EmbeddedBroker, free_port
-from worker.kafka.topics import ensure_topics
+from worker.kafka.topics import dedup_changelog_topic, ensure_topics
 from worker.runtime.metrics import Metrics
 from worker.runtime.worker_process import WorkerProcess
 from worker.settings import Settings
@@ -261,6 +261,7 @@ class Phase:
     rss_mb: dict[str, float] = field(default_factory=dict)
     stage_sums: dict[str, tuple[float, float]] = field(default_factory=dict)
     idle_cores: dict[str, float] = field(default_factory=dict)  # CPU while no page arrives (fetch polling)
+    changelog_records: int = 0  # records the dedup table wrote to its changelog, the first page's included
 
     @property
     def rate(self) -> float:
@@ -328,6 +329,11 @@ async def send_and_collect(settings: Settings, pages: Sequence[bytes], rate: flo
     return time.perf_counter() - started, latencies
 
 
+async def count_records(settings: Settings, topic: str) -> int:
+    """Records in `topic` (read to the end: the embedded broker under-reports end offsets)."""
+    return sum([1 async for _ in consume(settings, [topic], from_beginning=True, idle_timeout=2.0)])
+
+
 def run_phase(name: str, base: Settings, tmp: str, pages: Sequence[bytes], broker_pid: int, *, pool: int = 0,
               workers: int = 1, rate: float | None = None) -> Phase:
     """Start `workers` worker processes in one group, warm them, then measure `pages`."""
@@ -357,6 +363,7 @@ def run_phase(name: str, base: Settings, tmp: str, pages: Sequence[bytes], broke
         phase = Phase(name, len(latencies), seconds, latencies)
         phase.cpu = {part: (after[part] - before[part]) / len(latencies) for part in before}
         phase.idle_cores = idle_cores
+        phase.changelog_records = asyncio.run(count_records(settings, dedup_changelog_topic(settings)))
         for number, main in enumerate(main_pids):
             phase.rss_mb[f"worker {number} main"] = _stat(main)[2] / 1e6
             for index, pid in enumerate(pools[main]):
@@ -441,6 +448,8 @@ def main() -> None:
             f"{stage} {1000 * total / count:.1f} ms x{count:.0f}" for stage, (total, count) in full.stage_sums.items()
             if count))
         say(f"  burst latency: p50 {full.quantile(0.5):.2f} s, p99 {full.quantile(0.99):.2f} s")
+        say(f"  dedup table: {full.changelog_records} changelog records, "
+            f"{full.changelog_records / (full.pages + 1):.1f} a page")
 
         half = full.rate / 2
         steady = run_phase("steady", base, tmp, pages, broker_pid, rate=half)

@@ -408,6 +408,8 @@ class DedupIndex:
         self._filed = Filed()
         self._decisions = -1  # the decision counter the derived indexes match (-1: not built)
         self._legacy: list[str] = []  # keys of the layout before `~d` still to delete
+        self._watermark = Watermark()  # as unpacked from `_written`, the `~d` value last written
+        self._written = b""
 
     def invalidate(self) -> None:
         """Forget the derived indexes (the state was recovered): the next call rebuilds them."""
@@ -449,12 +451,15 @@ class DedupIndex:
         raw = self.state.get(DECISIONS_KEY)
         decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
         oldest = self._sync(raw).oldest_hour
-        watermark = Watermark.from_bytes(raw[_DECISIONS.size :] if raw else self._legacy_watermark())
+        if raw is not self._written and raw != self._written:  # else unpacked already
+            self._watermark = Watermark.from_bytes(raw[_DECISIONS.size :] if raw else self._legacy_watermark())
+        watermark = self._watermark
         if last != sid:
             watermark.observe(seen_at)
             hour = int(seen_at // HOUR)
             oldest = hour if oldest < 0 or hour < oldest else oldest
-            self._put(DECISIONS_KEY, _DECISIONS.pack(decisions + 1, oldest, sid) + watermark.to_bytes(), raw)
+            self._written = _DECISIONS.pack(decisions + 1, oldest, sid) + watermark.to_bytes()
+            self._put(DECISIONS_KEY, self._written, raw)
             self._decisions = decisions + 1
         self._delete_legacy()
         try:
