@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import time
 
 import pytest
@@ -20,6 +21,16 @@ from worker.runtime.worker_process import WorkerProcess
 pytestmark = pytest.mark.integration
 
 
+def _wait_for_exit(worker: WorkerProcess, seconds: float) -> subprocess.Popen[bytes]:
+    """The worker's process once it has exited, or after `seconds` if it has not."""
+    process = worker.process
+    assert process is not None
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return process
+
+
 def test_worker_stops_non_zero_when_the_broker_stays_gone(tmp_path):
     with EmbeddedBroker() as broker:
         settings = isolated_settings(broker.url, "broker_loss", tmp_path / "data").with_overrides(
@@ -30,11 +41,7 @@ def test_worker_stops_non_zero_when_the_broker_stays_gone(tmp_path):
         try:
             send_pages(settings, [raw_page("https://news.example/a", text=read_fixture("seed-page.txt"))])
             broker.stop()
-            process = worker.process
-            assert process is not None
-            deadline = time.monotonic() + 150
-            while process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.5)
+            process = _wait_for_exit(worker, 150)
             log = worker.log_tail()
             assert process.returncode not in (None, 0), f"worker still running or exited 0:\n{log}"
             assert "ingest-worker: stopped: the broker" in log
@@ -57,11 +64,7 @@ def test_a_worker_that_cannot_load_its_model_stops_and_leaves_the_pages_to_one_t
         try:
             with contextlib.suppress(RuntimeError):  # it may stop before its HTTP port answers
                 broken.start()
-            process = broken.process
-            assert process is not None
-            deadline = time.monotonic() + 120
-            while process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.5)
+            process = _wait_for_exit(broken, 120)
             log = broken.log_tail()
             assert process.returncode == 1, f"worker still running or exited {process.returncode}:\n{log}"
             assert "ingest-worker: stopped: the step pool cannot load what its steps need" in log
