@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from worker.cli import main as cli_main
-from worker.evaluation.extraction import aggregate, main, page_counts, shingle_counts, snippet_score
+from worker.evaluation.extraction import (
+    aggregate,
+    main,
+    page_counts,
+    shingle_counts,
+    snippet_f1,
+    snippet_score,
+)
+from worker.evaluation.paired import paired_difference
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
 
@@ -78,6 +86,14 @@ def test_eval_held_out_folds_and_wild_set_in_one_run(capsys: pytest.CaptureFixtu
     assert figures["html"]["f1"] >= 0.8  # trained on two or three pages, scored on the others
     assert figures["wild"]["html"]["pages"] == 5 and figures["wild"]["trafilatura"]["pages"] == 5
     assert figures["wild"]["html"]["f1"] >= 0.8
+    for name in ("labelled", "wild"):
+        difference = figures["difference"][name]
+        assert difference["low"] <= difference["value"] <= difference["high"]
+        assert 0.0 <= difference["ahead"] <= 1.0 and difference["resamples"] == 2000
+    assert figures["difference"]["labelled"]["value"] == pytest.approx(
+        figures["html"]["f1"] - figures["trafilatura"]["f1"])
+    assert figures["difference"]["wild"]["value"] == pytest.approx(
+        figures["wild"]["html"]["f1"] - figures["wild"]["trafilatura"]["f1"])
     sentences = figures["story_sentences"]
     assert sentences["total"] > 100 and sentences["share"] < 0.05  # the 0.5% bound: test_clean.py
 
@@ -87,6 +103,25 @@ def test_eval_report_names_held_out_folds_and_wild(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     for label in ("held-out folds", "pooled", "story sentences", "wild set", "trafilatura default"):
         assert label in out
+    assert "clean html - trafilatura default: F1" in out and "95% interval over pages" in out
+
+
+def test_paired_difference_tells_a_resolved_lead_from_one_page() -> None:
+    f1 = lambda rows: snippet_f1(rows)[0]  # noqa: E731
+    perfect, missed = (1, 0, 0), (0, 0, 1)
+    same = paired_difference([perfect] * 20, [perfect] * 20, f1)
+    assert (same.value, same.low, same.high, same.ahead) == (0.0, 0.0, 0.0, 0.0)
+    everywhere = paired_difference([perfect] * 20, [missed] * 20, f1)
+    assert everywhere.low == everywhere.high == 1.0 and everywhere.ahead == 1.0
+    # Ahead on one page of 20: the lead is real on this set, but a draw leaves that page out
+    # about a third of the time, so the interval reaches zero and the share ahead says so.
+    one_page = paired_difference([missed] * 19 + [perfect], [missed] * 20, f1)
+    assert one_page.value > 0.0 and one_page.low == 0.0
+    assert 0.55 < one_page.ahead < 0.75
+    again = paired_difference([missed] * 19 + [perfect], [missed] * 20, f1)
+    assert again == one_page  # a fixed seed: the same predictions give the same interval
+    with pytest.raises(ValueError):
+        paired_difference([perfect], [], f1)
 
 
 def test_snippet_score() -> None:

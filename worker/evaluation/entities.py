@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 from worker.cli.progress import Progress
 from worker.document import ENTITY_LABELS
+from worker.evaluation.paired import paired_difference
 
 CONLL_MAP: dict[str, str] = {
     "PERSON": "PER", "PER": "PER", "ORG": "ORG",
@@ -135,13 +135,8 @@ def gain_interval(gold: Sequence[Spans], ours: Sequence[Spans], plain: Sequence[
         return 0.0, 0.0
     ours_counts = [_counts(g, p) for g, p in zip(gold, ours, strict=True)]
     plain_counts = [_counts(g, p) for g, p in zip(gold, plain, strict=True)]
-    rng = random.Random(seed)
-    gains = []
-    for _ in range(resamples):
-        draw = [rng.randrange(len(gold)) for _ in gold]
-        gains.append(100 * (_f1(ours_counts[i] for i in draw) - _f1(plain_counts[i] for i in draw)))
-    gains.sort()
-    return round(gains[int(0.025 * resamples)], 2), round(gains[int(0.975 * resamples) - 1], 2)
+    gain = paired_difference(ours_counts, plain_counts, _f1, resamples, seed)
+    return round(100 * gain.low, 2), round(100 * gain.high, 2)
 
 
 def timed_runs(texts: list[str], systems: dict[str, Callable[[list[str]], list[Spans]]],

@@ -33,7 +33,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,7 @@ from worker.evaluation.extraction_metric import (
     score_predictions,
     shingle_counts,
 )
+from worker.evaluation.paired import Difference, paired_difference
 from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
 from worker.steps.clean.boilerplate import is_dropped_as_junk
 from worker.steps.clean.dump import LINE_FEATURES, dump_candidates
@@ -151,6 +152,8 @@ class Evaluation:
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     sentences: tuple[int, int] | None = None
     wild: dict[str, Score] = field(default_factory=dict)
+    # clean html minus trafilatura, by set ('labelled', 'wild'), with its bootstrap interval
+    differences: dict[str, Difference] = field(default_factory=dict)
 
 
 def _scored(
@@ -191,6 +194,10 @@ def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
         for name in ("html", "trafilatura"):
             result.scores[name], result.folds[name] = _scored(bench, predictions[name], seconds[name], folds)
         result.outputs["html"] = predictions["html"]
+        rows = {name: [page_counts(bench.bodies[i], predictions[name][i]) for i in sorted(pages)]
+                for name in ("html", "trafilatura")}
+        result.differences["labelled"] = paired_difference(
+            rows["html"], rows["trafilatura"], lambda draw: aggregate(draw)[0])
     if "text" in modes:
         dumps = {i: t for i in bench.bodies if (t := bench.text(i)) is not None}
         line_models = _fold_models(bench, sorted(dumps), folds, "text") if folds > 1 else {}
@@ -246,22 +253,30 @@ def _squeeze(text: str | None) -> str:
     return re.sub(r"\s+", " ", text or "").strip()
 
 
-def snippet_score(items: Mapping[str, dict], texts: Mapping[str, str]) -> tuple[float, float, float]:
-    """(F1, precision, recall) over all snippets of all pages (the wild set's own metric)."""
-    tp = fp = fn = 0
-    for page_id, item in items.items():
-        found = _squeeze(texts.get(page_id))
-        hits = sum(1 for s in item["with"] if _squeeze(s) in found)
-        tp, fn = tp + hits, fn + len(item["with"]) - hits
-        fp += sum(1 for s in item["without"] if _squeeze(s) in found)
+def snippet_counts(item: Mapping[str, list[str]], text: str | None) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of one page's snippets in `text`."""
+    found = _squeeze(text)
+    hits = sum(1 for s in item["with"] if _squeeze(s) in found)
+    return hits, sum(1 for s in item["without"] if _squeeze(s) in found), len(item["with"]) - hits
+
+
+def snippet_f1(rows: Sequence[tuple[int, int, int]]) -> tuple[float, float, float]:
+    """(F1, precision, recall) of summed per-page snippet counts."""
+    tp, fp, fn = (sum(column) for column in zip(*rows, strict=True)) if rows else (0, 0, 0)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return f1, precision, recall
 
 
-def evaluate_wild(wild: WildSet) -> dict[str, Score]:
-    """Clean (HTML, shipped models) and trafilatura's default on every page of the wild set."""
+def snippet_score(items: Mapping[str, dict], texts: Mapping[str, str]) -> tuple[float, float, float]:
+    """(F1, precision, recall) over all snippets of all pages (the wild set's own metric)."""
+    return snippet_f1([snippet_counts(item, texts.get(page_id)) for page_id, item in items.items()])
+
+
+def evaluate_wild(wild: WildSet) -> tuple[dict[str, Score], Difference]:
+    """Clean (HTML, shipped models) and trafilatura's default on every page of the wild set:
+    their scores and the difference between them with its interval over pages."""
     pages = {i: h for i in wild.items if (h := wild.html(i)) is not None}
     predictions, seconds = _measure(pages, {
         "html": lambda i, h: _clean_body(RawPage(url=wild.items[i]["url"], html=h)),
@@ -271,7 +286,10 @@ def evaluate_wild(wild: WildSet) -> dict[str, Score]:
     for name in ("html", "trafilatura"):
         f1, p, r = snippet_score(wild.items, predictions[name])
         scores[name] = Score(f1, p, r, len(pages), seconds[name])
-    return scores
+    rows = {name: [snippet_counts(wild.items[i], predictions[name].get(i)) for i in sorted(wild.items)]
+            for name in ("html", "trafilatura")}
+    difference = paired_difference(rows["html"], rows["trafilatura"], lambda draw: snippet_f1(draw)[0])
+    return scores, difference
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -300,6 +318,8 @@ def _report(result: Evaluation, folds: int) -> list[str]:
             lines.append(f"{k + 1:>4}  {pages:>5}  " + "  ".join(f"{result.folds[n][k][0]:>19.3f}" for n in names))
         lines.append("pooled over the held-out folds:")
     lines.extend(_line(name, result.scores[name]) for name in ("html", "trafilatura", "text") if name in result.scores)
+    if "labelled" in result.differences:
+        lines.append(_difference_line(result.differences["labelled"], 3))
     ratio = speed_ratio(result.scores)
     if ratio is not None:
         lines.append(f"speed clean html / trafilatura default: {ratio:.2f}x")
@@ -312,10 +332,19 @@ def _report(result: Evaluation, folds: int) -> list[str]:
     if result.wild:
         lines.append("wild set (snippet F1, shipped models):")
         lines.extend(_line(name, result.wild[name], 4) for name in ("html", "trafilatura"))
+        lines.append(_difference_line(result.differences["wild"], 4))
         ratio = speed_ratio(result.wild)
         if ratio is not None:
             lines.append(f"speed clean html / trafilatura default: {ratio:.2f}x")
     return lines
+
+
+def _difference_line(difference: Difference, digits: int) -> str:
+    return (
+        f"clean html - trafilatura default: F1 {difference.value:+.{digits}f} (95% interval over pages drawn "
+        f"with replacement, {difference.resamples} draws: {difference.low:+.{digits}f} to "
+        f"{difference.high:+.{digits}f}; clean html ahead in {100 * difference.ahead:.1f}% of draws)"
+    )
 
 
 def speed_ratio(scores: Mapping[str, Score]) -> float | None:
@@ -372,7 +401,7 @@ def main(argv: list[str]) -> int:
     modes = ["html", "text"] if args.mode == "both" else [args.mode]
     result = evaluate(load_bench(args.data), modes, args.folds) if args.data is not None else Evaluation()
     if args.wild is not None:
-        result.wild = evaluate_wild(load_wild(args.wild))
+        result.wild, result.differences["wild"] = evaluate_wild(load_wild(args.wild))
     if args.predictions_out:
         for mode, predictions in result.outputs.items():
             path = Path(f"{args.predictions_out}.{mode}.json")
@@ -391,6 +420,7 @@ def main(argv: list[str]) -> int:
             figures["story_sentences"] = {"dropped": dropped, "total": total, "share": dropped / max(1, total)}
         if result.wild:
             figures["wild"] = _figures(result.wild)
+        figures["difference"] = {name: asdict(d) for name, d in result.differences.items()}
         print(json.dumps(figures))
     else:
         print("\n".join(_report(result, args.folds)))
