@@ -37,7 +37,7 @@ from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
-from worker.cpu import load_entity_model, prepare, tag_texts
+from worker.cpu import prepare, tag_texts, warm_up
 from worker.document import Dropped, Prepared
 from worker.settings import Settings
 from worker.steps.decode import decode
@@ -70,7 +70,7 @@ def _roundtrip(value: Any) -> Any:
 def run_share(pages: Sequence[bytes], numbers: Sequence[int], unique: set[int], settings: Settings,
               pickled: bool, tag_batch: int) -> float:
     """CPU seconds this process spends on the pool's work for the pages `numbers`."""
-    load_entity_model(settings.spacy_model)
+    warm_up(settings.spacy_model)
     through: Callable[[Any], Any] = _roundtrip if pickled else (lambda value: value)
     decoded = [decode(pages[number], None, settings.max_page_bytes, ()) for number in numbers]
     texts: list[str] = []

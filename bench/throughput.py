@@ -132,9 +132,9 @@ class CpuCompute:
 
 def stage_costs(pages: Sequence[bytes], settings: Settings) -> dict[str, float]:
     """CPU seconds per page of each stage, the stage handlers run inline over `pages`."""
-    from worker.cpu import load_entity_model
+    from worker.cpu import warm_up
 
-    load_entity_model(settings.spacy_model)
+    warm_up(settings.spacy_model)
     compute = CpuCompute()
     stages = Stages(settings, DedupIndex({}, window_seconds=settings.dedup_window_days * 86400), compute,
                     Metrics.create())

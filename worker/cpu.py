@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -48,8 +49,17 @@ def tag_texts(
     return [(ents, entities.skip_reason(language, model)) for ents, language in zip(found, languages, strict=True)]
 
 
-def load_entity_model(model_name: str) -> None:
-    """Load the entity models in this process ahead of the first page."""
+# Cleaning allocates a great many short-lived objects (lxml's element proxies, trafilatura's
+# strings); at Python's default young generation of 700 objects the cyclic collector runs
+# thousands of times a page and re-scans what survives. 50,000 cut cleaning's CPU by 9% in
+# eight paired rounds over the dedup dev pages (same output), for a few MB more memory.
+COLLECTOR_THRESHOLDS = (50_000, 20, 20)
+
+
+def warm_up(model_name: str) -> None:
+    """Ready this process for the steps ahead of the first page: the collector's thresholds
+    (`COLLECTOR_THRESHOLDS`) and the entity models loaded."""
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
     tag_texts([""], [None], model_name, 1)
 
 

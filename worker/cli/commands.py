@@ -170,12 +170,12 @@ def describe_event(event: dict[str, Any]) -> str:
 
 def process(args: argparse.Namespace) -> int:
     """The same steps without Kafka: raw page events as JSONL in, emitted events as JSONL out."""
-    from worker.cpu import load_entity_model
+    from worker.cpu import warm_up
     from worker.offline import process_lines
 
     settings = Settings.from_env()
     try:  # a missing model is the installation's fault, not every page's: say so once
-        load_entity_model(settings.spacy_model)
+        warm_up(settings.spacy_model)
     except Exception as exc:
         print(f"ingest-worker: cannot load the entity model {settings.spacy_model!r}: {exc!r}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.cpu import load_entity_model
+from worker.cpu import warm_up
 from worker.document import Dropped, Origin
 from worker.errors import internal_error
 from worker.events import cloudevent_headers
@@ -140,7 +140,7 @@ class Agents:
         self.index = DedupIndex(topology.dedup_table, window_seconds=settings.dedup_window_days * 86400)
         # The pages a pool that cannot load its models holds back keep a graceful stop waiting,
         # and nothing else is in flight then: a short grace.
-        self.compute = PoolCompute(pool, metrics, partial(load_entity_model, settings.spacy_model),
+        self.compute = PoolCompute(pool, metrics, partial(warm_up, settings.spacy_model),
                                    partial(fatal.stop, grace_seconds=UNUSABLE_POOL_GRACE_SECONDS))
         self.stages = Stages(settings, self.index, self.compute, metrics)
         self.topics: dict[Route, Any] = {
