@@ -1,13 +1,19 @@
-"""`ingest-worker produce` and `tail` against the embedded broker, as a user runs them."""
+"""`ingest-worker produce`, `tail` and `demo` against the embedded broker, as a user runs them."""
 
 from __future__ import annotations
 
+import argparse
+import signal
 import subprocess
 import sys
 
 import orjson
 import pytest
 from conftest import FIXTURES
+
+from worker.cli import commands
+from worker.runtime import worker_process
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +55,46 @@ def test_tail_stops_when_idle(kafka_settings):
         kafka_settings, "tail", kafka_settings.articles_topic, "--from-beginning", "--timeout", "2", timeout=60
     )
     assert result.stdout == b""
+
+
+class _WorkerStarted(Exception):
+    """Raised by the stand-in worker process: the demo got as far as starting its worker."""
+
+
+def test_demo_talks_plaintext_to_its_own_broker_whatever_the_environment(monkeypatch):
+    # A shell configured for a secured production broker: TLS, SASL login, a stricter log level.
+    secured = {
+        "INGEST_BROKER": "kafka://kafka.internal:9093",
+        "INGEST_BROKER_SECURITY_PROTOCOL": "SASL_SSL",
+        "INGEST_BROKER_SASL_MECHANISM": "SCRAM-SHA-512",
+        "INGEST_BROKER_USERNAME": "ingest",
+        "INGEST_BROKER_PASSWORD": "hunter2",
+        "INGEST_BROKER_UNUSABLE_SECONDS": "10",
+        "INGEST_LOG_LEVEL": "ERROR",
+    }
+    for name, value in secured.items():
+        monkeypatch.setenv(name, value)
+    started: list[Settings] = []
+
+    class RecordingWorker:
+        def __init__(self, settings: Settings, log_path: object) -> None:
+            started.append(settings)
+
+        def __enter__(self) -> None:
+            raise _WorkerStarted
+
+        def __exit__(self, *exc_info: object) -> None:
+            pass
+
+    monkeypatch.setattr(worker_process, "WorkerProcess", RecordingWorker)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # the demo's SIGTERM handler, not pytest's
+
+    # The demo creates its topics on its embedded broker (over the connection its settings describe)
+    # before it starts the worker with the same settings.
+    with pytest.raises(_WorkerStarted):
+        commands.demo(argparse.Namespace(serve=False))
+    (settings,) = started
+    assert settings.broker.startswith("kafka://127.0.0.1:")
+    assert settings.broker_security_protocol == "PLAINTEXT"
+    assert not settings.broker_username and not settings.broker_password
+    assert settings.log_level == "ERROR"  # the rest of the environment still applies

@@ -18,6 +18,16 @@ PREFIX = "INGEST_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_FORMATS = ("text", "json")
+# How the worker authenticates to the broker and encrypts the connection.
+BROKER_SECURITY_FIELDS = (
+    "broker_security_protocol",
+    "broker_sasl_mechanism",
+    "broker_username",
+    "broker_password",
+    "broker_ssl_cafile",
+    "broker_ssl_certfile",
+    "broker_ssl_keyfile",
+)
 
 
 class SettingsError(ValueError):
@@ -103,6 +113,15 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (command-line flags, tests)."""
         return replace(self, **changes)
+
+    def plaintext(self, broker: str) -> Settings:
+        """A copy that connects to `broker` in plaintext, with no login and no TLS files.
+
+        For the project's own embedded broker, which knows no TLS or SASL whatever the
+        environment says about the broker the worker runs against.
+        """
+        defaults = Settings()
+        return replace(self, broker=broker, **{name: getattr(defaults, name) for name in BROKER_SECURITY_FIELDS})
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, secrets masked, for logs and `--help` tables."""

@@ -88,8 +88,8 @@ def demo(args: argparse.Namespace) -> int:
     # SIGTERM unwinds like Ctrl-C, so the worker and the broker are stopped on every exit path.
     signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="ingest-demo-") as tmp, EmbeddedBroker() as broker:
-        settings = Settings.from_env().with_overrides(
-            broker=broker.url,
+        # The environment may describe a secured production broker: the embedded one is plaintext.
+        settings = Settings.from_env().plaintext(broker.url).with_overrides(
             app_id="ingest-demo",
             fetch_wait_ms=10,
             metrics_port=free_port(),
