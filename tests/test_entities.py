@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import validate_event
 
 from worker.cli.commands import describe_event
+from worker.cpu import entity_model, tag_texts
 from worker.document import ENTITY_LABELS, Article, Entity, RawPage
-from worker.events import article_event
+from worker.offline import process_lines
+from worker.settings import Settings
 from worker.steps.clean.page import clean
-from worker.steps.entities.model import Tagger, load_model, skip_reason, tag, tag_articles
+from worker.steps.entities.model import DEFAULT_MODEL, Tagger, skip_reason, tag
 from worker.steps.entities.rules import entity_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,7 +27,14 @@ SAMPLES = Path(__file__).parent.parent / "worker" / "samples"
 
 @pytest.fixture(scope="session")
 def model() -> Tagger:
-    return load_model()
+    # The instance the worker's own `tag_texts` uses in this process: the models load once.
+    return entity_model(DEFAULT_MODEL)
+
+
+def _tagged(article: Article) -> Article:
+    """The article with what the worker's tag stage gives it from `tag_texts`: entities, skip reason."""
+    ((entities, skipped),) = tag_texts([article.text], [article.language], DEFAULT_MODEL, 16)
+    return replace(article, entities=entities, entities_skipped=skipped)
 
 
 @pytest.fixture(scope="session")
@@ -209,7 +220,7 @@ def _sample_article(name: str, url: str) -> Article:
 def helicopter(model: Tagger) -> Article:
     article = _sample_article("aljazeera-helicopter.html.gz",
                               "https://www.aljazeera.com/news/2019/11/helicopter-crash.html")
-    return tag_articles([article], model)[0]
+    return _tagged(article)
 
 
 def test_country_aliases_are_one_entity_in_a_real_article(helicopter: Article) -> None:
@@ -257,21 +268,25 @@ def test_article_in_another_language_is_not_tagged(model: Tagger) -> None:
                              "http://entermedia.co.kr/news/news_view.html?idx=8576")
     assert korean.language == "ko"
     assert tag([korean.text], model)[0]  # what the English model would wrongly make of it
-    (tagged,) = tag_articles([korean], model)
-    assert tagged.entities == []
-    assert tagged.entities_skipped is not None and "'ko'" in tagged.entities_skipped
+    ((entities, skipped),) = tag_texts([korean.text], [korean.language], DEFAULT_MODEL, 16)
+    assert entities == []
+    assert skipped is not None and "'ko'" in skipped
     assert tag([korean.text], model, languages=["ko"]) == [[]]
 
 
-def test_language_skip_is_reported_in_the_event(model: Tagger, helicopter: Article) -> None:
-    korean = _sample_article("entermedia-ko.html.gz",
-                             "http://entermedia.co.kr/news/news_view.html?idx=8576")
-    (tagged,) = tag_articles([korean], model)
-    _, event = article_event(tagged, "0" * 32, "0" * 64)
+def test_language_skip_is_reported_in_the_event() -> None:
+    # The stages the worker runs (decode, clean, dedup, tag, publish), over the two raw pages.
+    pages = {
+        "http://entermedia.co.kr/news/news_view.html?idx=8576": "entermedia-ko.html.gz",
+        "https://www.aljazeera.com/news/2019/11/helicopter-crash.html": "aljazeera-helicopter.html.gz",
+    }
+    lines = [orjson.dumps({"url": url, "html": gzip.open(SAMPLES / name).read().decode("utf-8")})
+             for url, name in pages.items()]
+    events = {e["url"]: e for e in process_lines(lines, Settings()) if e["event_type"] == "article.v1"}
+    event, english = (events[url] for url in pages)
     validate_event(event)
     assert event["entities"] == [] and "'ko'" in event["processing"]["entities_skipped"]
     assert "entities: - (no entity model for language 'ko'" in describe_event(event)
-    _, english = article_event(helicopter, "1" * 32, "1" * 64)
     validate_event(english)
     assert english["entities"] and "entities_skipped" not in english["processing"]
 
@@ -298,8 +313,7 @@ def test_french_article_is_tagged_by_the_french_model(model: Tagger) -> None:
     assert {FRENCH[a:b] for a, b in names["Emmanuel Macron"].mentions} == {"Emmanuel Macron", "Macron"}
     assert names["France"].label == "GPE" and "la France" not in names
     assert all(e.label in ENTITY_LABELS for e in entities)
-    (article,) = tag_articles([Article(url="https://x.example/fr", title="t", text=FRENCH, mode="text",
-                                       language="fr")], model)
+    article = _tagged(Article(url="https://x.example/fr", title="t", text=FRENCH, mode="text", language="fr"))
     assert article.entities and article.entities_skipped is None
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from worker.document import Dropped, Entity, Prepared, RawPage
 from worker.errors import internal_error
 from worker.steps.clean import clean
 from worker.steps.dedup import article_id, fingerprint
+
+if TYPE_CHECKING:  # spaCy loads only in processes that tag
+    from worker.steps.entities import Tagger
 
 
 def prepare(page: RawPage) -> Prepared | Dropped:
@@ -30,10 +33,20 @@ def prepare(page: RawPage) -> Prepared | Dropped:
     return Prepared(cleaned, fp.to_bytes(), article_id(cleaned.url, fp.content_hash))
 
 
-_models: dict[str, Any] = {}
+_models: dict[str, Tagger] = {}
 
 # A text's entities, and why it got none when its language has no model (else None).
 Tagged = tuple[list[Entity], str | None]
+
+
+def entity_model(model_name: str) -> Tagger:
+    """The entity models named `model_name`, loaded on the first call in this process."""
+    from worker.steps import entities
+
+    model = _models.get(model_name)
+    if model is None:
+        model = _models[model_name] = entities.load_model(model_name)
+    return model
 
 
 def tag_texts(
@@ -42,9 +55,7 @@ def tag_texts(
     """Entities of each text by the model of its language (each model is loaded once per process)."""
     from worker.steps import entities
 
-    model = _models.get(model_name)
-    if model is None:
-        model = _models[model_name] = entities.load_model(model_name)
+    model = entity_model(model_name)
     found = entities.tag(texts, model, batch_size=batch_size, languages=languages)
     return [(ents, entities.skip_reason(language, model)) for ents, language in zip(found, languages, strict=True)]
 

@@ -6,7 +6,6 @@ from worker.steps.entities.model import (
     load_model,
     skip_reason,
     tag,
-    tag_articles,
 )
 
-__all__ = ["DEFAULT_MODEL", "Tagger", "load_model", "skip_reason", "tag", "tag_articles"]
+__all__ = ["DEFAULT_MODEL", "Tagger", "load_model", "skip_reason", "tag"]

@@ -5,7 +5,8 @@ batch of texts with `nlp.pipe` and turns each text's spans into canonical entiti
 `worker.steps.entities.rules.resolve`. A text is read only by a model of its language (the
 cleaned article's `language`): English with the rules and gazetteers, French by its own small
 model when installed; a text in any other language gets no entities, and `skip_reason` says
-why (`tag_articles` records it in `Article.entities_skipped`).
+why (`worker.cpu.tag_texts` returns it with each text's entities, and the tag stage records
+it in `Article.entities_skipped`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.document import ENTITY_LABELS, Article, Entity
+from worker.document import ENTITY_LABELS, Entity
 from worker.steps.entities.gazetteer import Gazetteer, load_gazetteer
 from worker.steps.entities.rules import resolve, resolve_other_language
 
@@ -226,14 +227,3 @@ def _fallback(text: str, spans: list[tuple[int, int, str]]) -> list[Entity]:
         else:
             entities[key] = Entity(key, surface, label, surface, [(start, end)], 1, 0.0)
     return list(entities.values())
-
-
-def tag_articles(articles: Sequence[Article], model: Tagger, batch_size: int = 16) -> list[Article]:
-    """The articles with their entities filled in; an article in another language than the
-    model's gets none and says why in `entities_skipped`."""
-    languages = [article.language for article in articles]
-    tagged = tag([article.text for article in articles], model, batch_size=batch_size,
-                 languages=languages)
-    return [replace(article, entities=entities,
-                    entities_skipped=skip_reason(article.language, model))
-            for article, entities in zip(articles, tagged, strict=True)]
