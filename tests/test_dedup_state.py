@@ -19,7 +19,7 @@ from worker.runtime.compute import InlineCompute
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
 from worker.stages import Stages
-from worker.steps.dedup.index import DECISIONS_KEY, DedupIndex, _template_key
+from worker.steps.dedup.index import DECISIONS_KEY, Decision, DedupIndex, _template_key
 from worker.steps.dedup.postings import unpack_ids
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dedup"
@@ -201,3 +201,35 @@ def test_a_state_of_the_layout_before_is_read_and_its_index_keys_deleted(hops: l
     assert list(_decide_all(hops[120:], state)) == full[120:]  # the window and watermark carried over
     assert set(state) == set(full_state)  # the old index keys are gone
     assert derived(DedupIndex(state)) == derived(DedupIndex(full_state))
+
+
+def test_a_copy_redone_after_its_root_was_written_counts_once() -> None:
+    """An owner killed between a copy's root record (its copies) and the copy's own record: the
+    redone page gets the decision, the copy count and the state of an owner never killed."""
+    original = story(777, paragraphs=10)
+    pages = [
+        ("https://a.example/cut", page(original[:4]), T0),  # a cut copy first: the root
+        ("https://b.example/full", page(original), T0 + 60),  # the fuller original: the root takes its sketch
+        ("https://c.example/rest", page(original[5:]), T0 + 120),  # another version: the root keeps it too
+        ("https://d.example/same", page(original), T0 + 180),  # an exact copy of the original
+        ("https://e.example/mix", page(original[2:7] + story(778)[:3]), T0 + 240),  # part of it, and more
+    ]
+
+    def decisions(state: MutableMapping[str, bytes], todo: list[tuple[str, str, float]]) -> Iterator[Decision]:
+        index = DedupIndex(state)
+        for url, text, when in todo:
+            yield decide(index, url, text, when)
+
+    clean_state = Writes()
+    clean = list(decisions(clean_state, pages))
+    assert [(d.kind, d.copies) for d in clean] == [(None, 1), ("near", 2), ("near", 3), ("exact", 4), ("near", 5)]
+    assert clean[-1].similarity < 1
+    for cut in range(len(clean_state.log)):  # killed before each write in turn
+        state = Dying(cut)
+        first: list[Decision] = []
+        with pytest.raises(Killed):
+            first.extend(decisions(state, pages))
+        recovered = dict(state)  # what reached the changelog
+        second = list(decisions(recovered, pages[len(first) :]))
+        assert [*first, *second] == clean, cut
+        assert recovered == clean_state, cut

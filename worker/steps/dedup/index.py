@@ -31,7 +31,10 @@ its record, its content hash and the decision counter; a copy: those and its roo
     s<site>      a site's template (lines its pages leave out), see `_learn_template`
     ~d           changes made so far (decisions, expiries), the oldest hour that may hold
                  pages, the id of the page decided last, and the event-time watermark
-                 (`window.Watermark`): a restarted owner keeps its window
+                 (`window.Watermark`): a restarted owner keeps its window; when the page decided
+                 last is a copy, also its decision, written before the root's record: an owner
+                 cut short between the two is followed by one that redoes the same decision and
+                 does not count the copy twice
 
 Ids inside the state are the first 8 bytes of the 16-byte article id, base64 in keys.
 
@@ -238,8 +241,12 @@ _VERSION = struct.Struct(">BI")  # hashes in the root's own sketch | site of the
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix
 _RECORD = struct.Struct(">B16sdIfI8s")
 # changes made (decisions and expiries) | oldest hour that may hold pages | id of the page decided
-# last | then the watermark's bytes
+# last | then the watermark's bytes | then, when that page is a copy, its decision (`_Copy`)
 _DECISIONS = struct.Struct(">Qq8s")
+# kind, and what the root takes from the copy | the root's page id | similarity | copies
+_COPY = struct.Struct(">B8sfI")
+_FULLER, _SECOND = 0x4, 0x8  # the root takes the copy's sketch | keeps it as its second version
+assert _COPY.size % 8, "told from the watermark (8-byte numbers) by the length of `~d`"
 _LEGACY_META = struct.Struct(">QQQq")  # `~` before: records | roots | bytes | oldest hour
 DECISIONS_KEY = "~d"
 _SID = SID
@@ -334,6 +341,50 @@ class _Meta:
     roots: int = 0
     size: int = 0  # bytes of every key and value of the state
     oldest_hour: int = -1  # earliest hour that may hold pages (-1: none)
+
+
+class _Copy(NamedTuple):
+    """A copy's decision, kept in `~d` while its writes are made, so that a redo makes the same."""
+
+    kind: Literal["exact", "near"]
+    root: bytes  # the root's page id
+    similarity: float
+    copies: int  # the root's pages, this one included
+    changes: int  # what the root takes from the copy: `_FULLER` (its sketch) or `_SECOND`
+
+    def pack(self) -> bytes:
+        return _COPY.pack(_KINDS.index(self.kind) | self.changes, self.root, self.similarity, self.copies)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> _Copy:
+        flags, root, similarity, copies = _COPY.unpack(data)
+        kind = _KINDS[flags & 0x3]
+        assert kind is not None, "a copy is exact or near"
+        return cls(kind, root, similarity, copies, flags & (_FULLER | _SECOND))
+
+
+def _split_decisions(raw: bytes) -> tuple[bytes, bytes]:
+    """What `~d` holds after its counters: the watermark's bytes, and a copy's decision (or b"")."""
+    rest = raw[_DECISIONS.size :]
+    if len(rest) % 8:
+        return rest[: -_COPY.size], rest[-_COPY.size :]
+    return rest, b""
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A decision before it is written: the site's template as read, and for a copy its root."""
+
+    site: int
+    template_raw: bytes | None
+    template_hour: int
+    template: dict[int, int]
+    near: bool  # long enough, and not the site's furniture: matched near, and indexed if a root
+    head: tuple[int, ...] = ()  # the page's smallest sketch hashes looked up, and their postings
+    found: list[Posting | None] = field(default_factory=list)
+    root_key: str = ""
+    root: _Record | None = None
+    copy: _Copy | None = None
 
 
 class Overlap(NamedTuple):
@@ -436,7 +487,8 @@ class DedupIndex:
         event-time watermark the decision returns.
 
         Idempotent: deciding the same url with the same content again (a replay after a crash)
-        returns the same decision and does not change the state or the counts.
+        returns the same decision and does not change the state or the counts; so does deciding
+        again a page whose owner was cut short while writing its decision.
         """
         aid = article_id(url, fp.content_hash)
         raw_id = bytes.fromhex(aid)
@@ -446,33 +498,39 @@ class DedupIndex:
         if known is not None:
             return replace(_decision(aid, _Record.unpack(known)), replay=True)
         chash = bytes.fromhex(fp.content_hash)
-        # The counter first: an owner cut short after it leaves a state its successor rebuilds
-        # from, and names this page, whose time is then not counted twice when it is redone.
         raw = self.state.get(DECISIONS_KEY)
         decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
         oldest = self._sync(raw).oldest_hour
+        watermark_bytes, copy_bytes = _split_decisions(raw) if raw else (self._legacy_watermark(), b"")
         if raw is not self._written and raw != self._written:  # else unpacked already
-            self._watermark = Watermark.from_bytes(raw[_DECISIONS.size :] if raw else self._legacy_watermark())
+            self._watermark = Watermark.from_bytes(watermark_bytes)
         watermark = self._watermark
+        # `~d` names this page: an owner was cut short deciding it. A copy is redone as it was
+        # decided then, for its root may already count it (and hold its sketch, and its hash).
+        redone = _Copy.unpack(copy_bytes) if last == sid and copy_bytes else None
+        plan = self._plan(url, fp, chash, redone)
+        # The counter next, before any other write: an owner cut short after it leaves a state its
+        # successor rebuilds from, and names this page, whose time is then not counted twice and
+        # which, if a copy, is redone with the decision the counter keeps.
         if last != sid:
             watermark.observe(seen_at)
             hour = int(seen_at // HOUR)
             oldest = hour if oldest < 0 or hour < oldest else oldest
-            self._written = _DECISIONS.pack(decisions + 1, oldest, sid) + watermark.to_bytes()
+            copy = plan.copy.pack() if plan.copy is not None else b""
+            self._written = _DECISIONS.pack(decisions + 1, oldest, sid) + watermark.to_bytes() + copy
             self._put(DECISIONS_KEY, self._written, raw)
             self._decisions = decisions + 1
         self._delete_legacy()
         try:
-            record = self._decide(sid, raw_id, chash, url, fp, seen_at)
+            record = self._apply(plan, sid, raw_id, chash, fp, seen_at)
         except BaseException:
             self._decisions = -1  # the derived indexes may hold part of it: rebuild them
             raise
         return replace(_decision(aid, record), watermark=watermark.value)
 
-    def _decide(
-        self, sid: bytes, raw_id: bytes, chash: bytes, url: str, fp: Fingerprint, seen_at: float
-    ) -> _Record:
-        meta = self._meta
+    def _plan(self, url: str, fp: Fingerprint, chash: bytes, redone: _Copy | None) -> _Plan:
+        """The decision, from reads only: a new story, or a copy of a root (`redone`, when given
+        and its root is still there, instead of deciding again)."""
         site = site_of(url)
         template_key = _template_key(site) if fp.story_lines or fp.left_out else ""
         template_raw = self.state.get(template_key) if template_key else None
@@ -481,45 +539,70 @@ class DedupIndex:
         # sentence or two found again on the same site is that site's boilerplate, not a story;
         # so is a text the site's other pages leave out around their own stories.
         near = fp.shingles >= self.min_near_shingles and not _furniture(fp.story_lines, template)
+        plan = _Plan(site, template_raw, template_hour, template, near)
+        if redone is not None:
+            root_key = _page_key(redone.root)
+            data = self.state.get(root_key)
+            if data is not None:
+                plan.root_key, plan.root, plan.copy = root_key, _Record.unpack(data), redone
+                if redone.changes:
+                    plan.head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
+                    plan.found = list(map(self._postings.get, plan.head))
+                return plan
         match = self._exact(chash) if fp.sketch else None
         if match is not None and not near and match[1].site == site:
             match = None
         kind: Literal["exact", "near"] | None = "exact" if match else None
         similarity = resemblance = 1.0
-        fuller = False
-        head: tuple[int, ...] = ()
-        found: list[Posting | None] = []
         if match is None and near:
-            head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
-            found = list(map(self._postings.get, head))
-            match, similarity, resemblance = self._near(fp, site, head, found)
-            fuller = match is not None and similarity >= FULLER_CONTAINS and _fuller(fp, match[1].sketch)
+            plan.head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
+            plan.found = list(map(self._postings.get, plan.head))
+            match, similarity, resemblance = self._near(fp, site, plan.head, plan.found)
             kind = "near" if match else None
+        if match is None or kind is None:
+            return plan
+        plan.root_key, plan.root = match
+        changes = 0
+        if kind == "near" and similarity >= FULLER_CONTAINS and _fuller(fp, plan.root.sketch):
+            changes = _FULLER
+        elif kind == "near" and not plan.root.member and resemblance < MEMBER_RESEMBLANCE:
+            changes = _SECOND
+        plan.copy = _Copy(kind, plan.root.root_id[:_SID], similarity, plan.root.copies + 1, changes)
+        return plan
 
+    def _apply(
+        self, plan: _Plan, sid: bytes, raw_id: bytes, chash: bytes, fp: Fingerprint, seen_at: float
+    ) -> _Record:
+        """Write a planned decision: the root's record (a copy), the content hash, the site's
+        template, the page's record last. Redoing it after a cut leaves the state it would have
+        left: the root's copies are set, not counted, and what it took from the copy is taken once."""
+        meta = self._meta
+        site, head, found, root, copy = plan.site, plan.head, plan.found, plan.root, plan.copy
         posted = min(self.posted_hashes, self.index_sketch)
-        if match is not None:
-            root_key, root = match
-            root.copies += 1
-            if fuller:
-                self._reindex(root, fp.sketch[: self.index_sketch], head, found)
+        if root is not None and copy is not None:
+            root.copies = copy.copies
+            sketch = fp.sketch[: self.index_sketch]
+            if copy.changes & _FULLER:
+                if root.sketch != sketch:  # else taken before the cut
+                    self._reindex(root, sketch, head, found)
                 root.site = site  # the sketch now holds this page's site's template, if any
-            elif kind == "near" and not root.member and resemblance < MEMBER_RESEMBLANCE:
-                root.member, root.member_site = fp.sketch[: self.index_sketch], site
+            elif copy.changes & _SECOND and not root.member:
+                root.member, root.member_site = sketch, site
                 self._index(root.root_id[:_SID], head[:posted], found[:posted])
-            self._put(root_key, root.pack())
+            self._put(plan.root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
-                False, kind, root.root_id, seen_at, root.copies, similarity, site, chash[:8], ()
+                False, copy.kind, root.root_id, seen_at, copy.copies, copy.similarity, site, chash[:8], ()
             )
         else:
-            stored = fp.sketch[: self.index_sketch] if near else ()
+            stored = fp.sketch[: self.index_sketch] if plan.near else ()
             record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], stored)
             self._index(sid, head[:posted], found[:posted])
             self._put(_hash_key(chash), sid)
             meta.roots += 1
         hour = int(seen_at // HOUR)
         if fp.left_out:
-            self._learn_template(site, template_raw, template_hour, template, fp.left_out, hour)
+            self._learn_template(site, plan.template_raw, plan.template_hour, plan.template, fp.left_out, hour)
         self._filed.pages[hour].append(sid)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
             meta.oldest_hour = hour
@@ -749,8 +832,8 @@ class DedupIndex:
             old = self.state.get(key)
         if value == old:
             return
+        self.state[key] = value  # first: a refused write leaves the count as it was
         self._meta.size += len(value) - (len(old) if old is not None else -len(key))
-        self.state[key] = value
 
     def _delete(self, key: str) -> None:
         old = self.state.pop(key, None)
