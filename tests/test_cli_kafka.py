@@ -98,3 +98,13 @@ def test_demo_talks_plaintext_to_its_own_broker_whatever_the_environment(monkeyp
     assert settings.broker_security_protocol == "PLAINTEXT"
     assert not settings.broker_username and not settings.broker_password
     assert settings.log_level == "ERROR"  # the rest of the environment still applies
+
+
+def test_serve_hint_names_the_demo_broker_in_plaintext():
+    serve_hint = commands.serve_hint
+    plain = serve_hint(Settings(), "kafka://127.0.0.1:4000", "articles.v1")
+    assert plain.count("INGEST_BROKER=kafka://127.0.0.1:4000 ingest-worker") == 2  # produce and tail
+    assert "SECURITY_PROTOCOL" not in plain
+    secured = serve_hint(Settings(broker_security_protocol="SSL"), "kafka://127.0.0.1:4000", "articles.v1")
+    to_demo = "INGEST_BROKER=kafka://127.0.0.1:4000 INGEST_BROKER_SECURITY_PROTOCOL=PLAINTEXT ingest-worker"
+    assert secured.count(to_demo) == 2

@@ -109,17 +109,25 @@ def demo(args: argparse.Namespace) -> int:
                 print("not every sample was accounted for; worker log:\n" + worker.log_tail(), file=sys.stderr)
                 return 1
             if args.serve:
-                print(
-                    f"serving: push pages with INGEST_BROKER={broker.url} ingest-worker produce FILE, "
-                    f"read them with ingest-worker tail {settings.articles_topic}; Ctrl-C stops",
-                    flush=True,
-                )
+                print(serve_hint(Settings.from_env(), broker.url, settings.articles_topic), flush=True)
                 try:
                     while True:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     pass
     return 0
+
+
+def serve_hint(environment: Settings, broker_url: str, articles_topic: str) -> str:
+    """How to push pages to `demo --serve`'s broker and read its articles back: commands that
+    name that broker, and plaintext when the environment configures a secured one."""
+    to_demo = f"INGEST_BROKER={broker_url}"
+    if environment.broker_security_protocol != "PLAINTEXT":
+        to_demo += " INGEST_BROKER_SECURITY_PROTOCOL=PLAINTEXT"
+    return (
+        f"serving: push pages with {to_demo} ingest-worker produce FILE, read them with {to_demo} "
+        f"ingest-worker tail {articles_topic}; Ctrl-C stops"
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
