@@ -27,6 +27,12 @@ DEAD_LETTER_REASONS: tuple[DeadLetterReason, ...] = DeadLetterReason.__args__  #
 CleaningMode = Literal["html", "text"]
 CLEANING_MODES: tuple[CleaningMode, ...] = ("html", "text")
 
+PageKind = Literal["article", "service", "product", "collection", "forum", "listing", "documentation"]
+PAGE_KINDS: tuple[PageKind, ...] = PageKind.__args__  # type: ignore[attr-defined]
+
+# Why a page ended as a `skipped.v1` record: not an error, a page the settings do not publish.
+SkipReason = Literal["not_article"]
+
 DuplicateKind = Literal["exact", "near"]
 DUPLICATE_KINDS: tuple[DuplicateKind, ...] = ("exact", "near")
 
@@ -77,6 +83,8 @@ class Dropped:
 
     reason: DeadLetterReason
     detail: str
+    page_type: str | None = None  # the page's kind when the cleaner got as far as reading it
+    page_type_confidence: float | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +118,8 @@ class Article:
     entities: list[Entity] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     entities_skipped: str | None = None  # why the text was not tagged (e.g. no model for its language)
+    page_type: str | None = None  # article, service, product, collection, forum, listing, documentation
+    page_type_confidence: float | None = None  # the classifier's probability of that kind
 
     @property
     def word_count(self) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from worker import __version__
-from worker.document import Article, Dropped, DuplicateKind, Origin
+from worker.document import Article, Dropped, DuplicateKind, Origin, SkipReason
 
 Event = dict[str, Any]
 # A dead letter carries at most this much of the original, so it always fits in a Kafka message.
@@ -73,7 +73,15 @@ def article_event(article: Article, article_id: str, content_hash: str) -> tuple
     }
     if article.entities_skipped:
         event["processing"]["entities_skipped"] = article.entities_skipped
+    _add_page_type(event, article.page_type, article.page_type_confidence)
     return article_id.encode(), event
+
+
+def _add_page_type(event: Event, kind: str | None, confidence: float | None) -> None:
+    """The optional `page_type` and `page_type_confidence` fields, when the page's kind is known."""
+    if kind is not None:
+        event["page_type"] = kind
+        event["page_type_confidence"] = round(min(1.0, max(0.0, float(confidence or 0.0))), 4)
 
 
 def duplicate_event(
@@ -92,6 +100,7 @@ def duplicate_event(
         "fetched_at": article.fetched_at,
         "processed_at": now_rfc3339(),
     }
+    _add_page_type(event, article.page_type, article.page_type_confidence)
     return duplicate_of.encode(), event
 
 
@@ -135,7 +144,42 @@ def dead_letter_event(
         "worker_version": __version__,
         "failed_at": now_rfc3339(),
     }
+    _add_page_type(event, dropped.page_type, dropped.page_type_confidence)
     return (url.encode() if url else None), event
+
+
+def skipped_event(
+    reason: SkipReason, detail: str, url: str, kind: str, confidence: float, origin: Origin,
+    article: Article | None = None,
+) -> tuple[bytes, Event]:
+    """The `skipped.v1` record of a page that is not published by design (e.g. not an article),
+    keyed by its url; `article` is what the cleaner found on it, when it found story text."""
+    event: Event = {
+        "event_type": "skipped.v1",
+        "id": _origin_id("skipped", origin),
+        "reason": reason,
+        "detail": detail,
+        "url": url,
+        "page_type": kind,
+        "page_type_confidence": round(min(1.0, max(0.0, float(confidence))), 4),
+        "word_count": article.word_count if article else 0,
+        "source": {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset},
+        "worker_version": __version__,
+        "processed_at": now_rfc3339(),
+    }
+    if article is not None:
+        event.update({
+            "canonical_url": article.canonical_url or article.url,
+            "source_domain": article.source_domain,
+            "title": article.title,
+            "cleaning_mode": article.mode,
+            "fetched_at": article.fetched_at,
+        })
+    return url.encode(), event
+
+
+def _origin_id(kind: str, origin: Origin) -> str:
+    return hashlib.sha256(f"{kind}:{origin.topic}:{origin.partition}:{origin.offset}".encode()).hexdigest()[:32]
 
 
 def encode(event: Event) -> bytes:
@@ -163,11 +207,11 @@ def schema_id(event_type: str) -> str:
 def event_id(event: Event) -> str:
     """The id consumers deduplicate on: the same for the same input, also after a replay.
 
-    Articles and duplicates carry their own id; a cluster update is the n-th copy of a story; a
+    Articles, duplicates and skipped records carry their own id; a cluster update is the n-th copy of a story; a
     dead letter stands for one input message.
     """
     kind = event["event_type"]
-    if kind in ("article.v1", "duplicate.v1"):
+    if kind in ("article.v1", "duplicate.v1", "skipped.v1"):
         return str(event["id"])
     if kind == "cluster.v1":
         seed = f"cluster:{event['article_id']}:{event['copies']}"

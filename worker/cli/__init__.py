@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from worker.errors import BrokerUnavailable, TopicUnusable
 from worker.settings import SettingsError
 
-EVALUATIONS = ("extraction", "dedup", "entities")
+EVALUATIONS = ("extraction", "page-types", "dedup", "entities")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "eval":
-        module = importlib.import_module(f"worker.evaluation.{args.what}")
+        module = importlib.import_module(f"worker.evaluation.{args.what.replace('-', '_')}")
         return int(module.main(args.rest))
     commands = importlib.import_module("worker.cli.commands")
     try:

@@ -22,6 +22,7 @@ from worker.steps.clean.boilerplate import (
 )
 from worker.steps.clean.model import LinearModel, shipped
 from worker.steps.clean.normalize import normalize_line, split_lines
+from worker.steps.clean.page_type import PageType, classify_tree
 
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
 
@@ -45,6 +46,7 @@ class HtmlArticle:
 
     paragraphs: list[str]
     meta: PageMeta
+    page_type: PageType
 
 
 _PARSER = lxml_html.HTMLParser(
@@ -279,6 +281,7 @@ class HtmlCandidates:
 
     blocks: PageBlocks
     meta: PageMeta
+    page_type: PageType
 
 
 def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
@@ -286,15 +289,16 @@ def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
 
     Two trafilatura runs give two independent votes per block: its default cascade (main
     extractor checked against readability and jusText) and its precision settings (main
-    extractor only, fast)."""
+    extractor only, fast). The page's type is read from the same parse."""
     tree = parse_html(markup)
     if tree is None:
         return None
     drop_code(tree)
+    kind = classify_tree(tree, url)
     meta = read_meta(tree, url)
     cascade = "\n".join(_trafilatura(tree, url, "balanced"))
     precise = "\n".join(_trafilatura(tree, url, "precision"))
-    return HtmlCandidates(page_blocks(tree, cascade, precise, meta.body), meta)
+    return HtmlCandidates(page_blocks(tree, cascade, precise, meta.body), meta, kind)
 
 
 def select_paragraphs(blocks: PageBlocks, model: LinearModel) -> list[str]:
@@ -317,4 +321,4 @@ def extract_html(markup: str, url: str | None, model: LinearModel | None = None)
     found = html_candidates(markup, url)
     if found is None:
         return None
-    return HtmlArticle(select_paragraphs(found.blocks, model or block_model()), found.meta)
+    return HtmlArticle(select_paragraphs(found.blocks, model or block_model()), found.meta, found.page_type)

@@ -2,7 +2,8 @@
 
 HTML pages: a learned classifier keeps the story's text blocks (`clean.blocks`, `clean.html`),
 plus the page's own metadata (JSON-LD, meta tags); text dumps: a line scorer finds the densest
-run of story lines (`clean.dump`). Both outputs are NFC, free of control
+run of story lines (`clean.dump`). Every page's kind (article, product, forum, ...) is read
+by `clean.page_type`: from the HTML parse, or from the dump's lines. Both outputs are NFC, free of control
 characters, with paragraphs separated by exactly one blank line.
 """
 
@@ -17,6 +18,7 @@ from worker.steps.clean.html import extract_html
 from worker.steps.clean.language import checked_language, detect_language, normalize_code
 from worker.steps.clean.model import CleanModels
 from worker.steps.clean.normalize import join_paragraphs, normalize_line
+from worker.steps.clean.page_type import PageType, classify_text
 from worker.steps.common import host, parse_timestamp
 
 MIN_WORDS = 20
@@ -57,12 +59,18 @@ def _too_short(text: str) -> bool:
     return len(text.split()) < MIN_WORDS and len(text) < 4 * MIN_WORDS
 
 
-def _empty(page: RawPage, mode: str) -> Dropped:
+def _empty(page: RawPage, mode: str, kind: PageType | None = None) -> Dropped:
+    """The dead letter of a page with no story text; it carries the page's kind when the page
+    shows enough words to have one (a page of a kind not published then ends as skipped)."""
+    if kind is not None and kind.words < MIN_WORDS:
+        kind = None
     return Dropped(
         "empty_after_cleaning",
         f"No article text found in the {mode} of {page.url} (fewer than {MIN_WORDS} words of "
         "story after removing menus and boilerplate); check that the url is an article page, "
         "not an index, paywall or error page.",
+        kind.kind if kind else None,
+        kind.confidence if kind else None,
     )
 
 
@@ -77,7 +85,7 @@ def _clean_html(page: RawPage, markup: str, models: CleanModels) -> Article | Dr
         )
     text = join_paragraphs(found.paragraphs)
     if _too_short(text):
-        return _empty(page, "html")
+        return _empty(page, "html", found.page_type)
     meta = found.meta
     canonical = _absolute(meta.canonical_url, page.url)
     language = normalize_code(page.language) or checked_language(
@@ -95,14 +103,17 @@ def _clean_html(page: RawPage, markup: str, models: CleanModels) -> Article | Dr
         fetched_at=page.fetched_at,
         language=language,
         site_name=normalize_line(meta.site_name) if meta.site_name else None,
+        page_type=found.page_type.kind,
+        page_type_confidence=found.page_type.confidence,
     )
 
 
 def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Dropped:
     found = extract_dump(dump, normalize_code(page.language), models.lines)
+    kind = classify_text(dump, page.url)
     text = join_paragraphs(found.paragraphs)
     if _too_short(text):
-        return _empty(page, "text dump")
+        return _empty(page, "text dump", kind)
     return Article(
         url=page.url,
         title=found.title,
@@ -111,6 +122,8 @@ def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Drop
         source_domain=source_domain(page.url),
         fetched_at=page.fetched_at,
         language=found.language or detect_language(text),
+        page_type=kind.kind,
+        page_type_confidence=kind.confidence,
     )
 
 

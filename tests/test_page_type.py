@@ -1,0 +1,93 @@
+"""The page-type classifier: real pages of each kind, HTML and text dumps, and junk input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.document import RawPage
+from worker.steps.clean import clean
+from worker.steps.clean.html import drop_code, parse_html
+from worker.steps.clean.page_type import KINDS, classify_text, classify_tree, text_features, tree_features
+
+FIXTURES = Path(__file__).parent / "fixtures" / "page-types"
+TRUTH = json.loads((FIXTURES / "ground-truth.json").read_text(encoding="utf-8"))
+NEWS = Path(__file__).parent / "fixtures" / "pages"
+
+
+def _html(folder: Path, page_id: str) -> str:
+    return gzip.decompress((folder / "html" / f"{page_id}.html.gz").read_bytes()).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("page_id", sorted(TRUTH))
+def test_each_kind_of_page_is_recognised_from_its_html(page_id: str) -> None:
+    tree = drop_code(parse_html(_html(FIXTURES, page_id)))
+    found = classify_tree(tree, TRUTH[page_id]["url"])
+    assert found.kind == TRUTH[page_id]["page_type"]
+    assert set(found.probabilities) == set(KINDS)
+    assert abs(sum(found.probabilities.values()) - 1.0) < 1e-3
+    assert found.confidence == max(found.probabilities.values())
+
+
+@pytest.mark.parametrize("page_id", sorted(TRUTH))
+def test_each_kind_of_page_is_recognised_from_its_text_dump(page_id: str) -> None:
+    text = (FIXTURES / "text" / f"{page_id}.txt").read_text(encoding="utf-8")
+    assert classify_text(text, TRUTH[page_id]["url"]).kind == TRUTH[page_id]["page_type"]
+
+
+def test_news_pages_are_articles_and_cleaning_carries_the_type() -> None:
+    truth = json.loads((NEWS / "ground-truth.json").read_text(encoding="utf-8"))
+    kinds = []
+    for page_id, item in truth.items():
+        article = clean(RawPage(url=item["url"], html=_html(NEWS, page_id)))
+        assert 0.0 < article.page_type_confidence <= 1.0  # type: ignore[union-attr,operator]
+        kinds.append(article.page_type)  # type: ignore[union-attr]
+        dumped = clean(RawPage(url=item["url"], text=(NEWS / "text" / f"{page_id}.txt").read_text(encoding="utf-8")))
+        assert dumped.page_type == "article", page_id  # type: ignore[union-attr]
+    # The Korean page (no <p>, no metadata, a news site's link lists) reads as a listing.
+    assert kinds.count("article") >= len(kinds) - 1, kinds
+    seed = (Path(__file__).parent / "fixtures" / "seed-page.txt").read_text(encoding="utf-8")
+    dumped = clean(RawPage(url="https://news.sky.com/story/ukraine-captures-soldiers", text=seed))
+    assert dumped.page_type == "article"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("markup", ["<html></html>", "<p>one line</p>", "<div>" * 3000 + "deep", "\x00<<>>"])
+def test_junk_markup_gets_a_type_without_failing(markup: str) -> None:
+    tree = parse_html(markup)
+    if tree is None:
+        return
+    features = tree_features(tree, "not a url")
+    assert all(np.isfinite(v) for v in features.values())
+    assert classify_tree(tree, None).kind in KINDS
+
+
+def test_empty_text_gets_a_type_without_failing() -> None:
+    assert all(np.isfinite(v) for v in text_features("", "").values())
+    assert classify_text("", None).kind in KINDS
+
+
+def test_article_and_duplicate_events_carry_the_page_type_within_their_schemas() -> None:
+    from conftest import validate_event
+
+    from worker.events import article_event, dead_letter_event, duplicate_event
+
+    page_id = "0610"  # a shop's product page
+    article = clean(RawPage(url=TRUTH[page_id]["url"], html=_html(FIXTURES, page_id)))
+    assert article.page_type == "product"  # type: ignore[union-attr]
+    _, event = article_event(article, "0" * 32, "1" * 64)  # type: ignore[arg-type]
+    validate_event(event)
+    assert event["page_type"] == "product" and 0.0 < event["page_type_confidence"] <= 1.0
+    _, copy = duplicate_event("2" * 32, article, "0" * 32, "near", 0.9)  # type: ignore[arg-type]
+    validate_event(copy)
+    assert copy["page_type"] == "product"
+    empty = clean(RawPage(url="https://example.com/news/1", html="<html><body><nav>Home</nav></body></html>"))
+    from worker.document import Dropped, Origin
+
+    assert isinstance(empty, Dropped) and empty.page_type is None  # too few words to have a kind
+    _, letter = dead_letter_event(empty, b"{}", Origin("t", 0, 1), "https://example.com/news/1")
+    validate_event(letter)
+    assert "page_type" not in letter

@@ -1,0 +1,347 @@
+"""`ingest-worker eval page-types`: the page-type classifier on held-out folds of labelled pages.
+
+`--data DIR` is a folder in the article-extraction-benchmark layout with a `page_type` per page
+(WCXB's dev split)::
+
+    ground-truth.json   {id: {"url": str, "page_type": str, ...}}
+    html/<id>.html.gz   the page as fetched
+    text/<id>.txt       the whole page saved as visible text (optional)
+
+The pages are split into `--folds K` folds grouped by site (a site's pages share a template:
+a model that saw it would score too well on its other pages). For each outer fold a model is
+trained on the other folds, with its hyperparameters chosen by an inner grouped
+cross-validation inside those folds only (nested), and it classifies the held-out fold. The
+report pools the held-out predictions: accuracy, article-vs-other precision/recall/F1, the
+confusion matrix, per-fold accuracy, and the classifier's CPU per page. `bench/train_page_type.py`
+runs the same selection on all pages and writes the shipped models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from worker.cli.progress import Progress
+from worker.steps.clean.html import drop_code, parse_html
+from worker.steps.clean.page_type import KINDS, PageTypeModel, text_features, tree_features
+from worker.steps.common import host
+
+Source = Literal["html", "text"]
+
+# The grid the inner folds choose from; rounds are read off one fit every `ROUND_STEP` rounds.
+GRID: tuple[dict[str, object], ...] = tuple(
+    {"num_leaves": leaves, "min_child_samples": 20, "balanced": balanced}
+    for leaves in (7, 15)
+    for balanced in (False, True)
+)
+MAX_ROUNDS = 400
+ROUND_STEP = 50
+LEARNING_RATE = 0.05
+INNER_FOLDS = 3
+
+
+@dataclass(slots=True)
+class Labelled:
+    """Feature rows of labelled pages: ids, site, true kind (index into `KINDS`), features."""
+
+    ids: list[str] = field(default_factory=list)
+    sites: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    rows: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0  # CPU seconds the features took (parse excluded for HTML: the cleaner parses)
+
+    def matrix(self, names: Sequence[str]) -> np.ndarray:
+        """The rows as a matrix over `names` (NaN where a page has no such feature)."""
+        return np.array([[row.get(n, np.nan) for n in names] for row in self.rows], dtype=float)
+
+
+def site(url: str) -> str:
+    """The site a page belongs to: its host's registrable part (`blog.x.com` and `x.com` are one)."""
+    name = host(url)
+    labels = name.split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-2]) <= 3 and len(labels[-1]) == 2 else 2  # x.co.uk
+    return ".".join(labels[-keep:])
+
+
+def fold_of_site(name: str, folds: int) -> int:
+    """A site's fold: a stable hash of its name, so a site's pages always share one fold."""
+    return int(hashlib.sha1(name.encode("utf-8")).hexdigest(), 16) % folds
+
+
+def load(root: Path, source: Source) -> Labelled:
+    """The feature rows of every labelled page of `root` that has a `source` file."""
+    truth = json.loads((root / "ground-truth.json").read_text(encoding="utf-8"))
+    data = Labelled()
+    meter = Progress(f"{source} features", len(truth))
+    for page_id, item in sorted(truth.items()):
+        meter.advance()
+        kind = item.get("page_type")
+        if kind not in KINDS:
+            continue
+        url = item.get("url") or ""
+        if source == "html":
+            path = root / "html" / f"{page_id}.html.gz"
+            if not path.exists():
+                continue
+            tree = parse_html(gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace"))
+            if tree is None:
+                continue
+            drop_code(tree)
+            started = time.process_time()
+            row = tree_features(tree, url)
+        else:
+            path = root / "text" / f"{page_id}.txt"
+            if not path.exists():
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            started = time.process_time()
+            row = text_features(text, url)
+        data.seconds += time.process_time() - started
+        data.ids.append(page_id)
+        data.sites.append(site(url))
+        data.labels.append(KINDS.index(kind))
+        data.rows.append(row)
+    meter.finish()
+    return data
+
+
+def _weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
+    if not balanced:
+        return np.ones(len(labels))
+    counts = np.bincount(labels, minlength=len(KINDS)).astype(float)
+    return (len(labels) / (len(KINDS) * np.maximum(counts, 1.0)))[labels]
+
+
+def fit(x: np.ndarray, y: np.ndarray, names: Sequence[str], params: dict[str, object], rounds: int) -> PageTypeModel:
+    """A LightGBM multiclass model over `names` with the grid point `params`, `rounds` rounds."""
+    import lightgbm
+
+    train = lightgbm.Dataset(x, label=y, weight=_weights(y, bool(params["balanced"])),
+                             feature_name=list(names), free_raw_data=False)
+    booster = lightgbm.train(_lgb_params(params), train, num_boost_round=rounds)
+    return PageTypeModel(booster.model_to_string())
+
+
+def _lgb_params(params: dict[str, object]) -> dict[str, object]:
+    return {
+        "objective": "multiclass",
+        "num_class": len(KINDS),
+        "learning_rate": LEARNING_RATE,
+        "num_leaves": params["num_leaves"],
+        "min_child_samples": params["min_child_samples"],
+        "feature_fraction": 0.7,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "num_threads": 1,
+        "verbosity": -1,
+        "seed": 7,
+        "deterministic": True,
+    }
+
+
+def _folds(sites: Sequence[str], folds: int, salt: str = "") -> np.ndarray:
+    return np.array([fold_of_site(salt + s, folds) for s in sites])
+
+
+def select(x: np.ndarray, y: np.ndarray, sites: Sequence[str], names: Sequence[str]) -> tuple[dict[str, object], int]:
+    """The grid point and number of rounds with the best inner grouped-CV accuracy on these
+    pages (ties: the lower log loss), found on these pages only."""
+    import lightgbm
+
+    inner = _folds(sites, INNER_FOLDS, salt="inner:")
+    steps = list(range(ROUND_STEP, MAX_ROUNDS + 1, ROUND_STEP))
+    best: tuple[float, float, int, int] | None = None
+    for g, params in enumerate(GRID):
+        correct = np.zeros(len(steps))
+        loss = np.zeros(len(steps))
+        for k in range(INNER_FOLDS):
+            train, test = inner != k, inner == k
+            if not test.any() or not train.any():
+                continue
+            data = lightgbm.Dataset(x[train], label=y[train], weight=_weights(y[train], bool(params["balanced"])),
+                                    feature_name=list(names))
+            booster = lightgbm.train(_lgb_params(params), data, num_boost_round=MAX_ROUNDS)
+            for s, rounds in enumerate(steps):
+                p = np.asarray(booster.predict(x[test], num_iteration=rounds, num_threads=1))
+                correct[s] += float((p.argmax(axis=1) == y[test]).sum())
+                loss[s] -= float(np.log(np.clip(p[np.arange(len(p)), y[test]], 1e-9, 1.0)).sum())
+        for s, rounds in enumerate(steps):
+            key = (-correct[s], loss[s], g, rounds)
+            if best is None or key < best:
+                best = key
+    assert best is not None
+    return dict(GRID[best[2]]), best[3]
+
+
+@dataclass(slots=True)
+class Result:
+    """Held-out predictions of every page and what each outer fold chose."""
+
+    ids: list[str]
+    truth: np.ndarray
+    predicted: np.ndarray
+    probabilities: np.ndarray
+    fold: np.ndarray
+    chosen: list[str]
+    features_seconds: float
+    predict_seconds: float
+
+
+def nested(data: Labelled, folds: int) -> Result:
+    """Each outer fold classified by a model trained, and tuned, on the other folds only."""
+    names = sorted({n for row in data.rows for n in row})
+    x, y = data.matrix(names), np.array(data.labels)
+    outer = _folds(data.sites, folds)
+    probabilities = np.zeros((len(y), len(KINDS)))
+    chosen: list[str] = []
+    predict_seconds = 0.0
+    meter = Progress("outer folds", folds, unit="folds")
+    for k in range(folds):
+        train, test = outer != k, outer == k
+        train_sites = [s for s, t in zip(data.sites, train, strict=True) if t]
+        params, rounds = select(x[train], y[train], train_sites, names)
+        chosen.append(f"{params} rounds={rounds}")
+        model = fit(x[train], y[train], names, params, rounds)
+        started = time.process_time()
+        probabilities[test] = model.probabilities([r for r, t in zip(data.rows, test, strict=True) if t])
+        predict_seconds += time.process_time() - started
+        meter.advance()
+    meter.finish()
+    return Result(data.ids, y, probabilities.argmax(axis=1), probabilities, outer, chosen,
+                  data.seconds, predict_seconds)
+
+
+def train_shipped(data: Labelled) -> tuple[PageTypeModel, dict[str, object], int]:
+    """The model to ship: hyperparameters chosen by grouped CV on all pages, trained on all."""
+    names = sorted({n for row in data.rows for n in row})
+    x, y = data.matrix(names), np.array(data.labels)
+    params, rounds = select(x, y, data.sites, names)
+    return fit(x, y, names, params, rounds), params, rounds
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+def accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of pages whose kind is right."""
+    return float((truth == predicted).mean()) if len(truth) else 0.0
+
+
+def binary_scores(truth: np.ndarray, predicted: np.ndarray, positive: int = 0) -> tuple[float, float, float]:
+    """Precision, recall and F1 of one kind (default: article) against all the others."""
+    tp = float(((truth == positive) & (predicted == positive)).sum())
+    fp = float(((truth != positive) & (predicted == positive)).sum())
+    fn = float(((truth == positive) & (predicted != positive)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Counts: rows the true kind, columns the predicted kind, both in `KINDS` order."""
+    matrix = np.zeros((len(KINDS), len(KINDS)), dtype=int)
+    for t, p in zip(truth, predicted, strict=True):
+        matrix[t, p] += 1
+    return matrix
+
+
+def figures(result: Result, folds: int) -> dict[str, object]:
+    """The report's numbers as a dict (the `--json` output)."""
+    precision, recall, f1 = binary_scores(result.truth, result.predicted)
+    pages = len(result.truth)
+    return {
+        "pages": pages,
+        "folds": folds,
+        "accuracy": round(accuracy(result.truth, result.predicted), 4),
+        "article_vs_other": {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)},
+        "per_kind_recall": {
+            kind: round(float((result.predicted[result.truth == i] == i).mean()), 4)
+            for i, kind in enumerate(KINDS) if (result.truth == i).any()
+        },
+        "confusion": {"kinds": list(KINDS), "rows_true_columns_predicted": confusion(result.truth,
+                                                                                     result.predicted).tolist()},
+        "fold_accuracy": [
+            round(accuracy(result.truth[result.fold == k], result.predicted[result.fold == k]), 4)
+            for k in range(folds)
+        ],
+        "chosen": result.chosen,
+        "cpu_ms_per_page": round(1000 * (result.features_seconds + result.predict_seconds) / max(pages, 1), 2),
+    }
+
+
+def report(name: str, numbers: dict[str, object]) -> Iterator[str]:
+    """The human-readable lines of one source's figures."""
+    pair = numbers["article_vs_other"]
+    assert isinstance(pair, dict)
+    yield (f"{name}: {numbers['pages']} pages, held-out folds (k={numbers['folds']}, grouped by site, "
+           "hyperparameters chosen inside the training folds)")
+    yield (f"  accuracy {numbers['accuracy']:.3f}; article vs other: P {pair['precision']:.3f} "
+           f"R {pair['recall']:.3f} F1 {pair['f1']:.3f}; {numbers['cpu_ms_per_page']} ms CPU per page "
+           "(features + model, parse excluded)")
+    yield "  per-fold accuracy: " + " ".join(f"{a:.3f}" for a in numbers["fold_accuracy"])  # type: ignore[attr-defined]
+    matrix = numbers["confusion"]["rows_true_columns_predicted"]  # type: ignore[index]
+    short = [k[:5] for k in KINDS]
+    yield "  confusion (rows true, columns predicted):"
+    yield "  " + " " * 14 + " ".join(f"{s:>6}" for s in short) + "  recall"
+    for kind, row in zip(KINDS, matrix, strict=True):
+        total = sum(row) or 1
+        yield f"  {kind:<14}" + " ".join(f"{n:>6}" for n in row) + f"  {row[KINDS.index(kind)] / total:.3f}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of `ingest-worker eval page-types`."""
+    parser = argparse.ArgumentParser(prog="ingest-worker eval page-types", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="labelled folder (WCXB layout)")
+    parser.add_argument("--folds", type=int, default=5, metavar="K", help="outer folds, grouped by site (default 5)")
+    parser.add_argument("--mode", choices=("html", "text", "both"), default="both",
+                        help="classify the HTML pages, the text dumps, or both (default)")
+    parser.add_argument("--predictions-out", type=Path, metavar="FILE",
+                        help="write each page's held-out prediction as JSONL")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the nested evaluation and print the figures."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.folds < 2:
+        parser.error("--folds needs K >= 2")
+    if not (args.data / "ground-truth.json").exists():
+        parser.error(f"{args.data} has no ground-truth.json")
+    sources: list[Source] = ["html", "text"] if args.mode == "both" else [args.mode]
+    out: dict[str, object] = {}
+    lines: list[str] = []
+    predictions: list[dict[str, object]] = []
+    for source in sources:
+        data = load(args.data, source)
+        if not data.ids:
+            parser.error(f"{args.data} has no labelled {source} pages")
+        result = nested(data, args.folds)
+        numbers = figures(result, args.folds)
+        out[source] = numbers
+        lines.extend(report(source, numbers))
+        for i, page_id in enumerate(result.ids):
+            predictions.append({
+                "id": page_id, "source": source, "page_type": KINDS[result.truth[i]],
+                "predicted": KINDS[result.predicted[i]], "fold": int(result.fold[i]),
+                "probabilities": {k: round(float(p), 4) for k, p in zip(KINDS, result.probabilities[i], strict=True)},
+            })
+    if args.predictions_out:
+        args.predictions_out.write_text("".join(json.dumps(p) + "\n" for p in predictions), encoding="utf-8")
+    print(json.dumps(out, indent=2) if args.json else "\n".join(lines))
+    sys.stdout.flush()
+    return 0

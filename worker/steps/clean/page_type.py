@@ -1,0 +1,384 @@
+"""Page type: which of seven kinds a page is (article, service, product, collection, forum,
+listing, documentation), from a small gradient-boosted model.
+
+The model reads what a page shows of its kind without reading its story: the url's words
+(`/blog/2024/...`, `/product/`, `/t/<slug>/123`), the schema.org and OpenGraph types it declares,
+its DOM's shape (paragraphs against list items, repeated sibling cards, forms, code blocks,
+the words in class and id names) and its text's statistics (long sentences, prices, reply
+counters, code). An HTML page is read from the tree the cleaner already parsed (one parse);
+a text dump from its lines, with the url. The shipped models (`worker/data/page-type-html.txt`,
+`page-type-text.txt`, LightGBM's text format) are trained on the labelled pages of WCXB by
+`bench/train_page_type.py`; `ingest-worker eval page-types` measures them on held-out folds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from worker.document import PAGE_KINDS as KINDS
+from worker.document import PageKind as Kind
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclass(frozen=True, slots=True)
+class PageType:
+    """A page's kind, the model's probability of it, and the probability of every kind."""
+
+    kind: Kind
+    confidence: float
+    probabilities: dict[str, float]
+    words: int = 0  # visible words the classifier read (a page with none has no kind worth trusting)
+
+
+# -- words that tell kinds apart -----------------------------------------------------------------
+
+# Each group is counted once per source (url path, class/id names, text); a group's name is
+# part of the feature name.
+_URL_WORDS: dict[str, str] = {
+    "news": r"news|article|articles|story|stories|press|politics|opinion",
+    "blog": r"blog|blogs|post|posts|insights|magazine|journal|stories",
+    "date": r"(?:19|20)\d\d",
+    "product": r"product|products|item|items|p|dp|sku|buy|shop|store|catalog|gp",
+    "collection": r"collections?|category|categories|c|cat|shop|department|brands?|range|browse",
+    "forum": r"forums?|threads?|topics?|t|community|discussions?|questions?|answers|board|viewtopic|showthread"
+             r"|r|comments",
+    "listing": r"list|listings?|directory|search|results|jobs|events|tags?|archive|page|authors?|locations?",
+    "docs": r"docs?|documentation|api|reference|manual|guide|guides|wiki|learn|tutorials?|help|kb|developers?|sdk",
+    "service": r"services?|solutions?|pricing|about|contact|features|platform|consulting|agency|company|enterprise",
+}
+_CLASS_WORDS: dict[str, str] = {
+    "article": "article entry story byline blog author headline",
+    "product": "product products price cart basket sku variant variants qty quantity stock rating pdp buy",
+    "grid": "grid card cards tile tiles item items listing results result collection catalog plp",
+    "filter": "filter filters facet facets sort sorting pagination pager",
+    "forum": "comment comments reply replies thread topic forum message avatar username signature vote votes",
+    "docs": "doc docs toc highlight code sidebar sphinx markdown api syntax admonition prose",
+    "service": "hero testimonial testimonials pricing feature features cta faq service services clients banner plans",
+    "nav": "nav navbar menu breadcrumb breadcrumbs footer header",
+}
+# Words of the visible text, lower-cased, and two patterns words cannot say.
+_TEXT_WORDS: dict[str, str] = {
+    "cart": "cart basket checkout shipping stock sku wishlist qty quantity",
+    "reviews": "review reviews rating ratings stars",
+    "forum": "reply replies replied posted joined quote views thread upvote upvotes member posts likes",
+    "service": "contact consultation quote services clients solutions get started schedule request demo",
+    "listing": "showing results sort filter filters view all load more next previous",
+    "read_more": "read more continue reading min minutes",
+    "docs": "parameters parameter returns example syntax install installation api configuration function "
+            "default method class string integer boolean",
+    "byline": "by published updated written author posted",
+    "pronoun": "i we you my our your",
+}
+_TEXT_PATTERNS: dict[str, re.Pattern[str]] = {
+    "price": re.compile(r"[$€£¥]\s?\d|\d(?:[.,]\d\d)?\s?(?:€|USD|EUR|GBP)\b"),
+    "question": re.compile(r"\?"),
+}
+_SCHEMA_TYPES: dict[str, str] = {
+    "article": r"(?:news|blog|scholarly|report|opinion|analysis)?article|blogposting|posting|liveblog",
+    "tech": r"techarticle|apireference|softwaresourcecode|softwareapplication|howto",
+    "product": r"product|offer|aggregateoffer|aggregaterating|productgroup|vehicle|book",
+    "collection": r"collectionpage|itemlist|offercatalog|searchresultspage|productcollection",
+    "forum": r"discussionforumposting|qapage|question|answer|comment|socialmediaposting",
+    "service": r"service|localbusiness|organization|professionalservice|faqpage|contactpage|aboutpage",
+    "event": r"event|jobposting|place|realestatelisting",
+    "webpage": r"webpage|website",
+    "recipe": r"recipe|review",
+}
+_OG_TYPES = ("article", "product", "website", "blog", "profile", "book", "video")
+_GENERATORS: dict[str, str] = {
+    "forum": r"discourse|vbulletin|phpbb|xenforo|invision|mybb|vanilla|flarum|nodebb|simple machines|smf",
+    "shop": r"shopify|woocommerce|magento|prestashop|bigcommerce|opencart|salesforce commerce",
+    "docs": r"sphinx|mkdocs|docusaurus|gitbook|hugo|jekyll|readthedocs|vitepress|mintlify|docsify",
+    "cms": r"wordpress|drupal|joomla|ghost|blogger|medium|wix|squarespace|webflow",
+}
+
+
+def _alternation(groups: dict[str, str]) -> re.Pattern[str]:
+    """One pattern naming each group, matching whole url words only."""
+    body = "|".join(f"(?P<{name}>{pattern})" for name, pattern in groups.items())
+    return re.compile(rf"(?<![a-z0-9])(?:{body})(?![a-z0-9])", re.I)
+
+
+_URL_RE = _alternation(_URL_WORDS)
+
+
+def _word_groups(groups: dict[str, str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, words in groups.items():
+        for word in words.split():
+            found.setdefault(word, []).append(name)
+    return found
+
+
+_CLASS_GROUPS = _word_groups(_CLASS_WORDS)
+_TEXT_GROUPS = _word_groups(_TEXT_WORDS)
+_LETTERS = re.compile(r"[a-z]+")
+_DIGIT = re.compile(r"\d")
+_SCHEMA_RE = {
+    name: re.compile(rf"^(?:https?://schema\.org/)?(?:{pattern})$", re.I) for name, pattern in _SCHEMA_TYPES.items()
+}
+_GENERATOR_RE = {name: re.compile(pattern, re.I) for name, pattern in _GENERATORS.items()}
+_SENTENCE = re.compile(r"[.!?](?:\s|$)")
+_CODE_CHARS = re.compile(r"[{}();=<>\[\]_]")
+
+_COUNTED_TAGS = (
+    "p", "a", "li", "ul", "ol", "h1", "h2", "h3", "h4", "pre", "code", "table", "tr", "form", "input",
+    "button", "select", "textarea", "img", "article", "nav", "aside", "section", "time", "blockquote",
+    "dl", "iframe", "svg", "figure", "footer", "header", "main", "label", "kbd", "video",
+)
+_SKIP = frozenset({"script", "style", "noscript", "template"})
+
+
+def _url_features(url: str | None) -> dict[str, float]:
+    parts = urlsplit(url or "")
+    path = parts.path.lower()
+    segments = [s for s in path.split("/") if s]
+    last = segments[-1] if segments else ""
+    found = Counter(name for m in _URL_RE.finditer(path.replace("_", "-")) for name, v in m.groupdict().items() if v)
+    out = {f"url_{name}": float(found[name]) for name in _URL_WORDS}
+    out.update({
+        "url_depth": float(len(segments)),
+        "url_root": float(not segments),
+        "url_query": float(bool(parts.query)),
+        "url_last_hyphens": float(last.count("-")),
+        "url_last_digits": float(sum(c.isdigit() for c in last)),
+        "url_last_length": float(len(last)),
+        "url_html": float(last.endswith((".html", ".htm", ".php", ".aspx", ".asp"))),
+        "url_trailing_slash": float(path.endswith("/") and bool(segments)),
+        "url_subdomain_docs": float(bool(re.match(r"(docs|developer|developers|api|help|support|wiki|kb)\.",
+                                                  parts.netloc.lower()))),
+        "url_subdomain_forum": float(bool(re.match(r"(forum|forums|community|discuss|answers|discourse)\.",
+                                                   parts.netloc.lower()))),
+        "url_subdomain_shop": float(bool(re.match(r"(shop|store)\.", parts.netloc.lower()))),
+    })
+    return out
+
+
+def _text_features(lines: list[str], prefix: str) -> dict[str, float]:
+    """Statistics of visible text given as lines (an HTML page's block texts, or a dump's lines)."""
+    words_per_line = [len(line.split()) for line in lines]
+    total = float(sum(words_per_line)) or 1.0
+    n = float(len(lines)) or 1.0
+    text = "\n".join(lines)
+    long_lines = [w for w in words_per_line if w >= 25]
+    out = {
+        f"{prefix}words": float(sum(words_per_line)),
+        f"{prefix}log_words": float(np.log1p(sum(words_per_line))),
+        f"{prefix}lines": float(len(lines)),
+        f"{prefix}words_per_line": total / n,
+        f"{prefix}long_line_share": sum(long_lines) / total,
+        f"{prefix}long_lines": float(len(long_lines)),
+        f"{prefix}short_line_share": sum(1 for w in words_per_line if w <= 3) / n,
+        f"{prefix}longest_line": float(max(words_per_line, default=0)),
+        f"{prefix}sentences_per_word": len(_SENTENCE.findall(text)) / total,
+        f"{prefix}digit_share": len(_DIGIT.findall(text)) / (len(text) or 1),
+        f"{prefix}code_share": len(_CODE_CHARS.findall(text)) / (len(text) or 1),
+    }
+    hits = _group_counts(_LETTERS.findall(text.lower()), _TEXT_GROUPS)
+    for name, pattern in _TEXT_PATTERNS.items():
+        hits[name] = len(pattern.findall(text))
+    for name in (*_TEXT_WORDS, *_TEXT_PATTERNS):
+        out[f"{prefix}t_{name}"] = float(hits[name])
+        out[f"{prefix}t_{name}_per_kword"] = 1000.0 * hits[name] / total
+    return out
+
+
+def _group_counts(tokens: list[str], groups: dict[str, list[str]]) -> Counter[str]:
+    counts = Counter(tokens)
+    found: Counter[str] = Counter()
+    for word, n in counts.items():
+        for name in groups.get(word, ()):
+            found[name] += n
+    return found
+
+
+def _schema_features(types: list[str], og_type: str, generator: str) -> dict[str, float]:
+    out = {f"schema_{name}": float(sum(1 for t in types if pattern.match(t)))
+           for name, pattern in _SCHEMA_RE.items()}
+    out["schema_any"] = float(len(types))
+    og = og_type.lower().strip()
+    for name in _OG_TYPES:
+        out[f"og_{name}"] = float(og.startswith(name) or og.endswith(name))
+    out["og_missing"] = float(not og)
+    for name, pattern in _GENERATOR_RE.items():
+        out[f"generator_{name}"] = float(bool(pattern.search(generator)))
+    return out
+
+
+def _json_ld_types(texts: list[str]) -> list[str]:
+    types: list[str] = []
+    for text in texts:
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError, RecursionError):
+            continue
+        stack = [data]
+        while stack and len(types) < 200:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                kind = node.get("@type")
+                types.extend(k for k in (kind if isinstance(kind, list) else [kind]) if isinstance(k, str))
+                stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+    return types
+
+
+_BLOCK_TAGS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dd", "dt", "pre",
+                         "blockquote", "figcaption", "summary", "caption", "div", "section", "article", "span"})
+
+
+def tree_features(tree: Any, url: str | None) -> dict[str, float]:
+    """The features of a parsed HTML page (lxml tree, scripts dropped or not) and its url."""
+    tags: Counter[str] = Counter()
+    classes: list[str] = []
+    ld_texts: list[str] = []
+    itemtypes: list[str] = []
+    siblings: Counter[tuple[int, str, str]] = Counter()
+    og_type = generator = ""
+    link_words = p_words = li_words = 0
+    long_paragraphs = 0
+    lines: list[str] = []
+    elements = 0
+    for el in tree.iter():
+        tag = el.tag
+        if not isinstance(tag, str):
+            continue
+        elements += 1
+        if tag in _SKIP:
+            if tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
+                ld_texts.append(el.text or "")
+            continue
+        tags[tag] += 1
+        attrs = el.attrib
+        cls = attrs.get("class")
+        ident = attrs.get("id")
+        if cls:
+            classes.append(cls)
+        if ident:
+            classes.append(ident)
+        itemtype = attrs.get("itemtype")
+        if itemtype:
+            itemtypes.extend(t.rsplit("/", 1)[-1] for t in itemtype.split())
+        parent = el.getparent()
+        if parent is not None:
+            siblings[(id(parent), tag, cls or "")] += 1
+        if tag == "meta":
+            key = (attrs.get("property") or attrs.get("name") or "").lower()
+            if key == "og:type":
+                og_type = attrs.get("content") or ""
+            elif key == "generator":
+                generator += " " + (attrs.get("content") or "")
+        elif tag in ("p", "li", "a"):
+            words = len(el.text_content().split())
+            if tag == "p":
+                p_words += words
+                long_paragraphs += words >= 30
+            elif tag == "li":
+                li_words += words
+            else:
+                link_words += words
+        # Visible text as lines: the text directly in block-like elements.
+        if tag in _BLOCK_TAGS or tag == "a":
+            own = (el.text or "").strip()
+            if own:
+                lines.append(own)
+        tail = (el.tail or "").strip()
+        if tail:
+            lines.append(tail)
+    text = _text_features(lines, "")
+    total_words = text["words"] or 1.0
+    out = dict(text)
+    out.update(_url_features(url))
+    generator += " " + " ".join(classes[:40])  # platforms often show in the first class names
+    out.update(_schema_features(_json_ld_types(ld_texts) + itemtypes, og_type, generator))
+    per_kelement = 1000.0 / (elements or 1)
+    for tag in _COUNTED_TAGS:
+        out[f"tag_{tag}"] = float(tags[tag])
+        out[f"tag_{tag}_per_kelement"] = tags[tag] * per_kelement
+    out["elements"] = float(elements)
+    out["log_elements"] = float(np.log1p(elements))
+    out["words_per_element"] = total_words / (elements or 1)
+    out["link_word_share"] = link_words / total_words
+    out["p_word_share"] = p_words / total_words
+    out["li_word_share"] = li_words / total_words
+    out["long_paragraphs"] = float(long_paragraphs)
+    out["headings"] = float(tags["h2"] + tags["h3"] + tags["h4"])
+    repeats = sorted((n for (_, tag, cls), n in siblings.items() if cls and n >= 3), reverse=True)
+    out["repeat_max"] = float(repeats[0]) if repeats else 0.0
+    out["repeat_groups"] = float(len(repeats))
+    out["repeat_sum"] = float(sum(repeats))
+    found = _group_counts(_LETTERS.findall(" ".join(classes).lower()), _CLASS_GROUPS)
+    for name in _CLASS_WORDS:
+        out[f"class_{name}"] = float(found[name])
+        out[f"class_{name}_per_kelement"] = found[name] * per_kelement
+    return out
+
+
+def text_features(text: str, url: str | None) -> dict[str, float]:
+    """The features of a whole-page text dump and its url."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    out = _text_features(lines, "")
+    out.update(_url_features(url))
+    return out
+
+
+# -- the models ----------------------------------------------------------------------------------
+
+
+class PageTypeModel:
+    """A multiclass LightGBM booster over named features (its feature names are its inputs)."""
+
+    def __init__(self, model_text: str) -> None:
+        import lightgbm
+
+        self.booster = lightgbm.Booster(model_str=model_text)
+        self.features: tuple[str, ...] = tuple(self.booster.feature_name())
+
+    def probabilities(self, rows: list[dict[str, float]]) -> np.ndarray:
+        """P(kind) of each page, one row per page, columns in `KINDS` order."""
+        matrix = np.array([[row.get(name, np.nan) for name in self.features] for row in rows], dtype=float)
+        if len(matrix) == 0:
+            return np.zeros((0, len(KINDS)))
+        return np.asarray(self.booster.predict(matrix, num_threads=1)).reshape(len(matrix), len(KINDS))
+
+
+@lru_cache(maxsize=2)
+def shipped_model(source: Literal["html", "text"]) -> PageTypeModel:
+    """The committed model for pages of `source` (`worker/data/page-type-<source>.txt`)."""
+    return PageTypeModel((DATA / f"page-type-{source}.txt").read_text(encoding="utf-8"))
+
+
+def page_type(probabilities: np.ndarray, words: float = 0.0) -> PageType:
+    """The PageType of one row of probabilities (in `KINDS` order) of a page of `words` words."""
+    best = int(np.argmax(probabilities))
+    return PageType(
+        KINDS[best],
+        round(float(probabilities[best]), 4),
+        {kind: round(float(p), 4) for kind, p in zip(KINDS, probabilities, strict=True)},
+        int(words),
+    )
+
+
+def classify_tree(tree: Any, url: str | None, model: PageTypeModel | None = None) -> PageType:
+    """The kind of an HTML page from its parsed lxml tree (the cleaner's own parse) and url."""
+    model = model or shipped_model("html")
+    features = tree_features(tree, url)
+    return page_type(model.probabilities([features])[0], features["words"])
+
+
+def classify_text(text: str, url: str | None, model: PageTypeModel | None = None) -> PageType:
+    """The kind of a page given as a whole-page text dump, from its lines and url."""
+    model = model or shipped_model("text")
+    features = text_features(text, url)
+    return page_type(model.probabilities([features])[0], features["words"])
