@@ -83,8 +83,18 @@ class Dropped:
 
     reason: DeadLetterReason
     detail: str
+    failure: Failure | None = None  # for internal_error: the exception, with its traceback
     page_type: str | None = None  # the page's kind when the cleaner got as far as reading it
     page_type_confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A step that raised on a page (a bug): which step, where it raised, and the traceback."""
+
+    step: str
+    signature: str  # step, exception type and the line that raised: the same bug has one signature
+    traceback: str
 
 
 @dataclass(slots=True)

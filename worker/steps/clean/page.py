@@ -69,8 +69,8 @@ def _empty(page: RawPage, mode: str, kind: PageType | None = None) -> Dropped:
         f"No article text found in the {mode} of {page.url} (fewer than {MIN_WORDS} words of "
         "story after removing menus and boilerplate); check that the url is an article page, "
         "not an index, paywall or error page.",
-        kind.kind if kind else None,
-        kind.confidence if kind else None,
+        page_type=kind.kind if kind else None,
+        page_type_confidence=kind.confidence if kind else None,
     )
 
 
