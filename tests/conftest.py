@@ -93,8 +93,8 @@ def create_topic(settings: Settings, name: str, partitions: int) -> None:
 
 
 def output_topics(settings: Settings) -> list[str]:
-    """The topics that account for pages: articles, duplicates and dead letters."""
-    return [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic]
+    """The topics that account for pages: articles, duplicates, dead letters and skipped records."""
+    return [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic, settings.skipped_topic]
 
 
 def collect_events(

@@ -1,6 +1,8 @@
 """`process` and `run` are one flow: the same pages give the same outcome per page both ways.
 
-The dedup benchmark's dev pages (206 real pages, 40 syndicated stories) go once through
+The dedup benchmark's dev pages (206 real pages, 40 syndicated stories), followed by a page of
+each kind (product, forum, listing... the kinds not published as articles end as skipped
+records), go once through
 `ingest-worker process` and once through a worker on the embedded broker. In `run`, which copy
 of a story is seen first depends on arrival order, so pages are sent one at a time, each after
 the previous one was accounted for: the order `process` reads them in.
@@ -18,6 +20,7 @@ from typing import Any
 import orjson
 import pytest
 from conftest import output_topics, validate_event
+from test_page_type_outcomes import page_lines
 
 from worker.kafka.clients import consume, produce
 
@@ -30,13 +33,18 @@ def outcome(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """What happened to a page: event kind, article (or page) id, the article it duplicates."""
     if event["event_type"] == "dead_letter.v1":
         return ("dead_letter", event["reason"], None)
+    if event["event_type"] == "skipped.v1":  # its id names the input position, which differs by design
+        return ("skipped.v1", event["page_type"], None)
     return (event["event_type"], event["id"], event.get("duplicate_of"))
 
 
 def test_process_and_run_give_each_page_the_same_outcome(kafka_settings, start_worker, tmp_path):
     lines = [line for line in gzip.decompress(DEV_PAGES.read_bytes()).splitlines() if line.strip()]
+    lines += page_lines()
+    source = tmp_path / "pages.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
     result = subprocess.run(
-        [sys.executable, "-m", "worker", "process", str(DEV_PAGES)], capture_output=True, check=True, timeout=600
+        [sys.executable, "-m", "worker", "process", str(source)], capture_output=True, check=True, timeout=600
     )
     by_process = {}
     for raw in result.stdout.splitlines():
@@ -66,4 +74,4 @@ def test_process_and_run_give_each_page_the_same_outcome(kafka_settings, start_w
     differing = {url: (by_process[url], by_run.get(url)) for url in by_process if by_process[url] != by_run.get(url)}
     assert not differing, f"{len(differing)} pages differ between process and run: {list(differing.items())[:5]}"
     kinds = {kind for kind, _, _ in by_run.values()}
-    assert {"article.v1", "duplicate.v1"} <= kinds
+    assert {"article.v1", "duplicate.v1", "skipped.v1"} <= kinds

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from worker.document import PAGE_KINDS
+
 PREFIX = "INGEST_"
 
 
@@ -59,6 +61,12 @@ class Settings:
     duplicates_topic: str = "articles.duplicates.v1"
     clusters_topic: str = "articles.clusters.v1"
     dead_letter_topic: str = "pages.deadletter.v1"
+    skipped_topic: str = "pages.skipped.v1"  # pages of a kind not published as articles (`skipped.v1`)
+    # The page kinds published as articles, comma-separated, of: article, service, product,
+    # collection, forum, listing, documentation. A page of another kind ends as a `skipped.v1`
+    # record (reason not_article). The default keeps stories (news, blog posts, reviews, guides):
+    # section fronts, tag pages, shop and product pages, forums, docs and service pages are not.
+    article_page_types: str = "article"
     # Two: one worker on the embedded broker ran 1.5-2.4x faster than with four (bench/throughput.md);
     # a group of more workers needs at least one partition each (deploy/k8s sets four).
     topic_partitions: int = 2
@@ -96,6 +104,13 @@ class Settings:
             raise SettingsError(problem)
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"{PREFIX}LOG_FORMAT={self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+        kinds = [k.strip() for k in self.article_page_types.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in PAGE_KINDS]
+        if unknown or not kinds:
+            raise SettingsError(
+                f"{PREFIX}ARTICLE_PAGE_TYPES={self.article_page_types!r} must name one or more of "
+                f"{', '.join(PAGE_KINDS)}, comma-separated" + (f" ({', '.join(unknown)} is not one)" if unknown else "")
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +149,11 @@ class Settings:
             for f in fields(self)
             for v in [getattr(self, f.name)]
         }
+
+    @property
+    def published_page_types(self) -> frozenset[str]:
+        """The page kinds published as articles (`INGEST_ARTICLE_PAGE_TYPES`)."""
+        return frozenset(k.strip() for k in self.article_page_types.split(",") if k.strip())
 
     @property
     def pool_size(self) -> int:

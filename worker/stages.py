@@ -1,6 +1,7 @@
 """The stage handlers: each takes one stage's input and returns the messages that account for it.
 
     raw message ─► page(): decode, then clean + fingerprint (CPU work, through `compute`)
+        ├─► skipped (a page of a kind not published as articles: INGEST_ARTICLE_PAGE_TYPES)
         ─► candidates hop ─► decide(): the event-time window and the dedup decision
               ├─► duplicates + clusters
               └─► unique hop ─► tag(): entities (CPU work, batched) ─► articles
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from worker.cpu import Tagged, prepare, tag_texts
-from worker.document import Dropped, Origin, Prepared
+from worker.document import Article, Dropped, Origin, Prepared
 from worker.errors import FailureLog, internal_error
 from worker.events import (
     Event,
@@ -32,11 +33,13 @@ from worker.events import (
     duplicate_event,
     encode,
     original_fields,
+    skipped_event,
     trace_parent,
 )
 from worker.logs import add_log_context
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
+from worker.steps.clean.page_type import SKIP_MIN_CONFIDENCE
 from worker.steps.common import epoch_seconds
 from worker.steps.decode import decode
 from worker.steps.dedup import DedupIndex, Fingerprint
@@ -44,7 +47,7 @@ from worker.steps.dedup.window import event_time
 
 log = logging.getLogger(__name__)
 
-Route = Literal["candidates", "unique", "articles", "duplicates", "clusters", "dead_letters"]
+Route = Literal["candidates", "unique", "articles", "duplicates", "clusters", "dead_letters", "skipped"]
 HOPS: tuple[Route, ...] = ("candidates", "unique")  # internal topics; the rest are the wire contract
 
 # Kafka's default largest message is 1 MB; the hops between agents stay under it.
@@ -103,7 +106,8 @@ class Stages:
         broker_time: float | None = None,
         headers: Headers = (),
     ) -> list[Out]:
-        """A raw message -> the cleaned article for the dedup owner, or a dead letter."""
+        """A raw message -> the cleaned article for the dedup owner, a skipped record (a page of a
+        kind not published as articles), or a dead letter."""
         self.metrics.pages_consumed.labels(origin.topic).inc()
         self.metrics.bytes_consumed.labels(origin.topic).inc(len(value))
         trace = trace_parent(headers)
@@ -116,11 +120,18 @@ class Stages:
         add_log_context(url=page.url)
         trace = trace or page.trace
         prepared = await self.compute(prepare, page, step="clean", timeout=self.settings.page_timeout_seconds)
+        kind = prepared.page_type if isinstance(prepared, Dropped) else prepared.article.page_type
+        if kind is not None:
+            self.metrics.page_types.labels(kind).inc()
         if isinstance(prepared, Dropped):
+            if prepared.reason == "empty_after_cleaning" and not self._published(kind, prepared.page_type_confidence):
+                return [self.skipped(page.url, prepared.page_type, prepared.page_type_confidence, origin, trace)]
             return [self.dead_letter(prepared, value, origin, page.url, trace)]
         article = prepared.article
-        article.stage_seconds["decode"] = decode_seconds
         self.metrics.stage_seconds.labels("clean").observe(article.stage_seconds.get("clean", 0.0))
+        if not self._published(kind, article.page_type_confidence):
+            return [self.skipped(page.url, kind, article.page_type_confidence, origin, trace, article)]
+        article.stage_seconds["decode"] = decode_seconds
         prepared.origin = origin
         prepared.trace = trace
         prepared.seen_at = self._event_time(article.fetched_at, broker_time)
@@ -132,6 +143,35 @@ class Stages:
             )
             return [self.dead_letter(Dropped("too_large", detail), value, origin, page.url, trace)]
         return [Out("candidates", prepared.article_id.encode(), hop, trace=trace, origin=origin)]
+
+    def _published(self, kind: str | None, confidence: float | None) -> bool:
+        """Whether a page goes on as an article: its kind is published, unknown, or read with less
+        than `SKIP_MIN_CONFIDENCE` (a story is lost for good when skipped, a stray page is not)."""
+        return (
+            kind is None
+            or kind in self.settings.published_page_types
+            or (confidence or 0.0) < SKIP_MIN_CONFIDENCE
+        )
+
+    def skipped(
+        self,
+        url: str,
+        kind: str | None,
+        confidence: float | None,
+        origin: Origin,
+        trace: str | None = None,
+        article: Article | None = None,
+    ) -> Out:
+        """The `skipped.v1` record of a page whose kind is not published: an outcome, not an error."""
+        assert kind is not None
+        published = ", ".join(sorted(self.settings.published_page_types))
+        detail = (
+            f"The page {url} reads as a {kind} page (confidence {confidence or 0.0:.2f}), and only {published} "
+            "pages are published as articles; add its kind to INGEST_ARTICLE_PAGE_TYPES to publish such pages."
+        )
+        self.metrics.skipped.labels("not_article", kind).inc()
+        key, event = skipped_event("not_article", detail, url, kind, confidence or 0.0, origin, article)
+        return self.publish("skipped", key, event, trace, origin)
 
     def _event_time(self, fetched_at: str | None, broker_time: float | None) -> float:
         when, correction = event_time(epoch_seconds(fetched_at), self.clock() if broker_time is None else broker_time)

@@ -144,7 +144,7 @@ def _interrupt(signum: int, frame: object) -> None:
 async def _demo_traffic(settings: Settings, samples: list[Any]) -> bool:
     from worker.kafka.clients import consume, produce
 
-    outputs = [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic]
+    outputs = [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic, settings.skipped_topic]
     events = consume(settings, outputs, from_beginning=True, idle_timeout=120)
     accounted = 0
     for sample in samples:
@@ -178,6 +178,11 @@ def describe_event(event: dict[str, Any]) -> str:
         )
     if kind == "dead_letter.v1":
         return f"dead letter {event['reason']}: {event['detail']}"
+    if kind == "skipped.v1":
+        return (
+            f"skipped    {event.get('title', '')[:80]!r} [{event.get('source_domain', '')}] {event['reason']}: "
+            f"a {event['page_type']} page (confidence {event['page_type_confidence']:.2f})"
+        )
     if kind == "cluster.v1":
         return f"cluster    article {event['article_id'][:12]} carried by {event['copies']} pages"
     return f"{kind} {orjson.dumps(event)[:200].decode()}"

@@ -4,7 +4,8 @@
                              [--groups groups.json] [--json]
 
 The pages go through the same steps as the `process` command (decode, clean, fingerprint, the
-dedup decision; entity tagging is skipped, it does not change what is a duplicate). The truth is
+dedup decision; entity tagging is skipped, it does not change what is a duplicate), with pages
+of every kind published as articles (the page-type setting is not what is measured). The truth is
 `{url: story_id}`. Pages that share a story form one truth cluster; an article event and the
 duplicate events pointing at it (transitively) form one predicted cluster. The figures are the
 pairwise precision, recall and F1 of "same story" (and, with `--groups {url: group}`, the same
@@ -28,6 +29,7 @@ from typing import Any
 import orjson
 
 from worker.cli.progress import Progress
+from worker.document import PAGE_KINDS
 from worker.settings import Settings
 from worker.steps.dedup.index import DedupIndex
 
@@ -179,7 +181,9 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     truth = json.loads(b"\n".join(read_lines(args.truth)))
     lines = read_lines(args.pages)
-    settings = Settings.from_env()
+    # Dedup is measured on every page of the stream: pages of any kind are published here, so a
+    # page the page-type classifier would skip still counts as the story it carries.
+    settings = Settings.from_env().with_overrides(article_page_types=",".join(PAGE_KINDS))
     state: dict[str, bytes] = {}
     started = time.perf_counter()
     progress = Progress("eval dedup", len(lines), unit="lines")

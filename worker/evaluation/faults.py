@@ -3,7 +3,7 @@
 Used by `bench/faults.py` (kills, a frozen broker, the hostile corpus, the soak) and by the fast
 fault tests. Every input is produced with its partition and offset recorded; the output topics
 are then read back and each input gets the set of outcomes that name it (articles and duplicates
-by url, dead letters by their source position). A sound run has, for every input, exactly one
+by url, dead letters and skipped records by their source position). A sound run has, for every input, exactly one
 outcome kind, one the input allows, and the same article id as a run without faults.
 """
 
@@ -26,7 +26,9 @@ from worker.kafka.clients import consume
 from worker.kafka.connection import client_options, start_client
 from worker.settings import Settings
 
-PROCESSED = frozenset({"article", "duplicate"})
+# What a readable page may end as: an article, a duplicate, or a skipped record (a page of a kind
+# not published as articles: not an error).
+PROCESSED = frozenset({"article", "duplicate", "skipped"})
 HOSTILE_HOST = "https://hostile.example"
 
 
@@ -38,14 +40,14 @@ class Input:
     key: bytes | None
     value: bytes | None
     url: str | None  # the url its article/duplicate events carry (None: it cannot become one)
-    expect: frozenset[str] = PROCESSED  # "article", "duplicate", "dead:<reason>"
+    expect: frozenset[str] = PROCESSED  # "article", "duplicate", "skipped", "dead:<reason>"
 
 
 @dataclass
 class Accounting:
     """What became of each input of a run."""
 
-    outcomes: dict[str, set[str]]  # input name -> outcomes ("article", "duplicate", "dead:<reason>")
+    outcomes: dict[str, set[str]]  # input name -> outcomes ("article", "duplicate", "skipped", "dead:<reason>")
     ids: dict[str, set[str]]  # input name -> ids of its article/duplicate events
     events: list[dict[str, Any]] = field(default_factory=list)
     stray: int = 0  # output events that name no input of the run
@@ -267,13 +269,13 @@ def account(
     for event in events:
         accounting.events.append(event)
         kind = str(event.get("event_type", ""))
-        if kind == "dead_letter.v1":
+        if kind in ("dead_letter.v1", "skipped.v1"):
             source = event.get("source") or {}
             found = positions.get((source.get("partition", -1), source.get("offset", -1)))
             if found is None or source.get("topic") != settings.input_topic:
                 accounting.stray += 1
                 continue
-            outcomes[found.name].add(f"dead:{event.get('reason')}")
+            outcomes[found.name].add(f"dead:{event.get('reason')}" if kind == "dead_letter.v1" else "skipped")
             continue
         names = by_url.get(str(event.get("url")), [])
         if not names:
@@ -293,7 +295,7 @@ async def read_outcomes(
 ) -> Accounting:
     """Read the output topics until every input has an outcome and nothing new came for
     `settle_seconds` (late replays show up), or until `deadline_seconds` passed."""
-    topics = [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic]
+    topics = [settings.articles_topic, settings.duplicates_topic, settings.dead_letter_topic, settings.skipped_topic]
     deadline = time.monotonic() + deadline_seconds
     events: list[dict[str, Any]] = []
     # A consumer that stops after `settle_seconds` of silence; restarted while pages are missing.

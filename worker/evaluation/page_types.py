@@ -44,7 +44,7 @@ GRID: tuple[dict[str, object], ...] = tuple(
     for leaves in (7, 15)
     for balanced in (False, True)
 )
-MAX_ROUNDS = 400
+MAX_ROUNDS = 300
 ROUND_STEP = 50
 LEARNING_RATE = 0.05
 INNER_FOLDS = 3

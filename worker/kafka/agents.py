@@ -152,6 +152,7 @@ class Agents:
             "duplicates": topology.duplicates,
             "clusters": topology.clusters,
             "dead_letters": topology.dead_letters,
+            "skipped": topology.skipped,
         }
 
     async def pages(self, stream: Any) -> None:

@@ -42,6 +42,7 @@ class Topology:
     duplicates: Any
     clusters: Any
     dead_letters: Any
+    skipped: Any
     dedup_table: Any
 
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         duplicates=app.topic(settings.duplicates_topic, **raw),
         clusters=app.topic(settings.clusters_topic, **raw),
         dead_letters=app.topic(settings.dead_letter_topic, **raw),
+        skipped=app.topic(settings.skipped_topic, **raw),
         dedup_table=app.Table(
             DEDUP_TABLE,
             default=None,

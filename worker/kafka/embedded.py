@@ -139,6 +139,7 @@ def isolated_settings(broker_url: str, prefix: str, data_dir: str, **overrides: 
         duplicates_topic=f"{prefix}.duplicates",
         clusters_topic=f"{prefix}.clusters",
         dead_letter_topic=f"{prefix}.deadletter",
+        skipped_topic=f"{prefix}.skipped",
         topic_partitions=2,
         fetch_wait_ms=10,
         metrics_port=free_port(),

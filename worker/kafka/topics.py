@@ -30,6 +30,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.duplicates_topic,
         settings.clusters_topic,
         settings.dead_letter_topic,
+        settings.skipped_topic,
     ]
 
 

@@ -33,12 +33,13 @@ from worker.document import (
     DEAD_LETTER_REASONS,
     DUPLICATE_KINDS,
     ENTITY_LABELS,
+    PAGE_KINDS,
     STAGES,
 )
 from worker.runtime.children import ChildProcessCollector
 from worker.steps.dedup.window import TIME_CORRECTIONS
 
-EVENT_TYPES: tuple[str, ...] = ("article.v1", "duplicate.v1", "cluster.v1", "dead_letter.v1")
+EVENT_TYPES: tuple[str, ...] = ("article.v1", "duplicate.v1", "cluster.v1", "dead_letter.v1", "skipped.v1")
 
 # Stage work ranges from sub-millisecond (decode, dedup) to many seconds (a huge page).
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -73,6 +74,8 @@ class Metrics:
     duplicates: Counter
     dead_letters: Counter
     step_failures: Counter
+    skipped: Counter
+    page_types: Counter
     entities: Counter
     stage_seconds: Histogram
     end_to_end_seconds: Histogram
@@ -140,6 +143,18 @@ class Metrics:
                 "ingest_step_failures_total",
                 "Pages on which a step raised an exception (a bug; each is an internal_error dead letter)",
                 ["step"],
+                registry=reg,
+            ),
+            skipped=Counter(
+                "ingest_skipped_total",
+                "Pages not published by design (a skipped.v1 record, not an error), by reason and page type",
+                ["reason", "page_type"],
+                registry=reg,
+            ),
+            page_types=Counter(
+                "ingest_page_types_total",
+                "Cleaned pages by the kind the page-type classifier read (published or not)",
+                ["page_type"],
                 registry=reg,
             ),
             entities=Counter(
@@ -233,6 +248,9 @@ class Metrics:
             m.duplicates.labels(kind)
         for reason in DEAD_LETTER_REASONS:
             m.dead_letters.labels(reason)
+        for kind in PAGE_KINDS:
+            m.page_types.labels(kind)
+            m.skipped.labels("not_article", kind)
         for label in ENTITY_LABELS:
             m.entities.labels(label)
         for stage in STAGES:

@@ -28,6 +28,10 @@ from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
 
 DATA = Path(__file__).resolve().parents[2] / "data"
+# A page is skipped as not an article only when its kind is more likely than every other kind
+# together; below that the worker publishes it (with its page_type), since a skipped story is
+# lost to the consumer while a stray page is merely noise.
+SKIP_MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,9 @@ def _text_features(lines: list[str], prefix: str) -> dict[str, float]:
         f"{prefix}digit_share": len(_DIGIT.findall(text)) / (len(text) or 1),
         f"{prefix}code_share": len(_CODE_CHARS.findall(text)) / (len(text) or 1),
     }
+    out.update(_prose_run(lines, words_per_line, total, prefix))
+    out[f"{prefix}dates"] = float(len(_DATE.findall(text)))
+    out[f"{prefix}dates_per_line"] = out[f"{prefix}dates"] / n
     hits = _group_counts(_LETTERS.findall(text.lower()), _TEXT_GROUPS)
     for name, pattern in _TEXT_PATTERNS.items():
         hits[name] = len(pattern.findall(text))
@@ -191,6 +198,45 @@ def _text_features(lines: list[str], prefix: str) -> dict[str, float]:
         out[f"{prefix}t_{name}"] = float(hits[name])
         out[f"{prefix}t_{name}_per_kword"] = 1000.0 * hits[name] / total
     return out
+
+
+_DATE = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}\b"
+    r"|\b\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|\b\d{4}-\d\d-\d\d\b"
+    r"|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d+ (?:hours?|days?|minutes?) ago\b",
+    re.I,
+)
+PROSE_WORDS = 12  # a line longer than this counts for a run of prose, a shorter one against it
+
+
+def _prose_run(lines: list[str], words_per_line: list[int], total: float, prefix: str) -> dict[str, float]:
+    """The densest run of prose lines (maximum-sum segment of words - PROSE_WORDS per line), and
+    how headline-like and repeated the other lines are."""
+    best = current = 0.0
+    start = best_start = best_end = 0
+    run_words = best_words = 0
+    for i, w in enumerate(words_per_line):
+        score = w - PROSE_WORDS if w > PROSE_WORDS else -min(w, PROSE_WORDS) / 2 - 1
+        if current <= 0:
+            current, start, run_words = 0.0, i, 0
+        current += score
+        run_words += w
+        if current > best:
+            best, best_start, best_end, best_words = current, start, i + 1, run_words
+    n = len(lines) or 1
+    headline = sum(1 for line, w in zip(lines, words_per_line, strict=True)
+                   if 4 <= w <= 14 and not line.rstrip().endswith((".", "!", "?", ":")))
+    counts = Counter(lines)
+    return {
+        f"{prefix}run_score": best,
+        f"{prefix}run_words": float(best_words),
+        f"{prefix}run_share": best_words / total,
+        f"{prefix}run_lines": float(best_end - best_start),
+        f"{prefix}run_start": best_start / n,
+        f"{prefix}headline_lines": float(headline),
+        f"{prefix}headline_share": headline / n,
+        f"{prefix}repeated_share": sum(c for c in counts.values() if c > 1) / n,
+    }
 
 
 def _group_counts(tokens: list[str], groups: dict[str, list[str]]) -> Counter[str]:
@@ -234,6 +280,11 @@ def _json_ld_types(texts: list[str]) -> list[str]:
     return types
 
 
+_DATED_META = frozenset({
+    "article:published_time", "og:article:published_time", "datepublished", "pubdate", "publish-date", "date",
+    "article:modified_time", "dc.date", "sailthru.date", "parsely-pub-date",
+})
+_AUTHOR_META = frozenset({"author", "article:author", "byl", "dc.creator", "parsely-author", "sailthru.author"})
 _BLOCK_TAGS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dd", "dt", "pre",
                          "blockquote", "figcaption", "summary", "caption", "div", "section", "article", "span"})
 
@@ -246,6 +297,7 @@ def tree_features(tree: Any, url: str | None) -> dict[str, float]:
     itemtypes: list[str] = []
     siblings: Counter[tuple[int, str, str]] = Counter()
     og_type = generator = ""
+    dated_meta = author_meta = 0
     link_words = p_words = li_words = 0
     long_paragraphs = 0
     lines: list[str] = []
@@ -274,7 +326,11 @@ def tree_features(tree: Any, url: str | None) -> dict[str, float]:
         if parent is not None:
             siblings[(id(parent), tag, cls or "")] += 1
         if tag == "meta":
-            key = (attrs.get("property") or attrs.get("name") or "").lower()
+            key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
+            if key in _DATED_META:
+                dated_meta += 1
+            elif key in _AUTHOR_META:
+                author_meta += 1
             if key == "og:type":
                 og_type = attrs.get("content") or ""
             elif key == "generator":
@@ -306,6 +362,10 @@ def tree_features(tree: Any, url: str | None) -> dict[str, float]:
     for tag in _COUNTED_TAGS:
         out[f"tag_{tag}"] = float(tags[tag])
         out[f"tag_{tag}_per_kelement"] = tags[tag] * per_kelement
+    ld = " ".join(ld_texts)
+    out["meta_dated"] = float(dated_meta + ld.count('"datePublished"'))
+    out["meta_author"] = float(author_meta + ld.count('"author"'))
+    out["ld_offers"] = float(ld.count('"offers"') + ld.count('"price"'))
     out["elements"] = float(elements)
     out["log_elements"] = float(np.log1p(elements))
     out["words_per_element"] = total_words / (elements or 1)

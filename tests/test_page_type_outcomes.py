@@ -1,0 +1,86 @@
+"""A page of a kind not published as articles ends as a `skipped.v1` record: one outcome, not an
+error, counted, and the setting that names the published kinds decides it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+
+import orjson
+import pytest
+from conftest import FIXTURES, validate_event
+from prometheus_client import CollectorRegistry
+
+from worker.document import PAGE_KINDS
+from worker.offline import process_lines
+from worker.runtime.metrics import Metrics
+from worker.settings import Settings, SettingsError
+
+KINDS_DIR = FIXTURES / "page-types"
+TRUTH = json.loads((KINDS_DIR / "ground-truth.json").read_text(encoding="utf-8"))
+
+
+def page_lines(source: str = "html") -> list[bytes]:
+    """One raw_page.v1 line per fixture page of each kind (its HTML, or its text dump)."""
+    lines = []
+    for page_id, item in sorted(TRUTH.items()):
+        if source == "html":
+            body = {"html": gzip.decompress((KINDS_DIR / "html" / f"{page_id}.html.gz").read_bytes()).decode()}
+        else:
+            body = {"text": (KINDS_DIR / "text" / f"{page_id}.txt").read_text(encoding="utf-8")}
+        lines.append(orjson.dumps({"url": item["url"], "fetched_at": "2026-01-05T10:00:00Z", **body}))
+    return lines
+
+
+@pytest.mark.parametrize("source", ["html", "text"])
+def test_pages_of_other_kinds_end_as_skipped_records_and_articles_are_published(source: str) -> None:
+    metrics = Metrics.create(CollectorRegistry())
+    events = list(process_lines(page_lines(source), Settings(), tag_entities=False, metrics=metrics))
+    for event in events:
+        validate_event(event)
+    by_url = {e["url"]: e for e in events}
+    assert len(by_url) == len(events) == len(TRUTH)  # exactly one outcome per page
+    for item in TRUTH.values():
+        event = by_url[item["url"]]
+        if item["page_type"] == "article":
+            assert event["event_type"] == "article.v1"
+            assert event["page_type"] == "article" and event["page_type_confidence"] > 0.5
+            continue
+        assert event["event_type"] == "skipped.v1", (item, event)
+        assert event["reason"] == "not_article" and event["page_type"] == item["page_type"]
+        assert "INGEST_ARTICLE_PAGE_TYPES" in event["detail"]
+        assert event["source"]["topic"] == "file"
+    skipped = Counter(e["page_type"] for e in events if e["event_type"] == "skipped.v1")
+    for kind, count in skipped.items():
+        assert metrics.skipped.labels("not_article", kind)._value.get() == count
+        assert metrics.page_types.labels(kind)._value.get() == count
+    assert sum(metrics.dead_letters.labels(r)._value.get() for r in ("empty_after_cleaning", "internal_error")) == 0
+
+
+def test_the_setting_names_the_kinds_published_as_articles() -> None:
+    everything = Settings(article_page_types=",".join(PAGE_KINDS))
+    events = list(process_lines(page_lines(), everything, tag_entities=False))
+    assert Counter(e["event_type"] for e in events) == {"article.v1": len(TRUTH)}
+    assert {e["page_type"] for e in events} == set(PAGE_KINDS)
+    shop = Settings.from_env({"INGEST_ARTICLE_PAGE_TYPES": "article, product"})
+    kinds = {e["page_type"]: e["event_type"] for e in process_lines(page_lines(), shop, tag_entities=False)}
+    assert kinds["product"] == "article.v1" and kinds["forum"] == "skipped.v1"
+
+
+@pytest.mark.parametrize("value", ["", "news", "article,blog"])
+def test_an_unknown_page_kind_in_the_setting_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="INGEST_ARTICLE_PAGE_TYPES"):
+        Settings.from_env({"INGEST_ARTICLE_PAGE_TYPES": value})
+
+
+def test_a_kind_read_with_little_confidence_is_published_not_skipped() -> None:
+    from worker.runtime.compute import InlineCompute
+    from worker.stages import Stages
+    from worker.steps.clean.page_type import SKIP_MIN_CONFIDENCE
+    from worker.steps.dedup import DedupIndex
+
+    stages = Stages(Settings(), DedupIndex({}), InlineCompute(), Metrics.create(CollectorRegistry()))
+    assert not stages._published("product", SKIP_MIN_CONFIDENCE)
+    assert stages._published("product", SKIP_MIN_CONFIDENCE - 0.01)  # unsure: a story must not be lost
+    assert stages._published("article", 0.2) and stages._published(None, None)
