@@ -32,6 +32,7 @@ from worker.errors import internal_error
 from worker.events import cloudevent_headers
 from worker.kafka.app import Topology
 from worker.kafka.clients import MessageReader
+from worker.kafka.health import LoopWatch, liveness, readiness
 from worker.logs import log_context
 from worker.runtime.compute import PoolCompute
 from worker.runtime.metrics import Metrics
@@ -316,11 +317,19 @@ def attach(
         # Load the entity model in every pool process before the first page needs the pool.
         await agents.compute.ready()
 
-    _web_views(app, metrics, fatal)
+    loop_watch = LoopWatch()
+
+    @app.task
+    async def watch_event_loop() -> None:
+        await loop_watch.run()
+
+    _web_views(app, metrics, fatal, agents, pool, loop_watch)
     return agents
 
 
-def _web_views(app: faust.App, metrics: Metrics, fatal: Fatal) -> None:
+def _web_views(
+    app: faust.App, metrics: Metrics, fatal: Fatal, agents: Agents, pool: StepPool, loop_watch: LoopWatch
+) -> None:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(
@@ -329,9 +338,10 @@ def _web_views(app: faust.App, metrics: Metrics, fatal: Fatal) -> None:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        healthy, body = liveness(loop_watch, pool.problem())
+        return web.json(body, status=200 if healthy else 503)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.consumer is not None and not app.rebalancing and fatal.reason is None
-        return web.json({"ready": ready}, status=200 if ready else 503)
+        ready, body = readiness(app, agents.compute.is_warm(), fatal.reason)
+        return web.json(body, status=200 if ready else 503)
