@@ -27,7 +27,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.cpu import warm_up
-from worker.document import Dropped, Origin
+from worker.document import Dropped, Origin, Prepared
 from worker.errors import internal_error
 from worker.events import cloudevent_headers
 from worker.kafka.app import Topology
@@ -129,6 +129,14 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
     return [(str(name), bytes(value)) for name, value in items if isinstance(value, bytes | bytearray)]
 
 
+def _hop_origin(hop: bytes) -> Origin | None:
+    """Where the raw page of an internal message was read, when the message can be read."""
+    try:
+        return Prepared.from_bytes(hop).origin
+    except Exception:  # noqa: BLE001 - an unreadable hop: its dead letter holds the hop itself
+        return None
+
+
 class Agents:
     """The agents' bodies: take messages, call the stage handlers, send their outputs, then ack."""
 
@@ -206,7 +214,9 @@ class Agents:
         value = message.value or b""
         if exc is not None or outs is None:  # our bug on this page: the page still ends somewhere
             # Logged (with its traceback, once per distinct error) and counted as the dead letter is made.
-            outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin)]
+            raw_at = _hop_origin(value) if origin.topic != self.settings.input_topic else None
+            outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin,
+                                            raw_at=raw_at)]
         try:
             await self._deliver(outs, value, origin)
         except BrokerUnusable:
