@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from worker.errors import BrokerUnavailable, TopicUnusable
 from worker.settings import SettingsError
 
-EVALUATIONS = ("extraction", "dedup", "entities")
+EVALUATIONS = ("extraction", "dedup", "entities", "metadata")
 
 
 def build_parser() -> argparse.ArgumentParser:
