@@ -64,13 +64,21 @@ def test_published_not_modified_even_when_the_page_shows_only_its_update() -> No
 
 
 def test_no_date_rather_than_a_guess() -> None:
-    # a copyright year, an opening-hours day and an update are not the story's date
+    # a copyright year, an opening-hours day and a date range are not the story's date
     meta = _meta(
         "<title>Harbour reopens after the storm</title>",
         "<p>Open today, March 14, 2026</p><h1>Harbour reopens after the storm</h1>"
-        "<p>Last updated: November 13, 2025</p><footer>© 2024 Harbour News</footer>",
+        "<p>Offer valid from January 16, 2025 to January 20, 2025</p><footer>© 2024 Harbour News</footer>",
     )
     assert meta.published_at is None
+
+
+def test_an_update_date_only_when_the_page_states_no_publication_date() -> None:
+    update_only = _meta("", "<h1>Harbour reopens after the storm</h1><p>Last updated: November 13, 2025</p>")
+    assert update_only.published_at == "2025-11-13"
+    both = _meta("", "<h1>Harbour reopens after the storm</h1><p>Updated November 13, 2025</p>"
+                     "<p>Published November 2, 2025</p>")
+    assert both.published_at == "2025-11-02"
 
 
 def test_date_shown_next_to_the_headline_when_nothing_structured() -> None:
@@ -134,8 +142,8 @@ def test_staff_bylines_are_organisations_given_only_without_a_person() -> None:
 
 def test_comment_form_and_comment_authors_are_not_bylines() -> None:
     meta = _meta(
-        "", "<h1>Harbour reopens after the storm</h1><div id='comments'><span class='comment-author'>"
-        "Jane Smith</span><label class='author'>Name *</label></div>",
+        "", "<h1>Harbour reopens after the storm</h1>" + STORY * 8 + "<div id='comments'><span "
+        "class='comment-author'>Jane Smith</span><label class='author'>Name *</label></div>",
     )
     assert meta.authors == []
 

@@ -16,8 +16,8 @@ Metrics (each over the pages the label applies to):
 - author found: of the pages labelled with an author, the share where every name given is a
   run of whole words of the label (nothing added: no site name, no second unlabelled person)
   and one name given is the label's first name (the label up to its first `,` `;` `&` `|` `/`
-  `(` `and` `with`) or the whole label; names compared folded, accents and punctuation
-  dropped, a leading "By" ignored;
+  `and` `with`) or the whole label; names compared folded, accents and punctuation dropped,
+  parenthesised parts and a leading "By", "Dr", "Prof", "Mr", "Mrs" or "Ms" ignored;
 - authors when unlabelled: of the pages labelled with no author, the share given one;
 - title exact: of the pages labelled with a title, the share whose title equals it once both
   are folded and reduced to their words.
@@ -77,8 +77,11 @@ def fold_words(text: str | None) -> str:
     return " ".join(re.findall(r"\w+", text))
 
 
+_HONORIFIC = re.compile(r"^(?:by |dr |prof |mr |mrs |ms )+")
+
+
 def _name(text: str) -> str:
-    return re.sub(r"^by ", "", fold_words(text))
+    return _HONORIFIC.sub("", fold_words(re.sub(r"\([^)]*\)", " ", text)))
 
 
 def author_found(label: str, authors: Sequence[str]) -> bool:
@@ -87,9 +90,11 @@ def author_found(label: str, authors: Sequence[str]) -> bool:
     names = [n for n in (_name(a) for a in authors) if n]
     if not names:
         return False
+    label = re.sub(r"\([^)]*\)", " ", label)
     whole = fold_words(label)
     if any(f" {n} " not in f" {whole} " for n in names):
         return False
+    whole = _name(label)
     lead = _name(_LEAD.split(label.strip(), maxsplit=1)[0])
     return lead in names or whole in names
 

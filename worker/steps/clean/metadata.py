@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import resources
@@ -73,6 +73,7 @@ _SHOWN_DATE = re.compile(
     r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})\b",  # 09/04/2025, 04.09.25
     re.IGNORECASE,
 )
+_DATE_ANCHOR = re.compile(r"\d{4}|\d[-/.]\d{1,2}[-/.]\d\d")
 _ISO_DAY = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
 _URL_DATE = re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?:/|$)")
 
@@ -92,11 +93,28 @@ def _day(y: int, m: int, d: int) -> date | None:
         return None
 
 
+def _date_matches(text: str) -> Iterator[re.Match[str]]:
+    """The date spellings of `text`, searched only around its digits that could be a year (a
+    four-digit run, or a two-digit one closing a numeric date): most text has none."""
+    done = 0
+    for anchor in _DATE_ANCHOR.finditer(text):
+        if anchor.end() <= done:
+            continue
+        end = anchor.end() + 12
+        for match in _SHOWN_DATE.finditer(text, max(done, anchor.start() - 24), end):
+            if match.start() < done:
+                continue
+            if match.end() == end:  # cut by the window: read it again in the whole text
+                match = _SHOWN_DATE.match(text, match.start()) or match
+            done = match.end()
+            yield match
+
+
 def shown_dates(text: str) -> list[tuple[date, int]]:
     """Every calendar day written in `text` with where it starts, in order; a numeric day-month
     order that could be read both ways gives both days."""
     days: list[tuple[date, int]] = []
-    for match in _SHOWN_DATE.finditer(text):
+    for match in _date_matches(text):
         g = match.groups()
         found: list[date | None]
         if g[0]:
@@ -113,7 +131,9 @@ def shown_dates(text: str) -> list[tuple[date, int]]:
 
 
 _UPDATE_WORD = re.compile(r"(?:updat|modif|revis|review|edit|refresh)\w*\W{0,4}(?:\w+\W{1,3})?$", re.I)
-_PUBLISHED_WORD = re.compile(r"\b(?:publish|posted|released|written|created|dated?)\w*\W{0,4}(?:on\W+)?$", re.I)
+_PUBLISHED_WORD = re.compile(
+    r"\b(?:publish|posted|released|written|created|dated?)\w*\W{0,4}(?:on\W+)?(?:the\W+)?$", re.I
+)
 
 
 def page_dates(text: str) -> tuple[dict[date, bool], list[date]]:
@@ -132,7 +152,7 @@ def page_dates(text: str) -> tuple[dict[date, bool], list[date]]:
 
 _OTHER_DATE_WORD = re.compile(
     r"\b(?:today|hours|open|valid|from|until|till|active|commented|says|said|expires?|deadline|event|"
-    r"ends?|starts?|closes?|opens?|since|between|copyright|©)\b\W{0,4}(?:\w+\W{1,3})?$",
+    r"ends?|starts?|closes?|opens?|since|between|to|through|copyright|©)\b\W{0,4}(?:\w+\W{1,3})?$",
     re.I,
 )
 
@@ -172,10 +192,40 @@ def _as_value(day: date, stated: str) -> str:
     return stated.strip() if _ISO_DAY.match(stated) else day.isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a page shows a reader about its story's date and author, read from its visible
+    text (one line per text node) around the headline."""
+
+    text: str  # the visible text on one line
+    shown: dict[date, bool]  # every day shown; True when only ever shown as an update
+    labelled: list[date]  # days labelled 'Published ...', 'Posted on ...'
+    header: list[date]  # days shown next to the headline (not as updates, ranges, hours)
+    updates: list[date]  # days shown next to the headline as 'Updated ...'
+    bylines: list[list[tuple[str, str]]]  # byline sources, most trusted first
+
+
+def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
+    """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found)."""
+    text = lines.replace("\n", " ")  # the same offsets
+    shown, labelled = page_dates(text)
+    days_after, updates_after = header_dates(text[at : at + HEADER_CHARS] if at >= 0 else "")
+    days_before, updates_before = header_dates(text[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
+    after = lines[at : at + HEADER_CHARS] if at >= 0 else ""
+    around = lines[max(0, at - HEADER_CHARS // 2) : at + HEADER_CHARS] if at >= 0 else ""
+    by_line = _BY_LINE.search(after)
+    bylines = [
+        [(by_line.group(1), "")] if by_line else [],
+        [(name, "")] if (name := _dated_name(around, headline)) else [],
+        [(name, "")] if (name := _name_line(after)) else [],
+        [(written.group(1), "")] if (written := _WRITTEN_BY.search(lines)) else [],
+        [(label.group(1), "")] if (label := _AUTHOR_LABEL.search(lines)) else [],
+    ]
+    return Shown(text, shown, labelled, days_after + days_before, updates_after + updates_before, bylines)
+
+
 def choose_date(
-    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None,
-    shown: dict[date, bool], labelled: Sequence[date], header: Sequence[date],
-    header_updates: Sequence[date],
+    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown
 ) -> str | None:
     """The date the page gives its story. A trusted structured published date (article JSON-LD,
     publication meta tags) when the page shows it next to the headline; else the modified date
@@ -185,6 +235,7 @@ def choose_date(
     (a `<time>` element, a web page's JSON-LD) or the url's date when the page shows that day,
     a day the page labels 'Published', or a day shown next to the headline. None when nothing
     states a date."""
+    shown, header = seen.shown, seen.header
     days = [(d, v) for v in strong if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None]
     weak = [*weak, *(v for v in strong if not _ISO_DAY.match(v))]
     if days:
@@ -204,7 +255,7 @@ def choose_date(
     day = _url_day(url)
     if day is not None and day in shown:
         return day.isoformat()
-    found = [*labelled, *header]
+    found = [*seen.labelled, *header, *seen.updates]
     return found[0].isoformat() if found else None
 
 
@@ -240,8 +291,8 @@ _NOT_A_NAME = re.compile(r"https?:|www\.|@|\d|[*:?!<>{}=]|\.(?:com|org|net|io)\b
 
 @functools.cache
 def _given_names() -> frozenset[str]:
-    """Given names, folded (the entities step's list, `worker/data/given_names.txt`)."""
-    text = resources.files("worker").joinpath("data", "given_names.txt").read_text(encoding="utf-8")
+    """Given names, folded (`worker/data/byline_given_names.txt`: the US Census 1990 lists)."""
+    text = resources.files("worker").joinpath("data", "byline_given_names.txt").read_text(encoding="utf-8")
     return frozenset(n.strip().casefold() for n in text.splitlines() if n.strip() and not n.startswith("#"))
 
 
@@ -268,17 +319,32 @@ def is_organisation(name: str) -> bool:
     return bool(_ORGANISATION.search(name))
 
 
+# Words no name is made of: function words and the page furniture bylines sit among.
+_FUNCTION_WORDS = frozenset(
+    "a an the in on at of for to and or is are was this that these those with from your our my we you it "
+    "as be all more here there log sign find contact home menu about search back next previous share".split()
+)
+_PARTICLES = frozenset({"de", "da", "van", "von", "der", "den", "la", "le", "di", "du", "bin", "al", "del"})
+
+
+def _given_first(name: str) -> bool:
+    """The name opens on a known given name (a title such as 'Dr' skipped)."""
+    words = _TITLE_WORD.sub("", name).split()
+    return bool(words) and words[0].casefold().strip(".") in _given_names()
+
+
 def is_person(name: str) -> bool:
-    """A name that reads as a person's: two to five words, the first a known given name, or
-    every word capitalised and none a role, an organisation or page furniture."""
+    """A name that reads as a person's: one to five capitalised words, none a common word, a
+    role, an organisation or page furniture; one word only when it is a known given name."""
     bare = _TITLE_WORD.sub("", name)
     words = bare.split()
     if not 1 <= len(words) <= 5 or _NOT_A_NAME.search(bare) or is_organisation(bare) or _ROLE.search(bare):
         return False
-    if words[0].casefold().strip(".") in _given_names():
-        return True
-    particles = {"de", "da", "van", "von", "der", "den", "la", "le", "di", "du", "bin", "al", "del"}
-    return len(words) >= 2 and all(w[0].isupper() or w.casefold() in particles for w in words)
+    if any(w.casefold() in _FUNCTION_WORDS for w in words):
+        return False
+    if not all(w[0].isupper() or w.casefold() in _PARTICLES for w in words):
+        return False
+    return len(words) >= 2 or _given_first(bare)
 
 
 def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
@@ -300,6 +366,24 @@ def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
     return people, organisations
 
 
+_STAFF = re.compile(r"\b(?:staff|team|editors?|editorial|desk|newsroom|contributors?|reporters?|writers?)\b", re.I)
+
+
+def _site_name(name: str, sites: set[str], kind: str = "") -> bool:
+    """A byline that is the site itself ('QCY Official' on qcy.com, 'Harbour News'). Not a
+    staff byline of the site ('Podium Staff'), nor a person's name on a site named after them
+    (a given name first, or a Person in JSON-LD, or a name inside a longer site name)."""
+    key = _squeeze(name)
+    if _STAFF.search(name):
+        return key in sites
+    if kind == "person" or _given_first(name):
+        return False
+    for site in sites:
+        if key == site or (site in key or key in site) and not (is_person(name) and len(name.split()) >= 2):
+            return True
+    return False
+
+
 def choose_authors(
     sources: Iterable[list[tuple[str, str]]], site_names: Iterable[str], shown: str = ""
 ) -> list[str]:
@@ -316,9 +400,9 @@ def choose_authors(
             named, orgs = _names_of(raw, kind)
             for name in named:
                 key = _squeeze(name)
-                if (key not in sites or is_person(name)) and key not in {_squeeze(p) for p in people}:
+                if not _site_name(name, sites, kind) and key not in {_squeeze(p) for p in people}:
                     people.append(name)
-            organisations += [o for o in orgs if not any(_squeeze(o) in k for k in sites)]
+            organisations += [o for o in orgs if not _site_name(o, sites, "organisation")]
         if people:
             found.append(people)
     for people in found:
@@ -415,13 +499,72 @@ _ASIDE_MARK = re.compile(
 _NAME_WORD = r"(?:[A-Z][\w'’-]*\.?|van|von|de|der|da|la|le|di|du|bin|al)"
 _NAME = rf"[A-Z][\w'’-]*\.?(?: {_NAME_WORD}){{0,3}}"
 # "By A, B and C" ending where its text node ends or at punctuation: a byline in the header.
-_BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]))")
+# "Written by A" anywhere on the page (often under the story, with the author's box).
+_NAMES = rf"({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]))"
+_WRITTEN_BY = re.compile(rf"\b(?:[Ww]ritten|[Aa]uthored|[Pp]osted) [Bb]y:?[ \n]+{_NAMES}")
+# "Author" as a label on its own line, above the name (an initials avatar may come between).
+_AUTHOR_LABEL = re.compile(rf"(?:^|\n)(?:The )?Authors?:?\n(?:[A-Z]{{1,3}}\n)?({_NAME})(?=\n|$)")
+_BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+{_NAMES}")
+
+
+def _name_line(header: str) -> str | None:
+    """A line of its own under the headline that is a person's name (first word a known given
+    name): a byline without 'By'."""
+    for line in header.split("\n")[1:HEADER_LINES]:
+        first = re.split(r"\s+[|•·–—]\s+", line, maxsplit=1)[0]
+        first = re.sub(r"(?:\s+(?:in|on|at))+$", "", first)
+        words = first.split()
+        if 2 <= len(words) <= 4 and words[0].casefold() in _given_names() and is_person(first):
+            return first
+    return None
+
+
+_SEPARATOR = frozenset("•|·—–-/:,")
+
+
+def _dated_name(header: str, headline: str | None) -> str | None:
+    """A short line next to a line that is a date, in the header ('Ana Ruiz' above 'Dec 19,
+    2025', or after it past a '•'): where pages put the byline without 'By'."""
+    lines = [line for line in header.split("\n") if line.strip() not in _SEPARATOR]
+    for k, line in enumerate(lines):
+        days = _SHOWN_DATE.search(line)
+        if days is None or len(line) > len(days.group(0)) + 14:
+            continue
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(lines):
+                near = re.sub(r"(?:\s+(?:in|on|at))+$", "", lines[j])
+                words = near.split()
+                if 1 <= len(words) <= 4 and len(near) <= 40 and near != headline and not _SHOWN_DATE.search(near):
+                    return near
+    return None
+
+
+def _host_names(url: str | None) -> list[str]:
+    """The names a site goes by in its host: 'health.clevelandclinic.org' -> ['health',
+    'clevelandclinic']."""
+    labels = (urlsplit(url).hostname or "").removeprefix("www.").split(".") if url else []
+    if len(labels) >= 3 and labels[-2] in ("co", "com", "org", "net", "ac", "gov", "edu"):
+        labels = labels[:-1]
+    return list(dict.fromkeys(labels[:-1]))[-2:]
 
 
 def _first_last(name: str) -> str:
     """'Roy, Aniruddha' -> 'Aniruddha Roy' (the scholarly 'Last, First' order)."""
     last, comma, first = name.partition(",")
     return f"{first.strip()} {last.strip()}" if comma and first.strip() and "," not in first else name
+
+
+def _in_aside(node: Any) -> bool:
+    """Whether an element sits inside comments, a sidebar, a related list or another aside
+    (one of its 12 nearest ancestors is marked so by class or id)."""
+    parent = node.getparent()
+    for _ in range(12):
+        if parent is None:
+            return False
+        if _ASIDE_MARK.search(f"{parent.get('class') or ''} {parent.get('id') or ''}"):
+            return True
+        parent = parent.getparent()
+    return False
 
 
 def _byline(node: Any) -> str | None:
@@ -439,13 +582,8 @@ def _byline(node: Any) -> str | None:
         folded = marks.lower()
         if not _BYLINE_MARK.search(folded) or _NOT_BYLINE_MARK.search(folded):
             return None
-    parent = node.getparent()
-    for _ in range(12):
-        if parent is None:
-            break
-        if _ASIDE_MARK.search(f"{parent.get('class') or ''} {parent.get('id') or ''}"):
-            return None
-        parent = parent.getparent()
+    if _in_aside(node):
+        return None
     named = node.find(".//*[@itemprop='name']") if prop == "author" else None
     if named is not None:
         return normalize_line(named.get("content") or named.text_content()) or None
@@ -455,41 +593,71 @@ def _byline(node: Any) -> str | None:
 _PUBLISHED_CLASS = re.compile(r"publish|posted|entry-date|post-date|article-date|date-pub", re.I)
 _HIDDEN = ("script", "style", "noscript", "template", "svg")
 HEADER_CHARS = 600  # text around the headline searched for a shown date or a byline
+HEADER_LINES = 8  # lines under the headline searched for a name on its own
 
 
-def _visible_text(root: Any) -> str:
+def _visible_text(root: Any, marked: Any = None) -> tuple[str, int]:
     """The text a reader sees (script, style and template contents left out), one line per
-    text node, whitespace collapsed."""
+    text node, whitespace collapsed; and where the `marked` element starts in it (-1 when it
+    is not in the tree)."""
     parts: list[str] = []
+    size = 0
+    start = -1
 
     def walk(el: Any) -> None:
-        if not isinstance(el.tag, str) or el.tag in _HIDDEN:
-            return
-        if el.text:
-            parts.append(el.text)
+        nonlocal size, start
+        if el is marked:
+            start = size
+        text = el.text
+        if text and (squeezed := " ".join(text.split())):
+            parts.append(squeezed)
+            size += len(squeezed) + 1
         for child in el:
-            walk(child)
-            if child.tail:
-                parts.append(child.tail)
+            tag = child.tag
+            if isinstance(tag, str) and tag not in _HIDDEN:
+                walk(child)
+            tail = child.tail
+            if tail and (squeezed := " ".join(tail.split())):
+                parts.append(squeezed)
+                size += len(squeezed) + 1
 
     try:
         walk(root)
     except RecursionError:
         pass
-    return "\n".join(squeezed for part in parts if (squeezed := " ".join(part.split())))
+    return "\n".join(parts), start
 
 
-def _headline(h1s: list[str], titles: list[str], site_name: str | None) -> str | None:
-    """The h1 that is the story's headline: the one sharing most words with the page's other
-    titles; None when no h1 shares a word with them (the h1 is then a logo or a section name)
-    or when it is the site's name."""
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.casefold()))
+
+
+def _heading_text(node: Any) -> str:
+    """A heading's text, its parts spaced, a part that is only a date left out."""
+    parts = [p for p in (" ".join(t.split()) for t in node.itertext()) if p]
+    kept = [p for p in parts if not (_SHOWN_DATE.fullmatch(p) or re.fullmatch(r"[\d\s/.,:–—-]+", p))]
+    return normalize_line(" ".join(kept or parts))
+
+
+def _headline(h1s: list[str], h2s: list[str], titles: list[str], site_name: str | None) -> str | None:
+    """The heading that is the story's headline: the h1 sharing most words with the page's
+    other titles (none when no h1 shares a word with them: the h1 is then a logo or a section
+    name, or when it is the site's name); a one-word h1 or an h2 only when it is what the
+    page's title begins with."""
     site = _squeeze(site_name or "")
-    usable = [h for h in h1s if 2 <= len(h.split()) <= 40 and _squeeze(h) != site]
-    if not usable or not titles:
-        return usable[0] if usable else None
-    wanted = {w for t in titles for w in re.findall(r"\w+", t.casefold())}
-    best = max(usable, key=lambda h: len(set(re.findall(r"\w+", h.casefold())) & wanted))
-    return best if set(re.findall(r"\w+", best.casefold())) & wanted else None
+    leads = {_squeeze(re.split(r"\s+[|\-–—:·•]\s+", t)[0]) for t in titles}
+    usable = [
+        h for h in h1s
+        if len(h.split()) <= 40 and _squeeze(h) != site and (len(h.split()) >= 2 or _squeeze(h) in leads)
+    ]
+    if usable and not titles:
+        return usable[0]
+    if usable:
+        wanted = {w for t in titles for w in _words(t)}
+        best = max(usable, key=lambda h: len(_words(h) & wanted))
+        if _words(best) & wanted:
+            return best
+    return next((h for h in h2s if _squeeze(h) in leads and len(h.split()) >= 2), None)
 
 
 def read_meta(tree: Any, url: str | None = None) -> PageMeta:
@@ -498,13 +666,15 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     scripts: list[Any] = []
     canonical = title = None
     h1s: list[str] = []
+    h2s: list[str] = []
+    h1_nodes: list[tuple[str, Any]] = []
     published: list[str] = []  # structured published dates, most trusted first
     element_dates: list[str] = []
     modified: list[str] = []
     bylines: list[str] = []
     for node in tree.iter(
         "meta", "link", "script", "h1", "title", "time", "a", "span", "div", "p", "address", "li", "strong", "h3",
-        "h4", "author",
+        "h4", "author", "h2",
     ):
         tag = node.tag
         if tag == "meta":
@@ -521,9 +691,14 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
             if (node.get("type") or "").lower() == "application/ld+json":
                 scripts.append(node)
         elif tag == "h1":
-            text = normalize_line(node.text_content())
+            text = _heading_text(node)
             if text:
                 h1s.append(text)
+                h1_nodes.append((text, node))
+        elif tag == "h2":
+            if len(h2s) < 5 and (text := _heading_text(node)):
+                h2s.append(text)
+                h1_nodes.append((text, node))
         elif tag == "title":
             if title is None:
                 title = node.text_content()
@@ -578,7 +753,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
     # Title: the headline shown on the page.
     titles = [t for t in (og_title, headline, normalize_line(title or "")) if t]
-    shown_title = _headline(h1s, titles, meta.site_name)
+    shown_title = _headline(h1s, h2s, titles, meta.site_name)
     chosen = shown_title or next(
         (t for t in (og_title, headline) if t and len(t.split()) > 2 and _squeeze(t) != _squeeze(meta.site_name or "")),
         None,
@@ -587,62 +762,45 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
     # Date: a structured date the page shows, or a day shown in the article's header.
     body = tree.find("body")
-    lines = _visible_text(body if body is not None else tree)
+    h1_node = next((node for text, node in h1_nodes if text == shown_title), None)
+    lines, at = _visible_text(body if body is not None else tree, h1_node)
     text = lines.replace("\n", " ")  # the same offsets
-    shown, labelled = page_dates(text)
-    at = next((k for t in (shown_title, meta.title, og_title, headline) if t and (k := text.find(t)) >= 0), -1)
-    after = text[at : at + HEADER_CHARS] if at >= 0 else ""
-    before = text[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else ""
-    (days_after, updates_after), (days_before, updates_before) = header_dates(after), header_dates(before)
+    if at < 0:
+        named = [t for t in (meta.title, og_title, headline) if t]
+        named += [re.split(r"\s+[|\-–—:·]\s+", t)[0] for t in named]
+        at = next((k for t in named if len(t) > 10 and (k := text.find(t)) >= 0), -1)
+    seen = _read_shown(lines, at, shown_title)
     meta.published_at = choose_date(
         ld_published + [v for n in _PUBLISHED_META for v in metas.get(n, [])],
         published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates,
         ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified,
         url,
-        shown,
-        labelled,
-        days_after + days_before,
-        updates_after + updates_before,
+        seen,
     )
 
-    # Authors: structured names, then byline elements, then a "By ..." line in the header.
-    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0] if url else ""
-    sites = [s for s in (meta.site_name, *publishers, host) if s]
-    by_line = _BY_LINE.search(lines[at : at + HEADER_CHARS]) if at >= 0 else None
+    # Authors: structured names, then byline elements, then what the page shows as a byline.
+    sites = [s for s in (meta.site_name, *publishers, *_host_names(url)) if s]
     sources = [
         ld_authors,
         [(_first_last(v) if n == "citation_author" else v, "structured")
          for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")],
         *([(b, "")] for b in bylines),
-        [(by_line.group(1), "")] if by_line else [],
+        *seen.bylines,
     ]
-    meta.authors = choose_authors(sources, sites, text.casefold())
+    meta.authors = choose_authors(sources, sites, seen.text.casefold())
     return meta
 
 
 # --- text dumps ------------------------------------------------------------------------------
 
-_DUMP_BYLINE = re.compile(r"^(?:[•*\-–]\s*)?(?:written\s+)?by\s+(\S.{0,80})$", re.I)
-DUMP_HEADER_LINES = 6  # lines after the headline searched for a byline and a date
-
-
 def dump_meta(dump: str, title: str, first_paragraph: str) -> DumpMeta:
-    """Byline names and publication date of a text dump: the 'By ...' and date lines between
-    its headline and the story's first paragraph (none when the story follows the headline)."""
-    lines = [normalize_line(t) for t in dump.splitlines()]
-    lines = [t for t in lines if t]
-    start = next((k for k, t in enumerate(lines) if title and t == title), None)
-    end = next((k for k, t in enumerate(lines) if first_paragraph and t == first_paragraph), None)
-    if start is None or end is None or end <= start:
+    """Byline names and publication date of a text dump, read as an HTML page's visible text
+    is (`Shown`): the byline and date around its headline, a 'Published ...' or 'Written by
+    ...' line anywhere."""
+    lines = "\n".join(line for line in (normalize_line(t) for t in dump.splitlines()) if line)
+    story = lines.find(first_paragraph) if first_paragraph else -1
+    at = lines.rfind(title, 0, story if story >= 0 else len(lines)) if title else -1
+    if at < 0:
         return DumpMeta([], None)
-    window = lines[start + 1 : min(end, start + 1 + DUMP_HEADER_LINES)]
-    authors: list[str] = []
-    published = None
-    for line in window:
-        match = _DUMP_BYLINE.match(line)
-        if match and not authors:
-            authors = choose_authors([[(match.group(1), "")]], [])
-        days = shown_dates(line) if len(line.split()) <= 12 else []
-        if days and published is None:
-            published = days[0][0].isoformat()
-    return DumpMeta(authors, published)
+    seen = _read_shown(lines, at, title)
+    return DumpMeta(choose_authors(seen.bylines, []), choose_date([], [], [], None, seen))
