@@ -245,9 +245,10 @@ def test_run_help_lists_every_setting():
 def test_every_setting_declares_its_help_and_numbers_their_range():
     """A new setting gets help for `run --help`; a number gets bounds, so a wrong value is refused."""
     for f in fields(Settings):
-        assert f.metadata.get("help"), f.name
+        declare = f"declare INGEST_{f.name.upper()} with setting(default, help, ...) in worker/settings.py"
+        assert f.metadata.get("help"), declare
         if isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
-            assert {f.metadata.get(k) for k in ("minimum", "maximum", "above")} != {None}, f.name
+            assert {f.metadata.get(k) for k in ("minimum", "maximum", "above")} != {None}, declare + " and its range"
 
 
 def _free_port() -> int:

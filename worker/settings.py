@@ -172,7 +172,7 @@ class Settings:
     @classmethod
     def help_rows(cls) -> list[tuple[str, str, str]]:
         """(variable, default, help) for every setting, in declaration order."""
-        return [(PREFIX + f.name.upper(), str(_default(f)), f.metadata.get("help", "")) for f in fields(cls)]
+        return [(PREFIX + f.name.upper(), _text(_default(f)), f.metadata.get("help", "")) for f in fields(cls)]
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (command-line flags, tests)."""
@@ -189,12 +189,12 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, secrets masked, for logs and `--help` tables."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: _text(getattr(self, f.name)) for f in fields(self)}
 
     def to_environ(self) -> dict[str, str]:
         """The settings as `INGEST_*` variables (secrets revealed), to configure a child process."""
         return {
-            PREFIX + f.name.upper(): (v.reveal() if isinstance(v, Secret) else str(v))
+            PREFIX + f.name.upper(): (v.reveal() if isinstance(v, Secret) else _text(v))
             for f in fields(self)
             for v in [getattr(self, f.name)]
         }
@@ -251,6 +251,11 @@ def broker_security_problem(settings: Settings) -> str:
     if settings.broker_ssl_keyfile and not settings.broker_ssl_certfile:
         return f"{PREFIX}BROKER_SSL_KEYFILE is set without {PREFIX}BROKER_SSL_CERTFILE, the certificate it belongs to"
     return ""
+
+
+def _text(value: Any) -> str:
+    """A value as its environment variable writes it (a list of words: comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _shown(value: Any) -> str:

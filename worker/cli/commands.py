@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         max_tasks_per_process=settings.pool_max_tasks_per_process,
     )
     app, topology = create_app(settings)
-    fatal = Fatal()
+    fatal = Fatal(announce=args.report.fatal)
     attach(app, topology, settings, metrics, pool, fatal)
     _start_lag_monitor(app, settings, metrics, topology)
     loop.create_task(watch_broker(settings, fatal.stop))  # not a Faust task: it must run while Faust is stuck
