@@ -104,7 +104,7 @@ class Settings:
     topic_replicas: int = setting(1, "replication factor of the topics the worker creates", minimum=1)
     max_page_bytes: int = setting(5_000_000, "a larger raw page is dead-lettered as too_large", minimum=1)
     page_timeout_seconds: float = setting(30.0, "time limit of one page in one step (timeout dead letter)", above=0)
-    workers: int = setting(0, "process-pool size; 0 = one per CPU", minimum=0)
+    workers: int = setting(0, "process-pool size; 0 = one per CPU the container's quota allows", minimum=0)
     # A pool process is replaced after this many calls (0 = never). A new process loads the entity
     # models again (about 3 s of CPU): every 500 calls that was over a tenth of the pool's CPU.
     pool_max_tasks_per_process: int = setting(10_000, "a pool process is replaced after this many calls; 0 = never",
@@ -201,8 +201,10 @@ class Settings:
 
     @property
     def pool_size(self) -> int:
-        """Process-pool size: the configured number, or one per CPU."""
-        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+        """Process-pool size: the configured number, or one per CPU the container may use."""
+        from worker.runtime.cpus import available_cpus
+
+        return self.workers if self.workers > 0 else available_cpus()
 
 
 def log_reporting_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str]:

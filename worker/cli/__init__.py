@@ -1,4 +1,4 @@
-"""The `ingest-worker` command: run, demo, process, produce, tail, topics, schemas and eval."""
+"""The `ingest-worker` command: run, demo, process, produce, tail, topics, redrive, schemas and eval."""
 
 from __future__ import annotations
 
@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     topics.add_argument("--create", action="store_true", help="create the missing ones on INGEST_BROKER")
     topics.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+
+    from worker.cli.redrive import add_arguments as redrive_arguments
+
+    redrive = sub.add_parser(
+        "redrive", parents=[debug], help="send chosen dead letters' raw pages to the input topic again"
+    )
+    redrive_arguments(redrive)
 
     schemas = sub.add_parser(
         "schemas", parents=[debug], help="write the JSON Schemas of the events (raw_page.v1, article.v1, ...)"
