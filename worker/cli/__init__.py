@@ -13,7 +13,7 @@ from worker.cli.failures import Reporter, UsageError, describe_os_error
 from worker.errors import BrokerUnavailable, TopicUnusable
 from worker.settings import Settings, SettingsError, log_reporting_from_env
 
-EVALUATIONS = ("extraction", "dedup", "entities")
+EVALUATIONS = ("extraction", "dedup", "entities", "metadata")
 
 
 class ArgumentParser(argparse.ArgumentParser):
