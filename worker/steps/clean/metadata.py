@@ -262,7 +262,10 @@ def choose_date(
 # --- authors --------------------------------------------------------------------------------
 
 _BY = re.compile(
-    r"^\s*(?:(?:written|posted|reviewed|words|story|text|photos?|edited|article|published)\s+)?by\b[:\s]*", re.I
+    r"^\s*(?:(?:(?:written|posted|reviewed|words|story|text|photos?|edited|article|published)\s+)?by\b[:\s]*|"
+    r"(?:(?:view|see)\s+all\s+(?:posts|articles|stories)\s+by|read\s+more\s+(?:about|from|by)|"
+    r"more\s+(?:from|by)|(?:posts|articles|stories)\s+by)\s+)",
+    re.I,
 )
 _SPLIT = re.compile(r"\s*(?:[;|&/•·]|,(?!\s*(?:jr|sr|ii|iii)\.?\s*(?:$|,))|\band\b|\bund\b)\s*", re.I)
 _CREDENTIAL = re.compile(
