@@ -142,6 +142,8 @@ def test_eval_with_wrong_files(files):
              2, "/nonexistent does not exist")
     one_line(cli("eval", "entities", "--gold", str(files / "folder")), 2, "is a directory")
     one_line(cli("eval", "extraction", "--data", str(files / "folder")), 2, "ground-truth.json")
+    one_line(cli("eval", "metadata", "--data", str(files / "folder")), 2, "ground-truth.json")
+    one_line(cli("eval", "metadata"), 2, "--data")
 
 
 # Settings and ports

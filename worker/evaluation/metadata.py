@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.cli import ArgumentParser
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
 from worker.evaluation import metadata_previous
@@ -325,7 +326,7 @@ def _report(
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags of `eval metadata`."""
-    parser = argparse.ArgumentParser(prog="ingest-worker eval metadata", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="ingest-worker eval metadata", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="labelled folder (ground-truth.json, html/, text/)")
     parser.add_argument("--folds", type=int, default=FOLDS, help="folds grouped by site")
     parser.add_argument(
