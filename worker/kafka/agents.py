@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -74,9 +74,16 @@ class BrokerUnusable(RuntimeError):
 
 
 class Fatal:
-    """Remembers why the worker stopped itself, so `run` can exit non-zero with that reason."""
+    """Remembers why the worker stopped itself, so `run` can exit non-zero with that reason.
+
+    `announce` writes the one line that ends the process (the command's fatal line, JSON under
+    INGEST_LOG_FORMAT=json) when a hanging shutdown is cut short.
+    """
 
     reason: str | None = None
+
+    def __init__(self, announce: Callable[[str], None] | None = None) -> None:
+        self.announce = announce or _print_stopped
 
     def stop(self, reason: str, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Record the reason and ask the worker to shut down gracefully (acked offsets commit).
@@ -87,14 +94,18 @@ class Fatal:
         if self.reason is None:
             self.reason = reason
             log.critical("%s", reason)
-            timer = threading.Timer(grace_seconds, _exit_now, args=(reason,))
+            timer = threading.Timer(grace_seconds, _exit_now, args=(self.announce, reason))
             timer.daemon = True
             timer.start()
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _exit_now(reason: str) -> None:
-    print(f"ingest-worker: stopped: {reason}", file=sys.stderr, flush=True)
+def _print_stopped(line: str) -> None:
+    print(f"ingest-worker run: {line}", file=sys.stderr, flush=True)
+
+
+def _exit_now(announce: Callable[[str], None], reason: str) -> None:
+    announce(f"stopped: {reason}")
     os._exit(1)
 
 
