@@ -50,7 +50,8 @@ def test_news_pages_are_articles_and_cleaning_carries_the_type() -> None:
         assert dumped.page_type == "article", page_id  # type: ignore[union-attr]
     assert kinds == ["article"] * len(kinds)  # a Korean page among them: no <p>, no metadata
     seed = (Path(__file__).parent / "fixtures" / "seed-page.txt").read_text(encoding="utf-8")
-    dumped = clean(RawPage(url="https://worldnewsdesk.example/ukraine-says-it-has-captured-two-north-korean-soldiers", text=seed))
+    url = "https://worldnewsdesk.example/ukraine-says-it-has-captured-two-north-korean-soldiers"
+    dumped = clean(RawPage(url=url, text=seed))
     assert dumped.page_type == "article"  # type: ignore[union-attr]
 
 
