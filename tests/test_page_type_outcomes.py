@@ -33,10 +33,9 @@ def page_lines(source: str = "html") -> list[bytes]:
     return lines
 
 
-@pytest.mark.parametrize("source", ["html", "text"])
-def test_pages_of_other_kinds_end_as_skipped_records_and_articles_are_published(source: str) -> None:
+def test_pages_of_other_kinds_end_as_skipped_records_and_articles_are_published() -> None:
     metrics = Metrics.create(CollectorRegistry())
-    events = list(process_lines(page_lines(source), Settings(), tag_entities=False, metrics=metrics))
+    events = list(process_lines(page_lines(), Settings(), tag_entities=False, metrics=metrics))
     for event in events:
         validate_event(event)
     by_url = {e["url"]: e for e in events}
@@ -56,6 +55,15 @@ def test_pages_of_other_kinds_end_as_skipped_records_and_articles_are_published(
         assert metrics.skipped.labels("not_article", kind)._value.get() == count
         assert metrics.page_types.labels(kind)._value.get() == count
     assert sum(metrics.dead_letters.labels(r)._value.get() for r in ("empty_after_cleaning", "internal_error")) == 0
+
+
+def test_text_dumps_carry_their_kind_and_are_published() -> None:
+    events = list(process_lines(page_lines("text"), Settings(), tag_entities=False))
+    for event in events:
+        validate_event(event)
+    assert Counter(e["event_type"] for e in events) == {"article.v1": len(TRUTH)}
+    kinds = {e["url"]: e["page_type"] for e in events}
+    assert kinds == {item["url"]: item["page_type"] for item in TRUTH.values()}
 
 
 def test_the_setting_names_the_kinds_published_as_articles() -> None:

@@ -105,7 +105,7 @@ class Settings:
     # and product pages, forums, docs and service pages are not what a news consumer indexes.
     article_page_types: str = setting(
         "article", "page kinds published as articles, comma-separated, of " + ", ".join(PAGE_KINDS)
-        + "; a page of another kind ends as a skipped.v1 record", kind="page_kinds",
+        + "; an HTML page of another kind ends as a skipped.v1 record", kind="page_kinds",
     )
     # Two: one worker on the embedded broker ran 1.5-2.4x faster than with four (bench/throughput.md);
     # a group of more workers needs at least one partition each (deploy/k8s sets four).

@@ -124,12 +124,14 @@ class Stages:
         if kind is not None:
             self.metrics.page_types.labels(kind).inc()
         if isinstance(prepared, Dropped):
-            if prepared.reason == "empty_after_cleaning" and not self._published(kind, prepared.page_type_confidence):
+            from_html = isinstance(page.html, str) and "<" in page.html
+            if (prepared.reason == "empty_after_cleaning" and from_html
+                    and not self._published(kind, prepared.page_type_confidence)):
                 return [self.skipped(page.url, prepared.page_type, prepared.page_type_confidence, origin, trace)]
             return [self.dead_letter(prepared, value, origin, page.url, trace)]
         article = prepared.article
         self.metrics.stage_seconds.labels("clean").observe(article.stage_seconds.get("clean", 0.0))
-        if not self._published(kind, article.page_type_confidence):
+        if article.mode == "html" and not self._published(kind, article.page_type_confidence):
             return [self.skipped(page.url, kind, article.page_type_confidence, origin, trace, article)]
         article.stage_seconds["decode"] = decode_seconds
         prepared.origin = origin
@@ -145,8 +147,10 @@ class Stages:
         return [Out("candidates", prepared.article_id.encode(), hop, trace=trace, origin=origin)]
 
     def _published(self, kind: str | None, confidence: float | None) -> bool:
-        """Whether a page goes on as an article: its kind is published, unknown, or read with less
-        than `SKIP_MIN_CONFIDENCE` (a story is lost for good when skipped, a stray page is not)."""
+        """Whether an HTML page goes on as an article: its kind is published, unknown, or read with
+        less than `SKIP_MIN_CONFIDENCE` (a story is lost for good when skipped, a stray page is not).
+        Text dumps are never skipped: from text alone (no DOM) the kind is too unsure to drop a
+        story on (bench/page_types.md); they carry their page_type for consumers to filter on."""
         return (
             kind is None
             or kind in self.settings.published_page_types
