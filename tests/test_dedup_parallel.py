@@ -7,6 +7,7 @@ import html
 import pytest
 from conftest import collect_events, collect_for_urls, raw_page, read_fixture, send_pages, validate_event
 
+from worker.document import PAGE_KINDS
 from worker.kafka.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,7 @@ def story_copies(prefix: str) -> list[tuple[bytes, bytes]]:
 
 
 def test_two_workers_one_decision_per_story_and_state_survives_a_kill(kafka_settings, start_worker):
+    kafka_settings = kafka_settings.with_overrides(article_page_types=",".join(PAGE_KINDS))  # short made-up pages
     first = start_worker(kafka_settings)
     start_worker(kafka_settings, metrics_port=free_port(), data_dir=kafka_settings.data_dir + "-2")
     copies = story_copies("p1")

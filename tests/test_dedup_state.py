@@ -13,7 +13,7 @@ import orjson
 import pytest
 from test_dedup import T0, decide, page, story
 
-from worker.document import Origin
+from worker.document import PAGE_KINDS, Origin
 from worker.runtime.compute import InlineCompute
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
@@ -107,7 +107,8 @@ def hops() -> list[bytes]:
     """The dev pages cleaned and fingerprinted once: what the dedup owner consumes. Each is fetched
     a minute after the one before (the dev pages share one time), so that the watermark tells
     a page counted twice."""
-    stages = Stages(Settings(), DedupIndex({}), InlineCompute(), Metrics.create())
+    every_kind = Settings(article_page_types=",".join(PAGE_KINDS))  # each dev page reaches the owner
+    stages = Stages(every_kind, DedupIndex({}), InlineCompute(), Metrics.create())
     loop = asyncio.new_event_loop()
     hops = []
     try:
