@@ -18,6 +18,7 @@ from worker.evaluation.dump_training import (
     train_line_model,
     vocabulary,
 )
+from worker.evaluation.extraction import main
 from worker.steps.clean.dump import (
     LINE_FEATURES,
     ROW_FEATURES,
@@ -116,3 +117,13 @@ def test_shipped_model_matches_the_features() -> None:
     model = shipped_line_model()
     assert model.features == ROW_FEATURES
     assert model.selection in SELECTIONS and len(model.vocabulary) > 100
+
+
+def test_eval_text_mode_reports_the_train_also_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(WCXB), "--mode", "text", "--folds", "2", "--train-also", str(PAGES)]) == 0
+    out = capsys.readouterr().out
+    assert "text dumps of --train-also folders:" in out
+    line = next(x for x in out.splitlines() if x.startswith(str(PAGES)))
+    assert "(shingle F1, 5 pages, cleaned by the held-out line models above)" in line
+    f1 = float(line.split("): F1 ")[1].split()[0])
+    assert 0.5 <= f1 <= 1.0  # news dumps, trained on 7 WCXB pages and the other fold's news pages

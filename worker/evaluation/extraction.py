@@ -253,10 +253,11 @@ def evaluate(
         result.scores["text"], result.folds["text"] = _scored(bench, predictions["text"], seconds["text"], folds)
         result.outputs["text"] = predictions["text"]
         start = 0
-        for folder, pages in also.items():
-            section = held_out_report(folder, pages, extra_models[start : start + len(pages)])
+        for folder, dumps_of_folder in also.items():
+            end = start + len(dumps_of_folder)
+            section = held_out_report(folder, dumps_of_folder, extra_models[start:end])
             result.sections.append(("text dumps of --train-also folders", section))
-            start += len(pages)
+            start = end
     sentences = story_sentences(bench.bodies.values())
     result.sentences = (sum(1 for s in sentences if is_dropped_as_junk(s)), len(sentences))
     return result

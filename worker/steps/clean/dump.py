@@ -184,7 +184,7 @@ def _own_rows(lines: list[Line], has_stops: bool) -> list[tuple[float, ...]]:
     n = len(lines)
     after_lead_in = _after_lead_ins(lines)
     story = [_story_like(line) for line in lines]
-    rows = []
+    rows: list[tuple[float, ...]] = []
     last_end = -11  # the latest 'Related posts'-like heading seen (none yet: out of reach)
     for k, line in enumerate(lines):
         near = story[max(0, k - 3) : k] + story[k + 1 : k + 4]
