@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections import Counter
 
@@ -20,6 +21,7 @@ from conftest import (
 
 from worker.cli.sample_pages import load_samples, read_page
 from worker.kafka.topics import candidates_topic
+from worker.kafka.transport import overrides
 
 pytestmark = pytest.mark.integration
 SEED_URL = "https://worldnewsdesk.example/ukraine-says-it-has-captured-two-north-korean-soldiers"
@@ -130,6 +132,14 @@ def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_
     send_pages(kafka_settings, pages[len(pages) // 2 :])
     start_worker(kafka_settings)
     events = collect_for_urls(kafka_settings, {p[0].decode() for p in pages})
+    # The take-over ran through every override that keeps pages from being lost on a kill: a
+    # library upgrade that renames the method it overrides would leave one at 0.
+    with urllib.request.urlopen(f"http://127.0.0.1:{kafka_settings.metrics_port}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    calls = {name: float(count) for name, count in re.findall(
+        r'^ingest_transport_fix_calls_total\{method="([^"]+)"\} (\S+)$', exposition, re.M)}
+    assert set(calls) == set(overrides()), calls
+    assert not [name for name, count in calls.items() if count == 0], calls
     for event in events:
         validate_event(event)
     contents: dict[str, set[bytes]] = {}

@@ -65,7 +65,7 @@ class Settings:
     topic_replicas: int = 1
     max_page_bytes: int = 5_000_000
     page_timeout_seconds: float = 30.0
-    workers: int = 0  # process-pool size; 0 = one per CPU
+    workers: int = 0  # process-pool size; 0 = one per CPU the container's quota allows
     # A pool process is replaced after this many calls (0 = never). A new process loads the entity
     # models again (about 3 s of CPU): every 500 calls that was over a tenth of the pool's CPU.
     pool_max_tasks_per_process: int = 10_000
@@ -137,8 +137,10 @@ class Settings:
 
     @property
     def pool_size(self) -> int:
-        """Process-pool size: the configured number, or one per CPU."""
-        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+        """Process-pool size: the configured number, or one per CPU the container may use."""
+        from worker.runtime.cpus import available_cpus
+
+        return self.workers if self.workers > 0 else available_cpus()
 
 
 def broker_security_problem(settings: Settings) -> str:

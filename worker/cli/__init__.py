@@ -1,4 +1,4 @@
-"""The `ingest-worker` command: run, demo, process, produce, tail, schemas and eval."""
+"""The `ingest-worker` command: run, demo, process, produce, tail, redrive, schemas and eval."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, default=0, help="stop after this many events (0 = never)")
     tail.add_argument("--timeout", type=float, default=0.0, help="stop after this many idle seconds")
+
+    from worker.cli.redrive import add_arguments as redrive_arguments
+
+    redrive = sub.add_parser("redrive", help="send chosen dead letters' raw pages to the input topic again")
+    redrive_arguments(redrive)
 
     schemas = sub.add_parser("schemas", help="write the JSON Schemas of the events (raw_page.v1, article.v1, ...)")
     schemas.add_argument("--out", default="schemas", help="directory to write them to (created if missing)")

