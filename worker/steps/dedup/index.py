@@ -12,7 +12,7 @@ record per write, so the state holds facts only and each decision writes few key
 its record, its content hash and the decision counter; a copy: those and its root's record):
 
     a<page id>   one record per decided page: its decision; a cluster root also keeps its own
-                 sketch, the sites of its copies, and the own sketches of up to two firm copies
+                 sketch and the own sketches (and sites) of up to two firm copies
     h<text hash> content hash -> root page id (exact duplicates)
     s<site>      a site's template (lines its pages leave out), see `policy.learn_template`
     ~d           changes made so far (decisions, expiries), the oldest hour that may hold
@@ -95,13 +95,11 @@ _HASH_BYTES = HASH_BYTES
 _KINDS: tuple[Literal["exact", "near"] | None, ...] = (None, "exact", "near")
 _ROOT = 0x80
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix; a root then
-# has the number of its copies' sites, those sites, the number of its copies' versions, each as its
-# site and number of hashes then the hashes, and last its own sketch
+# has the number of its firm copies' versions, each as its site and number of hashes then the
+# hashes, and last its own sketch
 _RECORD = struct.Struct(">B16sdIfI8s")
-_SITES = struct.Struct(">B")
+_COUNT = struct.Struct(">B")
 _VERSION = struct.Struct(">IB")
-MAX_SITES = 32
-"""Sites of its copies a root keeps (beyond, a copy's site is not added)."""
 # changes made (decisions and expiries) | oldest hour that may hold pages | id of the page decided
 # last | then the watermark's bytes | then, when that page is a copy, its decision (`_Copy`)
 _DECISIONS = struct.Struct(">Qq8s")
@@ -145,7 +143,6 @@ class _Record:
     site: int
     chash: bytes
     sketch: tuple[int, ...]  # a root's own sketch (the first `INDEX_SKETCH` hashes)
-    sites: tuple[int, ...] = ()  # a root's copies' sites other than its own
     versions: tuple[Version, ...] = ()  # own sketches of a root's firm copies, see `policy.keeps`
 
     def pack(self) -> bytes:
@@ -155,7 +152,7 @@ class _Record:
         )
         if not self.root:
             return head
-        parts = [head, _SITES.pack(len(self.sites)), pack_hashes(self.sites), _SITES.pack(len(self.versions))]
+        parts = [head, _COUNT.pack(len(self.versions))]
         for version in self.versions:
             parts += [_VERSION.pack(version.site, len(version.sketch)), pack_hashes(version.sketch)]
         parts.append(pack_hashes(self.sketch))
@@ -167,20 +164,18 @@ class _Record:
         kind = _KINDS[flags & 0x3]
         if not flags & _ROOT:
             return cls(False, kind, root_id, seen_at, copies, sim, site, chash, ())
-        at = _RECORD.size + _SITES.size
-        sites = unpack_hashes(data[at : at + data[at - 1] * _HASH_BYTES])
-        at += len(sites) * _HASH_BYTES + _SITES.size
+        at = _RECORD.size + _COUNT.size
         versions: list[Version] = []
         for _ in range(data[at - 1]):
             version_site, count = _VERSION.unpack_from(data, at)
             at += _VERSION.size + count * _HASH_BYTES
             versions.append(Version(unpack_hashes(data[at - count * _HASH_BYTES : at]), version_site))
         sketch = unpack_hashes(data[at:])
-        return cls(True, kind, root_id, seen_at, copies, sim, site, chash, sketch, sites, tuple(versions))
+        return cls(True, kind, root_id, seen_at, copies, sim, site, chash, sketch, tuple(versions))
 
     def known(self) -> Known:
         """What the rules judge a page against."""
-        return Known((Version(self.sketch, self.site), *self.versions), self.sites)
+        return Known((Version(self.sketch, self.site), *self.versions))
 
     def posted(self, count: int) -> set[int]:
         """The hashes this root posts in the inverted index (its own and its versions')."""
@@ -381,14 +376,12 @@ class DedupIndex:
     ) -> _Record:
         """Write a planned decision: the root's record (a copy), the content hash, the site's
         template, the page's record last. Redoing it after a cut leaves the state it
-        would have left: the root's copies are set, not counted, and a site is added once."""
+        would have left: the root's copies are set, not counted, and a copy's text is kept once."""
         meta = self._meta
         site, head, found, root, copy = plan.site, plan.head, plan.found, plan.root, plan.copy
         posted = min(self.posted_hashes, self.index_sketch)
         if root is not None and copy is not None:
             root.copies = copy.copies
-            if site != root.site and site not in root.sites and len(root.sites) < MAX_SITES:
-                root.sites += (site,)
             version = Version(fp.sketch[: self.index_sketch], site)
             if copy.keep and version not in root.versions:  # else kept before a cut
                 root.versions += (version,)

@@ -1,7 +1,7 @@
 """What counts as the same story: the dedup decision's rules, apart from how the state is kept.
 
 Pure functions over fingerprints and what the state knows of earlier stories (a cluster root's
-own sketch, the sites its pages came from, a site's template); `index.DedupIndex` finds those
+own text and its firm copies', a site's template); `index.DedupIndex` finds those
 in the state, asks these rules, and writes what they decide.
 
 The evidence is the story's own text, never the site's:
@@ -14,13 +14,13 @@ The evidence is the story's own text, never the site's:
   boxes) and count for nothing.
 - Two pages of one site share its template, and a page of a site can carry the site's own story
   (its title, key points, a block of its text) around another story: for them the texts must be
-  nearly the same as a whole (resemblance), not merely one inside the other. That holds for a
-  page and a cluster that already has a page of its site too. A text the site's other pages
-  leave out (`furniture`), or a sentence or two found again on the same site, is not a story.
+  the same as a whole (resemblance), not merely one inside the other. That holds for a page and
+  a cluster compared through a page of its site too. A text the site's other pages leave out
+  (`furniture`), or a sentence or two found again on the same site, is not a story.
 - No chaining: a page is compared with the own texts of a cluster's root and of up to two of its
   firm copies (most of one text inside the other, from another site), never with a text made of
-  several pages; a doubtful copy adds nothing to what later pages are compared with (only its
-  site, which makes the rules stricter), so one doubtful merge cannot pull in a second story.
+  several pages; a doubtful copy adds nothing to what later pages are compared with, so one
+  doubtful merge cannot pull in a second story.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ NEAR_THRESHOLD = 0.35
 
 SAME_SITE_RESEMBLANCE = 1.0
 """Least share of the *larger* text's sample found in the other for two pages of one site (or a
-page and a cluster with a page of its site): their shared template, or the site's own story left
+page and a cluster compared through a page of its site): their shared template, or the site's own story left
 around another one, makes one page look contained in the other, so the two must be the same text
 as a whole: at 1.0, every sampled shingle of either is in the other."""
 
@@ -137,10 +137,9 @@ class Version:
 @dataclass(frozen=True, slots=True)
 class Known:
     """What the state knows of a cluster for judging a page against it: the own texts of its root
-    (first) and of its firm copies (`Policy.keeps`), and the sites of all its copies."""
+    (first) and of its firm copies (`Policy.keeps`)."""
 
     versions: tuple[Version, ...]
-    sites: tuple[int, ...] = ()
 
     @property
     def site(self) -> int:
@@ -148,8 +147,8 @@ class Known:
         return self.versions[0].site
 
     def holds(self, site: int) -> bool:
-        """Whether the cluster has a page of `site`."""
-        return site == self.site or site in self.sites
+        """Whether a text the cluster is compared through is a page of `site`."""
+        return any(version.site == site for version in self.versions)
 
 
 class Likeness(NamedTuple):
