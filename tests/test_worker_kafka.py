@@ -194,10 +194,11 @@ def test_unreadable_messages_on_internal_hops_are_dead_letters_and_the_agents_go
 def test_a_dedup_topic_with_another_partition_count_stops_the_worker_at_start(kafka_settings, start_worker):
     """Faust keeps an existing topic as it is: a dedup hop with two partitions would make every
     decision fail, so the worker refuses to start and says which topic and what to do."""
-    create_topic(kafka_settings, candidates_topic(kafka_settings), partitions=2)
+    settings = kafka_settings.with_overrides(app_id=f"{kafka_settings.app_id}-hop")  # hops not created yet
+    create_topic(settings, candidates_topic(settings), partitions=2)
     with pytest.raises(RuntimeError, match="exited at start-up") as failed:
-        start_worker(kafka_settings)
+        start_worker(settings)
     assert (
-        f"ingest-worker run: topic {candidates_topic(kafka_settings)} has 2 partitions; "
+        f"ingest-worker run: topic {candidates_topic(settings)} has 2 partitions; "
         "the dedup owner needs exactly 1" in str(failed.value)
     )

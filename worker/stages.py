@@ -38,7 +38,7 @@ from worker.logs import add_log_context
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
 from worker.steps.common import epoch_seconds
-from worker.steps.decode import decode
+from worker.steps.decode import decode, known_url
 from worker.steps.dedup import DedupIndex, Fingerprint
 from worker.steps.dedup.window import event_time
 
@@ -112,7 +112,7 @@ class Stages:
         decode_seconds = time.perf_counter() - started
         self.metrics.stage_seconds.labels("decode").observe(decode_seconds)
         if isinstance(page, Dropped):
-            return [self.dead_letter(page, value, origin, trace=trace)]
+            return [self.dead_letter(page, value, origin, known_url(value, key), trace)]
         add_log_context(url=page.url)
         trace = trace or page.trace
         prepared = await self.compute(prepare, page, step="clean", timeout=self.settings.page_timeout_seconds)
