@@ -5,7 +5,9 @@ each kind (product, forum, listing... the kinds not published as articles end as
 records), go once through
 `ingest-worker process` and once through a worker on the embedded broker. In `run`, which copy
 of a story is seen first depends on arrival order, so pages are sent one at a time, each after
-the previous one was accounted for: the order `process` reads them in.
+the previous one was accounted for: the order `process` reads them in. Sent in one burst, the
+pages reach the dedup owner in the order the step pool finishes them: the story clusters still
+agree with `process`'s.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import output_topics, validate_event
+from conftest import collect_for_urls, output_topics, send_pages, validate_event
 from test_page_type_outcomes import page_lines
 
+from worker.evaluation.dedup import agreement, clusters
 from worker.kafka.clients import consume, produce
 
 DEV_PAGES = Path(__file__).parent / "fixtures" / "dedup" / "dev-pages.jsonl.gz"
@@ -38,20 +41,28 @@ def outcome(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
     return (event["event_type"], event["id"], event.get("duplicate_of"))
 
 
-def test_process_and_run_give_each_page_the_same_outcome(kafka_settings, start_worker, tmp_path):
-    lines = [line for line in gzip.decompress(DEV_PAGES.read_bytes()).splitlines() if line.strip()]
-    lines += page_lines()
-    source = tmp_path / "pages.jsonl"
-    source.write_bytes(b"\n".join(lines) + b"\n")
+LINES = [line for line in gzip.decompress(DEV_PAGES.read_bytes()).splitlines() if line.strip()]
+KINDS_LINES = page_lines()  # a page of each kind after the dev pages
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The events of `ingest-worker process` over the dev pages and the page of each kind
+    (clusters left out)."""
+    source = tmp_path_factory.mktemp("one-flow") / "pages.jsonl"
+    source.write_bytes(b"\n".join(LINES + KINDS_LINES) + b"\n")
     result = subprocess.run(
         [sys.executable, "-m", "worker", "process", str(source)], capture_output=True, check=True, timeout=600
     )
-    by_process = {}
-    for raw in result.stdout.splitlines():
-        event = orjson.loads(raw)
+    events = [orjson.loads(raw) for raw in result.stdout.splitlines()]
+    for event in events:
         validate_event(event)
-        if event["event_type"] != "cluster.v1":
-            by_process[event["url"]] = outcome(event)
+    return [event for event in events if event["event_type"] != "cluster.v1"]
+
+
+def test_process_and_run_give_each_page_the_same_outcome(kafka_settings, start_worker, processed):
+    lines = LINES + KINDS_LINES
+    by_process = {event["url"]: outcome(event) for event in processed}
     assert len(by_process) == len(lines)
 
     start_worker(kafka_settings)
@@ -75,3 +86,19 @@ def test_process_and_run_give_each_page_the_same_outcome(kafka_settings, start_w
     assert not differing, f"{len(differing)} pages differ between process and run: {list(differing.items())[:5]}"
     kinds = {kind for kind, _, _ in by_run.values()}
     assert {"article.v1", "duplicate.v1", "skipped.v1"} <= kinds
+
+
+def test_process_and_run_give_the_same_story_clusters_when_pages_come_in_a_burst(
+    kafka_settings, start_worker, processed
+):
+    start_worker(kafka_settings)
+    send_pages(kafka_settings, [(orjson.loads(line)["url"].encode(), line) for line in LINES])
+    urls = {orjson.loads(line)["url"] for line in LINES}
+    processed = [event for event in processed if event["url"] in urls]
+    events = [e for e in collect_for_urls(kafka_settings, urls, timeout=600) if e["event_type"] != "cluster.v1"]
+    for event in events:
+        validate_event(event)
+    by_run = clusters(events)
+    by_process = clusters(processed)
+    assert set(by_run) == set(by_process)
+    assert agreement(by_process, by_run) >= 0.99
