@@ -1,0 +1,41 @@
+"""`ingest-worker eval page-types`: nested held-out figures on a labelled folder, through the command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from worker.evaluation.page_types import binary_scores, confusion, fold_of_site, site
+
+FIXTURES = Path(__file__).parent / "fixtures" / "page-types"
+
+
+def test_the_command_reports_accuracy_article_f1_and_the_confusion_on_held_out_folds(tmp_path: Path) -> None:
+    predictions = tmp_path / "predictions.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "eval", "page-types", "--data", str(FIXTURES), "--folds", "2",
+         "--mode", "html", "--json", "--predictions-out", str(predictions)],
+        capture_output=True, text=True, timeout=600, check=True,
+    )
+    figures = json.loads(result.stdout)["html"]
+    assert figures["pages"] == 7 and figures["folds"] == 2
+    matrix = np.array(figures["confusion"]["rows_true_columns_predicted"])
+    assert matrix.sum() == 7 and (matrix.sum(axis=1) == 1).all()  # one page of each kind
+    assert figures["accuracy"] == round(float(np.trace(matrix)) / 7, 4)
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(rows) == 7 and {r["fold"] for r in rows} <= {0, 1}
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
+
+
+def test_sites_share_a_fold_and_the_scores_count_right() -> None:
+    assert site("https://blog.example.com/a") == site("https://www.example.com/b") == "example.com"
+    assert site("https://news.bbc.co.uk/x") == "bbc.co.uk"
+    assert fold_of_site("example.com", 5) == fold_of_site("example.com", 5)
+    truth, predicted = np.array([0, 0, 1, 2, 0]), np.array([0, 1, 1, 0, 0])
+    precision, recall, f1 = binary_scores(truth, predicted)
+    assert (precision, recall) == (2 / 3, 2 / 3) and abs(f1 - 2 / 3) < 1e-9
+    assert confusion(truth, predicted)[0].tolist() == [2, 1, 0, 0, 0, 0, 0]
