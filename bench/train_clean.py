@@ -1,40 +1,66 @@
-"""Train the cleaners' shipped models on a labelled folder and write them to worker/data/.
+"""Train the cleaners' shipped models on labelled folders and write them to worker/data/.
 
-    python bench/train_clean.py --data /work/shared/bench/extraction/dev
+    python bench/train_clean.py --html /work/shared/bench/wcxb/dev \\
+        --text /work/shared/bench/extraction/dev
 
-`ingest-worker eval extraction --data DIR --folds K` trains the same way on K-1 folds and
-reports the held-out figures; this script trains on every page of the folder.
+`--html` folders (one or more) train the HTML block model (`clean-blocks.lgb.gz`): its choices
+(trafilatura's vote or not, tree size and count, keep threshold, paragraph filter) are made on
+site-grouped folds of those pages, then the trees are trained on all of them. `--text` folders
+train the text-dump line model (`clean-lines.json`). `ingest-worker eval extraction --data DIR
+--folds K` trains the same way on K-1 folds and reports the held-out figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from functools import partial
 from pathlib import Path
 
-from worker.evaluation.clean_training import labelled_pages, train
-from worker.evaluation.extraction import html_training_candidates, load_bench, text_training_candidates
-from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
+from worker.evaluation.clean_training import BlockPage, LabelledPage, labelled_pages, train, train_block_model
+from worker.evaluation.extraction import block_pages, load_bench, text_training_candidates
 from worker.steps.clean.dump import LINE_FEATURES
 from worker.steps.clean.model import DATA
 
 
 def main() -> None:
-    """Train on every page of --data and write worker/data/clean-*.json."""
+    """Train on every page of the folders given and write worker/data/clean-*."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, type=Path, help="folder with ground-truth.json")
+    parser.add_argument("--html", type=Path, nargs="*", default=[], help="folders for the HTML block model")
+    parser.add_argument("--text", type=Path, nargs="*", default=[], help="folders for the text-dump line model")
     parser.add_argument("--out", type=Path, default=DATA, help="where the model files go")
     args = parser.parse_args()
-    bench = load_bench(args.data)
-    ids = sorted(bench.bodies)
-    for name, candidates, features in (
-        ("blocks", html_training_candidates, BLOCK_FEATURES),
-        ("lines", text_training_candidates, LINE_FEATURES),
-    ):
-        pages = labelled_pages(ids, lambda i, find=candidates: find(bench, i), bench.bodies)  # type: ignore[misc]
-        model = train(pages.values(), features)
-        (args.out / f"clean-{name}.json").write_text(model.to_json() + "\n", encoding="utf-8")
-        print(f"clean-{name}.json: {len(pages)} pages, {sum(len(p.rows) for p in pages.values())} {name}")
+    if args.html:
+        train_html(args.html, args.out)
+    if args.text:
+        train_text(args.text, args.out)
 
+
+def train_html(folders: list[Path], out: Path) -> None:
+    """The block model, its choices made on site-grouped folds of all the folders' pages."""
+    pages: dict[str, BlockPage] = {}
+    urls: dict[str, str] = {}
+    for folder in folders:
+        bench = load_bench(folder)
+        found = block_pages(bench, sorted(bench.bodies))
+        pages |= {f"{folder}:{i}": page for i, page in found.items()}
+        urls |= {f"{folder}:{i}": bench.urls[i] for i in found}
+    model = train_block_model(pages, urls)
+    model.write(out / "clean-blocks.lgb.gz")
+    blocks = sum(len(p.rows) for p in pages.values())
+    print(f"clean-blocks.lgb.gz: {len(pages)} pages, {blocks} blocks, choices {json.dumps(model.choices)}")
+
+
+def train_text(folders: list[Path], out: Path) -> None:
+    """The text-dump line model on all the folders' dumps."""
+    lines: list[LabelledPage] = []
+    for folder in folders:
+        bench = load_bench(folder)
+        found = labelled_pages(sorted(bench.bodies), partial(text_training_candidates, bench), bench.bodies)
+        lines.extend(found.values())
+    model = train(lines, LINE_FEATURES)
+    (out / "clean-lines.json").write_text(model.to_json() + "\n", encoding="utf-8")
+    print(f"clean-lines.json: {len(lines)} pages, {sum(len(p.rows) for p in lines)} lines")
 
 if __name__ == "__main__":
     main()

@@ -45,7 +45,14 @@ import numpy as np
 
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
-from worker.evaluation.clean_training import fold_models, fold_of, labelled_pages
+from worker.evaluation.clean_training import (
+    BlockPage,
+    block_fold_models,
+    block_page,
+    fold_models,
+    fold_of,
+    labelled_pages,
+)
 from worker.evaluation.extraction_metric import (
     PAGE_TYPES,
     Score,
@@ -58,7 +65,6 @@ from worker.evaluation.extraction_metric import (
     word_prf,
 )
 from worker.evaluation.paired import Difference, paired_difference
-from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
 from worker.steps.clean.boilerplate import is_dropped_as_junk
 from worker.steps.clean.dump import LINE_FEATURES, dump_candidates
 from worker.steps.clean.html import html_candidates
@@ -151,6 +157,16 @@ def html_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.
     return (found.blocks.texts, found.blocks.features) if found is not None else None
 
 
+def block_pages(bench: Bench, ids: Iterable[str]) -> dict[str, BlockPage]:
+    """Labelled blocks of every page of `ids` with parsable HTML."""
+    pages = {}
+    for page_id in ids:
+        found = html_training_candidates(bench, page_id)
+        if found is not None:
+            pages[page_id] = block_page(*found, bench.bodies[page_id])
+    return pages
+
+
 def text_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.ndarray] | None:
     """Texts and feature rows of a text dump's lines (None when the page has no dump)."""
     text = bench.text(page_id)
@@ -206,9 +222,6 @@ def _scored(
 
 
 def _fold_models(bench: Bench, ids: list[str], folds: int, mode: str) -> dict[str, LinearModel]:
-    if mode == "html":
-        pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
-        return fold_models(pages, folds, BLOCK_FEATURES, bench.urls)
     pages = labelled_pages(ids, lambda i: text_training_candidates(bench, i), bench.bodies)
     return fold_models(pages, folds, LINE_FEATURES, bench.urls)
 
@@ -221,7 +234,7 @@ def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
         result.type_counts[kind] = result.type_counts.get(kind, 0) + 1
     if "html" in modes:
         pages = {i: h for i in bench.bodies if (h := bench.html(i)) is not None}
-        models = _fold_models(bench, sorted(pages), folds, "html") if folds > 1 else {}
+        models = block_fold_models(block_pages(bench, sorted(pages)), bench.urls, folds) if folds > 1 else {}
         predictions, seconds = _measure(pages, {
             "html": lambda i, h: _clean_body(
                 RawPage(url=bench.urls[i], html=h), CleanModels(blocks=models.get(i))
