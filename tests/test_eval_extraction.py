@@ -71,8 +71,9 @@ def test_eval_html_mode_scores_well(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_eval_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--data", str(tmp_path)]) == 2
-    assert "ground-truth.json" in capsys.readouterr().err
+    assert cli_main(["eval", "extraction", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "ground-truth.json" in err and len(err.strip().splitlines()) == 1
 
 
 WILD = Path(__file__).parent / "fixtures" / "wild"

@@ -35,7 +35,6 @@ import argparse
 import gzip
 import json
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from worker.cli import ArgumentParser
+from worker.cli.failures import UsageError
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
 from worker.evaluation.clean_training import (
@@ -426,7 +427,7 @@ def speed_ratio(scores: Mapping[str, Score]) -> float | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags of `ingest-worker eval extraction`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ingest-worker eval extraction",
         description="Score the clean step (article extraction) on labelled pages, beside trafilatura.",
     )
@@ -461,11 +462,9 @@ def main(argv: list[str]) -> int:
     if args.data is None and args.wild is None:
         parser.error("give --data DIR, --wild DIR or both")
     if args.data is not None and not (args.data / "ground-truth.json").is_file():
-        print(f"error: {args.data}/ground-truth.json not found", file=sys.stderr)
-        return 2
+        raise UsageError(f"--data {args.data}: no ground-truth.json in it; give the labelled folder")
     if args.wild is not None and not (args.wild / "evaldata.json").is_file():
-        print(f"error: {args.wild}/evaldata.json not found", file=sys.stderr)
-        return 2
+        raise UsageError(f"--wild {args.wild}: no evaldata.json in it; give the wild set's folder")
     if args.folds == 1 or args.folds < 0:
         parser.error("--folds needs K >= 2")
     modes = ["html", "text"] if args.mode == "both" else [args.mode]

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -27,16 +27,18 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.cpu import warm_up
-from worker.document import Dropped, Origin
+from worker.document import Dropped, Origin, Prepared
 from worker.errors import internal_error
 from worker.events import cloudevent_headers
 from worker.kafka.app import Topology
+from worker.kafka.clients import MessageReader
+from worker.kafka.health import LoopWatch, liveness, readiness
 from worker.logs import log_context
 from worker.runtime.compute import PoolCompute
 from worker.runtime.metrics import Metrics
 from worker.runtime.pool import StepPool
 from worker.settings import Settings
-from worker.stages import Out, Route, Stages
+from worker.stages import Out, Route, Stages, with_raw_page
 from worker.steps.dedup import DedupIndex
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,16 @@ class BrokerUnusable(RuntimeError):
 
 
 class Fatal:
-    """Remembers why the worker stopped itself, so `run` can exit non-zero with that reason."""
+    """Remembers why the worker stopped itself, so `run` can exit non-zero with that reason.
+
+    `announce` writes the one line that ends the process (the command's fatal line, JSON under
+    INGEST_LOG_FORMAT=json) when a hanging shutdown is cut short.
+    """
 
     reason: str | None = None
+
+    def __init__(self, announce: Callable[[str], None] | None = None) -> None:
+        self.announce = announce or _print_stopped
 
     def stop(self, reason: str, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Record the reason and ask the worker to shut down gracefully (acked offsets commit).
@@ -85,14 +94,18 @@ class Fatal:
         if self.reason is None:
             self.reason = reason
             log.critical("%s", reason)
-            timer = threading.Timer(grace_seconds, _exit_now, args=(reason,))
+            timer = threading.Timer(grace_seconds, _exit_now, args=(self.announce, reason))
             timer.daemon = True
             timer.start()
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _exit_now(reason: str) -> None:
-    print(f"ingest-worker: stopped: {reason}", file=sys.stderr, flush=True)
+def _print_stopped(line: str) -> None:
+    print(f"ingest-worker run: {line}", file=sys.stderr, flush=True)
+
+
+def _exit_now(announce: Callable[[str], None], reason: str) -> None:
+    announce(f"stopped: {reason}")
     os._exit(1)
 
 
@@ -127,6 +140,14 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
     return [(str(name), bytes(value)) for name, value in items if isinstance(value, bytes | bytearray)]
 
 
+def _hop_origin(hop: bytes) -> Origin | None:
+    """Where the raw page of an internal message was read, when the message can be read."""
+    try:
+        return Prepared.from_bytes(hop).origin
+    except Exception:  # noqa: BLE001 - an unreadable hop: its dead letter holds the hop itself
+        return None
+
+
 class Agents:
     """The agents' bodies: take messages, call the stage handlers, send their outputs, then ack."""
 
@@ -143,6 +164,7 @@ class Agents:
         self.compute = PoolCompute(pool, metrics, partial(warm_up, settings.spacy_model),
                                    partial(fatal.stop, grace_seconds=UNUSABLE_POOL_GRACE_SECONDS))
         self.stages = Stages(settings, self.index, self.compute, metrics)
+        self.raw_pages = MessageReader(settings)  # puts the raw page into late dead letters
         self.topics: dict[Route, Any] = {
             "candidates": topology.candidates,
             "unique": topology.unique,
@@ -166,7 +188,7 @@ class Agents:
                     )
                 except Exception as exc:
                     error = exc
-                await self._account(message, outs, error, "page")
+                await self._account(message, outs, error, "decode")
             self.inflight.done(id(event))
 
     async def decide(self, stream: Any) -> None:
@@ -202,8 +224,10 @@ class Agents:
         origin = _origin(message)
         value = message.value or b""
         if exc is not None or outs is None:  # our bug on this page: the page still ends somewhere
-            log.error("step %s failed on %s", step, origin, exc_info=exc)
-            outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin)]
+            # Logged (with its traceback, once per distinct error) and counted as the dead letter is made.
+            raw_at = _hop_origin(value) if origin.topic != self.settings.input_topic else None
+            outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin,
+                                            raw_at=raw_at)]
         try:
             await self._deliver(outs, value, origin)
         except BrokerUnusable:
@@ -216,6 +240,7 @@ class Agents:
         request instead of one round trip each). One the broker can never take becomes the
         page's dead letter.
         """
+        outs = [await self._with_raw_page(out) for out in outs]
         results = await asyncio.gather(*(self._deliver_one(out, original, origin) for out in outs),
                                        return_exceptions=True)
         for result in results:
@@ -228,12 +253,24 @@ class Agents:
         except MessageSizeTooLargeError as exc:
             url = out.event.get("url") if out.event else None
             detail = f"The broker refused the {out.route} message as too large ({exc}); the page is too big."
-            # From a batch, the output names its own page; its cleaned form stands for the raw one.
+            # An output of a later step names its raw page's place: the page is read back from there.
             page_origin = out.origin or origin
-            own = page_origin != origin
-            await self._send(self.stages.dead_letter(
-                Dropped("too_large", detail), out.value if own else original, page_origin, url, out.trace
-            ))
+            raw_at = page_origin if page_origin != origin or origin.topic != self.settings.input_topic else None
+            await self._send(await self._with_raw_page(self.stages.dead_letter(
+                Dropped("too_large", detail), original, page_origin, url, out.trace, raw_at=raw_at
+            )))
+
+    async def _with_raw_page(self, out: Out) -> Out:
+        """A late dead letter with the raw page read back from the input topic in place of the
+        internal message (left as it is when the page can no longer be read)."""
+        if out.raw_at is None:
+            return out
+        try:
+            raw = await self.raw_pages.read(out.raw_at.topic, out.raw_at.partition, out.raw_at.offset)
+        except Exception as exc:  # noqa: BLE001 - the dead letter still goes out, with the hop
+            log.warning("could not read the raw page at %s back for its dead letter: %r", out.raw_at, exc)
+            raw = None
+        return with_raw_page(out, raw)
 
     async def _send(self, out: Out) -> None:
         """Send one message and wait for the broker's ack, retrying while the broker refuses."""
@@ -301,11 +338,19 @@ def attach(
         # Load the entity model in every pool process before the first page needs the pool.
         await agents.compute.ready()
 
-    _web_views(app, metrics, fatal)
+    loop_watch = LoopWatch()
+
+    @app.task
+    async def watch_event_loop() -> None:
+        await loop_watch.run()
+
+    _web_views(app, metrics, fatal, agents, pool, loop_watch)
     return agents
 
 
-def _web_views(app: faust.App, metrics: Metrics, fatal: Fatal) -> None:
+def _web_views(
+    app: faust.App, metrics: Metrics, fatal: Fatal, agents: Agents, pool: StepPool, loop_watch: LoopWatch
+) -> None:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(
@@ -314,9 +359,10 @@ def _web_views(app: faust.App, metrics: Metrics, fatal: Fatal) -> None:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        healthy, body = liveness(loop_watch, pool.problem())
+        return web.json(body, status=200 if healthy else 503)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.consumer is not None and not app.rebalancing and fatal.reason is None
-        return web.json({"ready": ready}, status=200 if ready else 503)
+        ready, body = readiness(app, agents.compute.is_warm(), fatal.reason)
+        return web.json(body, status=200 if ready else 503)

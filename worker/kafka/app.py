@@ -19,7 +19,7 @@ from typing import Any
 import faust
 
 from worker.kafka.connection import faust_credentials
-from worker.kafka.topics import DEDUP_TABLE, candidates_topic
+from worker.kafka.topics import DEDUP_TABLE, candidates_topic, unique_topic
 from worker.kafka.transport import broker_url
 from worker.settings import Settings
 
@@ -70,6 +70,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         web_bind=settings.web_host,
         web_port=settings.metrics_port,
         web_in_thread=False,
+        # The port serves /metrics, /healthz and /readyz only: not Faust's views of table
+        # contents (/table: the dedup state) and routing (/router), nor its debug views.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         datadir=settings.data_dir,
         logging_config=None,
     )
@@ -78,7 +84,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
     topology = Topology(
         pages=app.topic(settings.input_topic, **raw),
         candidates=app.topic(candidates_topic(settings), partitions=1, internal=True, **raw),
-        unique=app.topic(f"{settings.app_id}-unique-articles", internal=True, **raw),
+        unique=app.topic(unique_topic(settings), internal=True, **raw),
         articles=app.topic(settings.articles_topic, **raw),
         duplicates=app.topic(settings.duplicates_topic, **raw),
         clusters=app.topic(settings.clusters_topic, **raw),

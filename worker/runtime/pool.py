@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
+from worker.errors import keep_remote_traceback
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,19 @@ class StepPool:
     def pids(self) -> list[int]:
         """Process ids of the live worker processes (for metrics and tests)."""
         return [pid for slot in self._slots if (pid := slot.pid) is not None]
+
+    def problem(self) -> str | None:
+        """Why the pool can no longer run calls (closed, or a thread feeding its processes died), or None.
+
+        A process being replaced (after a timeout, a crash or recycling) is not a problem: its
+        thread starts a new one.
+        """
+        if self._closed:
+            return "the step pool is closed"
+        dead = [slot.thread.name for slot in self._slots if not slot.thread.is_alive()]
+        if dead:
+            return f"the step pool lost {len(dead)} of its {self.size} process threads ({', '.join(dead)})"
+        return None
 
     def queued(self) -> dict[str, int]:
         """Calls waiting for a process, per lane."""
@@ -413,7 +428,7 @@ def _serve_calls(conn: Connection, initializer: Callable[[], Any] | None) -> Non
         try:
             reply = ("ok", fn(*args), started)
         except Exception as exc:
-            reply = ("error", exc, started)
+            reply = ("error", keep_remote_traceback(exc), started)
         try:
             conn.send(reply)
         except Exception as exc:  # a result (or an exception) that does not pickle
