@@ -1,30 +1,31 @@
 """Train the cleaners' shipped models on labelled folders and write them to worker/data/.
 
     python bench/train_clean.py --html /work/shared/bench/wcxb/dev \\
-        --text /work/shared/bench/extraction/dev
+        --text /work/shared/bench/wcxb/dev /work/shared/bench/extraction/dev
 
 `--html` folders (one or more) train the HTML block model (`clean-blocks.lgb.gz`): its choices
-(trafilatura's vote or not, tree size and count, keep threshold, paragraph filter) are made on
-site-grouped folds of those pages, then the trees are trained on all of them. `--text` folders
-train the text-dump line model (`clean-lines.json`). `ingest-worker eval extraction --data DIR
---folds K` trains the same way on K-1 folds and reports the held-out figures.
+(tree count, keep threshold, paragraph filter) are made on site-grouped folds of those pages,
+then the trees are trained on all of them. `--text` folders (one or more) train the text-dump
+line model (`worker/evaluation/dump_training.py`): its selection rule is chosen on site-grouped
+folds of those pages, then its trees are trained on all of them. `ingest-worker eval extraction
+--data DIR --folds K` trains the same way on K-1 folds and reports the held-out figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from functools import partial
 from pathlib import Path
 
-from worker.evaluation.clean_training import BlockPage, LabelledPage, labelled_pages, train, train_block_model
-from worker.evaluation.extraction import block_pages, load_bench, text_training_candidates
-from worker.steps.clean.dump import LINE_FEATURES
+from worker.evaluation.clean_training import BlockPage, train_block_model
+from worker.evaluation.dump_training import train_line_model
+from worker.evaluation.extraction import block_pages, dump_pages, load_bench
+from worker.steps.clean.line_model import LINE_MODEL_FILE
 from worker.steps.clean.model import DATA
 
 
 def main() -> None:
-    """Train on every page of the folders given and write worker/data/clean-*."""
+    """Train on every page of the folders given and write the models to worker/data/."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--html", type=Path, nargs="*", default=[], help="folders for the HTML block model")
     parser.add_argument("--text", type=Path, nargs="*", default=[], help="folders for the text-dump line model")
@@ -33,7 +34,13 @@ def main() -> None:
     if args.html:
         train_html(args.html, args.out)
     if args.text:
-        train_text(args.text, args.out)
+        lines = [page for folder in args.text for page in dump_pages(load_bench(folder)).values()]
+        model, scores = train_line_model(lines)
+        for selection, score in scores.items():
+            print(f"selection {selection.rule} {selection.value}: inner-fold score {score:.4f}")
+        (args.out / LINE_MODEL_FILE.name).write_text(model.to_json() + "\n", encoding="utf-8")
+        print(f"{LINE_MODEL_FILE.name}: {len(lines)} pages, {sum(len(p.dump.lines) for p in lines)} lines, "
+              f"selection {model.selection.rule} {model.selection.value}")
 
 
 def train_html(folders: list[Path], out: Path) -> None:
@@ -50,17 +57,6 @@ def train_html(folders: list[Path], out: Path) -> None:
     blocks = sum(len(p.rows) for p in pages.values())
     print(f"clean-blocks.lgb.gz: {len(pages)} pages, {blocks} blocks, choices {json.dumps(model.choices)}")
 
-
-def train_text(folders: list[Path], out: Path) -> None:
-    """The text-dump line model on all the folders' dumps."""
-    lines: list[LabelledPage] = []
-    for folder in folders:
-        bench = load_bench(folder)
-        found = labelled_pages(sorted(bench.bodies), partial(text_training_candidates, bench), bench.bodies)
-        lines.extend(found.values())
-    model = train(lines, LINE_FEATURES)
-    (out / "clean-lines.json").write_text(model.to_json() + "\n", encoding="utf-8")
-    print(f"clean-lines.json: {len(lines)} pages, {sum(len(p.rows) for p in lines)} lines")
 
 if __name__ == "__main__":
     main()

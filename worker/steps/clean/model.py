@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from worker.steps.clean.line_model import LineModel
     from worker.steps.clean.trees import BlockModel
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -84,7 +85,7 @@ class CleanModels:
     """Models to clean with instead of the shipped ones (the evaluation's fold models)."""
 
     blocks: BlockModel | None = None
-    lines: LinearModel | None = None
+    lines: LineModel | None = None
 
 
 @lru_cache(maxsize=4)
