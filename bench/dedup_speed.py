@@ -28,13 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.document import Article  # noqa: E402
-from worker.steps.dedup.index import (  # noqa: E402
-    LEFT_OUT_LINES,
-    STORY_LINES,
-    DedupIndex,
-    Fingerprint,
-    fingerprint,
-)
+from worker.steps.dedup.fingerprint import LEFT_OUT_LINES, STORY_LINES, Fingerprint, fingerprint  # noqa: E402
+from worker.steps.dedup.index import DedupIndex  # noqa: E402
 from worker.steps.dedup.shingles import SKETCH_SIZE  # noqa: E402
 
 SPACE = 1 << 32

@@ -44,7 +44,7 @@ def test_worker_stops_non_zero_when_the_broker_stays_gone(tmp_path):
             process = _wait_for_exit(worker, 150)
             log = worker.log_tail()
             assert process.returncode not in (None, 0), f"worker still running or exited 0:\n{log}"
-            assert "ingest-worker: stopped: the broker" in log
+            assert "ingest-worker run: stopped: the broker" in log
         finally:
             worker.stop(kill=True)
 
@@ -67,7 +67,7 @@ def test_a_worker_that_cannot_load_its_model_stops_and_leaves_the_pages_to_one_t
             process = _wait_for_exit(broken, 120)
             log = broken.log_tail()
             assert process.returncode == 1, f"worker still running or exited {process.returncode}:\n{log}"
-            assert "ingest-worker: stopped: the step pool cannot load what its steps need" in log
+            assert "ingest-worker run: stopped: the step pool cannot load what its steps need" in log
             assert "en_core_web_not_installed" in log
         finally:
             broken.stop(kill=True)

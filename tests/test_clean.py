@@ -18,8 +18,9 @@ from worker.steps.clean.boilerplate import (
     is_dropped_as_junk,
     is_junk_line,
 )
-from worker.steps.clean.html import drop_code, parse_html, read_meta
+from worker.steps.clean.html import drop_code, parse_html
 from worker.steps.clean.language import detect_language, normalize_code
+from worker.steps.clean.metadata import read_meta
 from worker.steps.clean.normalize import join_paragraphs, normalize_line, repair_mojibake
 from worker.steps.clean.page import clean, iso_date, source_domain
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from worker.document import Dropped, RawPage
-from worker.steps.decode import decode
+from worker.steps.decode import decode, known_url
 
 
 def page(**fields) -> bytes:
@@ -135,3 +135,22 @@ def test_structured_cloudevent_trace_context_is_kept():
     result = decode(cloudevent(traceparent="garbage", data={"url": "https://a.example/t", "text": "x"}))
     assert isinstance(result, RawPage) and result.trace is None
     assert decode(page(url="https://a.example/t", text="x", traceparent=trace)).trace is None  # not a CloudEvent
+
+
+def test_dead_letters_carry_the_url_whenever_the_message_names_it():
+    from worker.offline import process_lines
+    from worker.settings import Settings
+
+    lines = [
+        b'{"url": "https://example.com/a", "html": 5}',
+        b'{"url": "https://example.com/b"}',
+        b'{"specversion": "0.3", "data": {"url": "https://example.com/c", "html": "<p>x</p>"}}',
+        b'{"url": "not a url", "html": "<p>x</p>"}',
+        b"not json",
+    ]
+    events = list(process_lines(lines, Settings(), tag_entities=False))
+    assert [e["event_type"] for e in events] == ["dead_letter.v1"] * 5
+    assert [e["url"] for e in events] == [
+        "https://example.com/a", "https://example.com/b", "https://example.com/c", "not a url", None]
+    assert known_url(b"not json", b"https://example.com/key") == "https://example.com/key"
+    assert known_url(b"\x89PNG\r\n", None) is None

@@ -10,15 +10,9 @@ import struct
 import pytest
 
 from worker.document import Article
-from worker.steps.dedup.index import (
-    Decision,
-    DedupIndex,
-    Fingerprint,
-    article_id,
-    fingerprint,
-    overlap,
-    site_of,
-)
+from worker.steps.dedup.fingerprint import Fingerprint, article_id, fingerprint
+from worker.steps.dedup.index import Decision, DedupIndex, site_of
+from worker.steps.dedup.policy import overlap
 from worker.steps.dedup.shingles import story_tokens, tokens
 
 DAY = 86400.0

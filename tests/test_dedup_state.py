@@ -1,10 +1,9 @@
 """The dedup state's layout: facts in the mapping (each write a changelog record), indexes derived
-in memory; a rebuild, a cut-short owner and a state of the layout before all decide alike."""
+in memory; a rebuild and a cut-short owner decide alike."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -24,9 +23,6 @@ from worker.steps.dedup.postings import unpack_ids
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dedup"
 DEV_PAGES = FIXTURES / "dev-pages.jsonl.gz"
-# What an owner of the layout before (sketch-hash buckets, hour chunks, `~` and `~w` keys) left
-# after the first 120 dev pages, timed as `hops` times them.
-OLD_LAYOUT_STATE = FIXTURES / "state-buckets-layout.json.gz"
 BROKER = 1_790_000_000.0  # the broker's time of every page (each has its own fetched_at)
 
 
@@ -190,17 +186,6 @@ def test_an_owner_going_on_after_a_failed_decision_matches_its_state(hops: list[
         routes = [route for route, *_ in _decide_all(hops, state, index)]
         assert routes.count("dead_letters") == 1
         assert derived(index) == derived(DedupIndex(dict(state)))
-
-
-def test_a_state_of_the_layout_before_is_read_and_its_index_keys_deleted(hops: list[bytes]) -> None:
-    full_state: dict[str, bytes] = {}
-    full = list(_decide_all(hops, full_state))
-    old = {k: base64.b64decode(v) for k, v in orjson.loads(gzip.decompress(OLD_LAYOUT_STATE.read_bytes())).items()}
-    assert any(len(k) <= 8 and not k.startswith("~") for k in old) and "~w" in old  # buckets, watermark
-    state = dict(old)
-    assert list(_decide_all(hops[120:], state)) == full[120:]  # the window and watermark carried over
-    assert set(state) == set(full_state)  # the old index keys are gone
-    assert derived(DedupIndex(state)) == derived(DedupIndex(full_state))
 
 
 def test_a_copy_redone_after_its_root_was_written_counts_once() -> None:

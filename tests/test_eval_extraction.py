@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli import main as cli_main
+from worker.evaluation.clean_training import fold_of, site_of
 from worker.evaluation.extraction import (
     aggregate,
     main,
@@ -15,6 +16,7 @@ from worker.evaluation.extraction import (
     shingle_counts,
     snippet_f1,
     snippet_score,
+    word_prf,
 )
 from worker.evaluation.paired import paired_difference
 
@@ -69,8 +71,9 @@ def test_eval_html_mode_scores_well(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_eval_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--data", str(tmp_path)]) == 2
-    assert "ground-truth.json" in capsys.readouterr().err
+    assert cli_main(["eval", "extraction", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "ground-truth.json" in err and len(err.strip().splitlines()) == 1
 
 
 WILD = Path(__file__).parent / "fixtures" / "wild"
@@ -135,3 +138,52 @@ def test_snippet_score() -> None:
 def test_eval_refuses_one_fold(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--data", str(PAGES), "--folds", "1"])
+
+
+WCXB = Path(__file__).parent / "fixtures" / "wcxb"
+
+
+def test_word_metric_is_the_wcxb_scorer() -> None:
+    assert word_prf("", "") == (1.0, 1.0, 1.0) and word_prf("", "x") == (0.0, 0.0, 0.0)
+    assert word_prf("a b", "") == (0.0, 0.0, 0.0)
+    # multiset overlap of lower-cased words: truth {a, b, b, c}, prediction {a, b, d}
+    p, r, f1 = word_prf("A b b, c.", "a B d")
+    assert (p, r) == (2 / 3, 2 / 4) and f1 == pytest.approx(2 * p * r / (p + r))
+
+
+def test_folds_keep_a_site_together() -> None:
+    urls = {f"{k:02d}": f"https://{'news.' if k % 2 else ''}site{k % 5}.co.uk/{k}" for k in range(40)}
+    urls |= {f"x{k}": f"https://www.other{k}.com/" for k in range(20)}
+    assignment = fold_of(urls, 5, urls)
+    sites: dict[str, set[int]] = {}
+    for page_id, fold in assignment.items():
+        sites.setdefault(site_of(urls[page_id]), set()).add(fold)
+    assert len(sites) == 25 and all(len(folds) == 1 for folds in sites.values())
+    sizes = [sum(1 for k in assignment.values() if k == fold) for fold in range(5)]
+    assert max(sizes) - min(sizes) <= 8  # sites of 8 pages dealt to the emptiest fold
+    assert fold_of(urls, 5, urls) == assignment
+
+
+def test_eval_on_the_wcxb_layout_scores_like_its_scorer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = tmp_path / "pred"
+    assert main(["--data", str(WCXB), "--mode", "html", "--json", "--predictions-out", str(prefix)]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["metric"] == "word F1"
+    assert figures["type_counts"] == dict.fromkeys(figures["html"]["types"], 1)
+    assert len(figures["html"]["types"]) == 7 and len(figures["trafilatura"]["types"]) == 7
+    truth = json.loads((WCXB / "ground-truth.json").read_text(encoding="utf-8"))
+    predictions = json.loads(Path(f"{prefix}.html.json").read_text(encoding="utf-8"))
+    rows = {i: word_prf(truth[i]["articleBody"], predictions[i]["articleBody"]) for i in truth}
+    assert figures["html"]["f1"] == pytest.approx(sum(r[2] for r in rows.values()) / len(rows))
+    for kind, f1 in figures["html"]["types"].items():
+        assert f1 == pytest.approx(next(r[2] for i, r in rows.items() if truth[i]["page_type"] == kind))
+    assert figures["html"]["cpu_ms_per_page"] > 0 and figures["trafilatura"]["cpu_ms_per_page"] > 0
+
+
+def test_eval_report_on_the_wcxb_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(WCXB), "--mode", "html", "--folds", "2"]) == 0
+    out = capsys.readouterr().out
+    for label in ("word F1", "word F1 by page type", "collection", "ms CPU a page", "CPU a page:"):
+        assert label in out

@@ -194,6 +194,8 @@ def test_produce_and_tail_commands_over_tls(tls_broker, pki, tmp_path):
     settings = tls_settings(tls_broker, pki, "tls_cli", tmp_path / "data", client_cert=False)
     page = tmp_path / "page.txt"
     page.write_text(read_fixture("seed-page.txt"))
+    created = command(settings, "topics", "--create")  # produce never creates the input topic
+    assert created.returncode == 0 and f"{settings.input_topic}: created" in created.stdout, created.stderr
     sent = command(settings, "produce", str(page), "--url", SEED_URL)
     assert sent.returncode == 0, sent.stderr
     summary = rf"sent 1 pages in [\d.]+ s \([\d.]+/s\); to {re.escape(settings.input_topic)}"

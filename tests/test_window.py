@@ -65,7 +65,7 @@ def test_expiry_work_per_call_is_bounded_whatever_the_gap() -> None:
     from test_dedup import story
 
     from worker.document import Article
-    from worker.steps.dedup.index import fingerprint
+    from worker.steps.dedup.fingerprint import fingerprint
 
     state = CountingDict()
     index = DedupIndex(state, window_seconds=7 * 86400)

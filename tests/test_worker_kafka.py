@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections import Counter
 
@@ -20,6 +21,7 @@ from conftest import (
 
 from worker.cli.sample_pages import load_samples, read_page
 from worker.kafka.topics import candidates_topic
+from worker.kafka.transport import overrides
 
 pytestmark = pytest.mark.integration
 SEED_URL = "https://worldnewsdesk.example/ukraine-says-it-has-captured-two-north-korean-soldiers"
@@ -130,6 +132,14 @@ def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_
     send_pages(kafka_settings, pages[len(pages) // 2 :])
     start_worker(kafka_settings)
     events = collect_for_urls(kafka_settings, {p[0].decode() for p in pages})
+    # The take-over ran through every override that keeps pages from being lost on a kill: a
+    # library upgrade that renames the method it overrides would leave one at 0.
+    with urllib.request.urlopen(f"http://127.0.0.1:{kafka_settings.metrics_port}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    calls = {name: float(count) for name, count in re.findall(
+        r'^ingest_transport_fix_calls_total\{method="([^"]+)"\} (\S+)$', exposition, re.M)}
+    assert set(calls) == set(overrides()), calls
+    assert not [name for name, count in calls.items() if count == 0], calls
     for event in events:
         validate_event(event)
     contents: dict[str, set[bytes]] = {}
@@ -184,10 +194,11 @@ def test_unreadable_messages_on_internal_hops_are_dead_letters_and_the_agents_go
 def test_a_dedup_topic_with_another_partition_count_stops_the_worker_at_start(kafka_settings, start_worker):
     """Faust keeps an existing topic as it is: a dedup hop with two partitions would make every
     decision fail, so the worker refuses to start and says which topic and what to do."""
-    create_topic(kafka_settings, candidates_topic(kafka_settings), partitions=2)
+    settings = kafka_settings.with_overrides(app_id=f"{kafka_settings.app_id}-hop")  # hops not created yet
+    create_topic(settings, candidates_topic(settings), partitions=2)
     with pytest.raises(RuntimeError, match="exited at start-up") as failed:
-        start_worker(kafka_settings)
+        start_worker(settings)
     assert (
-        f"ingest-worker run: topic {candidates_topic(kafka_settings)} has 2 partitions; "
+        f"ingest-worker run: topic {candidates_topic(settings)} has 2 partitions; "
         "the dedup owner needs exactly 1" in str(failed.value)
     )

@@ -77,6 +77,16 @@ class Dropped:
 
     reason: DeadLetterReason
     detail: str
+    failure: Failure | None = None  # for internal_error: the exception, with its traceback
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A step that raised on a page (a bug): which step, where it raised, and the traceback."""
+
+    step: str
+    signature: str  # step, exception type and the line that raised: the same bug has one signature
+    traceback: str
 
 
 @dataclass(slots=True)

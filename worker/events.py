@@ -111,6 +111,23 @@ def dead_letter_event(
     dropped: Dropped, original: bytes | None, origin: Origin, url: str | None = None
 ) -> tuple[bytes | None, Event]:
     """The `dead_letter.v1` event of a page that cannot be processed, keyed like its input."""
+    event: Event = {
+        "event_type": "dead_letter.v1",
+        "reason": dropped.reason,
+        "detail": dropped.detail,
+        "url": url,
+        **original_fields(original),
+        "source": {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset},
+        "worker_version": __version__,
+        "failed_at": now_rfc3339(),
+    }
+    if dropped.failure is not None:
+        event["traceback"] = dropped.failure.traceback
+    return (url.encode() if url else None), event
+
+
+def original_fields(original: bytes | None) -> Event:
+    """A dead letter's `original`, `original_encoding` and `original_truncated` for the raw bytes."""
     raw = original or b""
     truncated = len(raw) > MAX_ORIGINAL_BYTES
     raw = raw[:MAX_ORIGINAL_BYTES]
@@ -123,19 +140,13 @@ def dead_letter_event(
                 text, encoding = base64.b64encode(raw).decode(), "base64"
         else:
             text, encoding = base64.b64encode(raw).decode(), "base64"
-    event: Event = {
-        "event_type": "dead_letter.v1",
-        "reason": dropped.reason,
-        "detail": dropped.detail,
-        "url": url,
-        "original": text,
-        "original_encoding": encoding,
-        "original_truncated": truncated,
-        "source": {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset},
-        "worker_version": __version__,
-        "failed_at": now_rfc3339(),
-    }
-    return (url.encode() if url else None), event
+    return {"original": text, "original_encoding": encoding, "original_truncated": truncated}
+
+
+def original_bytes(event: Event) -> bytes:
+    """The raw message a dead letter holds (as much of it as it holds: see `original_truncated`)."""
+    text = event["original"]
+    return base64.b64decode(text) if event.get("original_encoding") == "base64" else text.encode("utf-8")
 
 
 def encode(event: Event) -> bytes:

@@ -17,7 +17,7 @@ from worker.events import Event
 from worker.runtime.compute import InlineCompute
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
-from worker.stages import HOPS, Out, Stages
+from worker.stages import HOPS, Out, Stages, with_raw_page
 from worker.steps.dedup import DedupIndex
 
 
@@ -44,6 +44,7 @@ def process_lines(
     )
     loop = asyncio.new_event_loop()
     pending: list[tuple[bytes, Origin]] = []
+    raw_lines: dict[Origin, bytes] = {}  # lines waiting for tagging, for a late dead letter
     try:
         for number, line in enumerate(lines, start=1):
             value = line.strip()
@@ -52,23 +53,29 @@ def process_lines(
             origin = Origin("file", 0, number)
             for out in loop.run_until_complete(stages.page(value, None, origin, time.time())):
                 if out.route != "candidates":
-                    yield from _events([out])
+                    yield from _events([out], raw_lines)
                     continue
+                raw_lines[origin] = value
                 for decided in stages.decide(out.value, origin):
                     if decided.route == "unique":
                         pending.append((decided.value, origin))
                     else:
-                        yield from _events([decided])
+                        yield from _events([decided], raw_lines)
+                if not pending or pending[-1][1] != origin:
+                    raw_lines.pop(origin, None)
             if len(pending) >= settings.entity_batch_size:
-                yield from _events(loop.run_until_complete(stages.tag(pending)))
+                yield from _events(loop.run_until_complete(stages.tag(pending)), raw_lines)
                 pending = []
+                raw_lines.clear()
         if pending:
-            yield from _events(loop.run_until_complete(stages.tag(pending)))
+            yield from _events(loop.run_until_complete(stages.tag(pending)), raw_lines)
     finally:
         loop.close()
 
 
-def _events(outs: list[Out]) -> Iterator[Event]:
+def _events(outs: list[Out], raw_lines: dict[Origin, bytes]) -> Iterator[Event]:
     for out in outs:
-        assert out.route not in HOPS and out.event is not None
+        assert out.route not in HOPS
+        out = with_raw_page(out, raw_lines.get(out.raw_at)) if out.raw_at is not None else out
+        assert out.event is not None
         yield out.event

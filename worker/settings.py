@@ -3,13 +3,21 @@
 Every setting is an `INGEST_`-prefixed variable; `Settings.from_env()` reads them once into a
 frozen object that is passed to everything else. Faust gets each value explicitly, so Faust's
 own environment variables never silently win. Secrets are `Secret` and print masked.
+
+Each field is declared with `setting(...)`: its help text and the values it takes (a range, a
+list of choices, or a kind such as a topic name or a broker address). Every value is checked
+when the object is built, from the environment or in code, and a wrong one raises
+`SettingsError` naming the variable, the value and what it should be.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 PREFIX = "INGEST_"
@@ -18,6 +26,7 @@ PREFIX = "INGEST_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # How the worker authenticates to the broker and encrypts the connection.
 BROKER_SECURITY_FIELDS = (
     "broker_security_protocol",
@@ -28,6 +37,8 @@ BROKER_SECURITY_FIELDS = (
     "broker_ssl_certfile",
     "broker_ssl_keyfile",
 )
+# Kafka's rule for topic names (and what the worker accepts as an app id, which prefixes topics).
+LEGAL_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 class SettingsError(ValueError):
@@ -48,54 +59,88 @@ class Secret(str):
         return str.__str__(self)
 
 
+def setting(
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] = (),
+    kind: str = "",
+) -> Any:
+    """A settings field: its default, a line of help, and the values it takes.
+
+    `minimum`/`maximum` bound a number (inclusive), `above` bounds it exclusively; `choices` lists
+    the allowed words (matched in any case); `kind` is "topic" (a legal Kafka topic name), "name"
+    (not empty), or "broker" (host:port addresses).
+    """
+    rules = {"help": help, "minimum": minimum, "maximum": maximum, "above": above, "choices": choices, "kind": kind}
+    return field(default=default, metadata=rules)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Worker configuration; each field is read from `INGEST_<FIELD NAME IN CAPITALS>`."""
+    """Worker configuration; each field is read from `INGEST_<FIELD NAME IN CAPITALS>`.
 
-    broker: str = "kafka://localhost:9092"
-    app_id: str = "ingest-worker"
-    input_topic: str = "pages.raw"
-    articles_topic: str = "articles.v1"
-    duplicates_topic: str = "articles.duplicates.v1"
-    clusters_topic: str = "articles.clusters.v1"
-    dead_letter_topic: str = "pages.deadletter.v1"
+    Each field says what it is and what values it takes (`setting(...)`): `from_env` and
+    `__post_init__` check them, and `ingest-worker run --help` lists them from here.
+    """
+
+    broker: str = setting(
+        "kafka://localhost:9092", "bootstrap servers, host:port (kafka://h1:9092;kafka://h2:9092 for several)",
+        kind="broker",
+    )
+    app_id: str = setting("ingest-worker", "consumer group, and prefix of the worker's internal topics", kind="topic")
+    input_topic: str = setting("pages.raw", "topic the raw pages arrive on", kind="topic")
+    articles_topic: str = setting("articles.v1", "topic of the article.v1 events", kind="topic")
+    duplicates_topic: str = setting("articles.duplicates.v1", "topic of the duplicate.v1 events", kind="topic")
+    clusters_topic: str = setting("articles.clusters.v1", "topic of the cluster.v1 events (compacted)", kind="topic")
+    dead_letter_topic: str = setting("pages.deadletter.v1", "topic of the dead_letter.v1 events", kind="topic")
     # Two: one worker on the embedded broker ran 1.5-2.4x faster than with four (bench/throughput.md);
     # a group of more workers needs at least one partition each (deploy/k8s sets four).
-    topic_partitions: int = 2
-    topic_replicas: int = 1
-    max_page_bytes: int = 5_000_000
-    page_timeout_seconds: float = 30.0
-    workers: int = 0  # process-pool size; 0 = one per CPU
+    topic_partitions: int = setting(2, "partitions of the topics the worker creates (not the 1-partition dedup hop)",
+                                    minimum=1)
+    topic_replicas: int = setting(1, "replication factor of the topics the worker creates", minimum=1)
+    max_page_bytes: int = setting(5_000_000, "a larger raw page is dead-lettered as too_large", minimum=1)
+    page_timeout_seconds: float = setting(30.0, "time limit of one page in one step (timeout dead letter)", above=0)
+    workers: int = setting(0, "process-pool size; 0 = one per CPU the container's quota allows", minimum=0)
     # A pool process is replaced after this many calls (0 = never). A new process loads the entity
     # models again (about 3 s of CPU): every 500 calls that was over a tenth of the pool's CPU.
-    pool_max_tasks_per_process: int = 10_000
-    spacy_model: str = "en_core_web_sm"
-    entity_batch_size: int = 16
-    dedup_window_days: float = 7.0
-    metrics_port: int = 9464  # HTTP: /metrics, /healthz, /readyz
-    web_host: str = "0.0.0.0"
-    data_dir: str = "/tmp/ingest-worker"
-    fetch_wait_ms: int = 100
-    session_timeout_seconds: float = 30.0  # a dead worker's partitions move after this long
-    broker_unusable_seconds: float = 120.0  # a broker unreachable this long stops the worker (non-zero)
-    broker_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
-    broker_sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (SASL_* only)
-    broker_username: str = ""
-    broker_password: Secret = field(default_factory=lambda: Secret(""))
-    broker_ssl_cafile: str = ""  # CA bundle (PEM) the broker's certificate must chain to; empty = system CAs
-    broker_ssl_certfile: str = ""  # client certificate (PEM) when the broker requires mutual TLS
-    broker_ssl_keyfile: str = ""  # its private key (PEM, unencrypted); empty = inside the certfile
-    log_level: str = "WARNING"
-    log_format: str = "text"  # text, or json: one JSON object per line for log pipelines
+    pool_max_tasks_per_process: int = setting(10_000, "a pool process is replaced after this many calls; 0 = never",
+                                              minimum=0)
+    spacy_model: str = setting("en_core_web_sm", "spaCy model of the entity step", kind="name")
+    entity_batch_size: int = setting(16, "articles tagged in one call of the entity step", minimum=1)
+    dedup_window_days: float = setting(7.0, "how far back in event time a page is matched against", above=0)
+    metrics_port: int = setting(9464, "HTTP port of /metrics, /healthz, /readyz", minimum=1, maximum=65535)
+    web_host: str = setting("0.0.0.0", "address the metrics port listens on", kind="name")
+    data_dir: str = setting("/tmp/ingest-worker", "directory for Faust's local state", kind="name")
+    fetch_wait_ms: int = setting(100, "longest wait of a consumer fetch for new messages", minimum=0)
+    session_timeout_seconds: float = setting(30.0, "a dead worker's partitions move after this long", above=0)
+    broker_unusable_seconds: float = setting(120.0, "a broker unusable this long stops the worker (non-zero exit)",
+                                             above=0)
+    broker_security_protocol: str = setting("PLAINTEXT", "how to talk to the broker", choices=SECURITY_PROTOCOLS)
+    broker_sasl_mechanism: str = setting("PLAIN", "SASL mechanism (SASL_* protocols only)", choices=SASL_MECHANISMS)
+    broker_username: str = setting("", "SASL username")
+    broker_password: Secret = setting(Secret(""), "SASL password (never printed)")
+    broker_ssl_cafile: str = setting("", "CA bundle (PEM) the broker's certificate must chain to; empty = system CAs")
+    broker_ssl_certfile: str = setting("", "client certificate (PEM) when the broker requires mutual TLS")
+    broker_ssl_keyfile: str = setting("", "its private key (PEM, unencrypted); empty = inside the certfile")
+    log_level: str = setting("WARNING", "DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)", choices=LOG_LEVELS)
+    log_format: str = setting("text", "text, or json: one JSON object per line for log pipelines", choices=LOG_FORMATS)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.broker_password, Secret):  # a plain str given in code stays masked
-            object.__setattr__(self, "broker_password", Secret(self.broker_password))
+        if isinstance(self.broker_password, str) and not isinstance(self.broker_password, Secret):
+            object.__setattr__(self, "broker_password", Secret(self.broker_password))  # stays masked
+        for f in fields(self):
+            value, problem = _check(f, getattr(self, f.name))
+            if problem:
+                explained = f" ({f.metadata['help']})" if f.metadata.get("help") else ""
+                raise SettingsError(f"{PREFIX}{f.name.upper()}={_shown(value)} {problem}{explained}")
+            object.__setattr__(self, f.name, value)
         problem = broker_security_problem(self)
         if problem:
             raise SettingsError(problem)
-        if self.log_format not in LOG_FORMATS:
-            raise SettingsError(f"{PREFIX}LOG_FORMAT={self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,9 +151,28 @@ class Settings:
             raw = env.get(PREFIX + f.name.upper())
             if raw is None:
                 continue
-            default = getattr(cls(), f.name)
-            values[f.name] = _convert(f.name, raw, default)
+            values[f.name] = _convert(f.name, raw, _default(f))
         return cls(**values)
+
+    @classmethod
+    def unknown_variables(cls, environ: Mapping[str, str] | None = None) -> list[str]:
+        """A warning for each `INGEST_*` variable that is no setting (a typo is otherwise silent),
+        naming the nearest setting when there is one."""
+        env = os.environ if environ is None else environ
+        known = [PREFIX + f.name.upper() for f in fields(cls)]
+        warnings = []
+        for name in sorted(env):
+            if not name.startswith(PREFIX) or name in known:
+                continue
+            nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f"did you mean {nearest[0]}?" if nearest else "see `ingest-worker run --help` for the settings"
+            warnings.append(f"{name} is not a setting and is ignored; {hint}")
+        return warnings
+
+    @classmethod
+    def help_rows(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, help) for every setting, in declaration order."""
+        return [(PREFIX + f.name.upper(), _text(_default(f)), f.metadata.get("help", "")) for f in fields(cls)]
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (command-line flags, tests)."""
@@ -125,20 +189,35 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, secrets masked, for logs and `--help` tables."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: _text(getattr(self, f.name)) for f in fields(self)}
 
     def to_environ(self) -> dict[str, str]:
         """The settings as `INGEST_*` variables (secrets revealed), to configure a child process."""
         return {
-            PREFIX + f.name.upper(): (v.reveal() if isinstance(v, Secret) else str(v))
+            PREFIX + f.name.upper(): (v.reveal() if isinstance(v, Secret) else _text(v))
             for f in fields(self)
             for v in [getattr(self, f.name)]
         }
 
     @property
     def pool_size(self) -> int:
-        """Process-pool size: the configured number, or one per CPU."""
-        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+        """Process-pool size: the configured number, or one per CPU the container may use."""
+        from worker.runtime.cpus import available_cpus
+
+        return self.workers if self.workers > 0 else available_cpus()
+
+
+def log_reporting_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(log format, log level) as well as they can be read, even when other settings are wrong:
+    how a command reports the setting that stops it."""
+    env = os.environ if environ is None else environ
+    log_format = env.get(f"{PREFIX}LOG_FORMAT", "").strip().lower()
+    level = env.get(f"{PREFIX}LOG_LEVEL", "").strip().upper()
+    defaults = Settings.__dataclass_fields__
+    return (
+        log_format if log_format in LOG_FORMATS else defaults["log_format"].default,
+        level if level in LOG_LEVELS else defaults["log_level"].default,
+    )
 
 
 def broker_security_problem(settings: Settings) -> str:
@@ -176,16 +255,92 @@ def broker_security_problem(settings: Settings) -> str:
     return ""
 
 
+def _text(value: Any) -> str:
+    """A value as its environment variable writes it (a list of words: comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _default(f: Any) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
 def _convert(name: str, raw: str, default: Any) -> Any:
+    """The environment's text as the type of the field's default."""
+    what = {bool: "true or false", int: "a whole number", float: "a number"}
     try:
         if isinstance(default, Secret):
             return Secret(raw)
         if isinstance(default, bool):
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
+            words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+                     "off": False}
+            return words[raw.strip().lower()]
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):
             return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from exc
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except (ValueError, KeyError) as exc:
+        kind = what.get(type(default), type(default).__name__)
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not {kind}") from exc
     return raw
+
+
+def _check(f: Any, value: Any) -> tuple[Any, str]:
+    """The value as kept (choices in their canonical case) and "" , or what is wrong with it."""
+    rules, default = f.metadata, _default(f)
+    expected = type(default)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(default, str):
+        expected = str
+    if not isinstance(value, expected) or (isinstance(value, bool) and not isinstance(default, bool)):
+        return value, f"is a {type(value).__name__}, not a {expected.__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return value, "is not a finite number"
+    low, high, above = rules.get("minimum"), rules.get("maximum"), rules.get("above")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if above is not None and not value > above:
+            return value, f"is out of range: it must be above {above:g}"
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"from {low:g} to {high:g}" if low is not None and high is not None else (
+                f"at least {low:g}" if low is not None else f"at most {high:g}")
+            return value, f"is out of range: it must be {bounds}"
+    choices = rules.get("choices") or ()
+    if choices:
+        matched = [choice for choice in choices if choice.lower() == str(value).strip().lower()]
+        if not matched:
+            return value, f"is not one of {', '.join(choices)}"
+        value = matched[0]
+    kind = rules.get("kind", "")
+    if kind == "name" and not value.strip():
+        return value, "is empty"
+    if kind == "topic" and not LEGAL_NAME.fullmatch(value):
+        return value, "is not usable in a topic name: use 1 to 249 of the characters A-Z a-z 0-9 . _ -"
+    if kind == "broker":
+        problem = broker_address_problem(value)
+        if problem:
+            return value, problem
+    return value, ""
+
+
+def broker_address_problem(url: str) -> str:
+    """Why `url` is no list of broker addresses, or "" when it is one."""
+    example = "give host:port, e.g. kafka://broker1:9092 (several separated by ';' or ',')"
+    parts = [part.strip() for part in url.replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        return f"names no broker: {example}"
+    for part in parts:
+        scheme, _, address = part.rpartition("://")
+        if scheme and scheme.lower() not in ("kafka", "aiokafka"):
+            return f"has the scheme {scheme + '://'!r}, not kafka://: {example}"
+        host, colon, port = address.rstrip("/").rpartition(":")
+        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            return f"is not a broker address ({part!r} has no host:port with a port from 1 to 65535): {example}"
+    return ""

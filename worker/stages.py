@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from worker.cpu import Tagged, prepare, tag_texts
 from worker.document import Dropped, Origin, Prepared
-from worker.errors import internal_error
+from worker.errors import FailureLog, internal_error
 from worker.events import (
     Event,
     Headers,
@@ -31,13 +31,14 @@ from worker.events import (
     dead_letter_event,
     duplicate_event,
     encode,
+    original_fields,
     trace_parent,
 )
 from worker.logs import add_log_context
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
 from worker.steps.common import epoch_seconds
-from worker.steps.decode import decode
+from worker.steps.decode import decode, known_url
 from worker.steps.dedup import DedupIndex, Fingerprint
 from worker.steps.dedup.window import event_time
 
@@ -60,6 +61,9 @@ class Out:
     event: Event | None = None
     trace: str | None = None  # the raw page's W3C traceparent, carried to every event it leads to
     origin: Origin | None = None  # the raw page's place in its input topic, for a late dead letter
+    # A dead letter made after the raw page was left behind (dedup, entities, publish) holds the
+    # internal message; the carrier puts the raw page read back from here in its place.
+    raw_at: Origin | None = None
 
 
 class Compute(Protocol):
@@ -87,6 +91,7 @@ class Stages:
         self.metrics = metrics
         self.entity_fn = entity_fn
         self.clock = clock
+        self.failures = FailureLog()
 
     # -- decode + clean ---------------------------------------------------------------------------
 
@@ -107,7 +112,7 @@ class Stages:
         decode_seconds = time.perf_counter() - started
         self.metrics.stage_seconds.labels("decode").observe(decode_seconds)
         if isinstance(page, Dropped):
-            return [self.dead_letter(page, value, origin, trace=trace)]
+            return [self.dead_letter(page, value, origin, known_url(value, key), trace)]
         add_log_context(url=page.url)
         trace = trace or page.trace
         prepared = await self.compute(prepare, page, step="clean", timeout=self.settings.page_timeout_seconds)
@@ -149,7 +154,8 @@ class Stages:
         try:
             decision = self.index.decide(article.url, fp, when)
         except Exception as exc:  # a bad fingerprint must not stop the one dedup owner
-            return [self.dead_letter(internal_error(exc, "dedup"), hop, prepared.origin, article.url, trace)]
+            return [self.dead_letter(internal_error(exc, "dedup"), hop, prepared.origin, article.url, trace,
+                                     raw_at=prepared.origin)]
         if not decision.replay:  # a replay's time was counted the first time
             self._advance_window(decision.watermark)
         elapsed = time.perf_counter() - started
@@ -200,7 +206,7 @@ class Stages:
             article = prepared.article
             if isinstance(tagged, Dropped):
                 outs.append(self.dead_letter(tagged, prepared.to_bytes(), prepared.origin, article.url,
-                                             prepared.trace))
+                                             prepared.trace, raw_at=prepared.origin))
                 continue
             entities, article.entities_skipped = tagged
             article.entities = entities
@@ -212,7 +218,7 @@ class Stages:
                 outs.append(self.publish("articles", key, event, prepared.trace, prepared.origin))
             except Exception as exc:
                 outs.append(self.dead_letter(internal_error(exc, "publish"), prepared.to_bytes(), prepared.origin,
-                                             article.url, prepared.trace))
+                                             article.url, prepared.trace, raw_at=prepared.origin))
                 continue
             for entity in entities:
                 self.metrics.entities.labels(entity.label).inc()
@@ -259,15 +265,32 @@ class Stages:
         origin: Origin,
         url: str | None = None,
         trace: str | None = None,
+        raw_at: Origin | None = None,
     ) -> Out:
-        """The dead letter of a page that cannot go on, counted by reason."""
+        """The dead letter of a page that cannot go on, counted by reason.
+
+        `raw_at`: where the raw page is when `original` is an internal message instead; the
+        carrier replaces `original` by the page read back from there (`with_raw_page`).
+        """
         self.metrics.dead_letters.labels(dropped.reason).inc()
         where = {"url": url, "topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
-        log.info("dead letter %s: %s", dropped.reason, dropped.detail, extra=where)
-        return self.publish("dead_letters", *dead_letter_event(dropped, original, origin, url), trace, origin)
+        if dropped.failure is not None:  # a bug: the traceback at ERROR, once per distinct error
+            self.metrics.step_failures.labels(dropped.failure.step).inc()
+            self.failures.report(dropped.failure, f"dead letter {dropped.reason}: {dropped.detail}", where)
+        else:
+            log.info("dead letter %s: %s", dropped.reason, dropped.detail, extra=where)
+        key, event = dead_letter_event(dropped, original, origin, url)
+        return Out("dead_letters", key, encode(event), event, trace, origin, raw_at)
 
     def _observe_end_to_end(self, fetched_at: str | None) -> None:
         fetched = epoch_seconds(fetched_at)
         if fetched is not None:
             self.metrics.end_to_end_seconds.observe(max(0.0, self.clock() - fetched))
 
+
+def with_raw_page(out: Out, raw: bytes | None) -> Out:
+    """A late dead letter holding the raw page `raw` read back from `out.raw_at` (as it is when None)."""
+    if out.raw_at is None or out.event is None or raw is None:
+        return out
+    event = {**out.event, **original_fields(raw)}
+    return replace(out, value=encode(event), event=event, raw_at=None)

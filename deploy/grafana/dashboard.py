@@ -121,8 +121,12 @@ def red_rows() -> list[Row]:
             timeseries("Duplicates by kind", 12, "reqps", rate_by("kind", "ingest_duplicates_total"),
                        "Copies per second: exact (same text) or near (similar text).", stack=True)),
         row("Errors",
-            timeseries("Dead letters by reason", 16, "reqps", rate_by("reason", "ingest_dead_letters_total"),
+            timeseries("Dead letters by reason", 10, "reqps", rate_by("reason", "ingest_dead_letters_total"),
                        "Pages sent to the dead-letter topic per second, by reason.", stack=True),
+            timeseries("Step failures by step", 6, "short",
+                       [(f"sum by (step) (increase(ingest_step_failures_total[{RATE}]))", "{{step}}")],
+                       "Pages on which a step raised an exception (a bug), by step; the worker logs the "
+                       "traceback at ERROR and the alert IngestStepFailing fires.", stack=True),
             stat("Dead-letter ratio (5m)", 4, "percentunit", "ingest:dead_letters:ratio_rate5m",
                  [(0.01, "orange"), (0.05, "red")],
                  "Dead letters per consumed page over 5 minutes; the alert fires above 5%."),

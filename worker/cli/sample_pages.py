@@ -26,9 +26,13 @@ def read_page(path: Path | str, url: str, fetched_at: str | None = None) -> byte
     data = path.read_bytes()
     if path.suffix == ".gz":
         data = gzip.decompress(data)
+    return wrap_page(data, url, as_text=path.name.removesuffix(".gz").endswith(".txt"), fetched_at=fetched_at)
+
+
+def wrap_page(data: bytes, url: str, as_text: bool, fetched_at: str | None = None) -> bytes:
+    """A `raw_page.v1` message for a page's bytes: its `text` (a text dump) or its `html`."""
     body = data.decode("utf-8", "replace")
-    field = "text" if path.name.removesuffix(".gz").endswith(".txt") else "html"
-    event: dict[str, str] = {"event_type": "raw_page.v1", "url": url, field: body}
+    event: dict[str, str] = {"event_type": "raw_page.v1", "url": url, "text" if as_text else "html": body}
     if fetched_at:
         event["fetched_at"] = fetched_at
     return orjson.dumps(event)

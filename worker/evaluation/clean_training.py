@@ -8,6 +8,7 @@ share of the page's tokens.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from worker.evaluation.extraction_metric import WORD, shingle_counts
 from worker.steps.clean.model import LinearModel, fit
+from worker.steps.common import host
 
 STORY_SHARE = 0.5
 L2 = 1.0
@@ -65,17 +67,43 @@ def train(pages: Iterable[LabelledPage], features: tuple[str, ...]) -> LinearMod
     return fit(rows, labels, weights / weights.mean(), features, L2)
 
 
-def fold_of(ids: Iterable[str], folds: int) -> dict[str, int]:
-    """Fold number of each page id: ids in sorted order dealt round-robin (benchmark ids are
-    hashes, so this is a fixed random split)."""
-    return {page_id: k % folds for k, page_id in enumerate(sorted(ids))}
+def site_of(url: str) -> str:
+    """The registrable part of a url's host ('news.bbc.co.uk' -> 'bbc.co.uk'): pages of one
+    site share a template, so they share a fold."""
+    labels = host(url).split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-keep:])
+
+
+_SECOND_LEVEL = frozenset("co com org net ac gov edu ne or go".split())
+
+
+def fold_of(ids: Iterable[str], folds: int, urls: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Fold number of each page id. With `urls`, the pages of one site (`site_of`) share a
+    fold: sites, largest first (ties in a fixed hashed order), each go to the fold with the
+    fewest pages so far. Without, ids in sorted order are dealt round-robin."""
+    ordered = sorted(ids)
+    if urls is None:
+        return {page_id: k % folds for k, page_id in enumerate(ordered)}
+    sites: dict[str, list[str]] = {}
+    for page_id in ordered:
+        sites.setdefault(site_of(urls.get(page_id, "")) or page_id, []).append(page_id)
+    sizes = [0] * folds
+    assignment = {}
+    for site in sorted(sites, key=lambda s: (-len(sites[s]), hashlib.sha1(s.encode()).hexdigest())):
+        k = sizes.index(min(sizes))
+        sizes[k] += len(sites[site])
+        assignment.update(dict.fromkeys(sites[site], k))
+    return assignment
 
 
 def fold_models(
-    pages: Mapping[str, LabelledPage], folds: int, features: tuple[str, ...]
+    pages: Mapping[str, LabelledPage], folds: int, features: tuple[str, ...],
+    urls: Mapping[str, str] | None = None,
 ) -> dict[str, LinearModel]:
-    """For each page id, the model trained on every fold but the page's own."""
-    assignment = fold_of(pages, folds)
+    """For each page id, the model trained on every fold but the page's own (folds grouped by
+    site when `urls` are given)."""
+    assignment = fold_of(pages, folds, urls)
     models = [
         train((p for i, p in pages.items() if assignment[i] != k), features) for k in range(folds)
     ]

@@ -15,18 +15,19 @@ were accounted for by an event, the throughput and the dedup state per indexed a
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from worker.cli import ArgumentParser
+from worker.cli.failures import UsageError
+from worker.cli.files import output, read_bytes, writable
 from worker.cli.progress import Progress
 from worker.settings import Settings
 from worker.steps.dedup.index import DedupIndex
@@ -49,11 +50,9 @@ class Score:
 
 
 def read_lines(path: str) -> list[bytes]:
-    """The lines of a file, gunzipped when it starts with the gzip magic bytes."""
-    data = Path(path).read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return data.splitlines()
+    """The lines of a file, gunzipped when it starts with the gzip magic bytes (a file that cannot
+    be read, or is cut short, raises `UsageError` naming it)."""
+    return read_bytes(path).splitlines()
 
 
 def score(truth: Mapping[str, str], events: Iterable[Mapping[str, Any]]) -> Score:
@@ -161,7 +160,7 @@ def run_pipeline(lines: Iterable[bytes], settings: Settings, state: dict[str, by
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags of `ingest-worker eval dedup`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ingest-worker eval dedup",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -177,7 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run the evaluation; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    truth = json.loads(b"\n".join(read_lines(args.truth)))
+    if args.events_out:
+        writable(args.events_out, "--events-out")
+    try:
+        truth = json.loads(b"\n".join(read_lines(args.truth)))
+    except ValueError as exc:
+        raise UsageError(f"--truth {args.truth} is not JSON ({exc}); give the truth file: {{url: story id}}") from exc
+    if not isinstance(truth, dict):
+        raise UsageError(f"--truth {args.truth} holds a JSON {type(truth).__name__}; give the truth file: "
+                         "{url: story id}")
     lines = read_lines(args.pages)
     settings = Settings.from_env()
     state: dict[str, bytes] = {}
@@ -187,7 +194,7 @@ def main(argv: list[str]) -> int:
     seconds = time.perf_counter() - started
     progress.finish()
     if args.events_out:
-        with open(args.events_out, "wb") as out:
+        with output(args.events_out, "--events-out") as out:
             for event in events:
                 out.write(orjson.dumps(event) + b"\n")
     result = score(truth, events)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.cli import ArgumentParser
+from worker.cli.files import readable
 from worker.cli.progress import Progress
 from worker.document import ENTITY_LABELS
 from worker.evaluation.paired import paired_difference
@@ -215,7 +216,7 @@ def speed(run: Run, docs: int) -> dict[str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags of `ingest-worker eval entities`."""
-    parser = argparse.ArgumentParser(prog="ingest-worker eval entities", description=__doc__)
+    parser = ArgumentParser(prog="ingest-worker eval entities", description=__doc__)
     parser.add_argument("--gold", required=True, type=Path, help="gold JSONL file")
     parser.add_argument("--conll", action="store_true",
                         help="score with CoNLL labels PER/ORG/LOC/MISC")
@@ -337,9 +338,7 @@ def render(report: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """Entry point of `ingest-worker eval entities`; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if not args.gold.is_file():
-        print(f"gold file not found: {args.gold}", file=sys.stderr)
-        return 2
+    readable(str(args.gold), "--gold")
     report = evaluate(args)
     print(json.dumps(report, ensure_ascii=False) if args.json else render(report))
     return 0

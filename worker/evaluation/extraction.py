@@ -2,14 +2,17 @@
 
 `--data DIR` is a folder laid out like the article-extraction benchmark::
 
-    ground-truth.json   {id: {"articleBody": str, "url": str}}
+    ground-truth.json   {id: {"articleBody": str, "url": str, "page_type": str (optional)}}
     html/<id>.html.gz   the raw page (gzip, UTF-8)
     text/<id>.txt       the whole page saved as visible text
 
-scored with shingle-overlap F1 (`extraction_metric`). With `--folds K` the learned models of the
-cleaners are trained on K-1 folds of that folder and every page is cleaned by the model that
-did not see it: the figures are held-out figures. Without it the shipped models run (trained on
-the folder itself when it is the dev split: in-sample figures).
+scored with the folder's own metric (`extraction_metric`): when its pages carry a `page_type`
+(the WCXB layout), word-bag F1 per page averaged over pages, overall and per page type, as the
+benchmark's `score.py` computes it; otherwise the article benchmark's shingle-overlap F1.
+With `--folds K` the learned models of the cleaners are trained on K-1 folds of that folder
+and every page is cleaned by the model that did not see it: the figures are held-out figures.
+Folds are grouped by site (pages of one site share a template and a fold). Without it the
+shipped models run (trained on the folder itself when it is the dev split: in-sample figures).
 
 `--wild DIR` is a second held-out set laid out like the wild extraction set::
 
@@ -21,8 +24,9 @@ scored with snippet F1 (a `with` snippet found: true positive, missed: false neg
 
 Trafilatura's default extraction runs on the same pages in the same run. Speed is pages per
 CPU second of this process, the extractors interleaved page by page so that a busy machine
-slows all of them alike. The story-sentence check runs every sentence of the true bodies
-through the boilerplate filters and reports the share they would drop.
+slows all of them alike; the report gives CPU milliseconds per page of each. The
+story-sentence check runs every sentence of the true bodies through the boilerplate filters
+and reports the share they would drop.
 """
 
 from __future__ import annotations
@@ -31,23 +35,28 @@ import argparse
 import gzip
 import json
 import re
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from worker.cli import ArgumentParser
+from worker.cli.failures import UsageError
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
 from worker.evaluation.clean_training import fold_models, fold_of, labelled_pages
 from worker.evaluation.extraction_metric import (
+    PAGE_TYPES,
     Score,
+    Triple,
     aggregate,
+    mean_words,
     page_counts,
     score_predictions,
     shingle_counts,
+    word_prf,
 )
 from worker.evaluation.paired import Difference, paired_difference
 from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
@@ -57,7 +66,7 @@ from worker.steps.clean.html import html_candidates
 from worker.steps.clean.model import CleanModels, LinearModel
 from worker.steps.clean.page import clean
 
-__all__ = ["aggregate", "main", "page_counts", "score_predictions", "shingle_counts"]
+__all__ = ["aggregate", "main", "page_counts", "score_predictions", "shingle_counts", "word_prf"]
 
 Extractor = Callable[[str, str], str]
 
@@ -69,6 +78,12 @@ class Bench:
     root: Path
     bodies: dict[str, str]
     urls: dict[str, str]
+    page_types: dict[str, str] = field(default_factory=dict)  # WCXB layout only
+
+    @property
+    def words(self) -> bool:
+        """Whether the folder is scored with word-bag F1 (it has page types: WCXB)."""
+        return bool(self.page_types)
 
     def html(self, page_id: str) -> str | None:
         """The page's HTML, or None when the folder has no HTML for it."""
@@ -91,7 +106,8 @@ def load_bench(root: Path) -> Bench:
     raw = json.loads((root / "ground-truth.json").read_text(encoding="utf-8"))
     bodies = {i: str(rec.get("articleBody") or "") for i, rec in raw.items()}
     urls = {i: str(rec.get("url") or f"https://example.invalid/{i}") for i, rec in raw.items()}
-    return Bench(root=root, bodies=bodies, urls=urls)
+    types = {i: str(rec["page_type"]) for i, rec in raw.items() if rec.get("page_type")}
+    return Bench(root=root, bodies=bodies, urls=urls, page_types=types)
 
 
 def _measure(
@@ -154,34 +170,56 @@ class Evaluation:
     wild: dict[str, Score] = field(default_factory=dict)
     # clean html minus trafilatura, by set ('labelled', 'wild'), with its bootstrap interval
     differences: dict[str, Difference] = field(default_factory=dict)
+    metric: str = "shingle F1"
+    type_counts: dict[str, int] = field(default_factory=dict)  # labelled pages by page type
+    # further report sections (title, lines), e.g. page-type accuracy from a page-type evaluation
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def _page_rows(bench: Bench, predictions: Mapping[str, str]) -> dict[str, Triple]:
+    """Per page: word-bag (precision, recall, F1) on a WCXB folder, normalised shingle
+    (tp, fp, fn) otherwise."""
+    figure = word_prf if bench.words else page_counts
+    return {i: figure(bench.bodies[i], text) for i, text in predictions.items()}
+
+
+def _summary(bench: Bench, rows: Iterable[Triple]) -> tuple[float, float, float]:
+    """(F1, precision, recall) of per-page rows in the folder's metric."""
+    return mean_words(rows) if bench.words else aggregate(rows)
 
 
 def _scored(
     bench: Bench, predictions: dict[str, str], seconds: float, folds: int
 ) -> tuple[Score, list[tuple[float, float, float, int]]]:
-    truth = {i: bench.bodies[i] for i in predictions}
-    f1, p, r = score_predictions(truth, predictions)
+    rows = _page_rows(bench, predictions)
+    f1, p, r = _summary(bench, rows.values())
     per_fold = []
     if folds > 1:
-        assignment = fold_of(predictions, folds)
+        assignment = fold_of(predictions, folds, bench.urls)
         for k in range(folds):
             ids = [i for i in predictions if assignment[i] == k]
-            per_fold.append((*aggregate(page_counts(truth[i], predictions[i]) for i in ids), len(ids)))
-    return Score(f1, p, r, len(predictions), seconds), per_fold
+            per_fold.append((*_summary(bench, (rows[i] for i in ids)), len(ids)))
+    types = {
+        kind: _summary(bench, (rows[i] for i in predictions if bench.page_types.get(i) == kind))[0]
+        for kind in PAGE_TYPES if any(bench.page_types.get(i) == kind for i in predictions)
+    }
+    return Score(f1, p, r, len(predictions), seconds, types), per_fold
 
 
 def _fold_models(bench: Bench, ids: list[str], folds: int, mode: str) -> dict[str, LinearModel]:
     if mode == "html":
         pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
-        return fold_models(pages, folds, BLOCK_FEATURES)
+        return fold_models(pages, folds, BLOCK_FEATURES, bench.urls)
     pages = labelled_pages(ids, lambda i: text_training_candidates(bench, i), bench.bodies)
-    return fold_models(pages, folds, LINE_FEATURES)
+    return fold_models(pages, folds, LINE_FEATURES, bench.urls)
 
 
 def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
     """Clean the folder's pages in each mode beside trafilatura's default; with `folds` > 1
     every page is cleaned by models trained on the other folds."""
-    result = Evaluation()
+    result = Evaluation(metric="word F1" if bench.words else "shingle F1")
+    for kind in bench.page_types.values():
+        result.type_counts[kind] = result.type_counts.get(kind, 0) + 1
     if "html" in modes:
         pages = {i: h for i in bench.bodies if (h := bench.html(i)) is not None}
         models = _fold_models(bench, sorted(pages), folds, "html") if folds > 1 else {}
@@ -194,10 +232,10 @@ def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
         for name in ("html", "trafilatura"):
             result.scores[name], result.folds[name] = _scored(bench, predictions[name], seconds[name], folds)
         result.outputs["html"] = predictions["html"]
-        rows = {name: [page_counts(bench.bodies[i], predictions[name][i]) for i in sorted(pages)]
+        rows = {name: [row for _, row in sorted(_page_rows(bench, predictions[name]).items())]
                 for name in ("html", "trafilatura")}
         result.differences["labelled"] = paired_difference(
-            rows["html"], rows["trafilatura"], lambda draw: aggregate(draw)[0])
+            rows["html"], rows["trafilatura"], lambda draw: _summary(bench, draw)[0])
     if "text" in modes:
         dumps = {i: t for i in bench.bodies if (t := bench.text(i)) is not None}
         line_models = _fold_models(bench, sorted(dumps), folds, "text") if folds > 1 else {}
@@ -300,8 +338,22 @@ _NAMES = {"html": "clean html", "trafilatura": "trafilatura default", "text": "c
 def _line(name: str, s: Score, digits: int = 3) -> str:
     return (
         f"{_NAMES[name]:<20} F1 {s.f1:.{digits}f}  P {s.precision:.{digits}f}  R {s.recall:.{digits}f}  "
-        f"n {s.pages}  {s.pages_per_second:.1f} pages/s (CPU time)"
+        f"n {s.pages}  {s.pages_per_second:.1f} pages/s, {s.cpu_ms_per_page:.1f} ms CPU a page"
     )
+
+
+def _type_lines(scores: Mapping[str, Score], counts: Mapping[str, int]) -> list[str]:
+    """Word F1 per page type, one column per system."""
+    names = [n for n in ("html", "trafilatura", "text") if n in scores and scores[n].types]
+    if not names:
+        return []
+    header = "  ".join(f"{_NAMES[n]:>19}" for n in names)
+    lines = ["word F1 by page type:", f"{'page type':<14} {'pages':>5}  {header}"]
+    for kind in PAGE_TYPES:
+        if kind in scores[names[0]].types:
+            cells = "  ".join(f"{scores[n].types.get(kind, 0.0):>19.3f}" for n in names)
+            lines.append(f"{kind:<14} {counts.get(kind, 0):>5}  {cells}")
+    return lines
 
 
 def _report(result: Evaluation, folds: int) -> list[str]:
@@ -309,7 +361,7 @@ def _report(result: Evaluation, folds: int) -> list[str]:
     if result.scores:
         kind = f"held-out folds (k={folds}, each page cleaned by models trained on the other folds)" \
             if folds > 1 else "shipped models"
-        lines.append(f"labelled folder, {kind}:")
+        lines.append(f"labelled folder ({result.metric}), {kind}:")
     if folds > 1 and result.folds:
         names = [n for n in ("html", "trafilatura", "text") if result.folds.get(n)]
         lines.append("fold  pages  " + "  ".join(f"{_NAMES[n]:>19}" for n in names))
@@ -318,17 +370,22 @@ def _report(result: Evaluation, folds: int) -> list[str]:
             lines.append(f"{k + 1:>4}  {pages:>5}  " + "  ".join(f"{result.folds[n][k][0]:>19.3f}" for n in names))
         lines.append("pooled over the held-out folds:")
     lines.extend(_line(name, result.scores[name]) for name in ("html", "trafilatura", "text") if name in result.scores)
+    lines.extend(_type_lines(result.scores, result.type_counts))
     if "labelled" in result.differences:
         lines.append(_difference_line(result.differences["labelled"], 3))
     ratio = speed_ratio(result.scores)
     if ratio is not None:
-        lines.append(f"speed clean html / trafilatura default: {ratio:.2f}x")
+        lines.append(f"speed clean html / trafilatura default: {ratio:.2f}x "
+                     f"(CPU a page: {1 / ratio:.2f}x trafilatura's)")
     if result.sentences is not None:
         dropped, total = result.sentences
         lines.append(
             f"story sentences dropped by the boilerplate filters: {dropped} of {total} "
             f"({100 * dropped / max(1, total):.2f}%)"
         )
+    for title, section in result.sections:
+        lines.append(f"{title}:")
+        lines.extend(section)
     if result.wild:
         lines.append("wild set (snippet F1, shipped models):")
         lines.extend(_line(name, result.wild[name], 4) for name in ("html", "trafilatura"))
@@ -357,7 +414,7 @@ def speed_ratio(scores: Mapping[str, Score]) -> float | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags of `ingest-worker eval extraction`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ingest-worker eval extraction",
         description="Score the clean step (article extraction) on labelled pages, beside trafilatura.",
     )
@@ -378,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _figures(scores: Mapping[str, Score]) -> dict[str, object]:
     figures: dict[str, object] = {
-        key: {**asdict(s), "pages_per_second": s.pages_per_second} for key, s in scores.items()
+        key: {**asdict(s), "pages_per_second": s.pages_per_second, "cpu_ms_per_page": s.cpu_ms_per_page}
+        for key, s in scores.items()
     }
     figures["speed_ratio"] = speed_ratio(scores)
     return figures
@@ -391,11 +449,9 @@ def main(argv: list[str]) -> int:
     if args.data is None and args.wild is None:
         parser.error("give --data DIR, --wild DIR or both")
     if args.data is not None and not (args.data / "ground-truth.json").is_file():
-        print(f"error: {args.data}/ground-truth.json not found", file=sys.stderr)
-        return 2
+        raise UsageError(f"--data {args.data}: no ground-truth.json in it; give the labelled folder")
     if args.wild is not None and not (args.wild / "evaldata.json").is_file():
-        print(f"error: {args.wild}/evaldata.json not found", file=sys.stderr)
-        return 2
+        raise UsageError(f"--wild {args.wild}: no evaldata.json in it; give the wild set's folder")
     if args.folds == 1 or args.folds < 0:
         parser.error("--folds needs K >= 2")
     modes = ["html", "text"] if args.mode == "both" else [args.mode]
@@ -421,6 +477,9 @@ def main(argv: list[str]) -> int:
         if result.wild:
             figures["wild"] = _figures(result.wild)
         figures["difference"] = {name: asdict(d) for name, d in result.differences.items()}
+        figures["metric"] = result.metric
+        if result.type_counts:
+            figures["type_counts"] = result.type_counts
         print(json.dumps(figures))
     else:
         print("\n".join(_report(result, args.folds)))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 WORD = re.compile(r"\w+", re.UNICODE)
+PAGE_TYPES = ("article", "forum", "product", "collection", "listing", "documentation", "service")
 SHINGLE_LEN = 4
 
 Triple = tuple[float, float, float]
@@ -23,11 +24,17 @@ class Score:
     recall: float
     pages: int
     seconds: float
+    types: dict[str, float] = field(default_factory=dict)  # F1 by page type (labelled by type)
 
     @property
     def pages_per_second(self) -> float:
         """Pages handled per CPU second (0 when nothing was timed)."""
         return self.pages / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_page(self) -> float:
+        """CPU milliseconds per page (0 when no page was scored)."""
+        return 1000 * self.seconds / self.pages if self.pages else 0.0
 
 
 def shingle_counts(text: str) -> Counter[tuple[str, ...]]:
@@ -87,3 +94,31 @@ def score_predictions(
 ) -> tuple[float, float, float]:
     """(F1, precision, recall) of `predictions` against `truth`; a missing id is an empty body."""
     return aggregate(page_counts(truth[i], predictions.get(i, "")) for i in truth)
+
+
+# --- word-bag F1: the WCXB benchmark's metric -------------------------------------------------
+
+
+def word_prf(truth: str, prediction: str) -> Triple:
+    """(precision, recall, F1) of one page on lower-cased `\\w+` tokens as multisets (WCXB's
+    `score.py`): an empty truth scores 1 against an empty prediction and 0 otherwise, an empty
+    prediction scores 0."""
+    predicted = Counter(WORD.findall((prediction or "").lower()))
+    true_words = Counter(WORD.findall((truth or "").lower()))
+    if not true_words:
+        return (1.0, 1.0, 1.0) if not predicted else (0.0, 0.0, 0.0)
+    if not predicted:
+        return 0.0, 0.0, 0.0
+    overlap = sum((predicted & true_words).values())
+    precision, recall = overlap / sum(predicted.values()), overlap / sum(true_words.values())
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def mean_words(rows: Iterable[Triple]) -> tuple[float, float, float]:
+    """(F1, precision, recall) as means over pages of per-page word-bag figures."""
+    found = list(rows)
+    if not found:
+        return 0.0, 0.0, 0.0
+    return (sum(r[2] for r in found) / len(found), sum(r[0] for r in found) / len(found),
+            sum(r[1] for r in found) / len(found))

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -31,12 +31,13 @@ from worker.document import Dropped, Origin
 from worker.errors import internal_error
 from worker.events import cloudevent_headers
 from worker.kafka.app import Topology
+from worker.kafka.clients import MessageReader
 from worker.logs import log_context
 from worker.runtime.compute import PoolCompute
 from worker.runtime.metrics import Metrics
 from worker.runtime.pool import StepPool
 from worker.settings import Settings
-from worker.stages import Out, Route, Stages
+from worker.stages import Out, Route, Stages, with_raw_page
 from worker.steps.dedup import DedupIndex
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,16 @@ class BrokerUnusable(RuntimeError):
 
 
 class Fatal:
-    """Remembers why the worker stopped itself, so `run` can exit non-zero with that reason."""
+    """Remembers why the worker stopped itself, so `run` can exit non-zero with that reason.
+
+    `announce` writes the one line that ends the process (the command's fatal line, JSON under
+    INGEST_LOG_FORMAT=json) when a hanging shutdown is cut short.
+    """
 
     reason: str | None = None
+
+    def __init__(self, announce: Callable[[str], None] | None = None) -> None:
+        self.announce = announce or _print_stopped
 
     def stop(self, reason: str, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Record the reason and ask the worker to shut down gracefully (acked offsets commit).
@@ -85,14 +93,18 @@ class Fatal:
         if self.reason is None:
             self.reason = reason
             log.critical("%s", reason)
-            timer = threading.Timer(grace_seconds, _exit_now, args=(reason,))
+            timer = threading.Timer(grace_seconds, _exit_now, args=(self.announce, reason))
             timer.daemon = True
             timer.start()
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _exit_now(reason: str) -> None:
-    print(f"ingest-worker: stopped: {reason}", file=sys.stderr, flush=True)
+def _print_stopped(line: str) -> None:
+    print(f"ingest-worker run: {line}", file=sys.stderr, flush=True)
+
+
+def _exit_now(announce: Callable[[str], None], reason: str) -> None:
+    announce(f"stopped: {reason}")
     os._exit(1)
 
 
@@ -143,6 +155,7 @@ class Agents:
         self.compute = PoolCompute(pool, metrics, partial(warm_up, settings.spacy_model),
                                    partial(fatal.stop, grace_seconds=UNUSABLE_POOL_GRACE_SECONDS))
         self.stages = Stages(settings, self.index, self.compute, metrics)
+        self.raw_pages = MessageReader(settings)  # puts the raw page into late dead letters
         self.topics: dict[Route, Any] = {
             "candidates": topology.candidates,
             "unique": topology.unique,
@@ -166,7 +179,7 @@ class Agents:
                     )
                 except Exception as exc:
                     error = exc
-                await self._account(message, outs, error, "page")
+                await self._account(message, outs, error, "decode")
             self.inflight.done(id(event))
 
     async def decide(self, stream: Any) -> None:
@@ -202,7 +215,7 @@ class Agents:
         origin = _origin(message)
         value = message.value or b""
         if exc is not None or outs is None:  # our bug on this page: the page still ends somewhere
-            log.error("step %s failed on %s", step, origin, exc_info=exc)
+            # Logged (with its traceback, once per distinct error) and counted as the dead letter is made.
             outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin)]
         try:
             await self._deliver(outs, value, origin)
@@ -216,6 +229,7 @@ class Agents:
         request instead of one round trip each). One the broker can never take becomes the
         page's dead letter.
         """
+        outs = [await self._with_raw_page(out) for out in outs]
         results = await asyncio.gather(*(self._deliver_one(out, original, origin) for out in outs),
                                        return_exceptions=True)
         for result in results:
@@ -228,12 +242,24 @@ class Agents:
         except MessageSizeTooLargeError as exc:
             url = out.event.get("url") if out.event else None
             detail = f"The broker refused the {out.route} message as too large ({exc}); the page is too big."
-            # From a batch, the output names its own page; its cleaned form stands for the raw one.
+            # An output of a later step names its raw page's place: the page is read back from there.
             page_origin = out.origin or origin
-            own = page_origin != origin
-            await self._send(self.stages.dead_letter(
-                Dropped("too_large", detail), out.value if own else original, page_origin, url, out.trace
-            ))
+            raw_at = page_origin if page_origin != origin or origin.topic != self.settings.input_topic else None
+            await self._send(await self._with_raw_page(self.stages.dead_letter(
+                Dropped("too_large", detail), original, page_origin, url, out.trace, raw_at=raw_at
+            )))
+
+    async def _with_raw_page(self, out: Out) -> Out:
+        """A late dead letter with the raw page read back from the input topic in place of the
+        internal message (left as it is when the page can no longer be read)."""
+        if out.raw_at is None:
+            return out
+        try:
+            raw = await self.raw_pages.read(out.raw_at.topic, out.raw_at.partition, out.raw_at.offset)
+        except Exception as exc:  # noqa: BLE001 - the dead letter still goes out, with the hop
+            log.warning("could not read the raw page at %s back for its dead letter: %r", out.raw_at, exc)
+            raw = None
+        return with_raw_page(out, raw)
 
     async def _send(self, out: Out) -> None:
         """Send one message and wait for the broker's ack, retrying while the broker refuses."""

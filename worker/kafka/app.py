@@ -19,7 +19,7 @@ from typing import Any
 import faust
 
 from worker.kafka.connection import faust_credentials
-from worker.kafka.topics import DEDUP_TABLE, candidates_topic
+from worker.kafka.topics import DEDUP_TABLE, candidates_topic, unique_topic
 from worker.kafka.transport import broker_url
 from worker.settings import Settings
 
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
     topology = Topology(
         pages=app.topic(settings.input_topic, **raw),
         candidates=app.topic(candidates_topic(settings), partitions=1, internal=True, **raw),
-        unique=app.topic(f"{settings.app_id}-unique-articles", internal=True, **raw),
+        unique=app.topic(unique_topic(settings), internal=True, **raw),
         articles=app.topic(settings.articles_topic, **raw),
         duplicates=app.topic(settings.duplicates_topic, **raw),
         clusters=app.topic(settings.clusters_topic, **raw),

@@ -11,6 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from worker.kafka.connection import client_options, start_client
 from worker.settings import Settings
 
+READ_IDLE_SECONDS = 10.0  # `read_topic` gives up on a partition that hands out nothing this long
+
 
 async def produce(
     settings: Settings,
@@ -84,5 +86,86 @@ async def consume(
                 last = time.monotonic()
             if idle_timeout and time.monotonic() - last > idle_timeout:
                 return
+    finally:
+        await consumer.stop()
+
+
+class MessageReader:
+    """Reads single messages back by (topic, partition, offset), without joining a group.
+
+    The worker uses it to put the raw page into a dead letter made after the page was left
+    behind (dedup, entities, publish); `redrive` to re-read a page its dead letter holds only
+    part of. One consumer, started on the first read, reads one message at a time.
+    """
+
+    def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def read(self, topic: str, partition: int, offset: int) -> bytes | None:
+        """The value of the message at `offset`, or None when it is gone (retention) or absent."""
+        async with self._lock:
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(
+                    enable_auto_commit=False,
+                    fetch_max_wait_ms=self.settings.fetch_wait_ms,
+                    auto_offset_reset="earliest",  # an offset past retention reads the first one kept
+                    **client_options(self.settings),
+                )
+                self._consumer = await start_client(self.settings, consumer)
+            consumer = self._consumer
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=200, max_records=1)
+                for record in batch.get(tp, []):
+                    return record.value if record.offset == offset else None
+            return None
+
+    async def close(self) -> None:
+        """Stop the consumer (a later read starts a new one)."""
+        async with self._lock:
+            consumer, self._consumer = self._consumer, None
+            if consumer is not None:
+                await consumer.stop()
+
+
+async def read_topic(settings: Settings, topic: str) -> AsyncGenerator[tuple[bytes | None, bytes], None]:
+    """Yield (key, value) of every message `topic` holds now, partition by partition, then stop."""
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False, fetch_max_wait_ms=settings.fetch_wait_ms, auto_offset_reset="earliest",
+        **client_options(settings),
+    )
+    await start_client(settings, consumer)
+    try:
+        found = None
+        for _ in range(50):  # a topic created a moment ago may not be in the metadata yet
+            found = consumer.partitions_for_topic(topic)
+            if found:
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        partitions = [TopicPartition(topic, p) for p in sorted(found or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        for tp in partitions:
+            # Some brokers (the embedded one) list the last batch's base offset + 1 as the end: read
+            # on to the high watermark a fetch reports, which every broker gives as the log end.
+            last_record = time.monotonic()
+            while time.monotonic() - last_record < READ_IDLE_SECONDS:
+                high = consumer.highwater(tp)
+                if await consumer.position(tp) >= max(ends[tp], high or 0) and (high is not None or not ends[tp]):
+                    break
+                batch = await consumer.getmany(tp, timeout_ms=200)
+                for record in batch.get(tp, []):
+                    last_record = time.monotonic()
+                    yield record.key, record.value
     finally:
         await consumer.stop()

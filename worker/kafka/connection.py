@@ -147,7 +147,7 @@ async def check_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT_SECO
             continue
         try:
             cluster = ClusterMetadata()
-            cluster.update_metadata(await asyncio.wait_for(conn.send(MetadataRequest([])), timeout))
+            cluster.update_metadata(await asyncio.wait_for(conn.send(metadata_request()), timeout))
         except Exception as exc:  # noqa: BLE001 - each becomes a sentence
             reasons.append(describe(settings, server, exc, timeout))
             continue
@@ -176,6 +176,17 @@ async def check_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT_SECO
     if len(set(reasons)) == 1:
         raise BrokerUnavailable(reasons[0])
     raise BrokerUnavailable("no bootstrap server could be used: " + "; ".join(reasons))
+
+
+def metadata_request() -> Any:
+    """A request for the metadata of every topic, in the form the installed aiokafka sends.
+
+    aiokafka 0.13 turned `MetadataRequest` from a list of one struct per protocol version into a
+    class that picks the version itself; the lowest aiokafka allowed (0.11) has the list.
+    """
+    if isinstance(MetadataRequest, list | tuple):
+        return MetadataRequest[0]([])
+    return MetadataRequest([])
 
 
 async def _connect(host: str, port: int, options: dict[str, Any], timeout: float) -> Any:

@@ -29,35 +29,70 @@ And one in committing: with several actors per agent, a partition's messages fin
 order, and Faust committed past an offset still being processed when the one after it was
 acknowledged first (it allows a hole of one); a kill then lost that page. A commit now starts
 only at the next offset to read.
+
+Every fix overrides a private method of Faust or aiokafka: one renamed by an upgrade would never
+be called and the loss would come back silently. Each override counts its calls
+(`ingest_transport_fix_calls_total{method}`), and the tests check that every overridden method
+still exists with the signature overridden and is called during a run (tests/test_dependencies.py,
+tests/test_worker_kafka.py) on the lowest and the highest versions allowed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from worker.kafka.connection import bootstrap_servers
 
 SCHEME = "ingest-kafka"
 HIGHWATER_WAIT_SECONDS = 10.0  # how long recovery waits for a fetch to report a changelog's end
 
+F = TypeVar("F", bound=Callable[..., Any])
+FIX_CALLS: Counter[str] = Counter()  # calls of each overriding method, in this process
+
+
+def counted(method: F) -> F:
+    """Count the calls of an override of a Faust or aiokafka method in `FIX_CALLS`."""
+    name = method.__qualname__
+    if asyncio.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def counted_async(*args: Any, **kwargs: Any) -> Any:
+            FIX_CALLS[name] += 1
+            return await method(*args, **kwargs)
+
+        return counted_async  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def counted_sync(*args: Any, **kwargs: Any) -> Any:
+        FIX_CALLS[name] += 1
+        return method(*args, **kwargs)
+
+    return counted_sync  # type: ignore[return-value]
+
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Creates the group consumer with the app's `fetch_wait_ms`; seeks and measures ends correctly."""
 
+    @counted
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when it builds its fetcher at start(); there is no public setter.
         consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_wait_ms", 500))
         return consumer
 
+    @counted
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek every assigned partition to its committed offset; a stream partition without one to its start.
 
@@ -78,6 +113,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             committed.update({tp: await consumer.position(tp) for tp in uncommitted})
         return committed
 
+    @counted
     async def _fetch_records(
         self,
         consumer: Any,
@@ -90,6 +126,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             consumer, selected, timeout=timeout, max_records=max_records  # type: ignore[arg-type]
         )
 
+    @counted
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         listed = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
@@ -137,9 +174,11 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._held: set[TP] = set()
 
+    @counted
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    @counted
     async def perform_seek(self) -> None:
         """Seek partitions to their committed offsets, handing out nothing from them until flow resumes.
 
@@ -151,6 +190,7 @@ class Consumer(faust_aiokafka.Consumer):
         self._held |= held
         await super().perform_seek()
 
+    @counted
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit for `tp`: none while the next offset to read is not acknowledged."""
         acked = self._acked[tp]
@@ -161,12 +201,38 @@ class Consumer(faust_aiokafka.Consumer):
                 return None
         return super()._new_offset(tp)
 
+    @counted
     def resume_flow(self) -> None:
         """Let messages flow again, with the partitions held back during the seek once recovery is over."""
         if self._held and not self.app.in_recovery:  # a seek cut short by a new rebalance: keep them held
             held, self._held = self._held, set()
             self.resume_partitions(held & self.assignment())
         super().resume_flow()
+
+
+def overrides() -> dict[str, tuple[type, type]]:
+    """Every method of this module's classes that overrides one of Faust's or aiokafka's:
+    `Class.method` -> (this module's class, the library class it overrides)."""
+    found = {}
+    for cls in (ConsumerThread, Consumer):
+        base = cls.__mro__[1]
+        for name, value in vars(cls).items():
+            if callable(value) and hasattr(base, name) and not name.startswith("__"):
+                found[f"{cls.__qualname__}.{name}"] = (cls, base)
+    return found
+
+
+class FixCallsCollector(Collector):
+    """`ingest_transport_fix_calls_total{method}`: calls of each override of a library method."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """The counts at scrape time, every override listed (0 until it is first called)."""
+        family = CounterMetricFamily(
+            "ingest_transport_fix_calls", "Calls of each override of a Faust or aiokafka method", labels=["method"]
+        )
+        for name in sorted(overrides()):
+            family.add_metric([name], FIX_CALLS[name])
+        yield family
 
 
 class Transport(faust_aiokafka.Transport):

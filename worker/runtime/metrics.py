@@ -72,6 +72,7 @@ class Metrics:
     articles: Counter
     duplicates: Counter
     dead_letters: Counter
+    step_failures: Counter
     entities: Counter
     stage_seconds: Histogram
     end_to_end_seconds: Histogram
@@ -133,6 +134,12 @@ class Metrics:
                 "ingest_dead_letters_total",
                 "Pages dead-lettered, by reason",
                 ["reason"],
+                registry=reg,
+            ),
+            step_failures=Counter(
+                "ingest_step_failures_total",
+                "Pages on which a step raised an exception (a bug; each is an internal_error dead letter)",
+                ["step"],
                 registry=reg,
             ),
             entities=Counter(
@@ -230,6 +237,7 @@ class Metrics:
             m.entities.labels(label)
         for stage in STAGES:
             m.stage_seconds.labels(stage)
+            m.step_failures.labels(stage)
         for correction in TIME_CORRECTIONS:
             m.event_time_corrections.labels(correction)
         return m

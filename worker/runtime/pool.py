@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
+from worker.errors import keep_remote_traceback
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -413,7 +415,7 @@ def _serve_calls(conn: Connection, initializer: Callable[[], Any] | None) -> Non
         try:
             reply = ("ok", fn(*args), started)
         except Exception as exc:
-            reply = ("error", exc, started)
+            reply = ("error", keep_remote_traceback(exc), started)
         try:
             conn.send(reply)
         except Exception as exc:  # a result (or an exception) that does not pickle

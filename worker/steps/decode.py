@@ -66,6 +66,29 @@ def decode(
     return _validate(payload, key, len(value))
 
 
+def known_url(value: bytes | None, key: bytes | None) -> str | None:
+    """The url a message names, as well as it can be read from a message `decode` refused: its
+    `url` field (inside a CloudEvent's `data` too), else its Kafka key; None when neither says.
+
+    For the dead letter, so that a page refused for any reason can still be traced to its url.
+    """
+    payload: Any = None
+    if value and not value.startswith(BINARY_SIGNATURES):
+        try:
+            payload = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+        payload = payload["data"]
+    url = payload.get("url") if isinstance(payload, dict) else None
+    if isinstance(url, str) and url.strip():
+        return url.strip()[:MAX_URL_CHARS]
+    if key:
+        text = key.decode("utf-8", "replace").strip()
+        return text[:MAX_URL_CHARS] or None
+    return None
+
+
 def _unwrap_cloudevent(envelope: dict[str, Any]) -> dict[str, Any] | Dropped:
     """The page inside a structured-mode CloudEvent (CloudEvents 1.0 JSON format)."""
     version = envelope.get("specversion")

@@ -15,6 +15,7 @@ from worker.document import Article, Dropped, RawPage
 from worker.steps.clean.dump import extract_dump
 from worker.steps.clean.html import extract_html
 from worker.steps.clean.language import checked_language, detect_language, normalize_code
+from worker.steps.clean.metadata import dump_meta
 from worker.steps.clean.model import CleanModels
 from worker.steps.clean.normalize import join_paragraphs, normalize_line
 from worker.steps.common import host, parse_timestamp
@@ -103,12 +104,15 @@ def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Drop
     text = join_paragraphs(found.paragraphs)
     if _too_short(text):
         return _empty(page, "text dump")
+    stated = dump_meta(dump, found.title, found.paragraphs[0])
     return Article(
         url=page.url,
         title=found.title,
         text=text,
         mode="text",
         source_domain=source_domain(page.url),
+        authors=stated.authors,
+        published_at=stated.published_at,
         fetched_at=page.fetched_at,
         language=found.language or detect_language(text),
     )

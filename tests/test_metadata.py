@@ -1,0 +1,261 @@
+"""Page metadata (`clean.metadata`): publication date, authors and title of HTML pages and text
+dumps, and `ingest-worker eval metadata` with its metric."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from worker.cli import main as cli_main
+from worker.document import Article, RawPage
+from worker.evaluation.metadata import author_found, date_right, main, site_fold, title_exact
+from worker.steps.clean.html import drop_code, parse_html
+from worker.steps.clean.metadata import (
+    PageMeta,
+    dump_meta,
+    is_organisation,
+    is_person,
+    read_meta,
+    shown_dates,
+    split_authors,
+)
+from worker.steps.clean.page import clean
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAGES = FIXTURES / "pages"
+STORY = (
+    "<p>The harbour reopened on Monday after the storm that closed it for a week, officials said, "
+    "and the first ferries sailed in the afternoon with crews checking the piers.</p>"
+)
+
+
+def _meta(head: str, body: str, url: str = "https://news.example.com/2024/harbour") -> PageMeta:
+    tree = parse_html(f"<html><head>{head}</head><body>{body}{STORY}</body></html>")
+    assert tree is not None
+    return read_meta(drop_code(tree), url)
+
+
+def _ld(**fields: object) -> str:
+    return f"<script type='application/ld+json'>{json.dumps({'@type': 'NewsArticle', **fields})}</script>"
+
+
+# --- dates ----------------------------------------------------------------------------------
+
+
+def test_published_date_shown_on_the_page_keeps_its_time_zone() -> None:
+    meta = _meta(
+        _ld(datePublished="2024-03-05T22:10:00-05:00", dateModified="2024-03-09T08:00:00-05:00"),
+        "<h1>Harbour reopens after the storm</h1><p>By Ana Ruiz</p><p>March 5, 2024</p>",
+    )
+    assert meta.published_at == "2024-03-05T22:10:00-05:00"
+
+
+def test_published_not_modified_even_when_the_page_shows_only_its_update() -> None:
+    meta = _meta(
+        "<meta property='article:published_time' content='2019-08-14T13:00:00Z'>"
+        "<meta property='article:modified_time' content='2025-09-17T00:00:00Z'>",
+        "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
+    )
+    assert meta.published_at == "2019-08-14T13:00:00Z"
+
+
+def test_no_date_rather_than_a_guess() -> None:
+    # a copyright year, an opening-hours day and a date range are not the story's date
+    meta = _meta(
+        "<title>Harbour reopens after the storm</title>",
+        "<p>Open today, March 14, 2026</p><h1>Harbour reopens after the storm</h1>"
+        "<p>Offer valid from January 16, 2025 to January 20, 2025</p><footer>© 2024 Harbour News</footer>",
+    )
+    assert meta.published_at is None
+
+
+def test_an_update_date_only_when_the_page_states_no_publication_date() -> None:
+    update_only = _meta("", "<h1>Harbour reopens after the storm</h1><p>Last updated: November 13, 2025</p>")
+    assert update_only.published_at == "2025-11-13"
+    both = _meta("", "<h1>Harbour reopens after the storm</h1><p>Updated November 13, 2025</p>"
+                     "<p>Published November 2, 2025</p>")
+    assert both.published_at == "2025-11-02"
+
+
+def test_date_shown_next_to_the_headline_when_nothing_structured() -> None:
+    meta = _meta("", "<h1>Harbour reopens after the storm</h1><p>By Ana Ruiz · 12 November 2025</p>")
+    assert meta.published_at == "2025-11-12"
+
+
+def test_a_template_date_the_page_never_shows_gives_way_to_the_shown_one() -> None:
+    meta = _meta(
+        _ld(datePublished="2025-06-24"),
+        "<h1>Harbour reopens after the storm</h1><p>Shauna Mitchell</p><p>August 25, 2024</p>",
+    )
+    assert meta.published_at == "2024-08-25"
+
+
+def test_shown_dates_spellings() -> None:
+    days = [d.isoformat() for d, _ in shown_dates(
+        "Sept. 4, 2025 | 4th September 2025 | 2025-09-04 | 12.11.2025 | posted 3 days ago"
+    )]
+    assert days.count("2025-09-04") == 3
+    assert {"2025-12-11", "2025-11-12"} <= set(days)  # 12.11.2025 read both ways
+
+
+# --- authors ---------------------------------------------------------------------------------
+
+
+def test_json_ld_people_split_and_the_site_name_never_an_author() -> None:
+    meta = _meta(
+        _ld(author=[{"@type": "Person", "name": "Ana Ruiz"}, {"@type": "Person", "name": "Tom Berg"},
+                    {"@type": "Organization", "name": "Harbour News"}],
+            publisher={"@type": "Organization", "name": "Harbour News"}),
+        "<h1>Harbour reopens after the storm</h1><p>By Ana Ruiz and Tom Berg</p>",
+    )
+    assert meta.authors == ["Ana Ruiz", "Tom Berg"]
+    site_only = _meta(
+        "<meta property='og:site_name' content='Harbour News'><meta name='author' content='Harbour News'>",
+        "<h1>Harbour reopens after the storm</h1>",
+    )
+    assert site_only.authors == []
+
+
+def test_byline_line_with_credentials_and_several_authors() -> None:
+    meta = _meta("", "<h1>Harbour reopens after the storm</h1><div>By Jillian Kubala, MS, RD and Tom Berg</div>")
+    assert meta.authors == ["Jillian Kubala", "Tom Berg"]
+    assert split_authors("By Danielle DeSiato, Donna Enzmann, and Natalie Nguyen") == [
+        "Danielle DeSiato", "Donna Enzmann", "Natalie Nguyen"
+    ]
+
+
+def test_staff_bylines_are_organisations_given_only_without_a_person() -> None:
+    assert is_organisation("Podium Staff") and is_organisation("The Investopedia Team")
+    assert not is_person("Podium Staff") and is_person("Ana Ruiz")
+    staff = _meta("", "<h1>Harbour reopens after the storm</h1><span class='author'>Podium Staff</span>")
+    assert staff.authors == ["Podium Staff"]
+    both = _meta(
+        "<meta name='author' content='Ana Ruiz'>",
+        "<h1>Harbour reopens after the storm</h1><span class='author'>Podium Staff</span>",
+    )
+    assert both.authors == ["Ana Ruiz"]
+
+
+def test_comment_form_and_comment_authors_are_not_bylines() -> None:
+    meta = _meta(
+        "", "<h1>Harbour reopens after the storm</h1>" + STORY * 8 + "<div id='comments'><span "
+        "class='comment-author'>Jane Smith</span><label class='author'>Name *</label></div>",
+    )
+    assert meta.authors == []
+
+
+# --- titles ----------------------------------------------------------------------------------
+
+
+def test_title_is_the_headline_not_the_title_with_the_site_name() -> None:
+    meta = _meta(
+        "<title>Harbour reopens after the storm | Harbour News</title>"
+        "<meta property='og:title' content='Harbour reopens, ferries sail again'>",
+        "<h1>Harbour News</h1><h1>Harbour reopens after the storm</h1>",
+    )
+    assert meta.title == "Harbour reopens after the storm"
+    logo = _meta(
+        "<title>Harbour reopens after the storm - Harbour News</title><meta property='og:site_name' "
+        "content='Harbour News'>", "<h1>Weather desk</h1>",
+    )
+    assert logo.title == "Harbour reopens after the storm"
+
+
+# --- real pages and text dumps ---------------------------------------------------------------
+
+
+def _fixture_article(prefix: str) -> Article:
+    truth = json.loads((PAGES / "ground-truth.json").read_text(encoding="utf-8"))
+    page_id = next(i for i in truth if i.startswith(prefix))
+    html = gzip.decompress((PAGES / "html" / f"{page_id}.html.gz").read_bytes()).decode("utf-8")
+    article = clean(RawPage(url=truth[page_id]["url"], html=html))
+    assert isinstance(article, Article)
+    return article
+
+
+def test_real_pages() -> None:
+    wired = _fixture_article("2f42ef1d")
+    assert (wired.authors, wired.published_at) == (["Molly Wood"], "2019-11-14T14:00:00+00:00")
+    macrumors = _fixture_article("232a43fb")
+    assert macrumors.authors == ["Joe Rossignol"] and macrumors.published_at == "2019-11-18T10:45:00+00:00"
+    rt = _fixture_article("4a44ab3e")
+    assert rt.authors == []  # the JSON-LD author is the site, RT
+    korean = _fixture_article("0ec95c72")
+    assert korean.published_at == "2018-08-25"  # 기사입력 : 2018-08-25 15:24 under the headline
+
+
+def test_dump_byline_and_date_lines_between_headline_and_story() -> None:
+    dump = (
+        "Menu\nSign in\nHarbour reopens after the storm\nBy Ana Ruiz and Tom Berg\n"
+        "Tuesday 12 November 2025 09:30 GMT\n"
+        + STORY[3:-4] + "\n\nThe port authority said repairs would go on for another month.\n"
+    )
+    stated = dump_meta(dump, "Harbour reopens after the storm", STORY[3:-4])
+    assert stated.authors == ["Ana Ruiz", "Tom Berg"] and stated.published_at == "2025-11-12"
+
+
+def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:
+    seed = (FIXTURES / "seed-page.txt").read_text(encoding="utf-8")
+    article = clean(RawPage(url="https://news.example.com/world/story-1", text=seed))
+    assert isinstance(article, Article)
+    assert article.authors == [] and article.published_at is None  # "By admin • January 11, 2025" below
+
+
+# --- the evaluation --------------------------------------------------------------------------
+
+
+def test_metric() -> None:
+    assert author_found("Dylan Bailey, MS, RD, FAND", ["Dylan Bailey"])
+    assert author_found("Manoj Jain and Jagpreet Chhatwal", ["Manoj Jain", "Jagpreet Chhatwal"])
+    assert not author_found("Manoj Jain and Jagpreet Chhatwal", ["Manoj Jain and Jagpreet Chhatwal x"])
+    assert not author_found("Ana Ruiz", ["Ana Ruiz", "Harbour News"])  # a site name added
+    assert author_found("The Currency editors", ["The Currency editors"])
+    assert author_found("Genevieve Carlton, Ph.D.", ["By Genevieve Carlton"])
+    assert not author_found("Ana Ruiz", [])
+    assert title_exact("FDA's Concerns", "FDA’s  concerns") and not title_exact("A b", "A b c")
+    assert date_right("2025-01-29", "2025-01-29T18:10:00-05:00") and not date_right("2025-01-29", None)
+    assert site_fold("https://www.a.example/x", 5) == site_fold("https://a.example/y", 5)
+
+
+def test_eval_on_a_labelled_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = json.loads((PAGES / "ground-truth.json").read_text(encoding="utf-8"))
+    labels = {
+        "2f42ef1d": ("The Future of Banking Is … You're Broke", "Molly Wood", "2019-11-14"),
+        "232a43fb": ("13-Inch MacBook Pro With Scissor Keyboard Expected in First Half of 2020",
+                     "Joe Rossignol", "2019-11-18"),
+        "0ec95c72": ("엘제이-류화영 진흙탕 싸움, 공적인 사안으로 봐야하는 이유", None, "2018-08-25"),
+    }
+    folder = tmp_path / "data"
+    (folder / "html").mkdir(parents=True)
+    (folder / "text").mkdir()
+    ground = {}
+    for page_id, record in truth.items():
+        label = labels.get(page_id[:8])
+        if label is None:
+            continue
+        shutil.copy(PAGES / "html" / f"{page_id}.html.gz", folder / "html")
+        shutil.copy(PAGES / "text" / f"{page_id}.txt", folder / "text")
+        ground[page_id] = {"url": record["url"], "title": label[0], "author": label[1], "published": label[2],
+                           "page_type": "article"}
+    (folder / "ground-truth.json").write_text(json.dumps(ground), encoding="utf-8")
+    out = tmp_path / "predictions.json"
+    assert main(["--data", str(folder), "--folds", "2", "--rules-from", "1", "--mode", "both",
+                 "--predictions-out", str(out)]) == 0
+    report = capsys.readouterr().out
+    for words in ("date right", "author found", "title exact", "trafilatura", "previous", "clean text",
+                  "CPU a page"):
+        assert words in report
+    predictions = json.loads(out.read_text(encoding="utf-8"))
+    assert set(predictions) == {"clean", "previous", "trafilatura", "clean text"}
+    assert cli_main(["eval", "metadata", "--data", str(folder), "--folds", "2", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    pooled = {**figures["articles"].get("held_out", {}), **figures["articles"].get("training", {})}
+    assert pooled["clean"]["pages_dated"] >= 1 and 0.0 <= pooled["clean"]["date_right"] <= 1.0
+    both = [figures["articles"][k]["clean"] for k in ("held_out", "training") if k in figures["articles"]]
+    assert sum(f["date_right"] * f["pages_dated"] for f in both) == 3  # every page on its day
+    assert sum(f["title_exact"] * f["pages_titled"] for f in both) == 3
+    assert figures["cpu_ms_per_page"]["clean"] > 0

@@ -1,0 +1,809 @@
+"""Page metadata: title, authors, publication date, canonical url, language and site name,
+read from what the page states (JSON-LD, meta tags, the document's own elements) and checked
+against what it shows a reader.
+
+- Date: the structured dates (JSON-LD `datePublished`, `article:published_time` and the other
+  publication meta tags, `<time>` elements marked as published, a date in the url) are kept
+  only when the page shows that day to a reader (in any of the usual spellings); the published
+  date first, the modified date when it is the one the page shows. A date the page only shows
+  (no structured date) is taken from the article's header: next to the headline or the byline.
+  No date rather than a guessed one: a structured date the page never shows is not used.
+- Authors: JSON-LD authors (people before organisations), author meta tags, byline elements
+  and "By ..." lines; several authors split; credentials dropped; the site's own name never
+  an author; an organisation or "Staff" only when no person is named.
+- Title: the page's headline (its `<h1>`) when it is the story's, else the OpenGraph or
+  JSON-LD headline, else the `<title>` without the site name appended.
+
+Text dumps (`dump_meta`): the byline and date lines between the headline and the story.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.steps.clean.normalize import normalize_line
+
+_ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
+
+
+@dataclass(slots=True)
+class PageMeta:
+    """Metadata read from the page itself."""
+
+    title: str | None = None
+    canonical_url: str | None = None
+    language: str | None = None
+    site_name: str | None = None
+    authors: list[str] = field(default_factory=list)
+    published_at: str | None = None
+    body: str | None = None  # JSON-LD articleBody
+
+
+@dataclass(frozen=True, slots=True)
+class DumpMeta:
+    """What a text dump states about its story: byline names and publication date."""
+
+    authors: list[str]
+    published_at: str | None
+
+
+# --- dates ----------------------------------------------------------------------------------
+
+_MONTH_NAMES = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)
+_MONTH = (
+    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_ORD = r"(?:st|nd|rd|th)?"
+_SHOWN_DATE = re.compile(
+    rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD},?\s+(\d{{4}})\b"  # September 4, 2025
+    rf"|\b(\d{{1,2}}){_ORD}\.?\s+(?:of\s+)?{_MONTH},?\s+(\d{{4}})\b"  # 4 September 2025
+    r"|\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"  # 2025-09-04
+    r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})\b",  # 09/04/2025, 04.09.25
+    re.IGNORECASE,
+)
+_DATE_ANCHOR = re.compile(r"\d{4}|\d[-/.]\d{1,2}[-/.]\d\d")
+_ISO_DAY = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
+_URL_DATE = re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?:/|$)")
+
+
+def _month(name: str) -> int:
+    return next(k for k, full in enumerate(_MONTH_NAMES, 1) if full.startswith(name.lower().rstrip(".")[:3]))
+
+
+def _day(y: int, m: int, d: int) -> date | None:
+    if y < 100:
+        y += 2000
+    if not 1990 <= y <= 2100:
+        return None
+    try:
+        return date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _date_matches(text: str) -> Iterator[re.Match[str]]:
+    """The date spellings of `text`, searched only around its digits that could be a year (a
+    four-digit run, or a two-digit one closing a numeric date): most text has none."""
+    done = 0
+    for anchor in _DATE_ANCHOR.finditer(text):
+        if anchor.end() <= done:
+            continue
+        end = anchor.end() + 12
+        for match in _SHOWN_DATE.finditer(text, max(done, anchor.start() - 24), end):
+            if match.start() < done:
+                continue
+            if match.end() == end:  # cut by the window: read it again in the whole text
+                match = _SHOWN_DATE.match(text, match.start()) or match
+            done = match.end()
+            yield match
+
+
+def shown_dates(text: str) -> list[tuple[date, int]]:
+    """Every calendar day written in `text` with where it starts, in order; a numeric day-month
+    order that could be read both ways gives both days."""
+    days: list[tuple[date, int]] = []
+    for match in _date_matches(text):
+        g = match.groups()
+        found: list[date | None]
+        if g[0]:
+            found = [_day(int(g[2]), _month(g[0]), int(g[1]))]
+        elif g[4]:
+            found = [_day(int(g[5]), _month(g[4]), int(g[3]))]
+        elif g[6]:
+            found = [_day(int(g[6]), int(g[7]), int(g[8]))]
+        else:
+            a, b, y = int(g[9]), int(g[10]), int(g[11])
+            found = [_day(y, a, b), _day(y, b, a)]
+        days.extend((d, match.start()) for d in found if d is not None)
+    return days
+
+
+_UPDATE_WORD = re.compile(r"(?:updat|modif|revis|review|edit|refresh)\w*\W{0,4}(?:\w+\W{1,3})?$", re.I)
+_PUBLISHED_WORD = re.compile(
+    r"\b(?:publish|posted|released|written|created|dated?)\w*\W{0,4}(?:on\W+)?(?:the\W+)?$", re.I
+)
+
+
+def page_dates(text: str) -> tuple[dict[date, bool], list[date]]:
+    """The days `text` shows, each with whether every showing of it is labelled as an update
+    ('Updated on ...'), and the days labelled as publication ('Published ...'), in order."""
+    shown: dict[date, bool] = {}
+    published: list[date] = []
+    for day, at in shown_dates(text):
+        before = text[max(0, at - 30) : at]
+        update = bool(_UPDATE_WORD.search(before))
+        shown[day] = shown.get(day, True) and update
+        if _PUBLISHED_WORD.search(before):
+            published.append(day)
+    return shown, published
+
+
+_OTHER_DATE_WORD = re.compile(
+    r"\b(?:today|hours|open|valid|from|until|till|active|commented|says|said|expires?|deadline|event|"
+    r"ends?|starts?|closes?|opens?|since|between|to|through|copyright|©)\b\W{0,4}(?:\w+\W{1,3})?$",
+    re.I,
+)
+
+
+def header_dates(text: str) -> tuple[list[date], list[date]]:
+    """Days shown in a piece of the page's header, except those labelled as something other
+    than the story's date ('Open today ...', 'valid from ...'): the days shown as the story's
+    date, and the days labelled as its update ('Updated ...')."""
+    days: list[date] = []
+    updates: list[date] = []
+    for day, at in shown_dates(text):
+        before = text[max(0, at - 30) : at]
+        if _OTHER_DATE_WORD.search(before):
+            continue
+        (updates if _UPDATE_WORD.search(before) else days).append(day)
+    return days, updates
+
+
+def _stated_day(value: str | None) -> date | None:
+    """The calendar day an ISO-like or written date states (in its own time zone)."""
+    if not value:
+        return None
+    match = _ISO_DAY.match(value)
+    if match:
+        return _day(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    days = shown_dates(value)
+    return days[0][0] if days else None
+
+
+def _url_day(url: str | None) -> date | None:
+    match = _URL_DATE.search(urlsplit(url).path) if url else None
+    return _day(int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
+
+
+def _as_value(day: date, stated: str) -> str:
+    """The stated timestamp when it is ISO (time zone kept), else the bare day."""
+    return stated.strip() if _ISO_DAY.match(stated) else day.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a page shows a reader about its story's date and author, read from its visible
+    text (one line per text node) around the headline."""
+
+    text: str  # the visible text on one line
+    shown: dict[date, bool]  # every day shown; True when only ever shown as an update
+    labelled: list[date]  # days labelled 'Published ...', 'Posted on ...'
+    header: list[date]  # days shown next to the headline (not as updates, ranges, hours)
+    updates: list[date]  # days shown next to the headline as 'Updated ...'
+    bylines: list[list[tuple[str, str]]]  # byline sources, most trusted first
+
+
+def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
+    """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found)."""
+    text = lines.replace("\n", " ")  # the same offsets
+    shown, labelled = page_dates(text)
+    days_after, updates_after = header_dates(text[at : at + HEADER_CHARS] if at >= 0 else "")
+    days_before, updates_before = header_dates(text[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
+    after = lines[at : at + HEADER_CHARS] if at >= 0 else ""
+    around = lines[max(0, at - HEADER_CHARS // 2) : at + HEADER_CHARS] if at >= 0 else ""
+    by_line = _BY_LINE.search(after)
+    bylines = [
+        [(by_line.group(1), "")] if by_line else [],
+        [(name, "")] if (name := _dated_name(around, headline)) else [],
+        [(name, "")] if (name := _name_line(after)) else [],
+        [(written.group(1), "")] if (written := _WRITTEN_BY.search(lines)) else [],
+        [(label.group(1), "")] if (label := _AUTHOR_LABEL.search(lines)) else [],
+    ]
+    return Shown(text, shown, labelled, days_after + days_before, updates_after + updates_before, bylines)
+
+
+def choose_date(
+    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown
+) -> str | None:
+    """The date the page gives its story. A trusted structured published date (article JSON-LD,
+    publication meta tags) when the page shows it next to the headline; else the modified date
+    when that is the one shown there (the page dates itself by its update); else a day shown
+    next to the headline when the published date appears nowhere on the page (a template's
+    stale date); else the published date. Without a trusted date: a weaker structured date
+    (a `<time>` element, a web page's JSON-LD) or the url's date when the page shows that day,
+    a day the page labels 'Published', or a day shown next to the headline. None when nothing
+    states a date."""
+    shown, header = seen.shown, seen.header
+    days = [(d, v) for v in strong if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None]
+    weak = [*weak, *(v for v in strong if not _ISO_DAY.match(v))]
+    if days:
+        # The same moment may fall on the day before or after in the reader's time zone.
+        near_days = {d + timedelta(days=k) for d, _ in days for k in (-1, 0, 1)}
+        if near_days & set(header) or near_days & shown.keys():
+            return _as_value(*days[0])
+        changed = {d for v in modified if (d := _stated_day(v)) is not None}
+        other = [d for d in header if d not in changed]
+        if other:
+            return other[0].isoformat()
+        return _as_value(*days[0])
+    for value in weak:
+        day = _stated_day(value)
+        if day is not None and shown.get(day) is False:
+            return _as_value(day, value)
+    day = _url_day(url)
+    if day is not None and day in shown:
+        return day.isoformat()
+    found = [*seen.labelled, *header, *seen.updates]
+    return found[0].isoformat() if found else None
+
+
+# --- authors --------------------------------------------------------------------------------
+
+_BY = re.compile(
+    r"^\s*(?:(?:(?:written|posted|reviewed|words|story|text|photos?|edited|article|published)\s+)?by\b[:\s]*|"
+    r"(?:(?:view|see)\s+all\s+(?:posts|articles|stories)\s+by|read\s+more\s+(?:about|from|by)|"
+    r"more\s+(?:from|by)|(?:posts|articles|stories)\s+by)\s+)",
+    re.I,
+)
+_SPLIT = re.compile(r"\s*(?:[;|&/•·]|,(?!\s*(?:jr|sr|ii|iii)\.?\s*(?:$|,))|\band\b|\bund\b)\s*", re.I)
+_CREDENTIAL = re.compile(
+    r"^(?:[A-Z][A-Za-z]?\.?){1,2}(?:[A-Z]\.?){0,4}(?:\s*®|\s+\d+)?$|^(?:ph\.?\s?d|m\.?d|jr|sr|esq)\.?$", re.I
+)
+_TITLE_WORD = re.compile(r"^(?:dr|prof|mr|mrs|ms|mx|sir|rev)\.?\s+", re.I)
+_ORGANISATION = re.compile(
+    r"\b(?:staff|team|editors?|editorial|desk|newsroom|news|contributors?|agency|press|media|inc|ltd|llc|"
+    r"group|association|institute|center|centre|department|magazine|journal|associated press|reuters|afp)\b",
+    re.I,
+)
+_ROLE = re.compile(
+    r"\b(?:reporter|writer|author|editor|director|expert|manager|founder|ceo|cto|analyst|correspondent|"
+    r"columnist|specialist|consultant|officer|president|head|lead|engineer|designer|marketer|strategist|"
+    r"nutritionist|dietitian|attorney|professor|student|contributor|senior|junior|chief|full bio|bio|"
+    r"coordinator|assistant|associate|intern|producer|host|owner|partner|advis[eo]r|educator|instructor|"
+    r"teacher|coach|trainer|therapist|physician|doctor|nurse|scientist|researcher|photographer|"
+    r"view|profile|posts?|articles?|follow|read|more|share|comment|reply|name|email|website|undefined|"
+    r"null|none|anonymous|guest|unknown|admin|administrator|webmaster|user|login|sign|subscribe|"
+    r"updated|published|min|hours?|ago|january|february|march|april|june|july|august|september|"
+    r"october|november|december)\b",
+    re.I,
+)
+_NOT_A_NAME = re.compile(r"https?:|www\.|@|\d|[*:?!<>{}=]|\.(?:com|org|net|io)\b", re.I)
+
+
+@functools.cache
+def _given_names() -> frozenset[str]:
+    """Given names, folded (`worker/data/byline_given_names.txt`: the US Census 1990 lists)."""
+    text = resources.files("worker").joinpath("data", "byline_given_names.txt").read_text(encoding="utf-8")
+    return frozenset(n.strip().casefold() for n in text.splitlines() if n.strip() and not n.startswith("#"))
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def split_authors(value: str) -> list[str]:
+    """'By A, B and C' -> ['A', 'B', 'C']: a byline's names, credentials ('MD', 'PhD') and a
+    leading 'By' dropped."""
+    text = normalize_line(_BY.sub("", value or ""))
+    text = re.sub(r"\([^)]*\)", " ", text)
+    names: list[str] = []
+    for part in _SPLIT.split(text):
+        part = normalize_line(_BY.sub("", part)).strip(" .-–—:,")
+        if not part or (_CREDENTIAL.match(part) and names):
+            continue
+        names.append(part)
+    return names
+
+
+def is_organisation(name: str) -> bool:
+    """A byline naming a desk, team, staff or organisation rather than a person."""
+    return bool(_ORGANISATION.search(name))
+
+
+# Words no name is made of: function words and the page furniture bylines sit among.
+_FUNCTION_WORDS = frozenset(
+    "a an the in on at of for to and or is are was this that these those with from your our my we you it "
+    "as be all more here there log sign find contact home menu about search back next previous share".split()
+)
+_PARTICLES = frozenset({"de", "da", "van", "von", "der", "den", "la", "le", "di", "du", "bin", "al", "del"})
+
+
+def _given_first(name: str) -> bool:
+    """The name opens on a known given name (a title such as 'Dr' skipped)."""
+    words = _TITLE_WORD.sub("", name).split()
+    return bool(words) and words[0].casefold().strip(".") in _given_names()
+
+
+def is_person(name: str) -> bool:
+    """A name that reads as a person's: one to five capitalised words, none a common word, a
+    role, an organisation or page furniture; one word only when it is a known given name."""
+    bare = _TITLE_WORD.sub("", name)
+    words = bare.split()
+    if not 1 <= len(words) <= 5 or _NOT_A_NAME.search(bare) or is_organisation(bare) or _ROLE.search(bare):
+        return False
+    if any(w.casefold() in _FUNCTION_WORDS for w in words):
+        return False
+    if not all(w[0].isupper() or w.casefold() in _PARTICLES for w in words):
+        return False
+    return len(words) >= 2 or _given_first(bare)
+
+
+def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
+    """People and organisations a source names. `kind`: 'person' or 'organisation' when the
+    source says (JSON-LD), 'structured' for an author field that does not (meta tags), '' for
+    text on the page, where only names that read as a person's count."""
+    if kind == "organisation":
+        name = normalize_line(raw)
+        return [], [name] if name and len(name) <= 60 and not _NOT_A_NAME.search(name) else []
+    people, organisations = [], []
+    for name in split_authors(raw):
+        plain = len(name.split()) <= 5 and not _NOT_A_NAME.search(name) and not _ROLE.search(name)
+        if kind == "person" and plain or is_person(name):
+            people.append(name)
+        elif is_organisation(name) and len(name.split()) <= 5 and not _NOT_A_NAME.search(name):
+            organisations.append(name)
+        elif kind == "structured" and plain:
+            people.append(name)
+    return people, organisations
+
+
+_STAFF = re.compile(r"\b(?:staff|team|editors?|editorial|desk|newsroom|contributors?|reporters?|writers?)\b", re.I)
+
+
+def _site_name(name: str, sites: set[str], kind: str = "") -> bool:
+    """A byline that is the site itself ('QCY Official' on qcy.com, 'Harbour News'). Not a
+    staff byline of the site ('Podium Staff'), nor a person's name on a site named after them
+    (a given name first, or a Person in JSON-LD, or a name inside a longer site name)."""
+    key = _squeeze(name)
+    if _STAFF.search(name):
+        return key in sites
+    if kind == "person" or _given_first(name):
+        return False
+    for site in sites:
+        if key == site or (site in key or key in site) and not (is_person(name) and len(name.split()) >= 2):
+            return True
+    return False
+
+
+def choose_authors(
+    sources: Iterable[list[tuple[str, str]]], site_names: Iterable[str], shown: str = ""
+) -> list[str]:
+    """The people of the first source (`sources`, in order of trust, each a list of (name,
+    kind)) that names a person the page shows (`shown`: its visible text, folded), else of the
+    first that names any; without a person, the first organisation or staff byline. The site's
+    own name is never an author (unless it is a person's name: a personal site)."""
+    sites = {_squeeze(s) for s in site_names if s and len(_squeeze(s)) >= 3}
+    found: list[list[str]] = []
+    organisations: list[str] = []
+    for source in sources:
+        people: list[str] = []
+        for raw, kind in source:
+            named, orgs = _names_of(raw, kind)
+            for name in named:
+                key = _squeeze(name)
+                if not _site_name(name, sites, kind) and key not in {_squeeze(p) for p in people}:
+                    people.append(name)
+            organisations += [o for o in orgs if not _site_name(o, sites, "organisation")]
+        if people:
+            found.append(people)
+    for people in found:
+        if not shown or people[0].casefold() in shown:
+            return people
+    if found:
+        return found[0]
+    return organisations[:1]
+
+
+# --- the html page ---------------------------------------------------------------------------
+
+
+def _json_ld_items(scripts: list[Any]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for script in scripts:
+        try:
+            data = json.loads(script.text or "", strict=False)
+        except (ValueError, TypeError, RecursionError):
+            continue
+        stack = [data]
+        while stack and len(items) < 200:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(reversed(node))
+            elif isinstance(node, dict):
+                items.append(node)
+                if isinstance(node.get("@graph"), list):
+                    stack.extend(reversed(node["@graph"]))
+    return items
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return _names(value.get("name"))
+    if isinstance(value, list):
+        return [n for v in value for n in _names(v)]
+    return []
+
+
+def _kinded_names(value: Any) -> list[tuple[str, str]]:
+    """JSON-LD author values as (name, 'person' | 'organisation' | '')."""
+    if isinstance(value, str):
+        return [(value, "")]
+    if isinstance(value, list):
+        return [n for v in value for n in _kinded_names(v)]
+    if isinstance(value, dict):
+        kind = value.get("@type")
+        kind = " ".join(kind) if isinstance(kind, list) else str(kind or "")
+        label = "person" if "person" in kind.lower() else "organisation" if kind else ""
+        return [(n, label) for n in _names(value.get("name"))]
+    return []
+
+
+def _strip_site_suffix(title: str, site_name: str | None, url: str | None) -> str:
+    """'Headline - Site' -> 'Headline' when the last segment is the site name or its domain."""
+    match = re.search(r"\s+[|\-–—:·]\s+([^|\-–—:·]{1,40})$", title) or re.search(
+        r"\s*[|–—·]\s*([^|\-–—:·]{1,40})$", title
+    )
+    if not match or not title[: match.start()].strip():
+        return title
+    suffix = match.group(1).strip().casefold()
+    host = (urlsplit(url).hostname or "").casefold() if url else ""
+    squeezed = re.sub(r"\W+", "", suffix)
+    if (site_name and suffix == site_name.strip().casefold()) or (
+        len(squeezed) >= 3 and squeezed in host.replace(".", "").replace("-", "")
+    ):
+        return title[: match.start()].strip()
+    return title
+
+
+_PUBLISHED_META = (
+    "article:published_time", "og:article:published_time", "og:published_time", "datepublished",
+    "publishdate", "pubdate", "publish-date", "publish_date", "parsely-pub-date",
+    "sailthru.date", "dc.date.issued", "citation_publication_date", "article.published",
+)
+_WEAK_PUBLISHED_META = ("dc.date", "dcterms.created", "dcterms.date", "citation_date", "date", "created", "published")
+_MODIFIED_META = ("article:modified_time", "og:updated_time", "datemodified", "last-modified", "dcterms.modified")
+_AUTHOR_META = (
+    "author", "article:author", "byl", "parsely-author", "sailthru.author", "dc.creator",
+    "citation_author", "dcterms.creator",
+)
+_BYLINE_MARK = re.compile("author|byl|by-line|writer|contributor|posted-by|submitted-by|journalist")
+_NOT_BYLINE_MARK = re.compile("avatar|image|img|photo|bio|description|about|social|share|follow|date|time")
+_ASIDE_MARK = re.compile(
+    r"comment|respond|reply|sidebar|related|footer|widget|recommend|popular|trending|\bnav|menu|"
+    r"newsletter|review|testimonial|quote|card|teaser|more-",
+    re.I,
+)
+
+
+_NAME_WORD = r"(?:[A-Z][\w'’-]*\.?|van|von|de|der|da|la|le|di|du|bin|al)"
+_NAME = rf"[A-Z][\w'’-]*\.?(?: {_NAME_WORD}){{0,3}}"
+# "By A, B and C" ending where its text node ends or at punctuation: a byline in the header.
+# "Written by A" anywhere on the page (often under the story, with the author's box).
+_NAMES = rf"({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]))"
+_WRITTEN_BY = re.compile(rf"\b(?:[Ww]ritten|[Aa]uthored|[Pp]osted) [Bb]y:?[ \n]+{_NAMES}")
+# "Author" as a label on its own line, above the name (an initials avatar may come between).
+_AUTHOR_LABEL = re.compile(rf"(?:^|\n)(?:The )?Authors?:?\n(?:[A-Z]{{1,3}}\n)?({_NAME})(?=\n|$)")
+_BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+{_NAMES}")
+
+
+def _name_line(header: str) -> str | None:
+    """A line of its own under the headline that is a person's name (first word a known given
+    name): a byline without 'By'."""
+    for line in header.split("\n")[1:HEADER_LINES]:
+        first = re.split(r"\s+[|•·–—]\s+", line, maxsplit=1)[0]
+        first = re.sub(r"(?:\s+(?:in|on|at))+$", "", first)
+        words = first.split()
+        if 2 <= len(words) <= 4 and words[0].casefold() in _given_names() and is_person(first):
+            return first
+    return None
+
+
+_SEPARATOR = frozenset("•|·—–-/:,")
+
+
+def _dated_name(header: str, headline: str | None) -> str | None:
+    """A short line next to a line that is a date, in the header ('Ana Ruiz' above 'Dec 19,
+    2025', or after it past a '•'): where pages put the byline without 'By'."""
+    lines = [line for line in header.split("\n") if line.strip() not in _SEPARATOR]
+    for k, line in enumerate(lines):
+        days = _SHOWN_DATE.search(line)
+        if days is None or len(line) > len(days.group(0)) + 14:
+            continue
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(lines):
+                near = re.sub(r"(?:\s+(?:in|on|at))+$", "", lines[j])
+                words = near.split()
+                if 1 <= len(words) <= 4 and len(near) <= 40 and near != headline and not _SHOWN_DATE.search(near):
+                    return near
+    return None
+
+
+def _host_names(url: str | None) -> list[str]:
+    """The names a site goes by in its host: 'health.clevelandclinic.org' -> ['health',
+    'clevelandclinic']."""
+    labels = (urlsplit(url).hostname or "").removeprefix("www.").split(".") if url else []
+    if len(labels) >= 3 and labels[-2] in ("co", "com", "org", "net", "ac", "gov", "edu"):
+        labels = labels[:-1]
+    return list(dict.fromkeys(labels[:-1]))[-2:]
+
+
+def _first_last(name: str) -> str:
+    """'Roy, Aniruddha' -> 'Aniruddha Roy' (the scholarly 'Last, First' order)."""
+    last, comma, first = name.partition(",")
+    return f"{first.strip()} {last.strip()}" if comma and first.strip() and "," not in first else name
+
+
+def _in_aside(node: Any) -> bool:
+    """Whether an element sits inside comments, a sidebar, a related list or another aside
+    (one of its 12 nearest ancestors is marked so by class or id)."""
+    parent = node.getparent()
+    for _ in range(12):
+        if parent is None:
+            return False
+        if _ASIDE_MARK.search(f"{parent.get('class') or ''} {parent.get('id') or ''}"):
+            return True
+        parent = parent.getparent()
+    return False
+
+
+def _byline(node: Any) -> str | None:
+    """The text of an element marked as the page's byline or author (itemprop, rel, class or
+    id), its parts joined by ' | '; None for other elements and for those inside comments,
+    sidebars, related lists and other asides."""
+    attributes = node.attrib
+    if not attributes and node.tag != "author":
+        return None
+    prop = (attributes.get("itemprop") or "").lower()
+    rel = (attributes.get("rel") or "").lower()
+    marks = f"{attributes.get('class') or ''} {attributes.get('id') or ''} {attributes.get('data-testid') or ''}"
+    marked = prop == "author" or rel == "author" or node.tag == "author"
+    if not marked:
+        folded = marks.lower()
+        if not _BYLINE_MARK.search(folded) or _NOT_BYLINE_MARK.search(folded):
+            return None
+    if _in_aside(node):
+        return None
+    named = node.find(".//*[@itemprop='name']") if prop == "author" else None
+    if named is not None:
+        return normalize_line(named.get("content") or named.text_content()) or None
+    parts = [p for p in (normalize_line(t) for t in node.itertext()) if p]
+    text = " | ".join(parts)
+    return text if text and len(text) <= 160 else None
+_PUBLISHED_CLASS = re.compile(r"publish|posted|entry-date|post-date|article-date|date-pub", re.I)
+_HIDDEN = ("script", "style", "noscript", "template", "svg")
+HEADER_CHARS = 600  # text around the headline searched for a shown date or a byline
+HEADER_LINES = 8  # lines under the headline searched for a name on its own
+
+
+def _visible_text(root: Any, marked: Any = None) -> tuple[str, int]:
+    """The text a reader sees (script, style and template contents left out), one line per
+    text node, whitespace collapsed; and where the `marked` element starts in it (-1 when it
+    is not in the tree)."""
+    parts: list[str] = []
+    size = 0
+    start = -1
+
+    def walk(el: Any) -> None:
+        nonlocal size, start
+        if el is marked:
+            start = size
+        text = el.text
+        if text and (squeezed := " ".join(text.split())):
+            parts.append(squeezed)
+            size += len(squeezed) + 1
+        for child in el:
+            tag = child.tag
+            if isinstance(tag, str) and tag not in _HIDDEN:
+                walk(child)
+            tail = child.tail
+            if tail and (squeezed := " ".join(tail.split())):
+                parts.append(squeezed)
+                size += len(squeezed) + 1
+
+    try:
+        walk(root)
+    except RecursionError:
+        pass
+    return "\n".join(parts), start
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.casefold()))
+
+
+def _heading_text(node: Any) -> str:
+    """A heading's text, its parts spaced, a part that is only a date left out."""
+    parts = [p for p in (" ".join(t.split()) for t in node.itertext()) if p]
+    kept = [p for p in parts if not (_SHOWN_DATE.fullmatch(p) or re.fullmatch(r"[\d\s/.,:–—-]+", p))]
+    return normalize_line(" ".join(kept or parts))
+
+
+def _headline(h1s: list[str], h2s: list[str], titles: list[str], site_name: str | None) -> str | None:
+    """The heading that is the story's headline: the h1 sharing most words with the page's
+    other titles (none when no h1 shares a word with them: the h1 is then a logo or a section
+    name, or when it is the site's name); a one-word h1 or an h2 only when it is what the
+    page's title begins with."""
+    site = _squeeze(site_name or "")
+    leads = {_squeeze(re.split(r"\s+[|\-–—:·•]\s+", t)[0]) for t in titles}
+    usable = [
+        h for h in h1s
+        if len(h.split()) <= 40 and _squeeze(h) != site and (len(h.split()) >= 2 or _squeeze(h) in leads)
+    ]
+    if usable and not titles:
+        return usable[0]
+    if usable:
+        wanted = {w for t in titles for w in _words(t)}
+        best = max(usable, key=lambda h: len(_words(h) & wanted))
+        if _words(best) & wanted:
+            return best
+    return next((h for h in h2s if _squeeze(h) in leads and len(h.split()) >= 2), None)
+
+
+def read_meta(tree: Any, url: str | None = None) -> PageMeta:
+    """Canonical url, language, site name, authors, date, title and articleBody of a page."""
+    metas: dict[str, list[str]] = {}
+    scripts: list[Any] = []
+    canonical = title = None
+    h1s: list[str] = []
+    h2s: list[str] = []
+    h1_nodes: list[tuple[str, Any]] = []
+    published: list[str] = []  # structured published dates, most trusted first
+    element_dates: list[str] = []
+    modified: list[str] = []
+    bylines: list[str] = []
+    for node in tree.iter(
+        "meta", "link", "script", "h1", "title", "time", "a", "span", "div", "p", "address", "li", "strong", "h3",
+        "h4", "author", "h2",
+    ):
+        tag = node.tag
+        if tag == "meta":
+            key = (node.get("property") or node.get("name") or node.get("itemprop") or "").lower()
+            equiv = (node.get("http-equiv") or "").lower()
+            value = (node.get("content") or "").strip()
+            if value:
+                metas.setdefault(key or equiv, []).append(value)
+        elif tag == "link":
+            rel = (node.get("rel") or "").lower()
+            if rel == "canonical" and canonical is None:
+                canonical = (node.get("href") or "").strip() or None
+        elif tag == "script":
+            if (node.get("type") or "").lower() == "application/ld+json":
+                scripts.append(node)
+        elif tag == "h1":
+            text = _heading_text(node)
+            if text:
+                h1s.append(text)
+                h1_nodes.append((text, node))
+        elif tag == "h2":
+            if len(h2s) < 5 and (text := _heading_text(node)):
+                h2s.append(text)
+                h1_nodes.append((text, node))
+        elif tag == "title":
+            if title is None:
+                title = node.text_content()
+        elif tag == "time":
+            stamp = (node.get("datetime") or "").strip()
+            marks = f"{node.get('itemprop') or ''} {node.get('class') or ''} {node.get('pubdate') or ''}"
+            if "modif" in marks.lower() or "updated" in marks.lower():
+                modified.append(stamp or node.text_content())
+            elif stamp:
+                (element_dates if not _PUBLISHED_CLASS.search(marks) else published).append(stamp)
+        elif len(bylines) < 12:
+            byline = _byline(node)
+            if byline:
+                bylines.append(byline)
+
+    def first(*names: str) -> str | None:
+        return next((metas[n][0] for n in names if n in metas), None)
+
+    meta = PageMeta()
+    meta.canonical_url = canonical or first("og:url")
+    lang = tree.get("lang") if tree.tag == "html" else None
+    meta.language = lang or first("og:locale", "language", "content-language")
+    meta.site_name = first("og:site_name", "application-name")
+    og_title = first("og:title", "twitter:title")
+    headline = None
+    ld_authors: list[tuple[str, str]] = []
+    ld_published: list[str] = []
+    ld_weak: list[str] = []
+    ld_modified: list[str] = []
+    publishers: list[str] = []
+    for item in _json_ld_items(scripts):
+        kind = item.get("@type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        article = any(isinstance(k, str) and _ARTICLE_TYPES.search(k) for k in kinds)
+        if isinstance(item.get("datePublished"), str):
+            (ld_published if article else ld_weak).append(item["datePublished"])
+        if isinstance(item.get("dateModified"), str):
+            ld_modified.append(item["dateModified"])
+        publishers.extend(_names(item.get("publisher")))
+        if not article:
+            continue
+        if not ld_authors:
+            ld_authors = _kinded_names(item.get("author")) + _kinded_names(item.get("creator"))
+        if isinstance(item.get("headline"), str) and headline is None:
+            headline = normalize_line(item["headline"])
+        if isinstance(item.get("articleBody"), str) and len(item["articleBody"]) > 200:
+            meta.body = item["articleBody"]
+        if not meta.site_name and publishers:
+            meta.site_name = publishers[0]
+    if not meta.site_name and publishers:
+        meta.site_name = publishers[0]
+
+    # Title: the headline shown on the page.
+    titles = [t for t in (og_title, headline, normalize_line(title or "")) if t]
+    shown_title = _headline(h1s, h2s, titles, meta.site_name)
+    chosen = shown_title or next(
+        (t for t in (og_title, headline) if t and len(t.split()) > 2 and _squeeze(t) != _squeeze(meta.site_name or "")),
+        None,
+    ) or normalize_line(title or "") or None
+    meta.title = _strip_site_suffix(chosen, meta.site_name, url) if chosen else None
+
+    # Date: a structured date the page shows, or a day shown in the article's header.
+    body = tree.find("body")
+    h1_node = next((node for text, node in h1_nodes if text == shown_title), None)
+    lines, at = _visible_text(body if body is not None else tree, h1_node)
+    text = lines.replace("\n", " ")  # the same offsets
+    if at < 0:
+        named = [t for t in (meta.title, og_title, headline) if t]
+        named += [re.split(r"\s+[|\-–—:·]\s+", t)[0] for t in named]
+        at = next((k for t in named if len(t) > 10 and (k := text.find(t)) >= 0), -1)
+    seen = _read_shown(lines, at, shown_title)
+    meta.published_at = choose_date(
+        ld_published + [v for n in _PUBLISHED_META for v in metas.get(n, [])],
+        published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates,
+        ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified,
+        url,
+        seen,
+    )
+
+    # Authors: structured names, then byline elements, then what the page shows as a byline.
+    sites = [s for s in (meta.site_name, *publishers, *_host_names(url)) if s]
+    sources = [
+        ld_authors,
+        [(_first_last(v) if n == "citation_author" else v, "structured")
+         for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")],
+        *([(b, "")] for b in bylines),
+        *seen.bylines,
+    ]
+    meta.authors = choose_authors(sources, sites, seen.text.casefold())
+    return meta
+
+
+# --- text dumps ------------------------------------------------------------------------------
+
+def dump_meta(dump: str, title: str, first_paragraph: str) -> DumpMeta:
+    """Byline names and publication date of a text dump, read as an HTML page's visible text
+    is (`Shown`): the byline and date around its headline, a 'Published ...' or 'Written by
+    ...' line anywhere."""
+    lines = "\n".join(line for line in (normalize_line(t) for t in dump.splitlines()) if line)
+    story = lines.find(first_paragraph) if first_paragraph else -1
+    at = lines.rfind(title, 0, story if story >= 0 else len(lines)) if title else -1
+    if at < 0:
+        return DumpMeta([], None)
+    seen = _read_shown(lines, at, title)
+    return DumpMeta(choose_authors(seen.bylines, []), choose_date([], [], [], None, seen))
