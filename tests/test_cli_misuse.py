@@ -228,7 +228,8 @@ def test_argument_mistakes_are_one_line():
     one_line(cli("produce"), 2, "required: files", "ingest-worker produce --help")
     one_line(cli("fly"), 2, "invalid choice")
     one_line(cli("eval", "dedup"), 2, "--pages")
-    one_line(cli("tail", "t", "--max", "some"), 2, "invalid int value")
+    one_line(cli("tail", "t", "--max", "some"), 2, "'some' is not a number")
+    one_line(cli("tail", "t", "--timeout", "-1"), 2, "-1 is below 0")
 
 
 def test_version():

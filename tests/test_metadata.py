@@ -54,6 +54,12 @@ def test_published_date_shown_on_the_page_keeps_its_time_zone() -> None:
     assert meta.published_at == "2024-03-05T22:10:00-05:00"
 
 
+def test_a_written_out_timestamp_keeps_its_zone() -> None:
+    meta = _meta(_ld(datePublished="20 Nov 2019 08:02 GMT"),
+                 "<h1>Harbour reopens after the storm</h1><p>20 Nov 2019</p>")
+    assert meta.published_at == "2019-11-20T08:02:00+00:00"
+
+
 def test_published_not_modified_even_when_the_page_shows_only_its_update() -> None:
     meta = _meta(
         "<meta property='article:published_time' content='2019-08-14T13:00:00Z'>"
@@ -113,6 +119,12 @@ def test_json_ld_people_split_and_the_site_name_never_an_author() -> None:
         "<h1>Harbour reopens after the storm</h1><p>By Ana Ruiz and Tom Berg</p>",
     )
     assert meta.authors == ["Ana Ruiz", "Tom Berg"]
+    organisation = _meta(
+        _ld(author={"@type": "Organization", "name": "Al Jazeera"},
+            publisher={"@type": "Organization", "name": "Al Jazeera"}),
+        "<h1>Harbour reopens after the storm</h1>",
+    )
+    assert organisation.authors == []  # the site, although "Al" is a given name
     site_only = _meta(
         "<meta property='og:site_name' content='Harbour News'><meta name='author' content='Harbour News'>",
         "<h1>Harbour reopens after the storm</h1>",

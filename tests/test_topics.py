@@ -111,3 +111,11 @@ def test_produce_never_creates_the_input_topic(kafka_settings, tmp_path):
     assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr
     assert "does not exist" in lines[0] and "ingest-worker topics --create" in lines[0]
     assert missing.input_topic not in asyncio.run(_describe(kafka_settings))
+
+
+@pytest.mark.integration
+def test_tail_of_a_topic_that_does_not_exist(kafka_settings):
+    result = cli(kafka_settings, "tail", kafka_settings.articles_topic + "s", "--timeout", "1")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+    assert f"does not exist on {kafka_settings.broker}; did you mean {kafka_settings.articles_topic}?" in lines[0]

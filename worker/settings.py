@@ -222,10 +222,10 @@ def log_reporting_from_env(environ: Mapping[str, str] | None = None) -> tuple[st
     env = os.environ if environ is None else environ
     log_format = env.get(f"{PREFIX}LOG_FORMAT", "").strip().lower()
     level = env.get(f"{PREFIX}LOG_LEVEL", "").strip().upper()
-    defaults = Settings.__dataclass_fields__
+    defaults = Settings()
     return (
-        log_format if log_format in LOG_FORMATS else defaults["log_format"].default,
-        level if level in LOG_LEVELS else defaults["log_level"].default,
+        log_format if log_format in LOG_FORMATS else defaults.log_format,
+        level if level in LOG_LEVELS else defaults.log_level,
     )
 
 

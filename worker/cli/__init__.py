@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from worker import __version__
@@ -26,6 +26,21 @@ class ArgumentParser(argparse.ArgumentParser):
             f"{message}; see {self.prog} --help"
         )
         sys.exit(2)
+
+
+def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` that is 0 or more."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0 or value != value:
+            raise argparse.ArgumentTypeError(f"{text} is below 0")
+        return value
+
+    return parse
 
 
 def settings_help() -> str:
@@ -76,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     tail = sub.add_parser("tail", parents=[debug], help="print events from a topic, one line each")
     tail.add_argument("topic")
     tail.add_argument("--from-beginning", action="store_true")
-    tail.add_argument("--max", type=int, default=0, help="stop after this many events (0 = never)")
-    tail.add_argument("--timeout", type=float, default=0.0, help="stop after this many idle seconds")
+    tail.add_argument("--max", type=_at_least_zero(int), default=0, help="stop after this many events (0 = never)")
+    tail.add_argument(
+        "--timeout", type=_at_least_zero(float), default=0.0, help="stop after this many idle seconds (0 = never)"
+    )
 
     topics = sub.add_parser(
         "topics",

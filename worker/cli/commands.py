@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import errno
 import importlib.util
 import signal
@@ -303,10 +304,16 @@ def _url_key(line: bytes) -> bytes | None:
 def tail(args: argparse.Namespace) -> int:
     """Print events from a topic, one line each, as a consumer sees them."""
     from worker.kafka.clients import consume
+    from worker.kafka.topics import existing_topics
 
     settings = Settings.from_env()
 
     async def main() -> None:
+        existing = await existing_topics(settings)
+        if args.topic not in existing:
+            nearest = difflib.get_close_matches(args.topic, sorted(existing), n=1)
+            hint = f"did you mean {nearest[0]}?" if nearest else "`ingest-worker topics` lists the worker's topics"
+            raise UsageError(f"topic {args.topic} does not exist on {settings.broker}; {hint}")
         async for _, _, value in consume(settings, [args.topic], args.from_beginning, args.timeout, args.max):
             sys.stdout.write(value.decode("utf-8", "replace") + "\n")
             sys.stdout.flush()

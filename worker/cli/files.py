@@ -80,7 +80,7 @@ def open_input(name: str) -> IO[bytes]:
         return sys.stdin.buffer
     path = readable(name)
     if is_gzip(path):
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile reads like any binary file
     if name.endswith(".gz"):
         raise UsageError(
             f"{name} is not gzip-compressed although its name ends in .gz; rename it without .gz, "

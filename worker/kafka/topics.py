@@ -187,15 +187,19 @@ def refusal(outcomes: list[Creation]) -> str:
     )
 
 
+async def existing_topics(settings: Settings) -> set[str]:
+    """The topics on the broker (those the settings' principal may describe)."""
+    admin = await start_client(settings, AIOKafkaAdminClient(**client_options(settings)))
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
 async def require_topic(settings: Settings, topic: str) -> None:
     """Raise `TopicUnusable` when `topic` does not exist, rather than let a producer's metadata
     request create it with the broker's defaults instead of the worker's layout."""
-    admin = await start_client(settings, AIOKafkaAdminClient(**client_options(settings)))
-    try:
-        existing = set(await admin.list_topics())
-    finally:
-        await admin.close()
-    if topic not in existing:
+    if topic not in await existing_topics(settings):
         raise TopicUnusable(
             f"topic {topic} does not exist on {settings.broker}; start the worker once (it creates its topics) or "
             "create them with `ingest-worker topics --create` and the worker's settings"

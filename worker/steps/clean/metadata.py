@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from worker.steps.clean.normalize import normalize_line
+from worker.steps.common import parse_timestamp
 
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
 
@@ -188,8 +189,12 @@ def _url_day(url: str | None) -> date | None:
 
 
 def _as_value(day: date, stated: str) -> str:
-    """The stated timestamp when it is ISO (time zone kept), else the bare day."""
-    return stated.strip() if _ISO_DAY.match(stated) else day.isoformat()
+    """The stated timestamp, time zone kept, when it is ISO 8601 or RFC 2822 ('20 Nov 2019
+    08:02 GMT'); else the bare day."""
+    if _ISO_DAY.match(stated):
+        return stated.strip()
+    moment = parse_timestamp(stated)
+    return moment.isoformat() if moment is not None and moment.date() == day else day.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +384,7 @@ def _site_name(name: str, sites: set[str], kind: str = "") -> bool:
     key = _squeeze(name)
     if _STAFF.search(name):
         return key in sites
-    if kind == "person" or _given_first(name):
+    if kind == "person" or (kind != "organisation" and _given_first(name)):
         return False
     for site in sites:
         if key == site or (site in key or key in site) and not (is_person(name) and len(name.split()) >= 2):
