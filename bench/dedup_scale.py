@@ -224,6 +224,56 @@ def fill(settings: Settings, articles: int, stream: Stream, say: Any) -> tuple[d
     return figures, index
 
 
+class CountingLocalState(LocalState):
+    """The owner's RocksDB table written directly (`--fill local`), counting what would have gone
+    to the changelog: every write a record of the key (as Faust serializes it) and the value."""
+
+    records = 0
+    record_bytes = 0
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        super().__setitem__(key, value)
+        self.records += 1
+        self.record_bytes += len(key) + 2 + len(value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.records += 1
+        self.record_bytes += len(key) + 2
+
+
+def fill_local(settings: Settings, articles: int, stream: Stream, say: Any) -> dict[str, Any]:
+    """Decide `articles` pages over the owner's own RocksDB table (the store's write path: facts
+    and derived indexes in one batch a write), as a worker that decided them would have left it."""
+    asyncio.run(create_changelog(settings))
+    path = Path(settings.data_dir) / "v1" / "tables" / "dedup-state-0.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = CountingLocalState(path, settings.dedup_cache_mb * 1024 * 1024)
+    index = DedupIndex(state, window_seconds=settings.dedup_window_days * 86400, derived=state.derived)
+    started = time.perf_counter()
+    last = START
+    for n, (url, fp, when) in enumerate(stream.pages(articles), start=1):
+        index.decide(url, fp, when)
+        last = when
+        if n % 200_000 == 0:
+            say(f"  filled {n:,} pages ({time.perf_counter() - started:.0f} s)")
+    figures = {
+        "fill": "local",
+        "fill_seconds": round(time.perf_counter() - started, 1),
+        "stories": stream.stories,
+        "indexed_articles": index.roots(),
+        "state_bytes": index.state_bytes(),
+        "changelog_records": state.records,
+        "changelog_bytes": state.record_bytes,
+        "changelog_records_per_article": round(state.records / articles, 2),
+        "changelog_bytes_per_article": round(state.record_bytes / articles, 1),
+        "state_bytes_per_article": round(index.state_bytes() / articles, 1),
+        "last_seen_at": last,
+    }
+    state.close()
+    return figures
+
+
 def decision_rate(index: DedupIndex, prober: Prober, count: int) -> float:
     """Decisions per second of CPU time of `DedupIndex.decide` over `index`'s state (no Kafka)."""
     pages = [prober.page() for _ in range(count)]
@@ -424,9 +474,14 @@ def measure(args: argparse.Namespace, say: Any) -> dict[str, Any]:
                                      log_level="INFO" if args.logs else Settings().log_level)
             asyncio.run(ensure_topics(base))
             stream = Stream(args.seed, args.copies)
-            say(f"fill: {args.articles:,} pages through DedupIndex, writes produced to the changelog")
-            filled, index = fill(base, args.articles, stream, say)
-            figures.update(filled)
+            index: DedupIndex | None = None
+            if args.fill == "local":
+                say(f"fill: {args.articles:,} pages through DedupIndex into the owner's RocksDB table")
+                figures.update(fill_local(base, args.articles, stream, say))
+            else:
+                say(f"fill: {args.articles:,} pages through DedupIndex, writes produced to the changelog")
+                filled, index = fill(base, args.articles, stream, say)
+                figures.update(filled)
             say(f"  {figures['changelog_records']:,} records, {figures['changelog_bytes']:,} bytes "
                 f"({figures['changelog_records_per_article']} records, {figures['changelog_bytes_per_article']} B "
                 f"an article); {figures['indexed_articles']:,} indexed; fill {figures['fill_seconds']} s")
@@ -434,20 +489,26 @@ def measure(args: argparse.Namespace, say: Any) -> dict[str, Any]:
             watcher.start()
             watcher.ready.wait(30)
             prober = Prober(base, stream, figures["last_seen_at"])
-            if isinstance(index.state, Recording):
-                index.state.writes = None  # type: ignore[assignment]  # nothing more is produced
-            figures["decisions_per_second"] = figures["memory_decisions_per_second"] = round(
-                decision_rate(index, prober, args.probes))
-            say(f"decisions at that size: {figures['decisions_per_second']:,}/s of CPU time "
-                "(DedupIndex.decide over the state in a dict, one thread, no Kafka)")
-            del index
+            if index is not None:
+                if isinstance(index.state, Recording):
+                    index.state.writes = None  # type: ignore[assignment]  # nothing more is produced
+                figures["decisions_per_second"] = figures["memory_decisions_per_second"] = round(
+                    decision_rate(index, prober, args.probes))
+                say(f"decisions at that size: {figures['decisions_per_second']:,}/s of CPU time "
+                    "(DedupIndex.decide over the state in a dict, one thread, no Kafka)")
+                del index
 
-            say("(c) the owner starts on an empty data directory: restore from the changelog alone")
+            if args.fill == "local":
+                say("the owner starts on its table (no changelog to replay)")
+                key = "first_start_seconds"
+            else:
+                say("(c) the owner starts on an empty data directory: restore from the changelog alone")
+                key = "cold_restore_seconds"
             started = time.monotonic()
             owner = start(base, tmp / "owner.log")
             workers.append(owner)
-            figures["cold_restore_seconds"] = first_decision(prober, watcher, started)
-            say(f"  first decision {figures['cold_restore_seconds']} s after the start")
+            figures[key] = first_decision(prober, watcher, started)
+            say(f"  first decision {figures[key]} s after the start")
             assert owner.process is not None
             figures["owner_rss_mb"] = round(stat(owner.process.pid)[1] / 1e6, 1)
             say(f"  owner RSS {figures['owner_rss_mb']} MB")
@@ -538,6 +599,10 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=5_000, help="decisions timed at that size")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--fill", choices=("changelog", "local"), default="changelog",
+                        help="changelog: produce the writes to the changelog, the owner restores them (a cold "
+                        "restore, measured); local: write them into the owner's RocksDB table (no cold restore: "
+                        "for sizes whose restore takes hours on this machine)")
     parser.add_argument("--logs", help="keep the workers' logs (INFO) in this directory")
     args = parser.parse_args()
 
