@@ -1,20 +1,24 @@
 """Page metadata: title, authors, publication date, canonical url, language and site name,
-read from what the page states (JSON-LD, meta tags, the document's own elements) and checked
-against what it shows a reader.
+read from what the page states (JSON-LD, meta tags, the document's own elements) and from
+what it shows a reader (its visible text around the headline).
 
-- Date: the structured dates (JSON-LD `datePublished`, `article:published_time` and the other
-  publication meta tags, `<time>` elements marked as published, a date in the url) are kept
-  only when the page shows that day to a reader (in any of the usual spellings); the published
-  date first, the modified date when it is the one the page shows. A date the page only shows
-  (no structured date) is taken from the article's header: next to the headline or the byline.
-  No date rather than a guessed one: a structured date the page never shows is not used.
-- Authors: JSON-LD authors (people before organisations), author meta tags, byline elements
-  and "By ..." lines; several authors split; credentials dropped; the site's own name never
-  an author; an organisation or "Staff" only when no person is named.
-- Title: the page's headline (its `<h1>`) when it is the story's, else the OpenGraph or
-  JSON-LD headline, else the `<title>` without the site name appended.
+- Date: the published date, never the modified one when a published one is stated. A trusted
+  structured date (article JSON-LD `datePublished`, `article:published_time` and the other
+  publication meta tags) is kept, unless the page never shows it and shows another day next
+  to the headline (a template's stale date). Without one: a weaker structured date (a `<time>`
+  element, a web page's JSON-LD) or the url's date when the page shows that day, a day the page
+  labels 'Published ...', a day next to the headline that is not an update, a range, opening
+  hours or a copyright; last, a day shown there as 'Updated ...', the only date such a page
+  gives. None when nothing states a date. The stated timestamp keeps its time zone.
+- Authors: JSON-LD authors (a Person told from an Organization), author meta tags, elements
+  marked as bylines, then the byline the page shows ('By A and B', a name beside the date line
+  or alone under the headline, 'Written by ...'); several authors split; credentials dropped;
+  an organisation or staff byline only when no person is named; never the site's own name.
+- Title: the page's headline (its `<h1>`, or an h2 when the h1 is a logo) when it is the
+  story's, else the OpenGraph or JSON-LD headline, else the `<title>` without the site name.
 
-Text dumps (`dump_meta`): the byline and date lines between the headline and the story.
+Text dumps (`dump_meta`): the same reading of the dump's lines around its headline.
+Measured by `ingest-worker eval metadata` (bench/metadata.md).
 """
 
 from __future__ import annotations
@@ -232,14 +236,15 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
 def choose_date(
     strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown
 ) -> str | None:
-    """The date the page gives its story. A trusted structured published date (article JSON-LD,
-    publication meta tags) when the page shows it next to the headline; else the modified date
-    when that is the one shown there (the page dates itself by its update); else a day shown
-    next to the headline when the published date appears nowhere on the page (a template's
-    stale date); else the published date. Without a trusted date: a weaker structured date
-    (a `<time>` element, a web page's JSON-LD) or the url's date when the page shows that day,
-    a day the page labels 'Published', or a day shown next to the headline. None when nothing
-    states a date."""
+    """The date the page gives its story (ISO 8601, the stated time zone kept). A trusted
+    structured published date (ISO article JSON-LD, publication meta tags) when the page shows
+    that day or one beside it (another time zone), or shows no other day next to the headline
+    than the modified one; else the day shown next to the headline (the structured date is a
+    template's, never shown). Never the modified date instead of a stated published one.
+    Without a trusted date: a weaker structured date (a `<time>` element, a web page's JSON-LD,
+    a written-out date) or the url's date when the page shows that day, a day the page labels
+    'Published', a day shown next to the headline, and last a day shown there as 'Updated'.
+    None when nothing states a date."""
     shown, header = seen.shown, seen.header
     days = [(d, v) for v in strong if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None]
     weak = [*weak, *(v for v in strong if not _ISO_DAY.match(v))]
