@@ -162,18 +162,25 @@ class RocksDerived:
             self._batch.put(key, value)
         self._pending[key] = value
 
-    def post(self, h: int, sid: bytes) -> None:
-        key = POSTING + _HASH.pack(h)
-        ids = self.current(key) or b""
-        if not _holds(ids, sid):
-            self._put(key, ids + sid)
+    def _postings(self, hashes: Iterable[int]) -> list[tuple[bytes, bytes | None]]:
+        """(key, posting) of each hash as the batch leaves it, read in one call."""
+        keys = [POSTING + _HASH.pack(h) for h in hashes]
+        unread = [key for key in keys if key not in self._pending]
+        read = dict(zip(unread, self._db().get(unread), strict=True)) if unread else {}
+        return [(key, self._pending[key] if key in self._pending else read[key]) for key in keys]
 
-    def unpost(self, h: int, sid: bytes) -> None:
-        key = POSTING + _HASH.pack(h)
-        ids = self.current(key)
-        if ids:
-            rest = b"".join(ids[i : i + SID] for i in range(0, len(ids), SID) if ids[i : i + SID] != sid)
-            self._put(key, rest or None)
+    def post(self, hashes: Iterable[int], sid: bytes) -> None:
+        for key, ids in self._postings(hashes):
+            if not ids:
+                self._put(key, sid)
+            elif not _holds(ids, sid):
+                self._put(key, ids + sid)
+
+    def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
+        for key, ids in self._postings(hashes):
+            if ids:
+                rest = b"".join(ids[i : i + SID] for i in range(0, len(ids), SID) if ids[i : i + SID] != sid)
+                self._put(key, rest or None)
 
     def file_page(self, hour: int, sid: bytes) -> None:
         self._put(_hour_key(PAGE, hour) + sid, b"")

@@ -53,9 +53,13 @@ class DerivedSink(Protocol):
     roots: int
     size: int
 
-    def post(self, h: int, sid: bytes) -> None: ...
+    def post(self, hashes: Iterable[int], sid: bytes) -> None:
+        """Add `sid` to the posting of each hash."""
+        ...
 
-    def unpost(self, h: int, sid: bytes) -> None: ...
+    def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
+        """Take `sid` out of the posting of each hash."""
+        ...
 
     def file_page(self, hour: int, sid: bytes) -> None: ...
 
@@ -89,10 +93,9 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
                 sink.file_page(hour_after, sid)
         posted_before = before.posted(POSTED) if before is not None and before.root else set()
         posted_after = after.posted(POSTED) if after is not None and after.root else set()
-        for h in posted_before - posted_after:
-            sink.unpost(h, sid)
-        for h in posted_after - posted_before:
-            sink.post(h, sid)
+        if posted_before != posted_after:
+            sink.unpost(posted_before - posted_after, sid)
+            sink.post(posted_after - posted_before, sid)
     elif is_template_key(key):
         site = int.from_bytes(binascii.a2b_base64(key[1:] + "=="), "big")
         last_before = _unpack_template(old)[0] if old is not None else None
@@ -138,11 +141,13 @@ class MemoryDerived:
 
     # -- write ------------------------------------------------------------------------------------
 
-    def post(self, h: int, sid: bytes) -> None:
-        self._postings.add(h, sid, self._postings.get(h))
+    def post(self, hashes: Iterable[int], sid: bytes) -> None:
+        for h in hashes:
+            self._postings.add(h, sid, self._postings.get(h))
 
-    def unpost(self, h: int, sid: bytes) -> None:
-        self._postings.remove(h, sid)
+    def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
+        for h in hashes:
+            self._postings.remove(h, sid)
 
     def file_page(self, hour: int, sid: bytes) -> None:
         self._filed.pages[hour][sid] = None
