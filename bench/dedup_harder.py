@@ -3,6 +3,7 @@
 
     python bench/dedup_harder.py --pages pages.jsonl.gz --truth truth.json --out DIR [--seed 1]
                                  [--fold I/N] [--copies 6] [--kinds cut,lead,...]
+                                 [--keep-host 0.3] [--reuse-host 0.3]
     ingest-worker eval dedup --pages DIR/pages.jsonl.gz --truth DIR/truth.json --groups DIR/kinds.json
 
 Keeps every input page and adds, for one page of each story, `--copies` new copies placed inside
@@ -12,6 +13,13 @@ story swapped out, so the host's own page is a hard negative). Each copy carries
 reordered paragraphs, truncation to 60%, or all of those at once. `kinds.json` says which copy
 got which kind (`input` for the pages given), so `eval dedup --groups` prints the recall and
 precision of each kind beside the overall figures. Seeded: the same arguments give the same set.
+
+Harder negatives: `--keep-host SHARE` of the copies keep, above the syndicated body, what a
+template carries of its own page's story: its title and key points (its first long lines) and
+the headlines of its other stories (its other long lines, as related links); the host's own
+page then shares those with the copy, and another site's copy of the host's story does too.
+`--reuse-host SHARE` of the copies go to a host that already took another story's copy, so one
+site's template is published with different bodies in the same window.
 
 `--fold I/N` copies only the stories of fold I (a hash of the story id): choose thresholds on one
 fold and report on the other, so no figure comes from the pages a rule was chosen on.
@@ -42,9 +50,10 @@ def host(url: str) -> str:
     return (urlsplit(url).hostname or "").removeprefix("www.")
 
 
-def story_text(page: dict) -> str | None:
-    cleaned = clean(RawPage(url=page["url"], html=page.get("html"), text=page.get("text")))
-    return cleaned.text if isinstance(cleaned, Article) else None
+def cleaned(page: dict) -> Article | None:
+    """The page's article as the worker's cleaner reads it (None when it finds none)."""
+    article = clean(RawPage(url=page["url"], html=page.get("html"), text=page.get("text")))
+    return article if isinstance(article, Article) else None
 
 
 def typical(members: list[dict], texts: dict[str, str | None]) -> dict:
@@ -240,15 +249,31 @@ def mutate(
     return [headline, *story, note] if kind == "cut" or rng.random() < 0.3 else [headline, *story]
 
 
-def swap_story(dump: str, host_story: str, new_story: list[str]) -> str | None:
-    """The host's text dump with the lines of its own story replaced by `new_story`."""
+def swap_story(dump: str, host_story: str, new_story: list[str], kept: list[str] | None = None) -> str | None:
+    """The host's text dump with the lines of its own story replaced by `new_story` (after
+    `kept`: what the template keeps of the host's own page, see `host_leftovers`)."""
     story_lines = {line.strip() for line in host_story.splitlines() if len(line.split()) >= 5}
     lines = dump.splitlines()
     hits = [i for i, line in enumerate(lines) if line.strip() in story_lines]
     if len(hits) < 2 or len({lines[i].strip() for i in hits}) < 0.9 * len(story_lines):
         return None  # the host's story is not cleanly found in its dump: it would stay in
     first, last = hits[0], hits[-1]
-    return "\n".join(lines[:first] + ["\n\n".join(new_story)] + lines[last + 1 :])
+    return "\n".join(lines[:first] + (kept or []) + ["\n\n".join(new_story)] + lines[last + 1 :])
+
+
+def host_leftovers(host_title: str, host_story: str, others: list[str], rng: random.Random) -> list[str]:
+    """What a template keeps of its own page around a syndicated body: the page's title, its
+    story's key points (its first 2-3 long lines, as bullets) and 2-4 headlines of the site's
+    other stories (first sentences of other stories, as related links)."""
+    long_lines = [line.strip() for line in host_story.splitlines() if len(line.split()) >= 7]
+    points = [f"\u2022 {line}" for line in long_lines[: rng.randint(2, 3)]]
+    related = []
+    for text in rng.sample(others, min(len(others), rng.randint(2, 4))):
+        line = max(text.splitlines(), key=lambda line: len(line.split()))
+        first = re.split(r"(?<=[.!?])\s+", line.strip(), maxsplit=1)[0]
+        if len(first.split()) >= 5:
+            related.append(f"Related: {first}")
+    return [host_title, "Key points", *points, *related]
 
 
 def in_fold(story: str, fold: str | None) -> bool:
@@ -268,6 +293,8 @@ def main() -> int:
     parser.add_argument("--kinds", default=",".join(EDIT_KINDS), help="edit kinds, used in turn")
     parser.add_argument("--fold", help="I/N: copy only the stories of fold I of N (tuning vs report)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep-host", type=float, default=0.3, help="share of copies keeping host key points")
+    parser.add_argument("--reuse-host", type=float, default=0.3, help="share of copies sent to a host already used")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = set(kinds) - set(EDIT_KINDS)
@@ -276,7 +303,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     pages = [json.loads(line) for line in read_lines(args.pages) if line.strip()]
     truth: dict[str, str] = json.loads(b"\n".join(read_lines(args.truth)))
-    texts = {p["url"]: story_text(p) for p in pages}
+    articles = {p["url"]: cleaned(p) for p in pages}
+    texts = {url: article.text if article else None for url, article in articles.items()}
     by_story: dict[str, list[dict]] = defaultdict(list)
     for page in pages:
         if texts[page["url"]]:
@@ -289,6 +317,8 @@ def main() -> int:
     hosts = [p for p in pages if p.get("text") and texts[p["url"]] and sizes[truth[p["url"]]] == 1]
     labels = dict.fromkeys(truth, "input")
     made: list[dict] = []
+    used: list[dict] = []  # hosts that took a copy, for --reuse-host
+    titles = {url: article.title for url, article in articles.items() if article}
     turn = rng.randrange(len(kinds))
     for story, members in sorted(by_story.items()):
         if not in_fold(story, args.fold):
@@ -300,16 +330,20 @@ def main() -> int:
             kind = kinds[turn % len(kinds)]
             turn += 1
             dump = None
+            reuse = used and rng.random() < args.reuse_host
+            keep = rng.random() < args.keep_host
             for _ in range(50):
-                hp = rng.choice(hosts)
+                hp = rng.choice(used if reuse else hosts)
                 if truth[hp["url"]] == story or host(hp["url"]) in {host(m["url"]) for m in members}:
                     continue
                 copy = mutate(kind, paragraphs, host(source["url"]), vocab, others, rng)
-                dump = swap_story(hp["text"], texts[hp["url"]] or "", copy)
+                kept = host_leftovers(titles[hp["url"]], texts[hp["url"]] or "", others, rng) if keep else None
+                dump = swap_story(hp["text"], texts[hp["url"]] or "", copy, kept)
                 if dump is not None:
                     break
             if dump is None:
                 continue
+            used.append(hp)
             digest = hashlib.sha256(f"{story}{n}{hp['url']}".encode()).hexdigest()[:12]
             url = f"https://{urlsplit(hp['url']).hostname}/republished/{digest}"
             made.append({"url": url, "fetched_at": source.get("fetched_at"), "text": dump})

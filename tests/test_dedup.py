@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pickle
 import random
-import struct
 
 import pytest
 
 from worker.document import Article
 from worker.steps.dedup.fingerprint import Fingerprint, article_id, fingerprint
-from worker.steps.dedup.index import Decision, DedupIndex, site_of
+from worker.steps.dedup.index import Decision, DedupIndex
 from worker.steps.dedup.policy import overlap
 from worker.steps.dedup.shingles import story_tokens, tokens
 
@@ -185,7 +184,7 @@ def test_copy_first_then_the_full_original() -> None:
     assert full.kind == "near"
 
 
-def test_a_fuller_version_becomes_what_later_copies_are_compared_with() -> None:
+def test_a_firm_copys_own_text_is_what_later_copies_are_compared_with_too() -> None:
     state: dict[str, bytes] = {}
     index = DedupIndex(state)
     original = story(15, paragraphs=12)
@@ -205,7 +204,7 @@ def test_a_fuller_version_becomes_what_later_copies_are_compared_with() -> None:
     assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~d"} and not index._memory._postings  # type: ignore[union-attr]  # no posting left
 
 
-def test_a_second_version_of_the_story_is_kept_and_matched_through() -> None:
+def test_a_firm_copy_of_another_part_of_the_story_is_matched_through() -> None:
     state: dict[str, bytes] = {}
     index = DedupIndex(state)
     original = story(16, paragraphs=12)
@@ -220,47 +219,33 @@ def test_a_second_version_of_the_story_is_kept_and_matched_through() -> None:
     assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~d"} and not index._memory._postings  # type: ignore[union-attr]  # no posting left
 
 
-def test_a_second_version_keeps_its_own_site_for_the_same_site_rule() -> None:
+def test_a_cluster_with_a_page_of_a_site_takes_another_page_of_it_only_as_the_same_text() -> None:
     index = DedupIndex({})
     original = story(18, paragraphs=10)
     root = decide(index, "https://origin.example/a", page(original))
     version = decide(index, "https://host.example/syndicated/1", page(original[2:7], template=True))
     assert version.duplicate_of == root.article_id
     # a short story of the host in the same template: the template is all it shares
-    # with the second version, so the host's stricter rule applies
+    # with the host's copy, so the host's stricter rule applies
     other = decide(index, "https://host.example/own-story", page(story(19, 1, 3), template=True))
     assert other.duplicate_of is None
+    # the host's page of its own story, carrying part of the syndicated one (its key points):
+    # across sites that would be a copy, but the cluster already has a page of the host
+    keyed = decide(index, "https://host.example/own-2", page(original[2:5] + story(25, 4), template=True))
+    assert keyed.duplicate_of is None
+    assert decide(index, "https://third.example/b", page(original[2:5] + story(26, 4))).duplicate_of == root.article_id
 
 
-def test_a_fuller_version_brings_its_site_for_the_same_site_rule() -> None:
+def test_a_firm_copy_keeps_its_own_site_for_the_same_site_rule() -> None:
     index = DedupIndex({})
     original = story(23, paragraphs=10)
     root = decide(index, "https://fast.example/a", page(original[:3]))
     fuller = decide(index, "https://host.example/syndicated/1", page(original, template=True))
     assert fuller.duplicate_of == root.article_id
-    # the root is now compared through the host's page, template included: a short story of the
-    # host shares that template with it and nothing else
+    # the root is now compared through the host's page too, template included: a short story of
+    # the host shares that template with it and nothing else
     other = decide(index, "https://host.example/own-story", page(story(24, 1, 3), template=True))
     assert other.duplicate_of is None
-
-
-def test_a_root_record_of_the_previous_layout_is_still_read() -> None:
-    state: dict[str, bytes] = {}
-    index = DedupIndex(state)
-    url, original = "https://a.example/1", story(17)
-    fp = fingerprint(art(url, page(original)))
-    root = index.decide(url, fp, T0)
-    # the layout before second versions: flags, root id, seen_at, copies, similarity, site,
-    # content hash prefix, then the 80 hashes of a root
-    old = struct.pack(
-        ">B16sdIfI8s", 0x80, bytes.fromhex(root.article_id), T0, 1, 0.0, site_of(url),
-        bytes.fromhex(fp.content_hash)[:8],
-    ) + struct.pack(">80I", *fp.sketch[:80])
-    (key,) = [k for k in state if k.startswith("a")]
-    assert state[key] == old
-    copy = decide(index, "https://b.example/2", page(original[2:8]))
-    assert copy.duplicate_of == root.article_id and copy.copies == 2
-    assert state[key] != old and state[key][0] & 0x40  # it now holds the second version too
 
 
 def test_duplicates_point_at_the_cluster_root() -> None:
@@ -283,14 +268,33 @@ def test_different_stories_sharing_template_junk_are_not_merged(copy_host: str) 
     assert host_story.duplicate_of is None
 
 
-def test_same_site_copy_with_a_new_lead_and_cut_ending_is_a_duplicate() -> None:
+def test_two_pages_of_one_site_are_one_story_only_with_the_same_text() -> None:
     index = DedupIndex({})
     original = story(22, paragraphs=10)
     first = decide(index, "https://host.example/world/a", page(original, template=True))
-    edited = ["A new opening paragraph written for this version of the page by the desk."] + original[1:8]
-    again = decide(index, "https://host.example/republished/b", page(edited, template=True))
+    # the same story again under another url, with a short update line: the same text
+    updated = ["Updated at noon."] + original
+    again = decide(index, "https://host.example/amp/a", page(updated, template=True))
     assert again.kind == "near" and again.duplicate_of == first.article_id
-    assert again.similarity >= 0.6
+    # the site's own story's key points and most of its text left in the template around
+    # another story: contained in the site's page, but not the same text
+    keyed = original[:6] + story(23, paragraphs=3)
+    assert decide(index, "https://host.example/syndicated/b", page(keyed, template=True)).duplicate_of is None
+
+
+def test_a_doubtful_copy_cannot_pull_in_a_second_story() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    first, second = story(27, paragraphs=8), story(28, paragraphs=6)
+    root = decide(index, "https://a.example/1", page(first))
+    # a page holding a few paragraphs of the first story and the whole second one: a copy of the
+    # first on the evidence of its text, but a doubtful one
+    both = decide(index, "https://b.example/2", page(first[:3] + second))
+    assert both.duplicate_of == root.article_id and both.similarity < 0.6
+    # the second story alone: like the doubtful copy's own text, nothing like the root's
+    alone = decide(index, "https://c.example/3", page(second))
+    assert alone.duplicate_of is None
+    assert decide(index, "https://d.example/4", page(second[1:])).duplicate_of == alone.article_id
 
 
 def test_boilerplate_shared_by_many_stories_counts_for_nothing() -> None:
@@ -349,8 +353,8 @@ def test_the_sites_furniture_kept_by_the_cleaner_is_not_a_story() -> None:
     # the same story under a second url of the site is still a copy, exact or cut
     again = dump_decide(index, "https://host.example/60?page=1", story(60), story(60))
     assert again.kind == "exact" and again.duplicate_of is not None
-    cut = dump_decide(index, "https://host.example/60/amp", story(60), story(60)[:6])
-    assert cut.kind == "near" and cut.duplicate_of == again.duplicate_of
+    updated = dump_decide(index, "https://host.example/60/amp", story(60), ["Updated at noon."] + story(60))
+    assert updated.kind == "near" and updated.duplicate_of == again.duplicate_of
     # replays decide the same and leave the site's template as it is
     snapshot = dict(state)
     assert dump_decide(index, "https://host.example/63", story(63, 2), FURNITURE) == second

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -333,3 +334,24 @@ def test_occurrences_are_whole_words_as_the_regex_defines_them(text: str, surfac
 
     pattern = re.compile(rf"(?<![\w-]){re.escape(surface)}(?![\w-])")
     assert _occurrences(text, surface) == [m.span() for m in pattern.finditer(text)]
+
+
+def test_a_part_of_a_country_name_joins_the_country_only_when_the_document_names_it() -> None:
+    """"Emirates" alone (an airline's story) keeps its own name; beside "United Arab Emirates"
+    or "UAE" in the same document it is the country."""
+    from worker.steps.entities.gazetteer import load_gazetteer
+    from worker.steps.entities.rules import resolve
+
+    gazetteer = load_gazetteer()
+
+    def emirates(text: str) -> str:
+        """The canonical name of the entity the last "Emirates" mention belongs to."""
+        raw = [(m.start(), m.end(), "GPE") for m in re.finditer(r"United Arab Emirates|UAE|Emirates", text)]
+        spans = [span for span in raw if not any(o[0] <= span[0] and span[1] <= o[1] and o != span for o in raw)]
+        at = text.rindex("Emirates")
+        (entity,) = [e for e in resolve(text, spans, gazetteer) if (at, at + 8) in e.mentions]
+        return entity.canonical
+
+    assert emirates("Emirates added a fourth daily flight to London. Emirates said demand was strong.") == "Emirates"
+    assert emirates("The United Arab Emirates signed the deal. The Emirates will invest.") == "United Arab Emirates"
+    assert emirates("The UAE signed the deal. The Emirates will invest.") == "United Arab Emirates"

@@ -38,6 +38,16 @@ def test_eval_dedup_scores_the_fixture(tmp_path: Path, capsys: pytest.CaptureFix
     # the file written is what was scored
     truth = json.loads(TRUTH.read_text())
     assert score(truth, events).f1 == figures["f1"]
+    # story folds: every truth pair of a fold's story counted in that fold, none left out
+    folds = figures["folds"]
+    assert len(folds) == 2 and sum(f["pages"] for f in folds) == 9
+    assert sum(f["pairs_truth"] for f in folds) == figures["pairs_truth"]
+    # the threshold curve: each point decided again, P and R per fold; stricter, no more pairs found
+    near = [p for p in figures["curve"] if p["rule"] == "near_threshold"]
+    assert [p["value"] for p in near] == sorted(p["value"] for p in near) and any(p["default"] for p in near)
+    assert all(len(p["precision"]) == len(p["recall"]) == 2 for p in figures["curve"])
+    assert near[0]["recall"][0] + near[0]["recall"][1] >= near[-1]["recall"][0] + near[-1]["recall"][1]
+    assert figures["orders"] == 5 and figures["order_agreement"] == 1.0
 
 
 def test_eval_dedup_text_output_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,6 +57,8 @@ def test_eval_dedup_text_output_through_the_cli(capsys: pytest.CaptureFixture[st
     assert "pairs truth 7  predicted " in out
     assert "dedup P " in out and " F1 " in out
     assert "pages/s" in out and "bytes per indexed article" in out
+    assert "fold 0 (training)" in out and "fold 1 (held out)" in out
+    assert "threshold curve" in out and "random orders agree" in out
 
 
 def test_score_matches_the_reference_definition() -> None:

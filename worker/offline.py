@@ -27,10 +27,12 @@ def process_lines(
     tag_entities: bool = True,
     state: MutableMapping[str, bytes] | None = None,
     metrics: Metrics | None = None,
+    candidates: list[bytes] | None = None,
 ) -> Iterator[Event]:
     """Run every stage over raw page events (one JSON object per line); yield the wire events.
 
-    Dedup state is an in-memory dict (pass `state` to keep it across calls).
+    Dedup state is an in-memory dict (pass `state` to keep it across calls). With `candidates`,
+    each cleaned article's message to the dedup owner is appended to it (to decide them again).
     """
     entity_fn: Callable[[Sequence[str], Sequence[str | None], str, int], list[Tagged]] = (
         tag_texts if tag_entities else no_entities
@@ -55,6 +57,8 @@ def process_lines(
                 if out.route != "candidates":
                     yield from _events([out], raw_lines)
                     continue
+                if candidates is not None:
+                    candidates.append(out.value)
                 raw_lines[origin] = value
                 for decided in stages.decide(out.value, origin):
                     if decided.route == "unique":

@@ -1,7 +1,7 @@
 """`ingest-worker eval dedup`: run the real pipeline over raw pages and score its duplicate calls.
 
     ingest-worker eval dedup --pages pages.jsonl.gz --truth truth.json [--events-out FILE]
-                             [--groups groups.json] [--json]
+                             [--groups groups.json] [--folds 2] [--orders 5] [--json]
 
 The pages go through the same steps as the `process` command (decode, clean, fingerprint, the
 dedup decision; entity tagging is skipped, it does not change what is a duplicate). The truth is
@@ -10,12 +10,22 @@ duplicate events pointing at it (transitively) form one predicted cluster. The f
 pairwise precision, recall and F1 of "same story" (and, with `--groups {url: group}`, the same
 restricted to the pairs that hold a page of each group, e.g. one edit kind), how many input pages
 were accounted for by an event, the throughput and the dedup state per indexed article.
+
+Held-out protocol: each story falls in a fold by the first hex digit of the sha256 of its id
+(`--folds N`: digit * N // 16), and each fold is scored on the pairs that hold a page of its
+stories. Fold 0 is where the rules' figures are chosen; the others are held out. The threshold
+curve decides the cleaned pages again (cleaning once) at each near-duplicate threshold and at
+each same-site resemblance, and prints precision and recall per fold; `--orders N` decides them
+in N random orders and prints how well the story clusters agree (pairwise F1 of "same cluster"
+between each order and the file's, the lowest).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import random
 import sys
 import time
 from collections import defaultdict
@@ -29,8 +39,14 @@ from worker.cli import ArgumentParser
 from worker.cli.failures import UsageError
 from worker.cli.files import output, read_bytes, writable
 from worker.cli.progress import Progress
+from worker.document import Prepared
 from worker.settings import Settings
+from worker.steps.dedup.fingerprint import Fingerprint
 from worker.steps.dedup.index import DedupIndex
+from worker.steps.dedup.policy import NEAR_THRESHOLD, SAME_SITE_RESEMBLANCE, Policy
+
+NEAR_CURVE = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9)
+SAME_SITE_CURVE = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +166,89 @@ def _pairs(groups: Mapping[str, set[str]]) -> set[tuple[str, str]]:
     return {(a, b) for members in groups.values() for a in members for b in members if a < b}
 
 
-def run_pipeline(lines: Iterable[bytes], settings: Settings, state: dict[str, bytes]) -> Iterator[dict[str, Any]]:
-    """The `process` stages over raw page lines, entity tagging off."""
+def run_pipeline(
+    lines: Iterable[bytes], settings: Settings, state: dict[str, bytes], candidates: list[bytes] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The `process` stages over raw page lines, entity tagging off (`candidates`: see
+    `process_lines`)."""
     from worker.offline import process_lines
 
-    for event in process_lines(lines, settings, tag_entities=False, state=state):
+    for event in process_lines(lines, settings, tag_entities=False, state=state, candidates=candidates):
         yield dict(event)
+
+
+def fold_of(story: str, folds: int) -> int:
+    """The fold of a story: the first hex digit of the sha256 of its id, in `folds` equal ranges."""
+    return int(hashlib.sha256(story.encode()).hexdigest()[0], 16) * folds // 16
+
+
+def fold_truths(truth: Mapping[str, str], folds: int) -> list[dict[str, str]]:
+    """Per fold, the truth of the pages of its stories."""
+    out: list[dict[str, str]] = [{} for _ in range(folds)]
+    for url, story in truth.items():
+        out[fold_of(story, folds)][url] = story
+    return out
+
+
+def score_fold(truth: Mapping[str, str], fold: Mapping[str, str], events: Iterable[Mapping[str, Any]]) -> Score:
+    """`score` restricted to the pairs that hold a page of the fold's stories (a wrong merge of a
+    fold's page with any other page counts against the fold)."""
+    t, p, seen, dead = _pair_sets(truth, events)
+    t = {pair for pair in t if pair[0] in fold or pair[1] in fold}
+    p = {pair for pair in p if pair[0] in fold or pair[1] in fold}
+    correct = len(t & p)
+    precision, recall, f1 = _prf(correct, len(p), len(t))
+    return Score(len(fold), len(seen & set(fold)), dead, len(set(fold) - seen), len(t), len(p), correct,
+                 precision, recall, f1)
+
+
+def decide_again(
+    hops: list[bytes], rules: Policy, window_seconds: float, seed: int | None = None
+) -> list[dict[str, Any]]:
+    """Decide the cleaned pages again on a fresh state (in a random order with `seed`): the
+    article and duplicate events `score` reads, nothing else."""
+    order = list(hops)
+    if seed is not None:
+        random.Random(seed).shuffle(order)
+    index = DedupIndex({}, window_seconds=window_seconds, rules=rules)
+    events: list[dict[str, Any]] = []
+    for hop in order:
+        prepared = Prepared.from_bytes(hop)
+        url = prepared.article.url
+        decision = index.decide(url, Fingerprint.from_bytes(prepared.fingerprint), prepared.seen_at)
+        if decision.duplicate_of is None:
+            events.append({"event_type": "article", "url": url, "id": decision.article_id})
+        else:
+            events.append({"event_type": "duplicate", "url": url, "duplicate_of": decision.duplicate_of})
+    return events
+
+
+def clusters(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """`{url: cluster}` of the article and duplicate events (a duplicate's cluster is its root's id)."""
+    out = {}
+    for event in events:
+        kind = str(event.get("event_type", ""))
+        if kind.startswith("article"):
+            out[event["url"]] = event["id"]
+        elif kind.startswith("duplicate"):
+            out[event["url"]] = event["duplicate_of"]
+    return out
+
+
+def agreement(a: Mapping[str, str], b: Mapping[str, str]) -> float:
+    """How well two clusterings of the same pages agree: the F1 of their "same cluster" pairs
+    (1.0 when both put every page alone)."""
+    pa, pb = _cluster_pairs(a), _cluster_pairs(b)
+    if not pa and not pb:
+        return 1.0
+    return 2 * len(pa & pb) / (len(pa) + len(pb))
+
+
+def _cluster_pairs(assigned: Mapping[str, str]) -> set[tuple[str, str]]:
+    groups: dict[str, set[str]] = defaultdict(set)
+    for url, cluster in assigned.items():
+        groups[cluster].add(url)
+    return _pairs(groups)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--truth", required=True, help="JSON {url: story_id} (may be gzipped)")
     parser.add_argument("--events-out", help="write the emitted events here as JSONL")
     parser.add_argument("--groups", help="JSON {url: group}: also score the pairs of each group's pages")
+    parser.add_argument("--folds", type=int, default=2, help="story folds scored apart (fold 0: rules chosen)")
+    parser.add_argument("--orders", type=int, default=5, help="random orders the clusters are compared in (0: none)")
+    parser.add_argument("--no-curve", action="store_true", help="skip the threshold curve")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return parser
 
@@ -190,7 +286,8 @@ def main(argv: list[str]) -> int:
     state: dict[str, bytes] = {}
     started = time.perf_counter()
     progress = Progress("eval dedup", len(lines), unit="lines")
-    events = list(run_pipeline(progress.iterate(lines), settings, state))
+    hops: list[bytes] = []
+    events = list(run_pipeline(progress.iterate(lines), settings, state, hops))
     seconds = time.perf_counter() - started
     progress.finish()
     if args.events_out:
@@ -212,6 +309,23 @@ def main(argv: list[str]) -> int:
     groups = score_groups(truth, events, json.loads(b"\n".join(read_lines(args.groups)))) if args.groups else []
     if groups:
         figures["groups"] = {g.group: asdict(g) for g in groups}
+    folds = fold_truths(truth, max(1, args.folds))
+    figures["folds"] = [asdict(score_fold(truth, fold, events)) for fold in folds]
+    window = settings.dedup_window_days * 86400
+    if not args.no_curve:
+        rules = [("near_threshold", v, Policy(near_threshold=v)) for v in NEAR_CURVE] + [
+            ("same_site_resemblance", v, Policy(same_site_resemblance=v)) for v in SAME_SITE_CURVE
+        ]
+        figures["curve"] = [
+            _curve_point(truth, folds, decide_again(hops, policy, window), name, value) for name, value, policy in rules
+        ]
+    if args.orders > 0:
+        first = clusters(events)
+        figures["orders"] = args.orders
+        figures["order_agreement"] = round(
+            min(agreement(first, clusters(decide_again(hops, Policy(), window, seed))) for seed in range(args.orders)),
+            4,
+        )
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return 0
@@ -229,7 +343,36 @@ def main(argv: list[str]) -> int:
             f"group {g.group:<10} pages {g.pages:>4}  pairs truth {g.pairs_truth:>5}  "
             f"P {g.precision:.3f}  R {g.recall:.3f}"
         )
+    for n, f in enumerate(figures["folds"]):
+        role = "training" if n == 0 else "held out"
+        print(
+            f"fold {n} ({role:<8}) pages {f['pages']:>4}  pairs truth {f['pairs_truth']:>5}  "
+            f"P {f['precision']:.3f}  R {f['recall']:.3f}  F1 {f['f1']:.3f}"
+        )
+    if "curve" in figures:
+        print("threshold curve (the other rule at its default), P / R per fold:")
+        for point in figures["curve"]:
+            per_fold = "  ".join(f"{p:.3f} / {r:.3f}" for p, r in zip(point["precision"], point["recall"], strict=True))
+            mark = " (default)" if point["default"] else ""
+            print(f"  {point['rule']:<22} {point['value']:<5} {per_fold}{mark}")
+    if "order_agreement" in figures:
+        agree = figures["order_agreement"]
+        print(f"clusters in {args.orders} random orders agree with the file's: {agree:.4f} (lowest)")
     return 0
+
+
+def _curve_point(
+    truth: Mapping[str, str], folds: list[dict[str, str]], events: list[dict[str, Any]], rule: str, value: float
+) -> dict[str, Any]:
+    scores = [score_fold(truth, fold, events) for fold in folds]
+    default = value == (NEAR_THRESHOLD if rule == "near_threshold" else SAME_SITE_RESEMBLANCE)
+    return {
+        "rule": rule,
+        "value": value,
+        "default": default,
+        "precision": [round(s.precision, 4) for s in scores],
+        "recall": [round(s.recall, 4) for s in scores],
+    }
 
 
 if __name__ == "__main__":

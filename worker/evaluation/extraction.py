@@ -47,6 +47,7 @@ from worker.cli.failures import UsageError
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
 from worker.evaluation.clean_training import fold_models, fold_of, labelled_pages
+from worker.evaluation.dump_training import DumpPage, dump_page, fold_line_models, held_out_report
 from worker.evaluation.extraction_metric import (
     PAGE_TYPES,
     Score,
@@ -61,7 +62,6 @@ from worker.evaluation.extraction_metric import (
 from worker.evaluation.paired import Difference, paired_difference
 from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
 from worker.steps.clean.boilerplate import is_dropped_as_junk
-from worker.steps.clean.dump import LINE_FEATURES, dump_candidates
 from worker.steps.clean.html import html_candidates
 from worker.steps.clean.model import CleanModels, LinearModel
 from worker.steps.clean.page import clean
@@ -152,10 +152,12 @@ def html_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.
     return (found.blocks.texts, found.blocks.features) if found is not None else None
 
 
-def text_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.ndarray] | None:
-    """Texts and feature rows of a text dump's lines (None when the page has no dump)."""
-    text = bench.text(page_id)
-    return dump_candidates(text) if text is not None else None
+def dump_pages(bench: Bench) -> dict[str, DumpPage]:
+    """The folder's labelled text dumps, read for the line model, by page id."""
+    return {
+        i: dump_page(i, text, bench.bodies[i], bench.urls[i], bench.words, str(bench.root))
+        for i in sorted(bench.bodies) if (text := bench.text(i)) is not None
+    }
 
 
 @dataclass
@@ -206,23 +208,25 @@ def _scored(
     return Score(f1, p, r, len(predictions), seconds, types), per_fold
 
 
-def _fold_models(bench: Bench, ids: list[str], folds: int, mode: str) -> dict[str, LinearModel]:
-    if mode == "html":
-        pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
-        return fold_models(pages, folds, BLOCK_FEATURES, bench.urls)
-    pages = labelled_pages(ids, lambda i: text_training_candidates(bench, i), bench.bodies)
-    return fold_models(pages, folds, LINE_FEATURES, bench.urls)
+def _fold_models(bench: Bench, ids: list[str], folds: int) -> dict[str, LinearModel]:
+    pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
+    return fold_models(pages, folds, BLOCK_FEATURES, bench.urls)
 
 
-def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
+def evaluate(
+    bench: Bench, modes: list[str], folds: int = 0, also: Mapping[str, Sequence[DumpPage]] | None = None
+) -> Evaluation:
     """Clean the folder's pages in each mode beside trafilatura's default; with `folds` > 1
-    every page is cleaned by models trained on the other folds."""
+    every page is cleaned by models trained on the other folds (the text-dump line model also
+    on the dumps `also` by folder, dealt to the same site-grouped folds, and their held-out
+    figures are a report section)."""
+    also = also or {}
     result = Evaluation(metric="word F1" if bench.words else "shingle F1")
     for kind in bench.page_types.values():
         result.type_counts[kind] = result.type_counts.get(kind, 0) + 1
     if "html" in modes:
         pages = {i: h for i in bench.bodies if (h := bench.html(i)) is not None}
-        models = _fold_models(bench, sorted(pages), folds, "html") if folds > 1 else {}
+        models = _fold_models(bench, sorted(pages), folds) if folds > 1 else {}
         predictions, seconds = _measure(pages, {
             "html": lambda i, h: _clean_body(
                 RawPage(url=bench.urls[i], html=h), CleanModels(blocks=models.get(i))
@@ -238,7 +242,9 @@ def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
             rows["html"], rows["trafilatura"], lambda draw: _summary(bench, draw)[0])
     if "text" in modes:
         dumps = {i: t for i in bench.bodies if (t := bench.text(i)) is not None}
-        line_models = _fold_models(bench, sorted(dumps), folds, "text") if folds > 1 else {}
+        extra = [page for pages in also.values() for page in pages]
+        line_models, extra_models = fold_line_models(dump_pages(bench), bench.urls, folds, extra) \
+            if folds > 1 else ({}, [])
         predictions, seconds = _measure(dumps, {
             "text": lambda i, t: _clean_body(
                 RawPage(url=bench.urls[i], text=t), CleanModels(lines=line_models.get(i))
@@ -246,6 +252,12 @@ def evaluate(bench: Bench, modes: list[str], folds: int = 0) -> Evaluation:
         })
         result.scores["text"], result.folds["text"] = _scored(bench, predictions["text"], seconds["text"], folds)
         result.outputs["text"] = predictions["text"]
+        start = 0
+        for folder, dumps_of_folder in also.items():
+            end = start + len(dumps_of_folder)
+            section = held_out_report(folder, dumps_of_folder, extra_models[start:end])
+            result.sections.append(("text dumps of --train-also folders", section))
+            start = end
     sentences = story_sentences(bench.bodies.values())
     result.sentences = (sum(1 for s in sentences if is_dropped_as_junk(s)), len(sentences))
     return result
@@ -425,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the learned models on K-1 folds of --data and clean each page with the "
         "model that did not see it",
     )
+    parser.add_argument(
+        "--train-also", type=Path, action="append", default=[], metavar="DIR",
+        help="with --folds: the text-dump line model also trains on this labelled folder's dumps, "
+        "dealt to the same site-grouped folds, and reports their held-out figures; repeatable",
+    )
     parser.add_argument("--wild", type=Path, help="also score a folder with evaldata.json (snippet F1)")
     parser.add_argument(
         "--predictions-out", metavar="PREFIX", help="write PREFIX.html.json / PREFIX.text.json"
@@ -455,7 +472,9 @@ def main(argv: list[str]) -> int:
     if args.folds == 1 or args.folds < 0:
         parser.error("--folds needs K >= 2")
     modes = ["html", "text"] if args.mode == "both" else [args.mode]
-    result = evaluate(load_bench(args.data), modes, args.folds) if args.data is not None else Evaluation()
+    also = {str(folder): list(dump_pages(load_bench(folder)).values()) for folder in args.train_also} \
+        if args.folds > 1 and "text" in modes else {}
+    result = evaluate(load_bench(args.data), modes, args.folds, also) if args.data is not None else Evaluation()
     if args.wild is not None:
         result.wild, result.differences["wild"] = evaluate_wild(load_wild(args.wild))
     if args.predictions_out:

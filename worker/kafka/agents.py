@@ -27,11 +27,12 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.cpu import warm_up
-from worker.document import Dropped, Origin
+from worker.document import Dropped, Origin, Prepared
 from worker.errors import internal_error
 from worker.events import cloudevent_headers
 from worker.kafka.app import Topology
 from worker.kafka.clients import MessageReader
+from worker.kafka.health import LoopWatch, liveness, readiness
 from worker.logs import log_context
 from worker.runtime.compute import PoolCompute
 from worker.runtime.metrics import Metrics
@@ -139,6 +140,14 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
     return [(str(name), bytes(value)) for name, value in items if isinstance(value, bytes | bytearray)]
 
 
+def _hop_origin(hop: bytes) -> Origin | None:
+    """Where the raw page of an internal message was read, when the message can be read."""
+    try:
+        return Prepared.from_bytes(hop).origin
+    except Exception:  # noqa: BLE001 - an unreadable hop: its dead letter holds the hop itself
+        return None
+
+
 class Agents:
     """The agents' bodies: take messages, call the stage handlers, send their outputs, then ack."""
 
@@ -219,7 +228,9 @@ class Agents:
         value = message.value or b""
         if exc is not None or outs is None:  # our bug on this page: the page still ends somewhere
             # Logged (with its traceback, once per distinct error) and counted as the dead letter is made.
-            outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin)]
+            raw_at = _hop_origin(value) if origin.topic != self.settings.input_topic else None
+            outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin,
+                                            raw_at=raw_at)]
         try:
             await self._deliver(outs, value, origin)
         except BrokerUnusable:
@@ -330,11 +341,19 @@ def attach(
         # Load the entity model in every pool process before the first page needs the pool.
         await agents.compute.ready()
 
-    _web_views(app, metrics, fatal)
+    loop_watch = LoopWatch()
+
+    @app.task
+    async def watch_event_loop() -> None:
+        await loop_watch.run()
+
+    _web_views(app, metrics, fatal, agents, pool, loop_watch)
     return agents
 
 
-def _web_views(app: faust.App, metrics: Metrics, fatal: Fatal) -> None:
+def _web_views(
+    app: faust.App, metrics: Metrics, fatal: Fatal, agents: Agents, pool: StepPool, loop_watch: LoopWatch
+) -> None:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(
@@ -343,9 +362,10 @@ def _web_views(app: faust.App, metrics: Metrics, fatal: Fatal) -> None:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        healthy, body = liveness(loop_watch, pool.problem())
+        return web.json(body, status=200 if healthy else 503)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.consumer is not None and not app.rebalancing and fatal.reason is None
-        return web.json({"ready": ready}, status=200 if ready else 503)
+        ready, body = readiness(app, agents.compute.is_warm(), fatal.reason)
+        return web.json(body, status=200 if ready else 503)

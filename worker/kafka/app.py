@@ -71,6 +71,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         web_bind=settings.web_host,
         web_port=settings.metrics_port,
         web_in_thread=False,
+        # The port serves /metrics, /healthz and /readyz only: not Faust's views of table
+        # contents (/table: the dedup state) and routing (/router), nor its debug views.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         datadir=settings.data_dir,
         logging_config=None,
     )

@@ -50,6 +50,13 @@ class PoolCompute:
                 self._on_unusable(f"the step pool cannot load what its steps need: {exc!r}")
             await asyncio.Event().wait()  # never hand a page to a pool that cannot do the work
 
+    def is_warm(self) -> bool:
+        """Whether every pool process has run `warm_up` (True when there is none to run)."""
+        if self._warm_up is None:
+            return True
+        warmed = self._warmed
+        return warmed is not None and warmed.done() and not warmed.cancelled() and warmed.exception() is None
+
     async def __call__(self, fn: Callable[..., Any], *args: Any, step: str, timeout: float) -> Any:
         """`fn(*args)` in a pool process; a timeout or a crash becomes a Dropped naming `step`."""
         await self.ready()

@@ -141,6 +141,19 @@ class StepPool:
         """Process ids of the live worker processes (for metrics and tests)."""
         return [pid for slot in self._slots if (pid := slot.pid) is not None]
 
+    def problem(self) -> str | None:
+        """Why the pool can no longer run calls (closed, or a thread feeding its processes died), or None.
+
+        A process being replaced (after a timeout, a crash or recycling) is not a problem: its
+        thread starts a new one.
+        """
+        if self._closed:
+            return "the step pool is closed"
+        dead = [slot.thread.name for slot in self._slots if not slot.thread.is_alive()]
+        if dead:
+            return f"the step pool lost {len(dead)} of its {self.size} process threads ({', '.join(dead)})"
+        return None
+
     def queued(self) -> dict[str, int]:
         """Calls waiting for a process, per lane."""
         with self._cond:

@@ -1,10 +1,13 @@
 """Find the story in a page saved as plain visible text (a "text dump").
 
-Each line is scored from general signals (length, sentence punctuation, stop words, list
-markers, boilerplate patterns, lines repeated elsewhere in the page, "Read more:" lead-ins
-followed by headline lines). The story is the densest run of story lines (a maximum-sum
-segment), which tolerates short junk interruptions; junk inside the run is then removed.
-The title is the headline-like line before the run that shares most words with the lede.
+Each line gets a story probability from a learned model (`clean.line_model`, shipped in
+`worker/data/clean-lines.json`) over general signals: length, sentence punctuation, stop
+words, list markers, indentation (a crawler's dump keeps the page's nesting), boilerplate
+patterns, lines repeated elsewhere in the page, "Read more:" lead-ins, the lines around it,
+words shared with the url's path, and which common words it holds. The story is the densest
+run of lines above the model's threshold (a maximum-sum segment that tolerates short junk
+interruptions; junk inside it and the headlines a "Read more:" lead-in introduces removed).
+The title is the headline-like line before the story that shares most words with the lede.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -26,7 +31,7 @@ from worker.steps.clean.boilerplate import (
     is_lead_in,
 )
 from worker.steps.clean.language import detect_language, stopwords
-from worker.steps.clean.model import LinearModel, shipped
+from worker.steps.clean.line_model import LineModel, Selection, shipped_line_model
 from worker.steps.clean.normalize import normalize_line, split_lines, text_size
 from worker.steps.common import densest_run
 
@@ -54,6 +59,7 @@ class Line:
     section_end: bool  # a 'Related posts'-like heading
     byline: bool
     dated: bool  # a date or time line
+    indent: int = 0  # leading spaces in the dump (tabs count 4)
     kind: str = ""  # "story", "short", "junk"
     weight: float = 0.0
 
@@ -67,13 +73,13 @@ class DumpArticle:
     language: str | None
 
 
-def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
+def _features(raw: list[str], stops: frozenset[str], indents: Sequence[int] | None = None) -> list[Line]:
     """Each line's own features, every pattern matched once (the line model, the run search
     and the title all read them)."""
     folded = [t.casefold() for t in raw]
     counts = Counter(folded)
     lines = []
-    for text, fold in zip(raw, folded, strict=True):
+    for k, (text, fold) in enumerate(zip(raw, folded, strict=True)):
         bullet = bool(_BULLET.match(text))
         body = _BULLET.sub("", text) if bullet else text
         tokens = _WORD.findall(body)
@@ -95,18 +101,17 @@ def _features(raw: list[str], stops: frozenset[str]) -> list[Line]:
                 section_end=bool(SECTION_END.match(body)),
                 byline=bool(BYLINE.match(body)),
                 dated=bool(DATE_LINE.match(body)),
+                indent=indents[k] if indents is not None else 0,
             )
         )
     return lines
 
 
 # The comments heading stays a hard boundary of the run search. Every other line weighs its
-# story probability (the learned line model, worker/data/clean-lines.json) above STORY_P,
-# times its length: a long line is more evidence either way. STORY_P was chosen on held-out
-# folds (0.30-0.50 tried; see bench/extraction.md).
+# story probability (the learned line model, worker/data/clean-lines.json) above the model's
+# run threshold, times its length: a long line is more evidence either way.
 W_COMMENTS = -40.0
-W_SECTION_END = -1.0  # "Related posts", "Most read" (-1 to -40 tried on held-out folds)
-STORY_P = 0.35
+W_SECTION_END = -5.0  # "Related posts", "Most read" (-1, -2, -3, -5 tried)
 MAX_SIZE = 500.0
 SIZE_UNIT = 80.0
 STORY_SIZE = 70.0  # a kept line at least this long is a story line, shorter ones are "short"
@@ -114,6 +119,8 @@ HEADER_WINDOW = 8  # lines from the run's start searched for a byline/dateline
 TITLE_WINDOW = 40  # lines before the story searched for the headline
 TITLE_LEDE = 5  # story paragraphs whose words the headline is compared with
 COMMENTS_SHARE = 0.4  # the story before a comments heading wins when it has this share
+MAX_INDENT = 40.0  # indentation (spaces) that scales the indent feature to about 1
+FAR = 50  # distance in lines given when the page has no story-like line
 
 LINE_FEATURES = (
     "bias",
@@ -135,19 +142,49 @@ LINE_FEATURES = (
     "next_story_like",
     "near_story_like",
     "after_section_end",  # a "Related posts"-like heading among the 10 lines before
+    # the page's nesting, as the dump's indentation keeps it
+    "indent",  # spaces beyond the page's least indented line, / MAX_INDENT
+    "indent_rank",  # rank of the line's indentation among the page's levels, 0..1
+    "page_indented",  # the dump has more than two indentation levels
+    "indent_story_share",  # share of the page's story-like text at this indentation
+    "same_indent_prev",
+    "same_indent_next",
+    # the page as a whole
+    "log_lines",
+    "log_page_size",
+    "page_story_share",  # share of the page's text in story-like lines
+    # the neighbourhood
+    "story_like_5",  # share of story-like lines among the 5 lines centred on this one
+    "story_like_15",
+    "story_before_share",  # share of the page's story-like text before this line
+    "mean_word_length",
+    "upper_word_ratio",  # words in capitals (two letters or more)
+    "price",  # a currency sign next to a number
+    "heading_before_story",  # 3-15 words, no final punctuation, a story-like line next
+    "story_like_distance",  # lines to the nearest story-like line (at most FAR)
+    # the url's path (the headline's words are often in it)
+    "url_overlap",  # share of the path's words found in the line
+    "url_line_offset",  # lines after the first line holding half of the path's words, / lines
+    "after_url_line",
+    "has_url_line",
 )
+# Features of the lines around each line (two before, two after; -1 beyond the page's ends).
+CONTEXT = ("log_size", "sentence_end", "stop_ratio", "junk_pattern", "bullet", "capital_ratio")
+CONTEXT_SHIFTS = (-2, -1, 1, 2)
+ROW_FEATURES = LINE_FEATURES + tuple(f"{name}@{shift:+d}" for shift in CONTEXT_SHIFTS for name in CONTEXT)
+_PRICE = re.compile(r"[$€£¥₹]\s?\d|\d\s?[$€£¥₹]")
 
 
 def _story_like(line: Line) -> bool:
     return line.size >= STORY_SIZE and line.sentence
 
 
-def line_rows(lines: list[Line], has_stops: bool) -> np.ndarray:
-    """Feature rows of the dump's lines (LINE_FEATURES), in order."""
+def _own_rows(lines: list[Line], has_stops: bool) -> list[tuple[float, ...]]:
+    """The signals of each line and its next neighbours (the first 19 LINE_FEATURES)."""
     n = len(lines)
     after_lead_in = _after_lead_ins(lines)
     story = [_story_like(line) for line in lines]
-    rows = []
+    rows: list[tuple[float, ...]] = []
     last_end = -11  # the latest 'Related posts'-like heading seen (none yet: out of reach)
     for k, line in enumerate(lines):
         near = story[max(0, k - 3) : k] + story[k + 1 : k + 4]
@@ -174,20 +211,113 @@ def line_rows(lines: list[Line], has_stops: bool) -> np.ndarray:
         ))
         if line.section_end:
             last_end = k
-    return np.array(rows, dtype=float) if rows else np.zeros((0, len(LINE_FEATURES)))
+    return rows
 
 
-def line_model() -> LinearModel:
-    """The shipped line model (`worker/data/clean-lines.json`)."""
-    return shipped("lines", LINE_FEATURES)
+def _window_share(flags: np.ndarray, half: int) -> np.ndarray:
+    """Mean of `flags` over the window of 2 * half + 1 lines centred on each line."""
+    n = len(flags)
+    total = np.r_[0.0, np.cumsum(flags)]
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    return (total[hi] - total[lo]) / (hi - lo)
 
 
-def _classify(lines: list[Line], has_stops: bool, model: LinearModel) -> None:
-    """Give each line a kind ('story', 'short', 'junk') and a weight for the run search from
-    the line model's story probability."""
+def _page_rows(lines: list[Line], url: str | None) -> np.ndarray:
+    """Indentation, page, neighbourhood and url features (LINE_FEATURES after the first 19)."""
+    n = len(lines)
+    story = np.array([_story_like(line) for line in lines], dtype=float)
+    size = np.array([line.size for line in lines])
+    indent = np.array([line.indent for line in lines], dtype=float)
+    indent -= indent.min()
+    levels = np.unique(indent)
+    rank = np.searchsorted(levels, indent) / max(1, len(levels) - 1)
+    story_size = story * size
+    total_story = story_size.sum()
+    level_share = np.zeros(n)
+    if total_story:
+        for level in levels:
+            at = indent == level
+            level_share[at] = story_size[at].sum() / total_story
+    same_prev = np.r_[0.0, indent[1:] == indent[:-1]]
+    same_next = np.r_[indent[1:] == indent[:-1], 0.0]
+    before = (np.cumsum(story_size) - story_size) / total_story if total_story else np.zeros(n)
+    found = np.flatnonzero(story)
+    positions = np.arange(n)
+    if len(found):
+        at = np.searchsorted(found, positions)
+        after = np.abs(positions - found[np.clip(at, 0, len(found) - 1)])
+        prior = np.abs(positions - found[np.clip(at - 1, 0, len(found) - 1)])
+        distance = np.minimum(np.minimum(after, prior), FAR).astype(float)
+    else:
+        distance = np.full(n, float(FAR))
+    words_in_url = _url_words(url)
+    overlap = np.array([
+        len({w.lower() for w in _WORD.findall(line.text)} & words_in_url) / len(words_in_url)
+        if words_in_url else 0.0
+        for line in lines
+    ])
+    title = next((k for k in range(n) if overlap[k] >= 0.5 and lines[k].words <= 30), -1)
+    own = []
+    for k, line in enumerate(lines):
+        spaced = line.text.split()
+        own.append((
+            sum(map(len, spaced)) / max(1, len(spaced)),
+            sum(1 for w in spaced if len(w) > 1 and w.isupper()) / max(1, len(spaced)),
+            float(bool(_PRICE.search(line.text))),
+            float(3 <= line.words <= 15 and not line.sentence and k + 1 < n and story[k + 1] > 0),
+        ))
+    own_columns = np.array(own, dtype=float).reshape(n, 4)
+    page = np.ones(n)
+    return np.column_stack([
+        indent / MAX_INDENT, rank, page * float(len(levels) > 2), level_share, same_prev, same_next,
+        page * math.log(n), page * math.log1p(size.sum()), page * total_story / max(1.0, size.sum()),
+        _window_share(story, 2), _window_share(story, 7), before, own_columns, distance,
+        overlap,
+        (positions - title) / n if title >= 0 else np.zeros(n),
+        (positions > title).astype(float) if title >= 0 else np.zeros(n),
+        page * float(title >= 0),
+    ])
+
+
+def _url_words(url: str | None) -> set[str]:
+    """Lower-case words of the url's path and query (3 letters or more, not numbers)."""
+    if not url:
+        return set()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return set()
+    path = unquote(f"{parts.path} {parts.query}").lower()
+    return {w for w in _WORD.findall(path) if len(w) > 2 and not w.isdigit()}
+
+
+def line_rows(lines: list[Line], has_stops: bool, url: str | None = None) -> np.ndarray:
+    """Feature rows of the dump's lines (ROW_FEATURES: LINE_FEATURES, then CONTEXT of the
+    lines around), in order."""
     if not lines:
-        return
-    story = model.probabilities(line_rows(lines, has_stops))
+        return np.zeros((0, len(ROW_FEATURES)))
+    own = np.hstack([np.array(_own_rows(lines, has_stops), dtype=float), _page_rows(lines, url)])
+    columns = own[:, [LINE_FEATURES.index(name) for name in CONTEXT]]
+    shifted = []
+    for shift in CONTEXT_SHIFTS:
+        moved = np.full_like(columns, -1.0)
+        if shift < 0:
+            moved[-shift:] = columns[:shift]
+        else:
+            moved[:-shift] = columns[shift:]
+        shifted.append(moved)
+    return np.hstack([own, *shifted])
+
+
+def line_words(lines: list[Line]) -> list[set[str]]:
+    """Each line's lower-case words, numbers left out (the model's word features)."""
+    return [{w.lower() for w in _WORD.findall(line.text) if not w.isdigit()} for line in lines]
+
+
+def _classify(lines: list[Line], story: np.ndarray, threshold: float) -> None:
+    """Give each line a kind ('story', 'short', 'junk') and a weight for the run search from
+    its story probability."""
     for line, p in zip(lines, story, strict=True):
         if COMMENTS_HEADING.match(line.text):
             line.kind, line.weight = "junk", W_COMMENTS
@@ -195,7 +325,7 @@ def _classify(lines: list[Line], has_stops: bool, model: LinearModel) -> None:
         if line.section_end:
             line.kind, line.weight = "junk", W_SECTION_END
             continue
-        line.weight = 2.0 * (float(p) - STORY_P) * min(line.size, MAX_SIZE) / SIZE_UNIT
+        line.weight = 2.0 * (float(p) - threshold) * min(line.size, MAX_SIZE) / SIZE_UNIT
         if line.weight < 0:
             line.kind = "junk"
         else:
@@ -315,29 +445,73 @@ def _title(lines: list[Line], start: int, body: list[str], stops: frozenset[str]
 
 
 def _dump_lines(text: str, language: str | None) -> tuple[list[Line], frozenset[str], str | None]:
-    raw = [normalize_line(t) for t in split_lines(text)]
-    raw = [t for t in raw if t]
+    raw, indents = [], []
+    for part in split_lines(text):
+        line = normalize_line(part)
+        if line:
+            spaced = part.replace("\t", "    ")
+            raw.append(line)
+            indents.append(len(spaced) - len(spaced.lstrip()))
     language = language or detect_language(" ".join(raw))
     stops = stopwords(language)
-    return _features(raw, stops), stops, language
+    return _features(raw, stops, indents), stops, language
 
 
-def dump_candidates(text: str, language: str | None = None) -> tuple[list[str], np.ndarray]:
-    """The dump's lines and their feature rows (what the line model is trained on)."""
-    lines, stops, _ = _dump_lines(text, language)
-    return [line.text for line in lines], line_rows(lines, bool(stops))
+@dataclass(frozen=True, slots=True)
+class DumpLines:
+    """A dump read for the line model: its lines, their feature rows and words."""
+
+    lines: list[Line]
+    stops: frozenset[str]
+    language: str | None
+    rows: np.ndarray  # ROW_FEATURES
+    words: list[set[str]]
 
 
-def extract_dump(text: str, language: str | None = None, model: LinearModel | None = None) -> DumpArticle:
-    """Title and story paragraphs of a whole-page text dump; `model` replaces the shipped
-    line model."""
+def read_dump(text: str, language: str | None = None, url: str | None = None) -> DumpLines:
+    """The dump's lines with everything the line model reads (training reads the same)."""
     lines, stops, language = _dump_lines(text, language)
-    _classify(lines, bool(stops), model or line_model())
+    return DumpLines(lines, stops, language, line_rows(lines, bool(stops), url), line_words(lines))
+
+
+def _run_lines(lines: list[Line], story: np.ndarray, threshold: float) -> list[int]:
+    """The densest run of story lines, opened after a byline or a headline; the story and
+    short lines inside it that no boilerplate pattern matches."""
+    _classify(lines, story, threshold)
     start, end = _best_run(lines)
     start = _after_header(lines, start, end)
     if end - start > 1 and _headline_like(lines[start]):
         start += 1  # a run opening on an unpunctuated line opens on the headline
-    paragraphs = list(dict.fromkeys(line.text for line in lines[start:end] if _keep(line)))
+    return [k for k in range(start, end) if _keep(lines[k])]
+
+
+def select_lines(lines: list[Line], story: np.ndarray, selection: Selection) -> list[int]:
+    """Indexes of the story's lines given each line's story probability; the headlines a
+    'Read more:' lead-in introduces are never story."""
+    if not lines:
+        return []
+    kept = _run_lines(lines, story, selection.value)
+    teasers = _after_lead_ins(lines)
+    return [k for k in kept if k not in teasers]
+
+
+def story_paragraphs(dump: DumpLines, story: np.ndarray, selection: Selection) -> list[str]:
+    """The story's lines as paragraphs (a line repeated in the story kept once)."""
+    return list(dict.fromkeys(dump.lines[k].text for k in select_lines(dump.lines, story, selection)))
+
+
+def extract_dump(
+    text: str, language: str | None = None, model: LineModel | None = None, url: str | None = None
+) -> DumpArticle:
+    """Title and story paragraphs of a whole-page text dump (`url`: the page's address, whose
+    path words the model reads); `model` replaces the shipped line model."""
+    model = model or shipped_line_model()
+    dump = read_dump(text, language, url)
+    if not dump.lines:
+        return DumpArticle("", [], dump.language)
+    story = model.probabilities(dump.rows, dump.words)
+    kept = select_lines(dump.lines, story, model.selection)
+    paragraphs = list(dict.fromkeys(dump.lines[k].text for k in kept))
     if not paragraphs:
-        return DumpArticle("", [], language)
-    return DumpArticle(_title(lines, start, paragraphs, stops), paragraphs, language)
+        return DumpArticle("", [], dump.language)
+    return DumpArticle(_title(dump.lines, kept[0], paragraphs, dump.stops), paragraphs, dump.language)

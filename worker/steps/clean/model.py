@@ -11,8 +11,12 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from worker.steps.clean.line_model import LineModel
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 NEWTON_STEPS = 25
@@ -80,7 +84,7 @@ class CleanModels:
     """Models to clean with instead of the shipped ones (the evaluation's fold models)."""
 
     blocks: LinearModel | None = None
-    lines: LinearModel | None = None
+    lines: LineModel | None = None
 
 
 @lru_cache(maxsize=4)

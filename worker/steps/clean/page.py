@@ -100,7 +100,7 @@ def _clean_html(page: RawPage, markup: str, models: CleanModels) -> Article | Dr
 
 
 def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Dropped:
-    found = extract_dump(dump, normalize_code(page.language), models.lines)
+    found = extract_dump(dump, normalize_code(page.language), models.lines, page.url)
     text = join_paragraphs(found.paragraphs)
     if _too_short(text):
         return _empty(page, "text dump")

@@ -11,8 +11,8 @@ State layout (keys are short ASCII strings, values are packed bytes). Every key 
 record per write, so the state holds facts only and each decision writes few keys (a new story:
 its record, its content hash and the decision counter; a copy: those and its root's record):
 
-    a<page id>   one record per decided page: its decision; a cluster root also keeps its sketch
-                 and, once it has one, its second version's site and sketch
+    a<page id>   one record per decided page: its decision; a cluster root also keeps its own
+                 sketch and the own sketches (and sites) of up to two firm copies
     h<text hash> content hash -> root page id (exact duplicates)
     s<site>      a site's template (lines its pages leave out), see `policy.learn_template`
     ~d           changes made so far (decisions, expiries), the oldest hour that may hold
@@ -55,7 +55,7 @@ from worker.steps.dedup.fingerprint import (
     pack_hashes,
     unpack_hashes,
 )
-from worker.steps.dedup.policy import FULLER, SECOND, Policy, Version
+from worker.steps.dedup.policy import Known, Likeness, Policy, Version
 from worker.steps.dedup.postings import SID, Posting
 from worker.steps.dedup.window import Watermark
 
@@ -65,7 +65,7 @@ inverted index to find candidates. Each posted hash costs one bucket read per de
 bytes of state per root."""
 
 POSTED = min(POSTED_HASHES, policy.INDEX_SKETCH)
-"""Hashes of a root's sketch (and of its second version's) posted in the derived index."""
+"""Hashes of a root's sketch (and of each of its versions') posted in the derived index."""
 
 LOOKUP_HASHES = 16
 """The smallest hashes of a new page looked up among the posted ones. Looking up more than a root
@@ -100,15 +100,18 @@ class Decision:
 _HASH_BYTES = HASH_BYTES
 _KINDS: tuple[Literal["exact", "near"] | None, ...] = (None, "exact", "near")
 _ROOT = 0x80
-_MEMBER = 0x40  # the root record also holds a second version: its site, then both sketches
-_VERSION = struct.Struct(">BI")  # hashes in the root's own sketch | site of the second version
-# flags | root article id | seen_at | copies | similarity | site | content hash prefix
+# flags | root article id | seen_at | copies | similarity | site | content hash prefix; a root then
+# has the number of its firm copies' versions, each as its site and number of hashes then the
+# hashes, and last its own sketch
 _RECORD = struct.Struct(">B16sdIfI8s")
+_COUNT = struct.Struct(">B")
+_VERSION = struct.Struct(">IB")
 # changes made (decisions and expiries) | oldest hour that may hold pages | id of the page decided
 # last | then the watermark's bytes | then, when that page is a copy, its decision (`_Copy`)
 _DECISIONS = struct.Struct(">Qq8s")
-# kind, and what the root takes from the copy | the root's page id | similarity | copies
+# kind, and whether the root keeps the copy's sketch | the root's page id | similarity | copies
 _COPY = struct.Struct(">B8sfI")
+_KEEP = 0x4
 assert _COPY.size % 8, "told from the watermark (8-byte numbers) by the length of `~d`"
 DECISIONS_KEY = "~d"
 _SID = SID
@@ -155,41 +158,47 @@ class _Record:
     similarity: float
     site: int
     chash: bytes
-    sketch: tuple[int, ...]
-    member: tuple[int, ...] = ()  # a root's second version of the story, see `policy.MEMBER_RESEMBLANCE`
-    member_site: int = 0
+    sketch: tuple[int, ...]  # a root's own sketch (the first `INDEX_SKETCH` hashes)
+    versions: tuple[Version, ...] = ()  # own sketches of a root's firm copies, see `policy.keeps`
 
     def pack(self) -> bytes:
-        flags = (_ROOT if self.root else 0) | (_MEMBER if self.member else 0) | _KINDS.index(self.kind)
+        flags = (_ROOT if self.root else 0) | _KINDS.index(self.kind)
         head = _RECORD.pack(
             flags, self.root_id, self.seen_at, self.copies, self.similarity, self.site, self.chash
         )
         if not self.root:
             return head
-        if self.member:
-            head += _VERSION.pack(len(self.sketch), self.member_site)
-        return head + pack_hashes(self.sketch) + pack_hashes(self.member)
+        parts = [head, _COUNT.pack(len(self.versions))]
+        for version in self.versions:
+            parts += [_VERSION.pack(version.site, len(version.sketch)), pack_hashes(version.sketch)]
+        parts.append(pack_hashes(self.sketch))
+        return b"".join(parts)
 
     @classmethod
     def unpack(cls, data: bytes) -> _Record:
         flags, root_id, seen_at, copies, sim, site, chash = _RECORD.unpack_from(data)
-        root = bool(flags & _ROOT)
-        sketch: tuple[int, ...] = ()
-        member: tuple[int, ...] = ()
-        member_site = 0
-        if flags & _MEMBER:
-            count, member_site = _VERSION.unpack_from(data, _RECORD.size)
-            split = _RECORD.size + _VERSION.size + count * _HASH_BYTES
-            sketch = unpack_hashes(data[_RECORD.size + _VERSION.size : split])
-            member = unpack_hashes(data[split:])
-        elif root:
-            sketch = unpack_hashes(data[_RECORD.size :])
         kind = _KINDS[flags & 0x3]
-        return cls(root, kind, root_id, seen_at, copies, sim, site, chash, sketch, member, member_site)
+        if not flags & _ROOT:
+            return cls(False, kind, root_id, seen_at, copies, sim, site, chash, ())
+        at = _RECORD.size + _COUNT.size
+        versions: list[Version] = []
+        for _ in range(data[at - 1]):
+            version_site, count = _VERSION.unpack_from(data, at)
+            at += _VERSION.size + count * _HASH_BYTES
+            versions.append(Version(unpack_hashes(data[at - count * _HASH_BYTES : at]), version_site))
+        sketch = unpack_hashes(data[at:])
+        return cls(True, kind, root_id, seen_at, copies, sim, site, chash, sketch, tuple(versions))
+
+    def known(self) -> Known:
+        """What the rules judge a page against."""
+        return Known((Version(self.sketch, self.site), *self.versions))
 
     def posted(self, count: int) -> set[int]:
-        """The hashes this root posts in the inverted index (its own and its second version's)."""
-        return set(self.sketch[:count]) | set(self.member[:count])
+        """The hashes this root posts in the inverted index (its own and its versions')."""
+        hashes = set(self.sketch[:count])
+        for version in self.versions:
+            hashes.update(version.sketch[:count])
+        return hashes
 
 
 @dataclass(slots=True)
@@ -206,17 +215,18 @@ class _Copy(NamedTuple):
     root: bytes  # the root's page id
     similarity: float
     copies: int  # the root's pages, this one included
-    changes: int  # what the root takes from the copy: `FULLER` (its sketch) or `SECOND`
+    keep: bool  # the root keeps the copy's own sketch as a version of the story
 
     def pack(self) -> bytes:
-        return _COPY.pack(_KINDS.index(self.kind) | self.changes, self.root, self.similarity, self.copies)
+        flags = _KINDS.index(self.kind) | (_KEEP if self.keep else 0)
+        return _COPY.pack(flags, self.root, self.similarity, self.copies)
 
     @classmethod
     def unpack(cls, data: bytes) -> _Copy:
         flags, root, similarity, copies = _COPY.unpack(data)
         kind = _KINDS[flags & 0x3]
         assert kind is not None, "a copy is exact or near"
-        return cls(kind, root, similarity, copies, flags & (FULLER | SECOND))
+        return cls(kind, root, similarity, copies, bool(flags & _KEEP))
 
 
 def _split_decisions(raw: bytes) -> tuple[bytes, bytes]:
@@ -360,46 +370,40 @@ class DedupIndex:
             data = self.state.get(root_key)
             if data is not None:
                 plan.root_key, plan.root, plan.copy = root_key, _Record.unpack(data), redone
-                if redone.changes:
+                if redone.keep:
                     plan.head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
                     plan.found = self._derived.postings(plan.head)
                 return plan
         match = self._exact(chash) if fp.sketch else None
-        if match is not None and not self.rules.exact_counts(near, site, match[1].site):
+        if match is not None and not self.rules.exact_counts(near, site, match[1].known()):
             match = None
         kind: Literal["exact", "near"] | None = "exact" if match else None
-        similarity = resemblance = 1.0
+        like = Likeness(1.0, 1.0)
         if match is None and near:
             plan.head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
             plan.found = self._derived.postings(plan.head)
-            match, similarity, resemblance = self._near(fp, site, plan.head, plan.found)
+            match, like = self._near(fp, site, plan)
             kind = "near" if match else None
         if match is None or kind is None:
             return plan
         plan.root_key, plan.root = match
-        changes = 0
-        if kind == "near":
-            root = Version(plan.root.sketch, plan.root.site)
-            changes = self.rules.takes(fp, similarity, resemblance, root, bool(plan.root.member))
-        plan.copy = _Copy(kind, plan.root.root_id[:_SID], similarity, plan.root.copies + 1, changes)
+        keep = kind == "near" and self.rules.keeps(like, site, plan.root.known())
+        plan.copy = _Copy(kind, plan.root.root_id[:_SID], round(like.similarity, 4), plan.root.copies + 1, keep)
         return plan
 
     def _apply(
         self, plan: _Plan, sid: bytes, raw_id: bytes, chash: bytes, fp: Fingerprint, seen_at: float
     ) -> _Record:
         """Write a planned decision: the root's record (a copy), the content hash, the site's
-        template, the page's record last. Redoing it after a cut leaves the state it would have
-        left: the root's copies are set, not counted, and what it took from the copy is taken once."""
+        template, the page's record last. Redoing it after a cut leaves the state it
+        would have left: the root's copies are set, not counted, and a copy's text is kept once."""
         meta = self._meta
         site, root, copy = plan.site, plan.root, plan.copy
         if root is not None and copy is not None:
             root.copies = copy.copies
-            sketch = fp.sketch[: self.index_sketch]
-            if copy.changes & FULLER:
-                root.sketch = sketch  # its posted hashes change with its record (`derived`)
-                root.site = site  # the sketch now holds this page's site's template, if any
-            elif copy.changes & SECOND and not root.member:
-                root.member, root.member_site = sketch, site
+            version = Version(fp.sketch[: self.index_sketch], site)
+            if copy.keep and version not in root.versions:  # else kept before a cut
+                root.versions += (version,)  # its hashes are posted with the record (`derived`)
             self._put(plan.root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
@@ -438,39 +442,37 @@ class DedupIndex:
         data = self.state.get(key)
         return (key, _Record.unpack(data)) if data is not None else None
 
-    def _near(
-        self, fp: Fingerprint, site: int, head: tuple[int, ...], found: list[Posting | None]
-    ) -> tuple[tuple[str, _Record] | None, float, float]:
+    def _near(self, fp: Fingerprint, site: int, plan: _Plan) -> tuple[tuple[str, _Record] | None, Likeness]:
+        """The root the page is a near copy of (and the likeness), or None: the candidate the
+        rules find most like the page, containment first."""
         limit = policy.BOILERPLATE_ROOTS * _SID
         hits: dict[bytes, int] = {}
-        boiler: set[int] = set()
-        for h, data in zip(head, found, strict=True):
+        ignore: set[int] = set()
+        for h, data in zip(plan.head, plan.found, strict=True):
             if not data:
                 continue
             if len(data) == _SID:  # the usual posting: one root (a set holds more than 8)
                 hits[data] = hits.get(data, 0) + 1  # type: ignore[index, arg-type]
             elif isinstance(data, set) or len(data) >= limit:
-                boiler.add(h)
+                ignore.add(h)  # boilerplate
             else:
                 for i in range(0, len(data), _SID):
                     csid = data[i : i + _SID]
                     hits[csid] = hits.get(csid, 0) + 1
-        best: tuple[str, _Record] | None = None
-        best_sim = best_res = 0.0
         ranked = sorted(((n, csid) for csid, n in hits.items() if n >= policy.CANDIDATE_HITS), reverse=True)
+        candidates: list[tuple[str, _Record]] = []
         for _, csid in ranked[: policy.MAX_CANDIDATES]:
             key = _page_key(csid)
             data = self.state.get(key)
-            if data is None:
-                continue
-            cand = _Record.unpack(data)
-            versions: tuple[Version, ...] = (Version(cand.sketch, cand.site),)
-            if cand.member:
-                versions += (Version(cand.member, cand.member_site),)
-            sim, res = self.rules.likeness(fp, site, versions, boiler)
-            if sim > best_sim:
-                best, best_sim, best_res = (key, cand), sim, res
-        return best, round(best_sim, 4), best_res
+            if data is not None:
+                candidates.append((key, _Record.unpack(data)))
+        best: tuple[str, _Record] | None = None
+        best_like = Likeness(0.0, 0.0)
+        for key, cand in candidates:
+            like = self.rules.likeness(fp, site, cand.known(), ignore)
+            if like is not None and like > best_like:
+                best, best_like = (key, cand), like
+        return best, best_like
 
     # -- the window -------------------------------------------------------------------------------
 
@@ -524,6 +526,7 @@ class DedupIndex:
             raw = self.state.get(template_key)
             if raw is not None and _unpack_template(raw)[0] <= hour:
                 self._delete(template_key)
+
 
     def _forget(self, sid: bytes, page_key: str, record: _Record) -> None:
         hash_key = _hash_key(record.chash)

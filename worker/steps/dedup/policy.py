@@ -1,20 +1,26 @@
 """What counts as the same story: the dedup decision's rules, apart from how the state is kept.
 
-Pure functions over fingerprints and what the state knows of earlier stories (their sketches and
-sites, a site's template); `index.DedupIndex` finds those in the state, asks these rules, and
-writes what they decide.
+Pure functions over fingerprints and what the state knows of earlier stories (a cluster root's
+own text and its firm copies', a site's template); `index.DedupIndex` finds those
+in the state, asks these rules, and writes what they decide.
 
-Near duplicates are decided on *containment*, not Jaccard: a syndicated copy that keeps only the
-first half of a story, or wraps it in another site's junk, still has most of its (smaller) shingle
-sample inside the original's. Each candidate is verified on the two sketches (overlap coefficient
-below the common bottom-k threshold) before anything is merged. Shingles that several different
-stories share are boilerplate (footers, cookie notes, sign-up boxes) and count for nothing. Two
-pages of the same site share that site's template, so for them more of the smaller text must be
-found, and a sentence or two found again on the same site is not a copy.
+The evidence is the story's own text, never the site's:
 
-A cluster is represented by up to two versions of its story: the root's sketch, replaced by a
-fuller version when one arrives (the original after a cut copy that came first), and a second,
-different version (another lead, other paragraphs kept). Both are verified against.
+- Near duplicates are decided on *containment*, not Jaccard: a syndicated copy that keeps only
+  the first half of a story, or wraps it in another site's junk, still has most of its (smaller)
+  shingle sample inside the original's. Each candidate is verified on the two sketches (overlap
+  coefficient below the common bottom-k threshold).
+- Shingles that several different stories share are boilerplate (footers, cookie notes, sign-up
+  boxes) and count for nothing.
+- Two pages of one site share its template, and a page of a site can carry the site's own story
+  (its title, key points, a block of its text) around another story: for them the texts must be
+  the same as a whole (resemblance), not merely one inside the other. That holds for a page and
+  a cluster compared through a page of its site too. A text the site's other pages leave out
+  (`furniture`), or a sentence or two found again on the same site, is not a story.
+- No chaining: a page is compared with the own texts of a cluster's root and of up to two of its
+  firm copies (most of one text inside the other, from another site), never with a text made of
+  several pages; a doubtful copy adds nothing to what later pages are compared with, so one
+  doubtful merge cannot pull in a second story.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from worker.steps.dedup.fingerprint import Fingerprint
-from worker.steps.dedup.shingles import HASH_BITS, SKETCH_SIZE
+from worker.steps.dedup.shingles import SKETCH_SIZE
 
 INDEX_SKETCH = 80
 """Shingle hashes a root keeps for verification (a prefix of the fingerprint's sketch)."""
@@ -42,10 +48,11 @@ BOILERPLATE_ROOTS = 3
 NEAR_THRESHOLD = 0.35
 """Least share of the smaller text's shingle sample found in the other text (different sites)."""
 
-SAME_SITE_THRESHOLD = 0.6
-"""Least share of the smaller text's sample in the other for two pages of one site: their shared
-template alone makes the smaller one look partly contained (different stories of one site reach
-0.52 on the dev set), so more of it must be found than across sites."""
+SAME_SITE_RESEMBLANCE = 1.0
+"""Least share of the *larger* text's sample found in the other for two pages of one site (or a
+page and a cluster compared through a page of its site): their shared template, or the site's own story left
+around another one, makes one page look contained in the other, so the two must be the same text
+as a whole: at 1.0, every sampled shingle of either is in the other."""
 
 MIN_SHARED = 3
 """Least number of shared (non-boilerplate) sample hashes to call two texts one story."""
@@ -53,19 +60,14 @@ MIN_SHARED = 3
 MIN_NEAR_SHINGLES = 40
 """Texts with fewer distinct shingles (about two sentences) are matched exactly, never near."""
 
-FULLER_VERSION = 1.25
-"""A near duplicate with this many times the root's shingles, that holds at least
-`FULLER_CONTAINS` of the root's sample, is a fuller version of the story (the original after a
-cut copy, a copy with the lead the first one dropped): the root keeps its sketch from then on, so
-later copies are compared with the fullest text seen rather than with the first one."""
+FIRM_COPY = 0.6
+"""Least containment that makes a near copy firm enough for its text to stand for the story."""
 
-FULLER_CONTAINS = 0.5
+KEEP_RESEMBLANCE = 0.8
+"""A firm copy that resembles the root as a whole this much or more adds no text of its own."""
 
-MEMBER_RESEMBLANCE = 0.8
-"""A near duplicate that resembles the root (as a whole) less than this, and is not a fuller
-version of it, is another version of the story (another lead, other paragraphs kept): the root
-keeps its sketch as well, once, so later copies are compared with both versions and the story is
-found through either."""
+VERSIONS = 2
+"""Firm copies' own texts a cluster keeps besides its root's."""
 
 TEMPLATE_LINES = 64
 """Line hashes a site's template keeps, with how many of its pages left each out: room for all
@@ -84,10 +86,6 @@ block that the site's other pages show around their own stories."""
 
 FURNITURE_MIN_LINES = 3
 
-FULLER = 0x4
-"""What a root takes from a near copy: its sketch (a fuller version of the story)."""
-SECOND = 0x8
-"""What a root takes from a near copy: its sketch as the root's second version."""
 
 
 class Overlap(NamedTuple):
@@ -130,10 +128,34 @@ def overlap(
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """One version of a known story: the sketch it is compared through, and its page's site."""
+    """One page's own text of a story, as a sketch, and the page's site."""
 
     sketch: tuple[int, ...]
     site: int
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the state knows of a cluster for judging a page against it: the own texts of its root
+    (first) and of its firm copies (`Policy.keeps`)."""
+
+    versions: tuple[Version, ...]
+
+    @property
+    def site(self) -> int:
+        """The root's site."""
+        return self.versions[0].site
+
+    def holds(self, site: int) -> bool:
+        """Whether a text the cluster is compared through is a page of `site`."""
+        return any(version.site == site for version in self.versions)
+
+
+class Likeness(NamedTuple):
+    """A page's verified likeness to a known story (the root's own text)."""
+
+    similarity: float  # containment of the smaller text in the other
+    resemblance: float  # containment of the larger text in the other
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +163,10 @@ class Policy:
     """The figures of the rules (defaults: the module's constants)."""
 
     near_threshold: float = NEAR_THRESHOLD
-    same_site_threshold: float = SAME_SITE_THRESHOLD
+    same_site_resemblance: float = SAME_SITE_RESEMBLANCE
     index_sketch: int = INDEX_SKETCH
     min_near_shingles: int = MIN_NEAR_SHINGLES
+    firm_copy: float = FIRM_COPY
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -154,47 +177,46 @@ class Policy:
         return fp.shingles >= self.min_near_shingles and not furniture(fp.story_lines, template)
 
     @staticmethod
-    def exact_counts(matchable: bool, site: int, root_site: int) -> bool:
+    def exact_counts(matchable: bool, site: int, known: Known) -> bool:
         """Whether the same text as a known story's is a copy of it: a sentence or two (or the
-        site's furniture) found again on the same site is that site's boilerplate, not a story."""
-        return matchable or root_site != site
+        site's furniture) found again on a site the story was seen on is that site's
+        boilerplate, not a story."""
+        return matchable or not known.holds(site)
 
-    def likeness(
-        self, fp: Fingerprint, site: int, versions: tuple[Version, ...], boiler: set[int]
-    ) -> tuple[float, float]:
-        """How much of a known story the page holds: the best containment among its versions that
-        passes the rules (0.0 when none does), and the best resemblance (as a whole)."""
-        sim = res = 0.0
-        for version in versions:
-            # One site's pages share its template: more of the smaller text must be found there.
-            need = self.same_site_threshold if version.site == site else self.near_threshold
-            measured = overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, boiler)
-            if measured.shared >= MIN_SHARED and measured.coefficient >= need:
-                sim = max(sim, measured.coefficient)
-            res = max(res, measured.resemblance)
-        return sim, res
+    def likeness(self, fp: Fingerprint, site: int, known: Known, ignore: set[int]) -> Likeness | None:
+        """The page's likeness to a known story if the rules call it the same story, else None.
 
-    @staticmethod
-    def takes(
-        fp: Fingerprint, similarity: float, resemblance: float, root: Version, has_second: bool
-    ) -> int:
-        """What the root of a story takes from a near copy of it: `FULLER` (the copy's sketch
-        replaces its own), `SECOND` (kept as its second version), or 0."""
-        if similarity >= FULLER_CONTAINS and fuller(fp, root.sketch):
-            return FULLER
-        if not has_second and resemblance < MEMBER_RESEMBLANCE:
-            return SECOND
-        return 0
+        `ignore`: the hashes that are not evidence (boilerplate).
+        """
+        same_site = known.holds(site)
+        best: Likeness | None = None
+        for version in known.versions:
+            measured = overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore)
+            if measured.shared < MIN_SHARED:
+                continue
+            if same_site:
+                # One site's pages share its template: the texts must be the same as a whole.
+                if measured.resemblance < self.same_site_resemblance:
+                    continue
+            elif measured.coefficient < self.near_threshold:
+                continue
+            like = Likeness(measured.coefficient, measured.resemblance)
+            if best is None or like > best:
+                best = like
+        return best
 
-
-def fuller(fp: Fingerprint, root_sketch: tuple[int, ...]) -> bool:
-    """Whether the page has `FULLER_VERSION` times the shingles the root's sketch stands for (a
-    full bottom-k sketch of k hashes whose largest is t estimates (k - 1) * 2^32 / t shingles)."""
-    if len(root_sketch) < INDEX_SKETCH:
-        return fp.shingles >= FULLER_VERSION * len(root_sketch)
-    estimate = (len(root_sketch) - 1) * (1 << HASH_BITS) / (root_sketch[-1] + 1)
-    return fp.shingles >= FULLER_VERSION * estimate
-
+    def keeps(self, like: Likeness, site: int, known: Known) -> bool:
+        """Whether a cluster keeps a near copy's own text as a version of its story, which later
+        pages are compared with too: only a firm copy (most of the smaller text inside the other,
+        from a site the cluster had no page of) that adds text of its own (it does not resemble
+        the root as a whole), and at most `VERSIONS` of them. A doubtful copy never does, so it
+        cannot pull in a second story."""
+        return (
+            like.similarity >= self.firm_copy
+            and like.resemblance < KEEP_RESEMBLANCE
+            and not known.holds(site)
+            and len(known.versions) <= VERSIONS
+        )
 
 def learn_template(learned: dict[int, int], left_out: tuple[int, ...]) -> None:
     """Count the lines a page of a site left out in the site's template (`learned`, updated in

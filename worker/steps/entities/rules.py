@@ -457,17 +457,33 @@ def link_aliases(text: str, spans: list[Span], groups: _Groups,
                  gazetteer: Gazetteer) -> dict[str, str]:
     """Other names of one country or organisation ("US", "U.S.", "America" -> "United
     States") are one entity; returns group root -> canonical name for the groups they joined.
-    Only spans already tagged with the alias's label take part."""
-    canonical_keys: dict[str, str] = {}
+    Only spans already tagged with the alias's label take part, and a name that is only part of
+    the canonical one ("Emirates" of "United Arab Emirates", "Congo", "Saudi") joins it only
+    when the document names the country another way too: alone, it may be something else (an
+    airline, the other Congo), and it keeps its own name."""
+    found: list[tuple[Span, str, str]] = []
+    supported: set[str] = set()  # canonical names the document names in full or by a whole alias
     for span in spans:
         surface = " ".join(text[span.start:span.end].split())
         known = gazetteer.aliases.get(surface)
         if known is None or known[1] != span.label:
             continue
-        key = known[0].casefold()
+        found.append((span, surface, known[0]))
+        if not _part_of(surface, known[0]):
+            supported.add(known[0])
+    canonical_keys: dict[str, str] = {}
+    for span, surface, canonical in found:
+        if _part_of(surface, canonical) and canonical not in supported and canonical not in text:
+            continue
+        key = canonical.casefold()
         groups.union(_key(text, span), key)
-        canonical_keys[key] = known[0]
+        canonical_keys[key] = canonical
     return {groups.find(key): name for key, name in canonical_keys.items()}
+
+
+def _part_of(alias: str, canonical: str) -> bool:
+    """Whether an alias is some of the canonical name's words, not the whole name."""
+    return alias != canonical and f" {alias} " in f" {canonical} "
 
 
 def salience(first: int, count: int, max_count: int, length: int, lead_end: int) -> float:
