@@ -225,7 +225,7 @@ class DedupRocksStore(faust_rocksdb.Store):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        options = dict(self.options)
+        options = dict(self.options or {})
         self.rocksdb_options = BoundedOptions(**options, use_rocksdict=True)
         self.derived = RocksDerived(lambda: self._db_for_partition(0))
 
@@ -260,7 +260,8 @@ class DedupRocksStore(faust_rocksdb.Store):
             message = event.message
             assert message.partition == 0, "the dedup table has one partition"
             offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
-            self.derived.change(message.key, self.derived.current(message.key), message.value)
+            key = bytes(message.key or b"")  # the raw key: the table's keys are never empty
+            self.derived.change(key, self.derived.current(key), message.value)
         self.derived.write((self.offset_key, str(offset).encode()) for offset in offsets.values())
 
 
@@ -312,7 +313,7 @@ class LocalState(MutableMapping[str, bytes]):
 
     def __iter__(self) -> Iterator[str]:
         for key in self.db.keys(from_key=b'"'):
-            fact = _fact_key(key)
+            fact = _fact_key(key) if isinstance(key, bytes) else None
             if fact is None:
                 break
             yield fact
