@@ -68,8 +68,7 @@ def exposed_names() -> set[str]:
     registry = CollectorRegistry()
     metrics = Metrics.create(registry, data_dir=str(ROOT))
     metrics.consumer_lag.labels("pages.raw", "0").set(0)  # partitions are only known at runtime
-    # the memory limit is exposed only where the process has one (a container's cgroup)
-    return {s.name for family in registry.collect() for s in family.samples} | {"ingest_memory_limit_bytes"}
+    return {s.name for family in registry.collect() for s in family.samples}
 
 
 def recorded_names() -> set[str]:

@@ -2,8 +2,8 @@
 
 Read at scrape time: `ingest_data_volume_size_bytes` and `ingest_data_volume_free_bytes` of the
 file system that holds `INGEST_DATA_DIR` (the dedup table's RocksDB files), `ingest_data_dir_bytes`
-of the files under it, and `ingest_memory_limit_bytes`, the cgroup's memory limit (absent when
-there is none), for the alerts that fire before either fills.
+of the files under it, and `ingest_memory_limit_bytes`, the memory the worker may use (its
+cgroup's limit, else the machine's memory), for the alerts that fire before either fills.
 """
 
 from __future__ import annotations
@@ -19,16 +19,26 @@ CGROUP_MEMORY_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/
 NO_LIMIT = 1 << 60  # cgroup v1 writes a huge number for "no limit"
 
 
+MEMINFO = Path("/proc/meminfo")
+
+
 def memory_limit() -> int | None:
-    """The cgroup's memory limit in bytes, or None when the process has none."""
+    """The memory the process may use in bytes: its cgroup's limit, else the machine's memory
+    (None when neither can be read)."""
     for path in CGROUP_MEMORY_LIMITS:
         try:
             raw = path.read_text().strip()
         except OSError:
             continue
-        if raw == "max" or not raw.isdigit() or int(raw) >= NO_LIMIT:
-            return None
-        return int(raw)
+        if raw.isdigit() and int(raw) < NO_LIMIT:
+            return int(raw)
+        break  # "max": no limit of its own
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return None
 
 
@@ -66,4 +76,5 @@ class DataVolumeCollector(Collector):
                                 value=tree_bytes(self.data_dir))
         limit = memory_limit()
         if limit is not None:
-            yield GaugeMetricFamily("ingest_memory_limit_bytes", "Memory limit of the worker's cgroup", value=limit)
+            yield GaugeMetricFamily("ingest_memory_limit_bytes",
+                                    "Memory the worker may use: its cgroup's limit, else the machine's", value=limit)
