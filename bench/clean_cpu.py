@@ -38,7 +38,6 @@ import worker
 from worker.document import RawPage
 from worker.evaluation.extraction import load_bench, load_wild
 from worker.steps.clean import clean
-from worker.steps.clean.dump import read_dump
 from worker.steps.clean.html import html_candidates
 from worker.steps.clean.language import normalize_code
 from worker.steps.decode import decode
@@ -87,6 +86,8 @@ def digest(page: RawPage) -> str:
             parts += [orjson.dumps(found.blocks.texts), found.blocks.features.tobytes(),
                       orjson.dumps(dataclasses.asdict(found.meta), option=orjson.OPT_SORT_KEYS)]
     elif isinstance(page.text, str) and page.text.strip():
+        from worker.steps.clean.dump import read_dump  # here: a checkout timed by --against may lack it
+
         dump = read_dump(page.text, normalize_code(page.language), page.url)
         parts += [orjson.dumps([line.text for line in dump.lines]), dump.rows.tobytes()]
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()

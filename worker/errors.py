@@ -28,7 +28,7 @@ import re
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from worker.document import Dropped, Failure
 
@@ -90,7 +90,7 @@ class FailureLog:
         self.clock = clock
         self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()  # signature -> (logged at, repeats)
 
-    def report(self, failure: Failure, detail: str, where: dict[str, object]) -> bool:
+    def report(self, failure: Failure, detail: str, where: Mapping[str, object]) -> bool:
         """Log `failure` unless its signature was logged within the interval; True when logged."""
         now = self.clock()
         logged_at, repeats = self._last.get(failure.signature, (None, 0))

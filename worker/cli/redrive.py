@@ -121,11 +121,11 @@ async def _redrive(
     reader = MessageReader(settings)
     try:
         for choice in chosen:
-            value = choice.value if choice.value is not None else await reader.read(*choice.source)
-            if value is None:
+            page = choice.value if choice.value is not None else await reader.read(*choice.source)
+            if page is None:
                 left["cut short and gone from the input topic"] += 1
                 continue
-            messages.append((choice.key, value))
+            messages.append((choice.key, page))
             if dry_run:
                 print(f"{choice.reason}\t{choice.url or '-'}\t{'/'.join(map(str, choice.source))}")
     finally:

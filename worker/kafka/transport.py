@@ -213,7 +213,7 @@ class Consumer(faust_aiokafka.Consumer):
 def overrides() -> dict[str, tuple[type, type]]:
     """Every method of this module's classes that overrides one of Faust's or aiokafka's:
     `Class.method` -> (this module's class, the library class it overrides)."""
-    found = {}
+    found: dict[str, tuple[type, type]] = {}
     for cls in (ConsumerThread, Consumer):
         base = cls.__mro__[1]
         for name, value in vars(cls).items():
