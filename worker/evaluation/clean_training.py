@@ -9,7 +9,7 @@ share of the page's tokens.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,12 +17,10 @@ import numpy as np
 
 from worker.evaluation.extraction_metric import WORD, shingle_counts, word_prf
 from worker.steps.clean.blocks import FEATURES
-from worker.steps.clean.model import LinearModel, fit
 from worker.steps.clean.trees import BlockModel
 from worker.steps.common import host
 
 STORY_SHARE = 0.5
-L2 = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +59,6 @@ def labelled_page(texts: Sequence[str], rows: np.ndarray, truth: str) -> Labelle
     )
 
 
-def train(pages: Iterable[LabelledPage], features: tuple[str, ...]) -> LinearModel:
-    """A logistic model over the candidates of `pages` (threshold: the natural 0.5)."""
-    chosen = [p for p in pages if len(p.rows)]
-    rows = np.vstack([p.rows for p in chosen])
-    labels = np.concatenate([p.labels for p in chosen])
-    weights = np.concatenate([p.weights for p in chosen])
-    return fit(rows, labels, weights / weights.mean(), features, L2)
-
-
 def site_of(url: str) -> str:
     """The registrable part of a url's host ('news.bbc.co.uk' -> 'bbc.co.uk'): pages of one
     site share a template, so they share a fold."""
@@ -98,33 +87,6 @@ def fold_of(ids: Iterable[str], folds: int, urls: Mapping[str, str] | None = Non
         sizes[k] += len(sites[site])
         assignment.update(dict.fromkeys(sites[site], k))
     return assignment
-
-
-def fold_models(
-    pages: Mapping[str, LabelledPage], folds: int, features: tuple[str, ...],
-    urls: Mapping[str, str] | None = None,
-) -> dict[str, LinearModel]:
-    """For each page id, the model trained on every fold but the page's own (folds grouped by
-    site when `urls` are given)."""
-    assignment = fold_of(pages, folds, urls)
-    models = [
-        train((p for i, p in pages.items() if assignment[i] != k), features) for k in range(folds)
-    ]
-    return {page_id: models[k] for page_id, k in assignment.items()}
-
-
-def labelled_pages(
-    ids: Iterable[str], candidates: Callable[[str], tuple[Sequence[str], np.ndarray] | None],
-    truth: Mapping[str, str],
-) -> dict[str, LabelledPage]:
-    """Labelled candidates of every page that yields some (`candidates` returns texts and rows)."""
-    pages = {}
-    for page_id in ids:
-        found = candidates(page_id)
-        if found is not None:
-            texts, rows = found
-            pages[page_id] = labelled_page(texts, rows, truth[page_id])
-    return pages
 
 
 # --- the HTML cleaner's trees: choices made inside the training pages ---------------------
