@@ -34,16 +34,19 @@ def _lines() -> list[bytes]:
 def derived(index: DedupIndex) -> tuple[Any, ...]:
     """What an index derived from its state, in a form independent of the order it was built in."""
     index.entries()  # brought up to date with the state first
-    postings = {h: set(unpack_ids(v) if isinstance(v, bytes) else v) for h, v in index._postings.items()}
-    pages = {hour: sorted(sids) for hour, sids in index._filed.pages.items() if sids}
+    memory = index._memory
+    assert memory is not None
+    postings = {h: set(unpack_ids(v) if isinstance(v, bytes) else v) for h, v in memory._postings.items()}
+    pages = {hour: sorted(sids) for hour, sids in memory._filed.pages.items() if sids}
     # a site renewed in a later hour may still be listed under an earlier one: where it counts is
     # the last hour it is filed under, which is its template's
     sites: dict[int, int] = {}
-    for hour, filed in index._filed.sites.items():
+    for hour, filed in memory._filed.sites.items():
         for site in filed:
             sites[site] = max(sites.get(site, hour), hour)
     templates = {site: hour for site, hour in sites.items() if index.state.get(_template_key(site))}
-    return index._meta, postings, pages, templates
+    counters = (index._meta, memory.records, memory.roots, memory.size)
+    return counters, postings, pages, templates
 
 
 def assert_rebuilt_alike(index: DedupIndex) -> None:

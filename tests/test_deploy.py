@@ -3,7 +3,7 @@
 Cross-references checked here: metric names used by the dashboard, the rules and the HPA exist
 in `Metrics.create()`'s output (or are recording rules defined in rules.yml); ConfigMap, Secret
 and compose keys are real `Settings` fields; ports, probe paths, labels and names line up
-between the Deployment, PodMonitor, HPA, compose file, Prometheus config and Dockerfile.
+between the StatefulSet, PodMonitor, HPA, compose file, Prometheus config and Dockerfile.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def k8s(kind: str) -> dict[str, Any]:
 def exposed_names() -> set[str]:
     """Every sample name `Metrics.create()` exposes (ingest_*, process_*, python_*)."""
     registry = CollectorRegistry()
-    metrics = Metrics.create(registry)
+    metrics = Metrics.create(registry, data_dir=str(ROOT))
     metrics.consumer_lag.labels("pages.raw", "0").set(0)  # partitions are only known at runtime
     return {s.name for family in registry.collect() for s in family.samples}
 
@@ -348,7 +348,7 @@ def test_configmap_and_secret_keys_are_settings() -> None:
 
 
 def test_deployment_wiring() -> None:
-    config, secret, deploy = k8s("ConfigMap"), k8s("Secret"), k8s("Deployment")
+    config, secret, deploy = k8s("ConfigMap"), k8s("Secret"), k8s("StatefulSet")
     pod = deploy["spec"]["template"]
     assert deploy["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     (container,) = pod["spec"]["containers"]
@@ -363,12 +363,20 @@ def test_deployment_wiring() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert config["data"]["INGEST_DATA_DIR"] in mounts
+    # the dedup table's RocksDB files outlive the pod: the data dir is a volume claim of each pod
+    (data,) = [m for m in container["volumeMounts"] if m["mountPath"] == config["data"]["INGEST_DATA_DIR"]]
+    assert data["name"] in {c["metadata"]["name"] for c in deploy["spec"]["volumeClaimTemplates"]}
+    assert data["name"] not in {v["name"] for v in pod["spec"]["volumes"]}
+    assert Settings.from_env({**config["data"], **secret["stringData"]}).dedup_store == "rocksdb"
+    service = k8s("Service")
+    assert deploy["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
 
 
 def test_broker_connection_settings_and_tls_files_line_up() -> None:
     """The shipped broker settings are a combination the worker accepts, and every TLS file
     they name is a key of a Secret mounted read-only where the setting points."""
-    config, secret, deploy = k8s("ConfigMap")["data"], k8s("Secret")["stringData"], k8s("Deployment")
+    config, secret, deploy = k8s("ConfigMap")["data"], k8s("Secret")["stringData"], k8s("StatefulSet")
     settings = Settings.from_env({**config, **secret})
     assert settings.broker_security_protocol == "SASL_SSL" and settings.broker_sasl_mechanism == "SCRAM-SHA-512"
     pod = deploy["spec"]["template"]["spec"]
@@ -385,7 +393,7 @@ def test_broker_connection_settings_and_tls_files_line_up() -> None:
 
 
 def test_podmonitor_selects_the_pods_and_sets_the_job() -> None:
-    monitor, deploy = k8s("PodMonitor"), k8s("Deployment")
+    monitor, deploy = k8s("PodMonitor"), k8s("StatefulSet")
     labels = deploy["spec"]["template"]["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
@@ -398,9 +406,9 @@ def test_podmonitor_selects_the_pods_and_sets_the_job() -> None:
 
 
 def test_hpa_scales_the_deployment_on_lag() -> None:
-    hpa, deploy, config = k8s("HorizontalPodAutoscaler"), k8s("Deployment"), k8s("ConfigMap")
+    hpa, deploy, config = k8s("HorizontalPodAutoscaler"), k8s("StatefulSet"), k8s("ConfigMap")
     target = hpa["spec"]["scaleTargetRef"]
-    assert (target["kind"], target["name"]) == ("Deployment", deploy["metadata"]["name"])
+    assert (target["kind"], target["name"]) == ("StatefulSet", deploy["metadata"]["name"])
     (metric,) = hpa["spec"]["metrics"]
     assert metric["external"]["metric"]["name"] == "ingest_consumer_lag_messages"
     assert (
@@ -428,7 +436,8 @@ def test_every_manifest_has_a_kind_and_the_app_label() -> None:
     assert kinds == {
         "ConfigMap",
         "Secret",
-        "Deployment",
+        "StatefulSet",
+        "Service",
         "PodMonitor",
         "HorizontalPodAutoscaler",
         "PrometheusRule",

@@ -1,6 +1,6 @@
 """The deployment files against the real schemas of the tools that read them.
 
-- deploy/k8s core kinds (ConfigMap, Secret, Deployment, HorizontalPodAutoscaler): the Kubernetes
+- deploy/k8s core kinds (ConfigMap, Secret, Service, StatefulSet, HorizontalPodAutoscaler): the Kubernetes
   OpenAPI schemas shipped offline by `kubernetes-validate`, strict (unknown fields are errors), for
   the oldest Kubernetes we support and the newest the package knows.
 - PodMonitor and PrometheusRule are prometheus-operator CRDs, absent from the Kubernetes schemas:
@@ -64,7 +64,7 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas(version: str) -> None
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{path.name} {doc['kind']} (Kubernetes {version}): {exc.message} at {list(exc.path)}")
         checked.append(doc["kind"])
-    assert sorted(checked) == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Secret"]
+    assert sorted(checked) == ["ConfigMap", "HorizontalPodAutoscaler", "Secret", "Service", "StatefulSet"]
 
 
 def test_prometheus_operator_resources_match_their_crds() -> None:
@@ -85,11 +85,11 @@ def one(kind: str) -> dict[str, Any]:
 
 
 def test_each_check_rejects_a_broken_file() -> None:
-    deployment = one("Deployment")
+    deployment = one("StatefulSet")
     deployment["spec"]["replica"] = 2  # typo
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
-    deployment = one("Deployment")
+    deployment = one("StatefulSet")
     deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)

@@ -28,6 +28,7 @@ PREFIX = "INGEST_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_FORMATS = ("text", "json")
+DEDUP_STORES = ("rocksdb", "memory")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # How the worker authenticates to the broker and encrypts the connection.
 BROKER_SECURITY_FIELDS = (
@@ -122,11 +123,19 @@ class Settings:
     spacy_model: str = setting("en_core_web_sm", "spaCy model of the entity step", kind="name")
     entity_batch_size: int = setting(16, "articles tagged in one call of the entity step", minimum=1)
     dedup_window_days: float = setting(7.0, "how far back in event time a page is matched against", above=0)
+    # rocksdb: under data_dir, a restart on the same volume reads it and replays only the changelog's
+    # tail; memory: rebuilt from the whole changelog at every start (tests, short runs).
+    dedup_store: str = setting("rocksdb", "where the dedup owner keeps its table: rocksdb or memory",
+                               choices=DEDUP_STORES)
+    dedup_cache_mb: int = setting(256, "RocksDB block cache of the dedup table (MB): bounds its read memory",
+                                  minimum=8)
     metrics_port: int = setting(9464, "HTTP port of /metrics, /healthz, /readyz", minimum=1, maximum=65535)
     web_host: str = setting("0.0.0.0", "address the metrics port listens on", kind="name")
     data_dir: str = setting("/tmp/ingest-worker", "directory for Faust's local state", kind="name")
     fetch_wait_ms: int = setting(100, "longest wait of a consumer fetch for new messages", minimum=0)
-    session_timeout_seconds: float = setting(30.0, "a dead worker's partitions move after this long", above=0)
+    # 6 s, the least a Kafka broker accepts by default (group.min.session.timeout.ms): the dedup
+    # owner's standby, or the owner restarted, decides again within seconds (bench/dedup_scale.py).
+    session_timeout_seconds: float = setting(6.0, "a dead worker's partitions move after this long", above=0)
     broker_unusable_seconds: float = setting(120.0, "a broker unusable this long stops the worker (non-zero exit)",
                                              above=0)
     broker_security_protocol: str = setting("PLAINTEXT", "how to talk to the broker", choices=SECURITY_PROTOCOLS)

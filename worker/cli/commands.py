@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
     loop.run_until_complete(check_dedup_topics(settings))
-    metrics = Metrics.create(input_topic=settings.input_topic)
+    metrics = Metrics.create(input_topic=settings.input_topic, data_dir=settings.data_dir)
     metrics.registry.register(EventLoopCollector(loop))
     metrics.registry.register(FixCallsCollector())
     pool = StepPool(

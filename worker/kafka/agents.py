@@ -158,7 +158,10 @@ class Agents:
         self.metrics = metrics
         self.fatal = fatal
         self.inflight = InFlight()
-        self.index = DedupIndex(topology.dedup_table, window_seconds=settings.dedup_window_days * 86400)
+        # The RocksDB store keeps the indexes derived from the table beside it; over the memory
+        # store the index derives them itself after each recovery.
+        self.index = DedupIndex(topology.dedup_table, window_seconds=settings.dedup_window_days * 86400,
+                                derived=getattr(topology.dedup_table.data, "derived", None))
         # The pages a pool that cannot load its models holds back keep a graceful stop waiting,
         # and nothing else is in flight then: a short grace.
         self.compute = PoolCompute(pool, metrics, partial(warm_up, settings.spacy_model),

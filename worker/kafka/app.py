@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 
+from worker.kafka import dedup_store
 from worker.kafka.connection import faust_credentials
 from worker.kafka.topics import DEDUP_TABLE, candidates_topic, unique_topic
 from worker.kafka.transport import broker_url
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
             partitions=1,
             key_type=str,
             value_type=bytes,  # values: raw bytes
+            **dedup_store.table_options(settings),
         ),
     )
     return app, topology

@@ -37,6 +37,7 @@ from worker.document import (
     STAGES,
 )
 from worker.runtime.children import ChildProcessCollector
+from worker.runtime.volume import DataVolumeCollector
 from worker.steps.dedup.window import TIME_CORRECTIONS
 
 EVENT_TYPES: tuple[str, ...] = ("article.v1", "duplicate.v1", "cluster.v1", "dead_letter.v1", "skipped.v1")
@@ -95,10 +96,13 @@ class Metrics:
 
     @classmethod
     def create(
-        cls, registry: CollectorRegistry | None = None, input_topic: str = "pages.raw"
+        cls, registry: CollectorRegistry | None = None, input_topic: str = "pages.raw", data_dir: str | None = None
     ) -> Metrics:
-        """Build every metric on `registry` (a fresh one by default) with labels initialised."""
+        """Build every metric on `registry` (a fresh one by default) with labels initialised;
+        with `data_dir`, also its volume's size and free bytes and the memory limit."""
         reg = registry if registry is not None else CollectorRegistry()
+        if data_dir is not None:
+            reg.register(DataVolumeCollector(data_dir))
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
         GCCollector(registry=reg)

@@ -25,9 +25,11 @@ its record, its content hash and the decision counter; a copy: those and its roo
 Ids inside the state are the first 8 bytes of the 16-byte article id, base64 in keys.
 
 The indexes that find things in those facts (posted sketch hash -> roots, hour -> pages, hour ->
-sites) and the counters for metrics live in memory (`postings`), derived from the records: they
-are rebuilt by one scan when the state changed under the index (a recovery, another index over
-the same mapping, told by the decision counter).
+sites) and the counters for metrics are derived from the records, one changed key at a time
+(`derived.apply_change`). The worker's RocksDB store keeps them beside the facts, written with
+each fact and each changelog record it applies, so they survive a restart; over any other mapping
+the index keeps them in memory and rebuilds them by one scan when the state changed under it (a
+recovery, another index over the same mapping, told by the decision counter).
 
 Only roots (first-seen articles) are indexed for near-duplicate lookup, so every duplicate points
 at its cluster root, never at another duplicate.
@@ -45,6 +47,7 @@ from typing import Any, Literal, NamedTuple
 
 from worker.steps.common import host
 from worker.steps.dedup import policy
+from worker.steps.dedup.derived import DerivedView, MemoryDerived, apply_change
 from worker.steps.dedup.fingerprint import (
     HASH_BYTES,
     Fingerprint,
@@ -53,13 +56,16 @@ from worker.steps.dedup.fingerprint import (
     unpack_hashes,
 )
 from worker.steps.dedup.policy import Known, Likeness, Policy, Version
-from worker.steps.dedup.postings import SID, Filed, Posting, Postings
+from worker.steps.dedup.postings import SID, Posting
 from worker.steps.dedup.window import Watermark
 
 POSTED_HASHES = 16
 """The smallest of a root's kept hashes (`policy.INDEX_SKETCH`) that are also posted in the
 inverted index to find candidates. Each posted hash costs one bucket read per decision and ~14
 bytes of state per root."""
+
+POSTED = min(POSTED_HASHES, policy.INDEX_SKETCH)
+"""Hashes of a root's sketch (and of each of its versions') posted in the derived index."""
 
 LOOKUP_HASHES = 16
 """The smallest hashes of a new page looked up among the posted ones. Looking up more than a root
@@ -127,6 +133,16 @@ def _hash_key(chash: bytes) -> str:
 _UNREAD: Any = object()
 
 
+def is_page_key(key: str) -> bool:
+    """Whether a key of the state is a page record (`a<page id>`)."""
+    return len(key) == 12 and key[0] == "a"
+
+
+def is_template_key(key: str) -> bool:
+    """Whether a key of the state is a site's template (`s<site>`)."""
+    return len(key) == 7 and key[0] == "s"
+
+
 def site_of(url: str) -> int:
     """32-bit hash of the page's host without `www.` (two pages of one site share a template)."""
     return zlib.crc32(host(url).encode())
@@ -187,12 +203,9 @@ class _Record:
 
 @dataclass(slots=True)
 class _Meta:
-    """Counters for metrics and the window, derived from the state like the indexes."""
+    """What the window reads from `~d`: the earliest hour that may hold pages (-1: none)."""
 
-    records: int = 0
-    roots: int = 0
-    size: int = 0  # bytes of every key and value of the state
-    oldest_hour: int = -1  # earliest hour that may hold pages (-1: none)
+    oldest_hour: int = -1
 
 
 class _Copy(NamedTuple):
@@ -257,7 +270,10 @@ class DedupIndex:
         rules: Policy = DEFAULT_RULES,
         posted_hashes: int = POSTED_HASHES,
         lookup_hashes: int = LOOKUP_HASHES,
+        derived: DerivedView | None = None,
     ) -> None:
+        """`derived`: the derived indexes when the state's store keeps them beside the facts (the
+        worker's RocksDB table); without it, the index derives them in memory from `state`."""
         self.state = state
         self.window_seconds = window_seconds
         self.rules = rules
@@ -265,8 +281,9 @@ class DedupIndex:
         self.posted_hashes = posted_hashes
         self.lookup_hashes = lookup_hashes
         self._meta = _Meta()
-        self._postings = Postings()
-        self._filed = Filed()
+        self._kept = derived is not None
+        self._memory: MemoryDerived | None = None if derived is not None else MemoryDerived()
+        self._derived: DerivedView = derived if derived is not None else self._memory  # type: ignore[assignment]
         self._decisions = -1  # the decision counter the derived indexes match (-1: not built)
         self._watermark = Watermark()  # as unpacked from `_written`, the `~d` value last written
         self._written = b""
@@ -279,15 +296,18 @@ class DedupIndex:
 
     def entries(self) -> int:
         """Pages currently remembered (cluster roots and duplicates)."""
-        return self._sync().records
+        self._sync()
+        return self._derived.records
 
     def roots(self) -> int:
         """Articles currently indexed for near-duplicate lookup (cluster roots)."""
-        return self._sync().roots
+        self._sync()
+        return self._derived.roots
 
     def state_bytes(self) -> int:
         """Serialized size of the whole state: key bytes plus value bytes."""
-        return self._sync().size
+        self._sync()
+        return self._derived.size
 
     # -- the decision -----------------------------------------------------------------------------
 
@@ -352,7 +372,7 @@ class DedupIndex:
                 plan.root_key, plan.root, plan.copy = root_key, _Record.unpack(data), redone
                 if redone.keep:
                     plan.head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
-                    plan.found = list(map(self._postings.get, plan.head))
+                    plan.found = self._derived.postings(plan.head)
                 return plan
         match = self._exact(chash) if fp.sketch else None
         if match is not None and not self.rules.exact_counts(near, site, match[1].known()):
@@ -361,7 +381,7 @@ class DedupIndex:
         like = Likeness(1.0, 1.0)
         if match is None and near:
             plan.head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
-            plan.found = list(map(self._postings.get, plan.head))
+            plan.found = self._derived.postings(plan.head)
             match, like = self._near(fp, site, plan)
             kind = "near" if match else None
         if match is None or kind is None:
@@ -378,14 +398,12 @@ class DedupIndex:
         template, the page's record last. Redoing it after a cut leaves the state it
         would have left: the root's copies are set, not counted, and a copy's text is kept once."""
         meta = self._meta
-        site, head, found, root, copy = plan.site, plan.head, plan.found, plan.root, plan.copy
-        posted = min(self.posted_hashes, self.index_sketch)
+        site, root, copy = plan.site, plan.root, plan.copy
         if root is not None and copy is not None:
             root.copies = copy.copies
             version = Version(fp.sketch[: self.index_sketch], site)
             if copy.keep and version not in root.versions:  # else kept before a cut
-                root.versions += (version,)
-                self._index(root.root_id[:_SID], head[:posted], found[:posted])
+                root.versions += (version,)  # its hashes are posted with the record (`derived`)
             self._put(plan.root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
@@ -394,16 +412,12 @@ class DedupIndex:
         else:
             stored = fp.sketch[: self.index_sketch] if plan.near else ()
             record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], stored)
-            self._index(sid, head[:posted], found[:posted])
             self._put(_hash_key(chash), sid)
-            meta.roots += 1
         hour = int(seen_at // HOUR)
         if fp.left_out:
             self._keep_template(site, plan.template_raw, plan.template_hour, plan.template, fp.left_out, hour)
-        self._filed.pages[hour].append(sid)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
             meta.oldest_hour = hour
-        meta.records += 1
         self._put(_page_key(sid), record.pack(), None)  # the page record last: a replay redoes the rest
         return record
 
@@ -415,9 +429,7 @@ class DedupIndex:
         a site is filed under that hour, so its template leaves the window with the site's last
         page."""
         policy.learn_template(learned, left_out)
-        if hour > last:
-            last = hour
-            self._filed.sites[hour].append(site)
+        last = max(last, hour)  # the site is filed under that hour (`derived`)
         hashes = sorted(learned)
         value = _template_head(len(hashes)).pack(last, *hashes) + bytes(map(learned.__getitem__, hashes))
         self._put(_template_key(site), value, raw)
@@ -462,11 +474,6 @@ class DedupIndex:
                 best, best_like = (key, cand), like
         return best, best_like
 
-    def _index(self, sid: bytes, hashes: tuple[int, ...], found: list[Posting | None]) -> None:
-        add = self._postings.add
-        for h, old in zip(hashes, found, strict=True):
-            add(h, sid, old)
-
     # -- the window -------------------------------------------------------------------------------
 
     def expire(self, now: float, max_hours: int = MAX_EXPIRE_HOURS) -> int:
@@ -487,7 +494,7 @@ class DedupIndex:
         oldest = meta.oldest_hour
         for hour in hours:
             kept: list[bytes] = []
-            for sid in self._filed.pages.pop(hour, ()):
+            for sid in self._derived.pages(hour):
                 page_key = _page_key(sid)
                 data = self.state.get(page_key)
                 if data is None:
@@ -496,15 +503,14 @@ class DedupIndex:
                 if record.seen_at >= cutoff:
                     kept.append(sid)
                     continue
-                self._forget(sid, page_key, record, meta)
+                self._forget(sid, page_key, record)
                 dropped += 1
             if kept:
-                self._filed.pages[hour] = kept
                 oldest = hour
                 break  # a later hour holds later pages only
             self._expire_sites(hour)
             oldest = hour + 1
-        meta.oldest_hour = oldest if meta.records else -1
+        meta.oldest_hour = oldest if self._derived.records else -1
         self._count_change()
         return dropped
 
@@ -515,23 +521,18 @@ class DedupIndex:
 
     def _expire_sites(self, hour: int) -> None:
         """Drop the templates of the sites filed under `hour` that no later page has renewed."""
-        for site in self._filed.sites.pop(hour, ()):
+        for site in self._derived.sites(hour):
             template_key = _template_key(site)
             raw = self.state.get(template_key)
             if raw is not None and _unpack_template(raw)[0] <= hour:
                 self._delete(template_key)
 
 
-    def _forget(self, sid: bytes, page_key: str, record: _Record, meta: _Meta) -> None:
-        if record.root:
-            for h in record.posted(self.posted_hashes):
-                self._postings.remove(h, sid)
-            meta.roots -= 1
+    def _forget(self, sid: bytes, page_key: str, record: _Record) -> None:
         hash_key = _hash_key(record.chash)
         if self.state.get(hash_key) in (sid, record.root_id[:_SID]):
             self._delete(hash_key)
         self._delete(page_key)
-        meta.records -= 1
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -546,29 +547,20 @@ class DedupIndex:
         return self._meta
 
     def _rebuild(self, raw: bytes | None) -> None:
-        """Derive the indexes and counters from the state's records and templates (one scan)."""
-        meta, postings, filed = _Meta(), Postings(), Filed()
-        for key, value in self.state.items():
-            meta.size += len(key) + len(value)
-            if key[0] == "a":
-                record = _Record.unpack(value)
-                sid = binascii.a2b_base64(key[1:] + "=")
-                filed.pages[int(record.seen_at // HOUR)].append(sid)
-                meta.records += 1
-                if record.root:
-                    meta.roots += 1
-                    for h in record.posted(self.posted_hashes):
-                        postings.add(h, sid, postings.get(h))
-            elif key[0] == "s":
-                filed.sites[_unpack_template(value)[0]].append(_SITE.unpack(binascii.a2b_base64(key[1:] + "=="))[0])
-
+        """Derive the indexes and counters from the state's records and templates (one scan),
+        unless the state's store keeps them; then read the window's oldest hour again."""
+        if not self._kept:
+            self._memory = MemoryDerived.of(self.state)
+            self._derived = self._memory
+        meta = _Meta()
         # The window goes on from the hour it had reached (it may be ahead of the oldest page).
         if raw:
             meta.oldest_hour = _DECISIONS.unpack_from(raw)[1]
-        else:
-            meta.oldest_hour = filed.oldest_hour()
-        self._meta, self._postings, self._filed = meta, postings, filed
+        elif self._memory is not None:
+            meta.oldest_hour = self._memory.oldest_hour()
+        self._meta = meta
         self._decisions = _DECISIONS.unpack_from(raw)[0] if raw else 0
+        self._written = b""
 
     def _count_change(self) -> None:
         """Count a change that is not a decision (expiry), with the window's oldest hour."""
@@ -585,13 +577,14 @@ class DedupIndex:
             old = self.state.get(key)
         if value == old:
             return
-        self.state[key] = value  # first: a refused write leaves the count as it was
-        self._meta.size += len(value) - (len(old) if old is not None else -len(key))
+        self.state[key] = value  # first: a refused write leaves the indexes as they were
+        if self._memory is not None:
+            apply_change(key, old, value, self._memory)
 
     def _delete(self, key: str) -> None:
         old = self.state.pop(key, None)
-        if old is not None:
-            self._meta.size -= len(key) + len(old)
+        if old is not None and self._memory is not None:
+            apply_change(key, old, None, self._memory)
 
 
 # a site's template: the last hour a page of the site was seen | line hashes, ascending | for

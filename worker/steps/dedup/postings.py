@@ -72,11 +72,12 @@ class Postings(dict[int, Posting]):
 
 
 class Filed:
-    """Page ids by the hour they were seen, and sites by the hour their last page was seen."""
+    """Page ids by the hour they were seen, and sites by the hour their last page was seen (each
+    hour's an insertion-ordered set, so that forgetting one costs the same whatever the hour holds)."""
 
     def __init__(self) -> None:
-        self.pages: defaultdict[int, list[bytes]] = defaultdict(list)
-        self.sites: defaultdict[int, list[int]] = defaultdict(list)
+        self.pages: defaultdict[int, dict[bytes, None]] = defaultdict(dict)
+        self.sites: defaultdict[int, dict[int, None]] = defaultdict(dict)
 
     def oldest_hour(self) -> int:
         """The earliest hour that holds pages (-1: none)."""

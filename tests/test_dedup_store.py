@@ -1,0 +1,115 @@
+"""The dedup table on RocksDB: the derived indexes kept beside the facts, written with them.
+
+Decisions over the RocksDB state are the in-memory state's; the indexes it keeps are the ones a
+scan of its facts derives, after decisions, expiries, a changelog applied (twice) and a reopen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from test_dedup import DAY, T0, decide, page, story
+from test_dedup_state import Writes
+
+from worker.kafka.dedup_store import PAGE, POSTING, SITE, LocalState, RocksDerived, _hour_key
+from worker.steps.dedup.derived import MemoryDerived
+from worker.steps.dedup.index import DedupIndex
+from worker.steps.dedup.postings import unpack_ids
+
+
+def _pages(index: DedupIndex, count: int, start: int = 0) -> list[Any]:
+    """Stories with a cut copy first, the fuller original, and a copy of another version, over days."""
+    decisions = []
+    for seed in range(start, start + count):
+        original = story(700 + seed, paragraphs=10)
+        when = T0 + seed * 5 * 3600
+        decisions.append(decide(index, f"https://a.example/{seed}", page(original[:4]), when=when))
+        decisions.append(decide(index, f"https://b.example/{seed}", page(original), when=when + 60))
+        decisions.append(decide(index, f"https://c.example/{seed}", page(original[5:]), when=when + 120))
+    return decisions
+
+
+def _as_memory(state: LocalState) -> dict[str, Any]:
+    """What the RocksDB derived indexes hold, in the form of `MemoryDerived`'s."""
+    db = state.db
+    postings = {}
+    for key in db.keys(from_key=POSTING):
+        if not key.startswith(POSTING):
+            break
+        postings[int.from_bytes(key[2:6], "big")] = set(unpack_ids(db.get(key)))
+    pages: dict[int, set[bytes]] = {}
+    sites: dict[int, set[int]] = {}
+    for prefix, into in ((PAGE, pages), (SITE, sites)):
+        for key in db.keys(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            hour = int.from_bytes(key[2:10], "big") - (1 << 63)
+            item = key[10:] if prefix == PAGE else int.from_bytes(key[10:], "big")
+            into.setdefault(hour, set()).add(item)  # type: ignore[arg-type]
+    derived = state.derived
+    return {"postings": postings, "pages": pages, "sites": sites,
+            "counters": (derived.records, derived.roots, derived.size)}
+
+
+def _expected(facts: dict[str, bytes]) -> dict[str, Any]:
+    memory = MemoryDerived.of(facts)
+    return {
+        "postings": {h: set(unpack_ids(v) if isinstance(v, bytes) else v) for h, v in memory._postings.items()},
+        "pages": {hour: set(sids) for hour, sids in memory._filed.pages.items() if sids},
+        "sites": {hour: set(s) for hour, s in memory._filed.sites.items() if s},
+        "counters": (memory.records, memory.roots, memory.size),
+    }
+
+
+def test_decisions_on_rocksdb_are_the_in_memory_ones_and_its_indexes_match_its_facts(tmp_path: Path) -> None:
+    rocks = LocalState(tmp_path / "db")
+    memory: dict[str, bytes] = {}
+    on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    assert _pages(on_rocks, 24) == _pages(in_memory, 24)
+    assert on_rocks.expire(T0 + 4 * DAY) == in_memory.expire(T0 + 4 * DAY) > 0
+    assert dict(rocks.items()) == memory
+    assert _as_memory(rocks) == _expected(memory)
+    assert (on_rocks.entries(), on_rocks.roots(), on_rocks.state_bytes()) == (
+        in_memory.entries(), in_memory.roots(), in_memory.state_bytes())
+
+    rocks.close()  # a restart on the same volume: the indexes are read, not rebuilt
+    reopened = LocalState(tmp_path / "db")
+    again = DedupIndex(reopened, window_seconds=2 * DAY, derived=reopened.derived)
+    assert _pages(again, 6, start=24) == _pages(in_memory, 6, start=24)
+    assert _as_memory(reopened) == _expected(memory)
+
+
+def test_a_changelog_applied_in_batches_and_again_keeps_the_indexes_of_its_facts(tmp_path: Path) -> None:
+    writes = Writes()
+    index = DedupIndex(writes, window_seconds=2 * DAY)
+    _pages(index, 16)
+    index.expire(T0 + 3 * DAY)
+    standby = LocalState(tmp_path / "standby")
+    derived: RocksDerived = standby.derived
+    records = [(b'"' + key.encode() + b'"', value) for key, value in writes.log]
+    for replay in range(2):  # a standby's batches, then the same records again (a recovery re-reads)
+        for start in range(0, len(records), 37):
+            derived.begin()
+            for key, value in records[start : start + 37]:
+                derived.change(key, derived.current(key), value)
+            derived.write()
+        assert dict(standby.items()) == dict(writes), replay
+        assert _as_memory(standby) == _expected(dict(writes)), replay
+    assert _hour_key(PAGE, 5) < _hour_key(PAGE, 6) < _hour_key(SITE, 0)
+
+
+def test_the_store_overrides_methods_faust_still_has_with_the_same_parameters() -> None:
+    import inspect
+
+    from faust.stores.rocksdb import Store
+
+    from worker.kafka.dedup_store import DedupRocksStore
+
+    for name in ("_set", "_del", "apply_changelog_batch", "basename"):
+        ours, theirs = getattr(DedupRocksStore, name), getattr(Store, name)
+        if isinstance(ours, property):
+            assert isinstance(theirs, property), name
+            continue
+        assert list(inspect.signature(ours).parameters) == list(inspect.signature(theirs).parameters), name

@@ -1,0 +1,170 @@
+"""The dedup state's derived indexes, kept up to date from every change of a fact.
+
+The state (a changelog-backed table) holds facts only: a record per decided page (`a<id>`), a
+content hash per root (`h<hash>`), a template per site (`s<site>`) and the decision counter
+(`~d`). What finds things in those facts is derived from them, here, one change of a key at a
+time (`apply_change`), so that whatever writes a fact - the owner deciding a page, a standby or a
+recovery applying the changelog - leaves the derived indexes matching the facts:
+
+- postings: posted sketch hash -> the cluster roots that post it (near-duplicate candidates);
+- pages by the hour they were seen, sites by the hour their last page was seen (what the window
+  visits when it expires an hour);
+- counters: records (pages), roots, and the bytes of every key and value of the state.
+
+Two homes for them: `MemoryDerived` (a dict per index, rebuilt by one scan of the facts, for the
+in-memory state of tests, `process` and `eval dedup`) and the RocksDB one in
+`worker.kafka.dedup_store`, which writes them into the same database as the facts, in the same
+write batch, so they survive a restart with the local state and never disagree with it.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from worker.steps.dedup.postings import Filed, Posting, Postings
+
+
+class DerivedView(Protocol):
+    """What the decision reads from the derived indexes."""
+
+    records: int
+    roots: int
+    size: int
+
+    def postings(self, hashes: Sequence[int]) -> list[Posting | None]:
+        """The posting of each hash (None: no root posts it)."""
+        ...
+
+    def pages(self, hour: int) -> list[bytes]:
+        """Ids of the pages seen in `hour`."""
+        ...
+
+    def sites(self, hour: int) -> list[int]:
+        """Sites whose last page was seen in `hour`."""
+        ...
+
+
+class DerivedSink(Protocol):
+    """Where `apply_change` writes: the derived indexes' own updates and the counters."""
+
+    records: int
+    roots: int
+    size: int
+
+    def post(self, hashes: Iterable[int], sid: bytes) -> None:
+        """Add `sid` to the posting of each hash."""
+        ...
+
+    def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
+        """Take `sid` out of the posting of each hash."""
+        ...
+
+    def file_page(self, hour: int, sid: bytes) -> None: ...
+
+    def unfile_page(self, hour: int, sid: bytes) -> None: ...
+
+    def file_site(self, hour: int, site: int) -> None: ...
+
+    def unfile_site(self, hour: int, site: int) -> None: ...
+
+
+def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSink) -> None:
+    """Update `sink` for `key` changing from `old` to `new` (None: absent). Applying the same change
+    twice (a replayed changelog record, whose old value is then the new one) changes nothing."""
+    from worker.steps.dedup.index import HOUR, POSTED, _Record, _unpack_template, is_page_key, is_template_key
+
+    if old == new:
+        return
+    sink.size += (len(key) + len(new) if new is not None else 0) - (len(key) + len(old) if old is not None else 0)
+    if is_page_key(key):
+        sid = binascii.a2b_base64(key[1:] + "=")
+        before = _Record.unpack(old) if old is not None else None
+        after = _Record.unpack(new) if new is not None else None
+        sink.records += (after is not None) - (before is not None)
+        sink.roots += (after is not None and after.root) - (before is not None and before.root)
+        hour_before = int(before.seen_at // HOUR) if before is not None else None
+        hour_after = int(after.seen_at // HOUR) if after is not None else None
+        if hour_before != hour_after:
+            if hour_before is not None:
+                sink.unfile_page(hour_before, sid)
+            if hour_after is not None:
+                sink.file_page(hour_after, sid)
+        posted_before = before.posted(POSTED) if before is not None and before.root else set()
+        posted_after = after.posted(POSTED) if after is not None and after.root else set()
+        if posted_before != posted_after:
+            sink.unpost(posted_before - posted_after, sid)
+            sink.post(posted_after - posted_before, sid)
+    elif is_template_key(key):
+        site = int.from_bytes(binascii.a2b_base64(key[1:] + "=="), "big")
+        last_before = _unpack_template(old)[0] if old is not None else None
+        last_after = _unpack_template(new)[0] if new is not None else None
+        if last_before != last_after:
+            if last_before is not None:
+                sink.unfile_site(last_before, site)
+            if last_after is not None:
+                sink.file_site(last_after, site)
+
+
+class MemoryDerived:
+    """The derived indexes in dicts: rebuilt by one scan of the facts, then kept by each change."""
+
+    def __init__(self) -> None:
+        self.records = self.roots = self.size = 0
+        self._postings = Postings()
+        self._filed = Filed()
+
+    @classmethod
+    def of(cls, facts: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> MemoryDerived:
+        """The derived indexes of a whole state (one scan)."""
+        derived = cls()
+        items = facts.items() if isinstance(facts, Mapping) else facts
+        for key, value in items:
+            apply_change(key, None, value, derived)
+        return derived
+
+    # -- read -------------------------------------------------------------------------------------
+
+    def oldest_hour(self) -> int:
+        """The earliest hour that holds pages (-1: none)."""
+        return self._filed.oldest_hour()
+
+    def postings(self, hashes: Sequence[int]) -> list[Posting | None]:
+        return list(map(self._postings.get, hashes))
+
+    def pages(self, hour: int) -> list[bytes]:
+        return list(self._filed.pages.get(hour, ()))
+
+    def sites(self, hour: int) -> list[int]:
+        return list(self._filed.sites.get(hour, ()))
+
+    # -- write ------------------------------------------------------------------------------------
+
+    def post(self, hashes: Iterable[int], sid: bytes) -> None:
+        for h in hashes:
+            self._postings.add(h, sid, self._postings.get(h))
+
+    def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
+        for h in hashes:
+            self._postings.remove(h, sid)
+
+    def file_page(self, hour: int, sid: bytes) -> None:
+        self._filed.pages[hour][sid] = None
+
+    def unfile_page(self, hour: int, sid: bytes) -> None:
+        _unfile(self._filed.pages, hour, sid)
+
+    def file_site(self, hour: int, site: int) -> None:
+        self._filed.sites[hour][site] = None
+
+    def unfile_site(self, hour: int, site: int) -> None:
+        _unfile(self._filed.sites, hour, site)
+
+
+def _unfile(filed: dict[int, dict], hour: int, item: object) -> None:
+    entries = filed.get(hour)
+    if entries is not None:
+        entries.pop(item, None)
+        if not entries:
+            del filed[hour]
