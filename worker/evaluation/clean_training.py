@@ -9,17 +9,18 @@ share of the page's tokens.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
-from worker.evaluation.extraction_metric import WORD, shingle_counts
-from worker.steps.clean.model import LinearModel, fit
+from worker.evaluation.extraction_metric import WORD, shingle_counts, word_prf
+from worker.steps.clean.blocks import FEATURES
+from worker.steps.clean.trees import BlockModel
 from worker.steps.common import host
 
 STORY_SHARE = 0.5
-L2 = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +59,6 @@ def labelled_page(texts: Sequence[str], rows: np.ndarray, truth: str) -> Labelle
     )
 
 
-def train(pages: Iterable[LabelledPage], features: tuple[str, ...]) -> LinearModel:
-    """A logistic model over the candidates of `pages` (threshold: the natural 0.5)."""
-    chosen = [p for p in pages if len(p.rows)]
-    rows = np.vstack([p.rows for p in chosen])
-    labels = np.concatenate([p.labels for p in chosen])
-    weights = np.concatenate([p.weights for p in chosen])
-    return fit(rows, labels, weights / weights.mean(), features, L2)
-
-
 def site_of(url: str) -> str:
     """The registrable part of a url's host ('news.bbc.co.uk' -> 'bbc.co.uk'): pages of one
     site share a template, so they share a fold."""
@@ -97,28 +89,113 @@ def fold_of(ids: Iterable[str], folds: int, urls: Mapping[str, str] | None = Non
     return assignment
 
 
-def fold_models(
-    pages: Mapping[str, LabelledPage], folds: int, features: tuple[str, ...],
-    urls: Mapping[str, str] | None = None,
-) -> dict[str, LinearModel]:
-    """For each page id, the model trained on every fold but the page's own (folds grouped by
-    site when `urls` are given)."""
+# --- the HTML cleaner's trees: choices made inside the training pages ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPage:
+    """One labelled page for the block model: its blocks' texts, feature rows (`FEATURES`),
+    labels and weights, and its true body."""
+
+    texts: list[str]
+    rows: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    truth: str
+
+
+@dataclass(frozen=True, slots=True)
+class TreeChoice:
+    """What inner folds choose: tree size and count, the keep threshold and whether the
+    boilerplate paragraph filter runs after the model."""
+
+    leaves: int
+    trees: int
+    threshold: float
+    filter_after: bool
+
+
+LEAVES = (31,)
+TREES = (150, 300)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+FILTERS = (False, True)
+INNER_FOLDS = 3
+
+
+def block_page(texts: Sequence[str], rows: np.ndarray, truth: str) -> BlockPage:
+    """Labels and weights of one page's blocks (as `labelled_page`)."""
+    page = labelled_page(texts, rows, truth)
+    return BlockPage(list(texts), rows, page.labels, page.weights, truth)
+
+
+def fit_trees(pages: Sequence[BlockPage], leaves: int, trees: int) -> Any:
+    """LightGBM trees over the blocks of `pages` (each page weighs the same)."""
+    import lightgbm
+
+    chosen = [p for p in pages if len(p.rows)]
+    rows = np.vstack([p.rows for p in chosen])
+    labels = np.concatenate([p.labels for p in chosen])
+    weights = np.concatenate([p.weights for p in chosen])
+    params = {
+        "objective": "binary", "num_leaves": leaves, "learning_rate": 0.1, "min_child_samples": 40,
+        "feature_fraction": 0.5, "bagging_fraction": 0.5, "bagging_freq": 1, "lambda_l2": 1.0,
+        "verbose": -1, "num_threads": 1, "seed": 1, "deterministic": True, "force_row_wise": True, "max_bin": 63,
+    }
+    return lightgbm.train(params, lightgbm.Dataset(rows, labels, weight=weights / weights.mean()),
+                          num_boost_round=trees)
+
+
+def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool) -> str:
+    from worker.steps.clean.html import drop_junk, filter_paragraphs
+
+    kept = [t for t, p in zip(page.texts, probabilities, strict=True) if p >= threshold]
+    return "\n".join(filter_paragraphs(kept) if filter_after else drop_junk(kept))
+
+
+def choose_trees(pages: Mapping[str, BlockPage], urls: Mapping[str, str],
+                 folds: int = INNER_FOLDS) -> tuple[TreeChoice, float]:
+    """The choice with the best mean word F1 over `folds` site-grouped folds of `pages` (each
+    fold scored by trees trained on the others), and that F1."""
     assignment = fold_of(pages, folds, urls)
-    models = [
-        train((p for i, p in pages.items() if assignment[i] != k), features) for k in range(folds)
-    ]
+    probabilities: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for leaves in LEAVES:
+        for k in range(folds):
+            training = [p for i, p in pages.items() if assignment[i] != k and len(p.rows)]
+            if not training or k not in assignment.values():
+                continue
+            booster = fit_trees(training, leaves, max(TREES))
+            for i, page in pages.items():
+                if assignment[i] != k:
+                    continue
+                for trees in TREES:
+                    found = booster.predict(page.rows, num_iteration=trees) if len(page.rows) else np.zeros(0)
+                    probabilities.setdefault((leaves, trees), {})[i] = found
+    best: tuple[TreeChoice, float] | None = None
+    for (leaves, trees), found in probabilities.items():
+        for threshold in THRESHOLDS:
+            for filter_after in FILTERS:
+                f1 = float(np.mean([
+                    word_prf(page.truth, _kept_text(page, found[i], threshold, filter_after))[2]
+                    for i, page in pages.items() if i in found
+                ]))
+                if best is None or f1 > best[1]:
+                    best = (TreeChoice(leaves, trees, threshold, filter_after), f1)
+    return best or (TreeChoice(LEAVES[0], TREES[0], 0.5, True), 0.0)
+
+
+def train_block_model(pages: Mapping[str, BlockPage], urls: Mapping[str, str]) -> BlockModel:
+    """Choose inside `pages` (`choose_trees`), then train on all of them."""
+    choice, inner_f1 = choose_trees(pages, urls)
+    booster = fit_trees(list(pages.values()), choice.leaves, choice.trees)
+    return BlockModel(booster, FEATURES, choice.threshold, choice.filter_after,
+                      {**asdict(choice), "inner_f1": round(inner_f1, 4), "pages": len(pages)})
+
+
+def block_fold_models(pages: Mapping[str, BlockPage], urls: Mapping[str, str],
+                      folds: int) -> dict[str, BlockModel]:
+    """For each page id, the block model trained (choices included) on every outer fold but
+    the page's own."""
+    assignment = fold_of(pages, folds, urls)
+    models = [train_block_model({i: p for i, p in pages.items() if assignment[i] != k}, urls)
+              for k in range(folds)]
     return {page_id: models[k] for page_id, k in assignment.items()}
-
-
-def labelled_pages(
-    ids: Iterable[str], candidates: Callable[[str], tuple[Sequence[str], np.ndarray] | None],
-    truth: Mapping[str, str],
-) -> dict[str, LabelledPage]:
-    """Labelled candidates of every page that yields some (`candidates` returns texts and rows)."""
-    pages = {}
-    for page_id in ids:
-        found = candidates(page_id)
-        if found is not None:
-            texts, rows = found
-            pages[page_id] = labelled_page(texts, rows, truth[page_id])
-    return pages

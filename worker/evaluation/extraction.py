@@ -46,7 +46,7 @@ from worker.cli import ArgumentParser
 from worker.cli.failures import UsageError
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
-from worker.evaluation.clean_training import fold_models, fold_of, labelled_pages
+from worker.evaluation.clean_training import BlockPage, block_fold_models, block_page, fold_of
 from worker.evaluation.dump_training import DumpPage, dump_page, fold_line_models, held_out_report
 from worker.evaluation.extraction_metric import (
     PAGE_TYPES,
@@ -60,10 +60,9 @@ from worker.evaluation.extraction_metric import (
     word_prf,
 )
 from worker.evaluation.paired import Difference, paired_difference
-from worker.steps.clean.blocks import FEATURES as BLOCK_FEATURES
 from worker.steps.clean.boilerplate import is_dropped_as_junk
 from worker.steps.clean.html import html_candidates
-from worker.steps.clean.model import CleanModels, LinearModel
+from worker.steps.clean.model import CleanModels
 from worker.steps.clean.page import clean
 
 __all__ = ["aggregate", "main", "page_counts", "score_predictions", "shingle_counts", "word_prf"]
@@ -152,6 +151,16 @@ def html_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.
     return (found.blocks.texts, found.blocks.features) if found is not None else None
 
 
+def block_pages(bench: Bench, ids: Iterable[str]) -> dict[str, BlockPage]:
+    """Labelled blocks of every page of `ids` with parsable HTML."""
+    pages = {}
+    for page_id in ids:
+        found = html_training_candidates(bench, page_id)
+        if found is not None:
+            pages[page_id] = block_page(*found, bench.bodies[page_id])
+    return pages
+
+
 def dump_pages(bench: Bench) -> dict[str, DumpPage]:
     """The folder's labelled text dumps, read for the line model, by page id."""
     return {
@@ -208,9 +217,6 @@ def _scored(
     return Score(f1, p, r, len(predictions), seconds, types), per_fold
 
 
-def _fold_models(bench: Bench, ids: list[str], folds: int) -> dict[str, LinearModel]:
-    pages = labelled_pages(ids, lambda i: html_training_candidates(bench, i), bench.bodies)
-    return fold_models(pages, folds, BLOCK_FEATURES, bench.urls)
 
 
 def evaluate(
@@ -226,7 +232,7 @@ def evaluate(
         result.type_counts[kind] = result.type_counts.get(kind, 0) + 1
     if "html" in modes:
         pages = {i: h for i in bench.bodies if (h := bench.html(i)) is not None}
-        models = _fold_models(bench, sorted(pages), folds) if folds > 1 else {}
+        models = block_fold_models(block_pages(bench, sorted(pages)), bench.urls, folds) if folds > 1 else {}
         predictions, seconds = _measure(pages, {
             "html": lambda i, h: _clean_body(
                 RawPage(url=bench.urls[i], html=h), CleanModels(blocks=models.get(i))

@@ -1,69 +1,103 @@
-"""Text blocks of an HTML page and the features a learned classifier reads to keep the story.
+"""Text blocks of an HTML page and the features a learned model reads to keep the main content.
 
-Every block of directly held text (`structure.text_blocks`) gets a feature vector from three
-independent sources: what trafilatura's main extractor kept (matched by text), the block's own
-text (length, sentence ending, stop words, link density, boilerplate patterns) and its place in
-the DOM (tag, furniture-named ancestors, the story container, position in the page, what its
-neighbours are). The weights of those features are learned (`worker.steps.clean.model`), not
-set by hand.
+Every block of directly held text (`structure.text_blocks`) gets one feature row from four
+sources, all read from the one parsed tree: the block's own text (length, sentence ending,
+stop words, link density, boilerplate patterns), its place in the DOM (tag, furniture- and
+content-named ancestors, depth, position, how many siblings repeat its ancestors' shape), the
+elements around it (the text and links held by its nearest ancestors, the densest container of
+the page, its neighbours) and the page as a whole (its size, link share, URL words, the
+schema.org and OpenGraph types it declares). What a forum, a listing or a product page keeps is
+learned from those features by a gradient-boosted model (`worker.steps.clean.trees`), not set by
+hand per site or per kind of page.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache, reduce
-from operator import or_
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from worker.steps.clean.boilerplate import SECTION_END, is_junk_line
 from worker.steps.clean.language import detect_language, stopwords
-from worker.steps.clean.normalize import normalize_line, text_size
-from worker.steps.clean.structure import NOT_STORY, NOT_STORY_TAGS, Block, text_blocks
+from worker.steps.clean.normalize import normalize_line
+from worker.steps.clean.structure import NOT_STORY, Block, text_blocks
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
-_HEADINGS = frozenset("h1 h2 h3 h4 h5 h6".split())
-_STORY_NAMES = re.compile(r"article|story|content|post|entry|body|text|main", re.I)
-_KEY = 40
-_ANCESTOR_DEPTH = 8
+_DEPTH = 8  # ancestors read for names and tags
+_LEVELS = 4  # ancestors whose text and links are features
 _NEIGHBOURS = 3
 
-FEATURES = (
-    "bias",
-    "kept_by_cascade",
-    "kept_by_precision",
-    "kept_near",  # share of the neighbouring blocks trafilatura kept
-    "kept_before",
-    "kept_after",
-    "in_container",
-    "log_words",
-    "story_like",
-    "sentence_end",
-    "stop_ratio",
-    "link_density",
-    "junk_pattern",
-    "section_end",
-    "tag_p",
-    "tag_heading",
-    "tag_list_item",
-    "tag_cell",
-    "tag_blockquote",
-    "tag_div",
-    "furniture_name",
-    "furniture_tag",
-    "story_name",
-    "in_article",
-    "position",
-    "capital_ratio",
-    "digit_ratio",
-    "comma_rate",
-    "in_json_body",
-    "container_share",
+# Names in class and id attributes (one bit each), and tags of ancestors (one bit each).
+_NAMES = {
+    "furniture": NOT_STORY,
+    "story": re.compile(r"article|story|content|post|entry|body|text|main", re.I),
+    "comment": re.compile(r"comment|repl(y|ies)|discuss|respon", re.I),
+    "forum": re.compile(r"message|thread|topic|forum|answer|question|bbcode|postbody", re.I),
+    "product": re.compile(r"product|price|cart|sku|buy|shop|offer|variant", re.I),
+    "card": re.compile(r"card|tile|item|teaser|grid|listing|result|excerpt|summary", re.I),
+    "menu": re.compile(r"menu|nav|breadcrumb|sidebar|toc|footer|header|masthead", re.I),
+    "doc": re.compile(r"doc|markdown|prose|wiki|manual|highlight|code|syntax", re.I),
+    "hidden": re.compile(r"hidden|sr-only|visually-hidden|screen-reader|offscreen|d-none", re.I),
+}
+_TAGS = {
+    "a": "link", "article": "article", "main": "main", "nav": "nav", "header": "header",
+    "footer": "footer", "aside": "aside", "form": "form", "li": "list", "ul": "list", "ol": "list",
+    "table": "table", "td": "table", "th": "table", "pre": "code", "code": "code",
+    "blockquote": "quote", "figure": "figure", "figcaption": "figure", "section": "section",
+    "button": "form", "label": "form", "select": "form", "dl": "list", "dd": "list", "dt": "list",
+}
+_NAME_BITS = {name: 1 << k for k, name in enumerate(_NAMES)}
+_TAG_BITS = {kind: 1 << (len(_NAMES) + k) for k, kind in enumerate(dict.fromkeys(_TAGS.values()))}
+_LINK_BIT = _TAG_BITS["link"]
+_OWN_TAGS = ("p", "div", "span", "li", "td", "pre", "blockquote", "dd", "a", "section", "article")
+
+# Page-level words of the url and types the page declares.
+_URL_WORDS = {
+    "url_tag": re.compile(r"/(tags?|topics?|categor(y|ies)|section|archives?|author)/", re.I),
+    "url_forum": re.compile(r"forum|thread|topic|community|discuss|/t/|/questions?/|board", re.I),
+    "url_docs": re.compile(r"docs?\b|documentation|/api/|reference|manual|guide|/man|/wiki/|readthedocs", re.I),
+    "url_product": re.compile(r"/products?/|/p/|/dp/|/item|/app/|sku|/buy", re.I),
+    "url_shop": re.compile(r"/collections?/|/shop|/store|/catalog|/c/|/category|/browse", re.I),
+    "url_news": re.compile(r"/(news|blog|articles?|posts?|stories|press)(/|$)", re.I),
+    "url_dated": re.compile(r"/(19|20)\d\d/|\d{4}-\d\d-\d\d", re.I),
+    "url_page": re.compile(r"[?&](page|p|sort|q|s)=|/page/\d", re.I),
+}
+_DECLARED = {
+    "declares_article": re.compile(r"article|blogposting|reportage|report\b", re.I),
+    "declares_product": re.compile(r"\bproduct\b|\boffer\b|aggregateoffer|\"product", re.I),
+    "declares_list": re.compile(r"itemlist|collectionpage|searchresultspage|offercatalog", re.I),
+    "declares_forum": re.compile(r"discussionforumposting|qapage|question|\"comment", re.I),
+    "declares_docs": re.compile(r"techarticle|apireference|howto|softwaresourcecode", re.I),
+    "declares_service": re.compile(r"\bservice\b|organization|localbusiness|faqpage|softwareapplication", re.I),
+    "declares_webpage": re.compile(r"\bwebpage\b|\bwebsite\b", re.I),
+}
+
+PAGE_FEATURES = (
+    "page_log_blocks", "page_log_words", "page_link_share", "page_list_share", "page_p_share",
+    "page_table_share", "page_code_share", "page_heading_count", "page_repeat_share",
+    "page_best_share", "page_sentence_share", "url_depth", "url_is_root", *_URL_WORDS, *_DECLARED,
 )
+BLOCK_FEATURES = (
+    "log_words", "log_chars", "sentence_end", "stop_ratio", "link_density", "in_link",
+    "junk_pattern", "section_end", "capital_ratio", "digit_ratio", "comma_rate", "heading_level",
+    *(f"tag_{t}" for t in _OWN_TAGS),
+    *(f"named_{n}" for n in _NAMES), *(f"named_{n}_near" for n in _NAMES),
+    *(f"under_{t}" for t in _TAG_BITS),
+    "log_depth", "position", "char_position",
+    *(f"up{k}_share" for k in range(1, _LEVELS + 1)),
+    *(f"up{k}_link" for k in range(1, _LEVELS + 1)),
+    *(f"up{k}_blocks" for k in range(1, _LEVELS + 1)),
+    "log_repeat", "repeat_words", "in_best", "best_depth_gap",
+    "near_words", "near_link", "near_sentence", "prev_words", "next_words", "prev_heading",
+)
+FEATURES = BLOCK_FEATURES + PAGE_FEATURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,170 +108,225 @@ class PageBlocks:
     features: np.ndarray  # shape (len(texts), len(FEATURES))
 
 
-def squash(text: str) -> str:
-    """Text without whitespace, lower case: what block and extractor texts are matched on."""
-    return "".join(text.split()).lower()
-
-
-def _kept(key: str, extracted: str) -> float:
-    """1 when a block's squashed text is in the extractor's output (its start and end both
-    found)."""
-    if len(key) < 2 * _KEY:
-        return float(key in extracted) if key else 0.0
-    return 0.5 * (key[:_KEY] in extracted) + 0.5 * (key[-_KEY:] in extracted)
-
-
-# What an element says about a block it holds: bits of one int, so that a block's nearest
-# ancestors are read by OR-ing a few small ints instead of building a set of their tags.
-_FURNITURE_NAMED = 1
-_STORY_NAMED = 2
-_LINK = 4  # an <a>
-_QUOTE = 8  # a <blockquote>
-_FURNITURE_TAG = 16  # a tag of NOT_STORY_TAGS
-_ARTICLE = 32  # an <article> or <main>
-_TAG_BITS = {
-    "a": _LINK,
-    "blockquote": _QUOTE,
-    "article": _ARTICLE,
-    "main": _ARTICLE,
-    **dict.fromkeys(NOT_STORY_TAGS, _FURNITURE_TAG),
-}
-
-
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def _named(names: str) -> int:
-    """Bits saying whether an element's class and id name it furniture, and story."""
-    return _FURNITURE_NAMED * bool(NOT_STORY.search(names)) | _STORY_NAMED * bool(_STORY_NAMES.search(names))
+    """Bits of the `_NAMES` patterns an element's class and id match."""
+    if not names.strip():
+        return 0
+    bits = 0
+    for name, pattern in _NAMES.items():
+        if pattern.search(names):
+            bits |= _NAME_BITS[name]
+    return bits
 
 
-class _Context:
-    """What a block's nearest ancestors say (the element itself and up to 7 above it): whether
-    one is named furniture or story, and which telling tags they have. Each element is read
-    once per page, and its window of ancestors is its parent's window shifted by one."""
+def _own_bits(el: Any) -> int:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    kind = _TAGS.get(tag)
+    return _named(f"{el.get('class') or ''} {el.get('id') or ''}") | (_TAG_BITS[kind] if kind else 0)
+
+
+class _Tree:
+    """Per-element facts read once per page: ancestor chains (nearest first), name/tag bits,
+    and the words, link words and blocks held below each element."""
 
     def __init__(self) -> None:
-        self._windows: dict[Any, tuple[int, ...]] = {}
+        self.chains: dict[Any, list[Any]] = {}
+        self.bits: dict[Any, int] = {}
+        self.words: dict[Any, float] = {}
+        self.links: dict[Any, float] = {}
+        self.blocks: dict[Any, int] = {}
+        self.score: dict[Any, float] = {}
 
-    def _own(self, el: Any) -> int:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        return _named(f"{el.get('class') or ''} {el.get('id') or ''}") | _TAG_BITS.get(tag, 0)
-
-    def _window(self, el: Any) -> tuple[int, ...]:
-        """The bits of the element and its nearest ancestors, nearest first (at most 8)."""
-        found = self._windows.get(el)
+    def chain(self, el: Any) -> list[Any]:
+        """The element and its ancestors, nearest first."""
+        found = self.chains.get(el)
         if found is not None:
             return found
-        chain = []  # the element and its ancestors not read yet, nearest first
+        pending = []
         node = el
-        while node is not None and node not in self._windows:
-            chain.append(node)
+        while node is not None and node not in self.chains:
+            pending.append(node)
             node = node.getparent()
-        window = self._windows[node] if node is not None else ()
-        for node in reversed(chain):  # a loop, not recursion: trees can be very deep
-            window = (self._own(node), *window[: _ANCESTOR_DEPTH - 1])
-            self._windows[node] = window
-        return window
-
-    def of(self, el: Any) -> int:
-        """The bits set on the element or any of its nearest ancestors."""
-        return reduce(or_, self._window(el))
+        above = self.chains[node] if node is not None else []
+        for item in reversed(pending):  # a loop, not recursion: trees can be very deep
+            above = [item, *above]
+            self.chains[item] = above
+            self.bits[item] = _own_bits(item)
+        return above
 
 
-def _container(blocks: list[Block], kept: list[float]) -> Any | None:
-    """The deepest element holding at least 80% of the kept text."""
-    weight: dict[Any, float] = {}
-    depth: dict[Any, int] = {}
-    total = 0.0
-    for block, share in zip(blocks, kept, strict=True):
-        if share <= 0:
-            continue
-        size = share * len(block.text)
-        total += size
-        node, chain = block.element, []
-        while node is not None:
-            chain.append(node)
-            node = node.getparent()
-        for level, el in enumerate(reversed(chain)):
-            weight[el] = weight.get(el, 0.0) + size
-            depth[el] = level
-    best = None
-    for el, w in weight.items():
-        if w >= 0.8 * total and (best is None or depth[el] > depth[best]):
-            best = el
-    return best
+def _signature(el: Any) -> tuple[Any, str]:
+    cls = el.get("class")
+    return el.tag, cls.split(" ", 1)[0] if cls else ""
 
 
-def _story_parts(container: Any) -> set[Any]:
-    """The container and every element of its tag and class within its grandparent (a story
-    body split around ads or media), with all their descendants."""
-    parts = [container]
-    name = container.get("class")
-    parent = container.getparent()
-    scope = parent.getparent() if parent is not None else None
-    if name and scope is not None:
-        parts.extend(el for el in scope.iter(container.tag) if el.get("class") == name)
-    return {el for part in parts for el in part.iter()}
+def _repeats(el: Any, parents: dict[Any, Counter[tuple[Any, str]]]) -> int:
+    """How many of the element's siblings (itself included) share its tag and first class."""
+    parent = el.getparent()
+    if parent is None:
+        return 1
+    shapes = parents.get(parent)
+    if shapes is None:
+        shapes = parents[parent] = Counter(_signature(sib) for sib in parent)
+    return shapes[_signature(el)]
 
 
-def page_blocks(tree: Any, extracted: str, second: str, json_body: str | None) -> PageBlocks:
-    """Candidate blocks of a parsed page and their features. `extracted` is the text of
-    trafilatura's default cascade on the page, `second` that of its precision settings (fast),
-    `json_body` the JSON-LD articleBody when the page has one."""
-    blocks = [b for b in text_blocks(tree) if _WORD.search(b.text)]
+def page_signals(tree: Any, url: str | None) -> dict[str, float]:
+    """Page-level facts that do not depend on the blocks: URL words and declared types."""
+    signals: dict[str, float] = {}
+    try:
+        parts = urlsplit(url or "")
+        path = parts.path or "/"
+        query = parts.query
+    except ValueError:
+        path, query = "/", ""
+    location = f"{path}?{query}" if query else path
+    for name, pattern in _URL_WORDS.items():
+        signals[name] = float(bool(pattern.search(location)))
+    segments = [s for s in path.split("/") if s]
+    signals["url_depth"] = float(len(segments))
+    signals["url_is_root"] = float(not segments and not query)
+    declared = []
+    for node in tree.iter("script", "meta"):
+        if node.tag == "script":
+            if (node.get("type") or "").strip().lower() == "application/ld+json":
+                declared.extend(re.findall(r'"@type"\s*:\s*(\[[^\]]*\]|"[^"]*")', (node.text or "")[:20000]))
+        elif (node.get("property") or node.get("name") or "").lower() == "og:type":
+            declared.append(node.get("content") or "")
+        if len(declared) > 50:
+            break
+    types = " ".join(declared)
+    for name, pattern in _DECLARED.items():
+        signals[name] = float(bool(pattern.search(types)))
+    return signals
+
+
+def page_blocks(tree: Any, url: str | None) -> PageBlocks:
+    """Candidate blocks of a parsed page (scripts and styles already dropped) and their
+    feature rows, in `FEATURES` order."""
+    blocks: list[Block] = [b for b in text_blocks(tree) if _WORD.search(b.text)]
     if not blocks:
         return PageBlocks([], np.zeros((0, len(FEATURES))))
     texts = [normalize_line(b.text) for b in blocks]
-    keys = [squash(t) for t in texts]
-    extracted_key, second_key, json_key = squash(extracted), squash(second), squash(json_body or "")
-    kept = [_kept(key, extracted_key) for key in keys]
-    container = _container(blocks, kept)
-    members = _story_parts(container) if container is not None and container.getparent() is not None else set()
-    sample = " ".join(t for t, k in zip(texts, kept, strict=True) if k > 0) or " ".join(texts)
+    tokens = [_WORD.findall(t) for t in texts]
+    words = np.array([len(t) for t in tokens], dtype=float)
+    link_share = np.array([min(1.0, b.link_chars / max(1, len(b.text))) for b in blocks])
+    ends = np.array([bool(_SENTENCE_END.search(t)) for t in texts], dtype=float)
+    facts = _Tree()
+    chains = [facts.chain(b.element) for b in blocks]
+    # What each element holds below it, and a readability-like content score: blocks of
+    # sentences with few links add to their parent in full and to their grandparent by half.
+    for chain, w, share, end in zip(chains, words, link_share, ends, strict=True):
+        for el in chain:
+            facts.words[el] = facts.words.get(el, 0.0) + w
+            facts.links[el] = facts.links.get(el, 0.0) + w * share
+            facts.blocks[el] = facts.blocks.get(el, 0) + 1
+        if w >= 5 and share < 0.5:
+            gain = (1.0 + min(3.0, w / 20.0)) * (1.0 + end)
+            for level, el in enumerate(chain[1:3]):
+                facts.score[el] = facts.score.get(el, 0.0) + gain / (1 + level)
+    total_words = float(words.sum()) or 1.0
+    best = max(facts.score, key=lambda el: facts.score[el] * (1 - facts.links[el] / max(1.0, facts.words[el])),
+               default=None)
+    best_words = facts.words.get(best, 0.0) if best is not None else 0.0
+    best_depth = len(facts.chain(best)) if best is not None else 0
+    sample = " ".join(t for t, e in zip(texts, ends, strict=True) if e) or " ".join(texts)
     stops = stopwords(detect_language(sample[:3000]))
+    parents: dict[Any, Counter[tuple[Any, str]]] = {}
+    repeat_of: dict[Any, int] = {}
     n = len(blocks)
-    total_chars = sum(len(t) for t in texts) or 1
-    container_chars = sum(len(t) for b, t in zip(blocks, texts, strict=True) if b.element in members)
-    container_share = container_chars / total_chars if members else 0.0
-    context = _Context()
+    cumulative = np.concatenate([[0.0], np.cumsum(words)[:-1]]) / total_words
+    tags = [b.element.tag if isinstance(b.element.tag, str) else "" for b in blocks]
+    heading = [int(t[1]) if len(t) == 2 and t[0] == "h" and t[1].isdigit() else 0 for t in tags]
+    log_words = np.log1p(words)
+    # neighbour means over up to _NEIGHBOURS blocks each side, the block itself left out
+    index = np.arange(n)
+    lo, hi = np.maximum(0, index - _NEIGHBOURS), np.minimum(n, index + _NEIGHBOURS + 1)
+    span = np.maximum(1, hi - lo - 1)
+
+    def around(values: np.ndarray) -> np.ndarray:
+        sums = np.concatenate([[0.0], np.cumsum(values)])
+        return (sums[hi] - sums[lo] - values) / span
+
+    near = np.column_stack([
+        np.log1p(around(words)), around(link_share), around(ends),
+        np.concatenate([[0.0], log_words[:-1]]), np.concatenate([log_words[1:], [0.0]]),
+        np.concatenate([[0.0], np.array(heading[:-1]) > 0]),
+    ])
+    name_bits = list(_NAME_BITS.values())
+    tag_bits = list(_TAG_BITS.values())
     rows = []
-    for k, (block, text) in enumerate(zip(blocks, texts, strict=True)):
-        tokens = _WORD.findall(text)
-        words = len(tokens)
-        lo, hi = max(0, k - _NEIGHBOURS), min(n, k + _NEIGHBOURS + 1)
-        near = sum(kept[lo:hi]) - kept[k]
-        around = context.of(block.element)
-        tag = block.element.tag if isinstance(block.element.tag, str) else ""
-        ends = bool(_SENTENCE_END.search(text))
-        rows.append((
-            1.0,
-            kept[k],
-            _kept(keys[k], second_key) if second_key else 0.0,
-            near / (hi - lo - 1) if hi - lo > 1 else 0.0,
-            kept[k - 1] if k > 0 else 0.0,
-            kept[k + 1] if k + 1 < n else 0.0,
-            float(block.element in members),
-            math.log1p(words),
-            float(ends and text_size(text) >= 100),
-            float(ends),
-            sum(1 for t in tokens if t.lower() in stops) / words if stops and words else 0.0,
-            1.0 if around & _LINK else min(1.0, block.link_chars / max(1, len(block.text))),
-            float(is_junk_line(text)),
+    repeated_words = 0.0
+    for k, block in enumerate(blocks):
+        chain = chains[k]
+        text, toks, w = texts[k], tokens[k], words[k]
+        near_bits = all_bits = 0
+        for level, el in enumerate(chain[:_DEPTH]):
+            all_bits |= facts.bits[el]
+            if level == 1:
+                near_bits = all_bits
+        if len(chain) < 2:
+            near_bits = all_bits
+        ups = chain[1:_LEVELS + 1] or [block.element]
+        ups = ups + [ups[-1]] * (_LEVELS - len(ups))
+        repeat = 1
+        for el in chain[:5]:
+            found = repeat_of.get(el)
+            if found is None:
+                found = repeat_of[el] = _repeats(el, parents)
+            repeat = max(repeat, found)
+        if repeat >= 3:
+            repeated_words += w
+        in_best = best is not None and best in chain
+        upper = sum(1 for t in toks if t[0].isupper())
+        row = [
+            log_words[k],
+            math.log1p(len(text)),
+            ends[k],
+            sum(1 for t in toks if t.lower() in stops) / w if stops and w else 0.0,
+            link_share[k],
+            float(bool(all_bits & _LINK_BIT)),
+            float(w <= 40 and is_junk_line(text)),
             float(bool(SECTION_END.match(text))),
-            float(tag == "p"),
-            float(tag in _HEADINGS),
-            float(tag in ("li", "dd", "dt")),
-            float(tag in ("td", "th")),
-            float(bool(around & _QUOTE)),
-            float(tag == "div"),
-            float(bool(around & _FURNITURE_NAMED)),
-            float(bool(around & _FURNITURE_TAG)),
-            float(bool(around & _STORY_NAMED)),
-            float(bool(around & _ARTICLE)),
+            upper / w if w else 0.0,
+            sum(1 for t in toks if t.isdigit()) / w if w else 0.0,
+            text.count(",") / w if w else 0.0,
+            float(heading[k]),
+            *[float(tags[k] == t) for t in _OWN_TAGS],
+            *[float(bool(all_bits & bit)) for bit in name_bits],
+            *[float(bool(near_bits & bit)) for bit in name_bits],
+            *[float(bool(all_bits & bit)) for bit in tag_bits],
+            math.log1p(len(chain)),
             k / n,
-            sum(map(str.isupper, [t[0] for t in tokens])) / words if words else 0.0,
-            sum(map(str.isdigit, tokens)) / words if words else 0.0,
-            text.count(",") / words if words else 0.0,
-            _kept(keys[k], json_key) if json_key else 0.5,
-            container_share,
-        ))
-    return PageBlocks(texts, np.array(rows, dtype=float))
+            cumulative[k],
+            *[facts.words[el] / total_words for el in ups],
+            *[facts.links[el] / max(1.0, facts.words[el]) for el in ups],
+            *[math.log1p(facts.blocks[el]) for el in ups],
+            math.log(repeat),
+            math.log1p(facts.words[chain[min(len(chain) - 1, 4)]]) if repeat >= 3 else 0.0,
+            float(in_best),
+            float(len(chain) - best_depth) if in_best else -1.0,
+        ]
+        rows.append(row)
+    rows_near = near
+    signals = page_signals(tree, url)
+    in_tag = lambda *names: float(sum(w for w, t in zip(words, tags, strict=True) if t in names)) / total_words  # noqa: E731
+    page = {
+        "page_log_blocks": math.log1p(n),
+        "page_log_words": math.log1p(total_words),
+        "page_link_share": float((words * link_share).sum()) / total_words,
+        "page_list_share": in_tag("li", "dd", "dt"),
+        "page_p_share": in_tag("p"),
+        "page_table_share": in_tag("td", "th"),
+        "page_code_share": in_tag("pre", "code"),
+        "page_heading_count": math.log1p(sum(1 for h in heading if h)),
+        "page_repeat_share": repeated_words / total_words,
+        "page_best_share": best_words / total_words,
+        "page_sentence_share": float((words * ends).sum()) / total_words,
+        **signals,
+    }
+    page_row = [page[name] for name in PAGE_FEATURES]
+    matrix = np.hstack([np.array(rows, dtype=float), rows_near])
+    return PageBlocks(texts, np.hstack([matrix, np.tile(page_row, (n, 1))]))
+

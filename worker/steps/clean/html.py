@@ -1,15 +1,15 @@
-"""Article text from HTML: learned block selection; page metadata comes from `clean.metadata`."""
+"""Main text from HTML: learned block selection over one parse; page metadata comes from
+`clean.metadata`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import trafilatura
 from lxml import etree
 from lxml import html as lxml_html
 
-from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks
+from worker.steps.clean.blocks import PageBlocks, page_blocks
 from worker.steps.clean.boilerplate import (
     LEAD_IN_INLINE,
     SECTION_END,
@@ -18,8 +18,7 @@ from worker.steps.clean.boilerplate import (
     is_markup,
 )
 from worker.steps.clean.metadata import PageMeta, read_meta
-from worker.steps.clean.model import LinearModel, shipped
-from worker.steps.clean.normalize import normalize_line, split_lines
+from worker.steps.clean.trees import BlockModel, shipped_blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,29 +102,6 @@ def filter_paragraphs(paragraphs: list[str]) -> list[str]:
     return kept
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _trafilatura(tree: Any, url: str | None, focus: str) -> list[str]:
-    """Trafilatura's paragraphs: 'precision' and 'recall' run fast (main extractor only),
-    'balanced' adds trafilatura's own fallbacks (readability, jusText)."""
-    try:
-        doc = trafilatura.bare_extraction(
-            tree,
-            url=url,
-            favor_precision=focus == "precision",
-            favor_recall=focus == "recall",
-            include_comments=False,
-            with_metadata=False,
-            fast=focus != "balanced",
-        )
-    except Exception:  # trafilatura can fail on pathological trees
-        return []
-    text = getattr(doc, "text", None) or ""
-    return [p for p in (normalize_line(x) for x in split_lines(text)) if p]
-
-
 @dataclass(frozen=True, slots=True)
 class HtmlCandidates:
     """A parsed page's candidate blocks with their features, and its metadata."""
@@ -135,37 +111,41 @@ class HtmlCandidates:
 
 
 def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
-    """Candidate blocks and metadata of an HTML page; None when it cannot be parsed.
-
-    Two trafilatura runs give two independent votes per block: its default cascade (main
-    extractor checked against readability and jusText) and its precision settings (main
-    extractor only, fast)."""
+    """Candidate blocks and metadata of an HTML page (parsed once); None when it cannot be
+    parsed."""
     tree = parse_html(markup)
     if tree is None:
         return None
     drop_code(tree)
     meta = read_meta(tree, url)
-    cascade = "\n".join(_trafilatura(tree, url, "balanced"))
-    precise = "\n".join(_trafilatura(tree, url, "precision"))
-    return HtmlCandidates(page_blocks(tree, cascade, precise, meta.body), meta)
+    return HtmlCandidates(page_blocks(tree, url), meta)
 
 
-def select_paragraphs(blocks: PageBlocks, model: LinearModel) -> list[str]:
-    """The blocks the model keeps, in document order, past the boilerplate filter."""
+def select_paragraphs(blocks: PageBlocks, model: BlockModel) -> list[str]:
+    """The blocks the model keeps, in document order, past the paragraph filter when the model
+    was trained with it (`filter_paragraphs`), else past the junk-line filter (`drop_junk`)."""
     keep = model.probabilities(blocks.features) >= model.threshold
-    return filter_paragraphs([text for text, kept in zip(blocks.texts, keep, strict=True) if kept])
+    kept = [text for text, chosen in zip(blocks.texts, keep, strict=True) if chosen]
+    return filter_paragraphs(kept) if model.filter_after else drop_junk(kept)
 
 
-def block_model() -> LinearModel:
-    """The shipped block classifier (`worker/data/clean-blocks.json`)."""
-    return shipped("blocks", FEATURES)
+def drop_junk(paragraphs: list[str]) -> list[str]:
+    """The paragraphs without whole-line site furniture (share prompts, newsletter boxes,
+    cookie notices: `boilerplate.is_junk_line`) and leaked markup, in order."""
+    return [p for p in paragraphs if not is_junk_line(p.lstrip("-•* ").strip()) and not is_markup(p)]
 
 
-def extract_html(markup: str, url: str | None, model: LinearModel | None = None) -> HtmlArticle | None:
-    """Story paragraphs and metadata of an HTML page; None when it cannot be parsed.
+def block_model() -> BlockModel:
+    """The shipped block model (`worker/data/clean-blocks.lgb.gz`)."""
+    return shipped_blocks()
 
-    Each text block of the page is kept or dropped by a learned classifier (`model`, by default
-    the shipped one) reading trafilatura's two votes, the block's text and its place in the DOM.
+
+def extract_html(markup: str, url: str | None, model: BlockModel | None = None) -> HtmlArticle | None:
+    """Main-content paragraphs and metadata of an HTML page; None when it cannot be parsed.
+
+    Each text block of the page is kept or dropped by a learned model (`model`, by default the
+    shipped one) reading the block's text, its place in the DOM, the elements around it and
+    the page as a whole (`clean.blocks`).
     """
     found = html_candidates(markup, url)
     if found is None:

@@ -1,0 +1,71 @@
+"""The block model of the HTML cleaner: gradient-boosted trees (LightGBM) over block features.
+
+A model file is one JSON header line (the feature names, the keep threshold, whether the
+boilerplate paragraph filter runs after it, and the training choices) followed by LightGBM's own
+text format of the trees, gzip-compressed. The shipped model (`worker/data/clean-blocks.lgb.gz`)
+is trained by `bench/train_clean.py`; `ingest-worker eval extraction --folds K` trains the same way on K-1
+folds and scores the held-out fold.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import lightgbm
+import numpy as np
+
+from worker.steps.clean.blocks import FEATURES
+from worker.steps.clean.model import DATA
+
+SHIPPED = DATA / "clean-blocks.lgb.gz"
+
+
+@dataclass(frozen=True)
+class BlockModel:
+    """Trees scoring each block's P(main content); a block is kept at `threshold` or above,
+    and `filter_after` says whether the boilerplate paragraph filter then runs."""
+
+    booster: Any  # lightgbm.Booster
+    features: tuple[str, ...]
+    threshold: float = 0.5
+    filter_after: bool = True
+    choices: dict[str, Any] = field(default_factory=dict)  # what training chose, for the record
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """P(main content) of each feature row."""
+        if len(rows) == 0:
+            return np.zeros(0)
+        return np.asarray(self.booster.predict(rows, num_threads=1), dtype=float)
+
+    def to_text(self) -> str:
+        """The model file's text: a JSON header line, then the trees."""
+        header = {"features": list(self.features), "threshold": self.threshold,
+                  "filter_after": self.filter_after, "choices": self.choices}
+        return json.dumps(header) + "\n" + self.booster.model_to_string()
+
+    def write(self, path: Path) -> None:
+        """Write the model file, gzip-compressed (the same bytes for the same model)."""
+        path.write_bytes(gzip.compress(self.to_text().encode("utf-8"), mtime=0))
+
+    @classmethod
+    def from_text(cls, text: str) -> BlockModel:
+        """Read a model written by `to_text`."""
+        first, _, trees = text.partition("\n")
+        header = json.loads(first)
+        booster = lightgbm.Booster(model_str=trees)
+        return cls(booster, tuple(header["features"]), float(header["threshold"]),
+                   bool(header["filter_after"]), dict(header.get("choices") or {}))
+
+
+@lru_cache(maxsize=1)
+def shipped_blocks() -> BlockModel:
+    """The committed block model, checked against the features the code computes."""
+    model = BlockModel.from_text(gzip.decompress(SHIPPED.read_bytes()).decode("utf-8"))
+    if model.features != FEATURES:
+        raise RuntimeError(f"{SHIPPED.name} was trained on other features; run bench/train_clean.py")
+    return model
