@@ -79,7 +79,7 @@ class InlineCompute:
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             return fn(*args)
-        except CallTimeout:
+        except Overrun:
             return timed_out(step, timeout)
         except Exception as exc:
             return internal_error(exc, step)
@@ -88,5 +88,10 @@ class InlineCompute:
             signal.signal(signal.SIGALRM, previous)
 
 
+class Overrun(BaseException):
+    """The inline step ran past its time limit. Not an Exception: the step's own
+    `except Exception` (a parser's fallback, say) must not swallow it and carry on."""
+
+
 def _overrun(signum: int, frame: object) -> None:
-    raise CallTimeout("the step ran past its time limit")
+    raise Overrun("the step ran past its time limit")
