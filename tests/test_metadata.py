@@ -100,6 +100,13 @@ def test_a_template_date_the_page_never_shows_gives_way_to_the_shown_one() -> No
     assert meta.published_at == "2024-08-25"
 
 
+
+def test_a_headline_ending_in_a_range_word_does_not_hide_the_date_under_it() -> None:
+    meta = _meta("", "<h1>A Car Maintenance Schedule That's Easy to Follow</h1><span>Oct 11, 2023</span>")
+    assert meta.published_at == "2023-10-11"
+    ranged = _meta("", "<h1>Harbour reopens after the storm</h1><p>Valid from May 1, 2023 to May 9, 2023</p>")
+    assert ranged.published_at is None
+
 def test_shown_dates_spellings() -> None:
     days = [d.isoformat() for d, _ in shown_dates(
         "Sept. 4, 2025 | 4th September 2025 | 2025-09-04 | 12.11.2025 | posted 3 days ago"
@@ -158,6 +165,41 @@ def test_comment_form_and_comment_authors_are_not_bylines() -> None:
         "class='comment-author'>Jane Smith</span><label class='author'>Name *</label></div>",
     )
     assert meta.authors == []
+
+
+
+def test_author_named_by_a_link_to_the_author_page_or_a_twitter_label() -> None:
+    linked = _meta("", "<h1>Harbour reopens after the storm</h1><p><span>by </span>"
+                       "<a href='/articles/authors/ana-ruiz'>Ana Ruiz</a></p>")
+    assert linked.authors == ["Ana Ruiz"]
+    related = _meta("", "<h1>Harbour reopens after the storm</h1>" + STORY * 4 +
+                        "<div class='related-posts'><a href='/author/tom-berg/'>Tom Berg</a></div>")
+    assert related.authors == []
+    labelled = _meta("<meta name='twitter:label1' content='Written by'><meta name='twitter:data1' content='aawoods'>",
+                     "<h1>Harbour reopens after the storm</h1>")
+    assert labelled.authors == ["aawoods"]
+
+
+def test_byline_element_credits_of_others_left_out() -> None:
+    meta = _meta("", "<h1>Harbour reopens after the storm</h1><div class='byline'>By <a>Ana Ruiz</a> "
+                     "<span>Updated by</span> <a>Tom Berg</a> <span>Updated April 10, 2025</span></div>")
+    assert meta.authors == ["Ana Ruiz"]
+    assert split_authors("Authors: Julie Weisenhorn and Natalie Hoidal") == ["Julie Weisenhorn", "Natalie Hoidal"]
+
+
+def test_a_site_calling_itself_a_person_is_not_the_author() -> None:
+    meta = _meta(
+        "<meta property='og:site_name' content='Harbour Clinic'>"
+        + _ld(author={"@type": "Person", "name": "Harbour Clinic"}),
+        "<h1>Harbour reopens after the storm</h1><p>by Tracy Parker, Dietitian</p>",
+    )
+    assert meta.authors == ["Tracy Parker"]
+    personal = _meta(
+        "<meta property='og:site_name' content='Ash Vardanian'>"
+        + _ld(author={"@type": "Person", "name": "Ash Vardanian"}),
+        "<h1>Harbour reopens after the storm</h1>",
+    )
+    assert personal.authors == ["Ash Vardanian"]
 
 
 # --- titles ----------------------------------------------------------------------------------

@@ -163,14 +163,16 @@ _OTHER_DATE_WORD = re.compile(
 
 
 def header_dates(text: str) -> tuple[list[date], list[date]]:
-    """Days shown in a piece of the page's header, except those labelled as something other
-    than the story's date ('Open today ...', 'valid from ...'): the days shown as the story's
-    date, and the days labelled as its update ('Updated ...')."""
+    """Days shown in a piece of the page's header (one line per text node), except those
+    labelled, on their own line, as something other than the story's date ('Open today ...',
+    'valid from ...'; not a headline ending '... to Follow' above the date): the days shown as
+    the story's date, and the days labelled as its update ('Updated ...')."""
     days: list[date] = []
     updates: list[date] = []
-    for day, at in shown_dates(text):
-        before = text[max(0, at - 30) : at]
-        if _OTHER_DATE_WORD.search(before):
+    flat = text.replace("\n", " ")
+    for day, at in shown_dates(flat):
+        before = flat[max(0, at - 30) : at]
+        if _OTHER_DATE_WORD.search(text[max(0, at - 30, text.rfind("\n", 0, at) + 1) : at]):
             continue
         (updates if _UPDATE_WORD.search(before) else days).append(day)
     return days, updates
@@ -218,8 +220,8 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
     """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found)."""
     text = lines.replace("\n", " ")  # the same offsets
     shown, labelled = page_dates(text)
-    days_after, updates_after = header_dates(text[at : at + HEADER_CHARS] if at >= 0 else "")
-    days_before, updates_before = header_dates(text[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
+    days_after, updates_after = header_dates(lines[at : at + HEADER_CHARS] if at >= 0 else "")
+    days_before, updates_before = header_dates(lines[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
     after = lines[at : at + HEADER_CHARS] if at >= 0 else ""
     around = lines[max(0, at - HEADER_CHARS // 2) : at + HEADER_CHARS] if at >= 0 else ""
     by_line = _BY_LINE.search(after)
@@ -273,6 +275,7 @@ def choose_date(
 
 _BY = re.compile(
     r"^\s*(?:(?:(?:written|posted|reviewed|words|story|text|photos?|edited|article|published)\s+)?by\b[:\s]*|"
+    r"authors?\s*:\s*|"
     r"(?:(?:view|see)\s+all\s+(?:posts|articles|stories)\s+by|read\s+more\s+(?:about|from|by)|"
     r"more\s+(?:from|by)|(?:posts|articles|stories)\s+by)\s+)",
     re.I,
@@ -284,7 +287,8 @@ _CREDENTIAL = re.compile(
 _TITLE_WORD = re.compile(r"^(?:dr|prof|mr|mrs|ms|mx|sir|rev)\.?\s+", re.I)
 _ORGANISATION = re.compile(
     r"\b(?:staff|team|editors?|editorial|desk|newsroom|news|contributors?|agency|press|media|inc|ltd|llc|"
-    r"group|association|institute|center|centre|department|magazine|journal|associated press|reuters|afp)\b",
+    r"group|association|institute|center|centre|department|magazine|journal|associated press|reuters|afp|"
+    r"foundation|clinic|hospital|university|college|society|council|company|corporation|official|store|shop)\b",
     re.I,
 )
 _ROLE = re.compile(
@@ -389,7 +393,9 @@ def _site_name(name: str, sites: set[str], kind: str = "") -> bool:
     key = _squeeze(name)
     if _STAFF.search(name):
         return key in sites
-    if kind == "person" or (kind != "organisation" and _given_first(name)):
+    if kind == "person":  # a site that calls itself a Person in its JSON-LD ('Cleveland Clinic')
+        return key in sites and (is_organisation(name) or not is_person(name))
+    if kind != "organisation" and _given_first(name):
         return False
     for site in sites:
         if key == site or (site in key or key in site) and not (is_person(name) and len(name.split()) >= 2):
@@ -601,8 +607,32 @@ def _byline(node: Any) -> str | None:
     if named is not None:
         return normalize_line(named.get("content") or named.text_content()) or None
     parts = [p for p in (normalize_line(t) for t in node.itertext()) if p]
-    text = " | ".join(parts)
+    cut = next((k for k, p in enumerate(parts) if k and _OTHER_CREDIT.match(p)), len(parts))
+    if _OTHER_CREDIT.match(parts[0] if parts else ""):
+        return None
+    text = " | ".join(parts[:cut])
+    if len(text) > 160 and parts and is_person(parts[0]):
+        return parts[0]
     return text if text and len(text) <= 160 else None
+
+
+# Credits that are not the author's: a byline element lists them after the author's name.
+_OTHER_CREDIT = re.compile(
+    r"(?:updated|reviewed|medically reviewed|fact[- ]checked|edited|illustrat\w*|photos?|photograph\w*)(?: by)?\b",
+    re.I,
+)
+_AUTHOR_PATH = re.compile(r"/(?:authors?|writers?|contributors?)/[^/?#]+/?(?:$|[?#])", re.I)
+
+
+def _author_link(node: Any) -> str | None:
+    """The text of a link to an author's page ('/author/ana-ruiz/'), outside comments,
+    sidebars and related lists: how many pages name the author without marking the byline."""
+    if not _AUTHOR_PATH.search(node.get("href") or ""):
+        return None
+    text = normalize_line(node.text_content())
+    return text if text and len(text) <= 60 and not _in_aside(node) else None
+
+
 _PUBLISHED_CLASS = re.compile(r"publish|posted|entry-date|post-date|article-date|date-pub", re.I)
 _HIDDEN = ("script", "style", "noscript", "template", "svg")
 HEADER_CHARS = 600  # text around the headline searched for a shown date or a byline
@@ -685,6 +715,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     element_dates: list[str] = []
     modified: list[str] = []
     bylines: list[str] = []
+    author_links: list[str] = []
     for node in tree.iter(
         "meta", "link", "script", "h1", "title", "time", "a", "span", "div", "p", "address", "li", "strong", "h3",
         "h4", "author", "h2",
@@ -722,10 +753,11 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
                 modified.append(stamp or node.text_content())
             elif stamp:
                 (element_dates if not _PUBLISHED_CLASS.search(marks) else published).append(stamp)
-        elif len(bylines) < 12:
-            byline = _byline(node)
-            if byline:
+        else:
+            if len(bylines) < 12 and (byline := _byline(node)):
                 bylines.append(byline)
+            elif tag == "a" and len(author_links) < 3 and (linked := _author_link(node)):
+                author_links.append(linked)
 
     def first(*names: str) -> str | None:
         return next((metas[n][0] for n in names if n in metas), None)
@@ -793,11 +825,17 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
     # Authors: structured names, then byline elements, then what the page shows as a byline.
     sites = [s for s in (meta.site_name, *publishers, *_host_names(url)) if s]
+    written_by = [  # <meta name="twitter:label1" content="Written by"> and its twitter:data1
+        (metas[f"twitter:data{k}"][0], "structured")
+        for k in "1234"
+        if metas.get(f"twitter:label{k}", [""])[0].lower() == "written by" and f"twitter:data{k}" in metas
+    ]
     sources = [
         ld_authors,
         [(_first_last(v) if n == "citation_author" else v, "structured")
-         for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")],
+         for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")] + written_by,
         *([(b, "")] for b in bylines),
+        *([(b, "")] for b in author_links),
         *seen.bylines,
     ]
     meta.authors = choose_authors(sources, sites, seen.text.casefold())
