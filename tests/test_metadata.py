@@ -118,7 +118,7 @@ def test_shown_dates_spellings() -> None:
 # --- authors ---------------------------------------------------------------------------------
 
 
-def test_json_ld_people_split_and_the_site_name_never_an_author() -> None:
+def test_json_ld_people_split_and_the_site_name_only_when_it_signs_the_post() -> None:
     meta = _meta(
         _ld(author=[{"@type": "Person", "name": "Ana Ruiz"}, {"@type": "Person", "name": "Tom Berg"},
                     {"@type": "Organization", "name": "Harbour News"}],
@@ -136,7 +136,12 @@ def test_json_ld_people_split_and_the_site_name_never_an_author() -> None:
         "<meta property='og:site_name' content='Harbour News'><meta name='author' content='Harbour News'>",
         "<h1>Harbour reopens after the storm</h1>",
     )
-    assert site_only.authors == []
+    assert site_only.authors == []  # the site's name fields alone, and the page does not show it
+    signed = _meta(
+        "<meta property='og:site_name' content='Swoogo'>" + _ld(author={"@type": "Organization", "name": "Swoogo"}),
+        "<h1>Harbour reopens after the storm</h1><p>By Swoogo</p>",
+    )
+    assert signed.authors == ["Swoogo"]  # a company's post signed by the company, no person named
 
 
 def test_byline_line_with_credentials_and_several_authors() -> None:
@@ -237,7 +242,7 @@ def test_real_pages() -> None:
     macrumors = _fixture_article("232a43fb")
     assert macrumors.authors == ["Joe Rossignol"] and macrumors.published_at == "2019-11-18T10:45:00+00:00"
     rt = _fixture_article("4a44ab3e")
-    assert rt.authors == []  # the JSON-LD author is the site, RT
+    assert rt.authors == ["RT"]  # the JSON-LD author is the site, RT, and no person is named
     korean = _fixture_article("0ec95c72")
     assert korean.published_at == "2018-08-25"  # 기사입력 : 2018-08-25 15:24 under the headline
 

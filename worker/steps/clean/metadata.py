@@ -13,7 +13,8 @@ what it shows a reader (its visible text around the headline).
 - Authors: JSON-LD authors (a Person told from an Organization), author meta tags, elements
   marked as bylines, then the byline the page shows ('By A and B', a name beside the date line
   or alone under the headline, 'Written by ...'); several authors split; credentials dropped;
-  an organisation or staff byline only when no person is named; never the site's own name.
+  an organisation or staff byline only when no person is named; the site's own name only when
+  nothing else is and the page signs the post with it.
 - Title: the page's headline (its `<h1>`, or an h2 when the h1 is a logo) when it is the
   story's, else the OpenGraph or JSON-LD headline, else the `<title>` without the site name.
 
@@ -408,20 +409,26 @@ def choose_authors(
 ) -> list[str]:
     """The people of the first source (`sources`, in order of trust, each a list of (name,
     kind)) that names a person the page shows (`shown`: its visible text, folded), else of the
-    first that names any; without a person, the first organisation or staff byline. The site's
-    own name is never an author (unless it is a person's name: a personal site)."""
+    first that names any; without a person, the first organisation or staff byline; without
+    either, the site's own name when an author source gives it and the page shows it (a
+    company's post signed by the company). The site's name never stands for a person who is
+    named, and never comes from the site's name fields alone."""
     sites = {_squeeze(s) for s in site_names if s and len(_squeeze(s)) >= 3}
     found: list[list[str]] = []
     organisations: list[str] = []
+    signed_by_site: list[str] = []  # the site's own name given as the author
     for source in sources:
         people: list[str] = []
         for raw, kind in source:
             named, orgs = _names_of(raw, kind)
             for name in named:
                 key = _squeeze(name)
-                if not _site_name(name, sites, kind) and key not in {_squeeze(p) for p in people}:
+                if _site_name(name, sites, kind):
+                    signed_by_site.append(name)
+                elif key not in {_squeeze(p) for p in people}:
                     people.append(name)
-            organisations += [o for o in orgs if not _site_name(o, sites, "organisation")]
+            for name in orgs:
+                (signed_by_site if _site_name(name, sites, "organisation") else organisations).append(name)
         if people:
             found.append(people)
     for people in found:
@@ -429,7 +436,8 @@ def choose_authors(
             return people
     if found:
         return found[0]
-    return organisations[:1]
+    shown_site = [n for n in signed_by_site if re.search(rf"(?<!\w){re.escape(n.casefold())}(?!\w)", shown)]
+    return (organisations or shown_site)[:1]
 
 
 # --- the html page ---------------------------------------------------------------------------
