@@ -142,6 +142,9 @@ def test_json_ld_people_split_and_the_site_name_only_when_it_signs_the_post() ->
         "<h1>Harbour reopens after the storm</h1><p>By Swoogo</p>",
     )
     assert signed.authors == ["Swoogo"]  # a company's post signed by the company, no person named
+    plain = _meta("<meta property='og:site_name' content='EcoFlow'>",
+                  "<h1>Harbour reopens after the storm</h1><span class='post-author'>EcoFlow</span>")
+    assert plain.authors == ["EcoFlow"]
 
 
 def test_byline_line_with_credentials_and_several_authors() -> None:
@@ -205,6 +208,16 @@ def test_a_site_calling_itself_a_person_is_not_the_author() -> None:
         "<h1>Harbour reopens after the storm</h1>",
     )
     assert personal.authors == ["Ash Vardanian"]
+
+
+
+def test_a_handle_marked_as_the_author_and_a_name_given_whole_where_a_source_has_it() -> None:
+    handle = _meta("", "<h1>Harbour reopens after the storm</h1><div class='header-byline'>By "
+                       "<a href='/member/MixmasterFred/' rel='author'>MixmasterFred</a> in Workshop</div>")
+    assert handle.authors == ["MixmasterFred"]
+    whole = _meta("", "<h1>Harbour reopens after the storm</h1><span class='author-name'>Juliette</span>"
+                      + STORY * 3 + "<p>Written by Juliette Carreiro</p>")
+    assert whole.authors == ["Juliette Carreiro"]
 
 
 # --- titles ----------------------------------------------------------------------------------

@@ -429,13 +429,16 @@ def choose_authors(
                     people.append(name)
             for name in orgs:
                 (signed_by_site if _site_name(name, sites, "organisation") else organisations).append(name)
+            if not named and not orgs:  # 'EcoFlow' as the byline of ecoflow.com: neither kind of name
+                signed_by_site += [n for n in split_authors(raw) if _squeeze(n) in sites]
         if people:
             found.append(people)
-    for people in found:
-        if not shown or people[0].casefold() in shown:
-            return people
-    if found:
-        return found[0]
+    chosen = next((people for people in found if not shown or people[0].casefold() in shown), found[0] if found else [])
+    if len(chosen) == 1 and len(chosen[0].split()) == 1:  # 'Juliette', where another source has 'Juliette Carreiro'
+        whole = (p for people in found for p in people if p.split()[0] == chosen[0] and 2 <= len(p.split()) <= 4)
+        chosen = [next(whole, chosen[0])]
+    if chosen:
+        return chosen
     shown_site = [n for n in signed_by_site if re.search(rf"(?<!\w){re.escape(n.casefold())}(?!\w)", shown)]
     return (organisations or shown_site)[:1]
 
@@ -594,10 +597,11 @@ def _in_aside(node: Any) -> bool:
     return False
 
 
-def _byline(node: Any) -> str | None:
+def _byline(node: Any) -> tuple[str, str] | None:
     """The text of an element marked as the page's byline or author (itemprop, rel, class or
-    id), its parts joined by ' | '; None for other elements and for those inside comments,
-    sidebars, related lists and other asides."""
+    id), its parts joined by ' | ', with its kind for `choose_authors` ('structured' when the
+    markup says it is the author: itemprop or rel 'author', which may name a handle); None for
+    other elements and for those inside comments, sidebars, related lists and other asides."""
     attributes = node.attrib
     if not attributes and node.tag != "author":
         return None
@@ -611,17 +615,19 @@ def _byline(node: Any) -> str | None:
             return None
     if _in_aside(node):
         return None
+    kind = "structured" if prop == "author" or rel == "author" else ""
     named = node.find(".//*[@itemprop='name']") if prop == "author" else None
     if named is not None:
-        return normalize_line(named.get("content") or named.text_content()) or None
+        name = normalize_line(named.get("content") or named.text_content())
+        return (name, kind) if name else None
     parts = [p for p in (normalize_line(t) for t in node.itertext()) if p]
     cut = next((k for k, p in enumerate(parts) if k and _OTHER_CREDIT.match(p)), len(parts))
     if _OTHER_CREDIT.match(parts[0] if parts else ""):
         return None
     text = " | ".join(parts[:cut])
     if len(text) > 160 and parts and is_person(parts[0]):
-        return parts[0]
-    return text if text and len(text) <= 160 else None
+        return parts[0], kind
+    return (text, kind) if text and len(text) <= 160 else None
 
 
 # Credits that are not the author's: a byline element lists them after the author's name.
@@ -722,7 +728,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     published: list[str] = []  # structured published dates, most trusted first
     element_dates: list[str] = []
     modified: list[str] = []
-    bylines: list[str] = []
+    bylines: list[tuple[str, str]] = []
     author_links: list[str] = []
     for node in tree.iter(
         "meta", "link", "script", "h1", "title", "time", "a", "span", "div", "p", "address", "li", "strong", "h3",
@@ -842,7 +848,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
         ld_authors,
         [(_first_last(v) if n == "citation_author" else v, "structured")
          for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")] + written_by,
-        *([(b, "")] for b in bylines),
+        *([b] for b in bylines),
         *([(b, "")] for b in author_links),
         *seen.bylines,
     ]
