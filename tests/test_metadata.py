@@ -113,6 +113,8 @@ def test_shown_dates_spellings() -> None:
     )]
     assert days.count("2025-09-04") == 3
     assert {"2025-12-11", "2025-11-12"} <= set(days)  # 12.11.2025 read both ways
+    cited = [d.isoformat() for d, _ in shown_dates("Cureus. 2023 Jan 7;15(1) | Pricing Guide 2026 Dec 26, 2025")]
+    assert cited == ["2023-01-07", "2025-12-26"]  # a citation's day; a headline's year is not one
 
 
 # --- authors ---------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ _SHOWN_DATE = re.compile(
     rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD},?\s+(\d{{4}})\b"  # September 4, 2025
     rf"|\b(\d{{1,2}}){_ORD}\.?\s+(?:of\s+)?{_MONTH},?\s+(\d{{4}})\b"  # 4 September 2025
     r"|\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"  # 2025-09-04
-    r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})\b",  # 09/04/2025, 04.09.25
+    r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})\b"  # 09/04/2025, 04.09.25
+    rf"|\b(\d{{4}})\s+{_MONTH}\s+(\d{{1,2}})\b(?![:.]\d|,?\s*\d{{4}})",  # 2023 Jan 7 (citations)
     re.IGNORECASE,
 )
 _DATE_ANCHOR = re.compile(r"\d{4}|\d[-/.]\d{1,2}[-/.]\d\d")
@@ -110,8 +111,11 @@ def _date_matches(text: str) -> Iterator[re.Match[str]]:
         for match in _SHOWN_DATE.finditer(text, max(done, anchor.start() - 24), end):
             if match.start() < done:
                 continue
-            if match.end() == end:  # cut by the window: read it again in the whole text
-                match = _SHOWN_DATE.match(text, match.start()) or match
+            if match.end() > end - 8:  # cut by the window, or a look past it: read it again in the whole text
+                whole = _SHOWN_DATE.match(text, match.start())
+                if whole is None:
+                    continue
+                match = whole
             done = match.end()
             yield match
 
@@ -129,6 +133,8 @@ def shown_dates(text: str) -> list[tuple[date, int]]:
             found = [_day(int(g[5]), _month(g[4]), int(g[3]))]
         elif g[6]:
             found = [_day(int(g[6]), int(g[7]), int(g[8]))]
+        elif g[12]:
+            found = [_day(int(g[12]), _month(g[13]), int(g[14]))]
         else:
             a, b, y = int(g[9]), int(g[10]), int(g[11])
             found = [_day(y, a, b), _day(y, b, a)]
