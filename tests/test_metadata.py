@@ -270,6 +270,14 @@ def test_dump_byline_and_date_lines_between_headline_and_story() -> None:
     )
     stated = dump_meta(dump, "Harbour reopens after the storm", STORY[3:-4])
     assert stated.authors == ["Ana Ruiz", "Tom Berg"] and stated.published_at == "2025-11-12"
+    glued = dump_meta(
+        "Harbour reopens after the storm\n  By Korin MillerPublished: Jan 29, 2025\n" + STORY[3:-4],
+        "Harbour reopens after the storm", STORY[3:-4],
+    )
+    assert glued.authors == ["Korin Miller"] and glued.published_at == "2025-01-29"
+    listed = dump_meta("Harbour reopens after the storm\n  by\n    * Taya Iv\n    16 min read\n" + STORY[3:-4],
+                       "Harbour reopens after the storm", STORY[3:-4])
+    assert listed.authors == ["Taya Iv"]
 
 
 def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:

@@ -864,11 +864,20 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
 # --- text dumps ------------------------------------------------------------------------------
 
+_GLUED_LABEL = re.compile(r"(?<=[a-z])(?=(?:Published|Updated|Posted|Last Updated)\b)")
+
+
+def _dump_line(text: str) -> str:
+    """A dump's line as a text node of the page: a list bullet dropped, a label its saving
+    glued to the name before it split off ('By Korin MillerPublished: Jan 29, 2025')."""
+    return _GLUED_LABEL.sub("\n", re.sub(r"^[*•·]\s+", "", normalize_line(text)))
+
+
 def dump_meta(dump: str, title: str, first_paragraph: str) -> DumpMeta:
     """Byline names and publication date of a text dump, read as an HTML page's visible text
     is (`Shown`): the byline and date around its headline, a 'Published ...' or 'Written by
     ...' line anywhere."""
-    lines = "\n".join(line for line in (normalize_line(t) for t in dump.splitlines()) if line)
+    lines = "\n".join(line for line in (_dump_line(t) for t in dump.splitlines()) if line)
     story = lines.find(first_paragraph) if first_paragraph else -1
     at = lines.rfind(title, 0, story if story >= 0 else len(lines)) if title else -1
     if at < 0:
