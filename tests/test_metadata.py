@@ -222,6 +222,17 @@ def test_a_handle_marked_as_the_author_and_a_name_given_whole_where_a_source_has
     assert whole.authors == ["Juliette Carreiro"]
 
 
+
+def test_a_pen_name_in_a_byline_element_a_body_class_no_aside_and_a_co_author_with() -> None:
+    pen = _meta("", "<h1>Harbour reopens after the storm</h1><span class='post-author'>Yucy</span>")
+    assert pen.authors == ["Yucy"]
+    tree = parse_html("<html><body class='single-post menu'><h1>Harbour reopens after the storm</h1>"
+                      f"<div class='post-meta'>By: <a href='/author/ray/'>Ray Ansari</a></div>{STORY}</body></html>")
+    assert tree is not None
+    assert read_meta(drop_code(tree), "https://news.example.com/harbour").authors == ["Ray Ansari"]
+    assert split_authors("By Dieter Hogen with Uta Pippig") == ["Dieter Hogen", "Uta Pippig"]
+
+
 # --- titles ----------------------------------------------------------------------------------
 
 

@@ -287,7 +287,7 @@ _BY = re.compile(
     r"more\s+(?:from|by)|(?:posts|articles|stories)\s+by)\s+)",
     re.I,
 )
-_SPLIT = re.compile(r"\s*(?:[;|&/•·]|,(?!\s*(?:jr|sr|ii|iii)\.?\s*(?:$|,))|\band\b|\bund\b)\s*", re.I)
+_SPLIT = re.compile(r"\s*(?:[;|&/•·]|,(?!\s*(?:jr|sr|ii|iii)\.?\s*(?:$|,))|\band\b|\bund\b|\bwith\b)\s*", re.I)
 _CREDENTIAL = re.compile(
     r"^(?:[A-Z][A-Za-z]?\.?){1,2}(?:[A-Z]\.?){0,4}(?:\s*®|\s+\d+)?$|^(?:ph\.?\s?d|m\.?d|jr|sr|esq)\.?$", re.I
 )
@@ -374,12 +374,14 @@ def is_person(name: str) -> bool:
 def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
     """People and organisations a source names. `kind`: 'person' or 'organisation' when the
     source says (JSON-LD), 'structured' for an author field that does not (meta tags), '' for
-    text on the page, where only names that read as a person's count."""
+    text on the page, where only names that read as a person's count ('element': an element
+    marked as the byline, which may hold a one-word pen name)."""
     if kind == "organisation":
         name = normalize_line(raw)
         return [], [name] if name and len(name) <= 60 and not _NOT_A_NAME.search(name) else []
     people, organisations = [], []
-    for name in split_authors(raw):
+    names = split_authors(raw)
+    for name in names:
         plain = len(name.split()) <= 5 and not _NOT_A_NAME.search(name) and not _ROLE.search(name)
         if kind == "person" and plain or is_person(name):
             people.append(name)
@@ -387,6 +389,8 @@ def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
             organisations.append(name)
         elif kind == "structured" and plain:
             people.append(name)
+        elif kind == "element" and set(names) == {name} and re.fullmatch(r"[A-Z][a-z]{2,}", name) and plain:
+            people.append(name)  # a byline element holding one capitalised word: a pen name ('Yucy')
     return people, organisations
 
 
@@ -595,7 +599,7 @@ def _in_aside(node: Any) -> bool:
     (one of its 12 nearest ancestors is marked so by class or id)."""
     parent = node.getparent()
     for _ in range(12):
-        if parent is None:
+        if parent is None or parent.tag in ("body", "html"):  # a body's classes name the template
             return False
         if _ASIDE_MARK.search(f"{parent.get('class') or ''} {parent.get('id') or ''}"):
             return True
@@ -621,7 +625,7 @@ def _byline(node: Any) -> tuple[str, str] | None:
             return None
     if _in_aside(node):
         return None
-    kind = "structured" if prop == "author" or rel == "author" else ""
+    kind = "structured" if prop == "author" or rel == "author" else "element"
     named = node.find(".//*[@itemprop='name']") if prop == "author" else None
     if named is not None:
         name = normalize_line(named.get("content") or named.text_content())
@@ -855,7 +859,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
         [(_first_last(v) if n == "citation_author" else v, "structured")
          for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")] + written_by,
         *([b] for b in bylines),
-        *([(b, "")] for b in author_links),
+        *([(b, "element")] for b in author_links),
         *seen.bylines,
     ]
     meta.authors = choose_authors(sources, sites, seen.text.casefold())
