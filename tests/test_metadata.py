@@ -69,6 +69,31 @@ def test_published_not_modified_even_when_the_page_shows_only_its_update() -> No
     assert meta.published_at == "2019-08-14T13:00:00Z"
 
 
+def test_the_url_day_agreeing_with_the_structured_date_is_the_story_day() -> None:
+    utc = _meta(_ld(datePublished="2025-12-19T02:41:41+00:00"),
+                "<h1>Harbour reopens after the storm</h1><p>December 18, 2025</p>",
+                url="https://news.example.com/2025/12/18/harbour")
+    assert utc.published_at == "2025-12-18"  # the url's day, the moment is the next day in UTC
+    template = _meta(_ld(datePublished="2021-01-18"),
+                     "<h1>Harbour reopens after the storm</h1><p>April 12, 2022</p>",
+                     url="https://news.example.com/2021/01/18/harbour")
+    assert template.published_at == "2021-01-18"
+    named = _meta("", "<h1>Harbour reopens after the storm</h1><p>03/10/2023</p>",
+                  url="https://news.example.com/blog/2023/october/03/harbour")
+    assert named.published_at == "2023-10-03"
+
+
+def test_the_structured_date_the_page_shows_and_the_header_before_labelled_days_elsewhere() -> None:
+    two = _meta("<meta property='article:published_time' content='2025-12-19'>"
+                + _ld(datePublished="2018-04-03T16:50:31Z"), "<h1>Harbour reopens after the storm</h1><p>Dec 19, 2025</p>")
+    assert two.published_at == "2025-12-19"
+    review = _meta("", "<h1>Harbour reopens after the storm</h1><p>by Amanda · Dec 20, 2025</p>" + STORY * 3
+                       + "<p>A Far Better Thing. Released: June 17, 2025 by Tor Books</p>")
+    assert review.published_at == "2025-12-20"
+    original = _meta("", "<h1>Harbour reopens after the storm</h1><p>Chris Carroll</p><p>30 Sep 2022</p>" + STORY
+                         + "<p>This article was originally published on 26 Sep 2019.</p>")
+    assert original.published_at == "2019-09-26"
+
 def test_no_date_rather_than_a_guess() -> None:
     # a copyright year, an opening-hours day and a date range are not the story's date
     meta = _meta(

@@ -82,7 +82,7 @@ _SHOWN_DATE = re.compile(
 )
 _DATE_ANCHOR = re.compile(r"\d{4}|\d[-/.]\d{1,2}[-/.]\d\d")
 _ISO_DAY = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
-_URL_DATE = re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?:/|$)")
+_URL_DATE = re.compile(rf"/((?:19|20)\d{{2}})/(\d{{1,2}}|{_MONTH})/(\d{{1,2}})(?:/|$)", re.I)
 
 
 def _month(name: str) -> int:
@@ -148,18 +148,25 @@ _PUBLISHED_WORD = re.compile(
 )
 
 
-def page_dates(text: str) -> tuple[dict[date, bool], list[date]]:
+def page_dates(text: str) -> tuple[dict[date, bool], list[date], list[date]]:
     """The days `text` shows, each with whether every showing of it is labelled as an update
-    ('Updated on ...'), and the days labelled as publication ('Published ...'), in order."""
+    ('Updated on ...'); the days labelled as publication ('Published ...'), in order; and those
+    labelled as the first publication ('originally published on ...')."""
     shown: dict[date, bool] = {}
     published: list[date] = []
+    original: list[date] = []
     for day, at in shown_dates(text):
         before = text[max(0, at - 30) : at]
         update = bool(_UPDATE_WORD.search(before))
         shown[day] = shown.get(day, True) and update
         if _PUBLISHED_WORD.search(before):
             published.append(day)
-    return shown, published
+            if _ORIGINAL_WORD.search(text[max(0, at - 45) : at]):
+                original.append(day)
+    return shown, published, original
+
+
+_ORIGINAL_WORD = re.compile(r"\b(?:originally|first)\s+(?:published|posted|appeared)\b", re.I)
 
 
 _OTHER_DATE_WORD = re.compile(
@@ -198,7 +205,10 @@ def _stated_day(value: str | None) -> date | None:
 
 def _url_day(url: str | None) -> date | None:
     match = _URL_DATE.search(urlsplit(url).path) if url else None
-    return _day(int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
+    if match is None:
+        return None
+    month = match.group(2)
+    return _day(int(match.group(1)), int(month) if month.isdigit() else _month(month), int(match.group(4)))
 
 
 def _as_value(day: date, stated: str) -> str:
@@ -218,6 +228,7 @@ class Shown:
     text: str  # the visible text on one line
     shown: dict[date, bool]  # every day shown; True when only ever shown as an update
     labelled: list[date]  # days labelled 'Published ...', 'Posted on ...'
+    original: list[date]  # days labelled 'Originally published on ...'
     header: list[date]  # days shown next to the headline (not as updates, ranges, hours)
     updates: list[date]  # days shown next to the headline as 'Updated ...'
     bylines: list[list[tuple[str, str]]]  # byline sources, most trusted first
@@ -226,7 +237,7 @@ class Shown:
 def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
     """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found)."""
     text = lines.replace("\n", " ")  # the same offsets
-    shown, labelled = page_dates(text)
+    shown, labelled, original = page_dates(text)
     days_after, updates_after = header_dates(lines[at : at + HEADER_CHARS] if at >= 0 else "")
     days_before, updates_before = header_dates(lines[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
     after = lines[at : at + HEADER_CHARS] if at >= 0 else ""
@@ -239,7 +250,7 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
         [(written.group(1), "")] if (written := _WRITTEN_BY.search(lines)) else [],
         [(label.group(1), "")] if (label := _AUTHOR_LABEL.search(lines)) else [],
     ]
-    return Shown(text, shown, labelled, days_after + days_before, updates_after + updates_before, bylines)
+    return Shown(text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines)
 
 
 def choose_date(
@@ -257,11 +268,17 @@ def choose_date(
     shown, header = seen.shown, seen.header
     days = [(d, v) for v in strong if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None]
     weak = [*weak, *(v for v in strong if not _ISO_DAY.match(v))]
+    url_day = _url_day(url)
+    if days and url_day is not None and abs((url_day - days[0][0]).days) <= 1:
+        # The url's /2025/12/18/ agrees: the structured date is the story's, on the url's day
+        # (the structured moment may fall on the next day in UTC).
+        return _as_value(*days[0]) if url_day == days[0][0] else url_day.isoformat()
     if days:
         # The same moment may fall on the day before or after in the reader's time zone.
-        near_days = {d + timedelta(days=k) for d, _ in days for k in (-1, 0, 1)}
-        if near_days & set(header) or near_days & shown.keys():
-            return _as_value(*days[0])
+        for near in (set(header), shown.keys()):  # the first structured day the header, else the page, shows
+            seen_day = next((dv for dv in days if any(dv[0] + timedelta(days=k) in near for k in (-1, 0, 1))), None)
+            if seen_day is not None:
+                return _as_value(*seen_day)
         changed = {d for v in modified if (d := _stated_day(v)) is not None}
         other = [d for d in header if d not in changed]
         if other:
@@ -274,7 +291,7 @@ def choose_date(
     day = _url_day(url)
     if day is not None and day in shown:
         return day.isoformat()
-    found = [*seen.labelled, *header, *seen.updates]
+    found = [*seen.original, *header, *seen.labelled, *seen.updates]
     return found[0].isoformat() if found else None
 
 
