@@ -85,7 +85,8 @@ def test_the_url_day_agreeing_with_the_structured_date_is_the_story_day() -> Non
 
 def test_the_structured_date_the_page_shows_and_the_header_before_labelled_days_elsewhere() -> None:
     two = _meta("<meta property='article:published_time' content='2025-12-19'>"
-                + _ld(datePublished="2018-04-03T16:50:31Z"), "<h1>Harbour reopens after the storm</h1><p>Dec 19, 2025</p>")
+                + _ld(datePublished="2018-04-03T16:50:31Z"),
+                "<h1>Harbour reopens after the storm</h1><p>Dec 19, 2025</p>")
     assert two.published_at == "2025-12-19"
     review = _meta("", "<h1>Harbour reopens after the storm</h1><p>by Amanda · Dec 20, 2025</p>" + STORY * 3
                        + "<p>A Far Better Thing. Released: June 17, 2025 by Tor Books</p>")
