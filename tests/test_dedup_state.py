@@ -200,7 +200,7 @@ def test_a_copy_redone_after_its_root_was_written_counts_once() -> None:
     pages = [
         ("https://a.example/cut", page(original[:4]), T0),  # a cut copy first: the root
         ("https://b.example/full", page(original), T0 + 60),  # the fuller original: the root takes its sketch
-        ("https://c.example/rest", page(original[5:]), T0 + 120),  # another version: the root keeps it too
+        ("https://c.example/rest", page(original[3:]), T0 + 120),  # another version: the root keeps it too
         ("https://d.example/same", page(original), T0 + 180),  # an exact copy of the original
         ("https://e.example/mix", page(original[2:7] + story(778)[:3]), T0 + 240),  # part of it, and more
     ]
