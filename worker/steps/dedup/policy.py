@@ -178,6 +178,8 @@ class Policy:
     index_sketch: int = INDEX_SKETCH
     min_near_shingles: int = MIN_NEAR_SHINGLES
     firm_copy: float = FIRM_COPY
+    consistent: float = CONSISTENT
+    distinct: float = DISTINCT
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -217,14 +219,14 @@ class Policy:
         if best is None or len(known.versions) < 2:
             return best
         for version in known.versions:
-            if overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore).coefficient < CONSISTENT:
+            if overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore).coefficient < self.consistent:
                 return None  # like one kept text, a stranger to another: not the story they share
         return best
 
     def choose(self, found: list[tuple[Likeness, Known]], ignore: set[int]) -> int | None:
         """Which of the known stories a page is like (`found`, each the rules called the same
         story) it is a copy of: the most like, unless it is also like a story whose own text is
-        a different one (`DISTINCT`): a page holding two stories is a copy of neither."""
+        a different one (`distinct`): a page holding two stories is a copy of neither."""
         if not found:
             return None
         best = max(range(len(found)), key=lambda i: found[i][0])  # the first of equals
@@ -232,7 +234,7 @@ class Policy:
         for i, (_, known) in enumerate(found):
             if i != best and (
                 overlap(mine, known.versions[0].sketch, self.index_sketch, self.index_sketch, ignore).coefficient
-                < DISTINCT
+                < self.distinct
             ):
                 return None
         return best
