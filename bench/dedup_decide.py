@@ -2,14 +2,18 @@
 """Decisions per second of the dedup owner's decision, side by side: over a dict and over the
 RocksDB table, at N pages in the window.
 
-    python bench/dedup_decide.py --articles N [--probes 5000] [--rounds 2] [--before DIR] [--json FILE]
+    python bench/dedup_decide.py --articles N [--probes 5000] [--rounds 2] [--before DIR] [--fill-dir DIR]
+                                 [--json FILE]
 
 The pages are `bench/dedup_scale.py`'s (synthetic fingerprints shaped like real ones, one day of
 pages, a quarter of them copies of a recent story), decided by `DedupIndex` over a dict; the state
-they leave is then written into a RocksDB table through the store's write path, as a worker that
-decided them would have left it. Each measured store then decides the same probes (near copies of
-recent stories under new urls: each reads postings and candidates, verifies, and writes a copy's
-record and its root's) after the same warm-up probes, on its own copy of the table:
+they leave is then written into a RocksDB table with its derived indexes, as a worker that
+decided them would have left it (`dedup_scale.write_table`). Each measured store then decides
+the same pages, on its own copy of the table: 2,000 pages of the stream (warm-up), then, timed,
+`--probes` pages of the stream (`stream`: new stories and copies at the fill's share, under urls
+of their own) and as many near copies of recent stories (`near`, the probes of
+`bench/dedup_scale.py`: each reads postings and candidates, verifies, and writes a copy's
+record and its root's, the heaviest decision):
 
 - `dict`: the state in a dict, its derived indexes in memory (`eval dedup`, `process`, tests);
 - `rocksdb`: the worker's default store (`LocalState`: its hot entries and block cache as the
@@ -49,9 +53,9 @@ def rate(index: Any, pages: list[tuple[str, Any, float]]) -> tuple[float, float]
     return len(pages) / (time.thread_time() - thread), len(pages) / (time.process_time() - process)
 
 
-def measure_rocksdb(path: Path, warm: list[Any], probes: list[Any], hot_bytes: int | None) -> dict[str, Any]:
-    """Open the table at `path`, warm it up, time the probes (importing whichever code is first
-    on the path: this checkout's, or the one `--before` names)."""
+def measure_rocksdb(path: Path, pages: dict[str, list[Any]], hot_bytes: int | None) -> dict[str, Any]:
+    """Open the table at `path`, decide the warm-up pages, then time each kind of probes
+    (importing whichever code is first on the path: this checkout's, or `--before`'s)."""
     from worker.kafka.dedup_store import LocalState
     from worker.settings import Settings
     from worker.steps.dedup.index import DedupIndex
@@ -59,23 +63,59 @@ def measure_rocksdb(path: Path, warm: list[Any], probes: list[Any], hot_bytes: i
     cache = Settings().dedup_cache_mb * 1024 * 1024
     state = LocalState(path, cache) if hot_bytes is None else LocalState(path, cache, hot_bytes=hot_bytes)
     index = DedupIndex(state, window_seconds=7 * 86400, derived=state.derived)
-    rate(index, warm)
-    thread, process = rate(index, probes)
+    figures = decide_all(index, pages)
     hot = getattr(state.derived, "hot", None)
-    figures = {"decisions_per_second": round(thread), "decisions_per_second_process_cpu": round(process)}
     if hot is not None and hot.hits + hot.misses:
         figures["hot_hit_share"] = round(hot.hits / (hot.hits + hot.misses), 3)
     state.close()
     return figures
 
 
+def decide_all(index: Any, pages: dict[str, list[Any]]) -> dict[str, Any]:
+    """Decide the warm-up pages, then each kind of probes timed (decisions per CPU second)."""
+    figures: dict[str, Any] = {}
+    for kind, batch in pages.items():
+        thread, process = rate(index, batch)
+        if kind != "warm_up":
+            figures[kind] = round(thread)
+            figures[f"{kind}_process_cpu"] = round(process)
+    return figures
+
+
 def child(args: argparse.Namespace) -> int:
     """`--child`: one RocksDB measurement in this process (the code under test is on the path)."""
     with open(args.child_probes, "rb") as handle:
-        warm, probes = pickle.load(handle)
+        pages = pickle.load(handle)
     hot = None if args.child_hot < 0 else args.child_hot
-    print(json.dumps(measure_rocksdb(Path(args.child), warm, probes, hot)))
+    print(json.dumps(measure_rocksdb(Path(args.child), pages, hot)))
     return 0
+
+
+class StreamPages:
+    """The stream's next pages (new stories and copies of recent ones, at the fill's share and
+    pace) under urls of their own, and near copies of recent stories."""
+
+    def __init__(self, stream: Any, articles: int, last: float, prober: Any) -> None:
+        self.stream, self.prober = stream, prober
+        self.step = 86400.0 / articles
+        self.when = last
+        self.count = 0
+
+    def page(self) -> tuple[str, Any, float]:
+        stream = self.stream
+        self.count += 1
+        self.when += self.step
+        if stream.recent and stream.rng.random() < stream.copy_share:
+            fp = stream.copy(stream.recent[stream.rng.randrange(len(stream.recent))])
+            return f"https://copy{self.count % 997}.example/next/{self.count}", fp, self.when
+        _, fp = stream.story()
+        return f"https://site{self.count % 500}.example/next/{self.count}", fp, self.when
+
+    def round(self, warm_up: int, probes: int) -> dict[str, list[Any]]:
+        """Warm-up pages, then `probes` pages of the stream and as many near copies."""
+        return {"warm_up": [self.page() for _ in range(warm_up)],
+                "stream": [self.page() for _ in range(probes)],
+                "near": [self.prober.page() for _ in range(probes)]}
 
 
 def main() -> int:
@@ -87,6 +127,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--before", help="a checkout of older code: its RocksDB decision is measured too")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--fill-dir", help="keep the fill (pages, dict state, RocksDB table) here, or reuse the one "
+                        "kept there; the table copies each store decides over are made from it")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-probes", help=argparse.SUPPRESS)
     parser.add_argument("--child-hot", type=int, default=-1, help=argparse.SUPPRESS)
@@ -96,7 +138,7 @@ def main() -> int:
 
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
-    from dedup_scale import Counting, Prober, Stream
+    from dedup_scale import Counting, Prober, Stream, write_table
 
     from worker.kafka.dedup_store import LocalState
     from worker.settings import Settings
@@ -109,48 +151,53 @@ def main() -> int:
                                "load_average_start": [round(x, 2) for x in os.getloadavg()]}
     tmp = Path(tempfile.mkdtemp(prefix="dedup-decide-"))
     try:
-        stream = Stream(args.seed, args.copies)
-        state = Counting()
-        memory = DedupIndex(state, window_seconds=7 * 86400)
+        saved = Path(args.fill_dir or tmp / "fill")
+        saved.mkdir(parents=True, exist_ok=True)
+        table = saved / "db"
         started = time.perf_counter()
-        last = 0.0
-        for n, (url, fp, when) in enumerate(stream.pages(args.articles), start=1):
-            memory.decide(url, fp, when)
-            last = when
-            if n % 200_000 == 0:
-                say(f"  decided {n:,} pages ({time.perf_counter() - started:.0f} s)")
-        figures["indexed_articles"] = memory.roots()
-        table = tmp / "table"
+        if (saved / "stream.pkl").exists():  # the pages of an earlier run's fill, kept
+            with open(saved / "stream.pkl", "rb") as handle:
+                stream, last = pickle.load(handle)
+            with open(saved / "state.pkl", "rb") as handle:
+                state = Counting(pickle.load(handle))
+            memory = DedupIndex(state, window_seconds=7 * 86400)
+            say(f"fill of {args.articles:,} pages read from {saved}")
+        else:
+            stream = Stream(args.seed, args.copies)
+            state = Counting()
+            memory = DedupIndex(state, window_seconds=7 * 86400)
+            last = 0.0
+            for n, (url, fp, when) in enumerate(stream.pages(args.articles), start=1):
+                memory.decide(url, fp, when)
+                last = when
+                if n % 200_000 == 0:
+                    say(f"  decided {n:,} pages ({time.perf_counter() - started:.0f} s)")
+            with open(saved / "state.pkl", "wb") as handle:
+                pickle.dump(dict(state), handle)
+            with open(saved / "stream.pkl", "wb") as handle:
+                pickle.dump((stream, last), handle)
+        if not (saved / "table-written").exists():
+            shutil.rmtree(table, ignore_errors=True)
+            write_table(table, state, memory, Settings().dedup_cache_mb * 1024 * 1024)
+            (saved / "table-written").touch()
         local = LocalState(table, Settings().dedup_cache_mb * 1024 * 1024)
-        derived = local.derived
-        derived.begin()
-        for n, (key, value) in enumerate(state.items(), start=1):
-            derived.change(b'"' + key.encode() + b'"', None, value)
-            if n % 20_000 == 0:
-                derived.write()
-                derived.begin()
-        derived.write()
         local.db.compact_range(None, None)  # the same table for every store, whatever compacted last
         local.close()
+        figures["indexed_articles"] = memory.roots()
         figures["fill_seconds"] = round(time.perf_counter() - started, 1)
-        say(f"filled {args.articles:,} pages ({figures['indexed_articles']:,} indexed) in {figures['fill_seconds']} s")
+        say(f"{args.articles:,} pages ({figures['indexed_articles']:,} indexed) in {figures['fill_seconds']} s")
 
-        prober = Prober(None, stream, last)  # type: ignore[arg-type]  # pages only, nothing sent
+        pages = StreamPages(stream, args.articles, last, Prober(None, stream, last))  # type: ignore[arg-type]
         stores = ["dict", "rocksdb", "rocksdb-no-hot"] + (["before"] if args.before else [])
         rounds: list[dict[str, Any]] = []
         for number in range(args.rounds):
-            warm = [prober.page() for _ in range(WARM_UP)]
-            probes = [prober.page() for _ in range(args.probes)]
+            batch = pages.round(WARM_UP, args.probes)
             probes_file = tmp / "probes.pkl"
-            probes_file.write_bytes(pickle.dumps((warm, probes)))
+            probes_file.write_bytes(pickle.dumps(batch))
             measured: dict[str, Any] = {}
             for store in stores:
-                if store == "dict":
-                    rate(memory, warm)
-                    thread, process = rate(memory, probes)
-                    measured[store] = {"decisions_per_second": round(thread),
-                                       "decisions_per_second_process_cpu": round(process)}
-                    # undo nothing: the dict keeps these pages, as each table copy will
+                if store == "dict":  # it keeps these pages, as each table copy does
+                    measured[store] = decide_all(memory, batch)
                     continue
                 copy = tmp / f"copy-{store}"
                 shutil.rmtree(copy, ignore_errors=True)
@@ -164,11 +211,13 @@ def main() -> int:
                 measured[store] = json.loads(out.strip().splitlines()[-1])
                 shutil.rmtree(copy, ignore_errors=True)
             rounds.append(measured)
-            say(f"round {number}  " + "   ".join(f"{store} {m['decisions_per_second']:,}/s"
-                                               for store, m in measured.items()))
+            for kind in ("stream", "near"):
+                line = "   ".join(f"{store} {m[kind]:,}/s" for store, m in measured.items())
+                say(f"round {number} {kind:>6}  {line}")
         figures["rounds"] = rounds
         for store in stores:
-            figures[f"{store}_decisions_per_second"] = max(r[store]["decisions_per_second"] for r in rounds)
+            for kind in ("stream", "near"):
+                figures[f"{store}_{kind}_decisions_per_second"] = max(r[store][kind] for r in rounds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     figures["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -96,8 +96,10 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
         posted_before = before.posted(POSTED) if before is not None and before.root else set()
         posted_after = after.posted(POSTED) if after is not None and after.root else set()
         if posted_before != posted_after:
-            sink.unpost(posted_before - posted_after, sid)
-            sink.post(posted_after - posted_before, sid)
+            if gone := posted_before - posted_after:
+                sink.unpost(gone, sid)
+            if new_hashes := posted_after - posted_before:
+                sink.post(new_hashes, sid)
     elif is_template_key(key):
         site = int.from_bytes(binascii.a2b_base64(key[1:] + "=="), "big")
         last_before = _unpack_template(old)[0] if old is not None else None
