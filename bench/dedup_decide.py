@@ -22,6 +22,10 @@ record and its root's, the heaviest decision):
 - `before` (with `--before DIR`, a checkout of older code): its RocksDB decision, in a
   subprocess importing that code, on its own copy of the same table with the same probes.
 
+Each RocksDB store first writes its copy's files again with its own options (a forced
+compaction, as its worker would have written them), then opens it again (as a worker restarted
+on its volume).
+
 The figure is decisions per CPU second of the deciding thread (the process's too, which counts
 RocksDB's background flushes and compactions), as in `bench/dedup_scale.py`. Rounds alternate
 the stores, so a change in the machine's load shows as a change between rounds.
@@ -33,6 +37,7 @@ import argparse
 import json
 import os
 import pickle
+import resource
 import shutil
 import subprocess
 import sys
@@ -54,19 +59,30 @@ def rate(index: Any, pages: list[tuple[str, Any, float]]) -> tuple[float, float]
 
 
 def measure_rocksdb(path: Path, pages: dict[str, list[Any]], hot_bytes: int | None) -> dict[str, Any]:
-    """Open the table at `path`, decide the warm-up pages, then time each kind of probes
-    (importing whichever code is first on the path: this checkout's, or `--before`'s)."""
+    """Open the table at `path` (its files first written again as the code under test writes
+    them), decide the warm-up pages, then time each kind of probes (importing whichever code is
+    first on the path: this checkout's, or `--before`'s)."""
+    import rocksdict
+
     from worker.kafka.dedup_store import LocalState
     from worker.settings import Settings
     from worker.steps.dedup.index import DedupIndex
 
     cache = Settings().dedup_cache_mb * 1024 * 1024
+    for options_file in path.glob("OPTIONS-*"):
+        options_file.unlink()  # opened first with the options of the code under test, not the file's
+    written = LocalState(path, cache)
+    compact = rocksdict.CompactOptions()
+    compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+    written.db.compact_range(None, None, compact)
+    written.close()  # then reopened, as by a worker restarted on its volume
     state = LocalState(path, cache) if hot_bytes is None else LocalState(path, cache, hot_bytes=hot_bytes)
     index = DedupIndex(state, window_seconds=7 * 86400, derived=state.derived)
     figures = decide_all(index, pages)
     hot = getattr(state.derived, "hot", None)
     if hot is not None and hot.hits + hot.misses:
         figures["hot_hit_share"] = round(hot.hits / (hot.hits + hot.misses), 3)
+    figures["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     state.close()
     return figures
 
@@ -138,6 +154,7 @@ def main() -> int:
 
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
+    import rocksdict
     from dedup_scale import Counting, Prober, Stream, write_table
 
     from worker.kafka.dedup_store import LocalState
@@ -181,7 +198,9 @@ def main() -> int:
             write_table(table, state, memory, Settings().dedup_cache_mb * 1024 * 1024)
             (saved / "table-written").touch()
         local = LocalState(table, Settings().dedup_cache_mb * 1024 * 1024)
-        local.db.compact_range(None, None)  # the same table for every store, whatever compacted last
+        compact = rocksdict.CompactOptions()  # every file written again with the current options
+        compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+        local.db.compact_range(None, None, compact)  # the same table for every store
         local.close()
         figures["indexed_articles"] = memory.roots()
         figures["fill_seconds"] = round(time.perf_counter() - started, 1)

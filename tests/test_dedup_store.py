@@ -103,12 +103,14 @@ def test_a_changelog_applied_in_batches_and_again_keeps_the_indexes_of_its_facts
 def test_the_store_overrides_methods_faust_still_has_with_the_same_parameters() -> None:
     import inspect
 
-    from faust.stores.rocksdb import Store
+    from faust.stores.rocksdb import RocksDBOptions, Store
 
-    from worker.kafka.dedup_store import DedupRocksStore
+    from worker.kafka.dedup_store import BoundedOptions, DedupRocksStore
 
-    for name in ("_set", "_del", "apply_changelog_batch", "basename"):
-        ours, theirs = getattr(DedupRocksStore, name), getattr(Store, name)
+    pairs = [(getattr(DedupRocksStore, name), getattr(Store, name), name)
+             for name in ("_set", "_del", "apply_changelog_batch", "basename", "revoke_partitions", "reset_state")]
+    pairs += [(getattr(BoundedOptions, name), getattr(RocksDBOptions, name), name) for name in ("open", "as_options")]
+    for ours, theirs, name in pairs:
         if isinstance(ours, property):
             assert isinstance(theirs, property), name
             continue

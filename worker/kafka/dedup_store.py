@@ -53,6 +53,7 @@ HOT_SHARE = 4
 RocksDB's block cache."""
 HOT_OPTION = "hot_entries_bytes"
 MEMTABLE_BLOOM_RATIO = 0.1
+METADATA_BLOCK_BYTES = 4096
 
 
 def hot_size(cache_bytes: int) -> int:
@@ -330,6 +331,13 @@ class BoundedOptions(faust_rocksdb.RocksDBOptions):
         table.set_block_cache(rocksdict.Cache(self.block_cache_size))
         table.set_cache_index_and_filter_blocks(True)
         table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        # Index and filter in 4 KB partitions: a file's whole filter (about a megabyte for a 64 MB
+        # file) cached as one block is evicted by the data blocks of its cache shard and read
+        # again from the file for the next lookup (a millisecond of CPU a read at 1,000,000 pages).
+        table.set_index_type(rocksdict.BlockBasedIndexType.two_level_index_search())
+        table.set_partition_filters(True)
+        table.set_pin_top_level_index_and_filter(True)
+        table.set_metadata_block_size(METADATA_BLOCK_BYTES)
         options.set_block_based_table_factory(table)
         return options
 
