@@ -194,14 +194,19 @@ def test_a_firm_copys_own_text_is_what_later_copies_are_compared_with_too() -> N
     snapshot = dict(state)
     assert decide(index, "https://origin.example/story", page(original)) == full  # replay
     assert state == snapshot
-    # the end of the story under a new lead: nothing in common with the cut copy itself
-    ending = ["A new lead written by the republishing desk for its own readers today."] + original[6:]
-    late = decide(index, "https://late.example/b", page(ending))
+    # the middle and end of the story under a new lead: under the near threshold of the cut copy
+    # (one paragraph of its three), most of it inside the full original
+    later = ["A new lead written by the republishing desk for its own readers today."] + original[2:]
+    late = decide(index, "https://late.example/b", page(later))
     assert late.kind == "near" and late.duplicate_of == cut.article_id
     assert late.copies == 3
+    # the end alone shares nothing with the cut copy: like one kept text and a stranger to the
+    # other, as a second story held by a firm copy would be; a story of its own
+    ending = ["Another desk wrote this lead for the end of the story alone, for its readers."] + original[6:]
+    assert decide(index, "https://end.example/c", page(ending)).duplicate_of is None
     size = sum(len(k.encode()) + len(v) for k, v in state.items())
     assert index.state_bytes() == size
-    assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~d"} and not index._memory._postings  # type: ignore[union-attr]  # no posting left
+    assert index.expire(T0 + 30 * DAY) == 4 and set(state) == {"~d"} and not index._memory._postings  # type: ignore[union-attr]  # no posting left
 
 
 def test_a_firm_copy_of_another_part_of_the_story_is_matched_through() -> None:
@@ -211,10 +216,11 @@ def test_a_firm_copy_of_another_part_of_the_story_is_matched_through() -> None:
     root = decide(index, "https://a.example/1", page(original[:8]))
     other = decide(index, "https://b.example/2", page(original[3:11]))  # same size, other part
     assert other.duplicate_of == root.article_id
-    # only the end of the story: nothing in common with the root's own text, much with the second
-    late = decide(index, "https://c.example/3", page(original[8:]))
+    # the end of the story: under the near threshold of the root's own text (two paragraphs of
+    # six), most of it inside the second part
+    late = decide(index, "https://c.example/3", page(original[6:]))
     assert late.kind == "near" and late.duplicate_of == root.article_id
-    assert decide(DedupIndex(state), "https://c.example/3", page(original[8:])) == late  # replay
+    assert decide(DedupIndex(state), "https://c.example/3", page(original[6:])) == late  # replay
     assert index.state_bytes() == sum(len(k.encode()) + len(v) for k, v in state.items())
     assert index.expire(T0 + 30 * DAY) == 3 and set(state) == {"~d"} and not index._memory._postings  # type: ignore[union-attr]  # no posting left
 
@@ -295,6 +301,32 @@ def test_a_doubtful_copy_cannot_pull_in_a_second_story() -> None:
     alone = decide(index, "https://c.example/3", page(second))
     assert alone.duplicate_of is None
     assert decide(index, "https://d.example/4", page(second[1:])).duplicate_of == alone.article_id
+
+
+def test_a_firm_copy_holding_a_second_story_cannot_pull_that_story_in() -> None:
+    index = DedupIndex({})
+    first, second = story(29, paragraphs=6), story(30, paragraphs=6)
+    root = decide(index, "https://a.example/1", page(first))
+    # the whole first story and the whole second one on a host page: a firm copy of the first
+    both = decide(index, "https://b.example/2", page(first + second))
+    assert both.duplicate_of == root.article_id and both.similarity > 0.9
+    # the second story alone: inside the firm copy's own text, nothing like the root's
+    alone = decide(index, "https://c.example/3", page(second))
+    assert alone.duplicate_of is None
+    assert decide(index, "https://d.example/4", page(first[:5])).duplicate_of == root.article_id
+
+
+def test_a_page_holding_two_known_stories_is_a_copy_of_neither() -> None:
+    index = DedupIndex({})
+    first, second = story(31, paragraphs=6), story(32, paragraphs=6)
+    one = decide(index, "https://a.example/1", page(first))
+    two = decide(index, "https://b.example/2", page(second))
+    # a host page that kept its own story around a syndicated one: which of the two it carries
+    # cannot be told from its text
+    assert decide(index, "https://c.example/3", page(second + first)).duplicate_of is None
+    # later copies of each still find their own story
+    assert decide(index, "https://d.example/4", page(first[1:])).duplicate_of == one.article_id
+    assert decide(index, "https://e.example/5", page(second[:5])).duplicate_of == two.article_id
 
 
 def test_boilerplate_shared_by_many_stories_counts_for_nothing() -> None:

@@ -16,7 +16,7 @@ from worker.runtime.compute import InlineCompute, PoolCompute
 from worker.runtime.metrics import Metrics
 from worker.runtime.pool import StepPool
 from worker.settings import Settings
-from worker.stages import Stages
+from worker.stages import Stages, with_raw_page
 from worker.steps.dedup import DedupIndex
 
 
@@ -79,3 +79,19 @@ def test_a_failing_step_is_counted_logged_once_and_dead_lettered(caplog: pytest.
     assert metrics.step_failures.labels("clean")._value.get() == 3
     assert sum("Traceback" in r.getMessage() for r in caplog.records) == 1
     assert orjson.loads(drops[0].value)["traceback"].count("broken_step") >= 1
+
+
+def test_a_late_dead_letter_without_a_url_takes_the_raw_pages() -> None:
+    stages = Stages(Settings(), DedupIndex({}, window_seconds=86400), InlineCompute(), Metrics.create())
+    page_at = Origin("pages.raw", 0, 7)
+    # A hop a later step could not read: the dead letter knows no url until the raw page is read back.
+    late = stages.dead_letter(internal_error(ValueError("bad hop"), "entities"), b"\x00hop",
+                              Origin("app-unique-articles", 1, 3), raw_at=page_at)
+    assert late.event is not None and late.event["url"] is None
+    raw = b'{"url": "https://news.example/a", "html": "<p>x</p>"}'
+    filled = with_raw_page(late, raw)
+    assert filled.event is not None and filled.event["url"] == "https://news.example/a"
+    assert orjson.loads(filled.value)["original"].encode() == raw
+    named = stages.dead_letter(internal_error(ValueError("x"), "entities"), b"\x00hop",
+                               Origin("app-unique-articles", 1, 4), "https://kept.example/b", raw_at=page_at)
+    assert with_raw_page(named, raw).event["url"] == "https://kept.example/b"  # a url it had stays

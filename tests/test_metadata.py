@@ -69,6 +69,37 @@ def test_published_not_modified_even_when_the_page_shows_only_its_update() -> No
     assert meta.published_at == "2019-08-14T13:00:00Z"
 
 
+def test_the_url_day_agreeing_with_the_structured_date_is_the_story_day() -> None:
+    utc = _meta(_ld(datePublished="2025-12-19T02:41:41+00:00"),
+                "<h1>Harbour reopens after the storm</h1><p>December 18, 2025</p>",
+                url="https://news.example.com/2025/12/18/harbour")
+    assert utc.published_at == "2025-12-18"  # the url's day, the moment is the next day in UTC
+    template = _meta(_ld(datePublished="2021-01-18"),
+                     "<h1>Harbour reopens after the storm</h1><p>April 12, 2022</p>",
+                     url="https://news.example.com/2021/01/18/harbour")
+    assert template.published_at == "2021-01-18"
+    named = _meta("", "<h1>Harbour reopens after the storm</h1><p>03/10/2023</p>",
+                  url="https://news.example.com/blog/2023/october/03/harbour")
+    assert named.published_at == "2023-10-03"
+
+
+def test_the_structured_date_the_page_shows_and_the_header_before_labelled_days_elsewhere() -> None:
+    two = _meta("<meta property='article:published_time' content='2025-12-19'>"
+                + _ld(datePublished="2018-04-03T16:50:31Z"),
+                "<h1>Harbour reopens after the storm</h1><p>Dec 19, 2025</p>")
+    assert two.published_at == "2025-12-19"
+    review = _meta("", "<h1>Harbour reopens after the storm</h1><p>by Amanda · Dec 20, 2025</p>" + STORY * 3
+                       + "<p>A Far Better Thing. Released: June 17, 2025 by Tor Books</p>")
+    assert review.published_at == "2025-12-20"
+    original = _meta("", "<h1>Harbour reopens after the storm</h1><p>Chris Carroll</p><p>30 Sep 2022</p>" + STORY
+                         + "<p>This article was originally published on 26 Sep 2019.</p>")
+    assert original.published_at == "2019-09-26"
+
+def test_a_byline_of_editors_is_not_an_edit_label() -> None:
+    meta = _meta("", "<p>Friday, December 19, 2025</p><h1>Harbour reopens after the storm</h1>"
+                     "<p>By The Currency editors 12.12.2025</p>")
+    assert meta.published_at == "2025-12-12"
+
 def test_no_date_rather_than_a_guess() -> None:
     # a copyright year, an opening-hours day and a date range are not the story's date
     meta = _meta(
@@ -100,18 +131,27 @@ def test_a_template_date_the_page_never_shows_gives_way_to_the_shown_one() -> No
     assert meta.published_at == "2024-08-25"
 
 
+
+def test_a_headline_ending_in_a_range_word_does_not_hide_the_date_under_it() -> None:
+    meta = _meta("", "<h1>A Car Maintenance Schedule That's Easy to Follow</h1><span>Oct 11, 2023</span>")
+    assert meta.published_at == "2023-10-11"
+    ranged = _meta("", "<h1>Harbour reopens after the storm</h1><p>Valid from May 1, 2023 to May 9, 2023</p>")
+    assert ranged.published_at is None
+
 def test_shown_dates_spellings() -> None:
     days = [d.isoformat() for d, _ in shown_dates(
         "Sept. 4, 2025 | 4th September 2025 | 2025-09-04 | 12.11.2025 | posted 3 days ago"
     )]
     assert days.count("2025-09-04") == 3
     assert {"2025-12-11", "2025-11-12"} <= set(days)  # 12.11.2025 read both ways
+    cited = [d.isoformat() for d, _ in shown_dates("Cureus. 2023 Jan 7;15(1) | Pricing Guide 2026 Dec 26, 2025")]
+    assert cited == ["2023-01-07", "2025-12-26"]  # a citation's day; a headline's year is not one
 
 
 # --- authors ---------------------------------------------------------------------------------
 
 
-def test_json_ld_people_split_and_the_site_name_never_an_author() -> None:
+def test_json_ld_people_split_and_the_site_name_only_when_it_signs_the_post() -> None:
     meta = _meta(
         _ld(author=[{"@type": "Person", "name": "Ana Ruiz"}, {"@type": "Person", "name": "Tom Berg"},
                     {"@type": "Organization", "name": "Harbour News"}],
@@ -129,7 +169,15 @@ def test_json_ld_people_split_and_the_site_name_never_an_author() -> None:
         "<meta property='og:site_name' content='Harbour News'><meta name='author' content='Harbour News'>",
         "<h1>Harbour reopens after the storm</h1>",
     )
-    assert site_only.authors == []
+    assert site_only.authors == []  # the site's name fields alone, and the page does not show it
+    signed = _meta(
+        "<meta property='og:site_name' content='Swoogo'>" + _ld(author={"@type": "Organization", "name": "Swoogo"}),
+        "<h1>Harbour reopens after the storm</h1><p>By Swoogo</p>",
+    )
+    assert signed.authors == ["Swoogo"]  # a company's post signed by the company, no person named
+    plain = _meta("<meta property='og:site_name' content='EcoFlow'>",
+                  "<h1>Harbour reopens after the storm</h1><span class='post-author'>EcoFlow</span>")
+    assert plain.authors == ["EcoFlow"]
 
 
 def test_byline_line_with_credentials_and_several_authors() -> None:
@@ -158,6 +206,62 @@ def test_comment_form_and_comment_authors_are_not_bylines() -> None:
         "class='comment-author'>Jane Smith</span><label class='author'>Name *</label></div>",
     )
     assert meta.authors == []
+
+
+
+def test_author_named_by_a_link_to_the_author_page_or_a_twitter_label() -> None:
+    linked = _meta("", "<h1>Harbour reopens after the storm</h1><p><span>by </span>"
+                       "<a href='/articles/authors/ana-ruiz'>Ana Ruiz</a></p>")
+    assert linked.authors == ["Ana Ruiz"]
+    related = _meta("", "<h1>Harbour reopens after the storm</h1>" + STORY * 4 +
+                        "<div class='related-posts'><a href='/author/tom-berg/'>Tom Berg</a></div>")
+    assert related.authors == []
+    labelled = _meta("<meta name='twitter:label1' content='Written by'><meta name='twitter:data1' content='aawoods'>",
+                     "<h1>Harbour reopens after the storm</h1>")
+    assert labelled.authors == ["aawoods"]
+
+
+def test_byline_element_credits_of_others_left_out() -> None:
+    meta = _meta("", "<h1>Harbour reopens after the storm</h1><div class='byline'>By <a>Ana Ruiz</a> "
+                     "<span>Updated by</span> <a>Tom Berg</a> <span>Updated April 10, 2025</span></div>")
+    assert meta.authors == ["Ana Ruiz"]
+    assert split_authors("Authors: Julie Weisenhorn and Natalie Hoidal") == ["Julie Weisenhorn", "Natalie Hoidal"]
+
+
+def test_a_site_calling_itself_a_person_is_not_the_author() -> None:
+    meta = _meta(
+        "<meta property='og:site_name' content='Harbour Clinic'>"
+        + _ld(author={"@type": "Person", "name": "Harbour Clinic"}),
+        "<h1>Harbour reopens after the storm</h1><p>by Tracy Parker, Dietitian</p>",
+    )
+    assert meta.authors == ["Tracy Parker"]
+    personal = _meta(
+        "<meta property='og:site_name' content='Ash Vardanian'>"
+        + _ld(author={"@type": "Person", "name": "Ash Vardanian"}),
+        "<h1>Harbour reopens after the storm</h1>",
+    )
+    assert personal.authors == ["Ash Vardanian"]
+
+
+
+def test_a_handle_marked_as_the_author_and_a_name_given_whole_where_a_source_has_it() -> None:
+    handle = _meta("", "<h1>Harbour reopens after the storm</h1><div class='header-byline'>By "
+                       "<a href='/member/MixmasterFred/' rel='author'>MixmasterFred</a> in Workshop</div>")
+    assert handle.authors == ["MixmasterFred"]
+    whole = _meta("", "<h1>Harbour reopens after the storm</h1><span class='author-name'>Juliette</span>"
+                      + STORY * 3 + "<p>Written by Juliette Carreiro</p>")
+    assert whole.authors == ["Juliette Carreiro"]
+
+
+
+def test_a_pen_name_in_a_byline_element_a_body_class_no_aside_and_a_co_author_with() -> None:
+    pen = _meta("", "<h1>Harbour reopens after the storm</h1><span class='post-author'>Yucy</span>")
+    assert pen.authors == ["Yucy"]
+    tree = parse_html("<html><body class='single-post menu'><h1>Harbour reopens after the storm</h1>"
+                      f"<div class='post-meta'>By: <a href='/author/ray/'>Ray Ansari</a></div>{STORY}</body></html>")
+    assert tree is not None
+    assert read_meta(drop_code(tree), "https://news.example.com/harbour").authors == ["Ray Ansari"]
+    assert split_authors("By Dieter Hogen with Uta Pippig") == ["Dieter Hogen", "Uta Pippig"]
 
 
 # --- titles ----------------------------------------------------------------------------------
@@ -195,7 +299,7 @@ def test_real_pages() -> None:
     macrumors = _fixture_article("232a43fb")
     assert macrumors.authors == ["Joe Rossignol"] and macrumors.published_at == "2019-11-18T10:45:00+00:00"
     rt = _fixture_article("4a44ab3e")
-    assert rt.authors == []  # the JSON-LD author is the site, RT
+    assert rt.authors == ["RT"]  # the JSON-LD author is the site, RT, and no person is named
     korean = _fixture_article("0ec95c72")
     assert korean.published_at == "2018-08-25"  # 기사입력 : 2018-08-25 15:24 under the headline
 
@@ -208,6 +312,14 @@ def test_dump_byline_and_date_lines_between_headline_and_story() -> None:
     )
     stated = dump_meta(dump, "Harbour reopens after the storm", STORY[3:-4])
     assert stated.authors == ["Ana Ruiz", "Tom Berg"] and stated.published_at == "2025-11-12"
+    glued = dump_meta(
+        "Harbour reopens after the storm\n  By Korin MillerPublished: Jan 29, 2025\n" + STORY[3:-4],
+        "Harbour reopens after the storm", STORY[3:-4],
+    )
+    assert glued.authors == ["Korin Miller"] and glued.published_at == "2025-01-29"
+    listed = dump_meta("Harbour reopens after the storm\n  by\n    * Taya Iv\n    16 min read\n" + STORY[3:-4],
+                       "Harbour reopens after the storm", STORY[3:-4])
+    assert listed.authors == ["Taya Iv"]
 
 
 def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:

@@ -337,4 +337,6 @@ def with_raw_page(out: Out, raw: bytes | None) -> Out:
     if out.raw_at is None or out.event is None or raw is None:
         return out
     event = {**out.event, **original_fields(raw)}
+    if not event.get("url"):  # a step that failed before reading the page's url: the raw page names it
+        event["url"] = known_url(raw, None)
     return replace(out, value=encode(event), event=event, raw_at=None)

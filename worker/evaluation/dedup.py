@@ -15,10 +15,12 @@ were accounted for by an event, the throughput and the dedup state per indexed a
 Held-out protocol: each story falls in a fold by the first hex digit of the sha256 of its id
 (`--folds N`: digit * N // 16), and each fold is scored on the pairs that hold a page of its
 stories. Fold 0 is where the rules' figures are chosen; the others are held out. The threshold
-curve decides the cleaned pages again (cleaning once) at each near-duplicate threshold and at
-each same-site resemblance, and prints precision and recall per fold; `--orders N` decides them
-in N random orders and prints how well the story clusters agree (pairwise F1 of "same cluster"
-between each order and the file's, the lowest).
+curve decides the cleaned pages again (cleaning once) at each figure of four rules (the
+near-duplicate threshold, the same-site resemblance, the share a page must have in common with
+every text a cluster keeps, the overlap under which two known stories are different ones) and
+prints precision and recall per fold; `--orders N` decides them in N random orders and prints
+how well the story clusters agree (pairwise F1 of "same cluster" between each order and the
+file's, the lowest).
 """
 
 from __future__ import annotations
@@ -44,10 +46,16 @@ from worker.document import PAGE_KINDS, Prepared
 from worker.settings import Settings
 from worker.steps.dedup.fingerprint import Fingerprint
 from worker.steps.dedup.index import DedupIndex
-from worker.steps.dedup.policy import NEAR_THRESHOLD, SAME_SITE_RESEMBLANCE, Policy
+from worker.steps.dedup.policy import Policy
 
-NEAR_CURVE = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9)
-SAME_SITE_CURVE = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+CURVES = {
+    "near_threshold": (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9),
+    "same_site_resemblance": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+    "consistent": (0.0, 0.1, 0.2, 0.3),
+    "distinct": (0.0, 0.05, 0.1, 0.2),
+}
+"""Each rule's figures the threshold curve decides the pages at (the others at their defaults;
+0.0 turns `consistent` and `distinct` off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,9 +324,7 @@ def main(argv: list[str]) -> int:
     figures["folds"] = [asdict(score_fold(truth, fold, events)) for fold in folds]
     window = settings.dedup_window_days * 86400
     if not args.no_curve:
-        rules = [("near_threshold", v, Policy(near_threshold=v)) for v in NEAR_CURVE] + [
-            ("same_site_resemblance", v, Policy(same_site_resemblance=v)) for v in SAME_SITE_CURVE
-        ]
+        rules = [(name, v, _with(name, v)) for name, values in CURVES.items() for v in values]
         figures["curve"] = [
             _curve_point(truth, folds, decide_again(hops, policy, window), name, value) for name, value, policy in rules
         ]
@@ -364,11 +370,17 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _with(rule: str, value: float) -> Policy:
+    """The default rules with one figure changed."""
+    figures: dict[str, Any] = {rule: value}
+    return Policy(**figures)
+
+
 def _curve_point(
     truth: Mapping[str, str], folds: list[dict[str, str]], events: list[dict[str, Any]], rule: str, value: float
 ) -> dict[str, Any]:
     scores = [score_fold(truth, fold, events) for fold in folds]
-    default = value == (NEAR_THRESHOLD if rule == "near_threshold" else SAME_SITE_RESEMBLANCE)
+    default = value == getattr(Policy(), rule)
     return {
         "rule": rule,
         "value": value,

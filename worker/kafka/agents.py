@@ -40,6 +40,7 @@ from worker.runtime.metrics import Metrics
 from worker.runtime.pool import StepPool
 from worker.settings import Settings
 from worker.stages import Out, Route, Stages, with_raw_page
+from worker.steps.decode import known_url
 from worker.steps.dedup import DedupIndex
 
 log = logging.getLogger(__name__)
@@ -235,9 +236,11 @@ class Agents:
         value = message.value or b""
         if exc is not None or outs is None:  # our bug on this page: the page still ends somewhere
             # Logged (with its traceback, once per distinct error) and counted as the dead letter is made.
-            raw_at = _hop_origin(value) if origin.topic != self.settings.input_topic else None
+            from_input = origin.topic == self.settings.input_topic
+            raw_at = None if from_input else _hop_origin(value)
+            url = known_url(value, message.key) if from_input else None  # else: from the raw page
             outs = [self.stages.dead_letter(internal_error(exc or RuntimeError("no output"), step), value, origin,
-                                            raw_at=raw_at)]
+                                            url, raw_at=raw_at)]
         try:
             await self._deliver(outs, value, origin)
         except BrokerUnusable:

@@ -39,6 +39,20 @@ async def produce(
         await producer.stop()
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """`topic`'s partitions, in order; empty when the broker does not know the topic after ~5 s.
+
+    A topic created a moment ago may not be in the client's metadata yet: refresh and retry.
+    """
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    return []
+
+
 async def consume(
     settings: Settings,
     topics: Sequence[str],
@@ -61,14 +75,7 @@ async def consume(
     try:
         partitions = []
         for topic in topics:
-            found = None
-            for _ in range(50):  # a topic created a moment ago may not be in the metadata yet
-                found = consumer.partitions_for_topic(topic)
-                if found:
-                    break
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+            partitions += await topic_partitions(consumer, topic)
         consumer.assign(partitions)
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)
@@ -142,14 +149,7 @@ async def read_topic(settings: Settings, topic: str) -> AsyncGenerator[tuple[byt
     )
     await start_client(settings, consumer)
     try:
-        found = None
-        for _ in range(50):  # a topic created a moment ago may not be in the metadata yet
-            found = consumer.partitions_for_topic(topic)
-            if found:
-                break
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        partitions = [TopicPartition(topic, p) for p in sorted(found or ())]
+        partitions = await topic_partitions(consumer, topic)
         if not partitions:
             return
         consumer.assign(partitions)

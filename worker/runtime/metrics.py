@@ -252,9 +252,9 @@ class Metrics:
             m.duplicates.labels(kind)
         for reason in DEAD_LETTER_REASONS:
             m.dead_letters.labels(reason)
-        for kind in PAGE_KINDS:
-            m.page_types.labels(kind)
-            m.skipped.labels("not_article", kind)
+        for page_kind in PAGE_KINDS:
+            m.page_types.labels(page_kind)
+            m.skipped.labels("not_article", page_kind)
         for label in ENTITY_LABELS:
             m.entities.labels(label)
         for stage in STAGES:

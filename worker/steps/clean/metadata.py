@@ -13,7 +13,8 @@ what it shows a reader (its visible text around the headline).
 - Authors: JSON-LD authors (a Person told from an Organization), author meta tags, elements
   marked as bylines, then the byline the page shows ('By A and B', a name beside the date line
   or alone under the headline, 'Written by ...'); several authors split; credentials dropped;
-  an organisation or staff byline only when no person is named; never the site's own name.
+  an organisation or staff byline only when no person is named; the site's own name only when
+  nothing else is and the page signs the post with it.
 - Title: the page's headline (its `<h1>`, or an h2 when the h1 is a logo) when it is the
   story's, else the OpenGraph or JSON-LD headline, else the `<title>` without the site name.
 
@@ -75,12 +76,13 @@ _SHOWN_DATE = re.compile(
     rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD},?\s+(\d{{4}})\b"  # September 4, 2025
     rf"|\b(\d{{1,2}}){_ORD}\.?\s+(?:of\s+)?{_MONTH},?\s+(\d{{4}})\b"  # 4 September 2025
     r"|\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"  # 2025-09-04
-    r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})\b",  # 09/04/2025, 04.09.25
+    r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})\b"  # 09/04/2025, 04.09.25
+    rf"|\b(\d{{4}})\s+{_MONTH}\s+(\d{{1,2}})\b(?![:.]\d|,?\s*\d{{4}})",  # 2023 Jan 7 (citations)
     re.IGNORECASE,
 )
 _DATE_ANCHOR = re.compile(r"\d{4}|\d[-/.]\d{1,2}[-/.]\d\d")
 _ISO_DAY = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
-_URL_DATE = re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?:/|$)")
+_URL_DATE = re.compile(rf"/((?:19|20)\d{{2}})/(\d{{1,2}}|{_MONTH})/(\d{{1,2}})(?:/|$)", re.I)
 
 
 def _month(name: str) -> int:
@@ -109,8 +111,11 @@ def _date_matches(text: str) -> Iterator[re.Match[str]]:
         for match in _SHOWN_DATE.finditer(text, max(done, anchor.start() - 24), end):
             if match.start() < done:
                 continue
-            if match.end() == end:  # cut by the window: read it again in the whole text
-                match = _SHOWN_DATE.match(text, match.start()) or match
+            if match.end() > end - 8:  # cut by the window, or a look past it: read it again in the whole text
+                whole = _SHOWN_DATE.match(text, match.start())
+                if whole is None:
+                    continue
+                match = whole
             done = match.end()
             yield match
 
@@ -128,6 +133,8 @@ def shown_dates(text: str) -> list[tuple[date, int]]:
             found = [_day(int(g[5]), _month(g[4]), int(g[3]))]
         elif g[6]:
             found = [_day(int(g[6]), int(g[7]), int(g[8]))]
+        elif g[12]:
+            found = [_day(int(g[12]), _month(g[13]), int(g[14]))]
         else:
             a, b, y = int(g[9]), int(g[10]), int(g[11])
             found = [_day(y, a, b), _day(y, b, a)]
@@ -135,24 +142,33 @@ def shown_dates(text: str) -> list[tuple[date, int]]:
     return days
 
 
-_UPDATE_WORD = re.compile(r"(?:updat|modif|revis|review|edit|refresh)\w*\W{0,4}(?:\w+\W{1,3})?$", re.I)
+_UPDATE_WORD = re.compile(  # 'Edited', not a byline of 'editors'
+    r"(?:updat\w*|modif\w*|revis\w*|review\w*|edit(?:ed)?\b|refresh\w*)\W{0,4}(?:\w+\W{1,3})?$", re.I
+)
 _PUBLISHED_WORD = re.compile(
     r"\b(?:publish|posted|released|written|created|dated?)\w*\W{0,4}(?:on\W+)?(?:the\W+)?$", re.I
 )
 
 
-def page_dates(text: str) -> tuple[dict[date, bool], list[date]]:
+def page_dates(text: str) -> tuple[dict[date, bool], list[date], list[date]]:
     """The days `text` shows, each with whether every showing of it is labelled as an update
-    ('Updated on ...'), and the days labelled as publication ('Published ...'), in order."""
+    ('Updated on ...'); the days labelled as publication ('Published ...'), in order; and those
+    labelled as the first publication ('originally published on ...')."""
     shown: dict[date, bool] = {}
     published: list[date] = []
+    original: list[date] = []
     for day, at in shown_dates(text):
         before = text[max(0, at - 30) : at]
         update = bool(_UPDATE_WORD.search(before))
         shown[day] = shown.get(day, True) and update
         if _PUBLISHED_WORD.search(before):
             published.append(day)
-    return shown, published
+            if _ORIGINAL_WORD.search(text[max(0, at - 45) : at]):
+                original.append(day)
+    return shown, published, original
+
+
+_ORIGINAL_WORD = re.compile(r"\b(?:originally|first)\s+(?:published|posted|appeared)\b", re.I)
 
 
 _OTHER_DATE_WORD = re.compile(
@@ -163,14 +179,16 @@ _OTHER_DATE_WORD = re.compile(
 
 
 def header_dates(text: str) -> tuple[list[date], list[date]]:
-    """Days shown in a piece of the page's header, except those labelled as something other
-    than the story's date ('Open today ...', 'valid from ...'): the days shown as the story's
-    date, and the days labelled as its update ('Updated ...')."""
+    """Days shown in a piece of the page's header (one line per text node), except those
+    labelled, on their own line, as something other than the story's date ('Open today ...',
+    'valid from ...'; not a headline ending '... to Follow' above the date): the days shown as
+    the story's date, and the days labelled as its update ('Updated ...')."""
     days: list[date] = []
     updates: list[date] = []
-    for day, at in shown_dates(text):
-        before = text[max(0, at - 30) : at]
-        if _OTHER_DATE_WORD.search(before):
+    flat = text.replace("\n", " ")
+    for day, at in shown_dates(flat):
+        before = flat[max(0, at - 30) : at]
+        if _OTHER_DATE_WORD.search(text[max(0, at - 30, text.rfind("\n", 0, at) + 1) : at]):
             continue
         (updates if _UPDATE_WORD.search(before) else days).append(day)
     return days, updates
@@ -189,7 +207,10 @@ def _stated_day(value: str | None) -> date | None:
 
 def _url_day(url: str | None) -> date | None:
     match = _URL_DATE.search(urlsplit(url).path) if url else None
-    return _day(int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
+    if match is None:
+        return None
+    month = match.group(2)
+    return _day(int(match.group(1)), int(month) if month.isdigit() else _month(month), int(match.group(4)))
 
 
 def _as_value(day: date, stated: str) -> str:
@@ -209,6 +230,7 @@ class Shown:
     text: str  # the visible text on one line
     shown: dict[date, bool]  # every day shown; True when only ever shown as an update
     labelled: list[date]  # days labelled 'Published ...', 'Posted on ...'
+    original: list[date]  # days labelled 'Originally published on ...'
     header: list[date]  # days shown next to the headline (not as updates, ranges, hours)
     updates: list[date]  # days shown next to the headline as 'Updated ...'
     bylines: list[list[tuple[str, str]]]  # byline sources, most trusted first
@@ -217,9 +239,9 @@ class Shown:
 def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
     """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found)."""
     text = lines.replace("\n", " ")  # the same offsets
-    shown, labelled = page_dates(text)
-    days_after, updates_after = header_dates(text[at : at + HEADER_CHARS] if at >= 0 else "")
-    days_before, updates_before = header_dates(text[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
+    shown, labelled, original = page_dates(text)
+    days_after, updates_after = header_dates(lines[at : at + HEADER_CHARS] if at >= 0 else "")
+    days_before, updates_before = header_dates(lines[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
     after = lines[at : at + HEADER_CHARS] if at >= 0 else ""
     around = lines[max(0, at - HEADER_CHARS // 2) : at + HEADER_CHARS] if at >= 0 else ""
     by_line = _BY_LINE.search(after)
@@ -230,7 +252,7 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
         [(written.group(1), "")] if (written := _WRITTEN_BY.search(lines)) else [],
         [(label.group(1), "")] if (label := _AUTHOR_LABEL.search(lines)) else [],
     ]
-    return Shown(text, shown, labelled, days_after + days_before, updates_after + updates_before, bylines)
+    return Shown(text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines)
 
 
 def choose_date(
@@ -248,11 +270,17 @@ def choose_date(
     shown, header = seen.shown, seen.header
     days = [(d, v) for v in strong if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None]
     weak = [*weak, *(v for v in strong if not _ISO_DAY.match(v))]
+    url_day = _url_day(url)
+    if days and url_day is not None and abs((url_day - days[0][0]).days) <= 1:
+        # The url's /2025/12/18/ agrees: the structured date is the story's, on the url's day
+        # (the structured moment may fall on the next day in UTC).
+        return _as_value(*days[0]) if url_day == days[0][0] else url_day.isoformat()
     if days:
         # The same moment may fall on the day before or after in the reader's time zone.
-        near_days = {d + timedelta(days=k) for d, _ in days for k in (-1, 0, 1)}
-        if near_days & set(header) or near_days & shown.keys():
-            return _as_value(*days[0])
+        for near in (set(header), shown.keys()):  # the first structured day the header, else the page, shows
+            seen_day = next((dv for dv in days if any(dv[0] + timedelta(days=k) in near for k in (-1, 0, 1))), None)
+            if seen_day is not None:
+                return _as_value(*seen_day)
         changed = {d for v in modified if (d := _stated_day(v)) is not None}
         other = [d for d in header if d not in changed]
         if other:
@@ -265,7 +293,7 @@ def choose_date(
     day = _url_day(url)
     if day is not None and day in shown:
         return day.isoformat()
-    found = [*seen.labelled, *header, *seen.updates]
+    found = [*seen.original, *header, *seen.labelled, *seen.updates]
     return found[0].isoformat() if found else None
 
 
@@ -273,18 +301,20 @@ def choose_date(
 
 _BY = re.compile(
     r"^\s*(?:(?:(?:written|posted|reviewed|words|story|text|photos?|edited|article|published)\s+)?by\b[:\s]*|"
+    r"authors?\s*:\s*|"
     r"(?:(?:view|see)\s+all\s+(?:posts|articles|stories)\s+by|read\s+more\s+(?:about|from|by)|"
     r"more\s+(?:from|by)|(?:posts|articles|stories)\s+by)\s+)",
     re.I,
 )
-_SPLIT = re.compile(r"\s*(?:[;|&/•·]|,(?!\s*(?:jr|sr|ii|iii)\.?\s*(?:$|,))|\band\b|\bund\b)\s*", re.I)
+_SPLIT = re.compile(r"\s*(?:[;|&/•·]|,(?!\s*(?:jr|sr|ii|iii)\.?\s*(?:$|,))|\band\b|\bund\b|\bwith\b)\s*", re.I)
 _CREDENTIAL = re.compile(
     r"^(?:[A-Z][A-Za-z]?\.?){1,2}(?:[A-Z]\.?){0,4}(?:\s*®|\s+\d+)?$|^(?:ph\.?\s?d|m\.?d|jr|sr|esq)\.?$", re.I
 )
 _TITLE_WORD = re.compile(r"^(?:dr|prof|mr|mrs|ms|mx|sir|rev)\.?\s+", re.I)
 _ORGANISATION = re.compile(
     r"\b(?:staff|team|editors?|editorial|desk|newsroom|news|contributors?|agency|press|media|inc|ltd|llc|"
-    r"group|association|institute|center|centre|department|magazine|journal|associated press|reuters|afp)\b",
+    r"group|association|institute|center|centre|department|magazine|journal|associated press|reuters|afp|"
+    r"foundation|clinic|hospital|university|college|society|council|company|corporation|official|store|shop)\b",
     re.I,
 )
 _ROLE = re.compile(
@@ -363,12 +393,14 @@ def is_person(name: str) -> bool:
 def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
     """People and organisations a source names. `kind`: 'person' or 'organisation' when the
     source says (JSON-LD), 'structured' for an author field that does not (meta tags), '' for
-    text on the page, where only names that read as a person's count."""
+    text on the page, where only names that read as a person's count ('element': an element
+    marked as the byline, which may hold a one-word pen name)."""
     if kind == "organisation":
         name = normalize_line(raw)
         return [], [name] if name and len(name) <= 60 and not _NOT_A_NAME.search(name) else []
     people, organisations = [], []
-    for name in split_authors(raw):
+    names = split_authors(raw)
+    for name in names:
         plain = len(name.split()) <= 5 and not _NOT_A_NAME.search(name) and not _ROLE.search(name)
         if kind == "person" and plain or is_person(name):
             people.append(name)
@@ -376,6 +408,8 @@ def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
             organisations.append(name)
         elif kind == "structured" and plain:
             people.append(name)
+        elif kind == "element" and set(names) == {name} and re.fullmatch(r"[A-Z][a-z]{2,}", name) and plain:
+            people.append(name)  # a byline element holding one capitalised word: a pen name ('Yucy')
     return people, organisations
 
 
@@ -389,7 +423,9 @@ def _site_name(name: str, sites: set[str], kind: str = "") -> bool:
     key = _squeeze(name)
     if _STAFF.search(name):
         return key in sites
-    if kind == "person" or (kind != "organisation" and _given_first(name)):
+    if kind == "person":  # a site that calls itself a Person in its JSON-LD ('Cleveland Clinic')
+        return key in sites and (is_organisation(name) or not is_person(name))
+    if kind != "organisation" and _given_first(name):
         return False
     for site in sites:
         if key == site or (site in key or key in site) and not (is_person(name) and len(name.split()) >= 2):
@@ -402,28 +438,38 @@ def choose_authors(
 ) -> list[str]:
     """The people of the first source (`sources`, in order of trust, each a list of (name,
     kind)) that names a person the page shows (`shown`: its visible text, folded), else of the
-    first that names any; without a person, the first organisation or staff byline. The site's
-    own name is never an author (unless it is a person's name: a personal site)."""
+    first that names any; without a person, the first organisation or staff byline; without
+    either, the site's own name when an author source gives it and the page shows it (a
+    company's post signed by the company). The site's name never stands for a person who is
+    named, and never comes from the site's name fields alone."""
     sites = {_squeeze(s) for s in site_names if s and len(_squeeze(s)) >= 3}
     found: list[list[str]] = []
     organisations: list[str] = []
+    signed_by_site: list[str] = []  # the site's own name given as the author
     for source in sources:
         people: list[str] = []
         for raw, kind in source:
             named, orgs = _names_of(raw, kind)
             for name in named:
                 key = _squeeze(name)
-                if not _site_name(name, sites, kind) and key not in {_squeeze(p) for p in people}:
+                if _site_name(name, sites, kind):
+                    signed_by_site.append(name)
+                elif key not in {_squeeze(p) for p in people}:
                     people.append(name)
-            organisations += [o for o in orgs if not _site_name(o, sites, "organisation")]
+            for name in orgs:
+                (signed_by_site if _site_name(name, sites, "organisation") else organisations).append(name)
+            if not named and not orgs:  # 'EcoFlow' as the byline of ecoflow.com: neither kind of name
+                signed_by_site += [n for n in split_authors(raw) if _squeeze(n) in sites]
         if people:
             found.append(people)
-    for people in found:
-        if not shown or people[0].casefold() in shown:
-            return people
-    if found:
-        return found[0]
-    return organisations[:1]
+    chosen = next((people for people in found if not shown or people[0].casefold() in shown), found[0] if found else [])
+    if len(chosen) == 1 and len(chosen[0].split()) == 1:  # 'Juliette', where another source has 'Juliette Carreiro'
+        whole = (p for people in found for p in people if p.split()[0] == chosen[0] and 2 <= len(p.split()) <= 4)
+        chosen = [next(whole, chosen[0])]
+    if chosen:
+        return chosen
+    shown_site = [n for n in signed_by_site if re.search(rf"(?<!\w){re.escape(n.casefold())}(?!\w)", shown)]
+    return (organisations or shown_site)[:1]
 
 
 # --- the html page ---------------------------------------------------------------------------
@@ -572,7 +618,7 @@ def _in_aside(node: Any) -> bool:
     (one of its 12 nearest ancestors is marked so by class or id)."""
     parent = node.getparent()
     for _ in range(12):
-        if parent is None:
+        if parent is None or parent.tag in ("body", "html"):  # a body's classes name the template
             return False
         if _ASIDE_MARK.search(f"{parent.get('class') or ''} {parent.get('id') or ''}"):
             return True
@@ -580,10 +626,11 @@ def _in_aside(node: Any) -> bool:
     return False
 
 
-def _byline(node: Any) -> str | None:
+def _byline(node: Any) -> tuple[str, str] | None:
     """The text of an element marked as the page's byline or author (itemprop, rel, class or
-    id), its parts joined by ' | '; None for other elements and for those inside comments,
-    sidebars, related lists and other asides."""
+    id), its parts joined by ' | ', with its kind for `choose_authors` ('structured' when the
+    markup says it is the author: itemprop or rel 'author', which may name a handle); None for
+    other elements and for those inside comments, sidebars, related lists and other asides."""
     attributes = node.attrib
     if not attributes and node.tag != "author":
         return None
@@ -597,12 +644,38 @@ def _byline(node: Any) -> str | None:
             return None
     if _in_aside(node):
         return None
+    kind = "structured" if prop == "author" or rel == "author" else "element"
     named = node.find(".//*[@itemprop='name']") if prop == "author" else None
     if named is not None:
-        return normalize_line(named.get("content") or named.text_content()) or None
+        name = normalize_line(named.get("content") or named.text_content())
+        return (name, kind) if name else None
     parts = [p for p in (normalize_line(t) for t in node.itertext()) if p]
-    text = " | ".join(parts)
-    return text if text and len(text) <= 160 else None
+    cut = next((k for k, p in enumerate(parts) if k and _OTHER_CREDIT.match(p)), len(parts))
+    if _OTHER_CREDIT.match(parts[0] if parts else ""):
+        return None
+    text = " | ".join(parts[:cut])
+    if len(text) > 160 and parts and is_person(parts[0]):
+        return parts[0], kind
+    return (text, kind) if text and len(text) <= 160 else None
+
+
+# Credits that are not the author's: a byline element lists them after the author's name.
+_OTHER_CREDIT = re.compile(
+    r"(?:updated|reviewed|medically reviewed|fact[- ]checked|edited|illustrat\w*|photos?|photograph\w*)(?: by)?\b",
+    re.I,
+)
+_AUTHOR_PATH = re.compile(r"/(?:authors?|writers?|contributors?)/[^/?#]+/?(?:$|[?#])", re.I)
+
+
+def _author_link(node: Any) -> str | None:
+    """The text of a link to an author's page ('/author/ana-ruiz/'), outside comments,
+    sidebars and related lists: how many pages name the author without marking the byline."""
+    if not _AUTHOR_PATH.search(node.get("href") or ""):
+        return None
+    text = normalize_line(node.text_content())
+    return text if text and len(text) <= 60 and not _in_aside(node) else None
+
+
 _PUBLISHED_CLASS = re.compile(r"publish|posted|entry-date|post-date|article-date|date-pub", re.I)
 _HIDDEN = ("script", "style", "noscript", "template", "svg")
 HEADER_CHARS = 600  # text around the headline searched for a shown date or a byline
@@ -684,7 +757,8 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     published: list[str] = []  # structured published dates, most trusted first
     element_dates: list[str] = []
     modified: list[str] = []
-    bylines: list[str] = []
+    bylines: list[tuple[str, str]] = []
+    author_links: list[str] = []
     for node in tree.iter(
         "meta", "link", "script", "h1", "title", "time", "a", "span", "div", "p", "address", "li", "strong", "h3",
         "h4", "author", "h2",
@@ -722,10 +796,11 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
                 modified.append(stamp or node.text_content())
             elif stamp:
                 (element_dates if not _PUBLISHED_CLASS.search(marks) else published).append(stamp)
-        elif len(bylines) < 12:
-            byline = _byline(node)
-            if byline:
+        else:
+            if len(bylines) < 12 and (byline := _byline(node)):
                 bylines.append(byline)
+            elif tag == "a" and len(author_links) < 3 and (linked := _author_link(node)):
+                author_links.append(linked)
 
     def first(*names: str) -> str | None:
         return next((metas[n][0] for n in names if n in metas), None)
@@ -793,11 +868,17 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
     # Authors: structured names, then byline elements, then what the page shows as a byline.
     sites = [s for s in (meta.site_name, *publishers, *_host_names(url)) if s]
+    written_by = [  # <meta name="twitter:label1" content="Written by"> and its twitter:data1
+        (metas[f"twitter:data{k}"][0], "structured")
+        for k in "1234"
+        if metas.get(f"twitter:label{k}", [""])[0].lower() == "written by" and f"twitter:data{k}" in metas
+    ]
     sources = [
         ld_authors,
         [(_first_last(v) if n == "citation_author" else v, "structured")
-         for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")],
-        *([(b, "")] for b in bylines),
+         for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")] + written_by,
+        *([b] for b in bylines),
+        *([(b, "element")] for b in author_links),
         *seen.bylines,
     ]
     meta.authors = choose_authors(sources, sites, seen.text.casefold())
@@ -806,11 +887,20 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
 # --- text dumps ------------------------------------------------------------------------------
 
+_GLUED_LABEL = re.compile(r"(?<=[a-z])(?=(?:Published|Updated|Posted|Last Updated)\b)")
+
+
+def _dump_line(text: str) -> str:
+    """A dump's line as a text node of the page: a list bullet dropped, a label its saving
+    glued to the name before it split off ('By Korin MillerPublished: Jan 29, 2025')."""
+    return _GLUED_LABEL.sub("\n", re.sub(r"^[*•·]\s+", "", normalize_line(text)))
+
+
 def dump_meta(dump: str, title: str, first_paragraph: str) -> DumpMeta:
     """Byline names and publication date of a text dump, read as an HTML page's visible text
     is (`Shown`): the byline and date around its headline, a 'Published ...' or 'Written by
     ...' line anywhere."""
-    lines = "\n".join(line for line in (normalize_line(t) for t in dump.splitlines()) if line)
+    lines = "\n".join(line for line in (_dump_line(t) for t in dump.splitlines()) if line)
     story = lines.find(first_paragraph) if first_paragraph else -1
     at = lines.rfind(title, 0, story if story >= 0 else len(lines)) if title else -1
     if at < 0:

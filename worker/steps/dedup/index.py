@@ -483,13 +483,18 @@ class DedupIndex:
             data = self.state.get(key)
             if data is not None:
                 candidates.append((key, _Record.unpack(data)))
-        best: tuple[str, _Record] | None = None
-        best_like = Likeness(0.0, 0.0)
+        found: list[tuple[Likeness, Known]] = []
+        matched: list[tuple[str, _Record]] = []
         for key, cand in candidates:
-            like = self.rules.likeness(fp, site, cand.known(), ignore)
-            if like is not None and like > best_like:
-                best, best_like = (key, cand), like
-        return best, best_like
+            known = cand.known()
+            like = self.rules.likeness(fp, site, known, ignore)
+            if like is not None:
+                found.append((like, known))
+                matched.append((key, cand))
+        chosen = self.rules.choose(found, ignore)
+        if chosen is None:
+            return None, Likeness(0.0, 0.0)
+        return matched[chosen], found[chosen][0]
 
     # -- the window -------------------------------------------------------------------------------
 

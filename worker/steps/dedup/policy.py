@@ -69,6 +69,17 @@ KEEP_RESEMBLANCE = 0.8
 VERSIONS = 2
 """Firm copies' own texts a cluster keeps besides its root's."""
 
+CONSISTENT = 0.2
+"""Least share of the smaller text a page must have in common with *every* text a cluster is
+compared through (its root's and its firm copies'), besides being a copy of one of them: a page
+that is like one kept text and shares next to nothing with another is a second story (a firm copy
+that held two), not this one."""
+
+DISTINCT = 0.1
+"""Two known stories whose own texts share less than this (of the smaller) are different stories:
+a page found a copy of both holds two stories (a host page that kept its own story around a
+syndicated one), and which of them it is cannot be told from its text."""
+
 TEMPLATE_LINES = 64
 """Line hashes a site's template keeps, with how many of its pages left each out: room for all
 the furniture lines a page can bring (the same ones on every page) and as many more."""
@@ -167,6 +178,8 @@ class Policy:
     index_sketch: int = INDEX_SKETCH
     min_near_shingles: int = MIN_NEAR_SHINGLES
     firm_copy: float = FIRM_COPY
+    consistent: float = CONSISTENT
+    distinct: float = DISTINCT
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -203,6 +216,27 @@ class Policy:
             like = Likeness(measured.coefficient, measured.resemblance)
             if best is None or like > best:
                 best = like
+        if best is None or len(known.versions) < 2:
+            return best
+        for version in known.versions:
+            if overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore).coefficient < self.consistent:
+                return None  # like one kept text, a stranger to another: not the story they share
+        return best
+
+    def choose(self, found: list[tuple[Likeness, Known]], ignore: set[int]) -> int | None:
+        """Which of the known stories a page is like (`found`, each the rules called the same
+        story) it is a copy of: the most like, unless it is also like a story whose own text is
+        a different one (`distinct`): a page holding two stories is a copy of neither."""
+        if not found:
+            return None
+        best = max(range(len(found)), key=lambda i: found[i][0])  # the first of equals
+        mine = found[best][1].versions[0].sketch
+        for i, (_, known) in enumerate(found):
+            if i != best and (
+                overlap(mine, known.versions[0].sketch, self.index_sketch, self.index_sketch, ignore).coefficient
+                < self.distinct
+            ):
+                return None
         return best
 
     def keeps(self, like: Likeness, site: int, known: Known) -> bool:
