@@ -12,6 +12,7 @@ held-out figures.
 from __future__ import annotations
 
 import argparse
+import gzip
 from pathlib import Path
 
 from worker.evaluation.page_types import load, train_shipped
@@ -32,6 +33,9 @@ def main() -> None:
         model, params, rounds = train_shipped(data)
         path = args.out / f"page-type-{source}.txt"
         path.write_text(model.booster.model_to_string(), encoding="utf-8")
+        if model.words is not None:
+            words = args.out / f"page-type-{source}-words.json.gz"
+            words.write_bytes(gzip.compress(model.words.to_json().encode("utf-8"), mtime=0))
         print(f"{path.name}: {len(data.ids)} pages, {len(model.features)} features, {params} rounds={rounds}")
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from worker.cli import main as cli_main
+from worker.document import PAGE_KINDS
 from worker.evaluation.clean_training import fold_of, site_of
 from worker.evaluation.extraction import (
     aggregate,
@@ -180,10 +182,20 @@ def test_eval_on_the_wcxb_layout_scores_like_its_scorer(
     for kind, f1 in figures["html"]["types"].items():
         assert f1 == pytest.approx(next(r[2] for i, r in rows.items() if truth[i]["page_type"] == kind))
     assert figures["html"]["cpu_ms_per_page"] > 0 and figures["trafilatura"]["cpu_ms_per_page"] > 0
+    # the page-type classifier beside the extraction figures: one page of each kind
+    types = figures["page_types"]["html"]
+    matrix = np.array(types["confusion"]["rows_true_columns_predicted"])
+    assert types["pages"] == 7 and matrix.sum() == 7 and (matrix.sum(axis=1) == 1).all()
+    assert types["accuracy"] == round(float(np.trace(matrix)) / 7, 4)
+    assert types["cpu_ms_per_page"] > 0
 
 
 def test_eval_report_on_the_wcxb_layout(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(WCXB), "--mode", "html", "--folds", "2"]) == 0
     out = capsys.readouterr().out
-    for label in ("word F1", "word F1 by page type", "collection", "ms CPU a page", "CPU a page:"):
+    for label in ("word F1", "word F1 by page type", "collection", "ms CPU a page", "CPU a page:",
+                  "page types from HTML (held-out folds, k=2):", "confusion (rows true, columns predicted)"):
         assert label in out
+    confusion = out.split("confusion (rows true, columns predicted):")[1].splitlines()[2:9]
+    assert [row.split()[0] for row in confusion] == list(PAGE_KINDS)
+    assert sum(int(n) for row in confusion for n in row.split()[1:8]) == 7  # every page counted once

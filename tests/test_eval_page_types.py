@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from worker.evaluation.page_types import binary_scores, confusion, fold_of_site, site
+from worker.evaluation.page_types import binary_scores, confusion, fit_words, fold_of_site, site
+from worker.steps.clean.page_type import KINDS, WordModels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "page-types"
 
@@ -39,3 +41,18 @@ def test_sites_share_a_fold_and_the_scores_count_right() -> None:
     precision, recall, f1 = binary_scores(truth, predicted)
     assert (precision, recall) == (2 / 3, 2 / 3) and abs(f1 - 2 / 3) < 1e-9
     assert confusion(truth, predicted)[0].tolist() == [2, 1, 0, 0, 0, 0, 0]
+
+
+def test_word_models_learn_only_words_of_several_sites_and_survive_their_json() -> None:
+    # two sites say "cart" on product pages, one site alone says "zebra": only "cart" is learned
+    tokens = [["u:cart", "u:zebra"], ["u:cart"], ["u:story"], ["u:story"], ["u:cart"], ["u:story"]]
+    labels = np.array([2, 2, 0, 0, 2, 0])  # product, article
+    sites = ["a.com", "b.com", "a.com", "b.com", "c.com", "c.com"]
+    models = fit_words(tokens, labels, sites)
+    assert [m.group for m in models.models] == ["url"]
+    assert set(models.models[0].weights) == {"u:cart", "u:story"}
+    found = models.features(["u:cart", "h1:ignored"])
+    assert set(found) == {f"words_url_{kind}" for kind in KINDS}
+    assert abs(sum(found.values()) - 1) < 1e-9 and max(found, key=found.get) == "words_url_product"
+    again = WordModels.from_json(models.to_json())
+    assert again.features(["u:story"]) == pytest.approx(models.features(["u:story"]), abs=1e-3)

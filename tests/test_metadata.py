@@ -95,6 +95,11 @@ def test_the_structured_date_the_page_shows_and_the_header_before_labelled_days_
                          + "<p>This article was originally published on 26 Sep 2019.</p>")
     assert original.published_at == "2019-09-26"
 
+def test_a_byline_of_editors_is_not_an_edit_label() -> None:
+    meta = _meta("", "<p>Friday, December 19, 2025</p><h1>Harbour reopens after the storm</h1>"
+                     "<p>By The Currency editors 12.12.2025</p>")
+    assert meta.published_at == "2025-12-12"
+
 def test_no_date_rather_than_a_guess() -> None:
     # a copyright year, an opening-hours day and a date range are not the story's date
     meta = _meta(

@@ -8,7 +8,9 @@
 
 scored with the folder's own metric (`extraction_metric`): when its pages carry a `page_type`
 (the WCXB layout), word-bag F1 per page averaged over pages, overall and per page type, as the
-benchmark's `score.py` computes it; otherwise the article benchmark's shingle-overlap F1.
+benchmark's `score.py` computes it, and the page-type classifier's accuracy and confusion
+beside it (held-out like `ingest-worker eval page-types` with `--folds`); otherwise the article
+benchmark's shingle-overlap F1.
 With `--folds K` the learned models of the cleaners are trained on K-1 folds of that folder
 and every page is cleaned by the model that did not see it: the figures are held-out figures.
 Folds are grouped by site (pages of one site share a template and a fold). Without it the
@@ -59,6 +61,7 @@ from worker.evaluation.extraction_metric import (
     shingle_counts,
     word_prf,
 )
+from worker.evaluation.page_types import sections as page_type_sections
 from worker.evaluation.paired import Difference, paired_difference
 from worker.steps.clean.boilerplate import is_dropped_as_junk
 from worker.steps.clean.html import html_candidates
@@ -480,7 +483,12 @@ def main(argv: list[str]) -> int:
     modes = ["html", "text"] if args.mode == "both" else [args.mode]
     also = {str(folder): list(dump_pages(load_bench(folder)).values()) for folder in args.train_also} \
         if args.folds > 1 and "text" in modes else {}
-    result = evaluate(load_bench(args.data), modes, args.folds, also) if args.data is not None else Evaluation()
+    bench = load_bench(args.data) if args.data is not None else None
+    result = evaluate(bench, modes, args.folds, also) if bench is not None else Evaluation()
+    type_figures: dict[str, object] = {}
+    if bench is not None and bench.page_types:
+        found, type_figures = page_type_sections(bench.root, modes, args.folds)  # type: ignore[arg-type]
+        result.sections.extend(found)
     if args.wild is not None:
         result.wild, result.differences["wild"] = evaluate_wild(load_wild(args.wild))
     if args.predictions_out:
@@ -505,6 +513,8 @@ def main(argv: list[str]) -> int:
         figures["metric"] = result.metric
         if result.type_counts:
             figures["type_counts"] = result.type_counts
+        if type_figures:
+            figures["page_types"] = type_figures
         print(json.dumps(figures))
     else:
         print("\n".join(_report(result, args.folds)))

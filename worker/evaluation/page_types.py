@@ -33,7 +33,17 @@ import numpy as np
 
 from worker.cli.progress import Progress
 from worker.steps.clean.html import drop_code, parse_html
-from worker.steps.clean.page_type import KINDS, PageTypeModel, text_features, tree_features
+from worker.steps.clean.page_type import (
+    KINDS,
+    WORD_GROUPS,
+    PageTypeModel,
+    WordModel,
+    WordModels,
+    grouped_tokens,
+    read_text,
+    read_tree,
+    word_values,
+)
 from worker.steps.common import host
 
 Source = Literal["html", "text"]
@@ -58,6 +68,7 @@ class Labelled:
     sites: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     rows: list[dict[str, float]] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)  # the word model's input
     seconds: float = 0.0  # CPU seconds the features took (parse excluded for HTML: the cleaner parses)
 
     def matrix(self, names: Sequence[str]) -> np.ndarray:
@@ -98,21 +109,100 @@ def load(root: Path, source: Source) -> Labelled:
                 continue
             drop_code(tree)
             started = time.process_time()
-            row = tree_features(tree, url)
+            row, tokens = read_tree(tree, url)
         else:
             path = root / "text" / f"{page_id}.txt"
             if not path.exists():
                 continue
             text = path.read_text(encoding="utf-8", errors="replace")
             started = time.process_time()
-            row = text_features(text, url)
+            row, tokens = read_text(text, url)
         data.seconds += time.process_time() - started
         data.ids.append(page_id)
         data.sites.append(site(url))
         data.labels.append(KINDS.index(kind))
         data.rows.append(row)
+        data.tokens.append(tokens)
     meter.finish()
     return data
+
+
+WORD_C = 10.0  # the word models' inverse regularisation (chosen on folds 1-4 of WCXB dev, fold 0 unseen)
+WORD_MIN_SITES = 2  # a token counts only when pages of at least this many sites show it
+
+
+def fit_words(tokens: Sequence[list[str]], labels: np.ndarray, sites: Sequence[str]) -> WordModels:
+    """A word model for each group of tokens these pages show (`WORD_GROUPS`)."""
+    groups = [grouped_tokens(page) for page in tokens]
+    return WordModels([
+        fit_group(group, [page.get(group, []) for page in groups], labels, sites)
+        for group in WORD_GROUPS if any(group in page for page in groups)
+    ])
+
+
+def fit_group(group: str, tokens: Sequence[list[str]], labels: np.ndarray, sites: Sequence[str]) -> WordModel:
+    """One group's word model (multinomial logistic regression over token values) trained on these
+    pages; only tokens seen on `WORD_MIN_SITES` sites or more, so no site's own words are learned."""
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    seen: dict[str, set[str]] = {}
+    for page, name in zip(tokens, sites, strict=True):
+        for token in set(page):
+            seen.setdefault(token, set()).add(name)
+    vocabulary = {t: i for i, t in enumerate(sorted(t for t, s in seen.items() if len(s) >= WORD_MIN_SITES))}
+    present = sorted(set(int(v) for v in labels))
+    intercept = np.full(len(KINDS), -30.0)
+    if len(present) < 2 or not vocabulary:
+        counts = np.bincount(labels, minlength=len(KINDS)).astype(float)
+        return WordModel(group, list(np.log(np.maximum(counts, 1e-13) / max(counts.sum(), 1.0))), {})
+    rows, cols, values = [], [], []
+    for r, page in enumerate(tokens):
+        for token, value in word_values(page).items():
+            c = vocabulary.get(token)
+            if c is not None:
+                rows.append(r)
+                cols.append(c)
+                values.append(value)
+    x = csr_matrix((values, (rows, cols)), shape=(len(tokens), len(vocabulary)))
+    model = LogisticRegression(C=WORD_C, max_iter=3000)
+    model.fit(x, labels)
+    coef = np.zeros((len(KINDS), len(vocabulary)))
+    if len(present) == 2:  # sklearn's binary form: one row, for the second class
+        coef[present[1]] = model.coef_[0]
+        intercept[present[0]], intercept[present[1]] = 0.0, float(model.intercept_[0])
+    else:
+        for j, kind in enumerate(model.classes_):
+            coef[int(kind)] = model.coef_[j]
+            intercept[int(kind)] = float(model.intercept_[j])
+    keep = np.abs(coef).max(axis=0) >= 1e-3
+    weights = {t: coef[:, i].tolist() for t, i in vocabulary.items() if keep[i]}
+    return WordModel(group, intercept.tolist(), weights)
+
+
+def word_rows(model: WordModels, tokens: Sequence[list[str]]) -> list[dict[str, float]]:
+    """The word model's features of each page."""
+    return [model.features(page) for page in tokens]
+
+
+def out_of_fold_words(tokens: Sequence[list[str]], labels: np.ndarray, sites: Sequence[str]) -> list[dict[str, float]]:
+    """Each page's word features from a word model that did not see its site (grouped folds inside
+    these pages): the boosted model learns how far to trust words it could not have memorised."""
+    folds = _folds(sites, INNER_FOLDS, salt="words:")
+    out: list[dict[str, float]] = [{} for _ in tokens]
+    for k in range(INNER_FOLDS):
+        train = [i for i in range(len(tokens)) if folds[i] != k]
+        test = [i for i in range(len(tokens)) if folds[i] == k]
+        if not test:
+            continue
+        model = fit_words([tokens[i] for i in train], labels[train], [sites[i] for i in train])
+        for i, row in zip(test, word_rows(model, [tokens[i] for i in test]), strict=True):
+            out[i] = row
+    return out
+
+
+def _with_words(rows: Sequence[dict[str, float]], words: Sequence[dict[str, float]]) -> list[dict[str, float]]:
+    return [{**row, **w} for row, w in zip(rows, words, strict=True)]
 
 
 def _weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
@@ -199,22 +289,30 @@ class Result:
 
 
 def nested(data: Labelled, folds: int) -> Result:
-    """Each outer fold classified by a model trained, and tuned, on the other folds only."""
-    names = sorted({n for row in data.rows for n in row})
-    x, y = data.matrix(names), np.array(data.labels)
+    """Each outer fold classified by a model trained, and tuned, on the other folds only (its word
+    model too, and the word features it learns from are out-of-fold inside those folds)."""
+    y = np.array(data.labels)
     outer = _folds(data.sites, folds)
     probabilities = np.zeros((len(y), len(KINDS)))
     chosen: list[str] = []
     predict_seconds = 0.0
     meter = Progress("outer folds", folds, unit="folds")
     for k in range(folds):
-        train, test = outer != k, outer == k
-        train_sites = [s for s, t in zip(data.sites, train, strict=True) if t]
-        params, rounds = select(x[train], y[train], train_sites, names)
+        train_i = [i for i in range(len(y)) if outer[i] != k]
+        test_i = [i for i in range(len(y)) if outer[i] == k]
+        train_sites = [data.sites[i] for i in train_i]
+        train_tokens = [data.tokens[i] for i in train_i]
+        train_rows = _with_words([data.rows[i] for i in train_i],
+                                 out_of_fold_words(train_tokens, y[train_i], train_sites))
+        names = sorted({n for row in train_rows for n in row})
+        x = np.array([[row.get(n, np.nan) for n in names] for row in train_rows], dtype=float)
+        params, rounds = select(x, y[train_i], train_sites, names)
         chosen.append(f"{params} rounds={rounds}")
-        model = fit(x[train], y[train], names, params, rounds)
+        model = fit(x, y[train_i], names, params, rounds)
+        model.words = fit_words(train_tokens, y[train_i], train_sites)
         started = time.process_time()
-        probabilities[test] = model.probabilities([r for r, t in zip(data.rows, test, strict=True) if t])
+        for i in test_i:
+            probabilities[i] = model.page_probabilities(data.rows[i], data.tokens[i])
         predict_seconds += time.process_time() - started
         meter.advance()
     meter.finish()
@@ -223,11 +321,16 @@ def nested(data: Labelled, folds: int) -> Result:
 
 
 def train_shipped(data: Labelled) -> tuple[PageTypeModel, dict[str, object], int]:
-    """The model to ship: hyperparameters chosen by grouped CV on all pages, trained on all."""
-    names = sorted({n for row in data.rows for n in row})
-    x, y = data.matrix(names), np.array(data.labels)
+    """The model to ship: hyperparameters chosen by grouped CV on all pages, trained on all
+    (its word features out-of-fold, its word model on all pages)."""
+    y = np.array(data.labels)
+    rows = _with_words(data.rows, out_of_fold_words(data.tokens, y, data.sites))
+    names = sorted({n for row in rows for n in row})
+    x = np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=float)
     params, rounds = select(x, y, data.sites, names)
-    return fit(x, y, names, params, rounds), params, rounds
+    model = fit(x, y, names, params, rounds)
+    model.words = fit_words(data.tokens, y, data.sites)
+    return model, params, rounds
 
 
 # -- figures -------------------------------------------------------------------------------------
@@ -298,6 +401,41 @@ def report(name: str, numbers: dict[str, object]) -> Iterator[str]:
     for kind, row in zip(KINDS, matrix, strict=True):
         total = sum(row) or 1
         yield f"  {kind:<14}" + " ".join(f"{n:>6}" for n in row) + f"  {row[KINDS.index(kind)] / total:.3f}"
+
+
+def shipped(data: Labelled, source: Source) -> Result:
+    """Every page classified by the shipped model (no folds: on pages it was trained on, the
+    figures say only that it learned them)."""
+    from worker.steps.clean.page_type import shipped_model
+
+    model = shipped_model(source)
+    started = time.process_time()
+    probabilities = np.array([model.page_probabilities(row, tokens) for row, tokens in
+                              zip(data.rows, data.tokens, strict=True)]).reshape(len(data.rows), len(KINDS))
+    seconds = time.process_time() - started
+    y = np.array(data.labels)
+    return Result(data.ids, y, probabilities.argmax(axis=1), probabilities, np.zeros(len(y), dtype=int),
+                  ["shipped model"], data.seconds, seconds)
+
+
+def sections(root: Path, sources: Sequence[Source], folds: int) -> tuple[list[tuple[str, list[str]]],
+                                                                          dict[str, object]]:
+    """Page-type accuracy and confusion of a labelled folder's pages as report sections (title,
+    lines) and figures by source: held-out folds when `folds` > 1 (the same nested evaluation as
+    `ingest-worker eval page-types`), else the shipped models."""
+    found: list[tuple[str, list[str]]] = []
+    numbers: dict[str, object] = {}
+    for source in sources:
+        data = load(root, source)
+        if not data.ids:
+            continue
+        result = nested(data, folds) if folds > 1 else shipped(data, source)
+        figures_of = figures(result, max(folds, 1))
+        numbers[source] = figures_of
+        how = f"held-out folds, k={folds}" if folds > 1 else "shipped model"
+        lines = list(report(source, figures_of))[1:]
+        found.append((f"page types from {'HTML' if source == 'html' else 'text dumps'} ({how})", lines))
+    return found, numbers
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -142,7 +142,9 @@ def shown_dates(text: str) -> list[tuple[date, int]]:
     return days
 
 
-_UPDATE_WORD = re.compile(r"(?:updat|modif|revis|review|edit|refresh)\w*\W{0,4}(?:\w+\W{1,3})?$", re.I)
+_UPDATE_WORD = re.compile(  # 'Edited', not a byline of 'editors'
+    r"(?:updat\w*|modif\w*|revis\w*|review\w*|edit(?:ed)?\b|refresh\w*)\W{0,4}(?:\w+\W{1,3})?$", re.I
+)
 _PUBLISHED_WORD = re.compile(
     r"\b(?:publish|posted|released|written|created|dated?)\w*\W{0,4}(?:on\W+)?(?:the\W+)?$", re.I
 )

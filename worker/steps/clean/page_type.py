@@ -13,6 +13,7 @@ a text dump from its lines, with the url. The shipped models (`worker/data/page-
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections import Counter
@@ -164,8 +165,46 @@ def _url_features(url: str | None) -> dict[str, float]:
         "url_subdomain_forum": float(bool(re.match(r"(forum|forums|community|discuss|answers|discourse)\.",
                                                    parts.netloc.lower()))),
         "url_subdomain_shop": float(bool(re.match(r"(shop|store)\.", parts.netloc.lower()))),
+        "url_date_path": float(bool(_URL_DATE.search(path))),
+        "url_numeric_segments": float(sum(1 for s in segments if s.isdigit())),
+        "url_id_segments": float(sum(1 for s in segments if _URL_ID.search(s))),
+        "url_query_keys": float(len([k for k in parts.query.split("&") if k])),
+        "url_words": float(len(_LETTERS.findall(path))),
     })
     return out
+
+
+_URL_DATE = re.compile(r"(?:^|/)(?:19|20)\d\d[/-](?:0?[1-9]|1[0-2])(?:[/-]|$)|\d{4}-\d\d-\d\d|(?:19|20)\d{6}")
+_URL_ID = re.compile(r"\d{4,}")
+_TOKEN = re.compile(r"[^\W\d_]{2,}")
+
+
+def url_tokens(url: str | None) -> list[str]:
+    """The url's words for the word model: host labels before the site's name, path words (with
+    the first segment's and the last segment's marked), the shape of its numbers, query keys."""
+    parts = urlsplit(url or "")
+    netloc = parts.netloc.lower().split(":")[0]
+    labels = netloc.split(".")
+    tokens = [f"host:{label}" for label in labels[:-2] if label != "www"]
+    segments = [s for s in parts.path.lower().split("/") if s]
+    for position, segment in enumerate(segments):
+        words = _TOKEN.findall(segment)
+        tokens.extend(f"u:{w}" for w in words)
+        if position == 0:
+            tokens.extend(f"u0:{w}" for w in words)
+        if position == len(segments) - 1:
+            tokens.extend(f"ul:{w}" for w in words[:3])
+            tokens.append(f"ulen:{min(len(words), 8)}")
+            tokens.append(f"uext:{segment.rsplit('.', 1)[-1] if '.' in segment else ''}")
+        tokens.extend(f"unum:{len(run)}" for run in _URL_NUMBER.findall(segment))
+    tokens.append(f"udepth:{min(len(segments), 6)}")
+    if parts.path.endswith("/") and segments:
+        tokens.append("u:/")
+    tokens.extend(f"q:{key.split('=', 1)[0].lower()}" for key in parts.query.split("&") if key)
+    return tokens
+
+
+_URL_NUMBER = re.compile(r"\d+")
 
 
 def _text_features(lines: list[str], prefix: str) -> dict[str, float]:
@@ -291,6 +330,17 @@ _BLOCK_TAGS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "t
 
 def tree_features(tree: Any, url: str | None) -> dict[str, float]:
     """The features of a parsed HTML page (lxml tree, scripts dropped or not) and its url."""
+    return read_tree(tree, url)[0]
+
+
+def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
+    """One walk over a parsed HTML page: its features, and its tokens for the word model (url
+    words, title and h1 words, class and id words, schema.org/OpenGraph types, itemprops, button
+    words, visible words)."""
+    tokens: list[str] = []
+    title = ""
+    heading_links = headings_seen = 0
+    rel_next = 0
     tags: Counter[str] = Counter()
     classes: list[str] = []
     ld_texts: list[str] = []
@@ -322,6 +372,12 @@ def tree_features(tree: Any, url: str | None) -> dict[str, float]:
         itemtype = attrs.get("itemtype")
         if itemtype:
             itemtypes.extend(t.rsplit("/", 1)[-1] for t in itemtype.split())
+        itemprop = attrs.get("itemprop")
+        if itemprop:
+            tokens.extend(f"ip:{p.lower()}" for p in itemprop.split()[:3])
+        rel = attrs.get("rel")
+        if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
+            rel_next += 1
         parent = el.getparent()
         if parent is not None:
             siblings[(id(parent), tag, cls or "")] += 1
@@ -335,6 +391,19 @@ def tree_features(tree: Any, url: str | None) -> dict[str, float]:
                 og_type = attrs.get("content") or ""
             elif key == "generator":
                 generator += " " + (attrs.get("content") or "")
+        elif tag == "title":
+            if not title:
+                title = el.text_content()
+        elif tag in ("h1", "h2", "h3"):
+            heading = el.text_content()
+            if tag == "h1":
+                tokens.extend(f"h1:{w}" for w in _TOKEN.findall(heading.lower())[:20])
+            else:
+                headings_seen += 1
+                heading_links += el.find(".//a") is not None or (parent is not None and parent.tag == "a")
+        elif tag == "button" or (tag == "input" and attrs.get("type") in ("submit", "button")):
+            label = (el.text_content() if tag == "button" else attrs.get("value") or "").lower()
+            tokens.extend(f"b:{w}" for w in _TOKEN.findall(label)[:5])
         elif tag in ("p", "li", "a"):
             words = len(el.text_content().split())
             if tag == "p":
@@ -357,7 +426,21 @@ def tree_features(tree: Any, url: str | None) -> dict[str, float]:
     out = dict(text)
     out.update(_url_features(url))
     generator += " " + " ".join(classes[:40])  # platforms often show in the first class names
-    out.update(_schema_features(_json_ld_types(ld_texts) + itemtypes, og_type, generator))
+    schema_types = _json_ld_types(ld_texts) + itemtypes
+    out.update(_schema_features(schema_types, og_type, generator))
+    out["heading_links"] = float(heading_links)
+    out["heading_link_share"] = heading_links / (headings_seen or 1)
+    out["h2_per_p"] = (tags["h2"] + tags["h3"]) / (tags["p"] + 1.0)
+    out["rel_next"] = float(rel_next)
+    out["articles_many"] = float(tags["article"] >= 3)
+    tokens.extend(url_tokens(url))
+    tokens.extend(f"t:{w}" for w in _TOKEN.findall(title.lower())[:30])
+    tokens.extend(f"s:{t.lower()}" for t in schema_types[:50])
+    if og_type:
+        tokens.append(f"og:{og_type.lower().strip()}")
+    tokens.extend(f"gen:{w}" for w in _TOKEN.findall(generator.lower())[:60])
+    tokens.extend(f"c:{w}" for w in _TOKEN.findall(" ".join(classes).lower()))
+    tokens.extend(f"w:{w}" for w in _TOKEN.findall(" ".join(lines).lower())[:3000])
     per_kelement = 1000.0 / (elements or 1)
     for tag in _COUNTED_TAGS:
         out[f"tag_{tag}"] = float(tags[tag])
@@ -382,28 +465,130 @@ def tree_features(tree: Any, url: str | None) -> dict[str, float]:
     for name in _CLASS_WORDS:
         out[f"class_{name}"] = float(found[name])
         out[f"class_{name}_per_kelement"] = found[name] * per_kelement
-    return out
+    return out, tokens
 
 
 def text_features(text: str, url: str | None) -> dict[str, float]:
     """The features of a whole-page text dump and its url."""
+    return read_text(text, url)[0]
+
+
+def read_text(text: str, url: str | None) -> tuple[dict[str, float], list[str]]:
+    """A whole-page text dump's features, and its tokens for the word model (url words, the first
+    line's words, visible words)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     out = _text_features(lines, "")
     out.update(_url_features(url))
-    return out
+    tokens = url_tokens(url)
+    if lines:
+        tokens.extend(f"t:{w}" for w in _TOKEN.findall(lines[0].lower())[:30])
+    tokens.extend(f"w:{w}" for w in _TOKEN.findall(" ".join(lines).lower())[:3000])
+    return out, tokens
 
 
 # -- the models ----------------------------------------------------------------------------------
 
 
-class PageTypeModel:
-    """A multiclass LightGBM booster over named features (its feature names are its inputs)."""
+def word_values(tokens: list[str]) -> dict[str, float]:
+    """Each distinct token's value for the word model: 1/sqrt(n) for the n distinct tokens of its
+    source (the prefix before ':'), so a long text does not drown the url's few words."""
+    distinct = set(tokens)
+    per_source = Counter(t.split(":", 1)[0] for t in distinct)
+    return {t: 1.0 / float(np.sqrt(per_source[t.split(":", 1)[0]])) for t in distinct}
 
-    def __init__(self, model_text: str) -> None:
+
+# The word model's token sources, each read by a model of its own: the boosted model weighs
+# how far to trust a page's url, title, class names, visible words and declared types.
+WORD_GROUPS: dict[str, tuple[str, ...]] = {
+    "url": ("host", "u", "u0", "ul", "ulen", "uext", "unum", "udepth", "q"),
+    "title": ("t", "h1"),
+    "class": ("c",),
+    "text": ("w",),
+    "schema": ("s", "og", "ip", "gen", "b"),
+}
+_GROUP_OF = {prefix: group for group, prefixes in WORD_GROUPS.items() for prefix in prefixes}
+
+
+def grouped_tokens(tokens: list[str]) -> dict[str, list[str]]:
+    """A page's tokens by word group."""
+    out: dict[str, list[str]] = {}
+    for token in tokens:
+        group = _GROUP_OF.get(token.split(":", 1)[0])
+        if group is not None:
+            out.setdefault(group, []).append(token)
+    return out
+
+
+class WordModel:
+    """A multinomial logistic regression over one group's tokens (`read_tree`/`read_text`), whose
+    probabilities are features of the boosted model (`words_<group>_<kind>`)."""
+
+    def __init__(self, group: str, intercept: list[float], weights: dict[str, list[float]]) -> None:
+        self.group = group
+        self.intercept = np.asarray(intercept, dtype=float)
+        self.weights = {token: np.asarray(w, dtype=float) for token, w in weights.items()}
+
+    def probabilities(self, tokens: list[str]) -> np.ndarray:
+        """P(kind) in `KINDS` order from the group's tokens alone."""
+        z = self.intercept.copy()
+        for token, value in word_values(tokens).items():
+            w = self.weights.get(token)
+            if w is not None:
+                z += value * w
+        z = np.exp(z - z.max())
+        return z / z.sum()
+
+    def features(self, tokens: list[str]) -> dict[str, float]:
+        """The boosted model's inputs from this group's tokens."""
+        return {f"words_{self.group}_{kind}": float(p)
+                for kind, p in zip(KINDS, self.probabilities(tokens), strict=True)}
+
+    def as_dict(self) -> dict[str, object]:
+        """The model as plain data (weights rounded to 4 decimals)."""
+        return {
+            "intercept": [round(float(v), 4) for v in self.intercept],
+            "weights": {t: [round(float(v), 4) for v in w] for t, w in sorted(self.weights.items())},
+        }
+
+
+class WordModels:
+    """The word models of every group a source's pages show."""
+
+    def __init__(self, models: list[WordModel]) -> None:
+        self.models = models
+
+    def features(self, tokens: list[str]) -> dict[str, float]:
+        """Every group's features of one page."""
+        groups = grouped_tokens(tokens)
+        out: dict[str, float] = {}
+        for model in self.models:
+            out.update(model.features(groups.get(model.group, [])))
+        return out
+
+    def to_json(self) -> str:
+        """The models as JSON."""
+        return json.dumps({"kinds": list(KINDS), "groups": {m.group: m.as_dict() for m in self.models}},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> WordModels:
+        """Models written by `to_json`."""
+        data = json.loads(text)
+        if tuple(data["kinds"]) != KINDS:
+            raise ValueError("word model kinds differ from the page kinds")
+        return cls([WordModel(group, m["intercept"], m["weights"]) for group, m in data["groups"].items()])
+
+
+class PageTypeModel:
+    """A multiclass LightGBM booster over named features (its feature names are its inputs),
+    with the word model that feeds it, when it reads one."""
+
+    def __init__(self, model_text: str, words: WordModels | None = None) -> None:
         import lightgbm
 
         self.booster = lightgbm.Booster(model_str=model_text)
         self.features: tuple[str, ...] = tuple(self.booster.feature_name())
+        self.words = words
 
     def probabilities(self, rows: list[dict[str, float]]) -> np.ndarray:
         """P(kind) of each page, one row per page, columns in `KINDS` order."""
@@ -412,11 +597,25 @@ class PageTypeModel:
             return np.zeros((0, len(KINDS)))
         return np.asarray(self.booster.predict(matrix, num_threads=1)).reshape(len(matrix), len(KINDS))
 
+    def page_probabilities(self, features: dict[str, float], tokens: list[str]) -> np.ndarray:
+        """P(kind) of one page from its features and tokens, in `KINDS` order."""
+        if self.words is not None:
+            features = {**features, **self.words.features(tokens)}
+        return self.probabilities([features])[0]
+
+    def classify(self, features: dict[str, float], tokens: list[str]) -> PageType:
+        """The PageType of one page from its features and tokens."""
+        return page_type(self.page_probabilities(features, tokens), features["words"])
+
 
 @lru_cache(maxsize=2)
 def shipped_model(source: Literal["html", "text"]) -> PageTypeModel:
-    """The committed model for pages of `source` (`worker/data/page-type-<source>.txt`)."""
-    return PageTypeModel((DATA / f"page-type-{source}.txt").read_text(encoding="utf-8"))
+    """The committed model for pages of `source` (`worker/data/page-type-<source>.txt`, and its
+    word model `page-type-<source>-words.json.gz`)."""
+    words_path = DATA / f"page-type-{source}-words.json.gz"
+    words = WordModels.from_json(gzip.decompress(words_path.read_bytes()).decode("utf-8")) \
+        if words_path.exists() else None
+    return PageTypeModel((DATA / f"page-type-{source}.txt").read_text(encoding="utf-8"), words)
 
 
 def page_type(probabilities: np.ndarray, words: float = 0.0) -> PageType:
@@ -433,12 +632,10 @@ def page_type(probabilities: np.ndarray, words: float = 0.0) -> PageType:
 def classify_tree(tree: Any, url: str | None, model: PageTypeModel | None = None) -> PageType:
     """The kind of an HTML page from its parsed lxml tree (the cleaner's own parse) and url."""
     model = model or shipped_model("html")
-    features = tree_features(tree, url)
-    return page_type(model.probabilities([features])[0], features["words"])
+    return model.classify(*read_tree(tree, url))
 
 
 def classify_text(text: str, url: str | None, model: PageTypeModel | None = None) -> PageType:
     """The kind of a page given as a whole-page text dump, from its lines and url."""
     model = model or shipped_model("text")
-    features = text_features(text, url)
-    return page_type(model.probabilities([features])[0], features["words"])
+    return model.classify(*read_text(text, url))
