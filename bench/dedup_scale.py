@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rocksdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -53,6 +54,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from worker.document import Article, Origin, Prepared  # noqa: E402
+from worker.kafka import dedup_store  # noqa: E402
 from worker.kafka.dedup_store import STANDBY_BUFFER, LocalState, table_path  # noqa: E402
 from worker.kafka.embedded import EmbeddedBroker, free_port, isolated_settings  # noqa: E402
 from worker.kafka.topics import candidates_topic, dedup_changelog_topic, ensure_topics  # noqa: E402
@@ -247,10 +249,42 @@ class Counting(dict[str, bytes]):
         return super().pop(key, *default)
 
 
+def write_table(path: Path, state: dict[str, bytes], index: DedupIndex, cache_bytes: int) -> None:
+    """Write a decided state into a RocksDB table as the store keeps it: the facts, and the
+    derived indexes `index` holds in memory for them (the ones the store's write path derives,
+    `tests/test_dedup_store.py`), in large batches without reading anything back."""
+    index.entries()  # the derived indexes brought up to date with `state` first
+    derived = index._memory
+    assert derived is not None
+    local = LocalState(path, cache_bytes)
+    batch = rocksdict.WriteBatch(raw_mode=True)
+
+    def put(key: bytes, value: bytes) -> None:
+        nonlocal batch
+        batch.put(key, value)
+        if len(batch) >= 50_000:
+            local.db.write(batch)
+            batch = rocksdict.WriteBatch(raw_mode=True)
+
+    for key, value in state.items():
+        put(b'"' + key.encode("ascii") + b'"', value)
+    for h, ids in derived._postings.items():
+        put(dedup_store.POSTING + dedup_store._HASH.pack(h), ids if isinstance(ids, bytes) else b"".join(sorted(ids)))
+    for hour, sids in derived._filed.pages.items():
+        for sid in sids:
+            put(dedup_store._hour_key(dedup_store.PAGE, hour) + sid, b"")
+    for hour, sites in derived._filed.sites.items():
+        for site in sites:
+            put(dedup_store._hour_key(dedup_store.SITE, hour) + dedup_store._SITE.pack(site), b"")
+    put(dedup_store.COUNTERS, dedup_store._COUNTERS.pack(derived.records, derived.roots, derived.size))
+    local.db.write(batch)
+    local.close()
+
+
 def fill_local(settings: Settings, articles: int, stream: Stream, say: Any) -> dict[str, Any]:
     """Decide `articles` pages (over a dict), then write the state they leave into the owner's
-    RocksDB table through the store's write path (each fact with what it changes in the derived
-    indexes), in batches: the table a worker that decided them would have left."""
+    RocksDB table with its derived indexes (`write_table`): the table a worker that decided them
+    would have left."""
     asyncio.run(create_changelog(settings))
     state = Counting()
     index = DedupIndex(state, window_seconds=settings.dedup_window_days * 86400)
@@ -274,20 +308,10 @@ def fill_local(settings: Settings, articles: int, stream: Stream, say: Any) -> d
         "state_bytes_per_article": round(index.state_bytes() / articles, 1),
         "last_seen_at": last,
     }
-    del index
     path = Path(settings.data_dir) / "v1" / "tables" / "dedup-state-0.db"
     path.parent.mkdir(parents=True, exist_ok=True)
-    local = LocalState(path, settings.dedup_cache_mb * 1024 * 1024)
-    derived = local.derived
-    derived.begin()
-    for n, (key, value) in enumerate(state.items(), start=1):
-        derived.change(b'"' + key.encode() + b'"', None, value)
-        if n % 20_000 == 0:
-            derived.write()
-            derived.begin()
-    derived.write()
-    assert derived.size == figures["state_bytes"], (derived.size, figures["state_bytes"])
-    local.close()
+    write_table(path, state, index, settings.dedup_cache_mb * 1024 * 1024)
+    del index
     figures["fill_seconds"] = round(time.perf_counter() - started, 1)
     return figures
 

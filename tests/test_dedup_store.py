@@ -12,7 +12,7 @@ from typing import Any
 from test_dedup import DAY, T0, decide, page, story
 from test_dedup_state import Writes
 
-from worker.kafka.dedup_store import PAGE, POSTING, SITE, LocalState, RocksDerived, _hour_key
+from worker.kafka.dedup_store import HOT_ENTRY_OVERHEAD, PAGE, POSTING, SITE, LocalState, RocksDerived, _hour_key
 from worker.steps.dedup.derived import MemoryDerived
 from worker.steps.dedup.index import DedupIndex
 from worker.steps.dedup.postings import unpack_ids
@@ -103,13 +103,92 @@ def test_a_changelog_applied_in_batches_and_again_keeps_the_indexes_of_its_facts
 def test_the_store_overrides_methods_faust_still_has_with_the_same_parameters() -> None:
     import inspect
 
-    from faust.stores.rocksdb import Store
+    from faust.stores.rocksdb import RocksDBOptions, Store
 
-    from worker.kafka.dedup_store import DedupRocksStore
+    from worker.kafka.dedup_store import BoundedOptions, DedupRocksStore
 
-    for name in ("_set", "_del", "apply_changelog_batch", "basename"):
-        ours, theirs = getattr(DedupRocksStore, name), getattr(Store, name)
+    pairs = [(getattr(DedupRocksStore, name), getattr(Store, name), name)
+             for name in ("_set", "_del", "apply_changelog_batch", "basename", "revoke_partitions", "reset_state")]
+    pairs += [(getattr(BoundedOptions, name), getattr(RocksDBOptions, name), name) for name in ("open", "as_options")]
+    for ours, theirs, name in pairs:
         if isinstance(ours, property):
             assert isinstance(theirs, property), name
             continue
         assert list(inspect.signature(ours).parameters) == list(inspect.signature(theirs).parameters), name
+
+
+def test_a_reopened_table_reads_through_the_block_cache_it_was_given(tmp_path: Path) -> None:
+    """rocksdict reads an existing database's column family options from its OPTIONS file unless
+    they are given, and that file keeps no block cache: it came back as RocksDB's 8 MB default."""
+    cache = 64 * 1024 * 1024
+    first = LocalState(tmp_path / "db", cache, hot_bytes=0)
+    first["~d"] = b"x"
+    first.close()
+    reopened = LocalState(tmp_path / "db", cache, hot_bytes=0)
+    assert int(reopened.db.property_value("rocksdb.block-cache-capacity")) == cache
+    assert reopened["~d"] == b"x"
+
+
+def test_hot_entries_of_any_size_decide_alike_and_stay_within_their_memory(tmp_path: Path) -> None:
+    """The hot entries in front of RocksDB change no decision and no fact, whatever they hold:
+    none, a few (turned over many times), or all."""
+    memory: dict[str, bytes] = {}
+    expected = _pages(DedupIndex(memory, window_seconds=2 * DAY), 12)
+    for name, hot_bytes in (("none", 0), ("few", 4_000), ("all", 64 * 1024 * 1024)):
+        rocks = LocalState(tmp_path / name, hot_bytes=hot_bytes)
+        index = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+        assert _pages(index, 12) == expected, name
+        assert dict(rocks.items()) == memory, name
+        assert _as_memory(rocks) == _expected(memory), name
+        hot = rocks.derived.hot
+        held = sum(len(k) + len(v or b"") + HOT_ENTRY_OVERHEAD for part in (hot._young, hot._old)
+                   for k, v in part.items())
+        assert held <= max(hot_bytes, 2 * (HOT_ENTRY_OVERHEAD + 1_000)), name
+        rocks.close()
+
+
+def test_a_decision_is_one_write_of_the_database(tmp_path: Path) -> None:
+    rocks = LocalState(tmp_path / "db")
+    index = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+    writes: list[Any] = []
+    rocks.db = _Recording(rocks.db, writes)
+    original = story(901, paragraphs=10)
+    decide(index, "https://a.example/1", page(original))
+    decide(index, "https://b.example/1", page(original[:6]))
+    assert len(writes) == 2  # a new story, then a copy (its record, its root's, the counter, ...)
+
+
+class _Recording:
+    """A database that counts its `write` calls and passes everything through."""
+
+    def __init__(self, db: Any, writes: list[Any]) -> None:
+        self._db, self._writes = db, writes
+
+    def write(self, batch: Any) -> None:
+        self._writes.append(batch)
+        self._db.write(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_the_site_of_a_url_is_the_hash_of_its_host() -> None:
+    import zlib
+
+    from worker.steps.common import host
+    from worker.steps.dedup.index import site_of
+
+    urls = ["https://www.Example.com/a/b?c#d", "http://a.b.c:8080?x=/y", "https://x.org#frag/z", "ftp://h",
+            "no url", "", "//h.com/x", "https://user:pw@Host.COM:99/p", "https://[::1]:80/p", "mailto:a@b.com",
+            " https://sp.com/x", "HTTPS://WWW.H.COM", "https://www.example.com/?/", "1http://bad/x",
+            "/go?to=https://elsewhere.example/x", "//h/a://b/c"]
+    for url in urls:
+        assert site_of(url) == zlib.crc32(host(url).encode()), url
+
+
+def test_a_page_record_head_is_what_the_derived_indexes_skip() -> None:
+    from worker.steps.dedup import derived, index
+
+    assert derived._HEAD_END == index._RECORD.size
+    assert index._RECORD.unpack_from(bytes(range(64)))[2] == index._RECORD.unpack_from(
+        bytes(17) + bytes(range(17, 25)) + bytes(39))[2]  # seen_at is bytes 17-25

@@ -127,8 +127,8 @@ class Settings:
     # tail; memory: rebuilt from the whole changelog at every start (tests, short runs).
     dedup_store: str = setting("rocksdb", "where the dedup owner keeps its table: rocksdb or memory",
                                choices=DEDUP_STORES)
-    dedup_cache_mb: int = setting(256, "RocksDB block cache of the dedup table (MB): bounds its read memory",
-                                  minimum=8)
+    dedup_cache_mb: int = setting(256, "memory the dedup table reads through (MB): RocksDB's block cache, a quarter "
+                                  "of it the hot entries", minimum=8)
     metrics_port: int = setting(9464, "HTTP port of /metrics, /healthz, /readyz", minimum=1, maximum=65535)
     web_host: str = setting("0.0.0.0", "address the metrics port listens on", kind="name")
     data_dir: str = setting("/tmp/ingest-worker", "directory for Faust's local state", kind="name")

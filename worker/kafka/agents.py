@@ -30,6 +30,7 @@ from worker.cpu import warm_up
 from worker.document import Dropped, Origin, Prepared
 from worker.errors import internal_error
 from worker.events import cloudevent_headers
+from worker.kafka import dedup_store
 from worker.kafka.app import Topology
 from worker.kafka.clients import MessageReader
 from worker.kafka.health import LoopWatch, liveness, readiness
@@ -159,10 +160,15 @@ class Agents:
         self.metrics = metrics
         self.fatal = fatal
         self.inflight = InFlight()
-        # The RocksDB store keeps the indexes derived from the table beside it; over the memory
-        # store the index derives them itself after each recovery.
-        self.index = DedupIndex(topology.dedup_table, window_seconds=settings.dedup_window_days * 86400,
-                                derived=getattr(topology.dedup_table.data, "derived", None))
+        # The RocksDB store keeps the indexes derived from the table beside it, and the decision
+        # reads and writes it directly (each decision one local write, its changelog records as
+        # the table sends them); over the memory store the index goes through the table and
+        # derives its indexes itself after each recovery.
+        table = topology.dedup_table
+        rocks = isinstance(table.data, dedup_store.DedupRocksStore)
+        self.index = DedupIndex(dedup_store.TableState(table) if rocks else table,
+                                window_seconds=settings.dedup_window_days * 86400,
+                                derived=table.data.derived if rocks else None)
         # The pages a pool that cannot load its models holds back keep a graceful stop waiting,
         # and nothing else is in flight then: a short grace.
         self.compute = PoolCompute(pool, metrics, partial(warm_up, settings.spacy_model),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +48,30 @@ STANDBY_BUFFER = 100
 the owner, and replays when it takes over."""
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 WRITE_BUFFERS = 2
+HOT_SHARE = 4
+"""`INGEST_DEDUP_CACHE_MB` is shared: a quarter for the hot entries (`HotEntries`), the rest for
+RocksDB's block cache."""
+HOT_OPTION = "hot_entries_bytes"
+MEMTABLE_BLOOM_RATIO = 0.1
+METADATA_BLOCK_BYTES = 4096
+
+
+def hot_size(cache_bytes: int) -> int:
+    """Memory of the hot entries out of the dedup cache's."""
+    return cache_bytes // HOT_SHARE
 
 
 def table_options(settings: Settings) -> dict[str, Any]:
     """The dedup table's store and its options for `app.Table`, from settings."""
     if settings.dedup_store == "memory":
         return {"store": "memory://"}
+    cache_bytes = settings.dedup_cache_mb * 1024 * 1024
     return {
         "standby_buffer_size": STANDBY_BUFFER,
         "store": f"{SCHEME}://{DEDUP_TABLE}",  # a host: an empty URL would mean the app's store
         "options": {
-            "block_cache_size": settings.dedup_cache_mb * 1024 * 1024,
+            "block_cache_size": cache_bytes - hot_size(cache_bytes),
+            HOT_OPTION: hot_size(cache_bytes),
             "write_buffer_size": WRITE_BUFFER_BYTES,
             "max_write_buffer_number": WRITE_BUFFERS,
         },
@@ -75,14 +89,63 @@ def _fact_key(key: bytes) -> str | None:
     return None
 
 
-class RocksDerived:
-    """The derived indexes in a RocksDB database: read by the decision, written in batches."""
+_ABSENT = object()
+HOT_ENTRY_OVERHEAD = 160
+"""Bytes a cached entry costs beyond its key and value (two bytes objects and a dict slot)."""
 
-    def __init__(self, db: Callable[[], Any]) -> None:
+
+class HotEntries:
+    """Recently read and written entries of the database, newest generation first (`None`: the
+    key is known to be absent), so that a decision reads the records and postings of the stories
+    it is likely to meet (recent ones: copies follow their story within hours) without calling
+    into RocksDB. Two generations of at most half of `limit_bytes` each: when the young one is
+    full it becomes the old one and the previous old one goes, so memory stays within the limit
+    and whatever is read or written again stays. Writes go here only once the database has them.
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        self._young: dict[bytes, bytes | None] = {}
+        self._old: dict[bytes, bytes | None] = {}
+        self._bytes = 0
+        self._half = limit_bytes // 2
+        self.hits = self.misses = 0
+
+    def get(self, key: bytes) -> Any:
+        """The value (None: absent), or `_ABSENT` when this cache does not know the key."""
+        value = self._young.get(key, _ABSENT)
+        if value is _ABSENT:
+            value = self._old.get(key, _ABSENT)
+            if value is _ABSENT:
+                self.misses += 1
+                return value
+            self.put(key, value)
+        self.hits += 1
+        return value
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        young = self._young
+        if key not in young:
+            self._bytes += len(key) + (len(value) if value else 0) + HOT_ENTRY_OVERHEAD
+            if self._bytes > self._half:
+                self._old, self._young, self._bytes = young, {}, 0
+                young = self._young
+        young[key] = value
+
+    def clear(self) -> None:
+        self._young, self._old, self._bytes = {}, {}, 0
+
+
+class RocksDerived:
+    """The facts and their derived indexes in a RocksDB database: read through a cache of hot
+    entries, written in batches - one per decision, or per batch of changelog records."""
+
+    def __init__(self, db: Callable[[], Any], hot_bytes: int = 0) -> None:
         self._db = db
         self._pending: dict[bytes, bytes | None] = {}
         self._batch: rocksdict.WriteBatch | None = None
+        self._depth = 0
         self._loaded = False
+        self.hot = HotEntries(hot_bytes)
         self.records = self.roots = self.size = 0
 
     def load(self) -> None:
@@ -92,13 +155,28 @@ class RocksDerived:
             self.records, self.roots, self.size = _COUNTERS.unpack(raw) if raw else (0, 0, 0)
             self._loaded = True
 
+    def forget(self) -> None:
+        """Drop the hot entries and the counters read (the database was reset or reopened)."""
+        self.hot.clear()
+        self._loaded = False
+
     # -- read -------------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """A key's value as the batch being built leaves it (None: absent)."""
+        value = self._pending.get(key, _ABSENT)
+        if value is _ABSENT:
+            value = self.hot.get(key)
+            if value is _ABSENT:
+                value = self._db().get(key)
+                self.hot.put(key, value)
+        return value  # type: ignore[no-any-return]
+
+    current = get
 
     def postings(self, hashes: Sequence[int]) -> list[Posting | None]:
         """The posting of each hash (packed root ids; None: no root posts it)."""
-        if not hashes:
-            return []
-        return self._db().get([POSTING + _HASH.pack(h) for h in hashes])
+        return [ids for _, ids in self._postings(hashes)]
 
     def pages(self, hour: int) -> list[bytes]:
         """Ids of the pages seen in `hour`."""
@@ -115,44 +193,56 @@ class RocksDerived:
         for key in self._db().keys(from_key=prefix):
             if not key.startswith(prefix):
                 break
-            keys.append(key)
+            if self._pending.get(key, b"") is not None:  # not deleted by the batch being built
+                keys.append(key)
+        keys.extend(key for key, value in self._pending.items()
+                    if value is not None and key.startswith(prefix) and key not in keys)
         return keys
 
-    # -- write: `change` for each fact, then `write` the batch ----------------------------------
+    # -- write: `begin`, `change` for each fact, then `write` the batch --------------------------
 
-    def begin(self) -> rocksdict.WriteBatch:
+    def begin(self) -> None:
+        """Start a batch; a batch begun inside another one is part of it (written with it)."""
+        self._depth += 1
+        if self._depth > 1:
+            return
         self.load()
         self._batch = rocksdict.WriteBatch(raw_mode=True)
         self._pending.clear()
-        return self._batch
 
     def change(self, key: bytes, old: bytes | None, new: bytes | None) -> None:
         """Put the fact `key` (None: delete it) and what it changes in the derived indexes."""
-        assert self._batch is not None
         fact = _fact_key(key)
         if fact is not None:
             apply_change(fact, old, new, self)
-        if new is None:
-            self._batch.delete(key)
-        else:
-            self._batch.put(key, new)
-        self._pending[key] = new
-
-    def current(self, key: bytes) -> bytes | None:
-        """A key's value as the batch being built leaves it."""
-        if key in self._pending:
-            return self._pending[key]
-        return self._db().get(key)
+        self._put(key, new)
 
     def write(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
-        """Write the batch (with the counters, and `extra` keys such as the changelog offset)."""
+        """Write the batch (with the counters, and `extra` keys such as the changelog offset);
+        inside an enclosing batch, leave it to that one's `write`."""
         assert self._batch is not None
-        self._batch.put(COUNTERS, _COUNTERS.pack(self.records, self.roots, self.size))
+        self._depth -= 1
+        if self._depth > 0:
+            for key, value in extra:
+                self._batch.put(key, value)
+            return
+        if self._pending:
+            self._batch.put(COUNTERS, _COUNTERS.pack(self.records, self.roots, self.size))
         for key, value in extra:
             self._batch.put(key, value)
-        self._db().write(self._batch)
-        self._batch = None
-        self._pending.clear()
+        batch, self._batch = self._batch, None
+        try:
+            if len(batch):
+                self._db().write(batch)
+        except BaseException:
+            self.forget()  # the counters and the hot entries may hold what was not written
+            raise
+        finally:
+            pending, self._pending = self._pending, {}
+        put = self.hot.put
+        for key, value in pending.items():
+            if key[0] == 0x22 or key.startswith(POSTING):  # facts and postings (not the hour files)
+                put(key, value)
 
     def _put(self, key: bytes, value: bytes | None) -> None:
         assert self._batch is not None
@@ -163,11 +253,25 @@ class RocksDerived:
         self._pending[key] = value
 
     def _postings(self, hashes: Iterable[int]) -> list[tuple[bytes, bytes | None]]:
-        """(key, posting) of each hash as the batch leaves it, read in one call."""
-        keys = [POSTING + _HASH.pack(h) for h in hashes]
-        unread = [key for key in keys if key not in self._pending]
-        read = dict(zip(unread, self._db().get(unread), strict=True)) if unread else {}
-        return [(key, self._pending[key] if key in self._pending else read[key]) for key in keys]
+        """(key, posting) of each hash as the batch leaves it; what neither the batch nor the hot
+        entries hold is read in one call."""
+        pending, hot = self._pending, self.hot
+        found: list[tuple[bytes, Any]] = []
+        unread: list[bytes] = []
+        for h in hashes:
+            key = POSTING + _HASH.pack(h)
+            value = pending.get(key, _ABSENT)
+            if value is _ABSENT:
+                value = hot.get(key)
+                if value is _ABSENT:
+                    unread.append(key)
+            found.append((key, value))
+        if unread:
+            read = dict(zip(unread, self._db().get(unread), strict=True))
+            for key, value in read.items():
+                hot.put(key, value)
+            found = [(key, read[key] if value is _ABSENT else value) for key, value in found]
+        return found
 
     def post(self, hashes: Iterable[int], sid: bytes) -> None:
         for key, ids in self._postings(hashes):
@@ -203,6 +307,13 @@ class BoundedOptions(faust_rocksdb.RocksDBOptions):
     """Faust's options with the block cache's index and filter blocks inside it, so that the
     cache size bounds the memory the database reads with."""
 
+    def open(self, path: Path, *, read_only: bool = False) -> Any:
+        """Open the database with these options (`open_rdict`)."""
+        access = rocksdict.AccessType.read_only() if read_only else rocksdict.AccessType.read_write()
+        db = open_rdict(path, self.as_options(), access)
+        db.set_read_options(rocksdict.ReadOptions())
+        return db
+
     def as_options(self) -> Any:
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
@@ -211,23 +322,44 @@ class BoundedOptions(faust_rocksdb.RocksDBOptions):
         options.set_write_buffer_size(self.write_buffer_size)
         options.set_max_write_buffer_number(self.max_write_buffer_number)
         options.set_target_file_size_base(self.target_file_size_base)
+        # Most reads are of keys the write buffers do not hold (a posting never seen, an older
+        # story's record): a bloom filter over each buffer's keys answers them without a search.
+        options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
+        options.set_memtable_whole_key_filtering(True)
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(10, False)
         table.set_block_cache(rocksdict.Cache(self.block_cache_size))
         table.set_cache_index_and_filter_blocks(True)
         table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        # Index and filter in 4 KB partitions: a file's whole filter (about a megabyte for a 64 MB
+        # file) cached as one block is evicted by the data blocks of its cache shard and read
+        # again from the file for the next lookup (a millisecond of CPU a read at 1,000,000 pages).
+        table.set_index_type(rocksdict.BlockBasedIndexType.two_level_index_search())
+        table.set_partition_filters(True)
+        table.set_pin_top_level_index_and_filter(True)
+        table.set_metadata_block_size(METADATA_BLOCK_BYTES)
         options.set_block_based_table_factory(table)
         return options
+
+
+def open_rdict(path: Path | str, options: Any, access: Any) -> rocksdict.Rdict:
+    """A database opened with `options`, also when it exists: rocksdict then reads the column
+    family's options from the database's OPTIONS file unless they are given, and that file
+    keeps no block cache (it came back as RocksDB's default 8 MB, so nearly every read went to
+    the file)."""
+    return rocksdict.Rdict(str(path), options=options, column_families={"default": options}, access_type=access)
 
 
 class DedupRocksStore(faust_rocksdb.Store):
     """Faust's RocksDB store (rocksdict) that keeps the dedup state's derived indexes beside it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        options = dict(kwargs.get("options") or {})
+        hot_bytes = options.pop(HOT_OPTION, 0)
+        kwargs["options"] = options
         super().__init__(*args, **kwargs)
-        options = dict(self.options or {})
         self.rocksdb_options = BoundedOptions(**options, use_rocksdict=True)
-        self.derived = RocksDerived(lambda: self._db_for_partition(0))
+        self.derived = RocksDerived(lambda: self._db_for_partition(0), hot_bytes)
 
     @property
     def basename(self) -> Path:
@@ -235,15 +367,12 @@ class DedupRocksStore(faust_rocksdb.Store):
         return Path(self.table_name)
 
     def _set(self, key: bytes, value: bytes | None) -> None:
-        db = self._db_for_partition(0)
         self.derived.begin()
-        self.derived.change(key, db.get(key), value)
+        self.derived.change(key, self.derived.get(key), value)
         self.derived.write()
-        self._key_index[key] = 0
 
     def _del(self, key: bytes) -> None:
-        db = self._db_for_partition(0)
-        old = db.get(key)
+        old = self.derived.get(key)
         if old is None:
             return
         self.derived.begin()
@@ -261,58 +390,71 @@ class DedupRocksStore(faust_rocksdb.Store):
             assert message.partition == 0, "the dedup table has one partition"
             offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
             key = bytes(message.key or b"")  # the raw key: the table's keys are never empty
-            self.derived.change(key, self.derived.current(key), message.value)
+            self.derived.change(key, self.derived.get(key), message.value)
         self.derived.write((self.offset_key, str(offset).encode()) for offset in offsets.values())
 
+    def revoke_partitions(self, table: Any, tps: Any) -> None:
+        """Faust forgets the partition's database (it opens it again if assigned back)."""
+        super().revoke_partitions(table, tps)
+        self.derived.forget()
 
-class LocalState(MutableMapping[str, bytes]):
-    """The dedup table's local database opened outside Faust (benchmarks, inspection): the
-    facts as a mapping (writes keep the derived indexes, like the store), and `derived`."""
+    def reset_state(self) -> None:
+        """Faust removes the local state: so do the hot entries."""
+        super().reset_state()
+        self.derived.forget()
 
-    def __init__(self, path: Path | str, cache_bytes: int = 256 * 1024 * 1024, *, read_only: bool = False) -> None:
-        options = BoundedOptions(block_cache_size=cache_bytes, write_buffer_size=WRITE_BUFFER_BYTES,
-                                 max_write_buffer_number=WRITE_BUFFERS).as_options()
-        access = rocksdict.AccessType.read_only() if read_only else rocksdict.AccessType.read_write()
-        self.db = rocksdict.Rdict(str(path), options=options, access_type=access)
-        self.derived = RocksDerived(lambda: self.db)
-        self.derived.load()
 
-    @staticmethod
-    def _key(key: str) -> bytes:
-        return b'"' + key.encode("ascii") + b'"'
+def _fact(key: str) -> bytes:
+    """The table's key for a fact, as Faust's JSON key serializer writes it (keys are ASCII
+    without quotes or backslashes)."""
+    return b'"' + key.encode("ascii") + b'"'
 
-    def offset(self) -> int | None:
-        """The changelog offset the database holds everything up to (None: none yet)."""
-        raw = self.db.get(faust_rocksdb.Store.offset_key)
-        return int(raw) if raw is not None else None
+
+class _Facts(MutableMapping[str, bytes]):
+    """The facts of a dedup table's database as the decision's mapping (`derived`: where they
+    are read and written, with their derived indexes); `batch()` makes the writes of one
+    decision one write of the database."""
+
+    derived: RocksDerived
+
+    def _db(self) -> Any:
+        raise NotImplementedError
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.derived.get(_fact(key))
+        return default if value is None else value
 
     def __getitem__(self, key: str) -> bytes:
-        value = self.db.get(self._key(key))
+        value = self.derived.get(_fact(key))
         if value is None:
             raise KeyError(key)
         return value
 
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.db.get(self._key(key))
-        return default if value is None else value
-
     def __setitem__(self, key: str, value: bytes) -> None:
-        raw = self._key(key)
-        self.derived.begin()
-        self.derived.change(raw, self.db.get(raw), value)
-        self.derived.write()
+        raw = _fact(key)
+        derived = self.derived
+        old = derived.get(raw)
+        self._changed(key, value)
+        derived.begin()
+        derived.change(raw, old, value)
+        derived.write()
 
     def __delitem__(self, key: str) -> None:
-        raw = self._key(key)
-        old = self.db.get(raw)
+        raw = _fact(key)
+        derived = self.derived
+        old = derived.get(raw)
         if old is None:
             raise KeyError(key)
-        self.derived.begin()
-        self.derived.change(raw, old, None)
-        self.derived.write()
+        self._changed(key, None)
+        derived.begin()
+        derived.change(raw, old, None)
+        derived.write()
+
+    def _changed(self, key: str, value: bytes | None) -> None:
+        """Called before a key is written (None: deleted)."""
 
     def __iter__(self) -> Iterator[str]:
-        for key in self.db.keys(from_key=b'"'):
+        for key in self._db().keys(from_key=b'"'):
             fact = _fact_key(key) if isinstance(key, bytes) else None
             if fact is None:
                 break
@@ -320,6 +462,62 @@ class LocalState(MutableMapping[str, bytes]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes made inside are written to the database together at the end (also when one of
+        them raised: those made before it are kept, as they would have been one by one)."""
+        self.derived.begin()
+        try:
+            yield
+        finally:
+            self.derived.write()
+
+
+class TableState(_Facts):
+    """The dedup table on the RocksDB store as the decision's mapping, without Faust's per-key
+    layers: reads go to the store's hot entries and database; a write goes to the changelog as
+    the table sends it (`Table.on_key_set`/`on_key_del`: the same record, partition and
+    serializer, before the local write, as `Table.__setitem__` does) and into the store's
+    batch. The database and the changelog get the table's own writes, record for record."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.store: DedupRocksStore = table.data
+        self.derived = self.store.derived
+
+    def _db(self) -> Any:
+        return self.store._db_for_partition(0)
+
+    def _changed(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self.table.on_key_del(key)
+        else:
+            self.table.on_key_set(key, value)
+
+
+class LocalState(_Facts):
+    """The dedup table's local database opened outside Faust (benchmarks, inspection): the
+    facts as a mapping (writes keep the derived indexes, like the store), and `derived`."""
+
+    def __init__(self, path: Path | str, cache_bytes: int = 256 * 1024 * 1024, *, read_only: bool = False,
+                 hot_bytes: int | None = None) -> None:
+        """`hot_bytes`: the hot entries' memory (default: as the worker sizes it from `cache_bytes`)."""
+        hot = hot_size(cache_bytes) if hot_bytes is None else hot_bytes
+        options = BoundedOptions(block_cache_size=cache_bytes - hot, write_buffer_size=WRITE_BUFFER_BYTES,
+                                 max_write_buffer_number=WRITE_BUFFERS).as_options()
+        access = rocksdict.AccessType.read_only() if read_only else rocksdict.AccessType.read_write()
+        self.db = open_rdict(path, options, access)
+        self.derived = RocksDerived(lambda: self.db, hot)
+        self.derived.load()
+
+    def _db(self) -> Any:
+        return self.db
+
+    def offset(self) -> int | None:
+        """The changelog offset the database holds everything up to (None: none yet)."""
+        raw = self.db.get(faust_rocksdb.Store.offset_key)
+        return int(raw) if raw is not None else None
 
     def close(self) -> None:
         """Close the database."""

@@ -79,6 +79,8 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
         return
     sink.size += (len(key) + len(new) if new is not None else 0) - (len(key) + len(old) if old is not None else 0)
     if is_page_key(key):
+        if old is not None and new is not None and _same_filing(old, new):
+            return  # a root's copy count changed: what it posts and where it is filed did not
         sid = binascii.a2b_base64(key[1:] + "=")
         before = _Record.unpack(old) if old is not None else None
         after = _Record.unpack(new) if new is not None else None
@@ -94,8 +96,10 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
         posted_before = before.posted(POSTED) if before is not None and before.root else set()
         posted_after = after.posted(POSTED) if after is not None and after.root else set()
         if posted_before != posted_after:
-            sink.unpost(posted_before - posted_after, sid)
-            sink.post(posted_after - posted_before, sid)
+            if gone := posted_before - posted_after:
+                sink.unpost(gone, sid)
+            if new_hashes := posted_after - posted_before:
+                sink.post(new_hashes, sid)
     elif is_template_key(key):
         site = int.from_bytes(binascii.a2b_base64(key[1:] + "=="), "big")
         last_before = _unpack_template(old)[0] if old is not None else None
@@ -105,6 +109,16 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
                 sink.unfile_site(last_before, site)
             if last_after is not None:
                 sink.file_site(last_after, site)
+
+
+_FLAGS_END, _SEEN_AT_END, _HEAD_END = 1, 25, 45  # of a page record's head (`index._RECORD`)
+
+
+def _same_filing(old: bytes, new: bytes) -> bool:
+    """Whether two versions of a page record are posted and filed alike: the same flags (root
+    or not), time seen, and kept sketches; they may differ in copies, similarity and the root."""
+    return (old[:_FLAGS_END] == new[:_FLAGS_END] and old[17:_SEEN_AT_END] == new[17:_SEEN_AT_END]
+            and old[_HEAD_END:] == new[_HEAD_END:])
 
 
 class MemoryDerived:

@@ -41,8 +41,9 @@ import binascii
 import functools
 import struct
 import zlib
-from collections.abc import MutableMapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from worker.steps.common import host
@@ -145,7 +146,16 @@ def is_template_key(key: str) -> bool:
 
 def site_of(url: str) -> int:
     """32-bit hash of the page's host without `www.` (two pages of one site share a template)."""
-    return zlib.crc32(host(url).encode())
+    start = url.find("://")
+    if start < 0:
+        return _site(url)
+    ends = [at for at in (url.find("/", start + 3), url.find("?", start + 3), url.find("#", start + 3)) if at >= 0]
+    return _site(url[: min(ends)] if ends else url)  # the host is all of the url before its path
+
+
+@functools.lru_cache(maxsize=4096)
+def _site(origin: str) -> int:
+    return zlib.crc32(host(origin).encode())
 
 
 @dataclass(slots=True)
@@ -287,6 +297,9 @@ class DedupIndex:
         self._decisions = -1  # the decision counter the derived indexes match (-1: not built)
         self._watermark = Watermark()  # as unpacked from `_written`, the `~d` value last written
         self._written = b""
+        # A state that can write several keys as one (the RocksDB store) gets each decision's
+        # writes together; over any other mapping each write is made as it comes.
+        self._batch: Callable[[], AbstractContextManager[None]] = getattr(state, "batch", nullcontext)
 
     def invalidate(self) -> None:
         """Forget the derived indexes (the state was recovered): the next call rebuilds them."""
@@ -319,13 +332,17 @@ class DedupIndex:
         returns the same decision and does not change the state or the counts; so does deciding
         again a page whose owner was cut short while writing its decision.
         """
+        with self._batch():
+            return self._decide(url, fp, seen_at)
+
+    def _decide(self, url: str, fp: Fingerprint, seen_at: float) -> Decision:
         aid = article_id(url, fp.content_hash)
         raw_id = bytes.fromhex(aid)
         sid = raw_id[:_SID]
         page_key = _page_key(sid)
         known = self.state.get(page_key)
         if known is not None:
-            return replace(_decision(aid, _Record.unpack(known)), replay=True)
+            return _decision(aid, _Record.unpack(known), replay=True)
         chash = bytes.fromhex(fp.content_hash)
         raw = self.state.get(DECISIONS_KEY)
         decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
@@ -354,7 +371,7 @@ class DedupIndex:
         except BaseException:
             self._decisions = -1  # the derived indexes may hold part of it: rebuild them
             raise
-        return replace(_decision(aid, record), watermark=watermark.value)
+        return _decision(aid, record, watermark=watermark.value)
 
     def _plan(self, url: str, fp: Fingerprint, chash: bytes, redone: _Copy | None) -> _Plan:
         """The decision, from reads only: a new story, or a copy of a root (`redone`, when given
@@ -617,8 +634,8 @@ def _template_head(lines: int) -> struct.Struct:
     return struct.Struct(f">q{lines}I")
 
 
-def _decision(aid: str, record: _Record) -> Decision:
+def _decision(aid: str, record: _Record, *, replay: bool = False, watermark: float = 0.0) -> Decision:
     if record.root:
-        return Decision(aid, None, None, 0.0, 1)
+        return Decision(aid, None, None, 0.0, 1, replay, watermark)
     similarity = round(record.similarity, 4)
-    return Decision(aid, record.root_id.hex(), record.kind, similarity, record.copies)
+    return Decision(aid, record.root_id.hex(), record.kind, similarity, record.copies, replay, watermark)

@@ -20,7 +20,10 @@ The evidence is the story's own text, never the site's:
 - No chaining: a page is compared with the own texts of a cluster's root and of up to two of its
   firm copies (most of one text inside the other, from another site), never with a text made of
   several pages; a doubtful copy adds nothing to what later pages are compared with, so one
-  doubtful merge cannot pull in a second story.
+  doubtful merge cannot pull in a second story. A page must share some of its text with every
+  text the cluster keeps (a firm copy that held a second story cannot pull that story in), and
+  a page that is a copy of two known stories whose own texts are different holds both (a host
+  page that kept its own story around a syndicated one): it is a copy of neither.
 """
 
 from __future__ import annotations

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Decisions per second of the dedup owner's decision, side by side: over a dict and over the
+RocksDB table, at N pages in the window.
+
+    python bench/dedup_decide.py --articles N [--probes 5000] [--rounds 2] [--before DIR] [--fill-dir DIR]
+                                 [--json FILE]
+
+The pages are `bench/dedup_scale.py`'s (synthetic fingerprints shaped like real ones, one day of
+pages, a quarter of them copies of a recent story), decided by `DedupIndex` over a dict; the state
+they leave is then written into a RocksDB table with its derived indexes, as a worker that
+decided them would have left it (`dedup_scale.write_table`). Each measured store then decides
+the same pages, on its own copy of the table: 2,000 pages of the stream (warm-up), then, timed,
+`--probes` pages of the stream (`stream`: new stories and copies at the fill's share, under urls
+of their own) and as many near copies of recent stories (`near`, the probes of
+`bench/dedup_scale.py`: each reads postings and candidates, verifies, and writes a copy's
+record and its root's, the heaviest decision):
+
+- `dict`: the state in a dict, its derived indexes in memory (`eval dedup`, `process`, tests);
+- `rocksdb`: the worker's default store (`LocalState`: its hot entries and block cache as the
+  worker sizes them from `INGEST_DEDUP_CACHE_MB`);
+- `rocksdb-no-hot`: the same without hot entries (every read goes to RocksDB);
+- `before` (with `--before DIR`, a checkout of older code): its RocksDB decision, in a
+  subprocess importing that code, on its own copy of the same table with the same probes.
+
+Each RocksDB store first writes its copy's files again with its own options (a forced
+compaction, as its worker would have written them), then opens it again (as a worker restarted
+on its volume).
+
+The figure is decisions per CPU second of the deciding thread (the process's too, which counts
+RocksDB's background flushes and compactions), as in `bench/dedup_scale.py`. Rounds alternate
+the stores, so a change in the machine's load shows as a change between rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WARM_UP = 2_000
+
+
+def rate(index: Any, pages: list[tuple[str, Any, float]]) -> tuple[float, float]:
+    """Decisions per CPU second over `pages`: of the deciding thread, and of the process."""
+    thread, process = time.thread_time(), time.process_time()
+    for url, fp, when in pages:
+        index.decide(url, fp, when)
+    return len(pages) / (time.thread_time() - thread), len(pages) / (time.process_time() - process)
+
+
+def measure_rocksdb(path: Path, pages: dict[str, list[Any]], hot_bytes: int | None) -> dict[str, Any]:
+    """Open the table at `path` (its files first written again as the code under test writes
+    them), decide the warm-up pages, then time each kind of probes (importing whichever code is
+    first on the path: this checkout's, or `--before`'s)."""
+    import rocksdict
+
+    from worker.kafka.dedup_store import LocalState
+    from worker.settings import Settings
+    from worker.steps.dedup.index import DedupIndex
+
+    cache = Settings().dedup_cache_mb * 1024 * 1024
+    for options_file in path.glob("OPTIONS-*"):
+        options_file.unlink()  # opened first with the options of the code under test, not the file's
+    written = LocalState(path, cache)
+    compact = rocksdict.CompactOptions()
+    compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+    written.db.compact_range(None, None, compact)
+    written.close()  # then reopened, as by a worker restarted on its volume
+    state = LocalState(path, cache) if hot_bytes is None else LocalState(path, cache, hot_bytes=hot_bytes)
+    index = DedupIndex(state, window_seconds=7 * 86400, derived=state.derived)
+    figures = decide_all(index, pages)
+    hot = getattr(state.derived, "hot", None)
+    if hot is not None and hot.hits + hot.misses:
+        figures["hot_hit_share"] = round(hot.hits / (hot.hits + hot.misses), 3)
+    with open("/proc/self/status") as status:  # the peak of this process (ru_maxrss keeps the parent's)
+        peak = next(line for line in status if line.startswith("VmHWM:"))
+    figures["peak_rss_mb"] = round(int(peak.split()[1]) / 1024, 1)
+    state.close()
+    return figures
+
+
+def decide_all(index: Any, pages: dict[str, list[Any]]) -> dict[str, Any]:
+    """Decide the warm-up pages, then each kind of probes timed (decisions per CPU second)."""
+    figures: dict[str, Any] = {}
+    for kind, batch in pages.items():
+        thread, process = rate(index, batch)
+        if kind != "warm_up":
+            figures[kind] = round(thread)
+            figures[f"{kind}_process_cpu"] = round(process)
+    return figures
+
+
+def child(args: argparse.Namespace) -> int:
+    """`--child`: one RocksDB measurement in this process (the code under test is on the path)."""
+    with open(args.child_probes, "rb") as handle:
+        pages = pickle.load(handle)
+    hot = None if args.child_hot < 0 else args.child_hot
+    print(json.dumps(measure_rocksdb(Path(args.child), pages, hot)))
+    return 0
+
+
+class StreamPages:
+    """The stream's next pages (new stories and copies of recent ones, at the fill's share and
+    pace) under urls of their own, and near copies of recent stories."""
+
+    def __init__(self, stream: Any, articles: int, last: float, prober: Any) -> None:
+        self.stream, self.prober = stream, prober
+        self.step = 86400.0 / articles
+        self.when = last
+        self.count = 0
+
+    def page(self) -> tuple[str, Any, float]:
+        stream = self.stream
+        self.count += 1
+        self.when += self.step
+        if stream.recent and stream.rng.random() < stream.copy_share:
+            fp = stream.copy(stream.recent[stream.rng.randrange(len(stream.recent))])
+            return f"https://copy{self.count % 997}.example/next/{self.count}", fp, self.when
+        _, fp = stream.story()
+        return f"https://site{self.count % 500}.example/next/{self.count}", fp, self.when
+
+    def round(self, warm_up: int, probes: int) -> dict[str, list[Any]]:
+        """Warm-up pages, then `probes` pages of the stream and as many near copies."""
+        return {"warm_up": [self.page() for _ in range(warm_up)],
+                "stream": [self.page() for _ in range(probes)],
+                "near": [self.prober.page() for _ in range(probes)]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=100_000, help="pages in the dedup window")
+    parser.add_argument("--copies", type=float, default=0.25, help="share of pages that copy a recent story")
+    parser.add_argument("--probes", type=int, default=5_000, help="decisions timed per store and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--before", help="a checkout of older code: its RocksDB decision is measured too")
+    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--fill-dir", help="keep the fill (pages, dict state, RocksDB table) here, or reuse the one "
+                        "kept there; the table copies each store decides over are made from it")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-probes", help=argparse.SUPPRESS)
+    parser.add_argument("--child-hot", type=int, default=-1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(HERE))
+    import rocksdict
+    from dedup_scale import Counting, Prober, Stream, write_table
+
+    from worker.kafka.dedup_store import LocalState
+    from worker.settings import Settings
+    from worker.steps.dedup.index import DedupIndex
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    figures: dict[str, Any] = {"articles": args.articles, "probes": args.probes,
+                               "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    tmp = Path(tempfile.mkdtemp(prefix="dedup-decide-"))
+    try:
+        saved = Path(args.fill_dir or tmp / "fill")
+        saved.mkdir(parents=True, exist_ok=True)
+        table = saved / "db"
+        started = time.perf_counter()
+        if (saved / "stream.pkl").exists():  # the pages of an earlier run's fill, kept
+            with open(saved / "stream.pkl", "rb") as handle:
+                stream, last = pickle.load(handle)
+            with open(saved / "state.pkl", "rb") as handle:
+                state = Counting(pickle.load(handle))
+            memory = DedupIndex(state, window_seconds=7 * 86400)
+            say(f"fill of {args.articles:,} pages read from {saved}")
+        else:
+            stream = Stream(args.seed, args.copies)
+            state = Counting()
+            memory = DedupIndex(state, window_seconds=7 * 86400)
+            last = 0.0
+            for n, (url, fp, when) in enumerate(stream.pages(args.articles), start=1):
+                memory.decide(url, fp, when)
+                last = when
+                if n % 200_000 == 0:
+                    say(f"  decided {n:,} pages ({time.perf_counter() - started:.0f} s)")
+            with open(saved / "state.pkl", "wb") as handle:
+                pickle.dump(dict(state), handle)
+            with open(saved / "stream.pkl", "wb") as handle:
+                pickle.dump((stream, last), handle)
+        if not (saved / "table-written").exists():
+            shutil.rmtree(table, ignore_errors=True)
+            write_table(table, state, memory, Settings().dedup_cache_mb * 1024 * 1024)
+            (saved / "table-written").touch()
+        local = LocalState(table, Settings().dedup_cache_mb * 1024 * 1024)
+        compact = rocksdict.CompactOptions()  # every file written again with the current options
+        compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+        local.db.compact_range(None, None, compact)  # the same table for every store
+        local.close()
+        figures["indexed_articles"] = memory.roots()
+        figures["fill_seconds"] = round(time.perf_counter() - started, 1)
+        say(f"{args.articles:,} pages ({figures['indexed_articles']:,} indexed) in {figures['fill_seconds']} s")
+
+        pages = StreamPages(stream, args.articles, last, Prober(None, stream, last))  # type: ignore[arg-type]
+        stores = ["dict", "rocksdb", "rocksdb-no-hot"] + (["before"] if args.before else [])
+        rounds: list[dict[str, Any]] = []
+        for number in range(args.rounds):
+            batch = pages.round(WARM_UP, args.probes)
+            probes_file = tmp / "probes.pkl"
+            probes_file.write_bytes(pickle.dumps(batch))
+            measured: dict[str, Any] = {}
+            for store in stores:
+                if store == "dict":  # it keeps these pages, as each table copy does
+                    measured[store] = decide_all(memory, batch)
+                    continue
+                copy = tmp / f"copy-{store}"
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(table, copy)
+                code = Path(args.before).resolve() if store == "before" else HERE.parent
+                hot = "0" if store == "rocksdb-no-hot" else "-1"
+                command = [sys.executable, str(Path(__file__).resolve()), "--child", str(copy),
+                           "--child-probes", str(probes_file), "--child-hot", hot]
+                env = {**os.environ, "PYTHONPATH": str(code)}
+                out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+                measured[store] = json.loads(out.strip().splitlines()[-1])
+                shutil.rmtree(copy, ignore_errors=True)
+            rounds.append(measured)
+            for kind in ("stream", "near"):
+                line = "   ".join(f"{store} {m[kind]:,}/s" for store, m in measured.items())
+                say(f"round {number} {kind:>6}  {line}")
+        figures["rounds"] = rounds
+        for store in stores:
+            for kind in ("stream", "near"):
+                figures[f"{store}_{kind}_decisions_per_second"] = max(r[store][kind] for r in rounds)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    figures["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    say(json.dumps(figures, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
