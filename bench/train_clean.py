@@ -37,10 +37,12 @@ def main() -> None:
         lines = [page for folder in args.text for page in dump_pages(load_bench(folder)).values()]
         model, scores = train_line_model(lines)
         for selection, score in scores.items():
-            print(f"selection {selection.rule} {selection.value}: inner-fold score {score:.4f}")
+            print(f"selection {selection.rule} {selection.value} share {selection.share}: inner-fold score {score:.4f}")
+        for kind, selection in model.by_kind.items():
+            print(f"{kind} pages: {selection.rule} {selection.value} share {selection.share}")
         (args.out / LINE_MODEL_FILE.name).write_text(model.to_json() + "\n", encoding="utf-8")
         print(f"{LINE_MODEL_FILE.name}: {len(lines)} pages, {sum(len(p.dump.lines) for p in lines)} lines, "
-              f"selection {model.selection.rule} {model.selection.value}")
+              f"selection {model.selection.rule} {model.selection.value} share {model.selection.share}")
 
 
 def train_html(folders: list[Path], out: Path) -> None:

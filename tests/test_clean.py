@@ -340,7 +340,10 @@ def test_text_dump_read_more_block_comments_and_byline() -> None:
         "Comments",
         *[f"I think this is a great decision, says reader {k}, and they should do more of it." for k in range(12)],
     ]
-    article = _article(RawPage(url="https://d.example/x", text="\n\n".join(lines)))
+    # a news address: the page's kind (article) picks its selection rule, which ends the story
+    # at the comments heading (a page read as a forum or a listing keeps the runs after it)
+    url = "https://d.example/news/2024/03/12/budget-approved-after-long-debate"
+    article = _article(RawPage(url=url, text="\n\n".join(lines)))
     assert article.title == "Budget approved after long debate"
     assert "Later paragraph 2 continues." in article.text
     for junk in ("Mayor opens new bridge", "Read more", "By Jane Doe", "reader", "Share this"):

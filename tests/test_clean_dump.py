@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from worker.document import Article, RawPage
+from worker.evaluation import dump_training
 from worker.evaluation.dump_training import (
     SELECTIONS,
     choose_selection,
@@ -42,7 +43,7 @@ def _labelled(folder: Path, word_metric: bool) -> list:
     truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
     return [
         dump_page(i, (folder / "text" / f"{i}.txt").read_text(encoding="utf-8"), rec["articleBody"] or "",
-                  rec["url"], word_metric)
+                  rec["url"], word_metric, str(folder), rec.get("page_type", "article"))
         for i, rec in sorted(truth.items())
     ]
 
@@ -80,18 +81,37 @@ def test_selection_rules() -> None:
         Selection("top", 1.0)
     teasers = read_dump("\n".join([STORY, "Read more:", "Bridge repairs begin next week", STORY]), "en")
     assert select_lines(teasers.lines, np.array([0.9, 0.1, 0.9, 0.9]), Selection("run", 0.3)) == [0, 3]
+    with pytest.raises(ValueError):
+        Selection("run", 0.3, 0.0)
 
 
-def test_training_chooses_inside_the_pages_and_the_model_round_trips(tmp_path: Path) -> None:
+def test_a_share_below_one_keeps_the_other_runs_that_reach_it() -> None:
+    menu = "Home About Contact Privacy Terms Careers Advertise Newsletter Subscribe Help Shop"
+    gap = [menu, menu.upper(), menu.lower(), menu.title(), menu.swapcase()]
+    replies = [STORY, *gap, STORY.replace("council", "mayor"), *gap, STORY.replace("council", "board")]
+    dump = read_dump("\n".join(replies), "en")
+    story = np.array([0.95, *[0.02] * 5, 0.6, *[0.02] * 5, 0.6])
+    assert select_lines(dump.lines, story, Selection("run", 0.3)) == [0]
+    # each reply is a run of its own: a share of 0.25 keeps both, 1.0 only the densest
+    assert select_lines(dump.lines, story, Selection("run", 0.3, 0.25)) == [0, 6, 12]
+    assert select_lines(dump.lines, story, Selection("run", 0.3, 1.0)) == [0]
+
+
+def test_training_chooses_inside_the_pages_and_the_model_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
     pages = _labelled(WCXB, True) + _labelled(PAGES, False)
     assert len({p.site for p in pages}) >= 3
     assert all(len(p.labels) == len(p.dump.lines) and p.labels.max() == 1.0 for p in pages)
-    selection, scores = choose_selection(pages)
+    selection, by_kind, scores = choose_selection(pages)
     assert selection in SELECTIONS and set(scores) == set(SELECTIONS)
     assert scores[selection] == max(scores.values()) and all(0.0 <= s <= 1.0 for s in scores.values())
+    assert by_kind == {}  # no kind has MIN_KIND_PAGES pages here
+    monkeypatch.setattr(dump_training, "MIN_KIND_PAGES", 5)
     model, _ = train_line_model(pages)
     assert model.selection == selection and model.vocabulary == tuple(vocabulary(pages))
+    assert set(model.by_kind) == {"article"} and model.by_kind["article"] in SELECTIONS  # 6 article pages
+    assert model.selection_for("article") == model.by_kind["article"] and model.selection_for("forum") == selection
     again = LineModel.from_json(model.to_json())
+    assert again.by_kind == model.by_kind and again.selection == model.selection
     page = pages[0].dump
     assert np.allclose(again.probabilities(page.rows, page.words), model.probabilities(page.rows, page.words))
     truth = json.loads((WCXB / "ground-truth.json").read_text(encoding="utf-8"))
@@ -109,6 +129,9 @@ def test_fold_models_never_saw_the_fold_sites() -> None:
     models, extra_models = fold_line_models(pages, urls, 2, extra)
     assert set(models) == set(pages) and len({id(m) for m in models.values()}) == 2
     assert len(extra_models) == len(extra) and {id(m) for m in extra_models} <= {id(m) for m in models.values()}
+    # each fold's page kinds come from a classifier trained on the same folds
+    assert all(m.page_types is not None for m in models.values())
+    assert len({id(m.page_types) for m in models.values()}) == 2
     with pytest.raises(ValueError, match="no page to train on"):
         fold_line_models({i: pages[i] for i in list(pages)[:1]}, urls, 2)
 

@@ -246,22 +246,24 @@ def test_a_site_calling_itself_a_person_is_not_the_author() -> None:
 
 def test_a_handle_marked_as_the_author_and_a_name_given_whole_where_a_source_has_it() -> None:
     handle = _meta("", "<h1>Harbour reopens after the storm</h1><div class='header-byline'>By "
-                       "<a href='/member/MixmasterFred/' rel='author'>MixmasterFred</a> in Workshop</div>")
-    assert handle.authors == ["MixmasterFred"]
-    whole = _meta("", "<h1>Harbour reopens after the storm</h1><span class='author-name'>Juliette</span>"
-                      + STORY * 3 + "<p>Written by Juliette Carreiro</p>")
-    assert whole.authors == ["Juliette Carreiro"]
-
+                       "<a href='/member/HarbourWatcher/' rel='author'>HarbourWatcher</a> in Workshop</div>")
+    assert handle.authors == ["HarbourWatcher"]
+    whole = _meta("", "<h1>Harbour reopens after the storm</h1><span class='author-name'>Marta</span>"
+                      + STORY * 3 + "<p>Written by Marta Oliveira</p>")
+    assert whole.authors == ["Marta Oliveira"]
 
 
 def test_a_pen_name_in_a_byline_element_a_body_class_no_aside_and_a_co_author_with() -> None:
-    pen = _meta("", "<h1>Harbour reopens after the storm</h1><span class='post-author'>Yucy</span>")
-    assert pen.authors == ["Yucy"]
+    pen = _meta("", "<h1>Harbour reopens after the storm</h1><span class='post-author'>Quilla</span>")
+    assert pen.authors == ["Quilla"]
+    for label in ("Advertisement", "Sponsored", "Posted", "Loading", "Admin"):
+        furniture = _meta("", f"<h1>Harbour reopens after the storm</h1><span class='post-author'>{label}</span>")
+        assert furniture.authors == [], label
     tree = parse_html("<html><body class='single-post menu'><h1>Harbour reopens after the storm</h1>"
                       f"<div class='post-meta'>By: <a href='/author/ray/'>Ray Ansari</a></div>{STORY}</body></html>")
     assert tree is not None
     assert read_meta(drop_code(tree), "https://news.example.com/harbour").authors == ["Ray Ansari"]
-    assert split_authors("By Dieter Hogen with Uta Pippig") == ["Dieter Hogen", "Uta Pippig"]
+    assert split_authors("By Tom Berg with Ana Lund") == ["Tom Berg", "Ana Lund"]
 
 
 # --- titles ----------------------------------------------------------------------------------

@@ -7,8 +7,11 @@ as 1,497 pages of seven kinds, as in the selection's score). The booster's setti
 below; the vocabulary (the words found on most training pages) and the selection rule with its
 value are chosen inside the training pages: the rule by cross-validation over folds grouped by
 site, scored with each folder's own metric (word F1 on pages with a page type, shingle F1
-otherwise), each folder weighing the same. `fold_line_models` trains one such model per held-out fold, so the figures
-of `ingest-worker eval extraction --mode text --folds K` are nested: nothing chosen saw the fold.
+otherwise), each folder weighing the same; once over all pages, then again for each page kind
+with at least `MIN_KIND_PAGES` training pages (their labelled kind), over that kind's pages.
+`fold_line_models` trains one such model per held-out fold, with a page-type classifier on the
+same folds (so the kind that picks a held-out page's rule comes from a model that never saw it
+either): the figures of `ingest-worker eval extraction --mode text --folds K` are nested.
 """
 
 from __future__ import annotations
@@ -28,10 +31,18 @@ from worker.steps.clean.line_model import LineModel, Selection, line_matrix
 from worker.steps.clean.model import CleanModels
 from worker.steps.clean.normalize import join_paragraphs
 from worker.steps.clean.page import clean
+from worker.steps.clean.page_type import KINDS, PageTypeModel, text_features
 
 VOCABULARY = 400  # words, most pages first
 INNER_FOLDS = 2
-SELECTIONS = (Selection("run", 0.25), Selection("run", 0.3), Selection("run", 0.4))
+SELECTIONS = tuple(
+    Selection("run", value, share) for value in (0.25, 0.3, 0.4) for share in (1.0, 0.5, 0.25, 0.1)
+)
+MIN_KIND_PAGES = 30  # a page kind with fewer training pages takes the rule chosen over all pages
+# The held-out evaluation's page-type classifier: fixed settings (`bench/train_page_type.py`
+# chooses the shipped one's by its own nested folds).
+PAGE_TYPE_SETTINGS: dict[str, object] = {"num_leaves": 15, "min_child_samples": 20, "balanced": False}
+PAGE_TYPE_ROUNDS = 200
 BOOSTER = {
     "objective": "binary", "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 50,
     "feature_fraction": 0.8, "bagging_fraction": 0.5, "bagging_freq": 1, "max_bin": 63,
@@ -54,16 +65,19 @@ class DumpPage:
     truth: str
     word_metric: bool  # scored with word-bag F1 (a WCXB page), else shingle F1
     source: str = ""  # the labelled folder it comes from
+    page_type: str | None = None  # its labelled kind
 
 
-def dump_page(page_id: str, text: str, truth: str, url: str, word_metric: bool, source: str = "") -> DumpPage:
-    """Read and label one dump (`source`: its folder)."""
+def dump_page(
+    page_id: str, text: str, truth: str, url: str, word_metric: bool, source: str = "", page_type: str | None = None
+) -> DumpPage:
+    """Read and label one dump (`source`: its folder; `page_type`: its labelled kind)."""
     dump = read_dump(text, None, url)
     texts = [line.text for line in dump.lines]
     tokens = np.array([len(WORD.findall(t)) for t in texts], dtype=float) + 1.0
     weights = tokens / (tokens.sum() - len(tokens) + 1.0) if len(tokens) else tokens
     labels = (story_shares(texts, truth) >= STORY_SHARE).astype(float)
-    return DumpPage(page_id, url, text, site_of(url), dump, labels, weights, truth, word_metric, source)
+    return DumpPage(page_id, url, text, site_of(url), dump, labels, weights, truth, word_metric, source, page_type)
 
 
 def vocabulary(pages: Iterable[DumpPage], size: int = VOCABULARY) -> list[str]:
@@ -105,13 +119,17 @@ def _site_folds(pages: Sequence[DumpPage], folds: int) -> list[int]:
     return [assignment[key] for key in keys]
 
 
-def choose_selection(pages: Sequence[DumpPage], folds: int = INNER_FOLDS) -> tuple[Selection, dict[Selection, float]]:
+def choose_selection(
+    pages: Sequence[DumpPage], folds: int = INNER_FOLDS
+) -> tuple[Selection, dict[str, Selection], dict[Selection, float]]:
     """The selection rule that scores best over `folds` site-grouped folds of `pages` (each
-    page cleaned by a booster trained on the other folds), and every rule's score. Pages of
-    fewer than two sites cannot be cross-validated: the first rule, unscored."""
+    page cleaned by a booster trained on the other folds), the best rule of each labelled page
+    kind with at least `MIN_KIND_PAGES` pages (over its pages alone), and every rule's score
+    over all pages. Pages of fewer than two sites cannot be cross-validated: the first rule,
+    unscored."""
     folds = min(folds, len({p.site for p in pages}))
     if folds < 2:
-        return SELECTIONS[0], {}
+        return SELECTIONS[0], {}, {}
     assignment = _site_folds(pages, folds)
     probabilities: list[np.ndarray] = [np.zeros(0)] * len(pages)
     for k in range(folds):
@@ -121,23 +139,44 @@ def choose_selection(pages: Sequence[DumpPage], folds: int = INNER_FOLDS) -> tup
         for j, (page, f) in enumerate(zip(pages, assignment, strict=True)):
             if f == k:
                 probabilities[j] = model.probabilities(page.dump.rows, page.dump.words)
-    scores = {
-        selection: score_pages(pages, [
-            join_paragraphs(story_paragraphs(p.dump, probabilities[j], selection)) for j, p in enumerate(pages)
-        ])
+    texts = {
+        selection: [join_paragraphs(story_paragraphs(p.dump, probabilities[j], selection)) for j, p in enumerate(pages)]
         for selection in SELECTIONS
     }
-    return max(SELECTIONS, key=lambda s: scores[s]), scores
+    scores = {selection: score_pages(pages, texts[selection]) for selection in SELECTIONS}
+    best = max(SELECTIONS, key=lambda s: scores[s])
+    by_kind = {}
+    for kind, count in sorted(Counter(p.page_type for p in pages if p.page_type).items()):
+        if count < MIN_KIND_PAGES:
+            continue
+        chosen = [j for j, p in enumerate(pages) if p.page_type == kind]
+        by_kind[kind] = max(SELECTIONS, key=lambda s: score_pages(
+            [pages[j] for j in chosen], [texts[s][j] for j in chosen]))
+    return best, by_kind, scores
 
 
 def train_line_model(
     pages: Sequence[DumpPage], inner_folds: int = INNER_FOLDS
 ) -> tuple[LineModel, dict[Selection, float]]:
-    """The line model of `pages`: the selection rule chosen by cross-validation inside them,
+    """The line model of `pages`: the selection rules chosen by cross-validation inside them,
     then the vocabulary and the booster fitted on all of them; and each rule's inner score."""
-    selection, scores = choose_selection(pages, inner_folds)
+    selection, by_kind, scores = choose_selection(pages, inner_folds)
     words = vocabulary(pages)
-    return LineModel(ROW_FEATURES, words, _booster(pages, words), selection), scores
+    return LineModel(ROW_FEATURES, words, _booster(pages, words), selection, by_kind), scores
+
+
+def page_type_model(pages: Sequence[DumpPage]) -> PageTypeModel | None:
+    """A text page-type classifier trained on the labelled kinds of `pages` (None: no labels)."""
+    from worker.evaluation.page_types import fit
+
+    labelled = [p for p in pages if p.page_type in KINDS]
+    if len({p.page_type for p in labelled}) < 2:
+        return None
+    rows = [text_features(p.text, p.url) for p in labelled]
+    names = sorted({name for row in rows for name in row})
+    x = np.array([[row.get(name, np.nan) for name in names] for row in rows], dtype=float)
+    y = np.array([KINDS.index(str(p.page_type)) for p in labelled])
+    return fit(x, y, names, PAGE_TYPE_SETTINGS, PAGE_TYPE_ROUNDS)
 
 
 def fold_line_models(
@@ -159,6 +198,7 @@ def fold_line_models(
         if not training:
             raise ValueError(f"fold {k + 1} of {folds} leaves no page to train on: give more pages or fewer folds")
         models[k], _ = train_line_model(training)
+        models[k].page_types = page_type_model(training)
     return {i: models[assignment[i]] for i in pages}, [models[f] for f in extra_folds]
 
 

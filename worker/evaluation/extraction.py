@@ -165,9 +165,11 @@ def block_pages(bench: Bench, ids: Iterable[str]) -> dict[str, BlockPage]:
 
 
 def dump_pages(bench: Bench) -> dict[str, DumpPage]:
-    """The folder's labelled text dumps, read for the line model, by page id."""
+    """The folder's labelled text dumps, read for the line model, by page id, with their page
+    kind (a folder without page types is the article benchmark's: news articles)."""
     return {
-        i: dump_page(i, text, bench.bodies[i], bench.urls[i], bench.words, str(bench.root))
+        i: dump_page(i, text, bench.bodies[i], bench.urls[i], bench.words, str(bench.root),
+                     bench.page_types.get(i, "article" if not bench.words else None))
         for i in sorted(bench.bodies) if (text := bench.text(i)) is not None
     }
 

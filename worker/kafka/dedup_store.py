@@ -89,7 +89,7 @@ def _fact_key(key: bytes) -> str | None:
     return None
 
 
-_ABSENT = object()
+_ABSENT: Any = object()
 HOT_ENTRY_OVERHEAD = 160
 """Bytes a cached entry costs beyond its key and value (two bytes objects and a dict slot)."""
 
@@ -123,6 +123,7 @@ class HotEntries:
         return value
 
     def put(self, key: bytes, value: bytes | None) -> None:
+        """Remember a key's value (None: absent), ageing the older generation out past the bound."""
         young = self._young
         if key not in young:
             self._bytes += len(key) + (len(value) if value else 0) + HOT_ENTRY_OVERHEAD
@@ -132,6 +133,7 @@ class HotEntries:
         young[key] = value
 
     def clear(self) -> None:
+        """Forget every entry (the database was reset, reopened or a write failed)."""
         self._young, self._old, self._bytes = {}, {}, 0
 
 
@@ -240,9 +242,9 @@ class RocksDerived:
         finally:
             pending, self._pending = self._pending, {}
         put = self.hot.put
-        for key, value in pending.items():
+        for key, written in pending.items():
             if key[0] == 0x22 or key.startswith(POSTING):  # facts and postings (not the hour files)
-                put(key, value)
+                put(key, written)
 
     def _put(self, key: bytes, value: bytes | None) -> None:
         assert self._batch is not None
@@ -421,6 +423,7 @@ class _Facts(MutableMapping[str, bytes]):
         raise NotImplementedError
 
     def get(self, key: str, default: Any = None) -> Any:
+        """A fact's value, or `default` when the table holds none."""
         value = self.derived.get(_fact(key))
         return default if value is None else value
 

@@ -6,7 +6,9 @@ words, list markers, indentation (a crawler's dump keeps the page's nesting), bo
 patterns, lines repeated elsewhere in the page, "Read more:" lead-ins, the lines around it,
 words shared with the url's path, and which common words it holds. The story is the densest
 run of lines above the model's threshold (a maximum-sum segment that tolerates short junk
-interruptions; junk inside it and the headlines a "Read more:" lead-in introduces removed).
+interruptions; junk inside it and the headlines a "Read more:" lead-in introduces removed),
+with the other runs whose total reaches a share of its own; the threshold and the share are
+chosen for each page kind in training (a forum's replies and a listing's items are not one run).
 The title is the headline-like line before the story that shares most words with the lede.
 """
 
@@ -474,15 +476,38 @@ def read_dump(text: str, language: str | None = None, url: str | None = None) ->
     return DumpLines(lines, stops, language, line_rows(lines, bool(stops), url), line_words(lines))
 
 
-def _run_lines(lines: list[Line], story: np.ndarray, threshold: float) -> list[int]:
-    """The densest run of story lines, opened after a byline or a headline; the story and
-    short lines inside it that no boilerplate pattern matches."""
-    _classify(lines, story, threshold)
+def _other_runs(lines: list[Line], start: int, end: int, floor: float) -> list[tuple[int, int]]:
+    """The runs outside [start, end) whose total reaches `floor`: the densest segment of each
+    stretch beside the runs found, repeatedly, in page order."""
+    found: list[tuple[int, int]] = []
+    stretches = [(0, start), (end, len(lines))]
+    while stretches:
+        lo, hi = stretches.pop()
+        if hi - lo < 1:
+            continue
+        score, run_start, run_end = _max_segment(lines, lo, hi)
+        if score <= 0 or score < floor:
+            continue
+        found.append((run_start, run_end))
+        stretches += [(lo, run_start), (run_end, hi)]
+    return sorted(found)
+
+
+def _run_lines(lines: list[Line], story: np.ndarray, selection: Selection) -> list[int]:
+    """The densest run of story lines, opened after a byline or a headline, and the other runs
+    reaching the selection's share of its total; the story and short lines inside them that no
+    boilerplate pattern matches."""
+    _classify(lines, story, selection.value)
     start, end = _best_run(lines)
+    others = []
+    if selection.share < 1.0 and end > start:
+        top = sum(line.weight for line in lines[start:end])
+        others = _other_runs(lines, start, end, selection.share * top)
     start = _after_header(lines, start, end)
     if end - start > 1 and _headline_like(lines[start]):
         start += 1  # a run opening on an unpunctuated line opens on the headline
-    return [k for k in range(start, end) if _keep(lines[k])]
+    runs = sorted([(start, end), *others])
+    return [k for run_start, run_end in runs for k in range(run_start, run_end) if _keep(lines[k])]
 
 
 def select_lines(lines: list[Line], story: np.ndarray, selection: Selection) -> list[int]:
@@ -490,7 +515,7 @@ def select_lines(lines: list[Line], story: np.ndarray, selection: Selection) -> 
     'Read more:' lead-in introduces are never story."""
     if not lines:
         return []
-    kept = _run_lines(lines, story, selection.value)
+    kept = _run_lines(lines, story, selection)
     teasers = _after_lead_ins(lines)
     return [k for k in kept if k not in teasers]
 
@@ -501,16 +526,18 @@ def story_paragraphs(dump: DumpLines, story: np.ndarray, selection: Selection) -
 
 
 def extract_dump(
-    text: str, language: str | None = None, model: LineModel | None = None, url: str | None = None
+    text: str, language: str | None = None, model: LineModel | None = None, url: str | None = None,
+    kind: str | None = None,
 ) -> DumpArticle:
     """Title and story paragraphs of a whole-page text dump (`url`: the page's address, whose
-    path words the model reads); `model` replaces the shipped line model."""
+    path words the model reads; `kind`: the page's kind, whose selection rule picks the lines);
+    `model` replaces the shipped line model."""
     model = model or shipped_line_model()
     dump = read_dump(text, language, url)
     if not dump.lines:
         return DumpArticle("", [], dump.language)
     story = model.probabilities(dump.rows, dump.words)
-    kept = select_lines(dump.lines, story, model.selection)
+    kept = select_lines(dump.lines, story, model.selection_for(kind))
     paragraphs = list(dict.fromkeys(dump.lines[k].text for k in kept))
     if not paragraphs:
         return DumpArticle("", [], dump.language)

@@ -390,6 +390,23 @@ def is_person(name: str) -> bool:
     return len(words) >= 2 or _given_first(bare)
 
 
+# Words templates put in byline slots in place of a name: never read as a one-word pen name.
+_BYLINE_LABELS = frozenset(
+    "advertisement advertorial sponsored promoted partner paid posted published updated written admin "
+    "administrator anonymous guest unknown editorial staff team newsroom byline author authors none "
+    "null undefined loading trending featured breaking exclusive opinion analysis news".split()
+)
+_LABEL_SUFFIX = re.compile(r"(?:ment|tion|sion|ing|ed)$")
+
+
+def _pen_name(word: str) -> bool:
+    """One capitalised word that can stand as a pen name: not a label a template puts in the
+    byline's place ('Advertisement', 'Sponsored', 'Posted'), nor a common word's shape."""
+    if not re.fullmatch(r"[A-Z][a-z]{2,}", word) or word.casefold() in _BYLINE_LABELS:
+        return False
+    return not _LABEL_SUFFIX.search(word) or word.casefold() in _given_names()
+
+
 def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
     """People and organisations a source names. `kind`: 'person' or 'organisation' when the
     source says (JSON-LD), 'structured' for an author field that does not (meta tags), '' for
@@ -408,8 +425,8 @@ def _names_of(raw: str, kind: str) -> tuple[list[str], list[str]]:
             organisations.append(name)
         elif kind == "structured" and plain:
             people.append(name)
-        elif kind == "element" and set(names) == {name} and re.fullmatch(r"[A-Z][a-z]{2,}", name) and plain:
-            people.append(name)  # a byline element holding one capitalised word: a pen name ('Yucy')
+        elif kind == "element" and set(names) == {name} and _pen_name(name) and plain:
+            people.append(name)  # a byline element holding one capitalised word that is no label
     return people, organisations
 
 
@@ -423,7 +440,7 @@ def _site_name(name: str, sites: set[str], kind: str = "") -> bool:
     key = _squeeze(name)
     if _STAFF.search(name):
         return key in sites
-    if kind == "person":  # a site that calls itself a Person in its JSON-LD ('Cleveland Clinic')
+    if kind == "person":  # a site that calls itself a Person in its JSON-LD ('Harbour Clinic' on harbourclinic.org)
         return key in sites and (is_organisation(name) or not is_person(name))
     if kind != "organisation" and _given_first(name):
         return False
@@ -458,12 +475,12 @@ def choose_authors(
                     people.append(name)
             for name in orgs:
                 (signed_by_site if _site_name(name, sites, "organisation") else organisations).append(name)
-            if not named and not orgs:  # 'EcoFlow' as the byline of ecoflow.com: neither kind of name
+            if not named and not orgs:  # 'Acme' as the byline of acme.com: neither kind of name
                 signed_by_site += [n for n in split_authors(raw) if _squeeze(n) in sites]
         if people:
             found.append(people)
     chosen = next((people for people in found if not shown or people[0].casefold() in shown), found[0] if found else [])
-    if len(chosen) == 1 and len(chosen[0].split()) == 1:  # 'Juliette', where another source has 'Juliette Carreiro'
+    if len(chosen) == 1 and len(chosen[0].split()) == 1:  # 'Marta', where another source has 'Marta Oliveira'
         whole = (p for people in found for p in people if p.split()[0] == chosen[0] and 2 <= len(p.split()) <= 4)
         chosen = [next(whole, chosen[0])]
     if chosen:
@@ -892,7 +909,7 @@ _GLUED_LABEL = re.compile(r"(?<=[a-z])(?=(?:Published|Updated|Posted|Last Update
 
 def _dump_line(text: str) -> str:
     """A dump's line as a text node of the page: a list bullet dropped, a label its saving
-    glued to the name before it split off ('By Korin MillerPublished: Jan 29, 2025')."""
+    glued to the name before it split off ('By Ana LundPublished: Jan 29, 2025')."""
     return _GLUED_LABEL.sub("\n", re.sub(r"^[*•·]\s+", "", normalize_line(text)))
 
 

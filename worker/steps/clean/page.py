@@ -110,8 +110,8 @@ def _clean_html(page: RawPage, markup: str, models: CleanModels) -> Article | Dr
 
 
 def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Dropped:
-    found = extract_dump(dump, normalize_code(page.language), models.lines, page.url)
-    kind = classify_text(dump, page.url)
+    kind = classify_text(dump, page.url, models.lines.page_types if models.lines else None)
+    found = extract_dump(dump, normalize_code(page.language), models.lines, page.url, kind.kind)
     text = join_paragraphs(found.paragraphs)
     if _too_short(text):
         return _empty(page, "text dump", kind)
