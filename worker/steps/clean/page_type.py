@@ -492,9 +492,10 @@ def read_text(text: str, url: str | None) -> tuple[dict[str, float], list[str]]:
 def word_values(tokens: list[str]) -> dict[str, float]:
     """Each distinct token's value for the word model: 1/sqrt(n) for the n distinct tokens of its
     source (the prefix before ':'), so a long text does not drown the url's few words."""
-    distinct = set(tokens)
-    per_source = Counter(t.split(":", 1)[0] for t in distinct)
-    return {t: 1.0 / float(np.sqrt(per_source[t.split(":", 1)[0]])) for t in distinct}
+    distinct = {t: t.partition(":")[0] for t in set(tokens)}
+    per_source = Counter(distinct.values())
+    scale = {source: 1.0 / float(np.sqrt(n)) for source, n in per_source.items()}
+    return {t: scale[source] for t, source in distinct.items()}
 
 
 # The word model's token sources, each read by a model of its own: the boosted model weighs
@@ -512,8 +513,8 @@ _GROUP_OF = {prefix: group for group, prefixes in WORD_GROUPS.items() for prefix
 def grouped_tokens(tokens: list[str]) -> dict[str, list[str]]:
     """A page's tokens by word group."""
     out: dict[str, list[str]] = {}
-    for token in tokens:
-        group = _GROUP_OF.get(token.split(":", 1)[0])
+    for token in set(tokens):  # the word models read each distinct token once
+        group = _GROUP_OF.get(token.partition(":")[0])
         if group is not None:
             out.setdefault(group, []).append(token)
     return out
