@@ -10,9 +10,12 @@ highest versions allowed (constraints/*.txt, .ci/run).
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+import sys
 import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import aiokafka
@@ -103,3 +106,26 @@ def test_the_call_counts_list_every_override() -> None:
     [family] = FixCallsCollector().collect()
     assert family.name == "ingest_transport_fix_calls"
     assert {sample.labels["method"] for sample in family.samples} == set(overrides())
+
+
+def test_every_library_the_package_imports_is_declared() -> None:
+    """An import of an undeclared library passes on a machine where it happens to be installed
+    and fails on a fresh one: every third-party module `worker/` imports (inside functions too)
+    comes from a distribution pyproject.toml names."""
+    modules: set[str] = set()
+    for path in (ROOT / "worker").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    modules -= set(sys.stdlib_module_names) | {"worker"}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"].values()
+    requirements = [*project["dependencies"], *(r for extra in extras for r in extra)]
+
+    declared = {Requirement(r).name.replace("_", "-").lower() for r in requirements}
+    distributions = packages_distributions()
+    undeclared = sorted(m for m in modules
+                        if not {d.replace("_", "-").lower() for d in distributions.get(m, [m])} & declared)
+    assert not undeclared, f"imported by worker/ but not declared in pyproject.toml: {undeclared}"
