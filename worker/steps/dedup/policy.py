@@ -206,8 +206,10 @@ class Policy:
         """
         same_site = known.holds(site)
         best: Likeness | None = None
+        coefficients: list[float] = []  # each kept text's, measured once for the check below
         for version in known.versions:
             measured = overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore)
+            coefficients.append(measured.coefficient)
             if measured.shared < MIN_SHARED:
                 continue
             if same_site:
@@ -221,9 +223,8 @@ class Policy:
                 best = like
         if best is None or len(known.versions) < 2:
             return best
-        for version in known.versions:
-            if overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore).coefficient < self.consistent:
-                return None  # like one kept text, a stranger to another: not the story they share
+        if min(coefficients) < self.consistent:
+            return None  # like one kept text, a stranger to another: not the story they share
         return best
 
     def choose(self, found: list[tuple[Likeness, Known]], ignore: set[int]) -> int | None:
