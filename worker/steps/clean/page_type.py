@@ -345,7 +345,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     classes: list[str] = []
     ld_texts: list[str] = []
     itemtypes: list[str] = []
-    siblings: Counter[tuple[int, str, str]] = Counter()
+    siblings: Counter[tuple[Any, str, str]] = Counter()
     og_type = generator = ""
     dated_meta = author_meta = 0
     link_words = p_words = li_words = 0
@@ -380,7 +380,9 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             rel_next += 1
         parent = el.getparent()
         if parent is not None:
-            siblings[(id(parent), tag, cls or "")] += 1
+            # keyed by the parent element itself: lxml makes a new proxy object each time and
+            # frees it after, so id(parent) is reused by other elements' proxies
+            siblings[(parent, tag, cls or "")] += 1
         if tag == "meta":
             key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
             if key in _DATED_META:
@@ -400,7 +402,8 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
                 tokens.extend(f"h1:{w}" for w in _TOKEN.findall(heading.lower())[:20])
             else:
                 headings_seen += 1
-                heading_links += el.find(".//a") is not None or (parent is not None and parent.tag == "a")
+                if el.find(".//a") is not None or (parent is not None and parent.tag == "a"):
+                    heading_links += 1
         elif tag == "button" or (tag == "input" and attrs.get("type") in ("submit", "button")):
             label = (el.text_content() if tag == "button" else attrs.get("value") or "").lower()
             tokens.extend(f"b:{w}" for w in _TOKEN.findall(label)[:5])
