@@ -38,6 +38,12 @@ class CaselessPattern:
             return self._lowered.match(text.lower()) is not None
         return self.caseless.match(text) is not None
 
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches anywhere in `text`, case ignored."""
+        if text.isascii():
+            return self._lowered.search(text.lower()) is not None
+        return self.caseless.search(text) is not None
+
 
 # A whole line that is site furniture (checked on lines of at most 40 words): patterns anchored
 # at the line's start.
