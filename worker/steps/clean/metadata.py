@@ -313,7 +313,7 @@ def choose_date(
             day = next((d for d, _ in shown_dates(value) if d in stated), day)
         if day is not None and shown.get(day) is False:
             if header and day not in header:
-                break  # shown only away from the headline, which shows another day: a related item's
+                break  # shown only away from a headline showing another day: a list's (related items), not the story's
             return _as_value(day, value)
     day = _url_day(url)
     if day is not None and day in shown:
