@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 BLOCK_TAGS = frozenset(
     "p div li ul ol h1 h2 h3 h4 h5 h6 blockquote pre td th tr table tbody thead dd dt dl "
     "figcaption figure section article main aside header footer nav form address center "
@@ -30,57 +32,57 @@ class Block:
     order: int
 
 
-_TEXT_NODES = (
-    "//body//text()[normalize-space()][not(parent::script or parent::style or parent::noscript"
-    " or parent::template or parent::button or parent::option or parent::textarea)]"
-)
+# Text in these is not shown as the page's text (the text inside them; their tails are).
+_NO_TEXT = frozenset({"script", "style", "noscript", "template", "button", "option", "textarea"})
+_XPATH_SPACE = " \t\n\r"  # what XPath's normalize-space() strips
 
 
 def text_blocks(tree: Any) -> list[Block]:
     """Blocks of directly held text (inline children included), in document order; a line
-    break (<br>) ends a block too."""
+    break (<br>) ends a block too.
+
+    The text nodes are those of `//body//text()` that hold more than XPath's white space, read
+    in one walk over the body's elements: an element's text when it opens, its tail when it
+    closes. A node belongs to the nearest block element holding it, and counts as link text when
+    a link lies between the two."""
     blocks: list[Block] = []
-    owners: dict[Any, tuple[Any, bool]] = {}
-
-    def owner_of(el: Any) -> tuple[Any, bool]:
-        found = owners.get(el)
-        if found is None:
-            tag = el.tag if isinstance(el.tag, str) else ""
-            parent = el.getparent()
-            if tag in BLOCK_TAGS or parent is None:
-                found = (el, False)
-            else:
-                owner, linked = owner_of(parent)
-                found = (owner, linked or tag == "a")
-            owners[el] = found
-        return found
-
     current: Any = None
     parts: list[str] = []
     links = 0
-    try:
-        nodes = tree.xpath(_TEXT_NODES)
-    except Exception:  # lxml refuses some pathological trees
-        return blocks
-    for node in nodes:
-        holder = node.getparent()
-        if holder is None:
-            continue
-        if node.is_tail:
-            holder = holder.getparent()
-            if holder is None:
-                continue
-        owner, linked = owners.get(holder) or owner_of(holder)  # most holders are known already
-        after_break = node.is_tail and node.getparent().tag == "br"
+
+    def add(text: str, owner: Any, linked: bool, after_break: bool = False) -> None:
+        nonlocal current, parts, links
         if owner is not current or after_break:
             if current is not None:
-                text = " ".join("".join(parts).split())
-                blocks.append(Block(current, text, links, len(blocks)))
+                blocks.append(Block(current, " ".join("".join(parts).split()), links, len(blocks)))
             current, parts, links = owner, [], 0
-        parts.append(str(node))
+        parts.append(text)
         if linked:
-            links += len(node)
+            links += len(text)
+
+    for body in tree.iter("body"):
+        if next(body.iterancestors("body"), None) is not None:
+            continue  # read with the body holding it
+        open_elements: list[tuple[Any, Any, bool]] = []  # (element, its block, inside a link)
+        for event, el in etree.iterwalk(body, events=("start", "end")):
+            tag = el.tag if isinstance(el.tag, str) else ""
+            if event == "start":
+                if not open_elements or tag in BLOCK_TAGS:
+                    entry = (el, el, False)
+                else:
+                    _, owner, linked = open_elements[-1]
+                    entry = (el, owner, linked or tag == "a")
+                open_elements.append(entry)
+                text = el.text if tag else None
+                if text and tag not in _NO_TEXT and text.strip(_XPATH_SPACE):
+                    add(text, entry[1], entry[2])
+                continue
+            open_elements.pop()
+            tail = el.tail
+            if open_elements and tail and tail.strip(_XPATH_SPACE):  # the body's own tail is outside it
+                holder, owner, linked = open_elements[-1]
+                if holder.tag not in _NO_TEXT:
+                    add(tail, owner, linked, tag == "br")
     if current is not None and parts:
-        text = " ".join("".join(parts).split())
-        blocks.append(Block(current, text, links, len(blocks)))
+        blocks.append(Block(current, " ".join("".join(parts).split()), links, len(blocks)))
     return blocks
