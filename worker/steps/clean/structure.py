@@ -41,9 +41,10 @@ def text_blocks(tree: Any) -> list[Block]:
     """Blocks of directly held text (inline children included), in document order; a line
     break (<br>) ends a block too.
 
-    The text nodes are those of `//body//text()` that hold more than XPath's white space, read
-    in one walk over the body's elements: an element's text when it opens, its tail when it
-    closes. A node belongs to the nearest block element holding it, and counts as link text when
+    The text nodes are those of `//body//text()` that hold more than XPath's white space and
+    are not inside a script, style, button or form field, read in one walk over the body's
+    elements: an element's text when it opens, its tail when it closes (a comment's tail where
+    it stands). A node belongs to the nearest block element holding it, and is link text when
     a link lies between the two."""
     blocks: list[Block] = []
     current: Any = None
@@ -64,7 +65,7 @@ def text_blocks(tree: Any) -> list[Block]:
         if next(body.iterancestors("body"), None) is not None:
             continue  # read with the body holding it
         open_elements: list[tuple[Any, Any, bool]] = []  # (element, its block, inside a link)
-        for event, el in etree.iterwalk(body, events=("start", "end")):
+        for event, el in etree.iterwalk(body, events=("start", "end", "comment", "pi")):
             tag = el.tag if isinstance(el.tag, str) else ""
             if event == "start":
                 if not open_elements or tag in BLOCK_TAGS:
@@ -77,8 +78,9 @@ def text_blocks(tree: Any) -> list[Block]:
                 if text and tag not in _NO_TEXT and text.strip(_XPATH_SPACE):
                     add(text, entry[1], entry[2])
                 continue
-            open_elements.pop()
-            tail = el.tail
+            if event == "end":
+                open_elements.pop()
+            tail = el.tail  # a comment's or instruction's tail is text too
             if open_elements and tail and tail.strip(_XPATH_SPACE):  # the body's own tail is outside it
                 holder, owner, linked = open_elements[-1]
                 if holder.tag not in _NO_TEXT:
