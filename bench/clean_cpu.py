@@ -4,7 +4,7 @@
 python bench/clean_cpu.py --pages /work/shared/bench/dedup/dev/pages.jsonl.gz \
     --extraction /work/shared/bench/extraction/dev [--wild /work/shared/bench/extraction-wild/dev] \
     [--reps 3] [--save digests.json | --compare digests.json] [--against OTHER_CHECKOUT] \
-    [--mode html|text|both]
+    [--mode html|text|both] [--every N]
 ```
 
 Every page is cleaned `--reps` times (one pass first, untimed, fills the caches a running worker
@@ -155,17 +155,19 @@ def main() -> int:
     parser.add_argument("--against", type=Path, help="another checkout to time beside this one")
     parser.add_argument("--mode", choices=("html", "text", "both"), default="both",
                         help="clean only the HTML pages or only the text dumps")
+    parser.add_argument("--every", type=int, default=1, help="only every Nth page (in the sets' order)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one pass's figures
     args = parser.parse_args()
     if args.against:
         sources = [arg for flag in ("pages", "extraction", "wild") if getattr(args, flag)
-                   for arg in (f"--{flag}", str(getattr(args, flag)))] + ["--mode", args.mode]
+                   for arg in (f"--{flag}", str(getattr(args, flag)))]
+        sources += ["--mode", args.mode, "--every", str(args.every)]
         side_by_side(args.against.resolve(), sources, args.reps)
         return 0
     pages = [*(_jsonl_pages(args.pages) if args.pages else []),
              *(_extraction_pages(args.extraction) if args.extraction else []),
              *(_wild_pages(args.wild) if args.wild else [])]
-    pages = [(key, page) for key, page in pages if args.mode in ("both", mode(page))]
+    pages = [(key, page) for key, page in pages if args.mode in ("both", mode(page))][::args.every]
     if args.reps:
         figures = cpu_ms(pages, args.reps)
         if args.json:
