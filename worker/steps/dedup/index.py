@@ -222,7 +222,14 @@ def _kept_hashes(data: bytes) -> tuple[int, ...]:
         return ()
     if not data[_KEPT_AT - 1]:  # no versions: the own sketch follows the head
         return unpack_hashes(data[_KEPT_AT:])
-    return tuple(h for version in _Record.unpack(data).known().versions for h in version.sketch)
+    parts = []
+    at = _KEPT_AT
+    for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
+        end = at + _VERSION.size + data[at + _VERSION.size - 1] * _HASH_BYTES
+        parts.append(data[at + _VERSION.size : end])
+        at = end
+    parts.append(data[at:])
+    return unpack_hashes(b"".join(parts))
 
 
 _SEEN_AT = struct.Struct(">d")
