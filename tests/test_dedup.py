@@ -343,6 +343,21 @@ def test_a_doubtful_copy_cannot_pull_in_a_second_story() -> None:
     assert decide(index, "https://d.example/4", page(second[1:])).duplicate_of == alone.article_id
 
 
+def test_a_block_of_a_story_in_a_page_of_mostly_other_text_is_not_a_copy() -> None:
+    index = DedupIndex({})
+    first = story(45, paragraphs=8)
+    root = decide(index, "https://a.example/1", page(first))
+    # the story's lede and key points above a long story of the host's: a third of the first
+    # story is in the page, and the page is nearly all other text
+    shown = decide(index, "https://b.example/2", page(first[:3] + story(46, paragraphs=20)))
+    assert shown.duplicate_of is None
+    # the same block above a note of its size is a good part of that page: a doubtful copy
+    index = DedupIndex({})
+    root = decide(index, "https://a.example/1", page(first))
+    cut = decide(index, "https://c.example/3", page(first[:3] + story(47, paragraphs=4)))
+    assert cut.duplicate_of == root.article_id and cut.similarity < 0.6
+
+
 def test_a_firm_copy_holding_a_second_story_cannot_pull_that_story_in() -> None:
     index = DedupIndex({})
     first, second = story(29, paragraphs=6), story(30, paragraphs=6)

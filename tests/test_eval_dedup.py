@@ -49,10 +49,13 @@ def test_eval_dedup_scores_the_fixture(tmp_path: Path, capsys: pytest.CaptureFix
     assert near[0]["recall"][0] + near[0]["recall"][1] >= near[-1]["recall"][0] + near[-1]["recall"][1]
     # every rule's figures, each with its default marked, the anti-chaining rules also off (0.0)
     rules = {p["rule"] for p in figures["curve"]}
-    assert rules == {"near_threshold", "same_site_resemblance", "consistent", "distinct", "member_site_resemblance"}
+    assert rules == {
+        "near_threshold", "same_site_resemblance", "consistent", "distinct", "member_site_resemblance",
+        "doubtful_resemblance",
+    }
     for rule in rules:
         assert sum(p["default"] for p in figures["curve"] if p["rule"] == rule) == 1, rule
-    for rule in ("consistent", "distinct", "member_site_resemblance"):
+    for rule in ("consistent", "distinct", "member_site_resemblance", "doubtful_resemblance"):
         assert 0.0 in {p["value"] for p in figures["curve"] if p["rule"] == rule}, rule
     assert figures["orders"] == 5 and figures["order_agreement"] == 1.0
 

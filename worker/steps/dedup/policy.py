@@ -16,7 +16,9 @@ The evidence is the story's own text, never the site's:
   (its title, key points, a block of its text) around another story: for them the texts must be
   the same as a whole (resemblance), not merely one inside the other. That holds for a page and
   a cluster compared through a page of its site too; a page of a site the cluster holds any
-  copy of must be mostly the text it is compared with. A text the site's other pages leave out
+  copy of must be mostly the text it is compared with. A doubtful copy (a part of a story in
+  it) must be more than a block of a page of mostly other text (a story's key points or lede
+  shown above another one). A text the site's other pages leave out
   (`furniture`), or a sentence or two found again on the same site, is not a story.
 - No chaining: a page is compared with the own texts of a cluster's root and of up to two of its
   firm copies (most of one text inside the other, from another site), never with a text made of
@@ -63,6 +65,13 @@ MEMBER_SITE_RESEMBLANCE = 0.5
 holds a copy of (a copy whose text it does not keep), besides `NEAR_THRESHOLD`: that site's
 template can carry the story's text (its own story, or its key points) around another story, so
 the page must be mostly the text it is compared with, not a block of it among other text."""
+
+DOUBTFUL_RESEMBLANCE = 0.2
+"""Least share of the *larger* text's sample found in the other for a doubtful copy (under
+`FIRM_COPY` of the smaller text in the other): part of a story inside a page that is four fifths
+or more other text is a page showing that story's text (its key points or lede under another
+story, a host page that kept its own story beside a syndicated one), not evidence that the page
+tells that story. A firm copy (most of the smaller text inside) is judged on containment alone."""
 
 SITES = 16
 """Sites of its copies a cluster root remembers (4 bytes each); a cluster seen on more sites
@@ -200,6 +209,7 @@ class Policy:
     consistent: float = CONSISTENT
     distinct: float = DISTINCT
     member_site_resemblance: float = MEMBER_SITE_RESEMBLANCE
+    doubtful_resemblance: float = DOUBTFUL_RESEMBLANCE
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -235,6 +245,10 @@ class Policy:
                 if measured.resemblance < self.same_site_resemblance:
                     continue
             elif measured.coefficient < self.near_threshold:
+                continue
+            elif measured.coefficient < self.firm_copy and measured.resemblance < self.doubtful_resemblance:
+                # A block of one text inside a page of mostly other text (a site's page showing
+                # another story's key points or lede, or keeping its own story beside one).
                 continue
             elif member_site and measured.resemblance < self.member_site_resemblance:
                 # A page of a site the story was seen on: the site's page may carry the story's
