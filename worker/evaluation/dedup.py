@@ -366,7 +366,7 @@ def main(argv: list[str]) -> int:
         for point in figures["curve"]:
             per_fold = "  ".join(f"{p:.3f} / {r:.3f}" for p, r in zip(point["precision"], point["recall"], strict=True))
             mark = " (default)" if point["default"] else ""
-            print(f"  {point['rule']:<22} {point['value']:<5} {per_fold}{mark}")
+            print(f"  {point['rule']:<24} {point['value']:<5} {per_fold}{mark}")
     if "order_agreement" in figures:
         agree = figures["order_agreement"]
         print(f"clusters in {args.orders} random orders agree with the file's: {agree:.4f} (lowest)")
