@@ -23,6 +23,7 @@ import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from worker.steps.dedup.fingerprint import HASH_BYTES
 from worker.steps.dedup.postings import Filed, Posting, Postings
 
 
@@ -112,11 +113,22 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
 _FLAGS_END, _SEEN_AT_END, _HEAD_END = 1, 25, 45  # of a page record's head (`index._RECORD`)
 
 
+_SITES_FLAG = 0x40  # `index._SITES`: a root record ends with its copies' sites, then their number
+
+
 def _same_filing(old: bytes, new: bytes) -> bool:
     """Whether two versions of a page record are posted and filed alike: the same flags (root
-    or not), time seen, and kept sketches; they may differ in copies, similarity and the root."""
-    return (old[:_FLAGS_END] == new[:_FLAGS_END] and old[17:_SEEN_AT_END] == new[17:_SEEN_AT_END]
-            and old[_HEAD_END:] == new[_HEAD_END:])
+    or not), time seen, and kept sketches; they may differ in copies, similarity, the root and
+    the sites of a root's copies."""
+    return ((old[0] | _SITES_FLAG) == (new[0] | _SITES_FLAG) and old[17:_SEEN_AT_END] == new[17:_SEEN_AT_END]
+            and _kept(old) == _kept(new))
+
+
+def _kept(record: bytes) -> bytes:
+    """A page record's kept sketches (what it posts): after its head, before its copies' sites."""
+    if record[0] & _SITES_FLAG:
+        return record[_HEAD_END : len(record) - 1 - HASH_BYTES * record[-1]]
+    return record[_HEAD_END:]
 
 
 class MemoryDerived:

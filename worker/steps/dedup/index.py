@@ -101,9 +101,10 @@ class Decision:
 _HASH_BYTES = HASH_BYTES
 _KINDS: tuple[Literal["exact", "near"] | None, ...] = (None, "exact", "near")
 _ROOT = 0x80
+_SITES = 0x40  # a root record ends with the sites of its other pages (`_Record.sites`)
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix; a root then
 # has the number of its firm copies' versions, each as its site and number of hashes then the
-# hashes, and last its own sketch
+# hashes, then its own sketch, and last (flag `_SITES`) the sites of its copies, then their number
 _RECORD = struct.Struct(">B16sdIfI8s")
 _COUNT = struct.Struct(">B")
 _VERSION = struct.Struct(">IB")
@@ -170,9 +171,10 @@ class _Record:
     chash: bytes
     sketch: tuple[int, ...]  # a root's own sketch (the first `INDEX_SKETCH` hashes)
     versions: tuple[Version, ...] = ()  # own sketches of a root's firm copies, see `policy.keeps`
+    sites: tuple[int, ...] = ()  # sites of a root's copies other than its own, see `policy.Known`
 
     def pack(self) -> bytes:
-        flags = (_ROOT if self.root else 0) | _KINDS.index(self.kind)
+        flags = (_ROOT if self.root else 0) | (_SITES if self.sites else 0) | _KINDS.index(self.kind)
         head = _RECORD.pack(
             flags, self.root_id, self.seen_at, self.copies, self.similarity, self.site, self.chash
         )
@@ -182,6 +184,8 @@ class _Record:
         for version in self.versions:
             parts += [_VERSION.pack(version.site, len(version.sketch)), pack_hashes(version.sketch)]
         parts.append(pack_hashes(self.sketch))
+        if self.sites:
+            parts += [pack_hashes(self.sites), _COUNT.pack(len(self.sites))]
         return b"".join(parts)
 
     @classmethod
@@ -197,12 +201,17 @@ class _Record:
             version_site, count = _VERSION.unpack_from(data, at)
             at += _VERSION.size + count * _HASH_BYTES
             versions.append(Version(unpack_hashes(data[at - count * _HASH_BYTES : at]), version_site))
-        sketch = unpack_hashes(data[at:])
-        return cls(True, kind, root_id, seen_at, copies, sim, site, chash, sketch, tuple(versions))
+        end = len(data)
+        sites: tuple[int, ...] = ()
+        if flags & _SITES:
+            end -= 1 + data[-1] * _HASH_BYTES
+            sites = unpack_hashes(data[end:-1])
+        sketch = unpack_hashes(data[at:end])
+        return cls(True, kind, root_id, seen_at, copies, sim, site, chash, sketch, tuple(versions), sites)
 
     def known(self) -> Known:
         """What the rules judge a page against."""
-        return Known((Version(self.sketch, self.site), *self.versions))
+        return Known((Version(self.sketch, self.site), *self.versions), self.sites)
 
     def posted(self, count: int) -> set[int]:
         """The hashes this root posts in the inverted index (its own and its versions')."""
@@ -215,20 +224,26 @@ class _Record:
 _KEPT_AT = _RECORD.size + _COUNT.size  # a root's kept texts start here, its versions first
 
 
+def _sketches_end(data: bytes) -> int:
+    """Where a packed root record's kept sketches end: before the sites of its copies (`_SITES`)."""
+    return len(data) - 1 - data[-1] * _HASH_BYTES if data[0] & _SITES else len(data)
+
+
 def _kept_hashes(data: bytes) -> tuple[int, ...]:
     """Every hash of the texts a packed page record keeps (a root's own sketch and its firm
-    copies'; none for a copy), without unpacking the rest of it when it keeps one text."""
-    if len(data) <= _KEPT_AT:
+    copies'; none for a copy), without unpacking the rest of it."""
+    end = _sketches_end(data)
+    if end <= _KEPT_AT:
         return ()
     if not data[_KEPT_AT - 1]:  # no versions: the own sketch follows the head
-        return unpack_hashes(data[_KEPT_AT:])
+        return unpack_hashes(data[_KEPT_AT:end])
     parts = []
     at = _KEPT_AT
     for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
-        end = at + _VERSION.size + data[at + _VERSION.size - 1] * _HASH_BYTES
-        parts.append(data[at + _VERSION.size : end])
-        at = end
-    parts.append(data[at:])
+        version_end = at + _VERSION.size + data[at + _VERSION.size - 1] * _HASH_BYTES
+        parts.append(data[at + _VERSION.size : version_end])
+        at = version_end
+    parts.append(data[at:end])
     return unpack_hashes(b"".join(parts))
 
 
@@ -242,10 +257,13 @@ def filing(data: bytes, posted: int) -> tuple[bool, float, set[int]]:
     without unpacking the rest of it when it keeps one text."""
     root = bool(data[0] & _ROOT)
     seen_at = _SEEN_AT.unpack_from(data, _SEEN_AT_OFFSET)[0]
-    if not root or len(data) <= _KEPT_AT:
+    if not root:
+        return root, seen_at, set()
+    end = _sketches_end(data)
+    if end <= _KEPT_AT:
         return root, seen_at, set()
     if not data[_KEPT_AT - 1]:
-        return root, seen_at, set(unpack_hashes(data[_KEPT_AT : _KEPT_AT + posted * _HASH_BYTES]))
+        return root, seen_at, set(unpack_hashes(data[_KEPT_AT : min(end, _KEPT_AT + posted * _HASH_BYTES)]))
     return root, seen_at, _Record.unpack(data).posted(posted)
 
 
@@ -465,6 +483,7 @@ class DedupIndex:
             version = Version(fp.sketch[: self.index_sketch], site)
             if copy.keep and version not in root.versions:  # else kept before a cut
                 root.versions += (version,)  # its hashes are posted with the record (`derived`)
+            root.sites = policy.with_site(root.sites, site, root.site)
             self._put(plan.root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
