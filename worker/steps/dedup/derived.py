@@ -74,7 +74,7 @@ class DerivedSink(Protocol):
 def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSink) -> None:
     """Update `sink` for `key` changing from `old` to `new` (None: absent). Applying the same change
     twice (a replayed changelog record, whose old value is then the new one) changes nothing."""
-    from worker.steps.dedup.index import HOUR, POSTED, _Record, _unpack_template, is_page_key, is_template_key
+    from worker.steps.dedup.index import HOUR, POSTED, _unpack_template, filing, is_page_key, is_template_key
 
     if old == new:
         return
@@ -83,19 +83,17 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
         if old is not None and new is not None and _same_filing(old, new):
             return  # a root's copy count changed: what it posts and where it is filed did not
         sid = binascii.a2b_base64(key[1:] + "=")
-        before = _Record.unpack(old) if old is not None else None
-        after = _Record.unpack(new) if new is not None else None
-        sink.records += (after is not None) - (before is not None)
-        sink.roots += (after is not None and after.root) - (before is not None and before.root)
-        hour_before = int(before.seen_at // HOUR) if before is not None else None
-        hour_after = int(after.seen_at // HOUR) if after is not None else None
+        root_before, seen_before, posted_before = filing(old, POSTED) if old is not None else (False, 0.0, set())
+        root_after, seen_after, posted_after = filing(new, POSTED) if new is not None else (False, 0.0, set())
+        sink.records += (new is not None) - (old is not None)
+        sink.roots += root_after - root_before
+        hour_before = int(seen_before // HOUR) if old is not None else None
+        hour_after = int(seen_after // HOUR) if new is not None else None
         if hour_before != hour_after:
             if hour_before is not None:
                 sink.unfile_page(hour_before, sid)
             if hour_after is not None:
                 sink.file_page(hour_after, sid)
-        posted_before = before.posted(POSTED) if before is not None and before.root else set()
-        posted_after = after.posted(POSTED) if after is not None and after.root else set()
         if posted_before != posted_after:
             if gone := posted_before - posted_after:
                 sink.unpost(gone, sid)

@@ -190,6 +190,7 @@ class _Record:
 
     @classmethod
     def unpack(cls, data: bytes) -> _Record:
+        """A record from its packed bytes (`pack`)."""
         flags, root_id, seen_at, copies, sim, site, chash = _RECORD.unpack_from(data)
         kind = _KINDS[flags & 0x3]
         if not flags & _ROOT:
@@ -218,6 +219,52 @@ class _Record:
         for version in self.versions:
             hashes.update(version.sketch[:count])
         return hashes
+
+
+_KEPT_AT = _RECORD.size + _COUNT.size  # a root's kept texts start here, its versions first
+
+
+def _sketches_end(data: bytes) -> int:
+    """Where a packed root record's kept sketches end: before the sites of its copies (`_SITES`)."""
+    return len(data) - 1 - data[-1] * _HASH_BYTES if data[0] & _SITES else len(data)
+
+
+def _kept_hashes(data: bytes) -> tuple[int, ...]:
+    """Every hash of the texts a packed page record keeps (a root's own sketch and its firm
+    copies'; none for a copy), without unpacking the rest of it."""
+    end = _sketches_end(data)
+    if end <= _KEPT_AT:
+        return ()
+    if not data[_KEPT_AT - 1]:  # no versions: the own sketch follows the head
+        return unpack_hashes(data[_KEPT_AT:end])
+    parts = []
+    at = _KEPT_AT
+    for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
+        version_end = at + _VERSION.size + data[at + _VERSION.size - 1] * _HASH_BYTES
+        parts.append(data[at + _VERSION.size : version_end])
+        at = version_end
+    parts.append(data[at:end])
+    return unpack_hashes(b"".join(parts))
+
+
+_SEEN_AT = struct.Struct(">d")
+_SEEN_AT_OFFSET = 17  # after the flags and the root id (`_RECORD`)
+
+
+def filing(data: bytes, posted: int) -> tuple[bool, float, set[int]]:
+    """What the derived indexes file a packed page record under: whether it is a cluster root,
+    when it was seen, and the hashes it posts (a root's `posted` smallest of each kept text),
+    without unpacking the rest of it when it keeps one text."""
+    root = bool(data[0] & _ROOT)
+    seen_at = _SEEN_AT.unpack_from(data, _SEEN_AT_OFFSET)[0]
+    if not root:
+        return root, seen_at, set()
+    end = _sketches_end(data)
+    if end <= _KEPT_AT:
+        return root, seen_at, set()
+    if not data[_KEPT_AT - 1]:
+        return root, seen_at, set(unpack_hashes(data[_KEPT_AT : min(end, _KEPT_AT + posted * _HASH_BYTES)]))
+    return root, seen_at, _Record.unpack(data).posted(posted)
 
 
 @dataclass(slots=True)
@@ -309,6 +356,12 @@ class DedupIndex:
         # A state that can write several keys as one (the RocksDB store) gets each decision's
         # writes together; over any other mapping each write is made as it comes.
         self._batch: Callable[[], AbstractContextManager[None]] = getattr(state, "batch", nullcontext)
+        # ... and reads several keys in one call, and writes a key whose old value was read
+        # without reading it again.
+        self._get_many: Callable[[list[str]], list[bytes | None]] = getattr(
+            state, "get_many", lambda keys: [state.get(key) for key in keys])
+        self._replace: Callable[[str, bytes | None, bytes], None] = getattr(
+            state, "replace", lambda key, old, value: state.__setitem__(key, value))
 
     def invalidate(self) -> None:
         """Forget the derived indexes (the state was recovered): the next call rebuilds them."""
@@ -349,10 +402,10 @@ class DedupIndex:
         raw_id = bytes.fromhex(aid)
         sid = raw_id[:_SID]
         page_key = _page_key(sid)
-        known = self.state.get(page_key)
+        chash = bytes.fromhex(fp.content_hash)
+        known = self._get_many([page_key, _hash_key(chash)])[0]  # the content hash is read next
         if known is not None:
             return _decision(aid, _Record.unpack(known), replay=True)
-        chash = bytes.fromhex(fp.content_hash)
         raw = self.state.get(DECISIONS_KEY)
         decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
         oldest = self._sync(raw).oldest_hour
@@ -487,11 +540,17 @@ class DedupIndex:
                     csid = data[i : i + _SID]
                     hits[csid] = hits.get(csid, 0) + 1
         ranked = sorted(((n, csid) for csid, n in hits.items() if n >= policy.CANDIDATE_HITS), reverse=True)
+        keys = [_page_key(csid) for _, csid in ranked[: policy.MAX_CANDIDATES]]
         candidates: list[tuple[str, _Record]] = []
-        for _, csid in ranked[: policy.MAX_CANDIDATES]:
-            key = _page_key(csid)
-            data = self.state.get(key)
-            if data is not None:
+        sample: set[int] | None = None
+        for key, data in zip(keys, self._get_many(keys), strict=True):
+            if data is None:
+                continue
+            if sample is None:
+                sample = set(fp.sketch)
+            # most candidates at a large window share one posted hash by chance: they are left
+            # out on their kept hashes alone, before their record is unpacked
+            if policy.may_be_like(sample, _kept_hashes(data)):
                 candidates.append((key, _Record.unpack(data)))
         found: list[tuple[Likeness, Known]] = []
         matched: list[tuple[str, _Record]] = []
@@ -609,7 +668,7 @@ class DedupIndex:
             old = self.state.get(key)
         if value == old:
             return
-        self.state[key] = value  # first: a refused write leaves the indexes as they were
+        self._replace(key, old, value)  # first: a refused write leaves the indexes as they were
         if self._memory is not None:
             apply_change(key, old, value, self._memory)
 

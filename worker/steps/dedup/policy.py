@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -331,3 +332,12 @@ def furniture(story_lines: tuple[int, ...], template: dict[int, int]) -> bool:
     comparable = story_lines[: bisect_right(story_lines, max(lines))]
     known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in comparable)
     return known >= FURNITURE_SHARE * len(comparable) and known >= FURNITURE_MIN_LINES
+
+
+def may_be_like(sample: set[int], kept: Iterable[int]) -> bool:
+    """Whether a page whose sketch holds the hashes `sample` can be like a known story whose kept
+    texts (its root's and its firm copies') hold the hashes `kept`: `Policy.likeness` asks for
+    `MIN_SHARED` shared hashes with one of those texts, and they are among these. A necessary
+    condition only, cheap enough to leave out before a candidate is unpacked the many roots that
+    share one posted hash with the page by chance."""
+    return len(sample.intersection(kept)) >= MIN_SHARED
