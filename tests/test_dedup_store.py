@@ -187,9 +187,18 @@ def test_the_site_of_a_url_is_the_hash_of_its_host() -> None:
 
 
 def test_a_page_record_head_is_what_the_derived_indexes_skip() -> None:
-    from worker.steps.dedup import derived, index
+    from worker.steps.dedup import index
+    from worker.steps.dedup.policy import Version
 
-    assert derived._HEAD_END == index._RECORD.size
+    root = index._Record(True, "near", bytes(16), 1733400000.5, 1, 0.0, 7, bytes(8), (11, 22), (Version((33,), 9),))
+    more_copies = index._Record(True, "near", bytes(16), 1733400000.5, 5, 0.9, 7, bytes(8), (11, 22),
+                                (Version((33,), 9),), (123,))
+    later = index._Record(True, "near", bytes(16), 1733403600.5, 1, 0.0, 7, bytes(8), (11, 22), (Version((33,), 9),))
+    other_text = index._Record(True, "near", bytes(16), 1733400000.5, 1, 0.0, 7, bytes(8), (11, 44),
+                               (Version((33,), 9),))
+    assert index.same_filing(root.pack(), more_copies.pack())  # copies, similarity, copies' sites
+    assert not index.same_filing(root.pack(), later.pack())
+    assert not index.same_filing(root.pack(), other_text.pack())
     assert index._RECORD.unpack_from(bytes(range(64)))[2] == index._RECORD.unpack_from(
         bytes(17) + bytes(range(17, 25)) + bytes(39))[2]  # seen_at is bytes 17-25
 

@@ -23,7 +23,6 @@ import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from worker.steps.dedup.fingerprint import HASH_BYTES
 from worker.steps.dedup.postings import Filed, Posting, Postings
 
 
@@ -74,13 +73,21 @@ class DerivedSink(Protocol):
 def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSink) -> None:
     """Update `sink` for `key` changing from `old` to `new` (None: absent). Applying the same change
     twice (a replayed changelog record, whose old value is then the new one) changes nothing."""
-    from worker.steps.dedup.index import HOUR, POSTED, _unpack_template, filing, is_page_key, is_template_key
+    from worker.steps.dedup.index import (
+        HOUR,
+        POSTED,
+        _unpack_template,
+        filing,
+        is_page_key,
+        is_template_key,
+        same_filing,
+    )
 
     if old == new:
         return
     sink.size += (len(key) + len(new) if new is not None else 0) - (len(key) + len(old) if old is not None else 0)
     if is_page_key(key):
-        if old is not None and new is not None and _same_filing(old, new):
+        if old is not None and new is not None and same_filing(old, new):
             return  # a root's copy count changed: what it posts and where it is filed did not
         sid = binascii.a2b_base64(key[1:] + "=")
         root_before, seen_before, posted_before = filing(old, POSTED) if old is not None else (False, 0.0, set())
@@ -108,27 +115,6 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
                 sink.unfile_site(last_before, site)
             if last_after is not None:
                 sink.file_site(last_after, site)
-
-
-_FLAGS_END, _SEEN_AT_END, _HEAD_END = 1, 25, 45  # of a page record's head (`index._RECORD`)
-
-
-_SITES_FLAG = 0x40  # `index._SITES`: a root record ends with its copies' sites, then their number
-
-
-def _same_filing(old: bytes, new: bytes) -> bool:
-    """Whether two versions of a page record are posted and filed alike: the same flags (root
-    or not), time seen, and kept sketches; they may differ in copies, similarity, the root and
-    the sites of a root's copies."""
-    return ((old[0] | _SITES_FLAG) == (new[0] | _SITES_FLAG) and old[17:_SEEN_AT_END] == new[17:_SEEN_AT_END]
-            and _kept(old) == _kept(new))
-
-
-def _kept(record: bytes) -> bytes:
-    """A page record's kept sketches (what it posts): after its head, before its copies' sites."""
-    if record[0] & _SITES_FLAG:
-        return record[_HEAD_END : len(record) - 1 - HASH_BYTES * record[-1]]
-    return record[_HEAD_END:]
 
 
 class MemoryDerived:

@@ -229,6 +229,18 @@ def _sketches_end(data: bytes) -> int:
     return len(data) - 1 - data[-1] * _HASH_BYTES if data[0] & _SITES else len(data)
 
 
+def same_filing(old: bytes, new: bytes) -> bool:
+    """Whether two versions of a packed page record are posted and filed alike: the same flags
+    (root or not), time seen and kept sketches; they may differ in copies, similarity, the root
+    and the sites of a root's copies."""
+    seen_at = slice(_SEEN_AT_OFFSET, _SEEN_AT_OFFSET + _SEEN_AT.size)
+    return (
+        (old[0] | _SITES) == (new[0] | _SITES)
+        and old[seen_at] == new[seen_at]
+        and old[_RECORD.size : _sketches_end(old)] == new[_RECORD.size : _sketches_end(new)]
+    )
+
+
 def _kept_hashes(data: bytes) -> tuple[int, ...]:
     """Every hash of the texts a packed page record keeps (a root's own sketch and its firm
     copies'; none for a copy), without unpacking the rest of it."""
