@@ -9,14 +9,16 @@ share of the page's tokens.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from worker.evaluation.extraction_metric import WORD, shingle_counts, word_prf
-from worker.steps.clean.blocks import FEATURES
+from worker.evaluation.extraction_metric import WORD, shingle_counts
+from worker.steps.clean.blocks import FEATURES, PageBlocks
+from worker.steps.clean.context import context_rows
 from worker.steps.clean.trees import BlockModel
 from worker.steps.common import host
 
@@ -95,54 +97,75 @@ def fold_of(ids: Iterable[str], folds: int, urls: Mapping[str, str] | None = Non
 @dataclass(frozen=True, slots=True)
 class BlockPage:
     """One labelled page for the block model: its blocks' texts, feature rows (`FEATURES`),
-    labels and weights, and its true body."""
+    ancestor numbers (`PageBlocks.ancestors`), labels and weights, and its true body."""
 
     texts: list[str]
     rows: np.ndarray
     labels: np.ndarray
     weights: np.ndarray
     truth: str
+    ancestors: np.ndarray
+
+    @property
+    def blocks(self) -> PageBlocks:
+        """The page's blocks as the cleaner sees them."""
+        return PageBlocks(self.texts, self.rows, self.ancestors)
 
 
 @dataclass(frozen=True, slots=True)
 class TreeChoice:
-    """What inner folds choose: tree size and count, the keep threshold and whether the
-    boilerplate paragraph filter runs after the model."""
+    """What inner folds choose: tree size and count, the context trees' count (0: none), the
+    keep threshold and whether the boilerplate paragraph filter runs after the model."""
 
     leaves: int
     trees: int
+    context_trees: int
     threshold: float
     filter_after: bool
 
 
 LEAVES = (31,)
 TREES = (150, 300)
+CONTEXT_TREES = (0, 50, 100)
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
 FILTERS = (False, True)
 INNER_FOLDS = 3
 
 
-def block_page(texts: Sequence[str], rows: np.ndarray, truth: str) -> BlockPage:
+def block_page(blocks: PageBlocks, truth: str) -> BlockPage:
     """Labels and weights of one page's blocks (as `labelled_page`)."""
-    page = labelled_page(texts, rows, truth)
-    return BlockPage(list(texts), rows, page.labels, page.weights, truth)
+    page = labelled_page(blocks.texts, blocks.features, truth)
+    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors)
+
+
+def _fit(rows: Sequence[np.ndarray], pages: Sequence[BlockPage], trees: int, **settings: Any) -> Any:
+    import lightgbm
+
+    labels = np.concatenate([p.labels for p in pages])
+    weights = np.concatenate([p.weights for p in pages])
+    params = {
+        "objective": "binary", "bagging_fraction": 0.5, "bagging_freq": 1, "lambda_l2": 1.0,
+        "verbose": -1, "num_threads": 1, "seed": 1, "deterministic": True, "force_row_wise": True, "max_bin": 63,
+        **settings,
+    }
+    return lightgbm.train(params, lightgbm.Dataset(np.vstack(rows), labels, weight=weights / weights.mean()),
+                          num_boost_round=trees)
 
 
 def fit_trees(pages: Sequence[BlockPage], leaves: int, trees: int) -> Any:
     """LightGBM trees over the blocks of `pages` (each page weighs the same)."""
-    import lightgbm
-
     chosen = [p for p in pages if len(p.rows)]
-    rows = np.vstack([p.rows for p in chosen])
-    labels = np.concatenate([p.labels for p in chosen])
-    weights = np.concatenate([p.weights for p in chosen])
-    params = {
-        "objective": "binary", "num_leaves": leaves, "learning_rate": 0.1, "min_child_samples": 40,
-        "feature_fraction": 0.5, "bagging_fraction": 0.5, "bagging_freq": 1, "lambda_l2": 1.0,
-        "verbose": -1, "num_threads": 1, "seed": 1, "deterministic": True, "force_row_wise": True, "max_bin": 63,
-    }
-    return lightgbm.train(params, lightgbm.Dataset(rows, labels, weight=weights / weights.mean()),
-                          num_boost_round=trees)
+    return _fit([p.rows for p in chosen], chosen, trees, num_leaves=leaves, learning_rate=0.1,
+                min_child_samples=40, feature_fraction=0.5)
+
+
+def fit_context(pages: Sequence[BlockPage], first: Sequence[np.ndarray], trees: int) -> Any:
+    """The context trees over the blocks of `pages`, each block's context read from the first
+    trees' probabilities `first` (one array a page, held out: from trees that did not see it)."""
+    chosen = [(p, f) for p, f in zip(pages, first, strict=True) if len(p.rows)]
+    rows = [context_rows(p.blocks, f) for p, f in chosen]
+    return _fit(rows, [p for p, _ in chosen], trees, num_leaves=7, learning_rate=0.05, min_child_samples=200,
+                feature_fraction=0.8)
 
 
 def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool) -> str:
@@ -152,43 +175,92 @@ def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, fil
     return "\n".join(filter_paragraphs(kept) if filter_after else drop_junk(kept))
 
 
+def _word_f1(true_words: Counter[str], text: str) -> float:
+    predicted = Counter(WORD.findall(text.lower()))
+    if not true_words:
+        return 0.0 if predicted else 1.0
+    overlap = sum((predicted & true_words).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / sum(predicted.values()), overlap / sum(true_words.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass(frozen=True, slots=True)
+class InnerRun:
+    """What the inner folds chose and its mean word F1, with the first trees' held-out
+    probabilities of every page (by tree count), which the context trees are trained on."""
+
+    choice: TreeChoice
+    f1: float
+    first: dict[int, dict[str, np.ndarray]]
+
+
 def choose_trees(pages: Mapping[str, BlockPage], urls: Mapping[str, str],
-                 folds: int = INNER_FOLDS) -> tuple[TreeChoice, float]:
+                 folds: int = INNER_FOLDS) -> InnerRun:
     """The choice with the best mean word F1 over `folds` site-grouped folds of `pages` (each
-    fold scored by trees trained on the others), and that F1."""
+    fold scored by trees trained on the others; the context trees trained on the others'
+    held-out first-tree probabilities)."""
     assignment = fold_of(pages, folds, urls)
-    probabilities: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    present = sorted(set(assignment.values()))
+    first: dict[int, dict[str, np.ndarray]] = {trees: {} for trees in TREES}
+    probabilities: dict[tuple[int, int, int], dict[str, np.ndarray]] = {}
     for leaves in LEAVES:
-        for k in range(folds):
+        for k in present:
             training = [p for i, p in pages.items() if assignment[i] != k and len(p.rows)]
-            if not training or k not in assignment.values():
+            if not training:
                 continue
             booster = fit_trees(training, leaves, max(TREES))
             for i, page in pages.items():
-                if assignment[i] != k:
+                if assignment[i] == k:
+                    for trees in TREES:
+                        first[trees][i] = booster.predict(page.rows, num_iteration=trees) if len(page.rows) \
+                            else np.zeros(0)
+        for trees in TREES:
+            probabilities[(leaves, trees, 0)] = first[trees]
+            for k in present:
+                training = [i for i in first[trees] if assignment[i] != k and len(pages[i].rows)]
+                if not training or max(CONTEXT_TREES) == 0:
                     continue
-                for trees in TREES:
-                    found = booster.predict(page.rows, num_iteration=trees) if len(page.rows) else np.zeros(0)
-                    probabilities.setdefault((leaves, trees), {})[i] = found
+                context = fit_context([pages[i] for i in training], [first[trees][i] for i in training],
+                                      max(CONTEXT_TREES))
+                for i in first[trees]:
+                    if assignment[i] != k:
+                        continue
+                    page = pages[i]
+                    rows = context_rows(page.blocks, first[trees][i]) if len(page.rows) else None
+                    for rounds in CONTEXT_TREES[1:]:
+                        probabilities.setdefault((leaves, trees, rounds), {})[i] = (
+                            context.predict(rows, num_iteration=rounds) if rows is not None else np.zeros(0))
+    truths = {i: Counter(WORD.findall(page.truth.lower())) for i, page in pages.items()}
     best: tuple[TreeChoice, float] | None = None
-    for (leaves, trees), found in probabilities.items():
+    for (leaves, trees, rounds), found in probabilities.items():
         for threshold in THRESHOLDS:
             for filter_after in FILTERS:
                 f1 = float(np.mean([
-                    word_prf(page.truth, _kept_text(page, found[i], threshold, filter_after))[2]
+                    _word_f1(truths[i], _kept_text(page, found[i], threshold, filter_after))
                     for i, page in pages.items() if i in found
                 ]))
                 if best is None or f1 > best[1]:
-                    best = (TreeChoice(leaves, trees, threshold, filter_after), f1)
-    return best or (TreeChoice(LEAVES[0], TREES[0], 0.5, True), 0.0)
+                    best = (TreeChoice(leaves, trees, rounds, threshold, filter_after), f1)
+    choice, f1 = best or (TreeChoice(LEAVES[0], TREES[0], 0, 0.5, True), 0.0)
+    return InnerRun(choice, f1, first)
 
 
 def train_block_model(pages: Mapping[str, BlockPage], urls: Mapping[str, str]) -> BlockModel:
-    """Choose inside `pages` (`choose_trees`), then train on all of them."""
-    choice, inner_f1 = choose_trees(pages, urls)
+    """Choose inside `pages` (`choose_trees`), then train on all of them: the first trees on
+    the pages' blocks, the context trees (when chosen) on the first trees' held-out
+    probabilities of the inner folds."""
+    inner = choose_trees(pages, urls)
+    choice = inner.choice
     booster = fit_trees(list(pages.values()), choice.leaves, choice.trees)
+    context = None
+    if choice.context_trees:
+        held_out = inner.first[choice.trees]
+        ids = [i for i in pages if i in held_out]
+        context = fit_context([pages[i] for i in ids], [held_out[i] for i in ids], choice.context_trees)
     return BlockModel(booster, FEATURES, choice.threshold, choice.filter_after,
-                      {**asdict(choice), "inner_f1": round(inner_f1, 4), "pages": len(pages)})
+                      {**asdict(choice), "inner_f1": round(inner.f1, 4), "pages": len(pages)}, context)
 
 
 def block_fold_models(pages: Mapping[str, BlockPage], urls: Mapping[str, str],

@@ -42,8 +42,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from worker.cli import ArgumentParser
 from worker.cli.failures import UsageError
 from worker.cli.progress import Progress
@@ -63,6 +61,7 @@ from worker.evaluation.extraction_metric import (
 )
 from worker.evaluation.page_types import sections as page_type_sections
 from worker.evaluation.paired import Difference, paired_difference
+from worker.steps.clean.blocks import PageBlocks
 from worker.steps.clean.boilerplate import is_dropped_as_junk
 from worker.steps.clean.html import html_candidates
 from worker.steps.clean.model import CleanModels
@@ -147,11 +146,11 @@ def _trafilatura_default(html: str) -> str:
     return trafilatura.extract(html, include_comments=False) or ""
 
 
-def html_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.ndarray] | None:
-    """Texts and feature rows of a page's blocks (None when it has no parsable HTML)."""
+def html_training_candidates(bench: Bench, page_id: str) -> PageBlocks | None:
+    """A page's blocks with their feature rows (None when it has no parsable HTML)."""
     html = bench.html(page_id)
     found = html_candidates(html, bench.urls[page_id]) if html is not None else None
-    return (found.blocks.texts, found.blocks.features) if found is not None else None
+    return found.blocks if found is not None else None
 
 
 def block_pages(bench: Bench, ids: Iterable[str]) -> dict[str, BlockPage]:
@@ -160,7 +159,7 @@ def block_pages(bench: Bench, ids: Iterable[str]) -> dict[str, BlockPage]:
     for page_id in ids:
         found = html_training_candidates(bench, page_id)
         if found is not None:
-            pages[page_id] = block_page(*found, bench.bodies[page_id])
+            pages[page_id] = block_page(found, bench.bodies[page_id])
     return pages
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,6 +106,9 @@ class PageBlocks:
 
     texts: list[str]
     features: np.ndarray  # shape (len(texts), len(FEATURES))
+    # per block, a page-wide number for each of its `_LEVELS` nearest ancestors (parent first;
+    # blocks with the same number at a level share that ancestor): the context model's groups
+    ancestors: np.ndarray = field(default_factory=lambda: np.zeros((0, _LEVELS), dtype=np.int32))
 
 
 @lru_cache(maxsize=8192)
@@ -258,6 +261,8 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     tag_bits = list(_TAG_BITS.values())
     rows = []
     repeated_words = 0.0
+    numbers: dict[Any, int] = {}
+    ancestors = np.zeros((n, _LEVELS), dtype=np.int32)
     for k, block in enumerate(blocks):
         chain = chains[k]
         text, toks, w = texts[k], tokens[k], words[k]
@@ -270,6 +275,7 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
             near_bits = all_bits
         ups = chain[1:_LEVELS + 1] or [block.element]
         ups = ups + [ups[-1]] * (_LEVELS - len(ups))
+        ancestors[k] = [numbers.setdefault(el, len(numbers)) for el in ups]
         repeat = 1
         for el in chain[:5]:
             found = repeat_of.get(el)
@@ -328,5 +334,5 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     }
     page_row = [page[name] for name in PAGE_FEATURES]
     matrix = np.hstack([np.array(rows, dtype=float), rows_near])
-    return PageBlocks(texts, np.hstack([matrix, np.tile(page_row, (n, 1))]))
+    return PageBlocks(texts, np.hstack([matrix, np.tile(page_row, (n, 1))]), ancestors)
 
