@@ -196,54 +196,73 @@ class InnerRun:
     first: dict[int, dict[str, np.ndarray]]
 
 
+def held_out_first(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
+                   leaves: int = LEAVES[0]) -> dict[int, dict[str, np.ndarray]]:
+    """The first trees' probabilities of every page's blocks, by tree count (`TREES`), each
+    fold's pages scored by trees trained on the other folds."""
+    first: dict[int, dict[str, np.ndarray]] = {trees: {} for trees in TREES}
+    for k in sorted(set(assignment.values())):
+        training = [p for i, p in pages.items() if assignment[i] != k and len(p.rows)]
+        if not training:
+            continue
+        booster = fit_trees(training, leaves, max(TREES))
+        for i, page in pages.items():
+            if assignment[i] == k:
+                for trees in TREES:
+                    first[trees][i] = booster.predict(page.rows, num_iteration=trees) if len(page.rows) \
+                        else np.zeros(0)
+    return first
+
+
+def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
+                first: Mapping[int, Mapping[str, np.ndarray]], leaves: int = LEAVES[0],
+                context_trees: Sequence[int] = CONTEXT_TREES) -> tuple[TreeChoice, float]:
+    """The choice with the best mean word F1 of the held-out first-tree probabilities `first`,
+    alone or rescored by context trees (each fold's by context trees trained on the other
+    folds' held-out probabilities), and that F1."""
+    probabilities: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for trees, found in first.items():
+        if 0 in context_trees:
+            probabilities[(trees, 0)] = dict(found)
+        sizes = [r for r in context_trees if r]
+        for k in sorted(set(assignment.values())):
+            others = [i for i in found if assignment[i] != k and len(pages[i].rows)]
+            if not others or not sizes:
+                continue
+            context = fit_context([pages[i] for i in others], [found[i] for i in others], max(sizes))
+            for i in found:
+                if assignment[i] != k:
+                    continue
+                page = pages[i]
+                rows = context_rows(page.blocks, found[i]) if len(page.rows) else None
+                for r in sizes:
+                    cell = probabilities.setdefault((trees, r), {})
+                    cell[i] = context.predict(rows, num_iteration=r) if rows is not None else np.zeros(0)
+    truths = {i: Counter(WORD.findall(page.truth.lower())) for i, page in pages.items()}
+    best: tuple[TreeChoice, float] | None = None
+    for (trees, rounds), found in probabilities.items():
+        for threshold in THRESHOLDS:
+            # as `BlockModel.keep_probabilities`: no context where the first trees keep nothing
+            used = {i: p if not rounds or first[trees][i].max(initial=0.0) >= threshold else first[trees][i]
+                    for i, p in found.items()}
+            for filter_after in FILTERS:
+                f1 = float(np.mean([
+                    _word_f1(truths[i], _kept_text(page, used[i], threshold, filter_after))
+                    for i, page in pages.items() if i in used
+                ]))
+                if best is None or f1 > best[1]:
+                    best = (TreeChoice(leaves, trees, rounds, threshold, filter_after), f1)
+    return best or (TreeChoice(leaves, TREES[0], 0, 0.5, True), 0.0)
+
+
 def choose_trees(pages: Mapping[str, BlockPage], urls: Mapping[str, str],
                  folds: int = INNER_FOLDS) -> InnerRun:
     """The choice with the best mean word F1 over `folds` site-grouped folds of `pages` (each
     fold scored by trees trained on the others; the context trees trained on the others'
     held-out first-tree probabilities)."""
     assignment = fold_of(pages, folds, urls)
-    present = sorted(set(assignment.values()))
-    first: dict[int, dict[str, np.ndarray]] = {trees: {} for trees in TREES}
-    probabilities: dict[tuple[int, int, int], dict[str, np.ndarray]] = {}
-    for leaves in LEAVES:
-        for k in present:
-            training = [p for i, p in pages.items() if assignment[i] != k and len(p.rows)]
-            if not training:
-                continue
-            booster = fit_trees(training, leaves, max(TREES))
-            for i, page in pages.items():
-                if assignment[i] == k:
-                    for trees in TREES:
-                        first[trees][i] = booster.predict(page.rows, num_iteration=trees) if len(page.rows) \
-                            else np.zeros(0)
-        for trees in TREES:
-            probabilities[(leaves, trees, 0)] = first[trees]
-            for k in present:
-                training = [i for i in first[trees] if assignment[i] != k and len(pages[i].rows)]
-                if not training or max(CONTEXT_TREES) == 0:
-                    continue
-                context = fit_context([pages[i] for i in training], [first[trees][i] for i in training],
-                                      max(CONTEXT_TREES))
-                for i in first[trees]:
-                    if assignment[i] != k:
-                        continue
-                    page = pages[i]
-                    rows = context_rows(page.blocks, first[trees][i]) if len(page.rows) else None
-                    for rounds in CONTEXT_TREES[1:]:
-                        probabilities.setdefault((leaves, trees, rounds), {})[i] = (
-                            context.predict(rows, num_iteration=rounds) if rows is not None else np.zeros(0))
-    truths = {i: Counter(WORD.findall(page.truth.lower())) for i, page in pages.items()}
-    best: tuple[TreeChoice, float] | None = None
-    for (leaves, trees, rounds), found in probabilities.items():
-        for threshold in THRESHOLDS:
-            for filter_after in FILTERS:
-                f1 = float(np.mean([
-                    _word_f1(truths[i], _kept_text(page, found[i], threshold, filter_after))
-                    for i, page in pages.items() if i in found
-                ]))
-                if best is None or f1 > best[1]:
-                    best = (TreeChoice(leaves, trees, rounds, threshold, filter_after), f1)
-    choice, f1 = best or (TreeChoice(LEAVES[0], TREES[0], 0, 0.5, True), 0.0)
+    first = held_out_first(pages, assignment)
+    choice, f1 = choose_from(pages, assignment, first)
     return InnerRun(choice, f1, first)
 
 

@@ -50,9 +50,10 @@ class BlockModel:
 
     def keep_probabilities(self, blocks: PageBlocks) -> np.ndarray:
         """P(main content) of each block of a page: the first trees', rescored by the context
-        trees when the model has them."""
+        trees when the model has them. A page where the first trees keep no block has no story
+        for its context to extend (a page of links, an error page): their probabilities stand."""
         first = self.probabilities(blocks.features)
-        if self.context is None or len(first) == 0:
+        if self.context is None or len(first) == 0 or first.max() < self.threshold:
             return first
         return np.asarray(self.context.predict(context_rows(blocks, first), num_threads=1), dtype=float)
 
