@@ -9,8 +9,9 @@ python bench/clean_cpu.py --pages /work/shared/bench/dedup/dev/pages.jsonl.gz \
 Every page is cleaned `--reps` times (one pass first, untimed, fills the caches a running worker
 has warm); the figure is process CPU time, milliseconds a page, by set and mode. `--save` writes
 one digest a page of everything cleaning yields: the whole result (article fields or the drop),
-and the candidate texts and feature rows the learned models read (so a fold model trained by
-`eval extraction` would be the same too); `--compare` checks those against a saved file and
+the page type with every kind's probability, and the candidate texts, feature rows and tokens the
+learned models read (so a fold model trained by `eval extraction` or `eval page-types` would be the
+same too); `--compare` checks those against a saved file and
 exits 1 when any page differs. To compare two versions of the code, save with one and compare
 with the other (`PYTHONPATH=<other checkout>` runs this script on that checkout's `worker`).
 `--against` times another checkout's `worker` beside this one: one process a pass, the two
@@ -38,8 +39,9 @@ import worker
 from worker.document import RawPage
 from worker.evaluation.extraction import load_bench, load_wild
 from worker.steps.clean import clean
-from worker.steps.clean.html import html_candidates
+from worker.steps.clean.html import drop_code, html_candidates, parse_html
 from worker.steps.clean.language import normalize_code
+from worker.steps.clean.page_type import read_text, read_tree
 from worker.steps.decode import decode
 
 
@@ -84,12 +86,19 @@ def digest(page: RawPage) -> str:
         found = html_candidates(page.html or "", page.url)
         if found is not None:
             parts += [orjson.dumps(found.blocks.texts), found.blocks.features.tobytes(),
-                      orjson.dumps(dataclasses.asdict(found.meta), option=orjson.OPT_SORT_KEYS)]
+                      orjson.dumps(dataclasses.asdict(found.meta), option=orjson.OPT_SORT_KEYS),
+                      orjson.dumps(dataclasses.asdict(found.page_type), option=orjson.OPT_SORT_KEYS)]
+        if (tree := parse_html(page.html or "")) is not None:
+            # what the page-type models read (the word models read each distinct token once)
+            features, tokens = read_tree(drop_code(tree), page.url)
+            parts += [orjson.dumps(features, option=orjson.OPT_SORT_KEYS), orjson.dumps(sorted(set(tokens)))]
     elif isinstance(page.text, str) and page.text.strip():
         from worker.steps.clean.dump import read_dump  # here: a checkout timed by --against may lack it
 
         dump = read_dump(page.text, normalize_code(page.language), page.url)
-        parts += [orjson.dumps([line.text for line in dump.lines]), dump.rows.tobytes()]
+        features, tokens = read_text(page.text, page.url)
+        parts += [orjson.dumps([line.text for line in dump.lines]), dump.rows.tobytes(),
+                  orjson.dumps(features, option=orjson.OPT_SORT_KEYS), orjson.dumps(sorted(set(tokens)))]
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()
 
 

@@ -20,7 +20,9 @@ record and its root's, the heaviest decision):
   worker sizes them from `INGEST_DEDUP_CACHE_MB`);
 - `rocksdb-no-hot`: the same without hot entries (every read goes to RocksDB);
 - `before` (with `--before DIR`, a checkout of older code): its RocksDB decision, in a
-  subprocess importing that code, on its own copy of the same table with the same probes.
+  subprocess importing that code, on its own copy of the same table with the same probes;
+- `dict-before` (with `--before DIR`): that code's decision over a dict of the same state, in a
+  subprocess too.
 
 Each RocksDB store first writes its copy's files again with its own options (a forced
 compaction, as its worker would have written them), then opens it again (as a worker restarted
@@ -99,12 +101,26 @@ def decide_all(index: Any, pages: dict[str, list[Any]]) -> dict[str, Any]:
     return figures
 
 
+def measure_dict(state_file: Path, pages: dict[str, list[Any]]) -> dict[str, Any]:
+    """The fill's state in a dict (its derived indexes rebuilt in memory), then the pages decided
+    over it as in `measure_rocksdb`."""
+    from worker.steps.dedup.index import DedupIndex
+
+    with open(state_file, "rb") as handle:
+        index = DedupIndex(pickle.load(handle), window_seconds=7 * 86400)
+    index.entries()  # the derived indexes built before the clock starts
+    return decide_all(index, pages)
+
+
 def child(args: argparse.Namespace) -> int:
-    """`--child`: one RocksDB measurement in this process (the code under test is on the path)."""
+    """`--child`: one measurement in this process (the code under test is on the path): over a
+    RocksDB table (a directory), or over a dict (the fill's `state.pkl`)."""
     with open(args.child_probes, "rb") as handle:
         pages = pickle.load(handle)
     hot = None if args.child_hot < 0 else args.child_hot
-    print(json.dumps(measure_rocksdb(Path(args.child), pages, hot)))
+    target = Path(args.child)
+    figures = measure_dict(target, pages) if target.is_file() else measure_rocksdb(target, pages, hot)
+    print(json.dumps(figures))
     return 0
 
 
@@ -208,7 +224,7 @@ def main() -> int:
         say(f"{args.articles:,} pages ({figures['indexed_articles']:,} indexed) in {figures['fill_seconds']} s")
 
         pages = StreamPages(stream, args.articles, last, Prober(None, stream, last))  # type: ignore[arg-type]
-        stores = ["dict", "rocksdb", "rocksdb-no-hot"] + (["before"] if args.before else [])
+        stores = ["dict", "rocksdb", "rocksdb-no-hot"] + (["dict-before", "before"] if args.before else [])
         rounds: list[dict[str, Any]] = []
         for number in range(args.rounds):
             batch = pages.round(WARM_UP, args.probes)
@@ -216,20 +232,21 @@ def main() -> int:
             probes_file.write_bytes(pickle.dumps(batch))
             measured: dict[str, Any] = {}
             for store in stores:
-                if store == "dict":  # it keeps these pages, as each table copy does
-                    measured[store] = decide_all(memory, batch)
-                    continue
                 copy = tmp / f"copy-{store}"
                 shutil.rmtree(copy, ignore_errors=True)
-                shutil.copytree(table, copy)
-                code = Path(args.before).resolve() if store == "before" else HERE.parent
+                if store.startswith("dict"):  # the fill's state, as each table copy holds it
+                    copy = saved / "state.pkl"
+                else:
+                    shutil.copytree(table, copy)
+                code = Path(args.before).resolve() if store.endswith("before") else HERE.parent
                 hot = "0" if store == "rocksdb-no-hot" else "-1"
                 command = [sys.executable, str(Path(__file__).resolve()), "--child", str(copy),
                            "--child-probes", str(probes_file), "--child-hot", hot]
                 env = {**os.environ, "PYTHONPATH": str(code)}
                 out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
                 measured[store] = json.loads(out.strip().splitlines()[-1])
-                shutil.rmtree(copy, ignore_errors=True)
+                if copy.is_dir():
+                    shutil.rmtree(copy, ignore_errors=True)
             rounds.append(measured)
             for kind in ("stream", "near"):
                 line = "   ".join(f"{store} {m[kind]:,}/s" for store, m in measured.items())

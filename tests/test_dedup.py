@@ -132,6 +132,18 @@ def test_story_block_leaves_menus_and_link_lists_out() -> None:
     assert overlap(sketch, fingerprint(art("https://b.example/1", page(paragraphs))).sketch, 128, 128)[0] >= 0.9
 
 
+def test_story_block_keeps_every_section_of_a_story_parted_by_lists() -> None:
+    paragraphs = story(42, paragraphs=9)
+    items = ["Pens", "Pencils", "Markers", "Scissors", "Paper clips", "Sticky notes", "Chargers"]
+    sections = paragraphs[:3] + ["What you need"] + items + paragraphs[3:6] + items + paragraphs[6:]
+    _, kept = story_tokens("\n".join(TEMPLATE_TOP[:7] + sections + TEMPLATE_BOTTOM[:4]))
+    _, bare = story_tokens(page(paragraphs))
+    assert kept == bare  # all three sections, none of the lists or the template
+    # a copy that joined its list items into one short line per list keeps the same text
+    joined = paragraphs[:3] + [", ".join(items[:3])] + paragraphs[3:6] + ["Pens"] + paragraphs[6:]
+    assert story_tokens("\n".join(joined))[1] == bare
+
+
 # -- decisions -----------------------------------------------------------------------------------
 
 
@@ -242,6 +254,34 @@ def test_a_cluster_with_a_page_of_a_site_takes_another_page_of_it_only_as_the_sa
     assert decide(index, "https://third.example/b", page(original[2:5] + story(26, 4))).duplicate_of == root.article_id
 
 
+def test_a_cluster_seen_on_a_site_takes_a_page_of_it_only_as_mostly_its_text() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    original, other = story(40, paragraphs=6), story(41, paragraphs=12)
+    root = decide(index, "https://origin.example/a", page(original))
+    # the host's own copy of the story, close to the root as a whole: the cluster keeps no text
+    # of it, only its site
+    own = decide(index, "https://host.example/own", page(["Updated at noon."] + original))
+    assert own.duplicate_of == root.article_id
+    # the host's template carrying that story around another, longer one: across sites a copy
+    # of the first story (all of it is in the page), but a page of a site the story was seen on
+    # must be mostly the text it is compared with
+    carried = page(original + other, template=True)
+    assert decide(index, "https://host.example/syndicated/1", carried).duplicate_of is None
+    elsewhere = page(original + story(43, paragraphs=12), template=True)
+    assert decide(index, "https://third.example/b", elsewhere).duplicate_of == root.article_id
+    # a cut copy on the host is still its story; replayed, it changes nothing
+    before = dict(state)
+    cut = decide(index, "https://host.example/amp/own", page(original[:5]))
+    assert cut.duplicate_of == root.article_id
+    after = dict(state)
+    assert decide(index, "https://host.example/amp/own", page(original[:5])) == cut
+    assert state == after and after != before
+    fresh = DedupIndex(state)  # the sites are read from the root's record
+    carried_again = page(original + story(44, paragraphs=12), template=True)
+    assert decide(fresh, "https://host.example/syndicated/2", carried_again).duplicate_of is None
+
+
 def test_a_firm_copy_keeps_its_own_site_for_the_same_site_rule() -> None:
     index = DedupIndex({})
     original = story(23, paragraphs=10)
@@ -301,6 +341,21 @@ def test_a_doubtful_copy_cannot_pull_in_a_second_story() -> None:
     alone = decide(index, "https://c.example/3", page(second))
     assert alone.duplicate_of is None
     assert decide(index, "https://d.example/4", page(second[1:])).duplicate_of == alone.article_id
+
+
+def test_a_block_of_a_story_in_a_page_of_mostly_other_text_is_not_a_copy() -> None:
+    index = DedupIndex({})
+    first = story(45, paragraphs=8)
+    root = decide(index, "https://a.example/1", page(first))
+    # the story's lede and key points above a long story of the host's: a third of the first
+    # story is in the page, and the page is nearly all other text
+    shown = decide(index, "https://b.example/2", page(first[:3] + story(46, paragraphs=20)))
+    assert shown.duplicate_of is None
+    # the same block above a note of its size is a good part of that page: a doubtful copy
+    index = DedupIndex({})
+    root = decide(index, "https://a.example/1", page(first))
+    cut = decide(index, "https://c.example/3", page(first[:3] + story(47, paragraphs=4)))
+    assert cut.duplicate_of == root.article_id and cut.similarity < 0.6
 
 
 def test_a_firm_copy_holding_a_second_story_cannot_pull_that_story_in() -> None:

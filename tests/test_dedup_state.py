@@ -245,8 +245,10 @@ def test_five_random_orders_of_a_stream_of_many_sites_give_the_same_story_cluste
     """The WCXB syndication stream's pages (1,228 of hundreds of sites, 150 stories syndicated
     into other sites' templates beside every site's own story), as the dedup owner gets them
     (`wcxb-fingerprints.jsonl.gz`, see its README): decided in the file's order and in five
-    random orders, the story clusters agree at 0.98 or more, and no order merges pages of
-    different stories beyond 1 pair in 100 or misses more than 5 in 100."""
+    random orders, the story clusters agree at 0.985 or more (0.987-0.990 measured; the 0.99
+    target is not met: pages whose text holds two stories, and copies of different parts of a
+    story, are joined or not by which page came first), and no order merges pages of different
+    stories beyond 1 pair in 100 or misses more than 2.5 in 100."""
     import base64
 
     from worker.evaluation.dedup import agreement, clusters, score
@@ -275,5 +277,41 @@ def test_five_random_orders_of_a_stream_of_many_sites_give_the_same_story_cluste
             random.Random(seed).shuffle(order)
         again = events(order)
         scored = score(truth, again)
-        assert scored.precision >= 0.99 and scored.recall >= 0.95, (seed, scored)
-        assert agreement(clusters(first), clusters(again)) >= 0.98, seed
+        assert scored.precision >= 0.99 and scored.recall >= 0.975, (seed, scored)
+        assert agreement(clusters(first), clusters(again)) >= 0.985, seed
+
+
+def test_a_candidate_left_out_before_it_is_unpacked_is_one_the_rules_would_not_call_like() -> None:
+    """`policy.may_be_like` on a record's packed hashes (`_kept_hashes`) leaves out only
+    candidates that `Policy.likeness` finds like no text of, whatever they share."""
+    from worker.steps.dedup.fingerprint import Fingerprint
+    from worker.steps.dedup.index import _kept_hashes, _Record, filing
+    from worker.steps.dedup.policy import Version, may_be_like
+
+    rng = random.Random(5)
+    rules = Policy()
+    left_out = liked = 0
+    for _ in range(3_000):
+        pool = sorted(rng.sample(range(1 << 32), 400))
+        texts = [tuple(sorted(rng.sample(pool, rng.randint(3, 128)))) for _ in range(rng.randint(1, 3))]
+        sites = tuple(rng.sample(range(1 << 32), rng.choice((0, 0, 1, 5))))  # its copies' sites
+        record = _Record(True, None, rng.randbytes(16), T0, 1, 0.0, 7, bytes(8), texts[0][: rules.index_sketch],
+                         tuple(Version(text[: rules.index_sketch], 8 + i) for i, text in enumerate(texts[1:])), sites)
+        packed = record.pack()
+        known = record.known()
+        assert known.versions == (Version(record.sketch, record.site), *record.versions)
+        assert set(_kept_hashes(packed)) == {h for version in known.versions for h in version.sketch}
+        assert filing(packed, 16) == (True, T0, record.posted(16))
+        shared = rng.sample(pool, rng.choice((1, 2, 3, 4, 5, 40, 128)))  # the rest from outside the pool
+        sketch = tuple(sorted(set(shared) | set(rng.sample(range(1 << 32), 128 - len(shared)))))
+        fp = Fingerprint("00" * 32, sketch, rng.randint(128, 3_000))
+        like = rules.likeness(fp, 9, known, set())
+        if not may_be_like(set(fp.sketch), _kept_hashes(packed)):
+            left_out += 1
+            assert like is None
+        liked += like is not None
+    assert left_out > 500 and liked > 30  # both kinds were met
+    copy = _Record(False, "near", bytes(16), T0, 2, 0.5, 7, bytes(8), ())
+    assert _kept_hashes(copy.pack()) == () and filing(copy.pack(), 16) == (False, T0, set())
+    short = _Record(True, None, bytes(16), T0, 2, 0.0, 7, bytes(8), (), (), (11, 12))  # matched exactly only
+    assert _kept_hashes(short.pack()) == () and filing(short.pack(), 16) == (True, T0, set())

@@ -132,6 +132,38 @@ def test_a_template_date_the_page_never_shows_gives_way_to_the_shown_one() -> No
 
 
 
+def test_the_day_beside_the_byline_when_the_headline_is_reworded() -> None:
+    # the <title> and the page's heading differ: the header is not found, the byline is
+    meta = _meta(
+        "<title>Spice Cayenne: a new data accelerator</title>",
+        "<h2>Introducing the next-generation accelerator built for scale</h2>"
+        "<p>Written by Moses Kim and Kate Shokurova</p><p>April 8, 2024</p>",
+    )
+    assert meta.authors == ["Moses Kim", "Kate Shokurova"] and meta.published_at == "2024-04-08"
+    labelled = _meta("", STORY * 2 + "<p>Post time: 01-04-2024</p>")
+    assert labelled.published_at == "2024-01-04"
+
+
+def test_a_related_item_date_does_not_beat_the_day_next_to_the_headline() -> None:
+    meta = _meta(
+        "",
+        "<h1>Harbour reopens after the storm</h1><p>03/01/2017 by Agatha Caleo</p>" + STORY * 5
+        + "<ul class='news'><li><time datetime='2025-01-31T12:00:00Z'>01/31/2025</time> Careers month</li></ul>",
+    )
+    assert meta.published_at == "2017-03-01"
+
+
+def test_a_numeric_day_read_as_the_page_states_it_and_an_offer_deadline_is_no_date() -> None:
+    meta = _meta(
+        _ld(**{"@type": "WebPage", "datePublished": "2025-12-02"}),
+        "<h1>Harbour reopens after the storm</h1><time class='entry-date' datetime='02-12-2025'>02-12-2025</time>",
+    )
+    assert meta.published_at == "2025-12-02"
+    offer = _meta(_ld(datePublished="2020-02-10T16:48:12Z"),
+                  "<p>Limited Time Offer ~ Redeem by 12.31.23</p><h1>Harbour reopens after the storm</h1>")
+    assert offer.published_at == "2020-02-10T16:48:12Z"
+
+
 def test_a_headline_ending_in_a_range_word_does_not_hide_the_date_under_it() -> None:
     meta = _meta("", "<h1>A Car Maintenance Schedule That's Easy to Follow</h1><span>Oct 11, 2023</span>")
     assert meta.published_at == "2023-10-11"
@@ -175,6 +207,12 @@ def test_json_ld_people_split_and_the_site_name_only_when_it_signs_the_post() ->
         "<h1>Harbour reopens after the storm</h1><p>By Swoogo</p>",
     )
     assert signed.authors == ["Swoogo"]  # a company's post signed by the company, no person named
+    template = _meta(
+        "<meta property='og:site_name' content='Stitch Data'>"
+        + _ld(author={"@type": "Organization", "name": "Stitch Data"}, publisher={"name": "Stitch Data"}),
+        "<header><a href='/'>Stitch Data</a></header><h1>Harbour reopens after the storm</h1>",
+    )
+    assert template.authors == []  # the JSON-LD author is the publisher, and nothing on the page signs with it
     plain = _meta("<meta property='og:site_name' content='EcoFlow'>",
                   "<h1>Harbour reopens after the storm</h1><span class='post-author'>EcoFlow</span>")
     assert plain.authors == ["EcoFlow"]
@@ -301,7 +339,8 @@ def test_real_pages() -> None:
     macrumors = _fixture_article("232a43fb")
     assert macrumors.authors == ["Joe Rossignol"] and macrumors.published_at == "2019-11-18T10:45:00+00:00"
     rt = _fixture_article("4a44ab3e")
-    assert rt.authors == ["RT"]  # the JSON-LD author is the site, RT, and no person is named
+    # The JSON-LD author is the site, RT, which no author tag or byline names: no author.
+    assert rt.authors == []
     korean = _fixture_article("0ec95c72")
     assert korean.published_at == "2018-08-25"  # 기사입력 : 2018-08-25 15:24 under the headline
 

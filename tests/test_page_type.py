@@ -91,3 +91,12 @@ def test_article_and_duplicate_events_carry_the_page_type_within_their_schemas()
     _, letter = dead_letter_event(empty, b"{}", Origin("t", 0, 1), "https://example.com/news/1")
     validate_event(letter)
     assert "page_type" not in letter
+
+
+def test_repeated_sibling_shapes_are_counted_per_parent() -> None:
+    # forty lists of two items of one class: no parent repeats a shape three times
+    markup = "<ul>" + "".join('<li class="a"><ul><li class="x">1</li><li class="x">2</li></ul></li>'
+                              for _ in range(40)) + "</ul>"
+    features = [tree_features(parse_html(markup), "https://example.com/") for _ in range(3)]
+    assert [f["repeat_groups"] for f in features] == [1.0, 1.0, 1.0]  # the outer list's 40 items
+    assert [f["repeat_sum"] for f in features] == [40.0, 40.0, 40.0]

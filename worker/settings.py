@@ -231,6 +231,17 @@ class Settings:
         return self.workers if self.workers > 0 else available_cpus()
 
 
+def child_environment(settings: Settings | None = None, **extra_defaults: str) -> dict[str, str]:
+    """The environment for a child process: this process's variables with `INGEST_*` ones replaced
+    by `settings` (when given), and `extra_defaults` for variables not set here (e.g. `RUST_LOG`)."""
+    env = {k: v for k, v in os.environ.items() if settings is None or not k.startswith(PREFIX)}
+    for name, value in extra_defaults.items():
+        env.setdefault(name, value)
+    if settings is not None:
+        env.update(settings.to_environ())
+    return env
+
+
 def log_reporting_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(log format, log level) as well as they can be read, even when other settings are wrong:
     how a command reports the setting that stops it."""

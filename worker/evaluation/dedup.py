@@ -15,9 +15,10 @@ were accounted for by an event, the throughput and the dedup state per indexed a
 Held-out protocol: each story falls in a fold by the first hex digit of the sha256 of its id
 (`--folds N`: digit * N // 16), and each fold is scored on the pairs that hold a page of its
 stories. Fold 0 is where the rules' figures are chosen; the others are held out. The threshold
-curve decides the cleaned pages again (cleaning once) at each figure of four rules (the
+curve decides the cleaned pages again (cleaning once) at each figure of six rules (the
 near-duplicate threshold, the same-site resemblance, the share a page must have in common with
-every text a cluster keeps, the overlap under which two known stories are different ones) and
+every text a cluster keeps, the overlap under which two known stories are different ones, the
+resemblance asked of a page of a site the cluster holds a copy of, and of a doubtful copy) and
 prints precision and recall per fold; `--orders N` decides them in N random orders and prints
 how well the story clusters agree (pairwise F1 of "same cluster" between each order and the
 file's, the lowest).
@@ -53,9 +54,11 @@ CURVES = {
     "same_site_resemblance": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
     "consistent": (0.0, 0.1, 0.2, 0.3),
     "distinct": (0.0, 0.05, 0.1, 0.2),
+    "member_site_resemblance": (0.0, 0.3, 0.5, 0.7, 1.0),
+    "doubtful_resemblance": (0.0, 0.1, 0.2, 0.3),
 }
 """Each rule's figures the threshold curve decides the pages at (the others at their defaults;
-0.0 turns `consistent` and `distinct` off)."""
+0.0 turns `consistent`, `distinct`, `member_site_resemblance` and `doubtful_resemblance` off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +366,7 @@ def main(argv: list[str]) -> int:
         for point in figures["curve"]:
             per_fold = "  ".join(f"{p:.3f} / {r:.3f}" for p, r in zip(point["precision"], point["recall"], strict=True))
             mark = " (default)" if point["default"] else ""
-            print(f"  {point['rule']:<22} {point['value']:<5} {per_fold}{mark}")
+            print(f"  {point['rule']:<24} {point['value']:<5} {per_fold}{mark}")
     if "order_agreement" in figures:
         agree = figures["order_agreement"]
         print(f"clusters in {args.orders} random orders agree with the file's: {agree:.4f} (lowest)")

@@ -42,6 +42,7 @@ _COUNTERS = struct.Struct(">qqq")
 _HOUR = struct.Struct(">Q")
 _HOUR_BIAS = 1 << 63  # hours as unsigned, so that keys sort by hour
 _HASH = struct.Struct(">I")
+_POSTING_KEY = struct.Struct(">2sI")
 _SITE = struct.Struct(">I")
 STANDBY_BUFFER = 100
 """Changelog records a standby applies at a time (Faust's default is 1,000): what it may lag behind
@@ -132,6 +133,18 @@ class HotEntries:
                 young = self._young
         young[key] = value
 
+    def put_many(self, entries: list[tuple[bytes, bytes | None]]) -> None:
+        """`put` of each entry."""
+        young = self._young
+        added = sum(len(key) + (len(value) if value else 0) + HOT_ENTRY_OVERHEAD
+                    for key, value in entries if key not in young)
+        if self._bytes + added > self._half:
+            for key, value in entries:
+                self.put(key, value)
+            return
+        self._bytes += added
+        young.update(entries)
+
     def clear(self) -> None:
         """Forget every entry (the database was reset, reopened or a write failed)."""
         self._young, self._old, self._bytes = {}, {}, 0
@@ -176,6 +189,11 @@ class RocksDerived:
 
     current = get
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The values of `keys` as the batch being built leaves them (None: absent), what neither
+        the batch nor the hot entries hold read in one call."""
+        return [value for _, value in self._read(keys)]
+
     def postings(self, hashes: Sequence[int]) -> list[Posting | None]:
         """The posting of each hash (packed root ids; None: no root posts it)."""
         return [ids for _, ids in self._postings(hashes)]
@@ -203,6 +221,10 @@ class RocksDerived:
 
     # -- write: `begin`, `change` for each fact, then `write` the batch --------------------------
 
+    def batching(self) -> bool:
+        """Whether a batch is being built (writes join it)."""
+        return self._depth > 0
+
     def begin(self) -> None:
         """Start a batch; a batch begun inside another one is part of it (written with it)."""
         self._depth += 1
@@ -218,6 +240,11 @@ class RocksDerived:
         if fact is not None:
             apply_change(fact, old, new, self)
         self._put(key, new)
+
+    def change_fact(self, fact: str, old: bytes | None, new: bytes | None) -> None:
+        """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes)."""
+        apply_change(fact, old, new, self)
+        self._put(_fact(fact), new)
 
     def write(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Write the batch (with the counters, and `extra` keys such as the changelog offset);
@@ -241,10 +268,9 @@ class RocksDerived:
             raise
         finally:
             pending, self._pending = self._pending, {}
-        put = self.hot.put
-        for key, written in pending.items():
-            if key[0] == 0x22 or key.startswith(POSTING):  # facts and postings (not the hour files)
-                put(key, written)
+        # facts and postings (not the hour files) stay at hand
+        self.hot.put_many([(key, written) for key, written in pending.items()
+                           if key[0] == 0x22 or key[:2] == POSTING])
 
     def _put(self, key: bytes, value: bytes | None) -> None:
         assert self._batch is not None
@@ -255,13 +281,16 @@ class RocksDerived:
         self._pending[key] = value
 
     def _postings(self, hashes: Iterable[int]) -> list[tuple[bytes, bytes | None]]:
-        """(key, posting) of each hash as the batch leaves it; what neither the batch nor the hot
+        """(key, posting) of each hash as the batch leaves it."""
+        return self._read([_POSTING_KEY.pack(POSTING, h) for h in hashes])
+
+    def _read(self, keys: Iterable[bytes]) -> list[tuple[bytes, bytes | None]]:
+        """(key, value) of each key as the batch leaves it; what neither the batch nor the hot
         entries hold is read in one call."""
         pending, hot = self._pending, self.hot
         found: list[tuple[bytes, Any]] = []
         unread: list[bytes] = []
-        for h in hashes:
-            key = POSTING + _HASH.pack(h)
+        for key in keys:
             value = pending.get(key, _ABSENT)
             if value is _ABSENT:
                 value = hot.get(key)
@@ -433,13 +462,23 @@ class _Facts(MutableMapping[str, bytes]):
             raise KeyError(key)
         return value
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The facts' values (None: the table holds none), what the batch being built and the hot
+        entries do not hold read in one call."""
+        return self.derived.get_many([_fact(key) for key in keys])
+
     def __setitem__(self, key: str, value: bytes) -> None:
-        raw = _fact(key)
-        derived = self.derived
-        old = derived.get(raw)
+        self.replace(key, self.derived.get(_fact(key)), value)
+
+    def replace(self, key: str, old: bytes | None, value: bytes) -> None:
+        """Write a fact whose value the caller read as `old` (in the batch being built)."""
         self._changed(key, value)
+        derived = self.derived
+        if derived.batching():
+            derived.change_fact(key, old, value)
+            return
         derived.begin()
-        derived.change(raw, old, value)
+        derived.change_fact(key, old, value)
         derived.write()
 
     def __delitem__(self, key: str) -> None:

@@ -15,7 +15,7 @@ import tempfile
 import time
 from typing import Any
 
-from worker.settings import Settings
+from worker.settings import Settings, child_environment
 
 
 def free_port() -> int:
@@ -100,7 +100,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             # Own process group: a Ctrl-C aimed at the CLI is handled by us, not delivered twice.
             start_new_session=True,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            env=child_environment(RUST_LOG="warn"),
         )
         if wait_until_listening(self._process, self.port, self.startup_timeout):
             return self

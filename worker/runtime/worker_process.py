@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from worker.kafka.embedded import stop_process_group
-from worker.settings import Settings
+from worker.settings import Settings, child_environment
 
 
 class WorkerProcess:
@@ -29,8 +28,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         """Start the worker; returns once its HTTP port answers."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
-        env.update(self.settings.to_environ())
+        env = child_environment(self.settings)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker", "run"],

@@ -18,12 +18,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain as chain_of_lists
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from worker.steps.clean.boilerplate import SECTION_END, is_junk_line
+from worker.steps.clean.boilerplate import SECTION_END, CaselessPattern, is_junk_line
 from worker.steps.clean.language import detect_language, stopwords
 from worker.steps.clean.normalize import normalize_line
 from worker.steps.clean.structure import NOT_STORY, Block, text_blocks
@@ -53,6 +54,7 @@ _TAGS = {
     "blockquote": "quote", "figure": "figure", "figcaption": "figure", "section": "section",
     "button": "form", "label": "form", "select": "form", "dl": "list", "dd": "list", "dt": "list",
 }
+_NAMES_CASELESS = {name: CaselessPattern(pattern.pattern) for name, pattern in _NAMES.items()}  # the same, faster
 _NAME_BITS = {name: 1 << k for k, name in enumerate(_NAMES)}
 _TAG_BITS = {kind: 1 << (len(_NAMES) + k) for k, kind in enumerate(dict.fromkeys(_TAGS.values()))}
 _LINK_BIT = _TAG_BITS["link"]
@@ -107,8 +109,8 @@ class PageBlocks:
     texts: list[str]
     features: np.ndarray  # shape (len(texts), len(FEATURES))
     # per block, a page-wide number for each of its `_LEVELS` nearest ancestors (parent first;
-    # blocks with the same number at a level share that ancestor): the context model's groups
-    ancestors: np.ndarray = field(default_factory=lambda: np.zeros((0, _LEVELS), dtype=np.int32))
+    # blocks with the same number at a level share that ancestor): the context trees' groups
+    ancestors: np.ndarray = field(default_factory=lambda: np.zeros((0, _LEVELS), dtype=np.intp))
 
 
 @lru_cache(maxsize=8192)
@@ -117,7 +119,7 @@ def _named(names: str) -> int:
     if not names.strip():
         return 0
     bits = 0
-    for name, pattern in _NAMES.items():
+    for name, pattern in _NAMES_CASELESS.items():
         if pattern.search(names):
             bits |= _NAME_BITS[name]
     return bits
@@ -130,19 +132,17 @@ def _own_bits(el: Any) -> int:
 
 
 class _Tree:
-    """Per-element facts read once per page: ancestor chains (nearest first), name/tag bits,
-    and the words, link words and blocks held below each element."""
+    """Per-element facts read once per page: each element's number (in the order first met) and
+    ancestor chain (nearest first, as elements and as numbers), and its name/tag bits."""
 
     def __init__(self) -> None:
         self.chains: dict[Any, list[Any]] = {}
-        self.bits: dict[Any, int] = {}
-        self.words: dict[Any, float] = {}
-        self.links: dict[Any, float] = {}
-        self.blocks: dict[Any, int] = {}
-        self.score: dict[Any, float] = {}
+        self.numbers: dict[Any, list[int]] = {}  # an element's chain as element numbers
+        self.elements: list[Any] = []
+        self.bits: list[int] = []
 
     def chain(self, el: Any) -> list[Any]:
-        """The element and its ancestors, nearest first."""
+        """The element and its ancestors, nearest first (the chain's numbers: `numbers[el]`)."""
         found = self.chains.get(el)
         if found is not None:
             return found
@@ -152,10 +152,14 @@ class _Tree:
             pending.append(node)
             node = node.getparent()
         above = self.chains[node] if node is not None else []
+        above_numbers = self.numbers[node] if node is not None else []
         for item in reversed(pending):  # a loop, not recursion: trees can be very deep
             above = [item, *above]
+            above_numbers = [len(self.elements), *above_numbers]
             self.chains[item] = above
-            self.bits[item] = _own_bits(item)
+            self.numbers[item] = above_numbers
+            self.elements.append(item)
+            self.bits.append(_own_bits(item))
         return above
 
 
@@ -205,6 +209,12 @@ def page_signals(tree: Any, url: str | None) -> dict[str, float]:
     return signals
 
 
+def _logs(values: Any, log: Any = math.log1p) -> np.ndarray:
+    """`log` of each value, by the math module (numpy's vectorised logs may differ from it in
+    the last bit, and the models were trained on these)."""
+    return np.fromiter(map(log, np.asarray(values, dtype=float).tolist()), dtype=float, count=len(values))
+
+
 def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     """Candidate blocks of a parsed page (scripts and styles already dropped) and their
     feature rows, in `FEATURES` order."""
@@ -218,27 +228,30 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     ends = np.array([bool(_SENTENCE_END.search(t)) for t in texts], dtype=float)
     facts = _Tree()
     chains = [facts.chain(b.element) for b in blocks]
-    # What each element holds below it, and a readability-like content score: blocks of
-    # sentences with few links add to their parent in full and to their grandparent by half.
-    for chain, w, share, end in zip(chains, words, link_share, ends, strict=True):
-        for el in chain:
-            facts.words[el] = facts.words.get(el, 0.0) + w
-            facts.links[el] = facts.links.get(el, 0.0) + w * share
-            facts.blocks[el] = facts.blocks.get(el, 0) + 1
+    numbers = [facts.numbers[b.element] for b in blocks]
+    n = len(blocks)
+    # What each element holds below it (sums in block order, as adding block by block would):
+    # words, link words and blocks.
+    depths = np.fromiter(map(len, chains), dtype=np.intp, count=n)
+    flat = np.fromiter(chain_of_lists.from_iterable(numbers), dtype=np.intp, count=int(depths.sum()))
+    size = len(facts.elements)
+    held_words = np.bincount(flat, weights=np.repeat(words, depths), minlength=size)
+    held_links = np.bincount(flat, weights=np.repeat(words * link_share, depths), minlength=size)
+    held_blocks = np.bincount(flat, minlength=size)
+    # A readability-like content score: blocks of sentences with few links add to their parent
+    # in full and to their grandparent by half.
+    score: dict[int, float] = {}
+    for chain, w, share, end in zip(numbers, words, link_share, ends, strict=True):
         if w >= 5 and share < 0.5:
             gain = (1.0 + min(3.0, w / 20.0)) * (1.0 + end)
-            for level, el in enumerate(chain[1:3]):
-                facts.score[el] = facts.score.get(el, 0.0) + gain / (1 + level)
+            for level, number in enumerate(chain[1:3]):
+                score[number] = score.get(number, 0.0) + gain / (1 + level)
     total_words = float(words.sum()) or 1.0
-    best = max(facts.score, key=lambda el: facts.score[el] * (1 - facts.links[el] / max(1.0, facts.words[el])),
-               default=None)
-    best_words = facts.words.get(best, 0.0) if best is not None else 0.0
-    best_depth = len(facts.chain(best)) if best is not None else 0
+    best = max(score, key=lambda k: score[k] * (1 - held_links[k] / max(1.0, held_words[k])), default=None)
+    best_words = held_words[best] if best is not None else 0.0
+    best_depth = len(facts.chain(facts.elements[best])) if best is not None else 0
     sample = " ".join(t for t, e in zip(texts, ends, strict=True) if e) or " ".join(texts)
     stops = stopwords(detect_language(sample[:3000]))
-    parents: dict[Any, Counter[tuple[Any, str]]] = {}
-    repeat_of: dict[Any, int] = {}
-    n = len(blocks)
     cumulative = np.concatenate([[0.0], np.cumsum(words)[:-1]]) / total_words
     tags = [b.element.tag if isinstance(b.element.tag, str) else "" for b in blocks]
     heading = [int(t[1]) if len(t) == 2 and t[0] == "h" and t[1].isdigit() else 0 for t in tags]
@@ -257,65 +270,85 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
         np.concatenate([[0.0], log_words[:-1]]), np.concatenate([log_words[1:], [0.0]]),
         np.concatenate([[0.0], np.array(heading[:-1]) > 0]),
     ])
-    name_bits = list(_NAME_BITS.values())
-    tag_bits = list(_TAG_BITS.values())
-    rows = []
+    # What a block's chain says, one Python pass: its names and tags (8 up, and the nearest
+    # two apart), its 4 nearest ancestors, how many siblings repeat the shape of its nearest 5.
+    bits = facts.bits
+    all_bits = np.zeros(n, dtype=np.int64)
+    near_bits = np.zeros(n, dtype=np.int64)
+    ups = np.zeros((n, _LEVELS), dtype=np.intp)
+    repeat = np.ones(n, dtype=float)
+    repeat_held = np.zeros(n, dtype=float)
+    in_best = np.zeros(n, dtype=bool)
+    depth = depths.astype(float)
+    parents: dict[Any, Counter[tuple[Any, str]]] = {}
+    repeat_of: dict[int, int] = {}
+    elements = facts.elements
+    for k, chain in enumerate(numbers):
+        found = 0
+        for number in chain[:2]:
+            found |= bits[number]
+        near_bits[k] = found
+        for number in chain[2:_DEPTH]:
+            found |= bits[number]
+        all_bits[k] = found
+        up = chain[1:_LEVELS + 1] or chain[:1]
+        ups[k] = up + [up[-1]] * (_LEVELS - len(up))
+        most = 1
+        for number in chain[:5]:
+            shared = repeat_of.get(number)
+            if shared is None:
+                shared = repeat_of[number] = _repeats(elements[number], parents)
+            most = max(most, shared)
+        repeat[k] = most
+        if most >= 3:
+            repeat_held[k] = held_words[chain[min(len(chain) - 1, 4)]]
+        in_best[k] = best is not None and best in chain
     repeated_words = 0.0
-    numbers: dict[Any, int] = {}
-    ancestors = np.zeros((n, _LEVELS), dtype=np.int32)
-    for k, block in enumerate(blocks):
-        chain = chains[k]
-        text, toks, w = texts[k], tokens[k], words[k]
-        near_bits = all_bits = 0
-        for level, el in enumerate(chain[:_DEPTH]):
-            all_bits |= facts.bits[el]
-            if level == 1:
-                near_bits = all_bits
-        if len(chain) < 2:
-            near_bits = all_bits
-        ups = chain[1:_LEVELS + 1] or [block.element]
-        ups = ups + [ups[-1]] * (_LEVELS - len(ups))
-        ancestors[k] = [numbers.setdefault(el, len(numbers)) for el in ups]
-        repeat = 1
-        for el in chain[:5]:
-            found = repeat_of.get(el)
-            if found is None:
-                found = repeat_of[el] = _repeats(el, parents)
-            repeat = max(repeat, found)
-        if repeat >= 3:
+    for w, r in zip(words, repeat, strict=True):  # in block order, as the share was always summed
+        if r >= 3:
             repeated_words += w
-        in_best = best is not None and best in chain
-        upper = sum(1 for t in toks if t[0].isupper())
-        row = [
-            log_words[k],
-            math.log1p(len(text)),
-            ends[k],
-            sum(1 for t in toks if t.lower() in stops) / w if stops and w else 0.0,
-            link_share[k],
-            float(bool(all_bits & _LINK_BIT)),
-            float(w <= 40 and is_junk_line(text)),
-            float(bool(SECTION_END.match(text))),
-            upper / w if w else 0.0,
-            sum(1 for t in toks if t.isdigit()) / w if w else 0.0,
-            text.count(",") / w if w else 0.0,
-            float(heading[k]),
-            *[float(tags[k] == t) for t in _OWN_TAGS],
-            *[float(bool(all_bits & bit)) for bit in name_bits],
-            *[float(bool(near_bits & bit)) for bit in name_bits],
-            *[float(bool(all_bits & bit)) for bit in tag_bits],
-            math.log1p(len(chain)),
-            k / n,
-            cumulative[k],
-            *[facts.words[el] / total_words for el in ups],
-            *[facts.links[el] / max(1.0, facts.words[el]) for el in ups],
-            *[math.log1p(facts.blocks[el]) for el in ups],
-            math.log(repeat),
-            math.log1p(facts.words[chain[min(len(chain) - 1, 4)]]) if repeat >= 3 else 0.0,
-            float(in_best),
-            float(len(chain) - best_depth) if in_best else -1.0,
-        ]
-        rows.append(row)
-    rows_near = near
+    safe_words = np.where(words > 0, words, 1.0)
+
+    def per_word(counts: list[int], when: bool = True) -> np.ndarray:
+        return np.where(words > 0, np.array(counts, dtype=float) / safe_words, 0.0) if when else np.zeros(n)
+
+    stop_counts = [sum(map(stops.__contains__, map(str.lower, toks))) for toks in tokens]
+    upper = [sum(1 for t in toks if t[0].isupper()) for toks in tokens]
+    digits = [sum(map(str.isdigit, toks)) for toks in tokens]
+    commas = [text.count(",") for text in texts]
+    junk = [float(w <= 40 and is_junk_line(text)) for w, text in zip(words, texts, strict=True)]
+    section_end = [float(bool(SECTION_END.match(text))) for text in texts]
+    name_bits = np.array(list(_NAME_BITS.values()), dtype=np.int64)
+    tag_bits = np.array(list(_TAG_BITS.values()), dtype=np.int64)
+    up_words = held_words[ups]
+    columns = [
+        log_words[:, None],
+        _logs([len(text) for text in texts])[:, None],
+        ends[:, None],
+        per_word(stop_counts, bool(stops))[:, None],
+        link_share[:, None],
+        ((all_bits & _LINK_BIT) != 0)[:, None],
+        np.array(junk)[:, None],
+        np.array(section_end)[:, None],
+        per_word(upper)[:, None],
+        per_word(digits)[:, None],
+        per_word(commas)[:, None],
+        np.array(heading, dtype=float)[:, None],
+        np.array(tags, dtype=object)[:, None] == np.array(_OWN_TAGS, dtype=object)[None, :],
+        (all_bits[:, None] & name_bits[None, :]) != 0,
+        (near_bits[:, None] & name_bits[None, :]) != 0,
+        (all_bits[:, None] & tag_bits[None, :]) != 0,
+        _logs(depth)[:, None],
+        (index / n)[:, None],
+        cumulative[:, None],
+        up_words / total_words,
+        held_links[ups] / np.maximum(1.0, up_words),
+        _logs(held_blocks[ups].ravel()).reshape(n, _LEVELS),
+        _logs(repeat, math.log)[:, None],
+        np.where(repeat >= 3, _logs(repeat_held), 0.0)[:, None],
+        in_best[:, None],
+        np.where(in_best, depth - best_depth, -1.0)[:, None],
+    ]
     signals = page_signals(tree, url)
     in_tag = lambda *names: float(sum(w for w, t in zip(words, tags, strict=True) if t in names)) / total_words  # noqa: E731
     page = {
@@ -332,7 +365,6 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
         "page_sentence_share": float((words * ends).sum()) / total_words,
         **signals,
     }
-    page_row = [page[name] for name in PAGE_FEATURES]
-    matrix = np.hstack([np.array(rows, dtype=float), rows_near])
-    return PageBlocks(texts, np.hstack([matrix, np.tile(page_row, (n, 1))]), ancestors)
-
+    page_row = np.array([page[name] for name in PAGE_FEATURES], dtype=float)
+    matrix = np.hstack([*(np.asarray(c, dtype=float) for c in columns), near, np.tile(page_row, (n, 1))])
+    return PageBlocks(texts, matrix, ups)

@@ -38,6 +38,18 @@ class CaselessPattern:
             return self._lowered.match(text.lower()) is not None
         return self.caseless.match(text) is not None
 
+    def count(self, text: str) -> int:
+        """How many times the pattern matches in `text` (as `findall` counts), case ignored."""
+        if text.isascii():
+            return len(self._lowered.findall(text.lower()))
+        return len(self.caseless.findall(text))
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches anywhere in `text`, case ignored."""
+        if text.isascii():
+            return self._lowered.search(text.lower()) is not None
+        return self.caseless.search(text) is not None
+
 
 # A whole line that is site furniture (checked on lines of at most 40 words): patterns anchored
 # at the line's start.

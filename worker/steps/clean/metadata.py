@@ -6,15 +6,17 @@ what it shows a reader (its visible text around the headline).
   structured date (article JSON-LD `datePublished`, `article:published_time` and the other
   publication meta tags) is kept, unless the page never shows it and shows another day next
   to the headline (a template's stale date). Without one: a weaker structured date (a `<time>`
-  element, a web page's JSON-LD) or the url's date when the page shows that day, a day the page
-  labels 'Published ...', a day next to the headline that is not an update, a range, opening
-  hours or a copyright; last, a day shown there as 'Updated ...', the only date such a page
-  gives. None when nothing states a date. The stated timestamp keeps its time zone.
+  element, a web page's JSON-LD) or the url's date when the page shows that day, a day next to
+  the headline or the author's name that is not an update, a range, opening hours, an offer's
+  deadline or a copyright, a day the page labels 'Published ...'; last, a day shown there as
+  'Updated ...', the only date such a page gives. None when nothing states a date. The stated
+  timestamp keeps its time zone.
 - Authors: JSON-LD authors (a Person told from an Organization), author meta tags, elements
   marked as bylines, then the byline the page shows ('By A and B', a name beside the date line
   or alone under the headline, 'Written by ...'); several authors split; credentials dropped;
   an organisation or staff byline only when no person is named; the site's own name only when
-  nothing else is and the page signs the post with it.
+  nothing else is and the page signs the post with it (an author tag or a byline; the article's
+  JSON-LD author set to the site alone does not).
 - Title: the page's headline (its `<h1>`, or an h2 when the h1 is a logo) when it is the
   story's, else the OpenGraph or JSON-LD headline, else the `<title>` without the site name.
 
@@ -28,7 +30,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from importlib import resources
 from typing import Any
@@ -146,7 +148,7 @@ _UPDATE_WORD = re.compile(  # 'Edited', not a byline of 'editors'
     r"(?:updat\w*|modif\w*|revis\w*|review\w*|edit(?:ed)?\b|refresh\w*)\W{0,4}(?:\w+\W{1,3})?$", re.I
 )
 _PUBLISHED_WORD = re.compile(
-    r"\b(?:publish|posted|released|written|created|dated?)\w*\W{0,4}(?:on\W+)?(?:the\W+)?$", re.I
+    r"\b(?:publish|posted|post\s+(?:time|date)|released|written|created|dated?)\w*\W{0,4}(?:on\W+)?(?:the\W+)?$", re.I
 )
 
 
@@ -172,7 +174,7 @@ _ORIGINAL_WORD = re.compile(r"\b(?:originally|first)\s+(?:published|posted|appea
 
 
 _OTHER_DATE_WORD = re.compile(
-    r"\b(?:today|hours|open|valid|from|until|till|active|commented|says|said|expires?|deadline|event|"
+    r"\b(?:today|hours|open|valid|redeem|from|until|till|active|commented|says|said|expires?|deadline|event|"
     r"ends?|starts?|closes?|opens?|since|between|to|through|copyright|©)\b\W{0,4}(?:\w+\W{1,3})?$",
     re.I,
 )
@@ -234,6 +236,22 @@ class Shown:
     header: list[date]  # days shown next to the headline (not as updates, ranges, hours)
     updates: list[date]  # days shown next to the headline as 'Updated ...'
     bylines: list[list[tuple[str, str]]]  # byline sources, most trusted first
+    signed: list[date] = field(default_factory=list)  # days shown right after the author's name
+
+
+AUTHOR_DATE_CHARS = 60  # text after the author's name searched for the day the story was signed
+
+
+def author_dates(seen: Shown, authors: Sequence[str]) -> Shown:
+    """`seen` with the days shown right after the first author's name, where it first appears
+    ('Written by Ana Ruiz and Li Wei April 8, 2024'): a byline's date, found even when the
+    headline is not (a headline reworded in the page's title)."""
+    at = seen.text.find(authors[0]) if authors else -1
+    if at < 0:
+        return seen
+    end = at + len(authors[0])
+    days, updates = header_dates(seen.text[end : end + AUTHOR_DATE_CHARS])
+    return replace(seen, signed=days + updates)
 
 
 def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
@@ -264,9 +282,11 @@ def choose_date(
     than the modified one; else the day shown next to the headline (the structured date is a
     template's, never shown). Never the modified date instead of a stated published one.
     Without a trusted date: a weaker structured date (a `<time>` element, a web page's JSON-LD,
-    a written-out date) or the url's date when the page shows that day, a day the page labels
-    'Published', a day shown next to the headline, and last a day shown there as 'Updated'.
-    None when nothing states a date."""
+    a written-out date; '02-12-2025' read as an ISO date of the page states it) when the page
+    shows that day, and not only away from a headline showing another day (a related item's
+    date), or the url's date when the page shows that day; a day shown next to the headline,
+    a day shown right after the author's name, a day the page labels 'Published', and last a
+    day shown next to the headline as 'Updated'. None when nothing states a date."""
     shown, header = seen.shown, seen.header
     days = [(d, v) for v in strong if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None]
     weak = [*weak, *(v for v in strong if not _ISO_DAY.match(v))]
@@ -286,14 +306,19 @@ def choose_date(
         if other:
             return other[0].isoformat()
         return _as_value(*days[0])
+    stated = {d for v in weak if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None}
     for value in weak:
         day = _stated_day(value)
+        if not _ISO_DAY.match(value):  # '02-12-2025': the reading an ISO date of the page states
+            day = next((d for d, _ in shown_dates(value) if d in stated), day)
         if day is not None and shown.get(day) is False:
+            if header and day not in header:
+                break  # shown only away from a headline showing another day: a list's (related items), not the story's
             return _as_value(day, value)
     day = _url_day(url)
     if day is not None and day in shown:
         return day.isoformat()
-    found = [*seen.original, *header, *seen.labelled, *seen.updates]
+    found = [*seen.original, *header, *seen.signed, *seen.labelled, *seen.updates]
     return found[0].isoformat() if found else None
 
 
@@ -865,7 +890,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     ) or normalize_line(title or "") or None
     meta.title = _strip_site_suffix(chosen, meta.site_name, url) if chosen else None
 
-    # Date: a structured date the page shows, or a day shown in the article's header.
+    # What the page shows: its visible text around the headline.
     body = tree.find("body")
     h1_node = next((node for text, node in h1_nodes if text == shown_title), None)
     lines, at = _visible_text(body if body is not None else tree, h1_node)
@@ -875,16 +900,13 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
         named += [re.split(r"\s+[|\-–—:·]\s+", t)[0] for t in named]
         at = next((k for t in named if len(t) > 10 and (k := text.find(t)) >= 0), -1)
     seen = _read_shown(lines, at, shown_title)
-    meta.published_at = choose_date(
-        ld_published + [v for n in _PUBLISHED_META for v in metas.get(n, [])],
-        published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates,
-        ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified,
-        url,
-        seen,
-    )
 
     # Authors: structured names, then byline elements, then what the page shows as a byline.
     sites = [s for s in (meta.site_name, *publishers, *_host_names(url)) if s]
+    site_keys = {_squeeze(s) for s in sites if len(_squeeze(s)) >= 3}  # as choose_authors reads them
+    # The article's JSON-LD author set to the site itself (a CMS filling it with the publisher)
+    # does not sign the post: the site's name counts only when an author tag or the byline gives it.
+    ld_authors = [(name, kind) for name, kind in ld_authors if not _site_name(name, site_keys, kind)]
     written_by = [  # <meta name="twitter:label1" content="Written by"> and its twitter:data1
         (metas[f"twitter:data{k}"][0], "structured")
         for k in "1234"
@@ -899,6 +921,15 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
         *seen.bylines,
     ]
     meta.authors = choose_authors(sources, sites, seen.text.casefold())
+
+    # Date: a structured date the page shows, or a day shown in the article's header or byline.
+    meta.published_at = choose_date(
+        ld_published + [v for n in _PUBLISHED_META for v in metas.get(n, [])],
+        published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates,
+        ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified,
+        url,
+        author_dates(seen, meta.authors),
+    )
     return meta
 
 
@@ -923,4 +954,5 @@ def dump_meta(dump: str, title: str, first_paragraph: str) -> DumpMeta:
     if at < 0:
         return DumpMeta([], None)
     seen = _read_shown(lines, at, title)
-    return DumpMeta(choose_authors(seen.bylines, []), choose_date([], [], [], None, seen))
+    authors = choose_authors(seen.bylines, [])
+    return DumpMeta(authors, choose_date([], [], [], None, author_dates(seen, authors)))

@@ -27,6 +27,7 @@ import numpy as np
 
 from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
+from worker.steps.clean.boilerplate import CaselessPattern
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 # A page is skipped as not an article only when its kind is more likely than every other kind
@@ -207,8 +208,9 @@ def url_tokens(url: str | None) -> list[str]:
 _URL_NUMBER = re.compile(r"\d+")
 
 
-def _text_features(lines: list[str], prefix: str) -> dict[str, float]:
-    """Statistics of visible text given as lines (an HTML page's block texts, or a dump's lines)."""
+def _text_features(lines: list[str], prefix: str, letters: list[str] | None = None) -> dict[str, float]:
+    """Statistics of visible text given as lines (an HTML page's block texts, or a dump's lines);
+    `letters` are `_LETTERS`' runs of the lines joined and lower-cased, when the caller has them."""
     words_per_line = [len(line.split()) for line in lines]
     total = float(sum(words_per_line)) or 1.0
     n = float(len(lines)) or 1.0
@@ -228,9 +230,13 @@ def _text_features(lines: list[str], prefix: str) -> dict[str, float]:
         f"{prefix}code_share": len(_CODE_CHARS.findall(text)) / (len(text) or 1),
     }
     out.update(_prose_run(lines, words_per_line, total, prefix))
-    out[f"{prefix}dates"] = float(len(_DATE.findall(text)))
+    # No date spans a line break: ASCII lines are counted lowered (re's case-insensitive
+    # matching costs about twice the plain one), the others as they are.
+    ascii_lines = [line for line in lines if line.isascii()]
+    other_lines = [line for line in lines if not line.isascii()] if len(ascii_lines) < len(lines) else []
+    out[f"{prefix}dates"] = float(_DATE.count("\n".join(ascii_lines)) + _DATE.count("\n".join(other_lines)))
     out[f"{prefix}dates_per_line"] = out[f"{prefix}dates"] / n
-    hits = _group_counts(_LETTERS.findall(text.lower()), _TEXT_GROUPS)
+    hits = _group_counts(_LETTERS.findall(text.lower()) if letters is None else letters, _TEXT_GROUPS)
     for name, pattern in _TEXT_PATTERNS.items():
         hits[name] = len(pattern.findall(text))
     for name in (*_TEXT_WORDS, *_TEXT_PATTERNS):
@@ -239,11 +245,10 @@ def _text_features(lines: list[str], prefix: str) -> dict[str, float]:
     return out
 
 
-_DATE = re.compile(
+_DATE = CaselessPattern(
     r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}\b"
     r"|\b\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|\b\d{4}-\d\d-\d\d\b"
     r"|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d+ (?:hours?|days?|minutes?) ago\b",
-    re.I,
 )
 PROSE_WORDS = 12  # a line longer than this counts for a run of prose, a shorter one against it
 
@@ -345,7 +350,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     classes: list[str] = []
     ld_texts: list[str] = []
     itemtypes: list[str] = []
-    siblings: Counter[tuple[int, str, str]] = Counter()
+    repeats: list[int] = []  # how many children of one parent share a tag and class (3 or more)
     og_type = generator = ""
     dated_meta = author_meta = 0
     link_words = p_words = li_words = 0
@@ -357,6 +362,8 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
         if not isinstance(tag, str):
             continue
         elements += 1
+        if len(el) >= 3:
+            repeats.extend(_repeated_shapes(el))
         if tag in _SKIP:
             if tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
                 ld_texts.append(el.text or "")
@@ -378,9 +385,6 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
         rel = attrs.get("rel")
         if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
             rel_next += 1
-        parent = el.getparent()
-        if parent is not None:
-            siblings[(id(parent), tag, cls or "")] += 1
         if tag == "meta":
             key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
             if key in _DATED_META:
@@ -400,7 +404,8 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
                 tokens.extend(f"h1:{w}" for w in _TOKEN.findall(heading.lower())[:20])
             else:
                 headings_seen += 1
-                heading_links += el.find(".//a") is not None or (parent is not None and parent.tag == "a")
+                if el.find(".//a") is not None or ((parent := el.getparent()) is not None and parent.tag == "a"):
+                    heading_links += 1
         elif tag == "button" or (tag == "input" and attrs.get("type") in ("submit", "button")):
             label = (el.text_content() if tag == "button" else attrs.get("value") or "").lower()
             tokens.extend(f"b:{w}" for w in _TOKEN.findall(label)[:5])
@@ -421,7 +426,9 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
         tail = (el.tail or "").strip()
         if tail:
             lines.append(tail)
-    text = _text_features(lines, "")
+    lowered = "\n".join(lines).lower()
+    letters = _LETTERS.findall(lowered)
+    text = _text_features(lines, "", letters)
     total_words = text["words"] or 1.0
     out = dict(text)
     out.update(_url_features(url))
@@ -439,8 +446,11 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     if og_type:
         tokens.append(f"og:{og_type.lower().strip()}")
     tokens.extend(f"gen:{w}" for w in _TOKEN.findall(generator.lower())[:60])
-    tokens.extend(f"c:{w}" for w in _TOKEN.findall(" ".join(classes).lower()))
-    tokens.extend(f"w:{w}" for w in _TOKEN.findall(" ".join(lines).lower())[:3000])
+    class_text = " ".join(classes).lower()
+    class_letters = _LETTERS.findall(class_text)
+    # the word models read each distinct token once: repeats are not made
+    tokens.extend(f"c:{w}" for w in dict.fromkeys(_words(class_text, class_letters)))
+    tokens.extend(f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000)))
     per_kelement = 1000.0 / (elements or 1)
     for tag in _COUNTED_TAGS:
         out[f"tag_{tag}"] = float(tags[tag])
@@ -457,15 +467,42 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["li_word_share"] = li_words / total_words
     out["long_paragraphs"] = float(long_paragraphs)
     out["headings"] = float(tags["h2"] + tags["h3"] + tags["h4"])
-    repeats = sorted((n for (_, tag, cls), n in siblings.items() if cls and n >= 3), reverse=True)
+    repeats.sort(reverse=True)
     out["repeat_max"] = float(repeats[0]) if repeats else 0.0
     out["repeat_groups"] = float(len(repeats))
     out["repeat_sum"] = float(sum(repeats))
-    found = _group_counts(_LETTERS.findall(" ".join(classes).lower()), _CLASS_GROUPS)
+    found = _group_counts(class_letters, _CLASS_GROUPS)
     for name in _CLASS_WORDS:
         out[f"class_{name}"] = float(found[name])
         out[f"class_{name}_per_kelement"] = found[name] * per_kelement
     return out, tokens
+
+
+def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
+    """`_TOKEN`'s words of a lower-cased text (the first `limit`); on ASCII text they are the
+    runs of two letters or more among its `_LETTERS` runs, found already."""
+    if lowered.isascii():
+        return [w for w in letters if len(w) > 1][:limit]
+    return _TOKEN.findall(lowered) if limit is None else _first_tokens(lowered, limit)
+
+
+def _first_tokens(text: str, limit: int) -> list[str]:
+    """The first `limit` of `_TOKEN`'s words of `text`, a long text read only as far as needed
+    (a word cut at the end of the part read can only be the last one found there)."""
+    part = 24 * limit
+    if len(text) > part:
+        found = _TOKEN.findall(text, 0, part)
+        if len(found) > limit:
+            return found[:limit]
+    return _TOKEN.findall(text)[:limit]
+
+
+def _repeated_shapes(parent: Any) -> list[int]:
+    """For each tag and class (a class given) that three or more of the element's children share
+    (children of a skipped tag and of no tag left out), how many share it."""
+    shapes = Counter((child.tag, child.get("class")) for child in parent
+                     if isinstance(child.tag, str) and child.tag not in _SKIP)
+    return [n for (_, cls), n in shapes.items() if cls and n >= 3]
 
 
 def text_features(text: str, url: str | None) -> dict[str, float]:
@@ -527,15 +564,19 @@ class WordModel:
     def __init__(self, group: str, intercept: list[float], weights: dict[str, list[float]]) -> None:
         self.group = group
         self.intercept = np.asarray(intercept, dtype=float)
-        self.weights = {token: np.asarray(w, dtype=float) for token, w in weights.items()}
+        # one row a token (`weights` holds views of the rows): a page's tokens are one product
+        self.rows = {token: row for row, token in enumerate(weights)}
+        self.matrix = np.array(list(weights.values()), dtype=float).reshape(len(weights), len(self.intercept))
+        self.weights = dict(zip(weights, self.matrix, strict=True))
 
     def probabilities(self, tokens: list[str]) -> np.ndarray:
         """P(kind) in `KINDS` order from the group's tokens alone."""
         z = self.intercept.copy()
-        for token, value in word_values(tokens).items():
-            w = self.weights.get(token)
-            if w is not None:
-                z += value * w
+        rows = self.rows
+        known = [(rows[token], value) for token, value in word_values(tokens).items() if token in rows]
+        if known:
+            found, values = zip(*known, strict=True)
+            z += np.asarray(values) @ self.matrix[list(found)]
         z = np.exp(z - z.max())
         return z / z.sum()
 

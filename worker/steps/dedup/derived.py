@@ -23,6 +23,7 @@ import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from worker.steps.dedup.fingerprint import HASH_BYTES
 from worker.steps.dedup.postings import Filed, Posting, Postings
 
 
@@ -73,7 +74,7 @@ class DerivedSink(Protocol):
 def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSink) -> None:
     """Update `sink` for `key` changing from `old` to `new` (None: absent). Applying the same change
     twice (a replayed changelog record, whose old value is then the new one) changes nothing."""
-    from worker.steps.dedup.index import HOUR, POSTED, _Record, _unpack_template, is_page_key, is_template_key
+    from worker.steps.dedup.index import HOUR, POSTED, _unpack_template, filing, is_page_key, is_template_key
 
     if old == new:
         return
@@ -82,19 +83,17 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
         if old is not None and new is not None and _same_filing(old, new):
             return  # a root's copy count changed: what it posts and where it is filed did not
         sid = binascii.a2b_base64(key[1:] + "=")
-        before = _Record.unpack(old) if old is not None else None
-        after = _Record.unpack(new) if new is not None else None
-        sink.records += (after is not None) - (before is not None)
-        sink.roots += (after is not None and after.root) - (before is not None and before.root)
-        hour_before = int(before.seen_at // HOUR) if before is not None else None
-        hour_after = int(after.seen_at // HOUR) if after is not None else None
+        root_before, seen_before, posted_before = filing(old, POSTED) if old is not None else (False, 0.0, set())
+        root_after, seen_after, posted_after = filing(new, POSTED) if new is not None else (False, 0.0, set())
+        sink.records += (new is not None) - (old is not None)
+        sink.roots += root_after - root_before
+        hour_before = int(seen_before // HOUR) if old is not None else None
+        hour_after = int(seen_after // HOUR) if new is not None else None
         if hour_before != hour_after:
             if hour_before is not None:
                 sink.unfile_page(hour_before, sid)
             if hour_after is not None:
                 sink.file_page(hour_after, sid)
-        posted_before = before.posted(POSTED) if before is not None and before.root else set()
-        posted_after = after.posted(POSTED) if after is not None and after.root else set()
         if posted_before != posted_after:
             if gone := posted_before - posted_after:
                 sink.unpost(gone, sid)
@@ -114,11 +113,22 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
 _FLAGS_END, _SEEN_AT_END, _HEAD_END = 1, 25, 45  # of a page record's head (`index._RECORD`)
 
 
+_SITES_FLAG = 0x40  # `index._SITES`: a root record ends with its copies' sites, then their number
+
+
 def _same_filing(old: bytes, new: bytes) -> bool:
     """Whether two versions of a page record are posted and filed alike: the same flags (root
-    or not), time seen, and kept sketches; they may differ in copies, similarity and the root."""
-    return (old[:_FLAGS_END] == new[:_FLAGS_END] and old[17:_SEEN_AT_END] == new[17:_SEEN_AT_END]
-            and old[_HEAD_END:] == new[_HEAD_END:])
+    or not), time seen, and kept sketches; they may differ in copies, similarity, the root and
+    the sites of a root's copies."""
+    return ((old[0] | _SITES_FLAG) == (new[0] | _SITES_FLAG) and old[17:_SEEN_AT_END] == new[17:_SEEN_AT_END]
+            and _kept(old) == _kept(new))
+
+
+def _kept(record: bytes) -> bytes:
+    """A page record's kept sketches (what it posts): after its head, before its copies' sites."""
+    if record[0] & _SITES_FLAG:
+        return record[_HEAD_END : len(record) - 1 - HASH_BYTES * record[-1]]
+    return record[_HEAD_END:]
 
 
 class MemoryDerived:

@@ -101,9 +101,10 @@ class Decision:
 _HASH_BYTES = HASH_BYTES
 _KINDS: tuple[Literal["exact", "near"] | None, ...] = (None, "exact", "near")
 _ROOT = 0x80
+_SITES = 0x40  # a root record ends with the sites of its other pages (`_Record.sites`)
 # flags | root article id | seen_at | copies | similarity | site | content hash prefix; a root then
 # has the number of its firm copies' versions, each as its site and number of hashes then the
-# hashes, and last its own sketch
+# hashes, then its own sketch, and last (flag `_SITES`) the sites of its copies, then their number
 _RECORD = struct.Struct(">B16sdIfI8s")
 _COUNT = struct.Struct(">B")
 _VERSION = struct.Struct(">IB")
@@ -170,9 +171,10 @@ class _Record:
     chash: bytes
     sketch: tuple[int, ...]  # a root's own sketch (the first `INDEX_SKETCH` hashes)
     versions: tuple[Version, ...] = ()  # own sketches of a root's firm copies, see `policy.keeps`
+    sites: tuple[int, ...] = ()  # sites of a root's copies other than its own, see `policy.Known`
 
     def pack(self) -> bytes:
-        flags = (_ROOT if self.root else 0) | _KINDS.index(self.kind)
+        flags = (_ROOT if self.root else 0) | (_SITES if self.sites else 0) | _KINDS.index(self.kind)
         head = _RECORD.pack(
             flags, self.root_id, self.seen_at, self.copies, self.similarity, self.site, self.chash
         )
@@ -182,10 +184,13 @@ class _Record:
         for version in self.versions:
             parts += [_VERSION.pack(version.site, len(version.sketch)), pack_hashes(version.sketch)]
         parts.append(pack_hashes(self.sketch))
+        if self.sites:
+            parts += [pack_hashes(self.sites), _COUNT.pack(len(self.sites))]
         return b"".join(parts)
 
     @classmethod
     def unpack(cls, data: bytes) -> _Record:
+        """A record from its packed bytes (`pack`)."""
         flags, root_id, seen_at, copies, sim, site, chash = _RECORD.unpack_from(data)
         kind = _KINDS[flags & 0x3]
         if not flags & _ROOT:
@@ -196,12 +201,17 @@ class _Record:
             version_site, count = _VERSION.unpack_from(data, at)
             at += _VERSION.size + count * _HASH_BYTES
             versions.append(Version(unpack_hashes(data[at - count * _HASH_BYTES : at]), version_site))
-        sketch = unpack_hashes(data[at:])
-        return cls(True, kind, root_id, seen_at, copies, sim, site, chash, sketch, tuple(versions))
+        end = len(data)
+        sites: tuple[int, ...] = ()
+        if flags & _SITES:
+            end -= 1 + data[-1] * _HASH_BYTES
+            sites = unpack_hashes(data[end:-1])
+        sketch = unpack_hashes(data[at:end])
+        return cls(True, kind, root_id, seen_at, copies, sim, site, chash, sketch, tuple(versions), sites)
 
     def known(self) -> Known:
         """What the rules judge a page against."""
-        return Known((Version(self.sketch, self.site), *self.versions))
+        return Known((Version(self.sketch, self.site), *self.versions), self.sites)
 
     def posted(self, count: int) -> set[int]:
         """The hashes this root posts in the inverted index (its own and its versions')."""
@@ -209,6 +219,52 @@ class _Record:
         for version in self.versions:
             hashes.update(version.sketch[:count])
         return hashes
+
+
+_KEPT_AT = _RECORD.size + _COUNT.size  # a root's kept texts start here, its versions first
+
+
+def _sketches_end(data: bytes) -> int:
+    """Where a packed root record's kept sketches end: before the sites of its copies (`_SITES`)."""
+    return len(data) - 1 - data[-1] * _HASH_BYTES if data[0] & _SITES else len(data)
+
+
+def _kept_hashes(data: bytes) -> tuple[int, ...]:
+    """Every hash of the texts a packed page record keeps (a root's own sketch and its firm
+    copies'; none for a copy), without unpacking the rest of it."""
+    end = _sketches_end(data)
+    if end <= _KEPT_AT:
+        return ()
+    if not data[_KEPT_AT - 1]:  # no versions: the own sketch follows the head
+        return unpack_hashes(data[_KEPT_AT:end])
+    parts = []
+    at = _KEPT_AT
+    for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
+        version_end = at + _VERSION.size + data[at + _VERSION.size - 1] * _HASH_BYTES
+        parts.append(data[at + _VERSION.size : version_end])
+        at = version_end
+    parts.append(data[at:end])
+    return unpack_hashes(b"".join(parts))
+
+
+_SEEN_AT = struct.Struct(">d")
+_SEEN_AT_OFFSET = 17  # after the flags and the root id (`_RECORD`)
+
+
+def filing(data: bytes, posted: int) -> tuple[bool, float, set[int]]:
+    """What the derived indexes file a packed page record under: whether it is a cluster root,
+    when it was seen, and the hashes it posts (a root's `posted` smallest of each kept text),
+    without unpacking the rest of it when it keeps one text."""
+    root = bool(data[0] & _ROOT)
+    seen_at = _SEEN_AT.unpack_from(data, _SEEN_AT_OFFSET)[0]
+    if not root:
+        return root, seen_at, set()
+    end = _sketches_end(data)
+    if end <= _KEPT_AT:
+        return root, seen_at, set()
+    if not data[_KEPT_AT - 1]:
+        return root, seen_at, set(unpack_hashes(data[_KEPT_AT : min(end, _KEPT_AT + posted * _HASH_BYTES)]))
+    return root, seen_at, _Record.unpack(data).posted(posted)
 
 
 @dataclass(slots=True)
@@ -300,6 +356,12 @@ class DedupIndex:
         # A state that can write several keys as one (the RocksDB store) gets each decision's
         # writes together; over any other mapping each write is made as it comes.
         self._batch: Callable[[], AbstractContextManager[None]] = getattr(state, "batch", nullcontext)
+        # ... and reads several keys in one call, and writes a key whose old value was read
+        # without reading it again.
+        self._get_many: Callable[[list[str]], list[bytes | None]] = getattr(
+            state, "get_many", lambda keys: [state.get(key) for key in keys])
+        self._replace: Callable[[str, bytes | None, bytes], None] = getattr(
+            state, "replace", lambda key, old, value: state.__setitem__(key, value))
 
     def invalidate(self) -> None:
         """Forget the derived indexes (the state was recovered): the next call rebuilds them."""
@@ -340,10 +402,10 @@ class DedupIndex:
         raw_id = bytes.fromhex(aid)
         sid = raw_id[:_SID]
         page_key = _page_key(sid)
-        known = self.state.get(page_key)
+        chash = bytes.fromhex(fp.content_hash)
+        known = self._get_many([page_key, _hash_key(chash)])[0]  # the content hash is read next
         if known is not None:
             return _decision(aid, _Record.unpack(known), replay=True)
-        chash = bytes.fromhex(fp.content_hash)
         raw = self.state.get(DECISIONS_KEY)
         decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
         oldest = self._sync(raw).oldest_hour
@@ -421,6 +483,7 @@ class DedupIndex:
             version = Version(fp.sketch[: self.index_sketch], site)
             if copy.keep and version not in root.versions:  # else kept before a cut
                 root.versions += (version,)  # its hashes are posted with the record (`derived`)
+            root.sites = policy.with_site(root.sites, site, root.site)
             self._put(plan.root_key, root.pack())
             self._put(_hash_key(chash), root.root_id[:_SID])
             record = _Record(
@@ -477,11 +540,17 @@ class DedupIndex:
                     csid = data[i : i + _SID]
                     hits[csid] = hits.get(csid, 0) + 1
         ranked = sorted(((n, csid) for csid, n in hits.items() if n >= policy.CANDIDATE_HITS), reverse=True)
+        keys = [_page_key(csid) for _, csid in ranked[: policy.MAX_CANDIDATES]]
         candidates: list[tuple[str, _Record]] = []
-        for _, csid in ranked[: policy.MAX_CANDIDATES]:
-            key = _page_key(csid)
-            data = self.state.get(key)
-            if data is not None:
+        sample: set[int] | None = None
+        for key, data in zip(keys, self._get_many(keys), strict=True):
+            if data is None:
+                continue
+            if sample is None:
+                sample = set(fp.sketch)
+            # most candidates at a large window share one posted hash by chance: they are left
+            # out on their kept hashes alone, before their record is unpacked
+            if policy.may_be_like(sample, _kept_hashes(data)):
                 candidates.append((key, _Record.unpack(data)))
         found: list[tuple[Likeness, Known]] = []
         matched: list[tuple[str, _Record]] = []
@@ -599,7 +668,7 @@ class DedupIndex:
             old = self.state.get(key)
         if value == old:
             return
-        self.state[key] = value  # first: a refused write leaves the indexes as they were
+        self._replace(key, old, value)  # first: a refused write leaves the indexes as they were
         if self._memory is not None:
             apply_change(key, old, value, self._memory)
 

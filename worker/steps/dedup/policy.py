@@ -15,7 +15,10 @@ The evidence is the story's own text, never the site's:
 - Two pages of one site share its template, and a page of a site can carry the site's own story
   (its title, key points, a block of its text) around another story: for them the texts must be
   the same as a whole (resemblance), not merely one inside the other. That holds for a page and
-  a cluster compared through a page of its site too. A text the site's other pages leave out
+  a cluster compared through a page of its site too; a page of a site the cluster holds any
+  copy of must be mostly the text it is compared with. A doubtful copy (a part of a story in
+  it) must be more than a block of a page of mostly other text (a story's key points or lede
+  shown above another one). A text the site's other pages leave out
   (`furniture`), or a sentence or two found again on the same site, is not a story.
 - No chaining: a page is compared with the own texts of a cluster's root and of up to two of its
   firm copies (most of one text inside the other, from another site), never with a text made of
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -56,6 +60,23 @@ SAME_SITE_RESEMBLANCE = 1.0
 page and a cluster compared through a page of its site): their shared template, or the site's own story left
 around another one, makes one page look contained in the other, so the two must be the same text
 as a whole: at 1.0, every sampled shingle of either is in the other."""
+
+MEMBER_SITE_RESEMBLANCE = 0.5
+"""Least share of the *larger* text's sample found in the other for a page of a site the cluster
+holds a copy of (a copy whose text it does not keep), besides `NEAR_THRESHOLD`: that site's
+template can carry the story's text (its own story, or its key points) around another story, so
+the page must be mostly the text it is compared with, not a block of it among other text."""
+
+DOUBTFUL_RESEMBLANCE = 0.2
+"""Least share of the *larger* text's sample found in the other for a doubtful copy (under
+`FIRM_COPY` of the smaller text in the other): part of a story inside a page that is four fifths
+or more other text is a page showing that story's text (its key points or lede under another
+story, a host page that kept its own story beside a syndicated one), not evidence that the page
+tells that story. A firm copy (most of the smaller text inside) is judged on containment alone."""
+
+SITES = 16
+"""Sites of its copies a cluster root remembers (4 bytes each); a cluster seen on more sites
+judges pages of the others as any other site's."""
 
 MIN_SHARED = 3
 """Least number of shared (non-boilerplate) sample hashes to call two texts one story."""
@@ -154,6 +175,7 @@ class Known:
     (first) and of its firm copies (`Policy.keeps`)."""
 
     versions: tuple[Version, ...]
+    sites: tuple[int, ...] = ()  # the sites of the cluster's other pages (its copies)
 
     @property
     def site(self) -> int:
@@ -163,6 +185,10 @@ class Known:
     def holds(self, site: int) -> bool:
         """Whether a text the cluster is compared through is a page of `site`."""
         return any(version.site == site for version in self.versions)
+
+    def seen_on(self, site: int) -> bool:
+        """Whether the cluster holds a page of `site` (a copy whose text it does not keep)."""
+        return site in self.sites
 
 
 class Likeness(NamedTuple):
@@ -183,6 +209,8 @@ class Policy:
     firm_copy: float = FIRM_COPY
     consistent: float = CONSISTENT
     distinct: float = DISTINCT
+    member_site_resemblance: float = MEMBER_SITE_RESEMBLANCE
+    doubtful_resemblance: float = DOUBTFUL_RESEMBLANCE
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -205,6 +233,7 @@ class Policy:
         `ignore`: the hashes that are not evidence (boilerplate).
         """
         same_site = known.holds(site)
+        member_site = not same_site and known.seen_on(site)
         best: Likeness | None = None
         coefficients: list[float] = []  # each kept text's, measured once for the check below
         for version in known.versions:
@@ -217,6 +246,14 @@ class Policy:
                 if measured.resemblance < self.same_site_resemblance:
                     continue
             elif measured.coefficient < self.near_threshold:
+                continue
+            elif measured.coefficient < self.firm_copy and measured.resemblance < self.doubtful_resemblance:
+                # A block of one text inside a page of mostly other text (a site's page showing
+                # another story's key points or lede, or keeping its own story beside one).
+                continue
+            elif member_site and measured.resemblance < self.member_site_resemblance:
+                # A page of a site the story was seen on: the site's page may carry the story's
+                # text (the site's own story) around another one, so it must be mostly that text.
                 continue
             like = Likeness(measured.coefficient, measured.resemblance)
             if best is None or like > best:
@@ -256,6 +293,13 @@ class Policy:
             and len(known.versions) <= VERSIONS
         )
 
+def with_site(sites: tuple[int, ...], site: int, own: int) -> tuple[int, ...]:
+    """A root's copies' sites with one more copy's `site` (`own`: the root's), at most `SITES`."""
+    if site == own or site in sites or len(sites) >= SITES:
+        return sites
+    return (*sites, site)
+
+
 def learn_template(learned: dict[int, int], left_out: tuple[int, ...]) -> None:
     """Count the lines a page of a site left out in the site's template (`learned`, updated in
     place), which keeps the `TEMPLATE_LINES` most often left out."""
@@ -288,3 +332,12 @@ def furniture(story_lines: tuple[int, ...], template: dict[int, int]) -> bool:
     comparable = story_lines[: bisect_right(story_lines, max(lines))]
     known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in comparable)
     return known >= FURNITURE_SHARE * len(comparable) and known >= FURNITURE_MIN_LINES
+
+
+def may_be_like(sample: set[int], kept: Iterable[int]) -> bool:
+    """Whether a page whose sketch holds the hashes `sample` can be like a known story whose kept
+    texts (its root's and its firm copies') hold the hashes `kept`: `Policy.likeness` asks for
+    `MIN_SHARED` shared hashes with one of those texts, and they are among these. A necessary
+    condition only, cheap enough to leave out before a candidate is unpacked the many roots that
+    share one posted hash with the page by chance."""
+    return len(sample.intersection(kept)) >= MIN_SHARED

@@ -12,8 +12,10 @@ Robustness to how copies differ from the original:
   away (tokens are runs of word characters after NFKC + casefold);
 - paragraphs are shingled as one token stream, so merged or split paragraphs change nothing;
 - short lines (menus, bylines, "Read more" links, share buttons, captions) are left out before
-  shingling, and so is everything outside the densest span of long lines (the story block):
-  template junk is mostly short lines around the story, stories are mostly long lines;
+  shingling, and so is everything outside the runs of long lines worth a few sentences each
+  (the story block: the densest run and any other such run, so a story of several sections
+  parted by lists keeps them all): template junk is mostly short lines around the story,
+  stories are mostly long lines;
 - the title is never used: syndicated copies get new headlines.
 """
 
@@ -83,7 +85,7 @@ def _split_unspaced(word: str) -> list[str]:
 
 
 def story_tokens(text: str) -> tuple[list[str], list[str]]:
-    """All tokens of the text, and the tokens of its story block (long lines of the densest span)."""
+    """All tokens of the text, and the tokens of its story block (long lines of its prose blocks)."""
     every, story = story_lines(text)
     return every, [t for toks in story for t in toks]
 
@@ -93,10 +95,11 @@ def story_lines(text: str) -> tuple[list[str], list[list[str]]]:
 
     Each line scores its token count when it is long (prose) and a fixed penalty when it is short
     (menus, share buttons, bylines, link lists); the story is the span of lines with the highest
-    total (Kadane's maximum subarray), and its long lines are kept. A cleaned article is one
-    positive span, so nothing is lost; a page that still carries its template keeps the story and
-    leaves the menus, footers and related-link lists around it out. When the long lines hold too
-    few tokens, every line is the story.
+    total (Kadane's maximum subarray) and every other span worth a few sentences
+    (`prose_blocks`), and their long lines are kept. A cleaned article is one positive span or a
+    few (sections parted by lists), so nothing is lost; a page that still carries its template
+    keeps the story and leaves the menus, footers and related-link lists around it out. When the
+    long lines hold too few tokens, every line is the story.
     """
     lines: list[list[str]] = []
     every: list[str] = []
@@ -106,11 +109,34 @@ def story_lines(text: str) -> tuple[list[str], list[list[str]]]:
             lines.append(toks)
             every.extend(toks)
     scores = [len(toks) if len(toks) >= MIN_LINE_TOKENS else -SHORT_LINE_PENALTY for toks in lines]
-    _, best_start, best_end = densest_run(scores)
-    story = [toks for toks in lines[best_start:best_end] if len(toks) >= MIN_LINE_TOKENS]
+    story = [toks for start, end in prose_blocks(scores) for toks in lines[start:end] if len(toks) >= MIN_LINE_TOKENS]
     if sum(map(len, story)) < MIN_STORY_TOKENS:
         story = lines
     return every, story
+
+
+def prose_blocks(scores: list[int]) -> list[tuple[int, int]]:
+    """The spans of lines (start, end), in order, that make the story: the densest run, then the
+    densest run of what is left on each side of it, and so on, while a run is worth at least
+    `MIN_STORY_TOKENS` (its long lines' tokens less its short lines' penalties).
+
+    An article of several sections parted by lists or subheads (a how-to's item lists, a guide's
+    headings) is several such runs; a copy that merges or splits its short lines differently
+    still holds the same ones, where the densest run alone may be a different section on each.
+    Template furniture is short lines, or a long line or two among them, and stays out.
+    """
+    blocks: list[tuple[int, int]] = []
+    todo = [(0, len(scores))]
+    while todo:
+        lo, hi = todo.pop()
+        best, start, end = densest_run(scores[lo:hi])
+        if best < MIN_STORY_TOKENS and blocks:
+            continue
+        if best <= 0:
+            continue
+        blocks.append((lo + start, lo + end))
+        todo += [(lo, lo + start), (lo + end, hi)]
+    return sorted(blocks)
 
 
 def line_hash(toks: list[str]) -> int:
