@@ -4,8 +4,9 @@
         --text /work/shared/bench/wcxb/dev /work/shared/bench/extraction/dev
 
 `--html` folders (one or more) train the HTML block model (`clean-blocks.lgb.gz`): its choices
-(tree count, keep threshold, paragraph filter) are made on site-grouped folds of those pages,
-then the trees are trained on all of them. `--text` folders (one or more) train the text-dump
+(tree count, context trees or none, keep threshold, paragraph filter) are made on site-grouped
+folds of those pages, then the trees are trained on all of them (the context trees on the first
+trees' held-out probabilities of those folds). `--text` folders (one or more) train the text-dump
 line model (`worker/evaluation/dump_training.py`): its selection rule is chosen on site-grouped
 folds of those pages, then its trees are trained on all of them. `ingest-worker eval extraction
 --data DIR --folds K` trains the same way on K-1 folds and reports the held-out figures.
