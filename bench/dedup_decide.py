@@ -9,20 +9,20 @@ The pages are `bench/dedup_scale.py`'s (synthetic fingerprints shaped like real 
 pages, a quarter of them copies of a recent story), decided by `DedupIndex` over a dict; the state
 they leave is then written into a RocksDB table with its derived indexes, as a worker that
 decided them would have left it (`dedup_scale.write_table`). Each measured store then decides
-the same pages, on its own copy of the table: 2,000 pages of the stream (warm-up), then, timed,
-`--probes` pages of the stream (`stream`: new stories and copies at the fill's share, under urls
-of their own) and as many near copies of recent stories (`near`, the probes of
-`bench/dedup_scale.py`: each reads postings and candidates, verifies, and writes a copy's
-record and its root's, the heaviest decision):
+the same pages in a subprocess, on its own copy of the table (or of the dict): 2,000 pages of
+the stream (warm-up), then, timed, `--probes` pages of the stream (`stream`: new stories and
+copies at the fill's share, under urls of their own) and as many near copies of recent stories
+(`near`, the probes of `bench/dedup_scale.py`: each reads postings and candidates, verifies,
+and writes a copy's record and its root's, the heaviest decision):
 
-- `dict`: the state in a dict, its derived indexes in memory (`eval dedup`, `process`, tests);
+- `dict`: the state in a dict (the fill's, read again), its derived indexes rebuilt in memory
+  before the clock starts (`eval dedup`, `process`, tests);
 - `rocksdb`: the worker's default store (`LocalState`: its hot entries and block cache as the
   worker sizes them from `INGEST_DEDUP_CACHE_MB`);
 - `rocksdb-no-hot`: the same without hot entries (every read goes to RocksDB);
 - `before` (with `--before DIR`, a checkout of older code): its RocksDB decision, in a
   subprocess importing that code, on its own copy of the same table with the same probes;
-- `dict-before` (with `--before DIR`): that code's decision over a dict of the same state, in a
-  subprocess too.
+- `dict-before` (with `--before DIR`): that code's decision over a dict of the same state.
 
 Each RocksDB store first writes its copy's files again with its own options (a forced
 compaction, as its worker would have written them), then opens it again (as a worker restarted

@@ -70,6 +70,7 @@ START = 1_736_596_800.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PRODUCE_CHUNK = 20_000
+COLD_RESTORE_TIMEOUT = 6 * 3600.0  # 1,000,000 pages took over half an hour on the loaded machine
 
 
 # -- synthetic fingerprints -----------------------------------------------------------------------
@@ -551,7 +552,7 @@ def measure(args: argparse.Namespace, say: Any) -> dict[str, Any]:
             started = time.monotonic()
             owner = start(base, tmp / "owner.log")
             workers.append(owner)
-            figures[key] = first_decision(prober, watcher, started)
+            figures[key] = first_decision(prober, watcher, started, timeout=COLD_RESTORE_TIMEOUT)
             say(f"  first decision {figures[key]} s after the start")
             assert owner.process is not None
             figures["owner_rss_mb"] = round(stat(owner.process.pid)[1] / 1e6, 1)

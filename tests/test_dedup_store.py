@@ -192,3 +192,28 @@ def test_a_page_record_head_is_what_the_derived_indexes_skip() -> None:
     assert derived._HEAD_END == index._RECORD.size
     assert index._RECORD.unpack_from(bytes(range(64)))[2] == index._RECORD.unpack_from(
         bytes(17) + bytes(range(17, 25)) + bytes(39))[2]  # seen_at is bytes 17-25
+
+
+# Page records as the previous release wrote them (a root with one firm copy's version, a copy):
+# state on a volume or in the changelog from before copies' sites were kept reads the same.
+PREVIOUS_ROOT = bytes.fromhex(
+    "82000102030405060708090a0b0c0d0e0f41d9d46570200000000000033f4000000001e2406162636465666768"
+    "0100000309020000002c000000370000000b0000001600000021"
+)
+PREVIOUS_COPY = bytes.fromhex(
+    "01101112131415161718191a1b1c1d1e1f41d9d46570400000000000023f8000000009fbf16867666564636261"
+)
+
+
+def test_page_records_of_the_previous_release_read_the_same() -> None:
+    from worker.steps.dedup.index import _Record
+    from worker.steps.dedup.policy import Version
+
+    root = _Record.unpack(PREVIOUS_ROOT)
+    assert (root.root, root.kind, root.copies, root.site, root.chash) == (True, "near", 3, 123456, b"abcdefgh")
+    assert root.sketch == (11, 22, 33) and root.versions == (Version((44, 55), 777),) and root.sites == ()
+    assert root.pack() == PREVIOUS_ROOT  # a root that kept no other sites is written as before
+    copy = _Record.unpack(PREVIOUS_COPY)
+    assert (copy.root, copy.kind, copy.copies, copy.similarity) == (False, "exact", 2, 1.0)
+    assert copy.root_id == bytes(range(16, 32))
+    assert copy.pack() == PREVIOUS_COPY

@@ -144,6 +144,28 @@ def test_the_day_beside_the_byline_when_the_headline_is_reworded() -> None:
     assert labelled.published_at == "2024-01-04"
 
 
+def test_an_update_after_the_byline_is_no_publication_date() -> None:
+    meta = _meta(
+        "<title>Spice Cayenne: a new data accelerator</title>",
+        "<h2>Introducing the next-generation accelerator built for scale</h2>"
+        "<p>Written by Moses Kim</p><p>Updated May 3, 2024</p>" + STORY * 3
+        + "<p>Published on January 1, 2024</p>",
+    )
+    assert meta.published_at == "2024-01-01"
+
+
+def test_the_authors_name_in_a_box_above_the_headline_lends_no_date() -> None:
+    for above in ("<nav><a>Moses Kim</a> <span>Jan 9, 2019 archive</span></nav>",
+                  "<aside><p>More by Moses Kim</p><p>Jan 9, 2019</p></aside>"):
+        meta = _meta(  # the heading is reworded from the <title>: the byline is what places the date
+            "<title>Spice Cayenne: a new data accelerator</title>",
+            above + "<h2>Introducing the next-generation accelerator</h2>"
+            "<p>Written by Moses Kim</p><p>April 8, 2024</p>",
+            "https://news.example.com/harbour",
+        )
+        assert meta.published_at == "2024-04-08"
+
+
 def test_a_related_item_date_does_not_beat_the_day_next_to_the_headline() -> None:
     meta = _meta(
         "",

@@ -247,7 +247,10 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
             for level, number in enumerate(chain[1:3]):
                 score[number] = score.get(number, 0.0) + gain / (1 + level)
     total_words = float(words.sum()) or 1.0
-    best = max(score, key=lambda k: score[k] * (1 - held_links[k] / max(1.0, held_words[k])), default=None)
+    def unlinked(k: int) -> float:
+        return score[k] * (1 - float(held_links[k]) / max(1.0, float(held_words[k])))
+
+    best = max(score, key=unlinked, default=None)
     best_words = held_words[best] if best is not None else 0.0
     best_depth = len(facts.chain(facts.elements[best])) if best is not None else 0
     sample = " ".join(t for t, e in zip(texts, ends, strict=True) if e) or " ".join(texts)

@@ -237,21 +237,31 @@ class Shown:
     updates: list[date]  # days shown next to the headline as 'Updated ...'
     bylines: list[list[tuple[str, str]]]  # byline sources, most trusted first
     signed: list[date] = field(default_factory=list)  # days shown right after the author's name
+    headline_at: int = -1  # where the headline starts in `text` (-1: not found)
 
 
+_BYLINE_CUE = re.compile(r"(?<!more )(?<!posts )(?<!articles )(?<!stories )\bby\W{0,3}$", re.I)
 AUTHOR_DATE_CHARS = 60  # text after the author's name searched for the day the story was signed
 
 
 def author_dates(seen: Shown, authors: Sequence[str]) -> Shown:
-    """`seen` with the days shown right after the first author's name, where it first appears
-    ('Written by Ana Ruiz and Li Wei April 8, 2024'): a byline's date, found even when the
-    headline is not (a headline reworded in the page's title)."""
-    at = seen.text.find(authors[0]) if authors else -1
+    """`seen` with the days shown right after the first author's name ('Written by Ana Ruiz and
+    Li Wei April 8, 2024'): a byline's date, found even when the headline is not (a headline
+    reworded in the page's title). The name is looked for from the headline on, so a menu or
+    a 'More by ...' box above it does not lend its date; days shown there as 'Updated ...'
+    stay updates."""
+    if not authors:
+        return seen
+    name = authors[0]
+    at = seen.text.find(name, seen.headline_at) if seen.headline_at >= 0 else -1
+    if at < 0:  # no headline: the name as a byline gives it ('By ...'), not as a menu's link or a 'More by' box
+        places = [m.start() for m in re.finditer(re.escape(name), seen.text)]
+        at = next((k for k in places if _BYLINE_CUE.search(seen.text[max(0, k - 20) : k])), -1)
     if at < 0:
         return seen
     end = at + len(authors[0])
     days, updates = header_dates(seen.text[end : end + AUTHOR_DATE_CHARS])
-    return replace(seen, signed=days + updates)
+    return replace(seen, signed=days, updates=[*seen.updates, *updates])
 
 
 def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
@@ -270,7 +280,9 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
         [(written.group(1), "")] if (written := _WRITTEN_BY.search(lines)) else [],
         [(label.group(1), "")] if (label := _AUTHOR_LABEL.search(lines)) else [],
     ]
-    return Shown(text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines)
+    return Shown(
+        text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines, [], at
+    )
 
 
 def choose_date(
@@ -313,7 +325,7 @@ def choose_date(
             day = next((d for d, _ in shown_dates(value) if d in stated), day)
         if day is not None and shown.get(day) is False:
             if header and day not in header:
-                break  # shown only away from a headline showing another day: a list's (related items), not the story's
+                break  # shown only away from a headline showing another day: a related item's
             return _as_value(day, value)
     day = _url_day(url)
     if day is not None and day in shown:
