@@ -4,8 +4,9 @@
         --text /work/shared/bench/wcxb/dev /work/shared/bench/extraction/dev
 
 `--html` folders (one or more) train the HTML block model (`clean-blocks.lgb.gz`): its choices
-(tree count, keep threshold, paragraph filter) are made on site-grouped folds of those pages,
-then the trees are trained on all of them. `--text` folders (one or more) train the text-dump
+(tree count, context trees or none, keep threshold, paragraph filter) are made on site-grouped
+folds of those pages, then the trees are trained on all of them (the context trees on the first
+trees' held-out probabilities of those folds). `--text` folders (one or more) train the text-dump
 line model (`worker/evaluation/dump_training.py`): its selection rule is chosen on site-grouped
 folds of those pages, then its trees are trained on all of them. `ingest-worker eval extraction
 --data DIR --folds K` trains the same way on K-1 folds and reports the held-out figures.
@@ -17,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from worker.evaluation.clean_training import BlockPage, train_block_model
+from worker.evaluation.clean_training import BlockPage, made_from, train_block_model
 from worker.evaluation.dump_training import train_line_model
 from worker.evaluation.extraction import block_pages, dump_pages, load_bench
 from worker.steps.clean.line_model import LINE_MODEL_FILE
@@ -51,9 +52,9 @@ def train_html(folders: list[Path], out: Path) -> None:
     urls: dict[str, str] = {}
     for folder in folders:
         bench = load_bench(folder)
-        found = block_pages(bench, sorted(bench.bodies))
+        found = block_pages(bench, sorted(bench.bodies), storyless=True)
         pages |= {f"{folder}:{i}": page for i, page in found.items()}
-        urls |= {f"{folder}:{i}": bench.urls[i] for i in found}
+        urls |= {f"{folder}:{i}": bench.urls[made_from(i)] for i in found}
     model = train_block_model(pages, urls)
     model.write(out / "clean-blocks.lgb.gz")
     blocks = sum(len(p.rows) for p in pages.values())

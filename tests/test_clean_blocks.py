@@ -8,9 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.evaluation.clean_training import TreeChoice, block_page, choose_trees, fit_trees, train_block_model
+from worker.evaluation.clean_training import (
+    THRESHOLDS,
+    TreeChoice,
+    choose_trees,
+    fit_context,
+    fit_story_pages,
+    fit_trees,
+    made_from,
+    train_block_model,
+)
+from worker.evaluation.extraction import block_pages, load_bench
 from worker.evaluation.extraction_metric import word_prf
-from worker.steps.clean.blocks import FEATURES, page_blocks, page_signals
+from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks, page_signals
+from worker.steps.clean.context import CONTEXT_FEATURES, context_rows
 from worker.steps.clean.html import drop_code, parse_html, select_paragraphs
 from worker.steps.clean.trees import BlockModel, shipped_blocks
 
@@ -33,6 +44,11 @@ def test_every_block_gets_one_finite_row_of_every_feature() -> None:
         assert np.isfinite(blocks.features).all()
         page_columns = blocks.features[:, FEATURES.index("page_log_words"):]
         assert (page_columns == page_columns[0]).all()  # page features are the page's, not the block's
+        assert blocks.ancestors.shape == (len(blocks.texts), 4)
+        # blocks sharing a parent share its grandparent too
+        parents = {}
+        for row in blocks.ancestors:
+            assert parents.setdefault(int(row[0]), tuple(row[1:])) == tuple(row[1:])
 
 
 def test_page_signals_read_the_url_and_declared_types() -> None:
@@ -45,18 +61,58 @@ def test_page_signals_read_the_url_and_declared_types() -> None:
 
 
 def test_trees_learn_the_story_and_survive_a_round_trip_through_their_file() -> None:
-    pages = {i: block_page(b.texts, b.features, TRUTH[i]["articleBody"]) for i in TRUTH if (b := _blocks(i))}
-    urls = {i: TRUTH[i]["url"] for i in TRUTH}
-    choice, f1 = choose_trees(pages, urls, folds=2)
-    assert isinstance(choice, TreeChoice) and 0.0 <= f1 <= 1.0
+    bench = load_bench(WCXB)
+    pages = block_pages(bench, sorted(bench.bodies), storyless=True)  # 7 labelled, 1 without its story
+    urls = {i: bench.urls[made_from(i)] for i in pages}
+    inner = choose_trees(pages, urls, folds=2)
+    assert isinstance(inner.choice, TreeChoice) and 0.0 <= inner.f1 <= 1.0
+    assert set(inner.first[inner.choice.trees]) == set(pages)  # every page held out once
     model = train_block_model(pages, urls)
-    assert model.features == FEATURES and model.choices["pages"] == 7
-    again = BlockModel.from_text(model.to_text())
-    blocks = _blocks("0426")
-    assert np.allclose(again.probabilities(blocks.features), model.probabilities(blocks.features))
-    assert select_paragraphs(blocks, again) == select_paragraphs(blocks, model)
-    booster = fit_trees(list(pages.values()), 15, 20)
+    assert model.features == FEATURES and model.choices["pages"] == 7 and model.choices["story_less_pages"] == 1
+    labelled = [p for i, p in pages.items() if made_from(i) == i]
+    booster = fit_trees(labelled, 15, 20)
     assert booster.num_trees() == 20
+    first = [booster.predict(p.rows) for p in pages.values()]
+    story = [made_from(i) == i for i in pages]
+    labelled_first = [f for f, s in zip(first, story, strict=True) if s]
+    context = fit_context(labelled, labelled_first, 10)
+    with_context = BlockModel(booster, FEATURES, 0.4, False, {}, context,
+                              fit_story_pages(list(pages.values()), story, first))
+    blocks = _blocks("0426")
+    for trained in (model, with_context):
+        again = BlockModel.from_text(trained.to_text())
+        assert (again.context is None) == (trained.context is None)
+        assert (again.story is None) == (trained.story is None)
+        assert np.allclose(again.keep_probabilities(blocks), trained.keep_probabilities(blocks))
+        assert select_paragraphs(blocks, again) == select_paragraphs(blocks, trained)
+    assert not np.allclose(with_context.keep_probabilities(blocks), with_context.probabilities(blocks.features))
+    assert with_context.scores(blocks)[1] == 0.4
+    # story-page trees that find no story on the page: the first trees' probabilities stand,
+    # kept at the threshold chosen for the first trees alone
+    no_story = fit_story_pages(list(pages.values()), [not s for s in story], first)
+    gated = BlockModel.from_text(BlockModel(booster, FEATURES, 0.4, False, {}, context, no_story, 0.25).to_text())
+    probabilities, threshold = gated.scores(blocks)
+    assert np.allclose(probabilities, gated.probabilities(blocks.features)) and threshold == 0.25
+    assert model.choices["plain_threshold"] in THRESHOLDS
+    assert fit_story_pages(labelled, [True] * 7, labelled_first) is None  # one kind of page: nothing learned
+
+
+def test_context_rows_read_the_neighbours_the_ancestors_and_the_densest_run() -> None:
+    # six blocks: a menu item, four story paragraphs under one parent, a footer line
+    features = np.zeros((6, len(FEATURES)))
+    features[:, FEATURES.index("log_words")] = np.log1p([3, 40, 50, 45, 30, 4])
+    ancestors = np.array([[0, 5, 6, 7], [1, 4, 6, 7], [1, 4, 6, 7], [1, 4, 6, 7], [1, 4, 6, 7], [2, 5, 6, 7]])
+    blocks = PageBlocks([f"b{k}" for k in range(6)], features, ancestors)
+    first = np.array([0.3, 0.9, 0.2, 0.95, 0.8, 0.1])
+    rows = context_rows(blocks, first)
+    column = {name: rows[:, k] for k, name in enumerate(CONTEXT_FEATURES)}
+    assert rows.shape == (6, len(CONTEXT_FEATURES)) and np.isfinite(rows).all()
+    assert column["p"].tolist() == first.tolist()
+    assert column["p_prev"][2] == 0.9 and column["p_next"][2] == 0.95 and column["p_prev"][0] == 0.0
+    assert column["up1_max"][2] == 0.95 and column["up1_mean"][2] == np.mean([0.9, 0.2, 0.95, 0.8])
+    assert column["in_run"].tolist() == [0, 1, 1, 1, 1, 0]  # the low block inside the body stays in it
+    assert column["run_gap"][5] > 0 and column["before_run"][0] == 1.0
+    assert context_rows(PageBlocks([], np.zeros((0, len(FEATURES)))), np.zeros(0)).shape == (0, len(CONTEXT_FEATURES))
 
 
 def test_the_shipped_model_reads_the_features_the_code_computes() -> None:

@@ -10,9 +10,11 @@ import pytest
 
 from worker.cli import main as cli_main
 from worker.document import PAGE_KINDS
-from worker.evaluation.clean_training import fold_of, site_of
+from worker.evaluation.clean_training import NO_STORY, fold_of, made_from, page_folds, site_of
 from worker.evaluation.extraction import (
     aggregate,
+    block_pages,
+    load_bench,
     main,
     page_counts,
     shingle_counts,
@@ -199,3 +201,19 @@ def test_eval_report_on_the_wcxb_layout(capsys: pytest.CaptureFixture[str]) -> N
     confusion = out.split("confusion (rows true, columns predicted):")[1].splitlines()[2:9]
     assert [row.split()[0] for row in confusion] == list(PAGE_KINDS)
     assert sum(int(n) for row in confusion for n in row.split()[1:8]) == 7  # every page counted once
+
+
+def test_an_article_page_without_its_story_trains_as_a_page_with_nothing_to_keep() -> None:
+    bench = load_bench(WCXB)
+    pages = block_pages(bench, sorted(bench.bodies), storyless=True)
+    made = sorted(i for i in pages if made_from(i) != i)
+    assert made == [f"0426{NO_STORY}"]  # the fixture's one article page; other kinds are not made
+    real, bare = pages["0426"], pages[made[0]]
+    assert real.labels.sum() > 10 and bare.truth == "" and not bare.labels.any()
+    story = {t for t, label in zip(real.texts, real.labels, strict=True) if label}
+    assert not story & set(bare.texts)  # the story is gone, the template stays
+    assert 0 < len(bare.texts) < len(real.texts)
+    urls = {i: bench.urls[made_from(i)] for i in pages}
+    folds = page_folds(pages, 3, urls)
+    assert folds[made[0]] == folds["0426"]
+    assert {i: k for i, k in folds.items() if i in bench.bodies} == fold_of(bench.bodies, 3, bench.urls)

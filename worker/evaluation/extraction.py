@@ -41,14 +41,21 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from worker.cli import ArgumentParser
 from worker.cli.failures import UsageError
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
-from worker.evaluation.clean_training import BlockPage, block_fold_models, block_page, fold_of
+from worker.evaluation.clean_training import (
+    NO_STORY,
+    STORY_SHARE,
+    BlockPage,
+    block_fold_models,
+    block_page,
+    fold_of,
+    story_shares,
+)
 from worker.evaluation.dump_training import DumpPage, dump_page, fold_line_models, held_out_report
 from worker.evaluation.extraction_metric import (
     PAGE_TYPES,
@@ -63,10 +70,12 @@ from worker.evaluation.extraction_metric import (
 )
 from worker.evaluation.page_types import sections as page_type_sections
 from worker.evaluation.paired import Difference, paired_difference
+from worker.steps.clean.blocks import PageBlocks, page_blocks
 from worker.steps.clean.boilerplate import is_dropped_as_junk
-from worker.steps.clean.html import html_candidates
+from worker.steps.clean.html import drop_code, html_candidates, parse_html
 from worker.steps.clean.model import CleanModels
 from worker.steps.clean.page import clean
+from worker.steps.clean.structure import text_blocks
 
 __all__ = ["aggregate", "main", "page_counts", "score_predictions", "shingle_counts", "word_prf"]
 
@@ -147,20 +156,63 @@ def _trafilatura_default(html: str) -> str:
     return trafilatura.extract(html, include_comments=False) or ""
 
 
-def html_training_candidates(bench: Bench, page_id: str) -> tuple[list[str], np.ndarray] | None:
-    """Texts and feature rows of a page's blocks (None when it has no parsable HTML)."""
+def html_training_candidates(bench: Bench, page_id: str) -> PageBlocks | None:
+    """A page's blocks with their feature rows (None when it has no parsable HTML)."""
     html = bench.html(page_id)
     found = html_candidates(html, bench.urls[page_id]) if html is not None else None
-    return (found.blocks.texts, found.blocks.features) if found is not None else None
+    return found.blocks if found is not None else None
 
 
-def block_pages(bench: Bench, ids: Iterable[str]) -> dict[str, BlockPage]:
-    """Labelled blocks of every page of `ids` with parsable HTML."""
+STORY_SHARE_OF_CONTAINER = 0.6  # the story's container goes whole when the story is this share of its words
+
+
+def without_story(tree: Any, truth: str) -> Any | None:
+    """The parsed page with its story taken out (None when no block of it is story): the
+    page's template with nothing to publish, as a news crawler also fetches it (an index, a
+    tag page, an error page of the same site). The story blocks' nearest common container goes
+    whole when the story holds most of its words; otherwise each story block's element does."""
+    blocks = [b for b in text_blocks(tree) if b.text.strip()]
+    story = [b for b, share in zip(blocks, story_shares([b.text for b in blocks], truth), strict=True)
+             if share >= STORY_SHARE]
+    if not story:
+        return None
+    chains = [[story[0].element, *story[0].element.iterancestors()][::-1]]
+    chains += [[b.element, *b.element.iterancestors()][::-1] for b in story[1:]]
+    common = None
+    for level in zip(*chains, strict=False):
+        if any(el is not level[0] for el in level):
+            break
+        common = level[0]
+    words = {id(b.element): len(b.text.split()) for b in blocks}
+    story_words = sum(len(b.text.split()) for b in story)
+    inside = sum(words.get(id(el), 0) for el in common.iter()) if common is not None else 0
+    if common is not None and common.tag not in ("body", "html") and story_words >= STORY_SHARE_OF_CONTAINER * inside:
+        targets = [common]
+    else:
+        targets = list(dict.fromkeys(b.element for b in story))
+    for el in targets:
+        if el.getparent() is not None:
+            el.drop_tree()
+    return tree
+
+
+def block_pages(bench: Bench, ids: Iterable[str], storyless: bool = False) -> dict[str, BlockPage]:
+    """Labelled blocks of every page of `ids` with parsable HTML; with `storyless`, also each
+    article page with its story taken out (`without_story`, id `<page>/no-story`, an empty
+    true body), which trains the block model that a page may hold nothing to keep."""
     pages = {}
     for page_id in ids:
         found = html_training_candidates(bench, page_id)
-        if found is not None:
-            pages[page_id] = block_page(*found, bench.bodies[page_id])
+        if found is None:
+            continue
+        pages[page_id] = block_page(found, bench.bodies[page_id])
+        if storyless and bench.page_types.get(page_id) == "article":
+            tree = parse_html(bench.html(page_id) or "")
+            bare = without_story(drop_code(tree), bench.bodies[page_id]) if tree is not None else None
+            if bare is not None:
+                blocks = page_blocks(bare, bench.urls[page_id])
+                if len(blocks.texts):
+                    pages[page_id + NO_STORY] = block_page(blocks, "")
     return pages
 
 
@@ -237,7 +289,8 @@ def evaluate(
         result.type_counts[kind] = result.type_counts.get(kind, 0) + 1
     if "html" in modes:
         pages = {i: h for i in bench.bodies if (h := bench.html(i)) is not None}
-        models = block_fold_models(block_pages(bench, sorted(pages)), bench.urls, folds) if folds > 1 else {}
+        models = block_fold_models(block_pages(bench, sorted(pages), storyless=True), bench.urls, folds) \
+            if folds > 1 else {}
         predictions, seconds = _measure(pages, {
             "html": lambda i, h: _clean_body(
                 RawPage(url=bench.urls[i], html=h), CleanModels(blocks=models.get(i))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain as chain_of_lists
 from typing import Any
@@ -108,6 +108,9 @@ class PageBlocks:
 
     texts: list[str]
     features: np.ndarray  # shape (len(texts), len(FEATURES))
+    # per block, a page-wide number for each of its `_LEVELS` nearest ancestors (parent first;
+    # blocks with the same number at a level share that ancestor): the context trees' groups
+    ancestors: np.ndarray = field(default_factory=lambda: np.zeros((0, _LEVELS), dtype=np.intp))
 
 
 @lru_cache(maxsize=8192)
@@ -367,4 +370,4 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     }
     page_row = np.array([page[name] for name in PAGE_FEATURES], dtype=float)
     matrix = np.hstack([*(np.asarray(c, dtype=float) for c in columns), near, np.tile(page_row, (n, 1))])
-    return PageBlocks(texts, matrix)
+    return PageBlocks(texts, matrix, ups)

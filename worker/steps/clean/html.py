@@ -128,7 +128,8 @@ def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
 def select_paragraphs(blocks: PageBlocks, model: BlockModel) -> list[str]:
     """The blocks the model keeps, in document order, past the paragraph filter when the model
     was trained with it (`filter_paragraphs`), else past the junk-line filter (`drop_junk`)."""
-    keep = model.probabilities(blocks.features) >= model.threshold
+    probabilities, threshold = model.scores(blocks)
+    keep = probabilities >= threshold
     kept = [text for text, chosen in zip(blocks.texts, keep, strict=True) if chosen]
     return filter_paragraphs(kept) if model.filter_after else drop_junk(kept)
 

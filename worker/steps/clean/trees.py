@@ -1,8 +1,11 @@
-"""The block model of the HTML cleaner: gradient-boosted trees (LightGBM) over block features.
+"""The block model of the HTML cleaner: gradient-boosted trees (LightGBM) over block features,
+and a second, smaller set of trees over each block's context (`clean.context`: the first
+trees' probabilities of its neighbours, of the blocks sharing its ancestors and of the page).
 
 A model file is one JSON header line (the feature names, the keep threshold, whether the
-boilerplate paragraph filter runs after it, and the training choices) followed by LightGBM's own
-text format of the trees, gzip-compressed. The shipped model (`worker/data/clean-blocks.lgb.gz`)
+boilerplate paragraph filter runs after it, the training choices, and the context trees in
+LightGBM's text format when there are any) followed by LightGBM's own text format of the
+first trees, gzip-compressed. The shipped model (`worker/data/clean-blocks.lgb.gz`)
 is trained by `bench/train_clean.py`; `ingest-worker eval extraction --folds K` trains the same way on K-1
 folds and scores the held-out fold.
 """
@@ -19,7 +22,14 @@ from typing import Any
 import lightgbm
 import numpy as np
 
-from worker.steps.clean.blocks import FEATURES
+from worker.steps.clean.blocks import FEATURES, PageBlocks
+from worker.steps.clean.context import (
+    CONTEXT_FEATURES,
+    STORY_PAGE_CUT,
+    STORY_PAGE_FEATURES,
+    context_rows,
+    story_page_row,
+)
 from worker.steps.clean.model import DATA
 
 SHIPPED = DATA / "clean-blocks.lgb.gz"
@@ -27,25 +37,56 @@ SHIPPED = DATA / "clean-blocks.lgb.gz"
 
 @dataclass(frozen=True)
 class BlockModel:
-    """Trees scoring each block's P(main content); a block is kept at `threshold` or above,
-    and `filter_after` says whether the boilerplate paragraph filter then runs."""
+    """Trees scoring each block's P(main content), then (`context`, when there is one) trees
+    rescoring it from the first trees' probabilities around it; a block is kept at `threshold`
+    or above, and `filter_after` says whether the boilerplate paragraph filter then runs."""
 
     booster: Any  # lightgbm.Booster
     features: tuple[str, ...]
     threshold: float = 0.5
     filter_after: bool = True
     choices: dict[str, Any] = field(default_factory=dict)  # what training chose, for the record
+    context: Any = None  # lightgbm.Booster over `CONTEXT_FEATURES`, or None
+    story: Any = None  # lightgbm.Booster over `STORY_PAGE_FEATURES` (does the page hold a story?), or None
+    # the keep threshold of a page the story-page trees find no story on (the first trees'
+    # probabilities stand): the one the inner folds chose for the first trees alone
+    plain_threshold: float | None = None
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        """P(main content) of each feature row."""
+        """The first trees' P(main content) of each feature row."""
         if len(rows) == 0:
             return np.zeros(0)
         return np.asarray(self.booster.predict(rows, num_threads=1), dtype=float)
 
+    def scores(self, blocks: PageBlocks) -> tuple[np.ndarray, float]:
+        """P(main content) of each block of a page and the threshold that keeps a block: the
+        context trees' probabilities at `threshold` when the model has them and the story-page
+        trees find a story on the page; otherwise the first trees' own (on a page of links, an
+        index or an error page there is no story for the context to extend), kept at
+        `plain_threshold`, as the model without context trees would keep them."""
+        first = self.probabilities(blocks.features)
+        if self.context is None or len(first) == 0:
+            return first, self.threshold
+        rows = context_rows(blocks, first)
+        if self.story is not None:
+            story = float(self.story.predict(story_page_row(blocks, first, rows), num_threads=1)[0])
+            if story < STORY_PAGE_CUT:
+                return first, self.threshold if self.plain_threshold is None else self.plain_threshold
+        return np.asarray(self.context.predict(rows, num_threads=1), dtype=float), self.threshold
+
+    def keep_probabilities(self, blocks: PageBlocks) -> np.ndarray:
+        """The probabilities of `scores`."""
+        return self.scores(blocks)[0]
+
     def to_text(self) -> str:
         """The model file's text: a JSON header line, then the trees."""
         header = {"features": list(self.features), "threshold": self.threshold,
-                  "filter_after": self.filter_after, "choices": self.choices}
+                  "plain_threshold": self.plain_threshold,
+                  "filter_after": self.filter_after, "choices": self.choices,
+                  "context_features": list(CONTEXT_FEATURES) if self.context is not None else [],
+                  "context": self.context.model_to_string() if self.context is not None else None,
+                  "story_page_features": list(STORY_PAGE_FEATURES) if self.story is not None else [],
+                  "story": self.story.model_to_string() if self.story is not None else None}
         return json.dumps(header) + "\n" + self.booster.model_to_string()
 
     def write(self, path: Path) -> None:
@@ -58,8 +99,17 @@ class BlockModel:
         first, _, trees = text.partition("\n")
         header = json.loads(first)
         booster = lightgbm.Booster(model_str=trees)
+        context = header.get("context")
+        if context is not None and tuple(header.get("context_features") or ()) != CONTEXT_FEATURES:
+            raise ValueError("the model's context trees were trained on other context features")
+        story = header.get("story")
+        if story is not None and tuple(header.get("story_page_features") or ()) != STORY_PAGE_FEATURES:
+            raise ValueError("the model's story-page trees were trained on other page features")
         return cls(booster, tuple(header["features"]), float(header["threshold"]),
-                   bool(header["filter_after"]), dict(header.get("choices") or {}))
+                   bool(header["filter_after"]), dict(header.get("choices") or {}),
+                   lightgbm.Booster(model_str=context) if context is not None else None,
+                   lightgbm.Booster(model_str=story) if story is not None else None,
+                   None if header.get("plain_threshold") is None else float(header["plain_threshold"]))
 
 
 @lru_cache(maxsize=1)
