@@ -123,6 +123,25 @@ def test_date_shown_next_to_the_headline_when_nothing_structured() -> None:
     assert meta.published_at == "2025-11-12"
 
 
+def test_a_date_only_the_json_ld_states_and_the_page_never_shows_is_not_the_storys() -> None:
+    # the page shows only its update: that day is the one it gives its story
+    updated = _meta(
+        _ld(datePublished="2019-08-14T13:00:00Z", dateModified="2025-09-17T08:00:00Z"),
+        "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
+    )
+    assert updated.published_at == "2025-09-17"
+    # shown nowhere: no date rather than the JSON-LD's
+    hidden = _meta(_ld(datePublished="2019-08-14T13:00:00Z"), "<h1>Harbour reopens after the storm</h1>")
+    assert hidden.published_at is None
+    # a publication meta tag stating the same day keeps it
+    tagged = _meta(
+        _ld(datePublished="2019-08-14T13:00:00Z")
+        + "<meta property='article:published_time' content='2019-08-14T13:00:00Z'>",
+        "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
+    )
+    assert tagged.published_at == "2019-08-14T13:00:00Z"
+
+
 def test_a_template_date_the_page_never_shows_gives_way_to_the_shown_one() -> None:
     meta = _meta(
         _ld(datePublished="2025-06-24"),
@@ -181,7 +200,7 @@ def test_a_numeric_day_read_as_the_page_states_it_and_an_offer_deadline_is_no_da
         "<h1>Harbour reopens after the storm</h1><time class='entry-date' datetime='02-12-2025'>02-12-2025</time>",
     )
     assert meta.published_at == "2025-12-02"
-    offer = _meta(_ld(datePublished="2020-02-10T16:48:12Z"),
+    offer = _meta("<meta property='article:published_time' content='2020-02-10T16:48:12Z'>",
                   "<p>Limited Time Offer ~ Redeem by 12.31.23</p><h1>Harbour reopens after the storm</h1>")
     assert offer.published_at == "2020-02-10T16:48:12Z"
 

@@ -286,13 +286,17 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
 
 
 def choose_date(
-    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown
+    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown,
+    tagged: Sequence[str] = (),
 ) -> str | None:
     """The date the page gives its story (ISO 8601, the stated time zone kept). A trusted
-    structured published date (ISO article JSON-LD, publication meta tags) when the page shows
-    that day or one beside it (another time zone), or shows no other day next to the headline
-    than the modified one; else the day shown next to the headline (the structured date is a
-    template's, never shown). Never the modified date instead of a stated published one.
+    structured published date (ISO article JSON-LD, publication meta tags; `tagged`: those the
+    meta tags give) when the page shows that day or one beside it (another time zone). When the
+    page never shows it: a date a publication meta tag states is kept, unless the page shows
+    another day next to the headline than the modified one (the structured date is then a
+    template's); a date only the JSON-LD states is not the story's, and the page is read as if
+    it stated none (the day it shows next to the headline, even as 'Updated', or nothing).
+    Never the modified date instead of a published one the page shows or a meta tag states.
     Without a trusted date: a weaker structured date (a `<time>` element, a web page's JSON-LD,
     a written-out date; '02-12-2025' read as an ISO date of the page states it) when the page
     shows that day, and not only away from a headline showing another day (a related item's
@@ -313,11 +317,13 @@ def choose_date(
             seen_day = next((dv for dv in days if any(dv[0] + timedelta(days=k) in near for k in (-1, 0, 1))), None)
             if seen_day is not None:
                 return _as_value(*seen_day)
-        changed = {d for v in modified if (d := _stated_day(v)) is not None}
-        other = [d for d in header if d not in changed]
-        if other:
-            return other[0].isoformat()
-        return _as_value(*days[0])
+        if any(abs((d - days[0][0]).days) <= 1 for v in tagged if (d := _stated_day(v)) is not None):
+            changed = {d for v in modified if (d := _stated_day(v)) is not None}
+            other = [d for d in header if d not in changed]
+            if other:
+                return other[0].isoformat()
+            return _as_value(*days[0])
+        # Only the JSON-LD states it and the page never shows it: what the page shows decides.
     stated = {d for v in weak if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None}
     for value in weak:
         day = _stated_day(value)
@@ -936,11 +942,12 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
     # Date: a structured date the page shows, or a day shown in the article's header or byline.
     meta.published_at = choose_date(
-        ld_published + [v for n in _PUBLISHED_META for v in metas.get(n, [])],
+        ld_published + (tagged := [v for n in _PUBLISHED_META for v in metas.get(n, [])]),
         published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates,
         ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified,
         url,
         author_dates(seen, meta.authors),
+        tagged,
     )
     return meta
 
