@@ -129,7 +129,7 @@ def test_a_date_only_the_json_ld_states_and_the_page_never_shows_is_not_the_stor
         _ld(datePublished="2019-08-14T13:00:00Z", dateModified="2025-09-17T08:00:00Z"),
         "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
     )
-    assert updated.published_at == "2025-09-17"
+    assert updated.published_at == "2025-09-17T08:00:00Z"  # the time the structured update gives
     # shown nowhere: no date rather than the JSON-LD's
     hidden = _meta(_ld(datePublished="2019-08-14T13:00:00Z"), "<h1>Harbour reopens after the storm</h1>")
     assert hidden.published_at is None

@@ -340,7 +340,7 @@ def choose_date(
             changed = {d for v in modified if (d := _stated_day(v)) is not None}
             other = [d for d in header if d not in changed]
             if other:
-                return other[0].isoformat()
+                return _timed(other[0], [*strong, *weak, *modified])
             return _as_value(*days[0])
         # Only the JSON-LD states it and the page never shows it: what the page shows decides.
     stated = {d for v in weak if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None}
@@ -354,9 +354,17 @@ def choose_date(
             return _as_value(day, value)
     day = _url_day(url)
     if day is not None and day in shown:
-        return day.isoformat()
+        return _timed(day, [*strong, *weak, *modified])
     found = [*seen.original, *header, *seen.signed, *seen.labelled, *seen.updates]
-    return found[0].isoformat() if found else None
+    return _timed(found[0], [*strong, *weak, *modified]) if found else None
+
+
+def _timed(day: date, stated: Sequence[str]) -> str:
+    """A day the page shows, with the time and zone of the first structured date stating that
+    same day (its JSON-LD, meta tags or `<time>` elements, the modified date too: the day shown
+    is the one the page gives its story); else the bare day."""
+    value = next((v for v in stated if _stated_day(v) == day), None)
+    return _as_value(day, value) if value is not None else day.isoformat()
 
 
 # --- authors --------------------------------------------------------------------------------
