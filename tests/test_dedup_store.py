@@ -129,6 +129,37 @@ def test_a_reopened_table_reads_through_the_block_cache_it_was_given(tmp_path: P
     assert reopened["~d"] == b"x"
 
 
+def test_a_table_written_with_compressed_blocks_decides_on_as_one_written_without(tmp_path: Path) -> None:
+    """Tables are written uncompressed; a volume written compressed (before) reads and decides the
+    same, also once a compaction has written its files again."""
+    import rocksdict
+
+    from worker.kafka import dedup_store
+
+    plain = LocalState(tmp_path / "plain", hot_bytes=0)
+    plain_decisions = _pages(DedupIndex(plain, derived=plain.derived), 4)
+    options = dedup_store.BoundedOptions(block_cache_size=1 << 24, write_buffer_size=1 << 20,
+                                         max_write_buffer_number=2).as_options()
+    options.set_compression_type(rocksdict.DBCompressionType.snappy())
+    compressed = rocksdict.Rdict(str(tmp_path / "old"), options=options, column_families={"default": options})
+    old = LocalState.__new__(LocalState)
+    old.db, old.derived = compressed, RocksDerived(lambda: compressed)
+    old.derived.load()
+    assert _pages(DedupIndex(old, derived=old.derived), 4) == plain_decisions
+    compressed.flush()
+    compressed.close()
+    for options_file in (tmp_path / "old").glob("OPTIONS-*"):
+        options_file.unlink()
+    reopened = LocalState(tmp_path / "old", hot_bytes=0)
+    assert dict(reopened.items()) == dict(plain.items())
+    compact = rocksdict.CompactOptions()
+    compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+    reopened.db.compact_range(None, None, compact)
+    assert _as_memory(reopened) == _as_memory(plain)
+    index = DedupIndex(reopened, derived=reopened.derived)
+    assert _pages(index, 2, start=4) == _pages(DedupIndex(plain, derived=plain.derived), 2, start=4)
+
+
 def test_hot_entries_of_any_size_decide_alike_and_stay_within_their_memory(tmp_path: Path) -> None:
     """The hot entries in front of RocksDB change no decision and no fact, whatever they hold:
     none, a few (turned over many times), or all."""

@@ -370,6 +370,10 @@ class BoundedOptions(faust_rocksdb.RocksDBOptions):
         # story's record): a bloom filter over each buffer's keys answers them without a search.
         options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
         options.set_memtable_whole_key_filtering(True)
+        # Blocks as they are, not compressed: a decision reads a few records and postings of the
+        # window that no cache holds, each a block to decompress (6-12 % of a decision's CPU at
+        # 1,000,000 pages), for 14 % more files. Files written compressed stay readable.
+        options.set_compression_type(rocksdict.DBCompressionType.none())
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(10, False)
         table.set_block_cache(rocksdict.Cache(self.block_cache_size))
