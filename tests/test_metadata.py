@@ -129,7 +129,7 @@ def test_a_date_only_the_json_ld_states_and_the_page_never_shows_is_not_the_stor
         _ld(datePublished="2019-08-14T13:00:00Z", dateModified="2025-09-17T08:00:00Z"),
         "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
     )
-    assert updated.published_at == "2025-09-17"
+    assert updated.published_at == "2025-09-17T08:00:00Z"  # the time the structured update gives
     # shown nowhere: no date rather than the JSON-LD's
     hidden = _meta(_ld(datePublished="2019-08-14T13:00:00Z"), "<h1>Harbour reopens after the storm</h1>")
     assert hidden.published_at is None
@@ -217,6 +217,14 @@ def test_shown_dates_spellings() -> None:
     )]
     assert days.count("2025-09-04") == 3
     assert {"2025-12-11", "2025-11-12"} <= set(days)  # 12.11.2025 read both ways
+    more = [d.isoformat() for d, _ in shown_dates("Jul. 11. 2025 | 11-Jul-2025 | 2025•07•11 | 2025年7月11日")]
+    assert more == ["2025-07-11"] * 4
+
+
+def test_a_day_shown_without_its_year_confirms_the_structured_date() -> None:
+    meta = _meta(_ld(datePublished="2022-07-11T02:00:00-04:00"),
+                 "<h1>Harbour reopens after the storm</h1><p>Jul 11</p><p>Written By Ana Ruiz</p>")
+    assert meta.published_at == "2022-07-11T02:00:00-04:00"
     cited = [d.isoformat() for d, _ in shown_dates("Cureus. 2023 Jan 7;15(1) | Pricing Guide 2026 Dec 26, 2025")]
     assert cited == ["2023-01-07", "2025-12-26"]  # a citation's day; a headline's year is not one
 
