@@ -3,8 +3,10 @@
     python bench/train_page_type.py --data /work/shared/bench/wcxb/dev
 
 One model for HTML pages (`page-type-html.txt`), one for text dumps (`page-type-text.txt`),
-LightGBM's text format. The hyperparameters are chosen by cross-validation grouped by site on
-the folder's pages, then the model is trained on all of them. `ingest-worker eval page-types
+LightGBM's text format, with its word models (`-words.json.gz`) and its decision rule
+(`-rule.json`: the weight of P(article) against the other kinds). The hyperparameters and the
+weight are chosen by cross-validation grouped by site on the folder's pages, then the model is
+trained on all of them. `ingest-worker eval page-types
 --data DIR --folds K` runs the same selection inside each outer training fold and reports the
 held-out figures.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 from pathlib import Path
 
 from worker.evaluation.page_types import load, train_shipped
@@ -33,10 +36,13 @@ def main() -> None:
         model, params, rounds = train_shipped(data)
         path = args.out / f"page-type-{source}.txt"
         path.write_text(model.booster.model_to_string(), encoding="utf-8")
+        rule = args.out / f"page-type-{source}-rule.json"
+        rule.write_text(json.dumps({"article_weight": model.article_weight}) + "\n", encoding="utf-8")
         if model.words is not None:
             words = args.out / f"page-type-{source}-words.json.gz"
             words.write_bytes(gzip.compress(model.words.to_json().encode("utf-8"), mtime=0))
-        print(f"{path.name}: {len(data.ids)} pages, {len(model.features)} features, {params} rounds={rounds}")
+        print(f"{path.name}: {len(data.ids)} pages, {len(model.features)} features, {params} rounds={rounds}, "
+              f"article weight {model.article_weight}")
 
 
 if __name__ == "__main__":

@@ -226,3 +226,27 @@ def test_page_records_of_the_previous_release_read_the_same() -> None:
     assert (copy.root, copy.kind, copy.copies, copy.similarity) == (False, "exact", 2, 1.0)
     assert copy.root_id == bytes(range(16, 32))
     assert copy.pack() == PREVIOUS_COPY
+
+
+def test_what_a_record_is_filed_under_is_what_its_unpacked_record_posts() -> None:
+    import random
+
+    from worker.steps.dedup import index
+    from worker.steps.dedup.policy import Version
+
+    rng = random.Random(5)
+
+    def sketch() -> tuple[int, ...]:
+        return tuple(sorted(rng.sample(range(1 << 32), rng.choice((0, 1, 3, 15, 16, 17, 80)))))
+
+    for _ in range(500):
+        root = rng.random() < 0.8
+        versions = tuple(Version(sketch(), rng.randrange(1 << 32)) for _ in range(rng.randrange(3))) if root else ()
+        sites = tuple(rng.randrange(1 << 32) for _ in range(rng.choice((0, 0, 1, 16))))
+        record = index._Record(root, None if root else "near", rng.randbytes(16), rng.uniform(0, 2e9),
+                               rng.randrange(1, 9), rng.random(), rng.randrange(1 << 32), rng.randbytes(8),
+                               sketch() if root else (), versions, sites if root else ())
+        data = record.pack()
+        unpacked = index._Record.unpack(data)
+        for posted in (1, 16, 80):
+            assert index.filing(data, posted) == (unpacked.root, unpacked.seen_at, unpacked.posted(posted))

@@ -56,3 +56,19 @@ def test_word_models_learn_only_words_of_several_sites_and_survive_their_json() 
     assert abs(sum(found.values()) - 1) < 1e-9 and max(found, key=found.get) == "words_url_product"
     again = WordModels.from_json(models.to_json())
     assert again.features(["u:story"]) == pytest.approx(models.features(["u:story"]), abs=1e-3)
+
+
+def test_the_article_weight_is_chosen_for_the_article_f1_and_decides_marginal_pages() -> None:
+    from worker.evaluation.page_types import choose_article_weight
+    from worker.steps.clean.page_type import decide
+
+    marginal = np.array([0.45, 0.40, 0.05, 0.03, 0.03, 0.02, 0.02])  # article, service just behind
+    assert decide(marginal) == 0 == int(np.argmax(marginal))  # weight 1: the most likely kind
+    assert decide(marginal, 0.8) == 1 and decide(marginal[[1, 0, 2, 3, 4, 5, 6]], 1.25) == 0
+    # held-out predictions where every service page is a marginal article: a lower weight wins
+    services = np.tile(marginal, (4, 1))
+    articles = np.tile([0.8, 0.1, 0.04, 0.02, 0.02, 0.01, 0.01], (6, 1))
+    probabilities, y = np.vstack([services, articles]), np.array([1] * 4 + [0] * 6)
+    weight = choose_article_weight(probabilities, y)
+    assert weight < 0.89 and [decide(p, weight) for p in probabilities] == y.tolist()
+    assert choose_article_weight(articles, np.zeros(6, dtype=int)) == 1.0  # nothing to win: no weighing

@@ -625,12 +625,13 @@ class PageTypeModel:
     """A multiclass LightGBM booster over named features (its feature names are its inputs),
     with the word model that feeds it, when it reads one."""
 
-    def __init__(self, model_text: str, words: WordModels | None = None) -> None:
+    def __init__(self, model_text: str, words: WordModels | None = None, article_weight: float = 1.0) -> None:
         import lightgbm
 
         self.booster = lightgbm.Booster(model_str=model_text)
         self.features: tuple[str, ...] = tuple(self.booster.feature_name())
         self.words = words
+        self.article_weight = article_weight  # how P(article) is weighed against the other kinds (`decide`)
 
     def probabilities(self, rows: list[dict[str, float]]) -> np.ndarray:
         """P(kind) of each page, one row per page, columns in `KINDS` order."""
@@ -647,7 +648,7 @@ class PageTypeModel:
 
     def classify(self, features: dict[str, float], tokens: list[str]) -> PageType:
         """The PageType of one page from its features and tokens."""
-        return page_type(self.page_probabilities(features, tokens), features["words"])
+        return page_type(self.page_probabilities(features, tokens), features["words"], self.article_weight)
 
 
 @lru_cache(maxsize=2)
@@ -657,12 +658,23 @@ def shipped_model(source: Literal["html", "text"]) -> PageTypeModel:
     words_path = DATA / f"page-type-{source}-words.json.gz"
     words = WordModels.from_json(gzip.decompress(words_path.read_bytes()).decode("utf-8")) \
         if words_path.exists() else None
-    return PageTypeModel((DATA / f"page-type-{source}.txt").read_text(encoding="utf-8"), words)
+    rule_path = DATA / f"page-type-{source}-rule.json"
+    article_weight = float(json.loads(rule_path.read_text(encoding="utf-8"))["article_weight"]) \
+        if rule_path.exists() else 1.0
+    return PageTypeModel((DATA / f"page-type-{source}.txt").read_text(encoding="utf-8"), words, article_weight)
 
 
-def page_type(probabilities: np.ndarray, words: float = 0.0) -> PageType:
+def decide(probabilities: np.ndarray, article_weight: float = 1.0) -> int:
+    """The kind (index into `KINDS`) of one row of probabilities: the most likely kind once
+    P(article) is weighed by `article_weight` (learned with the model: the article-vs-other
+    balance its training pages' held-out predictions favour; 1.0 is the plain most likely kind)."""
+    best = int(np.argmax(probabilities[1:])) + 1
+    return 0 if probabilities[0] * article_weight >= probabilities[best] else best
+
+
+def page_type(probabilities: np.ndarray, words: float = 0.0, article_weight: float = 1.0) -> PageType:
     """The PageType of one row of probabilities (in `KINDS` order) of a page of `words` words."""
-    best = int(np.argmax(probabilities))
+    best = decide(probabilities, article_weight)
     return PageType(
         KINDS[best],
         round(float(probabilities[best]), 4),
