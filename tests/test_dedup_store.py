@@ -12,7 +12,17 @@ from typing import Any
 from test_dedup import DAY, T0, decide, page, story
 from test_dedup_state import Writes
 
-from worker.kafka.dedup_store import HOT_ENTRY_OVERHEAD, PAGE, POSTING, SITE, LocalState, RocksDerived, _hour_key
+from worker.kafka.dedup_store import (
+    _ABSENT,
+    HOT_ENTRY_OVERHEAD,
+    PAGE,
+    POSTING,
+    SITE,
+    HotEntries,
+    LocalState,
+    RocksDerived,
+    _hour_key,
+)
 from worker.steps.dedup.derived import MemoryDerived
 from worker.steps.dedup.index import DedupIndex
 from worker.steps.dedup.postings import unpack_ids
@@ -281,3 +291,19 @@ def test_what_a_record_is_filed_under_is_what_its_unpacked_record_posts() -> Non
         unpacked = index._Record.unpack(data)
         for posted in (1, 16, 80):
             assert index.filing(data, posted) == (unpacked.root, unpacked.seen_at, unpacked.posted(posted))
+
+
+def test_hot_entries_fill_answers_what_it_knows_across_an_ageing_generation() -> None:
+    per_entry = 2 + 4 + HOT_ENTRY_OVERHEAD
+    hot = HotEntries(limit_bytes=2 * 2 * per_entry)  # two entries a generation
+    hot.put(b"k1", b"v001")
+    hot.put(b"k2", b"v002")
+    hot.put(b"k3", b"v003")  # ages k1, k2 into the old generation
+    keys = [b"k1", b"k2", b"k3", b"k4", b"k5"]
+    values: list[Any] = [_ABSENT, _ABSENT, _ABSENT, _ABSENT, b"pending"]
+    unknown = hot.fill(keys, values)
+    assert values[:3] == [b"v001", b"v002", b"v003"] and values[4] == b"pending"
+    assert unknown == [3] and values[3] is _ABSENT
+    assert (hot.hits, hot.misses) == (3, 1)
+    # k1 and k2 were read again: promoting them aged the generations, and both are still known
+    assert hot.get(b"k1") == b"v001" and hot.get(b"k2") == b"v002"
