@@ -219,14 +219,35 @@ def test_shown_dates_spellings() -> None:
     assert {"2025-12-11", "2025-11-12"} <= set(days)  # 12.11.2025 read both ways
     more = [d.isoformat() for d, _ in shown_dates("Jul. 11. 2025 | 11-Jul-2025 | 2025•07•11 | 2025年7月11日")]
     assert more == ["2025-07-11"] * 4
+    cited = [d.isoformat() for d, _ in shown_dates("Cureus. 2023 Jan 7;15(1) | Pricing Guide 2026 Dec 26, 2025")]
+    assert cited == ["2023-01-07", "2025-12-26"]  # a citation's day; a headline's year is not one
 
 
 def test_a_day_shown_without_its_year_confirms_the_structured_date() -> None:
     meta = _meta(_ld(datePublished="2022-07-11T02:00:00-04:00"),
                  "<h1>Harbour reopens after the storm</h1><p>Jul 11</p><p>Written By Ana Ruiz</p>")
     assert meta.published_at == "2022-07-11T02:00:00-04:00"
-    cited = [d.isoformat() for d, _ in shown_dates("Cureus. 2023 Jan 7;15(1) | Pricing Guide 2026 Dec 26, 2025")]
-    assert cited == ["2023-01-07", "2025-12-26"]  # a citation's day; a headline's year is not one
+
+
+def test_words_and_dates_with_a_year_are_not_yearless_days() -> None:
+    # '5 decades' is not 5 December; '11 July 2025' shows another year than the JSON-LD's.
+    decades = _meta(_ld(datePublished="2025-12-05T10:00:00Z"),
+                    "<h1>Harbour reopens after the storm</h1><p>Updated Jan 3, 2026</p>"
+                    "<p>After 5 decades of waiting, the harbour is open.</p>")
+    years = _meta(_ld(datePublished="2025-12-05T10:00:00Z"),
+                  "<h1>Harbour reopens after the storm</h1><p>Updated Jan 3, 2026</p>"
+                  "<p>After 5 years of waiting, the harbour is open.</p>")
+    assert decades.published_at == years.published_at
+    other_year = _meta(_ld(datePublished="2019-07-11T10:00:00Z"),
+                       "<h1>Harbour reopens after the storm</h1><p>11 July 2025</p>")
+    assert other_year.published_at is not None and other_year.published_at.startswith("2025-07-11")
+
+
+def test_a_meta_tag_date_is_kept_when_the_json_ld_states_another() -> None:
+    head = (_ld(datePublished="2025-03-01T10:00:00Z")
+            + '<meta property="article:published_time" content="2025-05-20T08:00:00Z">')
+    meta = _meta(head, "<h1>Harbour reopens after the storm</h1><p>The harbour reopened on Tuesday.</p>")
+    assert meta.published_at is not None and meta.published_at.startswith("2025-05-20")
 
 
 # --- authors ---------------------------------------------------------------------------------

@@ -122,6 +122,29 @@ class HotEntries:
         self.hits += 1
         return value
 
+    def fill(self, keys: list[bytes], values: list[Any]) -> list[int]:
+        """`get` of each key whose slot in `values` is `_ABSENT`, written into that slot; the
+        positions this cache does not know either (inlined: a decision looks up ~20 keys)."""
+        young, old = self._young, self._old
+        unknown: list[int] = []
+        looked_up = 0
+        for at, key in enumerate(keys):
+            if values[at] is not _ABSENT:
+                continue
+            looked_up += 1
+            value = young.get(key, _ABSENT)
+            if value is _ABSENT:
+                value = old.get(key, _ABSENT)
+                if value is _ABSENT:
+                    unknown.append(at)
+                    continue
+                self.put(key, value)  # read again: into the young generation
+                young, old = self._young, self._old  # which that may have aged
+            values[at] = value
+        self.hits += looked_up - len(unknown)
+        self.misses += len(unknown)
+        return unknown
+
     def put(self, key: bytes, value: bytes | None) -> None:
         """Remember a key's value (None: absent), ageing the older generation out past the bound."""
         young = self._young
@@ -272,7 +295,7 @@ class RocksDerived:
             pending, self._pending = self._pending, {}
         # facts and postings (not the hour files) stay at hand
         self.hot.put_many({key: written for key, written in pending.items()
-                           if key[0] == 0x22 or key[1] == 0x70})  # `"` a fact, `\x00p` a posting
+                           if key[0] == 0x22 or key.startswith(POSTING)})  # `"` a fact
 
     def _put(self, key: bytes, value: bytes | None) -> None:
         assert self._batch is not None
@@ -292,25 +315,9 @@ class RocksDerived:
         """The value of each key as the batch leaves it (None: absent); what neither the batch nor
         the hot entries hold is read in one call."""
         pending, hot = self._pending, self.hot
-        young, old = hot._young, hot._old
-        values: list[Any] = []
-        looked_up = 0
-        unread: list[int] = []
-        for key in keys:
-            value = pending.get(key, _ABSENT)
-            if value is _ABSENT:
-                looked_up += 1
-                value = young.get(key, _ABSENT)
-                if value is _ABSENT:
-                    value = old.get(key, _ABSENT)
-                    if value is _ABSENT:
-                        unread.append(len(values))
-                    else:
-                        hot.put(key, value)  # read again: into the young generation
-            values.append(value)
-        hot.hits += looked_up - len(unread)
+        values: list[Any] = [pending.get(key, _ABSENT) for key in keys]
+        unread = hot.fill(keys, values)
         if unread:
-            hot.misses += len(unread)
             read = self._db().get([keys[at] for at in unread])
             for at, value in zip(unread, read, strict=True):
                 values[at] = value
@@ -370,6 +377,10 @@ class BoundedOptions(faust_rocksdb.RocksDBOptions):
         # story's record): a bloom filter over each buffer's keys answers them without a search.
         options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
         options.set_memtable_whole_key_filtering(True)
+        # Blocks as they are, not compressed: a decision reads a few records and postings of the
+        # window that no cache holds, each a block to decompress (6-12 % of a decision's CPU at
+        # 1,000,000 pages), for 14 % more files. Files written compressed stay readable.
+        options.set_compression_type(rocksdict.DBCompressionType.none())
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(10, False)
         table.set_block_cache(rocksdict.Cache(self.block_cache_size))
@@ -502,7 +513,7 @@ class _Facts(MutableMapping[str, bytes]):
         """Write a fact whose value the caller read as `old` (in the batch being built)."""
         self._changed(key, value)
         derived = self.derived
-        if derived._depth:  # a batch is being built: the write joins it
+        if derived.batching():  # a batch is being built: the write joins it
             derived.change_fact(key, old, value)
             return
         derived.begin()

@@ -291,7 +291,9 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
 
 
 _YEARLESS = re.compile(  # 'Jul 11', '11 July': a day with no year after it
-    rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD}\b(?![,.]?\s*\d)|\b(\d{{1,2}}){_ORD}\s+{_MONTH}(?![,.]?\s*\d)", re.I
+    rf"\b{_MONTH}(?![a-z])\s+(\d{{1,2}}){_ORD}\b(?![,.]?\s*\d)"
+    rf"|\b(\d{{1,2}}){_ORD}\s+{_MONTH}(?![a-z])(?![,.]?\s*\d)",  # not '5 decades', nor 'Jul' of 'July 2019'
+    re.I,
 )
 
 
@@ -336,12 +338,15 @@ def choose_date(
                              or near is not shown and (dv[0].month, dv[0].day) in seen.yearless), None)
             if seen_day is not None:
                 return _as_value(*seen_day)
-        if any(abs((d - days[0][0]).days) <= 1 for v in tagged if (d := _stated_day(v)) is not None):
+        tagged_days = {d for v in tagged if (d := _stated_day(v)) is not None}
+        # The first structured date a publication meta tag states (or agrees with, a day apart).
+        kept = next((dv for dv in days if any(abs((d - dv[0]).days) <= 1 for d in tagged_days)), None)
+        if kept is not None:
             changed = {d for v in modified if (d := _stated_day(v)) is not None}
             other = [d for d in header if d not in changed]
             if other:
                 return _timed(other[0], [*strong, *weak, *modified])
-            return _as_value(*days[0])
+            return _as_value(*kept)
         # Only the JSON-LD states it and the page never shows it: what the page shows decides.
     stated = {d for v in weak if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None}
     for value in weak:
