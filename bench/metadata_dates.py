@@ -36,7 +36,7 @@ from worker.steps.clean import metadata
 from worker.steps.clean.html import drop_code, parse_html
 from worker.steps.clean.page import iso_date
 
-Inputs = tuple[list[str], list[str], list[str], str | None, metadata.Shown]
+Inputs = tuple[list[str], list[str], list[str], str | None, metadata.Shown, list[str]]
 Cut = Callable[[Inputs], Inputs]
 
 
@@ -47,9 +47,9 @@ def read_inputs(root: Path, held_out: bool) -> list[tuple[str | None, Inputs]]:
     original = metadata.choose_date
 
     def keep(strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None,
-             seen: metadata.Shown) -> str | None:
-        kept.append((list(strong), list(weak), list(modified), url, seen))
-        return original(strong, weak, modified, url, seen)
+             seen: metadata.Shown, tagged: Sequence[str] = ()) -> str | None:
+        kept.append((list(strong), list(weak), list(modified), url, seen, list(tagged)))
+        return original(strong, weak, modified, url, seen, tagged)
 
     pages: list[tuple[str | None, Inputs]] = []
     metadata.choose_date = keep  # type: ignore[assignment]
@@ -77,19 +77,19 @@ def _shown(value: str, seen: metadata.Shown) -> bool:
 
 
 def no_updates(i: Inputs) -> Inputs:
-    return i[0], i[1], i[2], i[3], replace(i[4], updates=[])
+    return i[0], i[1], i[2], i[3], replace(i[4], updates=[]), i[5]
 
 
 def no_untied(i: Inputs) -> Inputs:
-    return i[0], [], i[2], None, replace(i[4], labelled=[])
+    return i[0], [], i[2], None, replace(i[4], labelled=[]), i[5]
 
 
 def no_unshown_structured(i: Inputs) -> Inputs:
-    return [v for v in i[0] if _shown(v, i[4])], i[1], i[2], i[3], i[4]
+    return [v for v in i[0] if _shown(v, i[4])], i[1], i[2], i[3], i[4], [v for v in i[5] if _shown(v, i[4])]
 
 
 def no_shown_days(i: Inputs) -> Inputs:
-    return i[0], i[1], i[2], i[3], replace(i[4], header=[], signed=[], original=[])
+    return i[0], i[1], i[2], i[3], replace(i[4], header=[], signed=[], original=[]), i[5]
 
 
 CUTS: list[tuple[str, Cut]] = [

@@ -452,6 +452,31 @@ def test_the_sites_furniture_kept_by_the_cleaner_is_not_a_story() -> None:
     assert index.expire(T0 + 30 * DAY) == 6 and set(state) == {"~d"}
 
 
+def test_a_story_under_the_sites_own_key_points_is_still_a_story() -> None:
+    index = DedupIndex({})
+    # the site's own story: its first lines shown as key points above every other story's body,
+    # which the cleaner leaves out of the site's pages (so they are the site's furniture)
+    key_points = story(90, paragraphs=5, sentences=1)
+    for seed in (91, 92):
+        own = story(seed)
+        index.decide(f"https://host.example/{seed}", fingerprint(art("u", page(own)), "\n".join(key_points + own)), T0)
+    syndicated = story(93, paragraphs=3)
+    original = decide(index, "https://a.example/93", page(syndicated))
+    # a page of the site whose cleaner kept the key points above a short syndicated story: five of
+    # its eight long lines are the site's furniture, and it still tells the syndicated story
+    url = "https://host.example/93"
+    kept = key_points + syndicated
+    copy = index.decide(url, fingerprint(art(url, page(kept)), "\n".join(kept)), T0)
+    assert copy.duplicate_of == original.article_id and copy.kind == "near"
+    # the key points alone are the site's furniture, a copy of nothing and found by nothing
+    url = "https://host.example/94"
+    alone = index.decide(url, fingerprint(art(url, page(key_points)), "\n".join(key_points + story(94))), T0)
+    assert alone.duplicate_of is None
+    url = "https://host.example/95"
+    again = index.decide(url, fingerprint(art(url, page(key_points)), "\n".join(key_points + story(95))), T0)
+    assert again.duplicate_of is None
+
+
 def test_a_site_seen_again_keeps_its_template_past_its_first_pages() -> None:
     state: dict[str, bytes] = {}
     index = DedupIndex(state)

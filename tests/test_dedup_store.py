@@ -12,7 +12,17 @@ from typing import Any
 from test_dedup import DAY, T0, decide, page, story
 from test_dedup_state import Writes
 
-from worker.kafka.dedup_store import HOT_ENTRY_OVERHEAD, PAGE, POSTING, SITE, LocalState, RocksDerived, _hour_key
+from worker.kafka.dedup_store import (
+    _ABSENT,
+    HOT_ENTRY_OVERHEAD,
+    PAGE,
+    POSTING,
+    SITE,
+    HotEntries,
+    LocalState,
+    RocksDerived,
+    _hour_key,
+)
 from worker.steps.dedup.derived import MemoryDerived
 from worker.steps.dedup.index import DedupIndex
 from worker.steps.dedup.postings import unpack_ids
@@ -129,6 +139,37 @@ def test_a_reopened_table_reads_through_the_block_cache_it_was_given(tmp_path: P
     assert reopened["~d"] == b"x"
 
 
+def test_a_table_written_with_compressed_blocks_decides_on_as_one_written_without(tmp_path: Path) -> None:
+    """Tables are written uncompressed; a volume written compressed (before) reads and decides the
+    same, also once a compaction has written its files again."""
+    import rocksdict
+
+    from worker.kafka import dedup_store
+
+    plain = LocalState(tmp_path / "plain", hot_bytes=0)
+    plain_decisions = _pages(DedupIndex(plain, derived=plain.derived), 4)
+    options = dedup_store.BoundedOptions(block_cache_size=1 << 24, write_buffer_size=1 << 20,
+                                         max_write_buffer_number=2).as_options()
+    options.set_compression_type(rocksdict.DBCompressionType.snappy())
+    compressed = rocksdict.Rdict(str(tmp_path / "old"), options=options, column_families={"default": options})
+    old = LocalState.__new__(LocalState)
+    old.db, old.derived = compressed, RocksDerived(lambda: compressed)
+    old.derived.load()
+    assert _pages(DedupIndex(old, derived=old.derived), 4) == plain_decisions
+    compressed.flush()
+    compressed.close()
+    for options_file in (tmp_path / "old").glob("OPTIONS-*"):
+        options_file.unlink()
+    reopened = LocalState(tmp_path / "old", hot_bytes=0)
+    assert dict(reopened.items()) == dict(plain.items())
+    compact = rocksdict.CompactOptions()
+    compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+    reopened.db.compact_range(None, None, compact)
+    assert _as_memory(reopened) == _as_memory(plain)
+    index = DedupIndex(reopened, derived=reopened.derived)
+    assert _pages(index, 2, start=4) == _pages(DedupIndex(plain, derived=plain.derived), 2, start=4)
+
+
 def test_hot_entries_of_any_size_decide_alike_and_stay_within_their_memory(tmp_path: Path) -> None:
     """The hot entries in front of RocksDB change no decision and no fact, whatever they hold:
     none, a few (turned over many times), or all."""
@@ -226,3 +267,43 @@ def test_page_records_of_the_previous_release_read_the_same() -> None:
     assert (copy.root, copy.kind, copy.copies, copy.similarity) == (False, "exact", 2, 1.0)
     assert copy.root_id == bytes(range(16, 32))
     assert copy.pack() == PREVIOUS_COPY
+
+
+def test_what_a_record_is_filed_under_is_what_its_unpacked_record_posts() -> None:
+    import random
+
+    from worker.steps.dedup import index
+    from worker.steps.dedup.policy import Version
+
+    rng = random.Random(5)
+
+    def sketch() -> tuple[int, ...]:
+        return tuple(sorted(rng.sample(range(1 << 32), rng.choice((0, 1, 3, 15, 16, 17, 80)))))
+
+    for _ in range(500):
+        root = rng.random() < 0.8
+        versions = tuple(Version(sketch(), rng.randrange(1 << 32)) for _ in range(rng.randrange(3))) if root else ()
+        sites = tuple(rng.randrange(1 << 32) for _ in range(rng.choice((0, 0, 1, 16))))
+        record = index._Record(root, None if root else "near", rng.randbytes(16), rng.uniform(0, 2e9),
+                               rng.randrange(1, 9), rng.random(), rng.randrange(1 << 32), rng.randbytes(8),
+                               sketch() if root else (), versions, sites if root else ())
+        data = record.pack()
+        unpacked = index._Record.unpack(data)
+        for posted in (1, 16, 80):
+            assert index.filing(data, posted) == (unpacked.root, unpacked.seen_at, unpacked.posted(posted))
+
+
+def test_hot_entries_fill_answers_what_it_knows_across_an_ageing_generation() -> None:
+    per_entry = 2 + 4 + HOT_ENTRY_OVERHEAD
+    hot = HotEntries(limit_bytes=2 * 2 * per_entry)  # two entries a generation
+    hot.put(b"k1", b"v001")
+    hot.put(b"k2", b"v002")
+    hot.put(b"k3", b"v003")  # ages k1, k2 into the old generation
+    keys = [b"k1", b"k2", b"k3", b"k4", b"k5"]
+    values: list[Any] = [_ABSENT, _ABSENT, _ABSENT, _ABSENT, b"pending"]
+    unknown = hot.fill(keys, values)
+    assert values[:3] == [b"v001", b"v002", b"v003"] and values[4] == b"pending"
+    assert unknown == [3] and values[3] is _ABSENT
+    assert (hot.hits, hot.misses) == (3, 1)
+    # k1 and k2 were read again: promoting them aged the generations, and both are still known
+    assert hot.get(b"k1") == b"v001" and hot.get(b"k2") == b"v002"

@@ -123,6 +123,25 @@ def test_date_shown_next_to_the_headline_when_nothing_structured() -> None:
     assert meta.published_at == "2025-11-12"
 
 
+def test_a_date_only_the_json_ld_states_and_the_page_never_shows_is_not_the_storys() -> None:
+    # the page shows only its update: that day is the one it gives its story
+    updated = _meta(
+        _ld(datePublished="2019-08-14T13:00:00Z", dateModified="2025-09-17T08:00:00Z"),
+        "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
+    )
+    assert updated.published_at == "2025-09-17T08:00:00Z"  # the time the structured update gives
+    # shown nowhere: no date rather than the JSON-LD's
+    hidden = _meta(_ld(datePublished="2019-08-14T13:00:00Z"), "<h1>Harbour reopens after the storm</h1>")
+    assert hidden.published_at is None
+    # a publication meta tag stating the same day keeps it
+    tagged = _meta(
+        _ld(datePublished="2019-08-14T13:00:00Z")
+        + "<meta property='article:published_time' content='2019-08-14T13:00:00Z'>",
+        "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
+    )
+    assert tagged.published_at == "2019-08-14T13:00:00Z"
+
+
 def test_a_template_date_the_page_never_shows_gives_way_to_the_shown_one() -> None:
     meta = _meta(
         _ld(datePublished="2025-06-24"),
@@ -181,7 +200,7 @@ def test_a_numeric_day_read_as_the_page_states_it_and_an_offer_deadline_is_no_da
         "<h1>Harbour reopens after the storm</h1><time class='entry-date' datetime='02-12-2025'>02-12-2025</time>",
     )
     assert meta.published_at == "2025-12-02"
-    offer = _meta(_ld(datePublished="2020-02-10T16:48:12Z"),
+    offer = _meta("<meta property='article:published_time' content='2020-02-10T16:48:12Z'>",
                   "<p>Limited Time Offer ~ Redeem by 12.31.23</p><h1>Harbour reopens after the storm</h1>")
     assert offer.published_at == "2020-02-10T16:48:12Z"
 
@@ -198,8 +217,37 @@ def test_shown_dates_spellings() -> None:
     )]
     assert days.count("2025-09-04") == 3
     assert {"2025-12-11", "2025-11-12"} <= set(days)  # 12.11.2025 read both ways
+    more = [d.isoformat() for d, _ in shown_dates("Jul. 11. 2025 | 11-Jul-2025 | 2025•07•11 | 2025年7月11日")]
+    assert more == ["2025-07-11"] * 4
     cited = [d.isoformat() for d, _ in shown_dates("Cureus. 2023 Jan 7;15(1) | Pricing Guide 2026 Dec 26, 2025")]
     assert cited == ["2023-01-07", "2025-12-26"]  # a citation's day; a headline's year is not one
+
+
+def test_a_day_shown_without_its_year_confirms_the_structured_date() -> None:
+    meta = _meta(_ld(datePublished="2022-07-11T02:00:00-04:00"),
+                 "<h1>Harbour reopens after the storm</h1><p>Jul 11</p><p>Written By Ana Ruiz</p>")
+    assert meta.published_at == "2022-07-11T02:00:00-04:00"
+
+
+def test_words_and_dates_with_a_year_are_not_yearless_days() -> None:
+    # '5 decades' is not 5 December; '11 July 2025' shows another year than the JSON-LD's.
+    decades = _meta(_ld(datePublished="2025-12-05T10:00:00Z"),
+                    "<h1>Harbour reopens after the storm</h1><p>Updated Jan 3, 2026</p>"
+                    "<p>After 5 decades of waiting, the harbour is open.</p>")
+    years = _meta(_ld(datePublished="2025-12-05T10:00:00Z"),
+                  "<h1>Harbour reopens after the storm</h1><p>Updated Jan 3, 2026</p>"
+                  "<p>After 5 years of waiting, the harbour is open.</p>")
+    assert decades.published_at == years.published_at
+    other_year = _meta(_ld(datePublished="2019-07-11T10:00:00Z"),
+                       "<h1>Harbour reopens after the storm</h1><p>11 July 2025</p>")
+    assert other_year.published_at is not None and other_year.published_at.startswith("2025-07-11")
+
+
+def test_a_meta_tag_date_is_kept_when_the_json_ld_states_another() -> None:
+    head = (_ld(datePublished="2025-03-01T10:00:00Z")
+            + '<meta property="article:published_time" content="2025-05-20T08:00:00Z">')
+    meta = _meta(head, "<h1>Harbour reopens after the storm</h1><p>The harbour reopened on Tuesday.</p>")
+    assert meta.published_at is not None and meta.published_at.startswith("2025-05-20")
 
 
 # --- authors ---------------------------------------------------------------------------------

@@ -75,11 +75,12 @@ _MONTH = (
 )
 _ORD = r"(?:st|nd|rd|th)?"
 _SHOWN_DATE = re.compile(
-    rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD},?\s+(\d{{4}})\b"  # September 4, 2025
-    rf"|\b(\d{{1,2}}){_ORD}\.?\s+(?:of\s+)?{_MONTH},?\s+(\d{{4}})\b"  # 4 September 2025
-    r"|\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"  # 2025-09-04
+    rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD}[,.]?\s+(\d{{4}})\b"  # September 4, 2025; Jul. 11. 2025
+    rf"|\b(\d{{1,2}}){_ORD}\.?(?:\s+|-)(?:of\s+)?{_MONTH}(?:,?\s+|-)(\d{{4}})\b"  # 4 September 2025, 19-Dec-2025
+    r"|\b(\d{4})[-/.•·](\d{1,2})[-/.•·](\d{1,2})\b"  # 2025-09-04, 2025•09•04
     r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})\b"  # 09/04/2025, 04.09.25
-    rf"|\b(\d{{4}})\s+{_MONTH}\s+(\d{{1,2}})\b(?![:.]\d|,?\s*\d{{4}})",  # 2023 Jan 7 (citations)
+    rf"|\b(\d{{4}})\s+{_MONTH}\s+(\d{{1,2}})\b(?![:.]\d|,?\s*\d{{4}})"  # 2023 Jan 7 (citations)
+    r"|(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日",  # 2025年9月4日
     re.IGNORECASE,
 )
 _DATE_ANCHOR = re.compile(r"\d{4}|\d[-/.]\d{1,2}[-/.]\d\d")
@@ -137,6 +138,8 @@ def shown_dates(text: str) -> list[tuple[date, int]]:
             found = [_day(int(g[6]), int(g[7]), int(g[8]))]
         elif g[12]:
             found = [_day(int(g[12]), _month(g[13]), int(g[14]))]
+        elif g[15]:
+            found = [_day(int(g[15]), int(g[16]), int(g[17]))]
         else:
             a, b, y = int(g[9]), int(g[10]), int(g[11])
             found = [_day(y, a, b), _day(y, b, a)]
@@ -238,6 +241,7 @@ class Shown:
     bylines: list[list[tuple[str, str]]]  # byline sources, most trusted first
     signed: list[date] = field(default_factory=list)  # days shown right after the author's name
     headline_at: int = -1  # where the headline starts in `text` (-1: not found)
+    yearless: frozenset[tuple[int, int]] = frozenset()  # (month, day) shown under the headline without a year
 
 
 _BYLINE_CUE = re.compile(r"(?<!more )(?<!posts )(?<!articles )(?<!stories )\bby\W{0,3}$", re.I)
@@ -281,18 +285,38 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
         [(label.group(1), "")] if (label := _AUTHOR_LABEL.search(lines)) else [],
     ]
     return Shown(
-        text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines, [], at
+        text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines, [], at,
+        frozenset(_yearless(after)),
     )
 
 
+_YEARLESS = re.compile(  # 'Jul 11', '11 July': a day with no year after it
+    rf"\b{_MONTH}(?![a-z])\s+(\d{{1,2}}){_ORD}\b(?![,.]?\s*\d)"
+    rf"|\b(\d{{1,2}}){_ORD}\s+{_MONTH}(?![a-z])(?![,.]?\s*\d)",  # not '5 decades', nor 'Jul' of 'July 2019'
+    re.I,
+)
+
+
+def _yearless(text: str) -> Iterator[tuple[int, int]]:
+    """(month, day) of the days `text` shows without a year ('Jul 11 · Written by ...')."""
+    for match in _YEARLESS.finditer(text):
+        month, day = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
+        if 1 <= int(day) <= 31:
+            yield _month(month), int(day)
+
+
 def choose_date(
-    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown
+    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown,
+    tagged: Sequence[str] = (),
 ) -> str | None:
     """The date the page gives its story (ISO 8601, the stated time zone kept). A trusted
-    structured published date (ISO article JSON-LD, publication meta tags) when the page shows
-    that day or one beside it (another time zone), or shows no other day next to the headline
-    than the modified one; else the day shown next to the headline (the structured date is a
-    template's, never shown). Never the modified date instead of a stated published one.
+    structured published date (ISO article JSON-LD, publication meta tags; `tagged`: those the
+    meta tags give) when the page shows that day or one beside it (another time zone). When the
+    page never shows it: a date a publication meta tag states is kept, unless the page shows
+    another day next to the headline than the modified one (the structured date is then a
+    template's); a date only the JSON-LD states is not the story's, and the page is read as if
+    it stated none (the day it shows next to the headline, even as 'Updated', or nothing).
+    Never the modified date instead of a published one the page shows or a meta tag states.
     Without a trusted date: a weaker structured date (a `<time>` element, a web page's JSON-LD,
     a written-out date; '02-12-2025' read as an ISO date of the page states it) when the page
     shows that day, and not only away from a headline showing another day (a related item's
@@ -310,14 +334,20 @@ def choose_date(
     if days:
         # The same moment may fall on the day before or after in the reader's time zone.
         for near in (set(header), shown.keys()):  # the first structured day the header, else the page, shows
-            seen_day = next((dv for dv in days if any(dv[0] + timedelta(days=k) in near for k in (-1, 0, 1))), None)
+            seen_day = next((dv for dv in days if any(dv[0] + timedelta(days=k) in near for k in (-1, 0, 1))
+                             or near is not shown and (dv[0].month, dv[0].day) in seen.yearless), None)
             if seen_day is not None:
                 return _as_value(*seen_day)
-        changed = {d for v in modified if (d := _stated_day(v)) is not None}
-        other = [d for d in header if d not in changed]
-        if other:
-            return other[0].isoformat()
-        return _as_value(*days[0])
+        tagged_days = {d for v in tagged if (d := _stated_day(v)) is not None}
+        # The first structured date a publication meta tag states (or agrees with, a day apart).
+        kept = next((dv for dv in days if any(abs((d - dv[0]).days) <= 1 for d in tagged_days)), None)
+        if kept is not None:
+            changed = {d for v in modified if (d := _stated_day(v)) is not None}
+            other = [d for d in header if d not in changed]
+            if other:
+                return _timed(other[0], [*strong, *weak, *modified])
+            return _as_value(*kept)
+        # Only the JSON-LD states it and the page never shows it: what the page shows decides.
     stated = {d for v in weak if _ISO_DAY.match(v) and (d := _stated_day(v)) is not None}
     for value in weak:
         day = _stated_day(value)
@@ -329,9 +359,17 @@ def choose_date(
             return _as_value(day, value)
     day = _url_day(url)
     if day is not None and day in shown:
-        return day.isoformat()
+        return _timed(day, [*strong, *weak, *modified])
     found = [*seen.original, *header, *seen.signed, *seen.labelled, *seen.updates]
-    return found[0].isoformat() if found else None
+    return _timed(found[0], [*strong, *weak, *modified]) if found else None
+
+
+def _timed(day: date, stated: Sequence[str]) -> str:
+    """A day the page shows, with the time and zone of the first structured date stating that
+    same day (its JSON-LD, meta tags or `<time>` elements, the modified date too: the day shown
+    is the one the page gives its story); else the bare day."""
+    value = next((v for v in stated if _stated_day(v) == day), None)
+    return _as_value(day, value) if value is not None else day.isoformat()
 
 
 # --- authors --------------------------------------------------------------------------------
@@ -936,11 +974,12 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
 
     # Date: a structured date the page shows, or a day shown in the article's header or byline.
     meta.published_at = choose_date(
-        ld_published + [v for n in _PUBLISHED_META for v in metas.get(n, [])],
+        ld_published + (tagged := [v for n in _PUBLISHED_META for v in metas.get(n, [])]),
         published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates,
         ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified,
         url,
         author_dates(seen, meta.authors),
+        tagged,
     )
     return meta
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Protocol
 
 from worker.steps.dedup.postings import Filed, Posting, Postings
@@ -70,26 +71,34 @@ class DerivedSink(Protocol):
     def unfile_site(self, hour: int, site: int) -> None: ...
 
 
+_index: ModuleType | None = None
+
+
+def _layout() -> ModuleType:
+    """The module that knows the records' layout (`index`, which imports this one)."""
+    global _index
+    from worker.steps.dedup import index
+
+    _index = index
+    return index
+
+
 def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSink) -> None:
     """Update `sink` for `key` changing from `old` to `new` (None: absent). Applying the same change
     twice (a replayed changelog record, whose old value is then the new one) changes nothing."""
-    from worker.steps.dedup.index import (
-        HOUR,
-        POSTED,
-        _unpack_template,
-        filing,
-        is_page_key,
-        is_template_key,
-        same_filing,
-    )
-
     if old == new:
         return
     sink.size += (len(key) + len(new) if new is not None else 0) - (len(key) + len(old) if old is not None else 0)
-    if is_page_key(key):
-        if old is not None and new is not None and same_filing(old, new):
+    first = key[0]
+    if first != "a" and first != "s":
+        return  # a content hash or the counter: filed nowhere
+    index = _index or _layout()
+    HOUR, POSTED = index.HOUR, index.POSTED
+    if index.is_page_key(key):
+        if old is not None and new is not None and index.same_filing(old, new):
             return  # a root's copy count changed: what it posts and where it is filed did not
         sid = binascii.a2b_base64(key[1:] + "=")
+        filing = index.filing
         root_before, seen_before, posted_before = filing(old, POSTED) if old is not None else (False, 0.0, set())
         root_after, seen_after, posted_after = filing(new, POSTED) if new is not None else (False, 0.0, set())
         sink.records += (new is not None) - (old is not None)
@@ -106,10 +115,10 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
                 sink.unpost(gone, sid)
             if new_hashes := posted_after - posted_before:
                 sink.post(new_hashes, sid)
-    elif is_template_key(key):
+    elif index.is_template_key(key):
         site = int.from_bytes(binascii.a2b_base64(key[1:] + "=="), "big")
-        last_before = _unpack_template(old)[0] if old is not None else None
-        last_after = _unpack_template(new)[0] if new is not None else None
+        last_before = index.template_hour(old) if old is not None else None
+        last_after = index.template_hour(new) if new is not None else None
         if last_before != last_after:
             if last_before is not None:
                 sink.unfile_site(last_before, site)

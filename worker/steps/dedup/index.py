@@ -42,7 +42,7 @@ import functools
 import struct
 import zlib
 from collections.abc import Callable, MutableMapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -266,7 +266,7 @@ _SEEN_AT_OFFSET = 17  # after the flags and the root id (`_RECORD`)
 def filing(data: bytes, posted: int) -> tuple[bool, float, set[int]]:
     """What the derived indexes file a packed page record under: whether it is a cluster root,
     when it was seen, and the hashes it posts (a root's `posted` smallest of each kept text),
-    without unpacking the rest of it when it keeps one text."""
+    without unpacking the rest of it."""
     root = bool(data[0] & _ROOT)
     seen_at = _SEEN_AT.unpack_from(data, _SEEN_AT_OFFSET)[0]
     if not root:
@@ -274,9 +274,15 @@ def filing(data: bytes, posted: int) -> tuple[bool, float, set[int]]:
     end = _sketches_end(data)
     if end <= _KEPT_AT:
         return root, seen_at, set()
-    if not data[_KEPT_AT - 1]:
-        return root, seen_at, set(unpack_hashes(data[_KEPT_AT : min(end, _KEPT_AT + posted * _HASH_BYTES)]))
-    return root, seen_at, _Record.unpack(data).posted(posted)
+    room = posted * _HASH_BYTES
+    hashes: set[int] = set()
+    at = _KEPT_AT
+    for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
+        start = at + _VERSION.size
+        at = start + data[start - 1] * _HASH_BYTES
+        hashes.update(unpack_hashes(data[start : min(at, start + room)]))
+    hashes.update(unpack_hashes(data[at : min(end, at + room)]))
+    return root, seen_at, hashes
 
 
 @dataclass(slots=True)
@@ -367,7 +373,7 @@ class DedupIndex:
         self._written = b""
         # A state that can write several keys as one (the RocksDB store) gets each decision's
         # writes together; over any other mapping each write is made as it comes.
-        self._batch: Callable[[], AbstractContextManager[None]] = getattr(state, "batch", nullcontext)
+        self._batch: Callable[[], AbstractContextManager[None]] | None = getattr(state, "batch", None)
         # ... and reads several keys in one call, and writes a key whose old value was read
         # without reading it again.
         self._get_many: Callable[[list[str]], list[bytes | None]] = getattr(
@@ -406,6 +412,8 @@ class DedupIndex:
         returns the same decision and does not change the state or the counts; so does deciding
         again a page whose owner was cut short while writing its decision.
         """
+        if self._batch is None:
+            return self._decide(url, fp, seen_at)
         with self._batch():
             return self._decide(url, fp, seen_at)
 
@@ -415,7 +423,8 @@ class DedupIndex:
         sid = raw_id[:_SID]
         page_key = _page_key(sid)
         chash = bytes.fromhex(fp.content_hash)
-        known = self._get_many([page_key, _hash_key(chash)])[0]  # the content hash is read next
+        hash_key = _hash_key(chash)
+        known, hashed = self._get_many([page_key, hash_key])  # the content hash's root, read next
         if known is not None:
             return _decision(aid, _Record.unpack(known), replay=True)
         raw = self.state.get(DECISIONS_KEY)
@@ -428,7 +437,7 @@ class DedupIndex:
         # `~d` names this page: an owner was cut short deciding it. A copy is redone as it was
         # decided then, for its root may already count it (and hold its sketch, and its hash).
         redone = _Copy.unpack(copy_bytes) if last == sid and copy_bytes else None
-        plan = self._plan(url, fp, chash, redone)
+        plan = self._plan(url, fp, hashed, redone)
         # The counter next, before any other write: an owner cut short after it leaves a state its
         # successor rebuilds from, and names this page, whose time is then not counted twice and
         # which, if a copy, is redone with the decision the counter keeps.
@@ -441,15 +450,16 @@ class DedupIndex:
             self._put(DECISIONS_KEY, self._written, raw)
             self._decisions = decisions + 1
         try:
-            record = self._apply(plan, sid, raw_id, chash, fp, seen_at)
+            record = self._apply(plan, sid, raw_id, chash, fp, seen_at, page_key, hash_key, hashed)
         except BaseException:
             self._decisions = -1  # the derived indexes may hold part of it: rebuild them
             raise
         return _decision(aid, record, watermark=watermark.value)
 
-    def _plan(self, url: str, fp: Fingerprint, chash: bytes, redone: _Copy | None) -> _Plan:
+    def _plan(self, url: str, fp: Fingerprint, hashed: bytes | None, redone: _Copy | None) -> _Plan:
         """The decision, from reads only: a new story, or a copy of a root (`redone`, when given
-        and its root is still there, instead of deciding again)."""
+        and its root is still there, instead of deciding again); `hashed`: the root id the
+        page's content hash names (None: none)."""
         site = site_of(url)
         template_key = _template_key(site) if fp.story_lines or fp.left_out else ""
         template_raw = self.state.get(template_key) if template_key else None
@@ -465,7 +475,7 @@ class DedupIndex:
                     plan.head = fp.sketch[: max(self.lookup_hashes, self.posted_hashes)]
                     plan.found = self._derived.postings(plan.head)
                 return plan
-        match = self._exact(chash) if fp.sketch else None
+        match = self._exact(hashed) if fp.sketch else None
         if match is not None and not self.rules.exact_counts(near, site, match[1].known()):
             match = None
         kind: Literal["exact", "near"] | None = "exact" if match else None
@@ -483,11 +493,13 @@ class DedupIndex:
         return plan
 
     def _apply(
-        self, plan: _Plan, sid: bytes, raw_id: bytes, chash: bytes, fp: Fingerprint, seen_at: float
+        self, plan: _Plan, sid: bytes, raw_id: bytes, chash: bytes, fp: Fingerprint, seen_at: float,
+        page_key: str, hash_key: str, hashed: bytes | None,
     ) -> _Record:
-        """Write a planned decision: the root's record (a copy), the content hash, the site's
-        template, the page's record last. Redoing it after a cut leaves the state it
-        would have left: the root's copies are set, not counted, and a copy's text is kept once."""
+        """Write a planned decision: the root's record (a copy), the content hash (`hash_key`,
+        read as `hashed`), the site's template, the page's record (`page_key`) last. Redoing it
+        after a cut leaves the state it would have left: the root's copies are set, not counted,
+        and a copy's text is kept once."""
         meta = self._meta
         site, root, copy = plan.site, plan.root, plan.copy
         if root is not None and copy is not None:
@@ -497,20 +509,20 @@ class DedupIndex:
                 root.versions += (version,)  # its hashes are posted with the record (`derived`)
             root.sites = policy.with_site(root.sites, site, root.site)
             self._put(plan.root_key, root.pack())
-            self._put(_hash_key(chash), root.root_id[:_SID])
+            self._put(hash_key, root.root_id[:_SID], hashed)
             record = _Record(
                 False, copy.kind, root.root_id, seen_at, copy.copies, copy.similarity, site, chash[:8], ()
             )
         else:
             stored = fp.sketch[: self.index_sketch] if plan.near else ()
             record = _Record(True, None, raw_id, seen_at, 1, 0.0, site, chash[:8], stored)
-            self._put(_hash_key(chash), sid)
+            self._put(hash_key, sid, hashed)
         hour = int(seen_at // HOUR)
         if fp.left_out:
             self._keep_template(site, plan.template_raw, plan.template_hour, plan.template, fp.left_out, hour)
         if meta.oldest_hour < 0 or hour < meta.oldest_hour:
             meta.oldest_hour = hour
-        self._put(_page_key(sid), record.pack(), None)  # the page record last: a replay redoes the rest
+        self._put(page_key, record.pack(), None)  # the page record last: a replay redoes the rest
         return record
 
     def _keep_template(
@@ -526,8 +538,8 @@ class DedupIndex:
         value = _template_head(len(hashes)).pack(last, *hashes) + bytes(map(learned.__getitem__, hashes))
         self._put(_template_key(site), value, raw)
 
-    def _exact(self, chash: bytes) -> tuple[str, _Record] | None:
-        sid = self.state.get(_hash_key(chash))
+    def _exact(self, sid: bytes | None) -> tuple[str, _Record] | None:
+        """The root a content hash names (`sid`, as read), with its record."""
         if sid is None:
             return None
         key = _page_key(sid)
@@ -708,6 +720,11 @@ def _unpack_template(raw: bytes | None) -> tuple[int, dict[int, int]]:
     head = _template_head(lines)
     last, *hashes = head.unpack_from(raw)
     return last, dict(zip(hashes, raw[head.size :], strict=True))
+
+
+def template_hour(raw: bytes | None) -> int:
+    """The last hour a page of a site was seen, from its packed template (-1: none yet)."""
+    return _TEMPLATE_HOUR.unpack_from(raw)[0] if raw else -1
 
 
 @functools.cache

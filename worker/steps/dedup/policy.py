@@ -114,10 +114,14 @@ TEMPLATE_SEEN = 2
 TEMPLATE_COUNT = TEMPLATE_SEEN + 1
 """Counts stop here: a line left out often enough changes its site's template no more."""
 
-FURNITURE_SHARE = 0.5
+FURNITURE_SHARE = 0.9
 """A text with at least this share of its sampled story lines in its site's furniture (and at
 least `FURNITURE_MIN_LINES` of them) is the site's furniture, not a story: the cleaner kept a
-block that the site's other pages show around their own stories."""
+block that the site's other pages show around their own stories (a comment policy, a terms
+notice: nearly every line of it). A page whose template kept the site's own title, key points
+and headlines above a syndicated body has half or more of its sampled lines from the template
+when the body is short, and still holds a story: it is judged on its text like any page (the
+same-site and doubtful-copy rules are what keep its template's story out of the verdict)."""
 
 FURNITURE_MIN_LINES = 3
 
@@ -211,6 +215,7 @@ class Policy:
     distinct: float = DISTINCT
     member_site_resemblance: float = MEMBER_SITE_RESEMBLANCE
     doubtful_resemblance: float = DOUBTFUL_RESEMBLANCE
+    furniture_share: float = FURNITURE_SHARE
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -218,7 +223,7 @@ class Policy:
         Too short a text is matched exactly only: it is neither indexed nor a candidate; so is a
         text its site's other pages leave out around their own stories (`furniture`).
         """
-        return fp.shingles >= self.min_near_shingles and not furniture(fp.story_lines, template)
+        return fp.shingles >= self.min_near_shingles and not furniture(fp.story_lines, template, self.furniture_share)
 
     @staticmethod
     def exact_counts(matchable: bool, site: int, known: Known) -> bool:
@@ -317,8 +322,9 @@ def learn_template(learned: dict[int, int], left_out: tuple[int, ...]) -> None:
         count += 1
 
 
-def furniture(story_lines: tuple[int, ...], template: dict[int, int]) -> bool:
-    """Whether most of a text's story lines are lines its site's other pages leave out.
+def furniture(story_lines: tuple[int, ...], template: dict[int, int], share: float = FURNITURE_SHARE) -> bool:
+    """Whether (nearly) all of a text's story lines, `share` of them, are lines its site's other
+    pages leave out.
 
     Both are samples of smallest hashes: a page's left-out lines reach less far up the hash
     range than the story's lines when the page leaves out more lines than the story has, so only
@@ -331,7 +337,7 @@ def furniture(story_lines: tuple[int, ...], template: dict[int, int]) -> bool:
         return False
     comparable = story_lines[: bisect_right(story_lines, max(lines))]
     known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in comparable)
-    return known >= FURNITURE_SHARE * len(comparable) and known >= FURNITURE_MIN_LINES
+    return known >= share * len(comparable) and known >= FURNITURE_MIN_LINES
 
 
 def may_be_like(sample: set[int], kept: Iterable[int]) -> bool:
