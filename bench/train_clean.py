@@ -6,7 +6,8 @@
 `--html` folders (one or more) train the HTML block model (`clean-blocks.lgb.gz`): its choices
 (tree count, context trees or none, keep threshold, paragraph filter) are made on site-grouped
 folds of those pages, then the trees are trained on all of them (the context trees on the first
-trees' held-out probabilities of those folds). `--text` folders (one or more) train the text-dump
+trees' held-out probabilities of those folds; the story-page trees also on the folders' article
+pages with their story taken out). `--text` folders (one or more) train the text-dump
 line model (`worker/evaluation/dump_training.py`): its selection rule is chosen on site-grouped
 folds of those pages, then its trees are trained on all of them. `ingest-worker eval extraction
 --data DIR --folds K` trains the same way on K-1 folds and reports the held-out figures.
