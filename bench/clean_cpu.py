@@ -4,7 +4,7 @@
 python bench/clean_cpu.py --pages /work/shared/bench/dedup/dev/pages.jsonl.gz \
     --extraction /work/shared/bench/extraction/dev [--wild /work/shared/bench/extraction-wild/dev] \
     [--reps 3] [--save digests.json | --compare digests.json] [--against OTHER_CHECKOUT] \
-    [--mode html|text|both] [--every N]
+    [--mode html|text|both] [--every N] [--trafilatura]
 ```
 
 Every page is cleaned `--reps` times (one pass first, untimed, fills the caches a running worker
@@ -18,6 +18,8 @@ with the other (`PYTHONPATH=<other checkout>` runs this script on that checkout'
 `--against` times another checkout's `worker` beside this one: one process a pass, the two
 alternating, `--reps` passes each, and prints both and their ratio (the machine is shared and
 its load moves single runs by 10-30%).
+`--trafilatura` times trafilatura's default `extract` on each HTML page right after `clean` in
+the same pass, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -103,10 +105,20 @@ def digest(page: RawPage) -> str:
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()
 
 
-def cpu_ms(pages: list[tuple[str, RawPage]], reps: int) -> dict[str, float]:
-    """CPU milliseconds a page of `clean`, by set and mode, over `reps` timed passes."""
+def _trafilatura(html: str) -> str:
+    """trafilatura's default `extract`, comments left out (as `eval extraction` runs it)."""
+    import trafilatura
+
+    return trafilatura.extract(html, include_comments=False) or ""
+
+
+def cpu_ms(pages: list[tuple[str, RawPage]], reps: int, beside_trafilatura: bool = False) -> dict[str, float]:
+    """CPU milliseconds a page of `clean`, by set and mode, over `reps` timed passes; with
+    `beside_trafilatura`, trafilatura's default extract on each HTML page right after it."""
     for _, page in pages:
         clean(page)
+        if beside_trafilatura and page.html:
+            _trafilatura(page.html)
     spent: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     for _ in range(reps):
@@ -117,6 +129,12 @@ def cpu_ms(pages: list[tuple[str, RawPage]], reps: int) -> dict[str, float]:
             elapsed = time.process_time() - started
             for name in (group, f"{key.split('/')[0]} all"):
                 spent[name] += elapsed
+                count[name] += 1
+            if beside_trafilatura and page.html:
+                name = f"{key.split('/')[0]} trafilatura"
+                started = time.process_time()
+                _trafilatura(page.html)
+                spent[name] += time.process_time() - started
                 count[name] += 1
     return {name: 1000 * spent[name] / count[name] for name in sorted(spent)}
 
@@ -156,6 +174,8 @@ def main() -> int:
     parser.add_argument("--mode", choices=("html", "text", "both"), default="both",
                         help="clean only the HTML pages or only the text dumps")
     parser.add_argument("--every", type=int, default=1, help="only every Nth page (in the sets' order)")
+    parser.add_argument("--trafilatura", action="store_true",
+                        help="time trafilatura's default extract on each HTML page beside `clean`")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one pass's figures
     args = parser.parse_args()
     if args.against:
@@ -169,12 +189,15 @@ def main() -> int:
              *(_wild_pages(args.wild) if args.wild else [])]
     pages = [(key, page) for key, page in pages if args.mode in ("both", mode(page))][::args.every]
     if args.reps:
-        figures = cpu_ms(pages, args.reps)
+        figures = cpu_ms(pages, args.reps, args.trafilatura)
         if args.json:
             print(json.dumps(figures))
             return 0
         for name, ms in figures.items():
             print(f"{name:16s} {ms:6.2f} ms CPU a page")
+        for name in (n for n in figures if n.endswith(" trafilatura")):
+            html = name.replace(" trafilatura", " html")
+            print(f"{html:16s} {figures[html] / figures[name]:6.2f} x trafilatura's CPU a page")
     if args.save or args.compare:
         digests = {key: digest(page) for key, page in pages}
         if args.save:
