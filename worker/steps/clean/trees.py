@@ -74,10 +74,6 @@ class BlockModel:
                 return first, self.threshold if self.plain_threshold is None else self.plain_threshold
         return np.asarray(self.context.predict(rows, num_threads=1), dtype=float), self.threshold
 
-    def keep_probabilities(self, blocks: PageBlocks) -> np.ndarray:
-        """The probabilities of `scores`."""
-        return self.scores(blocks)[0]
-
     def to_text(self) -> str:
         """The model file's text: a JSON header line, then the trees."""
         header = {"features": list(self.features), "threshold": self.threshold,
