@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 _I = re.IGNORECASE | re.UNICODE
 _UPPER_LITERAL = re.compile(r"(?<!\\)[A-Z]")
@@ -145,7 +146,26 @@ _JUNK_ANYWHERE: list[tuple[tuple[str, ...], str, str]] = [
 JUNK_START = CaselessPattern("|".join(f"(?:{p[1:]})" for p in _JUNK_START))
 JUNK_ANYWHERE = [(triggers, re.compile(p, _I)) for triggers, p, _ in _JUNK_ANYWHERE]
 JUNK_EXAMPLES = [example for _, _, example in _JUNK_ANYWHERE]
-_ANY_TRIGGER = re.compile("|".join(re.escape(t) for triggers, _, _ in _JUNK_ANYWHERE for t in triggers))
+
+
+def any_of(words: set[str]) -> str:
+    """A pattern found in a text exactly when one of `words` is, its alternatives nested by
+    shared prefixes (re tries a flat alternation's every word at every position: a few times
+    slower). A word that begins with another word is left out: the shorter one is found first."""
+    trie: dict[str, Any] = {}
+    for word in (w for w in words if not any(o != w and w.startswith(o) for o in words)):
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+
+    def alternation(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + alternation(rest) for char, rest in sorted(node.items())]
+        return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})" if branches else ""
+
+    return alternation(trie)
+
+
+_ANY_TRIGGER = re.compile(any_of({t for triggers, _, _ in _JUNK_ANYWHERE for t in triggers}))
 
 # A heading that opens the page's furniture after the story ("Related posts", "Most read").
 SECTION_END = CaselessPattern(

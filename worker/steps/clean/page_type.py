@@ -27,7 +27,7 @@ import numpy as np
 
 from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
-from worker.steps.clean.boilerplate import CaselessPattern
+from worker.steps.clean.boilerplate import CaselessPattern, any_of
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 # A page is skipped as not an article only when its kind is more likely than every other kind
@@ -133,7 +133,8 @@ _DIGIT = re.compile(r"\d")
 _SCHEMA_RE = {
     name: re.compile(rf"^(?:https?://schema\.org/)?(?:{pattern})$", re.I) for name, pattern in _SCHEMA_TYPES.items()
 }
-_GENERATOR_RE = {name: re.compile(pattern, re.I) for name, pattern in _GENERATORS.items()}
+# each a list of words: one nested alternation, read on lowered text where it can be
+_GENERATOR_RE = {name: CaselessPattern(any_of(set(words.split("|")))) for name, words in _GENERATORS.items()}
 _SENTENCE = re.compile(r"[.!?](?:\s|$)")
 _CODE_CHARS = re.compile(r"[{}();=<>\[\]_]")
 
@@ -230,10 +231,12 @@ def _text_features(lines: list[str], prefix: str, letters: list[str] | None = No
         f"{prefix}code_share": len(_CODE_CHARS.findall(text)) / (len(text) or 1),
     }
     out.update(_prose_run(lines, words_per_line, total, prefix))
-    # No date spans a line break: ASCII lines are counted lowered (re's case-insensitive
-    # matching costs about twice the plain one), the others as they are.
-    ascii_lines = [line for line in lines if line.isascii()]
-    other_lines = [line for line in lines if not line.isascii()] if len(ascii_lines) < len(lines) else []
+    # No date spans a line break and every date holds a digit: only lines with one are read,
+    # ASCII lines counted lowered (re's case-insensitive matching costs about twice the plain
+    # one), the others as they are.
+    dated = [line for line in lines if _DIGIT.search(line)]
+    ascii_lines = [line for line in dated if line.isascii()]
+    other_lines = [line for line in dated if not line.isascii()] if len(ascii_lines) < len(dated) else []
     out[f"{prefix}dates"] = float(_DATE.count("\n".join(ascii_lines)) + _DATE.count("\n".join(other_lines)))
     out[f"{prefix}dates_per_line"] = out[f"{prefix}dates"] / n
     hits = _group_counts(_LETTERS.findall(text.lower()) if letters is None else letters, _TEXT_GROUPS)
@@ -500,9 +503,9 @@ def _first_tokens(text: str, limit: int) -> list[str]:
 def _repeated_shapes(parent: Any) -> list[int]:
     """For each tag and class (a class given) that three or more of the element's children share
     (children of a skipped tag and of no tag left out), how many share it."""
-    shapes = Counter((child.tag, child.get("class")) for child in parent
-                     if isinstance(child.tag, str) and child.tag not in _SKIP)
-    return [n for (_, cls), n in shapes.items() if cls and n >= 3]
+    shapes = Counter([(tag, cls) for child in parent
+                      if (cls := child.get("class")) and isinstance(tag := child.tag, str) and tag not in _SKIP])
+    return [n for n in shapes.values() if n >= 3]
 
 
 def text_features(text: str, url: str | None) -> dict[str, float]:
@@ -569,21 +572,28 @@ class WordModel:
         self.matrix = np.array(list(weights.values()), dtype=float).reshape(len(weights), len(self.intercept))
         self.weights = dict(zip(weights, self.matrix, strict=True))
 
-    def probabilities(self, tokens: list[str]) -> np.ndarray:
-        """P(kind) in `KINDS` order from the group's tokens alone."""
+    def probabilities(self, tokens: list[str], one_source: bool = False) -> np.ndarray:
+        """P(kind) in `KINDS` order from the group's tokens alone. `one_source` says that every
+        token has the same source (prefix): each distinct token then has the same value, and
+        `word_values`' dictionaries are not built."""
         z = self.intercept.copy()
         rows = self.rows
-        known = [(rows[token], value) for token, value in word_values(tokens).items() if token in rows]
-        if known:
-            found, values = zip(*known, strict=True)
-            z += np.asarray(values) @ self.matrix[list(found)]
+        if one_source:
+            distinct = set(tokens)  # in `word_values`' order
+            found = [row for token in distinct if (row := rows.get(token)) is not None]
+            values = [1.0 / float(np.sqrt(len(distinct)))] * len(found)
+        else:
+            known = [(rows[token], value) for token, value in word_values(tokens).items() if token in rows]
+            found, values = (list(part) for part in zip(*known, strict=True)) if known else ([], [])
+        if found:
+            z += np.asarray(values) @ self.matrix[found]
         z = np.exp(z - z.max())
         return z / z.sum()
 
-    def features(self, tokens: list[str]) -> dict[str, float]:
-        """The boosted model's inputs from this group's tokens."""
+    def features(self, tokens: list[str], one_source: bool = False) -> dict[str, float]:
+        """The boosted model's inputs from this group's tokens (`one_source`: as `probabilities`)."""
         return {f"words_{self.group}_{kind}": float(p)
-                for kind, p in zip(KINDS, self.probabilities(tokens), strict=True)}
+                for kind, p in zip(KINDS, self.probabilities(tokens, one_source), strict=True)}
 
     def as_dict(self) -> dict[str, object]:
         """The model as plain data (weights rounded to 4 decimals)."""
@@ -604,7 +614,7 @@ class WordModels:
         groups = grouped_tokens(tokens)
         out: dict[str, float] = {}
         for model in self.models:
-            out.update(model.features(groups.get(model.group, [])))
+            out.update(model.features(groups.get(model.group, []), len(WORD_GROUPS.get(model.group, ())) == 1))
         return out
 
     def to_json(self) -> str:
