@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -400,9 +401,9 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
                 generator += " " + (attrs.get("content") or "")
         elif tag == "title":
             if not title:
-                title = el.text_content()
+                title = _text_of(el)
         elif tag in ("h1", "h2", "h3"):
-            heading = el.text_content()
+            heading = _text_of(el)
             if tag == "h1":
                 tokens.extend(f"h1:{w}" for w in _TOKEN.findall(heading.lower())[:20])
             else:
@@ -410,10 +411,10 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
                 if el.find(".//a") is not None or ((parent := el.getparent()) is not None and parent.tag == "a"):
                     heading_links += 1
         elif tag == "button" or (tag == "input" and attrs.get("type") in ("submit", "button")):
-            label = (el.text_content() if tag == "button" else attrs.get("value") or "").lower()
+            label = (_text_of(el) if tag == "button" else attrs.get("value") or "").lower()
             tokens.extend(f"b:{w}" for w in _TOKEN.findall(label)[:5])
         elif tag in ("p", "li", "a"):
-            words = len(el.text_content().split())
+            words = len(_text_of(el).split())
             if tag == "p":
                 p_words += words
                 long_paragraphs += words >= 30
@@ -449,11 +450,10 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     if og_type:
         tokens.append(f"og:{og_type.lower().strip()}")
     tokens.extend(f"gen:{w}" for w in _TOKEN.findall(generator.lower())[:60])
-    class_text = " ".join(classes).lower()
-    class_letters = _LETTERS.findall(class_text)
     # the word models read each distinct token once: repeats are not made
-    tokens.extend(f"c:{w}" for w in dict.fromkeys(_words(class_text, class_letters)))
-    tokens.extend(f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000)))
+    class_counts = Counter(classes)  # a page repeats its class names: each is read once
+    tokens.extend([f"c:{w}" for w in dict.fromkeys(chain.from_iterable(_class_words(c)[0] for c in class_counts))])
+    tokens.extend([f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000))])
     per_kelement = 1000.0 / (elements or 1)
     for tag in _COUNTED_TAGS:
         out[f"tag_{tag}"] = float(tags[tag])
@@ -474,11 +474,30 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["repeat_max"] = float(repeats[0]) if repeats else 0.0
     out["repeat_groups"] = float(len(repeats))
     out["repeat_sum"] = float(sum(repeats))
-    found = _group_counts(class_letters, _CLASS_GROUPS)
+    found: Counter[str] = Counter()
+    for names, times in class_counts.items():
+        for name, count in _class_words(names)[1]:
+            found[name] += count * times
     for name in _CLASS_WORDS:
         out[f"class_{name}"] = float(found[name])
         out[f"class_{name}_per_kelement"] = found[name] * per_kelement
     return out, tokens
+
+
+def _text_of(el: Any) -> str:
+    """An element's text content (XPath's string()); an element without children is its own
+    text, read without the XPath call."""
+    return (el.text or "") if len(el) == 0 else el.text_content()
+
+
+@lru_cache(maxsize=8192)
+def _class_words(names: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """The words of one class or id attribute, lowered (`_words`, in order), and how many of
+    its `_LETTERS` runs each `_CLASS_WORDS` group holds: what the page's class names give is
+    these summed over its attributes (a space between two attributes ends a word)."""
+    lowered = names.lower()
+    letters = _LETTERS.findall(lowered)
+    return _words(lowered, letters), list(_group_counts(letters, _CLASS_GROUPS).items())
 
 
 def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
@@ -581,7 +600,7 @@ class WordModel:
         if one_source:
             distinct = set(tokens)  # in `word_values`' order
             found = [row for token in distinct if (row := rows.get(token)) is not None]
-            values = [1.0 / float(np.sqrt(len(distinct)))] * len(found)
+            values = [1.0 / float(np.sqrt(len(distinct)))] * len(found) if found else []
         else:
             known = [(rows[token], value) for token, value in word_values(tokens).items() if token in rows]
             found, values = (list(part) for part in zip(*known, strict=True)) if known else ([], [])
