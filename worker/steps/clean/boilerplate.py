@@ -152,7 +152,9 @@ _JUNK_START_SCANS: dict[int, tuple[str, ...]] = {
     10: ("©", "ⓒ"),
     22: ("policy", "terms "),
 }
-_JUNK_START_PLAIN = re.compile("|".join(f"(?:{p[1:]})" for k, p in enumerate(_JUNK_START) if k not in _JUNK_START_SCANS))
+_JUNK_START_PLAIN = re.compile(
+    "|".join(f"(?:{p[1:]})" for k, p in enumerate(_JUNK_START) if k not in _JUNK_START_SCANS)
+)
 _JUNK_START_SCANNED = [(cues, re.compile(_JUNK_START[k])) for k, cues in _JUNK_START_SCANS.items()]
 
 
