@@ -173,11 +173,12 @@ def test_packed_postings_answer_as_a_dict_of_postings_through_changes_and_merges
     rng = random.Random(5)
     packed, plain = PackedPostings(), Postings()
     sids = [rng.randbytes(8) for _ in range(60)]
+    pool = [*range(40), *range(1000, 1016), 2**32 - 1]
     for step in range(4_000):
-        h, sid = rng.randrange(40), rng.choice(sids)
+        h, sid = rng.choice(pool), rng.choice(sids)
         old = packed.get_many([h])[0]
-        assert set(unpack_ids(old)) == set(unpack_ids(plain.get(h) if not isinstance(plain.get(h), set)
-                                                      else b"".join(plain[h]))), step
+        held = plain.get(h)
+        assert set(unpack_ids(old)) == (held if isinstance(held, set) else set(unpack_ids(held))), step
         if rng.random() < 0.6:
             packed.post(h, sid, old)
             plain.add(h, sid, plain.get(h))
@@ -186,6 +187,12 @@ def test_packed_postings_answer_as_a_dict_of_postings_through_changes_and_merges
             plain.remove(h, sid)
         if step % 300 == 0:
             packed.merge()
+        if step % 100 == 0:  # many at once, absent ones too
+            packed.recent = {}
+            wanted = [*pool, 41, 999, 1017]
+            for h, ids in zip(wanted, packed.get_many(wanted), strict=True):
+                held = plain.get(h)
+                assert set(unpack_ids(ids)) == (held if isinstance(held, set) else set(unpack_ids(held))), step
 
 
 def test_the_store_overrides_methods_faust_still_has_with_the_same_parameters() -> None:

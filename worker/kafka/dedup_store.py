@@ -236,6 +236,7 @@ class RocksDerived:
         if postings is None:
             postings, self._legacy = _legacy_postings(db)
         self._postings = postings
+        changes: list[tuple[int, bytes, tuple[int, ...]]] = []
         for key, value in db.items(from_key=_JOURNAL_KEY.pack(JOURNAL, self._sequence + 1)):
             if not key.startswith(JOURNAL):
                 break
@@ -244,9 +245,11 @@ class RocksDerived:
             while at < len(value):
                 op, sid, count = _JOURNAL_ENTRY.unpack_from(value, at)
                 at += _JOURNAL_ENTRY.size
-                hashes = struct.unpack_from(f">{count}I", value, at)
+                changes.append((op, sid, struct.unpack_from(f">{count}I", value, at)))
                 at += count * 4
-                (self._post if op else self._unpost)(hashes, sid)
+        postings.get_many(list({h for _, _, hashes in changes for h in hashes}))  # one search for all
+        for op, sid, hashes in changes:
+            (self._post if op else self._unpost)(hashes, sid)
         if self._legacy:
             self._fold()  # the snapshot written, the posting keys deleted
 
@@ -259,7 +262,11 @@ class RocksDerived:
         db = self._db()
         postings.merge()
         db.flush_wal(True)  # the snapshot never holds more than the database does after a crash
-        write_snapshot(self._snapshot_path(db), postings, self._sequence)
+        path = self._snapshot_path(db)
+        write_snapshot(path, postings, self._sequence)
+        mapped, _ = read_snapshot(path)  # the arrays as the file's pages, not the process's
+        assert mapped is not None
+        self._postings = mapped
         done = rocksdict.WriteBatch(raw_mode=True)
         done.delete_range(JOURNAL, _JOURNAL_KEY.pack(JOURNAL, self._sequence + 1))
         if self._legacy:
@@ -426,18 +433,19 @@ class RocksDerived:
 
 def read_snapshot(path: Path) -> tuple[PackedPostings | None, int]:
     """The postings a snapshot file holds and the journal sequence it holds them up to (None, 0:
-    no snapshot, or not a whole one)."""
+    no snapshot, or not a whole one). The arrays map the file: opening it reads nothing, a
+    lookup reads the pages it touches (and the memory they take is the page cache's)."""
     try:
         with open(path, "rb") as handle:
             magic, sequence, count = _SNAPSHOT_HEAD.unpack(handle.read(_SNAPSHOT_HEAD.size))
-            if magic != _SNAPSHOT_MAGIC:
-                return None, 0
-            hashes = np.fromfile(handle, np.uint32, count)
-            ids = np.fromfile(handle, np.dtype(">u8"), count)
+        if magic != _SNAPSHOT_MAGIC or path.stat().st_size != _SNAPSHOT_HEAD.size + count * (4 + 8):
+            return None, 0
     except (FileNotFoundError, struct.error):
         return None, 0
-    if len(hashes) != count or len(ids) != count:
-        return None, 0
+    if not count:
+        return PackedPostings(), sequence
+    hashes = np.memmap(path, np.uint32, "r", _SNAPSHOT_HEAD.size, (count,))
+    ids = np.memmap(path, np.dtype(">u8"), "r", _SNAPSHOT_HEAD.size + 4 * count, (count,))
     return PackedPostings(hashes, ids), sequence
 
 

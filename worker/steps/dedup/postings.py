@@ -93,7 +93,10 @@ class PackedPostings:
     in two arrays sorted by hash (the hash, 4 bytes, and a root's id, 8 bytes, a posting), and
     the changes since in dicts of packed ids (`added`, `removed`). At 1,000,000 pages the table's
     ~12 million postings take 144 MB; a posting looked up costs a search of the arrays, not a
-    read of the database. A posting's ids come in no particular order (as `Postings`')."""
+    read of the database (a binary search of the hashes, all of a lookup's in one call). A
+    posting's ids come in no
+    particular order (as `Postings`'). The postings last looked up or changed are kept as they
+    are (`recent`): a new root posts the hashes its decision looked up."""
 
     def __init__(self, hashes: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
         """`hashes` (uint32, ascending) and `ids` (big-endian uint64, the same length): the postings."""
@@ -102,6 +105,7 @@ class PackedPostings:
         self.added: dict[int, bytes] = {}
         self.removed: dict[int, bytes] = {}
         self.changes = 0  # entries of `added` and `removed`, what `merge` would fold in
+        self.recent: dict[int, bytes | None] = {}
 
     @classmethod
     def of(cls, postings: Iterable[tuple[int, bytes]]) -> PackedPostings:
@@ -116,25 +120,34 @@ class PackedPostings:
 
     def get_many(self, hashes: Sequence[int]) -> list[bytes | None]:
         """The posting of each hash: the ids of its roots, packed (None: no root posts it)."""
-        query = np.array(hashes, np.uint32)
-        starts = self.hashes.searchsorted(query).tolist()
-        ends = self.hashes.searchsorted(query, "right").tolist()
+        recent = self.recent
+        if all(h in recent for h in hashes):
+            return [recent[h] for h in hashes]
+        starts = self.hashes.searchsorted(np.array(hashes, np.uint32)).tolist()
         found: list[bytes | None] = []
-        added, removed, ids = self.added, self.removed, self.ids
-        for h, start, end in zip(hashes, starts, ends, strict=True):
-            posting = ids[start:end].tobytes() if end > start else b""
+        added, removed, ids, all_hashes = self.added, self.removed, self.ids, self.hashes
+        count = len(all_hashes)
+        for h, start in zip(hashes, starts, strict=True):
+            posting = b""
+            if start < count and all_hashes[start] == h:
+                end = start + 1
+                while end < count and all_hashes[end] == h:
+                    end += 1
+                posting = ids[start:end].tobytes()
             if removed and h in removed:
                 gone = removed[h]
                 posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
             if added:
                 posting += added.get(h, b"")
             found.append(posting or None)
+        self.recent = dict(zip(hashes, found, strict=True))
         return found
 
     def post(self, h: int, sid: bytes, old: bytes | None) -> None:
         """Post `sid` under `h`, whose posting the caller read as `old` (`get_many`)."""
         if old is not None and holds(old, sid):
             return
+        self.recent[h] = (old or b"") + sid
         gone = self.removed.get(h)
         if gone is not None and holds(gone, sid):  # taken out of the arrays since: back in
             self._take(self.removed, h, sid)
@@ -146,6 +159,7 @@ class PackedPostings:
         """Take `sid` out of the posting of `h`, read as `old`."""
         if old is None or not holds(old, sid):
             return
+        self.recent[h] = b"".join(s for s in unpack_ids(old) if s != sid) or None
         new = self.added.get(h)
         if new is not None and holds(new, sid):  # posted since the arrays: forgotten
             self._take(self.added, h, sid)
