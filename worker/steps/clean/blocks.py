@@ -372,23 +372,24 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     }
     page_row = np.array([page[name] for name in PAGE_FEATURES], dtype=float)
     matrix = np.hstack([*(np.asarray(c, dtype=float) for c in columns), near, np.tile(page_row, (n, 1))])
-    return PageBlocks(texts, matrix, ups, _table_rows(tags, chains, numbers))
+    return PageBlocks(texts, matrix, ups, _table_rows(tags, numbers, facts.elements))
 
 
 _CELLS = frozenset({"td", "th"})
 
 
-def _table_rows(tags: list[str], chains: list[list[Any]], numbers: list[list[int]]) -> tuple[int, ...]:
+def _table_rows(tags: list[str], numbers: list[list[int]], elements: list[Any]) -> tuple[int, ...]:
     """Per block, the number of the table row (`tr`) whose cell holds it as the cell's only
-    block, else -1. A cell of several blocks (paragraphs, lines parted by <br>) is a layout
-    cell holding a page or a story, not one value of a row."""
+    block, else -1 (`numbers`: each block's chain of element numbers, nearest first). A cell of
+    several blocks (paragraphs, lines parted by <br>) is a layout cell holding a page or a story,
+    not one value of a row."""
     rows = [-1] * len(tags)
     cells = [k for k, tag in enumerate(tags) if tag in _CELLS]
     if not cells:
         return tuple(rows)
-    per_cell = Counter(chains[k][0] for k in cells)
+    per_cell = Counter(numbers[k][0] for k in cells)
     for k in cells:
-        chain = chains[k]
-        if per_cell[chain[0]] == 1 and len(chain) > 1 and chain[1].tag == "tr":
-            rows[k] = numbers[k][1]
+        chain = numbers[k]
+        if per_cell[chain[0]] == 1 and len(chain) > 1 and elements[chain[1]].tag == "tr":
+            rows[k] = chain[1]
     return tuple(rows)
