@@ -111,6 +111,9 @@ class PageBlocks:
     # per block, a page-wide number for each of its `_LEVELS` nearest ancestors (parent first;
     # blocks with the same number at a level share that ancestor): the context trees' groups
     ancestors: np.ndarray = field(default_factory=lambda: np.zeros((0, _LEVELS), dtype=np.intp))
+    # per block, a page-wide number of the table row it is one cell of (-1: not a table cell):
+    # the cells of a row the cleaner keeps are one line of its text, as a text dump shows them
+    table_rows: tuple[int, ...] = ()
 
 
 @lru_cache(maxsize=8192)
@@ -369,4 +372,24 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     }
     page_row = np.array([page[name] for name in PAGE_FEATURES], dtype=float)
     matrix = np.hstack([*(np.asarray(c, dtype=float) for c in columns), near, np.tile(page_row, (n, 1))])
-    return PageBlocks(texts, matrix, ups)
+    return PageBlocks(texts, matrix, ups, _table_rows(tags, numbers, facts.elements))
+
+
+_CELLS = frozenset({"td", "th"})
+
+
+def _table_rows(tags: list[str], numbers: list[list[int]], elements: list[Any]) -> tuple[int, ...]:
+    """Per block, the number of the table row (`tr`) whose cell holds it as the cell's only
+    block, else -1 (`numbers`: each block's chain of element numbers, nearest first). A cell of
+    several blocks (paragraphs, lines parted by <br>) is a layout cell holding a page or a story,
+    not one value of a row."""
+    rows = [-1] * len(tags)
+    cells = [k for k, tag in enumerate(tags) if tag in _CELLS]
+    if not cells:
+        return tuple(rows)
+    per_cell = Counter(numbers[k][0] for k in cells)
+    for k in cells:
+        chain = numbers[k]
+        if per_cell[chain[0]] == 1 and len(chain) > 1 and elements[chain[1]].tag == "tr":
+            rows[k] = chain[1]
+    return tuple(rows)

@@ -599,11 +599,12 @@ class WordModel:
         z = self.intercept.copy()
         rows = self.rows
         if one_source:
-            distinct = set(tokens)  # in `word_values`' order
+            distinct = set(tokens)
             found = [row for token in distinct if (row := rows.get(token)) is not None]
+            found.sort()  # summed in the model's row order, not the set's (which varies with the hash seed)
             values = [1.0 / float(np.sqrt(len(distinct)))] * len(found) if found else []
         else:
-            known = [(rows[token], value) for token, value in word_values(tokens).items() if token in rows]
+            known = sorted((rows[token], value) for token, value in word_values(tokens).items() if token in rows)
             found, values = (list(part) for part in zip(*known, strict=True)) if known else ([], [])
         if found:
             z += np.asarray(values) @ self.matrix[found]
