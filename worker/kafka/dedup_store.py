@@ -700,13 +700,18 @@ class LocalState(_Facts):
                  hot_bytes: int | None = None) -> None:
         """`hot_bytes`: the hot entries' memory (default: as the worker sizes it from `cache_bytes`)."""
         hot = hot_size(cache_bytes) if hot_bytes is None else hot_bytes
-        options = BoundedOptions(block_cache_size=cache_bytes - hot, write_buffer_size=WRITE_BUFFER_BYTES,
-                                 max_write_buffer_number=WRITE_BUFFERS).as_options()
+        options = self.options(cache_bytes - hot)
         access = rocksdict.AccessType.read_only() if read_only else rocksdict.AccessType.read_write()
         self.db = open_rdict(path, options, access)
         self.derived = RocksDerived(lambda: self.db, hot)
         if not read_only:
             self.derived.load()
+
+    @staticmethod
+    def options(block_cache_bytes: int) -> Any:
+        """The database options the worker's store opens its table with."""
+        return BoundedOptions(block_cache_size=block_cache_bytes, write_buffer_size=WRITE_BUFFER_BYTES,
+                              max_write_buffer_number=WRITE_BUFFERS).as_options()
 
     def _db(self) -> Any:
         return self.db
