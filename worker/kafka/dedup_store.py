@@ -59,9 +59,10 @@ _SNAPSHOT_MAGIC = b"dedupPS1"
 SNAPSHOT_FILE = "dedup-postings.snapshot"
 MERGE_CHANGES = 50_000
 """Posting changes (added or removed) held beside the arrays before they are folded in and a
-snapshot written; at least a sixteenth of the postings, so that the time spent writing
-snapshots stays a small share of the decisions' while a restart applies at most that many
-changes from the journal."""
+snapshot written; at least a sixteenth of the postings (up to `MAX_MERGE_CHANGES`), so that the
+time spent writing snapshots stays a small share of the decisions' while a restart applies at
+most that many changes from the journal."""
+MAX_MERGE_CHANGES = 1_000_000  # ~100 MB of changes in dicts
 _SITE = struct.Struct(">I")
 STANDBY_BUFFER = 100
 """Changelog records a standby applies at a time (Faust's default is 1,000): what it may lag behind
@@ -257,7 +258,8 @@ class RocksDerived:
         """Fold the posting changes into the arrays once there are enough of them, write the
         snapshot, then delete the journal it holds (after a write of the database)."""
         postings = self._postings
-        if postings.changes < max(MERGE_CHANGES, len(postings.hashes) // 16) and not self._legacy:
+        if postings.changes < max(MERGE_CHANGES, min(len(postings.hashes) // 16, MAX_MERGE_CHANGES)) \
+                and not self._legacy:
             return
         db = self._db()
         postings.merge()
@@ -466,12 +468,18 @@ def write_snapshot(path: Path, postings: PackedPostings, sequence: int) -> None:
 def _legacy_postings(db: Any) -> tuple[PackedPostings, bool]:
     """The postings a database written before they moved to memory keeps as keys (`POSTING`),
     and whether there were any."""
-    pairs: list[tuple[int, bytes]] = []
-    for key, value in db.items(from_key=POSTING):
-        if not key.startswith(POSTING):
-            break
-        pairs.append((_HASH.unpack_from(key, len(POSTING))[0], value))
-    return PackedPostings.of(pairs), bool(pairs)
+    found = False
+
+    def pairs() -> Iterator[tuple[int, bytes]]:
+        nonlocal found
+        for key, value in db.items(from_key=POSTING):
+            if not key.startswith(POSTING):
+                break
+            found = True
+            yield _HASH.unpack_from(key, len(POSTING))[0], value
+
+    postings = PackedPostings.of(pairs())
+    return postings, found
 
 
 class BoundedOptions(faust_rocksdb.RocksDBOptions):

@@ -15,8 +15,10 @@ the records answers exactly as the one kept up to date decision by decision.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -109,14 +111,18 @@ class PackedPostings:
 
     @classmethod
     def of(cls, postings: Iterable[tuple[int, bytes]]) -> PackedPostings:
-        """The arrays of (hash, packed ids) pairs."""
-        hashes: list[int] = []
-        ids: list[bytes] = []
+        """The arrays of (hash, packed ids) pairs (read as they come: 12 bytes a posting)."""
+        hashes = array("I")
+        ids = bytearray()
         for h, packed in postings:
-            hashes.extend([h] * (len(packed) // SID))
-            ids.append(packed)
-        order = np.argsort(np.array(hashes, np.uint32), kind="stable")
-        return cls(np.array(hashes, np.uint32)[order], np.frombuffer(b"".join(ids), _IDS)[order])
+            count = len(packed) // SID
+            if count == 1:
+                hashes.append(h)
+            else:
+                hashes.extend(repeat(h, count))
+            ids += packed
+        order = np.argsort(np.frombuffer(hashes, np.uint32), kind="stable")
+        return cls(np.frombuffer(hashes, np.uint32)[order], np.frombuffer(ids, _IDS)[order])
 
     def get_many(self, hashes: Sequence[int]) -> list[bytes | None]:
         """The posting of each hash: the ids of its roots, packed (None: no root posts it)."""
