@@ -195,8 +195,8 @@ class PackedPostings:
                         keep[at] = False
             hashes, ids = hashes[keep], ids[keep]
         if self.added:
-            new_hashes = np.fromiter((h for h, packed in self.added.items() for _ in range(len(packed) // SID)),
-                                     np.uint32)
+            counts = np.fromiter(map(len, self.added.values()), np.intp, len(self.added)) // SID
+            new_hashes = np.repeat(np.fromiter(self.added, np.uint32, len(self.added)), counts)
             new_ids = np.frombuffer(b"".join(self.added.values()), _IDS)
             order = np.argsort(new_hashes, kind="stable")
             new_hashes, new_ids = new_hashes[order], new_ids[order]
