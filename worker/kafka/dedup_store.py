@@ -446,8 +446,9 @@ def read_snapshot(path: Path) -> tuple[PackedPostings | None, int]:
         return None, 0
     if not count:
         return PackedPostings(), sequence
-    hashes = np.memmap(path, np.uint32, "r", _SNAPSHOT_HEAD.size, (count,))
-    ids = np.memmap(path, np.dtype(">u8"), "r", _SNAPSHOT_HEAD.size + 4 * count, (count,))
+    # plain arrays over the mapping (a `memmap`'s indexing goes through Python)
+    hashes = np.memmap(path, np.uint32, "r", _SNAPSHOT_HEAD.size, (count,)).view(np.ndarray)
+    ids = np.memmap(path, np.dtype(">u8"), "r", _SNAPSHOT_HEAD.size + 4 * count, (count,)).view(np.ndarray)
     return PackedPostings(hashes, ids), sequence
 
 

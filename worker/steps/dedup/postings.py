@@ -129,23 +129,29 @@ class PackedPostings:
         recent = self.recent
         if all(h in recent for h in hashes):
             return [recent[h] for h in hashes]
-        starts = self.hashes.searchsorted(np.array(hashes, np.uint32)).tolist()
-        found: list[bytes | None] = []
-        added, removed, ids, all_hashes = self.added, self.removed, self.ids, self.hashes
+        found: list[bytes | None] = [None] * len(hashes)
+        all_hashes, ids = self.hashes, self.ids
         count = len(all_hashes)
-        for h, start in zip(hashes, starts, strict=True):
-            posting = b""
-            if start < count and all_hashes[start] == h:
-                end = start + 1
-                while end < count and all_hashes[end] == h:
-                    end += 1
-                posting = ids[start:end].tobytes()
-            if removed and h in removed:
-                gone = removed[h]
-                posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
-            if added:
-                posting += added.get(h, b"")
-            found.append(posting or None)
+        if count:  # where each hash would be, and which ones are there (most are not)
+            query = np.array(hashes, np.uint32)
+            starts = all_hashes.searchsorted(query)
+            held = np.flatnonzero(all_hashes[np.minimum(starts, count - 1)] == query).tolist()
+            if held:
+                at = starts.tolist()
+                for i in held:
+                    h, start = hashes[i], at[i]
+                    end = start + 1
+                    while end < count and all_hashes[end] == h:
+                        end += 1
+                    found[i] = ids[start:end].tobytes()
+        added, removed = self.added, self.removed
+        if added or removed:
+            for i, h in enumerate(hashes):
+                posting = found[i] or b""
+                if h in removed:
+                    gone = removed[h]
+                    posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
+                found[i] = (posting + added.get(h, b"")) or None
         self.recent = dict(zip(hashes, found, strict=True))
         return found
 
