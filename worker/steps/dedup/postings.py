@@ -135,14 +135,11 @@ class PackedPostings:
         if count:  # where each hash would be, and which ones are there (most are not)
             query = np.array(hashes, np.uint32)
             starts = all_hashes.searchsorted(query)
-            held = np.flatnonzero(all_hashes[np.minimum(starts, count - 1)] == query).tolist()
-            if held:
-                at = starts.tolist()
-                for i in held:
-                    h, start = hashes[i], at[i]
-                    end = start + 1
-                    while end < count and all_hashes[end] == h:
-                        end += 1
+            held = np.flatnonzero(all_hashes[np.minimum(starts, count - 1)] == query)
+            if len(held):
+                at = starts[held].tolist()
+                ends = all_hashes.searchsorted(query[held], "right").tolist()
+                for i, start, end in zip(held.tolist(), at, ends, strict=True):
                     found[i] = ids[start:end].tobytes()
         added, removed = self.added, self.removed
         if added or removed:
