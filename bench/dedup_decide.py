@@ -8,7 +8,9 @@ RocksDB table, at N pages in the window.
 The pages are `bench/dedup_scale.py`'s (synthetic fingerprints shaped like real ones, one day of
 pages, a quarter of them copies of a recent story), decided by `DedupIndex` over a dict; the state
 they leave is then written into a RocksDB table with its derived indexes, as a worker that
-decided them would have left it (`dedup_scale.write_table`). Each measured store then decides
+decided them would have left it (`dedup_scale.write_table`, the postings as keys, as the code
+before the postings moved to memory kept them: this code's store reads them into its snapshot
+when it first opens its copy, before the clock starts). Each measured store then decides
 the same pages in a subprocess, on its own copy of the table (or of the dict): 2,000 pages of
 the stream (warm-up), then, timed, `--probes` pages of the stream (`stream`: new stories and
 copies at the fill's share, under urls of their own) and as many near copies of recent stories
@@ -59,17 +61,15 @@ def rate(index: Any, pages: list[tuple[str, Any, float]]) -> tuple[float, float]
     return len(pages) / (time.thread_time() - thread), len(pages) / (time.process_time() - process)
 
 
-def measure_rocksdb(path: Path, pages: dict[str, list[Any]], hot_bytes: int | None) -> dict[str, Any]:
-    """Open the table at `path` (its files first written again as the code under test writes
-    them), decide the warm-up pages, then time each kind of probes (importing whichever code is
-    first on the path: this checkout's, or `--before`'s)."""
+def measure_rocksdb(path: Path, pages: dict[str, list[Any]], cache: int, hot_bytes: int | None) -> dict[str, Any]:
+    """Open the table at `path` with a dedup cache of `cache` bytes (its files first written
+    again as the code under test writes them), decide the warm-up pages, then time each kind of
+    probes (importing whichever code is first on the path: this checkout's, or `--before`'s)."""
     import rocksdict
 
     from worker.kafka.dedup_store import LocalState
-    from worker.settings import Settings
     from worker.steps.dedup.index import DedupIndex
 
-    cache = Settings().dedup_cache_mb * 1024 * 1024
     for options_file in path.glob("OPTIONS-*"):
         options_file.unlink()  # opened first with the options of the code under test, not the file's
     written = LocalState(path, cache)
@@ -113,13 +113,14 @@ def measure_dict(state_file: Path, pages: dict[str, list[Any]]) -> dict[str, Any
 
 
 def child(args: argparse.Namespace) -> int:
-    """`--child`: one measurement in this process (the code under test is on the path): over a
-    RocksDB table (a directory), or over a dict (the fill's `state.pkl`)."""
+    """`--child`: one measurement in this process, of the code in `--child-code`: over a RocksDB
+    table (a directory), or over a dict (the fill's `state.pkl`)."""
+    sys.path.insert(0, args.child_code)  # before any of the worker's modules is imported
     with open(args.child_probes, "rb") as handle:
         pages = pickle.load(handle)
     hot = None if args.child_hot < 0 else args.child_hot
     target = Path(args.child)
-    figures = measure_dict(target, pages) if target.is_file() else measure_rocksdb(target, pages, hot)
+    figures = measure_dict(target, pages) if target.is_file() else measure_rocksdb(target, pages, args.child_cache, hot)
     print(json.dumps(figures))
     return 0
 
@@ -165,6 +166,8 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-probes", help=argparse.SUPPRESS)
     parser.add_argument("--child-hot", type=int, default=-1, help=argparse.SUPPRESS)
+    parser.add_argument("--child-code", help=argparse.SUPPRESS)
+    parser.add_argument("--child-cache", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -174,7 +177,7 @@ def main() -> int:
     import rocksdict
     from dedup_scale import Counting, Prober, Stream, write_table
 
-    from worker.kafka.dedup_store import LocalState
+    from worker.kafka.dedup_store import LocalState, open_rdict
     from worker.settings import Settings
     from worker.steps.dedup.index import DedupIndex
 
@@ -183,6 +186,7 @@ def main() -> int:
 
     figures: dict[str, Any] = {"articles": args.articles, "probes": args.probes,
                                "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    cache = Settings().dedup_cache_mb * 1024 * 1024  # the worker's, given to each measurement
     tmp = Path(tempfile.mkdtemp(prefix="dedup-decide-"))
     try:
         saved = Path(args.fill_dir or tmp / "fill")
@@ -212,12 +216,14 @@ def main() -> int:
                 pickle.dump((stream, last), handle)
         if not (saved / "table-written").exists():
             shutil.rmtree(table, ignore_errors=True)
-            write_table(table, state, memory, Settings().dedup_cache_mb * 1024 * 1024)
+            write_table(table, state, memory, cache, posting_keys=True)
             (saved / "table-written").touch()
-        local = LocalState(table, Settings().dedup_cache_mb * 1024 * 1024)
-        compact = rocksdict.CompactOptions()  # every file written again with the current options
+        # every file written again with the current options, the same table for every store (opened
+        # as a database only: the store would move its posting keys into its snapshot)
+        local = open_rdict(table, LocalState.options(cache), rocksdict.AccessType.read_write())
+        compact = rocksdict.CompactOptions()
         compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
-        local.db.compact_range(None, None, compact)  # the same table for every store
+        local.compact_range(None, None, compact)
         local.close()
         figures["indexed_articles"] = memory.roots()
         figures["fill_seconds"] = round(time.perf_counter() - started, 1)
@@ -241,9 +247,9 @@ def main() -> int:
                 code = Path(args.before).resolve() if store.endswith("before") else HERE.parent
                 hot = "0" if store == "rocksdb-no-hot" else "-1"
                 command = [sys.executable, str(Path(__file__).resolve()), "--child", str(copy),
-                           "--child-probes", str(probes_file), "--child-hot", hot]
-                env = {**os.environ, "PYTHONPATH": str(code)}
-                out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+                           "--child-probes", str(probes_file), "--child-hot", hot,
+                           "--child-code", str(code), "--child-cache", str(cache)]
+                out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
                 measured[store] = json.loads(out.strip().splitlines()[-1])
                 if copy.is_dir():
                     shutil.rmtree(copy, ignore_errors=True)

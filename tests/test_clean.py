@@ -14,6 +14,7 @@ from worker.steps.clean import boilerplate
 from worker.steps.clean.boilerplate import (
     JUNK_ANYWHERE,
     JUNK_EXAMPLES,
+    JUNK_START,
     CaselessPattern,
     is_dropped_as_junk,
     is_junk_line,
@@ -464,6 +465,20 @@ def test_caseless_patterns_answer_as_case_insensitive_regexes() -> None:
         reference = re.compile(pattern.pattern, re.IGNORECASE | re.UNICODE)
         for line in lines:
             assert pattern.match(line) == (reference.match(line) is not None), (name, line)
+
+
+def test_the_junk_start_check_with_its_cues_answers_as_the_whole_pattern() -> None:
+    raw = gzip.decompress((FIXTURES / "story-sentences.txt.gz").read_bytes()).decode("utf-8")
+    lines = raw.splitlines() + [
+        "Share", "Follow us on Twitter", "Abonnez-vous à notre lettre", "Jetzt abonnieren und sparen",
+        "Suscríbete al boletín", "Photo © Yonhap", "2024 ⓒ Example", "Read our Privacy Policy here",
+        "Terms of Service and Cookie Policy", "terms and conditions apply", "Advertisement",
+    ]
+    lines += [line.upper() for line in lines]
+    scanning = {k for k, p in enumerate(boilerplate._JUNK_START) if p.startswith(("^.", "^[^"))}
+    assert scanning == set(boilerplate._JUNK_START_SCANS)  # every scanning pattern has its cues
+    for line in lines:
+        assert boilerplate._junk_start(line) == JUNK_START.match(line), line
 
 
 @pytest.mark.parametrize("pattern", [r"^Read more", r"^(poſt|posts)\b", "^\u212aommentar"])

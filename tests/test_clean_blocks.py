@@ -22,7 +22,7 @@ from worker.evaluation.extraction import block_pages, load_bench
 from worker.evaluation.extraction_metric import word_prf
 from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks, page_signals
 from worker.steps.clean.context import CONTEXT_FEATURES, context_rows
-from worker.steps.clean.html import drop_code, parse_html, select_paragraphs
+from worker.steps.clean.html import drop_code, join_row_cells, parse_html, select_paragraphs
 from worker.steps.clean.trees import BlockModel, shipped_blocks
 
 WCXB = Path(__file__).parent / "fixtures" / "wcxb"
@@ -121,3 +121,26 @@ def test_the_shipped_model_reads_the_features_the_code_computes() -> None:
     assert 0.0 < model.threshold < 1.0
     kept = select_paragraphs(_blocks("0426"), model)
     assert word_prf(TRUTH["0426"]["articleBody"], "\n".join(kept))[2] >= 0.8
+
+
+def test_the_kept_cells_of_a_table_row_are_one_line() -> None:
+    tree = parse_html(
+        "<html><body><p>Standings after the final race of the season, updated every week.</p>"
+        "<table><tr><th>Pos.</th><th>Driver</th><th>Points</th></tr>"
+        "<tr><td>1</td><td>Kyle Busch</td><td>5040</td></tr>"
+        "<tr><td>2</td><td><p>Martin Truex Jr.</p><p>Team car</p></td><td>5035</td></tr></table>"
+        "<table><tr><td><p>A layout cell holding a story.</p><p>Its second paragraph.</p></td>"
+        "<td>Sidebar</td></tr></table></body></html>"
+    )
+    blocks = page_blocks(tree, "https://example.com/standings")
+    assert len(blocks.table_rows) == len(blocks.texts)
+    lines = join_row_cells(blocks, list(range(len(blocks.texts))))
+    assert lines[:3] == [
+        "Standings after the final race of the season, updated every week.", "Pos. Driver Points",
+        "1 Kyle Busch 5040",
+    ]
+    # a cell of several blocks is not one value of its row: its blocks stay lines of their own
+    assert lines[3:] == ["2", "Martin Truex Jr.", "Team car", "5035", "A layout cell holding a story.",
+                         "Its second paragraph.", "Sidebar"]
+    # a dropped cell leaves the row's other kept cells on one line
+    assert join_row_cells(blocks, [1, 3, 4]) == ["Pos. Points", "1"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_dedup import DAY, T0, decide, page, story
 from test_dedup_state import Writes
 
+from worker.kafka import dedup_store
 from worker.kafka.dedup_store import (
     _ABSENT,
     HOT_ENTRY_OVERHEAD,
@@ -43,11 +45,9 @@ def _pages(index: DedupIndex, count: int, start: int = 0) -> list[Any]:
 def _as_memory(state: LocalState) -> dict[str, Any]:
     """What the RocksDB derived indexes hold, in the form of `MemoryDerived`'s."""
     db = state.db
-    postings = {}
-    for key in db.keys(from_key=POSTING):
-        if not key.startswith(POSTING):
-            break
-        postings[int.from_bytes(key[2:6], "big")] = set(unpack_ids(db.get(key)))
+    held = state.derived._postings
+    hashes = sorted(set(held.hashes.tolist()) | set(held.added))
+    postings = {h: set(unpack_ids(ids)) for h, ids in zip(hashes, held.get_many(hashes), strict=True) if ids}
     pages: dict[int, set[bytes]] = {}
     sites: dict[int, set[int]] = {}
     for prefix, into in ((PAGE, pages), (SITE, sites)):
@@ -108,6 +108,91 @@ def test_a_changelog_applied_in_batches_and_again_keeps_the_indexes_of_its_facts
         assert dict(standby.items()) == dict(writes), replay
         assert _as_memory(standby) == _expected(dict(writes)), replay
     assert _hour_key(PAGE, 5) < _hour_key(PAGE, 6) < _hour_key(SITE, 0)
+
+
+def test_postings_survive_a_restart_from_their_snapshot_and_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The postings in memory are read again on a restart: from the snapshot written when the
+    changes were folded in, then the journal of the batches after it; also when the owner was
+    killed (the database not closed) and when no snapshot was written yet."""
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    for name, merge_at in (("journal only", 10**9), ("snapshots", 40)):
+        monkeypatch.setattr(dedup_store, "MERGE_CHANGES", merge_at)
+        memory.clear()
+        in_memory.invalidate()
+        rocks = LocalState(tmp_path / name)
+        on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+        assert _pages(on_rocks, 10) == _pages(in_memory, 10), name
+        assert on_rocks.expire(T0 + 3 * DAY) == in_memory.expire(T0 + 3 * DAY) > 0
+        assert (tmp_path / name / dedup_store.SNAPSHOT_FILE).exists() == (merge_at < 10**9), name
+        rocks.db.close()  # as if killed: nothing folded
+        reopened = LocalState(tmp_path / name)
+        assert _as_memory(reopened) == _expected(memory), name
+        again = DedupIndex(reopened, window_seconds=2 * DAY, derived=reopened.derived)
+        assert _pages(again, 4, start=10) == _pages(in_memory, 4, start=10), name
+        assert _as_memory(reopened) == _expected(memory), name
+        journal = [key for key in reopened.db.keys(from_key=dedup_store.JOURNAL)
+                   if key.startswith(dedup_store.JOURNAL)]
+        assert len(journal) < 10 if merge_at < 10**9 else len(journal) > 20, name
+        reopened.close()
+
+
+def test_a_table_that_kept_postings_as_keys_reads_them_once_then_drops_them(tmp_path: Path) -> None:
+    """A volume written before the postings moved to memory: its posting keys are read at the
+    start, and the first write folds them into a snapshot and deletes them."""
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 6)
+    _pages(in_memory, 6)
+    old = rocks.derived._postings
+    old.merge()
+    for h, sid in zip(old.hashes.tolist(), old.ids.tolist(), strict=True):  # as the keys were
+        key = POSTING + h.to_bytes(4, "big")
+        rocks.db[key] = (rocks.db.get(key) or b"") + sid.to_bytes(8, "big")
+    rocks.db.delete_range(dedup_store.JOURNAL, dedup_store.JOURNAL + b"\xff" * 8)
+    rocks.close()
+    assert not (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
+    reopened = LocalState(tmp_path / "db")
+    assert _as_memory(reopened) == _expected(memory)
+    index = DedupIndex(reopened, window_seconds=2 * DAY, derived=reopened.derived)
+    assert next(iter(reopened.db.keys(from_key=POSTING)), b"")[:2] != POSTING
+    assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
+    assert _pages(index, 2, start=6) == _pages(in_memory, 2, start=6)
+    reopened.close()
+    assert _as_memory(LocalState(tmp_path / "db")) == _expected(memory)
+
+
+def test_packed_postings_answer_as_a_dict_of_postings_through_changes_and_merges() -> None:
+    import random
+
+    from worker.steps.dedup.postings import PackedPostings, Postings
+
+    rng = random.Random(5)
+    packed, plain = PackedPostings(), Postings()
+    sids = [rng.randbytes(8) for _ in range(60)]
+    pool = [*range(40), *range(1000, 1016), 2**32 - 1]
+    for step in range(4_000):
+        h, sid = rng.choice(pool), rng.choice(sids)
+        old = packed.get_many([h])[0]
+        held = plain.get(h)
+        assert set(unpack_ids(old)) == (held if isinstance(held, set) else set(unpack_ids(held))), step
+        if rng.random() < 0.6:
+            packed.post(h, sid, old)
+            plain.add(h, sid, plain.get(h))
+        else:
+            packed.unpost(h, sid, old)
+            plain.remove(h, sid)
+        if step % 300 == 0:
+            packed.merge()
+        if step % 100 == 0:  # many at once, absent ones too
+            packed.recent = {}
+            wanted = [*pool, 41, 999, 1017]
+            for h, ids in zip(wanted, packed.get_many(wanted), strict=True):
+                held = plain.get(h)
+                assert set(unpack_ids(ids)) == (held if isinstance(held, set) else set(unpack_ids(held))), step
 
 
 def test_the_store_overrides_methods_faust_still_has_with_the_same_parameters() -> None:

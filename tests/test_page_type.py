@@ -100,3 +100,28 @@ def test_repeated_sibling_shapes_are_counted_per_parent() -> None:
     features = [tree_features(parse_html(markup), "https://example.com/") for _ in range(3)]
     assert [f["repeat_groups"] for f in features] == [1.0, 1.0, 1.0]  # the outer list's 40 items
     assert [f["repeat_sum"] for f in features] == [40.0, 40.0, 40.0]
+
+
+def test_word_model_features_do_not_depend_on_the_hash_seed() -> None:
+    """A page's word-model probabilities are the same bits in every process: sets of tokens are
+    ordered by the string hash, which Python seeds afresh per process, and a sum in another order
+    differs in its last bits (enough to move a page across a boosted tree's split)."""
+    import subprocess
+    import sys
+
+    page_id = sorted(TRUTH)[0]
+    script = (
+        "import gzip, sys; from pathlib import Path\n"
+        "from worker.steps.clean.html import drop_code, parse_html\n"
+        "from worker.steps.clean.page_type import read_tree, shipped_model\n"
+        f"markup = gzip.decompress(Path({str(FIXTURES / 'html' / f'{page_id}.html.gz')!r}).read_bytes())\n"
+        "row, tokens = read_tree(drop_code(parse_html(markup.decode('utf-8', 'replace'))), "
+        f"{TRUTH[page_id]['url']!r})\n"
+        "print(sorted(shipped_model('html').words.features(tokens).items()))\n"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    }
+    assert len(runs) == 1 and "words_text_article" in next(iter(runs))

@@ -9,17 +9,26 @@ fact that changes them - by the owner's decisions and by every changelog record 
 recovery applies - so no index is rebuilt after a restart, and memory is the block cache and the
 write buffers, not the window.
 
+The postings (posted sketch hash -> roots) are the exception: they live in memory in two arrays
+(`PackedPostings`, 12 bytes a posting), so that a decision looks them up and a new root posts its
+hashes without a read or a write of the database per hash. Each batch that changes them writes
+what it changed as one journal key in the same write; every so many changes the arrays are
+folded and written to a snapshot file in the database's directory (`SNAPSHOT_FILE`) and the
+journal before it deleted. A restart reads the snapshot and applies the journal's tail.
+
 Derived keys start with a zero byte: the table's own keys are JSON strings (they start with `"`),
 and Faust's offset key with `_`. Nothing derived goes to the changelog.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rocksdict
 from faust.stores import STORES
 from faust.stores import rocksdb as faust_rocksdb
@@ -28,12 +37,14 @@ from faust.types import EventT
 from worker.kafka.topics import DEDUP_TABLE
 from worker.settings import Settings
 from worker.steps.dedup.derived import apply_change
-from worker.steps.dedup.postings import SID, Posting
+from worker.steps.dedup.postings import PackedPostings, Posting
 
 SCHEME = "dedup-rocksdb"
 STORES.aliases[SCHEME] = f"{__name__}:DedupRocksStore"
 
-POSTING = b"\x00p"  # + hash (4 bytes) -> ids of the roots posting it, packed
+POSTING = b"\x00p"  # + hash (4 bytes) -> ids of the roots posting it, packed (volumes written before
+# the postings moved to memory: read once into the snapshot, then deleted)
+JOURNAL = b"\x00j"  # + sequence (8 bytes) -> the posting changes of one batch (`_JOURNAL_ENTRY`s)
 PAGE = b"\x00f"  # + hour (8 bytes) + page id -> b""
 SITE = b"\x00s"  # + hour (8 bytes) + site (4 bytes) -> b""
 COUNTERS = b"\x00m"  # records | roots | bytes of the state
@@ -41,7 +52,17 @@ _COUNTERS = struct.Struct(">qqq")
 _HOUR = struct.Struct(">Q")
 _HOUR_BIAS = 1 << 63  # hours as unsigned, so that keys sort by hour
 _HASH = struct.Struct(">I")
-_POSTING_KEY = struct.Struct(">2sI")
+_JOURNAL_KEY = struct.Struct(">2sQ")
+_JOURNAL_ENTRY = struct.Struct(">B8sB")  # post (1) or unpost (0) | root id | hashes, then the hashes
+_SNAPSHOT_HEAD = struct.Struct(">8sQQ")  # magic | journal sequence it holds up to | postings
+_SNAPSHOT_MAGIC = b"dedupPS1"
+SNAPSHOT_FILE = "dedup-postings.snapshot"
+MERGE_CHANGES = 50_000
+"""Posting changes (added or removed) held beside the arrays before they are folded in and a
+snapshot written; at least a sixteenth of the postings (up to `MAX_MERGE_CHANGES`), so that the
+time spent writing snapshots stays a small share of the decisions' while a restart applies at
+most that many changes from the journal."""
+MAX_MERGE_CHANGES = 1_000_000  # ~100 MB of changes in dicts
 _SITE = struct.Struct(">I")
 STANDBY_BUFFER = 100
 """Changelog records a standby applies at a time (Faust's default is 1,000): what it may lag behind
@@ -184,19 +205,76 @@ class RocksDerived:
         self._loaded = False
         self.hot = HotEntries(hot_bytes)
         self.records = self.roots = self.size = 0
-        self._posting_keys: dict[int, bytes] = {}  # of the hashes last looked up
+        self._postings = PackedPostings()
+        self._journal: list[bytes] = []  # the posting changes of the batch being built
+        self._sequence = 0  # of the journal key written last
+        self._legacy = False  # the database still holds posting keys (`POSTING`)
 
     def load(self) -> None:
-        """Read the counters (once, when the database is first used)."""
+        """Read the counters and the postings (once, when the database is first used)."""
         if not self._loaded:
-            raw = self._db().get(COUNTERS)
+            db = self._db()
+            raw = db.get(COUNTERS)
             self.records, self.roots, self.size = _COUNTERS.unpack(raw) if raw else (0, 0, 0)
+            self._load_postings(db)
             self._loaded = True
 
     def forget(self) -> None:
-        """Drop the hot entries and the counters read (the database was reset or reopened)."""
+        """Drop the hot entries, the counters and postings read (the database was reset or
+        reopened, or a write failed): they are read again from it."""
         self.hot.clear()
+        self._postings = PackedPostings()
+        self._journal = []
         self._loaded = False
+
+    def _snapshot_path(self, db: Any) -> Path:
+        return Path(db.path()) / SNAPSHOT_FILE
+
+    def _load_postings(self, db: Any) -> None:
+        """The postings: the snapshot, then the journal written after it (or, in a database
+        written before the postings moved to memory, its posting keys)."""
+        postings, self._sequence = read_snapshot(self._snapshot_path(db))
+        if postings is None:
+            postings, self._legacy = _legacy_postings(db)
+        self._postings = postings
+        changes: list[tuple[int, bytes, tuple[int, ...]]] = []
+        for key, value in db.items(from_key=_JOURNAL_KEY.pack(JOURNAL, self._sequence + 1)):
+            if not key.startswith(JOURNAL):
+                break
+            self._sequence = _JOURNAL_KEY.unpack(key)[1]
+            at = 0
+            while at < len(value):
+                op, sid, count = _JOURNAL_ENTRY.unpack_from(value, at)
+                at += _JOURNAL_ENTRY.size
+                changes.append((op, sid, struct.unpack_from(f">{count}I", value, at)))
+                at += count * 4
+        postings.get_many(list({h for _, _, hashes in changes for h in hashes}))  # one search for all
+        for op, sid, hashes in changes:
+            (self._post if op else self._unpost)(hashes, sid)
+        if self._legacy:
+            self._fold()  # the snapshot written, the posting keys deleted
+
+    def _fold(self) -> None:
+        """Fold the posting changes into the arrays once there are enough of them, write the
+        snapshot, then delete the journal it holds (after a write of the database)."""
+        postings = self._postings
+        if postings.changes < max(MERGE_CHANGES, min(len(postings.hashes) // 16, MAX_MERGE_CHANGES)) \
+                and not self._legacy:
+            return
+        db = self._db()
+        postings.merge()
+        db.flush_wal(True)  # the snapshot never holds more than the database does after a crash
+        path = self._snapshot_path(db)
+        write_snapshot(path, postings, self._sequence)
+        mapped, _ = read_snapshot(path)  # the arrays as the file's pages, not the process's
+        assert mapped is not None
+        self._postings = mapped
+        done = rocksdict.WriteBatch(raw_mode=True)
+        done.delete_range(JOURNAL, _JOURNAL_KEY.pack(JOURNAL, self._sequence + 1))
+        if self._legacy:
+            done.delete_range(POSTING, POSTING[:1] + bytes([POSTING[1] + 1]))
+        db.write(done)
+        self._legacy = False
 
     # -- read -------------------------------------------------------------------------------------
 
@@ -219,9 +297,9 @@ class RocksDerived:
 
     def postings(self, hashes: Sequence[int]) -> list[Posting | None]:
         """The posting of each hash (packed root ids; None: no root posts it)."""
-        keys = [_POSTING_KEY.pack(POSTING, h) for h in hashes]
-        self._posting_keys = dict(zip(hashes, keys, strict=True))  # a new root posts the ones it looked up
-        return self._read(keys)  # type: ignore[return-value]
+        if not self._loaded:
+            self.load()
+        return self._postings.get_many(hashes)  # type: ignore[return-value]
 
     def pages(self, hour: int) -> list[bytes]:
         """Ids of the pages seen in `hour`."""
@@ -280,8 +358,12 @@ class RocksDerived:
             for key, value in extra:
                 self._batch.put(key, value)
             return
-        if self._pending:
+        if self._pending or self._journal:
             self._batch.put(COUNTERS, _COUNTERS.pack(self.records, self.roots, self.size))
+        if self._journal:
+            self._sequence += 1
+            self._batch.put(_JOURNAL_KEY.pack(JOURNAL, self._sequence), b"".join(self._journal))
+            self._journal = []
         for key, value in extra:
             self._batch.put(key, value)
         batch, self._batch = self._batch, None
@@ -293,9 +375,9 @@ class RocksDerived:
             raise
         finally:
             pending, self._pending = self._pending, {}
-        # facts and postings (not the hour files) stay at hand
-        self.hot.put_many({key: written for key, written in pending.items()
-                           if key[0] == 0x22 or key.startswith(POSTING)})  # `"` a fact
+        # facts (not the hour files) stay at hand
+        self.hot.put_many({key: written for key, written in pending.items() if key[0] == 0x22})  # `"` a fact
+        self._fold()
 
     def _put(self, key: bytes, value: bytes | None) -> None:
         assert self._batch is not None
@@ -304,12 +386,6 @@ class RocksDerived:
         else:
             self._batch.put(key, value)
         self._pending[key] = value
-
-    def _postings(self, hashes: Iterable[int]) -> tuple[list[bytes], list[bytes | None]]:
-        """The keys of the hashes' postings, and each posting as the batch leaves it."""
-        known = self._posting_keys
-        keys = [known.get(h) or _POSTING_KEY.pack(POSTING, h) for h in hashes]
-        return keys, self._read(keys)
 
     def _read(self, keys: list[bytes]) -> list[bytes | None]:
         """The value of each key as the batch leaves it (None: absent); what neither the batch nor
@@ -325,17 +401,24 @@ class RocksDerived:
         return values
 
     def post(self, hashes: Iterable[int], sid: bytes) -> None:
-        for key, ids in zip(*self._postings(hashes), strict=True):
-            if not ids:
-                self._put(key, sid)
-            elif not _holds(ids, sid):
-                self._put(key, ids + sid)
+        hashes = tuple(hashes)
+        self._journal.append(_JOURNAL_ENTRY.pack(1, sid, len(hashes)) + struct.pack(f">{len(hashes)}I", *hashes))
+        self._post(hashes, sid)
 
     def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
-        for key, ids in zip(*self._postings(hashes), strict=True):
-            if ids:
-                rest = b"".join(ids[i : i + SID] for i in range(0, len(ids), SID) if ids[i : i + SID] != sid)
-                self._put(key, rest or None)
+        hashes = tuple(hashes)
+        self._journal.append(_JOURNAL_ENTRY.pack(0, sid, len(hashes)) + struct.pack(f">{len(hashes)}I", *hashes))
+        self._unpost(hashes, sid)
+
+    def _post(self, hashes: Sequence[int], sid: bytes) -> None:
+        postings = self._postings
+        for h, old in zip(hashes, postings.get_many(hashes), strict=True):
+            postings.post(h, sid, old)
+
+    def _unpost(self, hashes: Sequence[int], sid: bytes) -> None:
+        postings = self._postings
+        for h, old in zip(hashes, postings.get_many(hashes), strict=True):
+            postings.unpost(h, sid, old)
 
     def file_page(self, hour: int, sid: bytes) -> None:
         self._put(_hour_key(PAGE, hour) + sid, b"")
@@ -350,8 +433,54 @@ class RocksDerived:
         self._put(_hour_key(SITE, hour) + _SITE.pack(site), None)
 
 
-def _holds(ids: bytes, sid: bytes) -> bool:
-    return any(ids[i : i + SID] == sid for i in range(0, len(ids), SID))
+def read_snapshot(path: Path) -> tuple[PackedPostings | None, int]:
+    """The postings a snapshot file holds and the journal sequence it holds them up to (None, 0:
+    no snapshot, or not a whole one). The arrays map the file: opening it reads nothing, a
+    lookup reads the pages it touches (and the memory they take is the page cache's)."""
+    try:
+        with open(path, "rb") as handle:
+            magic, sequence, count = _SNAPSHOT_HEAD.unpack(handle.read(_SNAPSHOT_HEAD.size))
+        if magic != _SNAPSHOT_MAGIC or path.stat().st_size != _SNAPSHOT_HEAD.size + count * (4 + 8):
+            return None, 0
+    except (FileNotFoundError, struct.error):
+        return None, 0
+    if not count:
+        return PackedPostings(), sequence
+    # plain arrays over the mapping (a `memmap`'s indexing goes through Python)
+    hashes = np.memmap(path, np.uint32, "r", _SNAPSHOT_HEAD.size, (count,)).view(np.ndarray)
+    ids = np.memmap(path, np.dtype(">u8"), "r", _SNAPSHOT_HEAD.size + 4 * count, (count,)).view(np.ndarray)
+    return PackedPostings(hashes, ids), sequence
+
+
+def write_snapshot(path: Path, postings: PackedPostings, sequence: int) -> None:
+    """Write the postings' arrays (merged) as the snapshot holding the journal up to `sequence`:
+    a whole file on the disk, then renamed over the previous one."""
+    assert not postings.changes, "merged first"
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as handle:
+        handle.write(_SNAPSHOT_HEAD.pack(_SNAPSHOT_MAGIC, sequence, len(postings.hashes)))
+        postings.hashes.tofile(handle)
+        postings.ids.tofile(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(part, path)
+
+
+def _legacy_postings(db: Any) -> tuple[PackedPostings, bool]:
+    """The postings a database written before they moved to memory keeps as keys (`POSTING`),
+    and whether there were any."""
+    found = False
+
+    def pairs() -> Iterator[tuple[int, bytes]]:
+        nonlocal found
+        for key, value in db.items(from_key=POSTING):
+            if not key.startswith(POSTING):
+                break
+            found = True
+            yield _HASH.unpack_from(key, len(POSTING))[0], value
+
+    postings = PackedPostings.of(pairs())
+    return postings, found
 
 
 class BoundedOptions(faust_rocksdb.RocksDBOptions):
@@ -580,12 +709,18 @@ class LocalState(_Facts):
                  hot_bytes: int | None = None) -> None:
         """`hot_bytes`: the hot entries' memory (default: as the worker sizes it from `cache_bytes`)."""
         hot = hot_size(cache_bytes) if hot_bytes is None else hot_bytes
-        options = BoundedOptions(block_cache_size=cache_bytes - hot, write_buffer_size=WRITE_BUFFER_BYTES,
-                                 max_write_buffer_number=WRITE_BUFFERS).as_options()
+        options = self.options(cache_bytes - hot)
         access = rocksdict.AccessType.read_only() if read_only else rocksdict.AccessType.read_write()
         self.db = open_rdict(path, options, access)
         self.derived = RocksDerived(lambda: self.db, hot)
-        self.derived.load()
+        if not read_only:
+            self.derived.load()
+
+    @staticmethod
+    def options(block_cache_bytes: int) -> Any:
+        """The database options the worker's store opens its table with."""
+        return BoundedOptions(block_cache_size=block_cache_bytes, write_buffer_size=WRITE_BUFFER_BYTES,
+                              max_write_buffer_number=WRITE_BUFFERS).as_options()
 
     def _db(self) -> Any:
         return self.db

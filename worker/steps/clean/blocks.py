@@ -111,6 +111,9 @@ class PageBlocks:
     # per block, a page-wide number for each of its `_LEVELS` nearest ancestors (parent first;
     # blocks with the same number at a level share that ancestor): the context trees' groups
     ancestors: np.ndarray = field(default_factory=lambda: np.zeros((0, _LEVELS), dtype=np.intp))
+    # per block, a page-wide number of the table row it is one cell of (-1: not a table cell):
+    # the cells of a row the cleaner keeps are one line of its text, as a text dump shows them
+    table_rows: tuple[int, ...] = ()
 
 
 @lru_cache(maxsize=8192)
@@ -133,33 +136,31 @@ def _own_bits(el: Any) -> int:
 
 class _Tree:
     """Per-element facts read once per page: each element's number (in the order first met) and
-    ancestor chain (nearest first, as elements and as numbers), and its name/tag bits."""
+    ancestor chain as numbers (nearest first), and its name/tag bits."""
 
     def __init__(self) -> None:
-        self.chains: dict[Any, list[Any]] = {}
         self.numbers: dict[Any, list[int]] = {}  # an element's chain as element numbers
         self.elements: list[Any] = []
         self.bits: list[int] = []
 
-    def chain(self, el: Any) -> list[Any]:
-        """The element and its ancestors, nearest first (the chain's numbers: `numbers[el]`)."""
-        found = self.chains.get(el)
+    def chain(self, el: Any) -> list[int]:
+        """The numbers of the element and its ancestors, nearest first."""
+        numbers = self.numbers
+        found = numbers.get(el)
         if found is not None:
             return found
         pending = []
         node = el
-        while node is not None and node not in self.chains:
+        while node is not None and node not in numbers:
             pending.append(node)
             node = node.getparent()
-        above = self.chains[node] if node is not None else []
-        above_numbers = self.numbers[node] if node is not None else []
+        above = numbers[node] if node is not None else []
+        elements, bits = self.elements, self.bits
         for item in reversed(pending):  # a loop, not recursion: trees can be very deep
-            above = [item, *above]
-            above_numbers = [len(self.elements), *above_numbers]
-            self.chains[item] = above
-            self.numbers[item] = above_numbers
-            self.elements.append(item)
-            self.bits.append(_own_bits(item))
+            above = [len(elements), *above]
+            numbers[item] = above
+            elements.append(item)
+            bits.append(_own_bits(item))
         return above
 
 
@@ -171,11 +172,13 @@ def _signature(el: Any) -> tuple[Any, str]:
 def _repeats(el: Any, parents: dict[Any, Counter[tuple[Any, str]]]) -> int:
     """How many of the element's siblings (itself included) share its tag and first class."""
     parent = el.getparent()
-    if parent is None:
+    if parent is None or len(parent) == 1:  # an only child repeats no one
         return 1
     shapes = parents.get(parent)
     if shapes is None:
-        shapes = parents[parent] = Counter(_signature(sib) for sib in parent)
+        shapes = parents[parent] = Counter(
+            [(sib.tag, cls.split(" ", 1)[0] if (cls := sib.get("class")) else "") for sib in parent]
+        )
     return shapes[_signature(el)]
 
 
@@ -227,12 +230,11 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     link_share = np.array([min(1.0, b.link_chars / max(1, len(b.text))) for b in blocks])
     ends = np.array([bool(_SENTENCE_END.search(t)) for t in texts], dtype=float)
     facts = _Tree()
-    chains = [facts.chain(b.element) for b in blocks]
-    numbers = [facts.numbers[b.element] for b in blocks]
+    numbers = [facts.chain(b.element) for b in blocks]
     n = len(blocks)
     # What each element holds below it (sums in block order, as adding block by block would):
     # words, link words and blocks.
-    depths = np.fromiter(map(len, chains), dtype=np.intp, count=n)
+    depths = np.fromiter(map(len, numbers), dtype=np.intp, count=n)
     flat = np.fromiter(chain_of_lists.from_iterable(numbers), dtype=np.intp, count=int(depths.sum()))
     size = len(facts.elements)
     held_words = np.bincount(flat, weights=np.repeat(words, depths), minlength=size)
@@ -370,4 +372,24 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     }
     page_row = np.array([page[name] for name in PAGE_FEATURES], dtype=float)
     matrix = np.hstack([*(np.asarray(c, dtype=float) for c in columns), near, np.tile(page_row, (n, 1))])
-    return PageBlocks(texts, matrix, ups)
+    return PageBlocks(texts, matrix, ups, _table_rows(tags, numbers, facts.elements))
+
+
+_CELLS = frozenset({"td", "th"})
+
+
+def _table_rows(tags: list[str], numbers: list[list[int]], elements: list[Any]) -> tuple[int, ...]:
+    """Per block, the number of the table row (`tr`) whose cell holds it as the cell's only
+    block, else -1 (`numbers`: each block's chain of element numbers, nearest first). A cell of
+    several blocks (paragraphs, lines parted by <br>) is a layout cell holding a page or a story,
+    not one value of a row."""
+    rows = [-1] * len(tags)
+    cells = [k for k, tag in enumerate(tags) if tag in _CELLS]
+    if not cells:
+        return tuple(rows)
+    per_cell = Counter(numbers[k][0] for k in cells)
+    for k in cells:
+        chain = numbers[k]
+        if per_cell[chain[0]] == 1 and len(chain) > 1 and elements[chain[1]].tag == "tr":
+            rows[k] = chain[1]
+    return tuple(rows)

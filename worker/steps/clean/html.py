@@ -130,8 +130,25 @@ def select_paragraphs(blocks: PageBlocks, model: BlockModel) -> list[str]:
     was trained with it (`filter_paragraphs`), else past the junk-line filter (`drop_junk`)."""
     probabilities, threshold = model.scores(blocks)
     keep = probabilities >= threshold
-    kept = [text for text, chosen in zip(blocks.texts, keep, strict=True) if chosen]
+    kept = join_row_cells(blocks, [k for k, chosen in enumerate(keep) if chosen])
     return filter_paragraphs(kept) if model.filter_after else drop_junk(kept)
+
+
+def join_row_cells(blocks: PageBlocks, kept: list[int]) -> list[str]:
+    """The texts of the kept blocks, in order, the kept cells of one table row joined into one
+    line (`PageBlocks.table_rows`): a row of a table is one line of the page's text, as a text
+    dump of the page shows it, not one line per value."""
+    rows = blocks.table_rows
+    out: list[str] = []
+    last = -1
+    for k in kept:
+        row = rows[k] if rows else -1
+        if row >= 0 and row == last:
+            out[-1] = f"{out[-1]} {blocks.texts[k]}"
+        else:
+            out.append(blocks.texts[k])
+        last = row
+    return out
 
 
 def drop_junk(paragraphs: list[str]) -> list[str]:

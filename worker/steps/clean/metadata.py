@@ -281,8 +281,8 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
         [(by_line.group(1), "")] if by_line else [],
         [(name, "")] if (name := _dated_name(around, headline)) else [],
         [(name, "")] if (name := _name_line(after)) else [],
-        [(written.group(1), "")] if (written := _WRITTEN_BY.search(lines)) else [],
-        [(label.group(1), "")] if (label := _AUTHOR_LABEL.search(lines)) else [],
+        [(written.group(1), "")] if (written := _written_by(lines)) else [],
+        [(label.group(1), "")] if "Author" in lines and (label := _AUTHOR_LABEL.search(lines)) else [],
     ]
     return Shown(
         text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines, [], at,
@@ -653,6 +653,13 @@ _NAME = rf"[A-Z][\w'’-]*\.?(?: {_NAME_WORD}){{0,3}}"
 # "Written by A" anywhere on the page (often under the story, with the author's box).
 _NAMES = rf"({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]))"
 _WRITTEN_BY = re.compile(rf"\b(?:[Ww]ritten|[Aa]uthored|[Pp]osted) [Bb]y:?[ \n]+{_NAMES}")
+_WRITTEN_BY_CUES = ("ritten ", "uthored ", "osted ")  # one of them is in every match
+
+
+def _written_by(text: str) -> re.Match[str] | None:
+    """`_WRITTEN_BY`'s first match in `text`; the regex runs only on text holding one of its cues
+    (it is slow over a whole page, and most pages have none)."""
+    return _WRITTEN_BY.search(text) if any(cue in text for cue in _WRITTEN_BY_CUES) else None
 # "Author" as a label on its own line, above the name (an initials avatar may come between).
 _AUTHOR_LABEL = re.compile(rf"(?:^|\n)(?:The )?Authors?:?\n(?:[A-Z]{{1,3}}\n)?({_NAME})(?=\n|$)")
 _BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+{_NAMES}")
@@ -718,6 +725,14 @@ def _in_aside(node: Any) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=8192)
+def _byline_marks(marks: str) -> bool:
+    """Whether an element's class, id and test id name it a byline (a page repeats its class
+    names: each is read once)."""
+    folded = marks.lower()
+    return bool(_BYLINE_MARK.search(folded)) and not _NOT_BYLINE_MARK.search(folded)
+
+
 def _byline(node: Any) -> tuple[str, str] | None:
     """The text of an element marked as the page's byline or author (itemprop, rel, class or
     id), its parts joined by ' | ', with its kind for `choose_authors` ('structured' when the
@@ -730,10 +745,8 @@ def _byline(node: Any) -> tuple[str, str] | None:
     rel = (attributes.get("rel") or "").lower()
     marks = f"{attributes.get('class') or ''} {attributes.get('id') or ''} {attributes.get('data-testid') or ''}"
     marked = prop == "author" or rel == "author" or node.tag == "author"
-    if not marked:
-        folded = marks.lower()
-        if not _BYLINE_MARK.search(folded) or _NOT_BYLINE_MARK.search(folded):
-            return None
+    if not marked and not _byline_marks(marks):
+        return None
     if _in_aside(node):
         return None
     kind = "structured" if prop == "author" or rel == "author" else "element"
@@ -757,12 +770,16 @@ _OTHER_CREDIT = re.compile(
     re.I,
 )
 _AUTHOR_PATH = re.compile(r"/(?:authors?|writers?|contributors?)/[^/?#]+/?(?:$|[?#])", re.I)
+_AUTHOR_PATH_CUES = ("/author", "/writer", "/contributor")  # in every ASCII match, lowered
 
 
 def _author_link(node: Any) -> str | None:
     """The text of a link to an author's page ('/author/ana-ruiz/'), outside comments,
     sidebars and related lists: how many pages name the author without marking the byline."""
-    if not _AUTHOR_PATH.search(node.get("href") or ""):
+    href = node.get("href") or ""
+    if href.isascii() and not any(cue in href.lower() for cue in _AUTHOR_PATH_CUES):  # most links: no regex
+        return None
+    if not _AUTHOR_PATH.search(href):
         return None
     text = normalize_line(node.text_content())
     return text if text and len(text) <= 60 and not _in_aside(node) else None

@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -27,7 +28,7 @@ import numpy as np
 
 from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
-from worker.steps.clean.boilerplate import CaselessPattern
+from worker.steps.clean.boilerplate import CaselessPattern, any_of
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 # A page is skipped as not an article only when its kind is more likely than every other kind
@@ -133,7 +134,8 @@ _DIGIT = re.compile(r"\d")
 _SCHEMA_RE = {
     name: re.compile(rf"^(?:https?://schema\.org/)?(?:{pattern})$", re.I) for name, pattern in _SCHEMA_TYPES.items()
 }
-_GENERATOR_RE = {name: re.compile(pattern, re.I) for name, pattern in _GENERATORS.items()}
+# each a list of words: one nested alternation, read on lowered text where it can be
+_GENERATOR_RE = {name: CaselessPattern(any_of(set(words.split("|")))) for name, words in _GENERATORS.items()}
 _SENTENCE = re.compile(r"[.!?](?:\s|$)")
 _CODE_CHARS = re.compile(r"[{}();=<>\[\]_]")
 
@@ -230,10 +232,12 @@ def _text_features(lines: list[str], prefix: str, letters: list[str] | None = No
         f"{prefix}code_share": len(_CODE_CHARS.findall(text)) / (len(text) or 1),
     }
     out.update(_prose_run(lines, words_per_line, total, prefix))
-    # No date spans a line break: ASCII lines are counted lowered (re's case-insensitive
-    # matching costs about twice the plain one), the others as they are.
-    ascii_lines = [line for line in lines if line.isascii()]
-    other_lines = [line for line in lines if not line.isascii()] if len(ascii_lines) < len(lines) else []
+    # No date spans a line break and every date holds a digit: only lines with one are read,
+    # ASCII lines counted lowered (re's case-insensitive matching costs about twice the plain
+    # one), the others as they are.
+    dated = [line for line in lines if _DIGIT.search(line)]
+    ascii_lines = [line for line in dated if line.isascii()]
+    other_lines = [line for line in dated if not line.isascii()] if len(ascii_lines) < len(dated) else []
     out[f"{prefix}dates"] = float(_DATE.count("\n".join(ascii_lines)) + _DATE.count("\n".join(other_lines)))
     out[f"{prefix}dates_per_line"] = out[f"{prefix}dates"] / n
     hits = _group_counts(_LETTERS.findall(text.lower()) if letters is None else letters, _TEXT_GROUPS)
@@ -370,21 +374,22 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             continue
         tags[tag] += 1
         attrs = el.attrib
-        cls = attrs.get("class")
-        ident = attrs.get("id")
-        if cls:
-            classes.append(cls)
-        if ident:
-            classes.append(ident)
-        itemtype = attrs.get("itemtype")
-        if itemtype:
-            itemtypes.extend(t.rsplit("/", 1)[-1] for t in itemtype.split())
-        itemprop = attrs.get("itemprop")
-        if itemprop:
-            tokens.extend(f"ip:{p.lower()}" for p in itemprop.split()[:3])
-        rel = attrs.get("rel")
-        if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
-            rel_next += 1
+        if attrs:  # many elements have none
+            cls = attrs.get("class")
+            ident = attrs.get("id")
+            if cls:
+                classes.append(cls)
+            if ident:
+                classes.append(ident)
+            itemtype = attrs.get("itemtype")
+            if itemtype:
+                itemtypes.extend(t.rsplit("/", 1)[-1] for t in itemtype.split())
+            itemprop = attrs.get("itemprop")
+            if itemprop:
+                tokens.extend(f"ip:{p.lower()}" for p in itemprop.split()[:3])
+            rel = attrs.get("rel")
+            if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
+                rel_next += 1
         if tag == "meta":
             key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
             if key in _DATED_META:
@@ -397,9 +402,9 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
                 generator += " " + (attrs.get("content") or "")
         elif tag == "title":
             if not title:
-                title = el.text_content()
+                title = _text_of(el)
         elif tag in ("h1", "h2", "h3"):
-            heading = el.text_content()
+            heading = _text_of(el)
             if tag == "h1":
                 tokens.extend(f"h1:{w}" for w in _TOKEN.findall(heading.lower())[:20])
             else:
@@ -407,10 +412,10 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
                 if el.find(".//a") is not None or ((parent := el.getparent()) is not None and parent.tag == "a"):
                     heading_links += 1
         elif tag == "button" or (tag == "input" and attrs.get("type") in ("submit", "button")):
-            label = (el.text_content() if tag == "button" else attrs.get("value") or "").lower()
+            label = (_text_of(el) if tag == "button" else attrs.get("value") or "").lower()
             tokens.extend(f"b:{w}" for w in _TOKEN.findall(label)[:5])
         elif tag in ("p", "li", "a"):
-            words = len(el.text_content().split())
+            words = len(_text_of(el).split())
             if tag == "p":
                 p_words += words
                 long_paragraphs += words >= 30
@@ -446,11 +451,10 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     if og_type:
         tokens.append(f"og:{og_type.lower().strip()}")
     tokens.extend(f"gen:{w}" for w in _TOKEN.findall(generator.lower())[:60])
-    class_text = " ".join(classes).lower()
-    class_letters = _LETTERS.findall(class_text)
     # the word models read each distinct token once: repeats are not made
-    tokens.extend(f"c:{w}" for w in dict.fromkeys(_words(class_text, class_letters)))
-    tokens.extend(f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000)))
+    class_counts = Counter(classes)  # a page repeats its class names: each is read once
+    tokens.extend([f"c:{w}" for w in dict.fromkeys(chain.from_iterable(_class_words(c)[0] for c in class_counts))])
+    tokens.extend([f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000))])
     per_kelement = 1000.0 / (elements or 1)
     for tag in _COUNTED_TAGS:
         out[f"tag_{tag}"] = float(tags[tag])
@@ -471,11 +475,30 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["repeat_max"] = float(repeats[0]) if repeats else 0.0
     out["repeat_groups"] = float(len(repeats))
     out["repeat_sum"] = float(sum(repeats))
-    found = _group_counts(class_letters, _CLASS_GROUPS)
+    found: Counter[str] = Counter()
+    for names, times in class_counts.items():
+        for name, count in _class_words(names)[1]:
+            found[name] += count * times
     for name in _CLASS_WORDS:
         out[f"class_{name}"] = float(found[name])
         out[f"class_{name}_per_kelement"] = found[name] * per_kelement
     return out, tokens
+
+
+def _text_of(el: Any) -> str:
+    """An element's text content (XPath's string()); an element without children is its own
+    text, read without the XPath call."""
+    return (el.text or "") if len(el) == 0 else el.text_content()
+
+
+@lru_cache(maxsize=8192)
+def _class_words(names: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """The words of one class or id attribute, lowered (`_words`, in order), and how many of
+    its `_LETTERS` runs each `_CLASS_WORDS` group holds: what the page's class names give is
+    these summed over its attributes (a space between two attributes ends a word)."""
+    lowered = names.lower()
+    letters = _LETTERS.findall(lowered)
+    return _words(lowered, letters), list(_group_counts(letters, _CLASS_GROUPS).items())
 
 
 def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
@@ -500,9 +523,9 @@ def _first_tokens(text: str, limit: int) -> list[str]:
 def _repeated_shapes(parent: Any) -> list[int]:
     """For each tag and class (a class given) that three or more of the element's children share
     (children of a skipped tag and of no tag left out), how many share it."""
-    shapes = Counter((child.tag, child.get("class")) for child in parent
-                     if isinstance(child.tag, str) and child.tag not in _SKIP)
-    return [n for (_, cls), n in shapes.items() if cls and n >= 3]
+    shapes = Counter([(tag, cls) for child in parent
+                      if (cls := child.get("class")) and isinstance(tag := child.tag, str) and tag not in _SKIP])
+    return [n for n in shapes.values() if n >= 3]
 
 
 def text_features(text: str, url: str | None) -> dict[str, float]:
@@ -569,21 +592,29 @@ class WordModel:
         self.matrix = np.array(list(weights.values()), dtype=float).reshape(len(weights), len(self.intercept))
         self.weights = dict(zip(weights, self.matrix, strict=True))
 
-    def probabilities(self, tokens: list[str]) -> np.ndarray:
-        """P(kind) in `KINDS` order from the group's tokens alone."""
+    def probabilities(self, tokens: list[str], one_source: bool = False) -> np.ndarray:
+        """P(kind) in `KINDS` order from the group's tokens alone. `one_source` says that every
+        token has the same source (prefix): each distinct token then has the same value, and
+        `word_values`' dictionaries are not built."""
         z = self.intercept.copy()
         rows = self.rows
-        known = [(rows[token], value) for token, value in word_values(tokens).items() if token in rows]
-        if known:
-            found, values = zip(*known, strict=True)
-            z += np.asarray(values) @ self.matrix[list(found)]
+        if one_source:
+            distinct = set(tokens)
+            found = [row for token in distinct if (row := rows.get(token)) is not None]
+            found.sort()  # summed in the model's row order, not the set's (which varies with the hash seed)
+            values = [1.0 / float(np.sqrt(len(distinct)))] * len(found) if found else []
+        else:
+            known = sorted((rows[token], value) for token, value in word_values(tokens).items() if token in rows)
+            found, values = (list(part) for part in zip(*known, strict=True)) if known else ([], [])
+        if found:
+            z += np.asarray(values) @ self.matrix[found]
         z = np.exp(z - z.max())
         return z / z.sum()
 
-    def features(self, tokens: list[str]) -> dict[str, float]:
-        """The boosted model's inputs from this group's tokens."""
+    def features(self, tokens: list[str], one_source: bool = False) -> dict[str, float]:
+        """The boosted model's inputs from this group's tokens (`one_source`: as `probabilities`)."""
         return {f"words_{self.group}_{kind}": float(p)
-                for kind, p in zip(KINDS, self.probabilities(tokens), strict=True)}
+                for kind, p in zip(KINDS, self.probabilities(tokens, one_source), strict=True)}
 
     def as_dict(self) -> dict[str, object]:
         """The model as plain data (weights rounded to 4 decimals)."""
@@ -604,7 +635,7 @@ class WordModels:
         groups = grouped_tokens(tokens)
         out: dict[str, float] = {}
         for model in self.models:
-            out.update(model.features(groups.get(model.group, [])))
+            out.update(model.features(groups.get(model.group, []), len(WORD_GROUPS.get(model.group, ())) == 1))
         return out
 
     def to_json(self) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Iterable, Mapping, Sequence
-from types import ModuleType
 from typing import Protocol
 
 from worker.steps.dedup.postings import Filed, Posting, Postings
@@ -71,18 +70,6 @@ class DerivedSink(Protocol):
     def unfile_site(self, hour: int, site: int) -> None: ...
 
 
-_index: ModuleType | None = None
-
-
-def _layout() -> ModuleType:
-    """The module that knows the records' layout (`index`, which imports this one)."""
-    global _index
-    from worker.steps.dedup import index
-
-    _index = index
-    return index
-
-
 def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSink) -> None:
     """Update `sink` for `key` changing from `old` to `new` (None: absent). Applying the same change
     twice (a replayed changelog record, whose old value is then the new one) changes nothing."""
@@ -92,7 +79,6 @@ def apply_change(key: str, old: bytes | None, new: bytes | None, sink: DerivedSi
     first = key[0]
     if first != "a" and first != "s":
         return  # a content hash or the counter: filed nowhere
-    index = _index or _layout()
     HOUR, POSTED = index.HOUR, index.POSTED
     if index.is_page_key(key):
         if old is not None and new is not None and index.same_filing(old, new):
@@ -187,3 +173,8 @@ def _unfile(filed: dict[int, dict], hour: int, item: object) -> None:
         entries.pop(item, None)
         if not entries:
             del filed[hour]
+
+
+# The records' layout is `index`'s, which imports this module: imported once both are defined,
+# whichever of the two is imported first.
+from worker.steps.dedup import index  # noqa: E402

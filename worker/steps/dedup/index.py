@@ -241,22 +241,30 @@ def same_filing(old: bytes, new: bytes) -> bool:
     )
 
 
+def _kept_spans(data: bytes) -> list[tuple[int, int]]:
+    """Where each text a packed root record keeps lies in it (start, end of its hashes): its
+    firm copies' sketches (`versions`) first, then its own; none for a copy or a root that keeps
+    no text."""
+    end = _sketches_end(data)
+    if end <= _KEPT_AT:
+        return []
+    at = _KEPT_AT
+    spans = []
+    for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
+        start = at + _VERSION.size
+        at = start + data[start - 1] * _HASH_BYTES
+        spans.append((start, at))
+    spans.append((at, end))
+    return spans
+
+
 def _kept_hashes(data: bytes) -> tuple[int, ...]:
     """Every hash of the texts a packed page record keeps (a root's own sketch and its firm
     copies'; none for a copy), without unpacking the rest of it."""
     end = _sketches_end(data)
-    if end <= _KEPT_AT:
-        return ()
-    if not data[_KEPT_AT - 1]:  # no versions: the own sketch follows the head
+    if end > _KEPT_AT and not data[_KEPT_AT - 1]:  # no versions: the own sketch alone
         return unpack_hashes(data[_KEPT_AT:end])
-    parts = []
-    at = _KEPT_AT
-    for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
-        version_end = at + _VERSION.size + data[at + _VERSION.size - 1] * _HASH_BYTES
-        parts.append(data[at + _VERSION.size : version_end])
-        at = version_end
-    parts.append(data[at:end])
-    return unpack_hashes(b"".join(parts))
+    return unpack_hashes(b"".join([data[start:end] for start, end in _kept_spans(data)]))
 
 
 _SEEN_AT = struct.Struct(">d")
@@ -269,19 +277,11 @@ def filing(data: bytes, posted: int) -> tuple[bool, float, set[int]]:
     without unpacking the rest of it."""
     root = bool(data[0] & _ROOT)
     seen_at = _SEEN_AT.unpack_from(data, _SEEN_AT_OFFSET)[0]
-    if not root:
-        return root, seen_at, set()
-    end = _sketches_end(data)
-    if end <= _KEPT_AT:
-        return root, seen_at, set()
-    room = posted * _HASH_BYTES
     hashes: set[int] = set()
-    at = _KEPT_AT
-    for _ in range(data[_KEPT_AT - 1]):  # each version: its site and size, then its hashes
-        start = at + _VERSION.size
-        at = start + data[start - 1] * _HASH_BYTES
-        hashes.update(unpack_hashes(data[start : min(at, start + room)]))
-    hashes.update(unpack_hashes(data[at : min(end, at + room)]))
+    if root:
+        room = posted * _HASH_BYTES
+        for start, end in _kept_spans(data):
+            hashes.update(unpack_hashes(data[start : min(end, start + room)]))
     return root, seen_at, hashes
 
 
