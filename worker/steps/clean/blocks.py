@@ -172,7 +172,7 @@ def _signature(el: Any) -> tuple[Any, str]:
 def _repeats(el: Any, parents: dict[Any, Counter[tuple[Any, str]]]) -> int:
     """How many of the element's siblings (itself included) share its tag and first class."""
     parent = el.getparent()
-    if parent is None:
+    if parent is None or len(parent) == 1:  # an only child repeats no one
         return 1
     shapes = parents.get(parent)
     if shapes is None:

@@ -770,12 +770,16 @@ _OTHER_CREDIT = re.compile(
     re.I,
 )
 _AUTHOR_PATH = re.compile(r"/(?:authors?|writers?|contributors?)/[^/?#]+/?(?:$|[?#])", re.I)
+_AUTHOR_PATH_CUES = ("/author", "/writer", "/contributor")  # in every ASCII match, lowered
 
 
 def _author_link(node: Any) -> str | None:
     """The text of a link to an author's page ('/author/ana-ruiz/'), outside comments,
     sidebars and related lists: how many pages name the author without marking the byline."""
-    if not _AUTHOR_PATH.search(node.get("href") or ""):
+    href = node.get("href") or ""
+    if href.isascii() and not any(cue in href.lower() for cue in _AUTHOR_PATH_CUES):  # most links: no regex
+        return None
+    if not _AUTHOR_PATH.search(href):
         return None
     text = normalize_line(node.text_content())
     return text if text and len(text) <= 60 and not _in_aside(node) else None

@@ -374,21 +374,22 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             continue
         tags[tag] += 1
         attrs = el.attrib
-        cls = attrs.get("class")
-        ident = attrs.get("id")
-        if cls:
-            classes.append(cls)
-        if ident:
-            classes.append(ident)
-        itemtype = attrs.get("itemtype")
-        if itemtype:
-            itemtypes.extend(t.rsplit("/", 1)[-1] for t in itemtype.split())
-        itemprop = attrs.get("itemprop")
-        if itemprop:
-            tokens.extend(f"ip:{p.lower()}" for p in itemprop.split()[:3])
-        rel = attrs.get("rel")
-        if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
-            rel_next += 1
+        if attrs:  # many elements have none
+            cls = attrs.get("class")
+            ident = attrs.get("id")
+            if cls:
+                classes.append(cls)
+            if ident:
+                classes.append(ident)
+            itemtype = attrs.get("itemtype")
+            if itemtype:
+                itemtypes.extend(t.rsplit("/", 1)[-1] for t in itemtype.split())
+            itemprop = attrs.get("itemprop")
+            if itemprop:
+                tokens.extend(f"ip:{p.lower()}" for p in itemprop.split()[:3])
+            rel = attrs.get("rel")
+            if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
+                rel_next += 1
         if tag == "meta":
             key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
             if key in _DATED_META:
