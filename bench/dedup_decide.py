@@ -8,7 +8,9 @@ RocksDB table, at N pages in the window.
 The pages are `bench/dedup_scale.py`'s (synthetic fingerprints shaped like real ones, one day of
 pages, a quarter of them copies of a recent story), decided by `DedupIndex` over a dict; the state
 they leave is then written into a RocksDB table with its derived indexes, as a worker that
-decided them would have left it (`dedup_scale.write_table`). Each measured store then decides
+decided them would have left it (`dedup_scale.write_table`, the postings as keys, as the code
+before the postings moved to memory kept them: this code's store reads them into its snapshot
+when it first opens its copy, before the clock starts). Each measured store then decides
 the same pages in a subprocess, on its own copy of the table (or of the dict): 2,000 pages of
 the stream (warm-up), then, timed, `--probes` pages of the stream (`stream`: new stories and
 copies at the fill's share, under urls of their own) and as many near copies of recent stories
@@ -175,7 +177,7 @@ def main() -> int:
     import rocksdict
     from dedup_scale import Counting, Prober, Stream, write_table
 
-    from worker.kafka.dedup_store import LocalState
+    from worker.kafka.dedup_store import LocalState, open_rdict
     from worker.settings import Settings
     from worker.steps.dedup.index import DedupIndex
 
@@ -214,12 +216,14 @@ def main() -> int:
                 pickle.dump((stream, last), handle)
         if not (saved / "table-written").exists():
             shutil.rmtree(table, ignore_errors=True)
-            write_table(table, state, memory, cache)
+            write_table(table, state, memory, cache, posting_keys=True)
             (saved / "table-written").touch()
-        local = LocalState(table, cache)
-        compact = rocksdict.CompactOptions()  # every file written again with the current options
+        # every file written again with the current options, the same table for every store (opened
+        # as a database only: the store would move its posting keys into its snapshot)
+        local = open_rdict(table, LocalState.options(cache), rocksdict.AccessType.read_write())
+        compact = rocksdict.CompactOptions()
         compact.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
-        local.db.compact_range(None, None, compact)  # the same table for every store
+        local.compact_range(None, None, compact)
         local.close()
         figures["indexed_articles"] = memory.roots()
         figures["fill_seconds"] = round(time.perf_counter() - started, 1)

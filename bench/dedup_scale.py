@@ -251,11 +251,13 @@ class Counting(dict[str, bytes]):
         return super().pop(key, *default)
 
 
-def write_table(path: Path, state: dict[str, bytes], index: DedupIndex, cache_bytes: int) -> None:
+def write_table(path: Path, state: dict[str, bytes], index: DedupIndex, cache_bytes: int,
+                posting_keys: bool = False) -> None:
     """Write a decided state into a RocksDB table as the store keeps it: the facts, and the
     derived indexes `index` holds in memory for them (the ones the store's write path derives,
     `tests/test_dedup_store.py`; the postings as its snapshot file), in large batches without
-    reading anything back."""
+    reading anything back. `posting_keys`: the postings as keys instead, as the code before
+    the postings moved to memory kept them (which the store reads into its snapshot once)."""
     index.entries()  # the derived indexes brought up to date with `state` first
     derived = index._memory
     assert derived is not None
@@ -271,9 +273,12 @@ def write_table(path: Path, state: dict[str, bytes], index: DedupIndex, cache_by
 
     for key, value in state.items():
         put(b'"' + key.encode("ascii") + b'"', value)
-    postings = PackedPostings.of((h, ids if isinstance(ids, bytes) else b"".join(sorted(ids)))
-                                 for h, ids in derived._postings.items())
-    dedup_store.write_snapshot(path / dedup_store.SNAPSHOT_FILE, postings, 0)
+    packed = [(h, ids if isinstance(ids, bytes) else b"".join(sorted(ids))) for h, ids in derived._postings.items()]
+    if posting_keys:
+        for h, ids in packed:
+            put(dedup_store.POSTING + dedup_store._HASH.pack(h), ids)
+    else:
+        dedup_store.write_snapshot(path / dedup_store.SNAPSHOT_FILE, PackedPostings.of(packed), 0)
     for hour, sids in derived._filed.pages.items():
         for sid in sids:
             put(dedup_store._hour_key(dedup_store.PAGE, hour) + sid, b"")

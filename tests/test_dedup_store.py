@@ -149,9 +149,10 @@ def test_a_table_that_kept_postings_as_keys_reads_them_once_then_drops_them(tmp_
     _pages(in_memory, 6)
     old = rocks.derived._postings
     old.merge()
+    keys: dict[bytes, bytes] = {}
     for h, sid in zip(old.hashes.tolist(), old.ids.tolist(), strict=True):  # as the keys were
         key = POSTING + h.to_bytes(4, "big")
-        rocks.db[key] = (rocks.db.get(key) or b"") + sid.to_bytes(8, "big")
+        rocks.db[key] = keys[key] = (rocks.db.get(key) or b"") + sid.to_bytes(8, "big")
     rocks.db.delete_range(dedup_store.JOURNAL, dedup_store.JOURNAL + b"\xff" * 8)
     rocks.close()
     assert not (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
@@ -161,11 +162,149 @@ def test_a_table_that_kept_postings_as_keys_reads_them_once_then_drops_them(tmp_
     assert next(iter(reopened.db.keys(from_key=POSTING)), b"")[:2] != POSTING
     assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
     assert _pages(index, 2, start=6) == _pages(in_memory, 2, start=6)
+    for key, value in keys.items():  # as if killed after the snapshot's rename, before the keys' delete
+        reopened.db[key] = value
+    reopened.close()
+    last = LocalState(tmp_path / "db")
+    assert next(iter(last.db.keys(from_key=POSTING)), b"")[:2] != POSTING
+    assert _as_memory(last) == _expected(memory)
+
+
+def _journal(state: LocalState) -> list[bytes]:
+    return [key for key in state.db.keys(from_key=dedup_store.JOURNAL) if key.startswith(dedup_store.JOURNAL)]
+
+
+def test_a_fold_that_cannot_write_its_snapshot_raises_nothing_and_keeps_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or no memory for the merge) when the postings are folded comes after the
+    decision's batch is written: the decision returns as usual, the journal stays, the half
+    written file goes, and the fold is tried again later; the postings are whole after a
+    restart. The same for a changelog applied by a standby."""
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+
+    def disk_full(path: Path, postings: Any, sequence: int) -> None:
+        path.with_name(path.name + ".part").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    def no_memory(self: Any) -> None:
+        raise MemoryError
+
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+    monkeypatch.setattr(dedup_store, "write_snapshot", disk_full)
+    assert _pages(on_rocks, 3) == _pages(in_memory, 3)
+    monkeypatch.setattr(dedup_store.PackedPostings, "merge", no_memory)
+    assert _pages(on_rocks, 3, start=3) == _pages(in_memory, 3, start=3)
+    assert rocks.derived.fold_failures >= 2
+    assert not (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
+    assert not (tmp_path / "db" / (dedup_store.SNAPSHOT_FILE + ".part")).exists()
+    assert len(_journal(rocks)) > 10
+    assert _as_memory(rocks) == _expected(memory)
+    rocks.close()
+    reopened = LocalState(tmp_path / "db")
+    assert _as_memory(reopened) == _expected(memory)
+    monkeypatch.undo()
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    again = DedupIndex(reopened, window_seconds=2 * DAY, derived=reopened.derived)
+    assert _pages(again, 3, start=6) == _pages(in_memory, 3, start=6)
+    assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
+    assert len(_journal(reopened)) < 10
     reopened.close()
     assert _as_memory(LocalState(tmp_path / "db")) == _expected(memory)
 
+    standby = LocalState(tmp_path / "standby")
+    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    store.derived = standby.derived
+    monkeypatch.setattr(dedup_store, "write_snapshot", disk_full)
+    records = [(b'"' + key.encode() + b'"', value) for key, value in memory.items()]
+    events = [_Event(key, value, offset) for offset, (key, value) in enumerate(records)]
+    for start in range(0, len(events), 7):
+        store.apply_changelog_batch(events[start : start + 7], lambda k: k, lambda v: v)
+    assert standby.derived.fold_failures >= 1
+    assert _as_memory(standby) == _expected(memory)
+    assert standby.offset() == len(events) - 1
+
+
+class _Event:
+    """A changelog record as `apply_changelog_batch` reads it."""
+
+    def __init__(self, key: bytes, value: bytes, offset: int) -> None:
+        self.message = _Message(key, value, offset)
+
+
+class _Message:
+    def __init__(self, key: bytes, value: bytes, offset: int) -> None:
+        self.key, self.value, self.offset, self.partition, self.tp = key, value, offset, 0, ("changelog", 0)
+
+
+def test_a_lost_stale_or_unreadable_snapshot_rebuilds_the_postings_from_the_page_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a fold has deleted the journal a snapshot holds, a restart without that snapshot (lost,
+    an older one back after a crash, or one that cannot be read) rebuilds the postings from the
+    page records: a copy of a story decided before is still found."""
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    for case in ("lost", "stale", "unreadable"):
+        memory: dict[str, bytes] = {}
+        in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+        path = tmp_path / case
+        snapshot = path / dedup_store.SNAPSHOT_FILE
+        rocks = LocalState(path)
+        on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+        assert _pages(on_rocks, 2) == _pages(in_memory, 2), case
+        assert snapshot.exists(), case
+        older = snapshot.read_bytes()
+        assert _pages(on_rocks, 4, start=2) == _pages(in_memory, 4, start=2), case
+        assert snapshot.read_bytes() != older, case
+        rocks.close()
+        if case == "lost":
+            snapshot.unlink()
+        elif case == "stale":
+            snapshot.write_bytes(older)
+        else:
+            snapshot.unlink()
+            snapshot.mkdir()  # opening it fails (so does writing a new one over it)
+        reopened = LocalState(path)
+        assert _as_memory(reopened) == _expected(memory), case
+        again = DedupIndex(reopened, window_seconds=2 * DAY, derived=reopened.derived)
+        copy = story(700, paragraphs=10)[:6]
+        found = decide(again, "https://d.example/0", page(copy), when=T0 + DAY)
+        assert found == decide(in_memory, "https://d.example/0", page(copy), when=T0 + DAY), case
+        assert found.duplicate_of is not None, case
+        assert _pages(again, 2, start=6) == _pages(in_memory, 2, start=6), case
+        reopened.close()
+        assert _as_memory(LocalState(path)) == _expected(memory), case
+
+
+def test_a_snapshot_holds_hashes_little_endian_and_a_closed_table_releases_its_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot's layout: head, the hashes as little-endian uint32, the ids as big-endian uint64
+    (the same file on any machine); the postings read from it map the file until the table closes."""
+    import numpy as np
+
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    rocks = LocalState(tmp_path / "db")
+    _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 4)
+    rocks.close()
+    reopened = LocalState(tmp_path / "db")
+    held = reopened.derived._postings
+    assert isinstance(held.hashes.base, np.memmap)
+    raw = (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).read_bytes()
+    head = dedup_store._SNAPSHOT_HEAD.size
+    count = len(held.hashes)
+    assert raw[head : head + 4 * count] == np.asarray(held.hashes, "<u4").tobytes()
+    assert raw[head + 4 * count :] == np.asarray(held.ids, ">u8").tobytes()
+    reopened.close()
+    assert not isinstance(reopened.derived._postings.hashes.base, np.memmap)
+
 
 def test_packed_postings_answer_as_a_dict_of_postings_through_changes_and_merges() -> None:
+    """Posts and unposts of random roots under a few hashes (some held by many roots), merged now
+    and then, answer each lookup as `Postings` does."""
     import random
 
     from worker.steps.dedup.postings import PackedPostings, Postings

@@ -22,6 +22,8 @@ and Faust's offset key with `_`. Nothing derived goes to the changelog.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
@@ -36,6 +38,7 @@ from faust.types import EventT
 
 from worker.kafka.topics import DEDUP_TABLE
 from worker.settings import Settings
+from worker.steps.dedup import index
 from worker.steps.dedup.derived import apply_change
 from worker.steps.dedup.postings import PackedPostings, Posting
 
@@ -45,6 +48,7 @@ STORES.aliases[SCHEME] = f"{__name__}:DedupRocksStore"
 POSTING = b"\x00p"  # + hash (4 bytes) -> ids of the roots posting it, packed (volumes written before
 # the postings moved to memory: read once into the snapshot, then deleted)
 JOURNAL = b"\x00j"  # + sequence (8 bytes) -> the posting changes of one batch (`_JOURNAL_ENTRY`s)
+JOURNAL_START = b"\x00J"  # -> the sequence (8 bytes) the journal starts after: what a snapshot must hold
 PAGE = b"\x00f"  # + hour (8 bytes) + page id -> b""
 SITE = b"\x00s"  # + hour (8 bytes) + site (4 bytes) -> b""
 COUNTERS = b"\x00m"  # records | roots | bytes of the state
@@ -53,16 +57,21 @@ _HOUR = struct.Struct(">Q")
 _HOUR_BIAS = 1 << 63  # hours as unsigned, so that keys sort by hour
 _HASH = struct.Struct(">I")
 _JOURNAL_KEY = struct.Struct(">2sQ")
+_SEQUENCE = struct.Struct(">Q")
 _JOURNAL_ENTRY = struct.Struct(">B8sB")  # post (1) or unpost (0) | root id | hashes, then the hashes
 _SNAPSHOT_HEAD = struct.Struct(">8sQQ")  # magic | journal sequence it holds up to | postings
-_SNAPSHOT_MAGIC = b"dedupPS1"
+_SNAPSHOT_MAGIC = b"dedupPS1"  # then the hashes (little-endian uint32), then the ids (big-endian uint64)
+_SNAPSHOT_HASHES = np.dtype("<u4")
+_SNAPSHOT_IDS = np.dtype(">u8")
 SNAPSHOT_FILE = "dedup-postings.snapshot"
 MERGE_CHANGES = 50_000
 """Posting changes (added or removed) held beside the arrays before they are folded in and a
-snapshot written; at least a sixteenth of the postings, so that the time spent writing
-snapshots stays a small share of the decisions' while a restart applies at most that many
-changes from the journal."""
+snapshot written; at least a sixteenth of the postings (up to `MAX_MERGE_CHANGES`), so that the
+time spent writing snapshots stays a small share of the decisions' while a restart applies at
+most that many changes from the journal."""
+MAX_MERGE_CHANGES = 1_000_000  # ~100 MB of changes in dicts
 _SITE = struct.Struct(">I")
+log = logging.getLogger(__name__)
 STANDBY_BUFFER = 100
 """Changelog records a standby applies at a time (Faust's default is 1,000): what it may lag behind
 the owner, and replays when it takes over."""
@@ -208,6 +217,9 @@ class RocksDerived:
         self._journal: list[bytes] = []  # the posting changes of the batch being built
         self._sequence = 0  # of the journal key written last
         self._legacy = False  # the database still holds posting keys (`POSTING`)
+        self._fold_now = False  # the postings were read from elsewhere than a snapshot: write one
+        self._retry_at: int | None = None  # changes at which a fold that failed is tried again
+        self.fold_failures = 0  # folds whose snapshot could not be written (the journal kept)
 
     def load(self) -> None:
         """Read the counters and the postings (once, when the database is first used)."""
@@ -231,10 +243,35 @@ class RocksDerived:
 
     def _load_postings(self, db: Any) -> None:
         """The postings: the snapshot, then the journal written after it (or, in a database
-        written before the postings moved to memory, its posting keys)."""
+        written before the postings moved to memory, its posting keys). When the snapshot does
+        not hold what the journal no longer does (lost, unreadable, or an older one back after
+        a crash), the postings are rebuilt from the page records and a new snapshot written."""
+        self._legacy = self._fold_now = False
+        self._retry_at = None
         postings, self._sequence = read_snapshot(self._snapshot_path(db))
-        if postings is None:
-            postings, self._legacy = _legacy_postings(db)
+        raw_start = db.get(JOURNAL_START)
+        journal_start = _SEQUENCE.unpack(raw_start)[0] if raw_start else 0
+        legacy = next(iter(db.keys(from_key=POSTING)), b"")[: len(POSTING)] == POSTING
+        first = next(iter(db.keys(from_key=JOURNAL)), b"")
+        # a volume written before the journal's start was recorded: its journal starts at 1
+        # unless a snapshot held what came before
+        lost = postings is None and self.roots and not legacy and first != _JOURNAL_KEY.pack(JOURNAL, 1)
+        if postings is None and not journal_start and not lost:
+            postings, self._legacy = _legacy_postings(db)  # none yet, or the keys of an older volume
+        elif postings is None or journal_start > self._sequence:
+            log.warning("dedup postings: the snapshot %s does not hold the journal's start (sequence %d); "
+                        "rebuilding the postings from the page records", self._snapshot_path(db), journal_start)
+            self._postings = _root_postings(db)
+            self._sequence = max(journal_start, self._sequence)
+            for key in db.keys(from_key=_JOURNAL_KEY.pack(JOURNAL, self._sequence + 1)):
+                if not key.startswith(JOURNAL):
+                    break
+                self._sequence = _JOURNAL_KEY.unpack(key)[1]  # held by the records: not applied
+            self._legacy, self._fold_now = legacy, True
+            self._fold()
+            return
+        elif legacy:  # killed after a snapshot of the posting keys was written, before they were deleted
+            db.delete_range(POSTING, POSTING[:1] + bytes([POSTING[1] + 1]))
         self._postings = postings
         changes: list[tuple[int, bytes, tuple[int, ...]]] = []
         for key, value in db.items(from_key=_JOURNAL_KEY.pack(JOURNAL, self._sequence + 1)):
@@ -251,28 +288,50 @@ class RocksDerived:
         for op, sid, hashes in changes:
             (self._post if op else self._unpost)(hashes, sid)
         if self._legacy:
+            self._fold_now = True
             self._fold()  # the snapshot written, the posting keys deleted
 
     def _fold(self) -> None:
         """Fold the posting changes into the arrays once there are enough of them, write the
-        snapshot, then delete the journal it holds (after a write of the database)."""
+        snapshot, then delete the journal it holds (after a write of the database). A snapshot
+        that cannot be written (a full disk, no memory for the merge) raises nothing: the
+        decision's batch is written already; the journal stays, and the fold is tried again
+        once as many changes more are held."""
         postings = self._postings
-        if postings.changes < max(MERGE_CHANGES, len(postings.hashes) // 16) and not self._legacy:
+        threshold = max(MERGE_CHANGES, min(len(postings.hashes) // 16, MAX_MERGE_CHANGES))
+        if self._retry_at is not None:
+            if postings.changes < self._retry_at:
+                return
+        elif postings.changes < threshold and not self._fold_now:
             return
         db = self._db()
-        postings.merge()
-        db.flush_wal(True)  # the snapshot never holds more than the database does after a crash
         path = self._snapshot_path(db)
-        write_snapshot(path, postings, self._sequence)
-        mapped, _ = read_snapshot(path)  # the arrays as the file's pages, not the process's
-        assert mapped is not None
+        try:
+            postings.merge()
+            _io(db.flush_wal, True)  # the snapshot never holds more than the database does after a crash
+            write_snapshot(path, postings, self._sequence)
+            mapped, _ = read_snapshot(path)  # the arrays as the file's pages, not the process's
+            if mapped is None:
+                raise OSError(f"{path} reads back as no snapshot")
+            done = rocksdict.WriteBatch(raw_mode=True)
+            done.delete_range(JOURNAL, _JOURNAL_KEY.pack(JOURNAL, self._sequence + 1))
+            done.put(JOURNAL_START, _SEQUENCE.pack(self._sequence))
+            if self._legacy:
+                done.delete_range(POSTING, POSTING[:1] + bytes([POSTING[1] + 1]))
+            _io(db.write, done)
+        except (OSError, MemoryError) as error:
+            self.fold_failures += 1
+            if self._retry_at is None:  # once until a fold succeeds
+                log.error("dedup postings: the snapshot %s could not be written (%s: %s); the journal is "
+                          "kept and the fold tried again after %d more changes",
+                          path, type(error).__name__, error, threshold)
+            self._retry_at = postings.changes + threshold
+            with contextlib.suppress(OSError):
+                path.with_name(path.name + ".part").unlink(missing_ok=True)
+            return
         self._postings = mapped
-        done = rocksdict.WriteBatch(raw_mode=True)
-        done.delete_range(JOURNAL, _JOURNAL_KEY.pack(JOURNAL, self._sequence + 1))
-        if self._legacy:
-            done.delete_range(POSTING, POSTING[:1] + bytes([POSTING[1] + 1]))
-        db.write(done)
-        self._legacy = False
+        self._legacy = self._fold_now = False
+        self._retry_at = None
 
     # -- read -------------------------------------------------------------------------------------
 
@@ -431,21 +490,71 @@ class RocksDerived:
         self._put(_hour_key(SITE, hour) + _SITE.pack(site), None)
 
 
+def _io(call: Callable[..., Any], *args: Any) -> Any:
+    """A call into RocksDB, its errors (rocksdict raises them as plain exceptions) as `OSError`."""
+    try:
+        return call(*args)
+    except Exception as error:
+        raise OSError(f"RocksDB: {error}") from error
+
+
+def _root_postings(db: Any) -> PackedPostings:
+    """The postings the page records in `db` derive (what each root posts): one scan of the facts."""
+    posted = _Posted()
+    for key, value in db.items(from_key=b'"'):
+        fact = _fact_key(key)
+        if fact is None:
+            break
+        if index.is_page_key(fact):
+            apply_change(fact, None, value, posted)
+    return PackedPostings.of(posted.pairs)
+
+
+class _Posted:
+    """A `DerivedSink` that keeps only the postings, as (hash, root id) pairs."""
+
+    def __init__(self) -> None:
+        self.records = self.roots = self.size = 0
+        self.pairs: list[tuple[int, bytes]] = []
+
+    def post(self, hashes: Iterable[int], sid: bytes) -> None:
+        self.pairs.extend((h, sid) for h in hashes)
+
+    def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
+        raise AssertionError("a scan only posts")
+
+    def file_page(self, hour: int, sid: bytes) -> None:
+        pass
+
+    def unfile_page(self, hour: int, sid: bytes) -> None:
+        pass
+
+    def file_site(self, hour: int, site: int) -> None:
+        pass
+
+    def unfile_site(self, hour: int, site: int) -> None:
+        pass
+
+
 def read_snapshot(path: Path) -> tuple[PackedPostings | None, int]:
     """The postings a snapshot file holds and the journal sequence it holds them up to (None, 0:
     no snapshot, or not a whole one). The arrays map the file: opening it reads nothing, a
-    lookup reads the pages it touches (and the memory they take is the page cache's)."""
+    lookup reads the pages it touches (and the memory they take is the page cache's). A file
+    that cannot be read is no snapshot either."""
     try:
         with open(path, "rb") as handle:
             magic, sequence, count = _SNAPSHOT_HEAD.unpack(handle.read(_SNAPSHOT_HEAD.size))
-        if magic != _SNAPSHOT_MAGIC or path.stat().st_size != _SNAPSHOT_HEAD.size + count * (4 + 8):
-            return None, 0
-    except (FileNotFoundError, struct.error):
+            if magic != _SNAPSHOT_MAGIC or os.fstat(handle.fileno()).st_size != _SNAPSHOT_HEAD.size + count * (4 + 8):
+                return None, 0
+        if not count:
+            return PackedPostings(), sequence
+        # plain arrays over the mapping (a `memmap`'s indexing goes through Python)
+        hashes = np.memmap(path, _SNAPSHOT_HASHES, "r", _SNAPSHOT_HEAD.size, (count,)).view(np.ndarray)
+        ids = np.memmap(path, _SNAPSHOT_IDS, "r", _SNAPSHOT_HEAD.size + 4 * count, (count,)).view(np.ndarray)
+    except (OSError, ValueError, struct.error) as error:
+        if not isinstance(error, FileNotFoundError):
+            log.warning("dedup postings: the snapshot %s cannot be read (%s: %s)", path, type(error).__name__, error)
         return None, 0
-    if not count:
-        return PackedPostings(), sequence
-    hashes = np.memmap(path, np.uint32, "r", _SNAPSHOT_HEAD.size, (count,))
-    ids = np.memmap(path, np.dtype(">u8"), "r", _SNAPSHOT_HEAD.size + 4 * count, (count,))
     return PackedPostings(hashes, ids), sequence
 
 
@@ -456,22 +565,33 @@ def write_snapshot(path: Path, postings: PackedPostings, sequence: int) -> None:
     part = path.with_name(path.name + ".part")
     with open(part, "wb") as handle:
         handle.write(_SNAPSHOT_HEAD.pack(_SNAPSHOT_MAGIC, sequence, len(postings.hashes)))
-        postings.hashes.tofile(handle)
-        postings.ids.tofile(handle)
+        postings.hashes.astype(_SNAPSHOT_HASHES, copy=False).tofile(handle)
+        postings.ids.astype(_SNAPSHOT_IDS, copy=False).tofile(handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(part, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename on the disk before the journal it holds is deleted
+    finally:
+        os.close(directory)
 
 
 def _legacy_postings(db: Any) -> tuple[PackedPostings, bool]:
     """The postings a database written before they moved to memory keeps as keys (`POSTING`),
     and whether there were any."""
-    pairs: list[tuple[int, bytes]] = []
-    for key, value in db.items(from_key=POSTING):
-        if not key.startswith(POSTING):
-            break
-        pairs.append((_HASH.unpack_from(key, len(POSTING))[0], value))
-    return PackedPostings.of(pairs), bool(pairs)
+    found = False
+
+    def pairs() -> Iterator[tuple[int, bytes]]:
+        nonlocal found
+        for key, value in db.items(from_key=POSTING):
+            if not key.startswith(POSTING):
+                break
+            found = True
+            yield _HASH.unpack_from(key, len(POSTING))[0], value
+
+    postings = PackedPostings.of(pairs())
+    return postings, found
 
 
 class BoundedOptions(faust_rocksdb.RocksDBOptions):
@@ -700,13 +820,18 @@ class LocalState(_Facts):
                  hot_bytes: int | None = None) -> None:
         """`hot_bytes`: the hot entries' memory (default: as the worker sizes it from `cache_bytes`)."""
         hot = hot_size(cache_bytes) if hot_bytes is None else hot_bytes
-        options = BoundedOptions(block_cache_size=cache_bytes - hot, write_buffer_size=WRITE_BUFFER_BYTES,
-                                 max_write_buffer_number=WRITE_BUFFERS).as_options()
+        options = self.options(cache_bytes - hot)
         access = rocksdict.AccessType.read_only() if read_only else rocksdict.AccessType.read_write()
         self.db = open_rdict(path, options, access)
         self.derived = RocksDerived(lambda: self.db, hot)
         if not read_only:
             self.derived.load()
+
+    @staticmethod
+    def options(block_cache_bytes: int) -> Any:
+        """The database options the worker's store opens its table with."""
+        return BoundedOptions(block_cache_size=block_cache_bytes, write_buffer_size=WRITE_BUFFER_BYTES,
+                              max_write_buffer_number=WRITE_BUFFERS).as_options()
 
     def _db(self) -> Any:
         return self.db
@@ -717,7 +842,8 @@ class LocalState(_Facts):
         return int(raw) if raw is not None else None
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (and release the postings' mapping of their snapshot)."""
+        self.derived.forget()
         self.db.close()
 
 

@@ -261,11 +261,10 @@ def _kept_spans(data: bytes) -> list[tuple[int, int]]:
 def _kept_hashes(data: bytes) -> tuple[int, ...]:
     """Every hash of the texts a packed page record keeps (a root's own sketch and its firm
     copies'; none for a copy), without unpacking the rest of it."""
-    spans = _kept_spans(data)
-    if len(spans) == 1:  # no versions: the own sketch alone
-        start, end = spans[0]
-        return unpack_hashes(data[start:end])
-    return unpack_hashes(b"".join([data[start:end] for start, end in spans]))
+    end = _sketches_end(data)
+    if end > _KEPT_AT and not data[_KEPT_AT - 1]:  # no versions: the own sketch alone
+        return unpack_hashes(data[_KEPT_AT:end])
+    return unpack_hashes(b"".join([data[start:end] for start, end in _kept_spans(data)]))
 
 
 _SEEN_AT = struct.Struct(">d")

@@ -15,8 +15,10 @@ the records answers exactly as the one kept up to date decision by decision.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -109,37 +111,44 @@ class PackedPostings:
 
     @classmethod
     def of(cls, postings: Iterable[tuple[int, bytes]]) -> PackedPostings:
-        """The arrays of (hash, packed ids) pairs."""
-        hashes: list[int] = []
-        ids: list[bytes] = []
+        """The arrays of (hash, packed ids) pairs (read as they come: 12 bytes a posting)."""
+        hashes = array("I")
+        ids = bytearray()
         for h, packed in postings:
-            hashes.extend([h] * (len(packed) // SID))
-            ids.append(packed)
-        order = np.argsort(np.array(hashes, np.uint32), kind="stable")
-        return cls(np.array(hashes, np.uint32)[order], np.frombuffer(b"".join(ids), _IDS)[order])
+            count = len(packed) // SID
+            if count == 1:
+                hashes.append(h)
+            else:
+                hashes.extend(repeat(h, count))
+            ids += packed
+        order = np.argsort(np.frombuffer(hashes, np.uint32), kind="stable")
+        return cls(np.frombuffer(hashes, np.uint32)[order], np.frombuffer(ids, _IDS)[order])
 
     def get_many(self, hashes: Sequence[int]) -> list[bytes | None]:
         """The posting of each hash: the ids of its roots, packed (None: no root posts it)."""
         recent = self.recent
         if all(h in recent for h in hashes):
             return [recent[h] for h in hashes]
-        starts = self.hashes.searchsorted(np.array(hashes, np.uint32)).tolist()
-        found: list[bytes | None] = []
-        added, removed, ids, all_hashes = self.added, self.removed, self.ids, self.hashes
+        found: list[bytes | None] = [None] * len(hashes)
+        all_hashes, ids = self.hashes, self.ids
         count = len(all_hashes)
-        for h, start in zip(hashes, starts, strict=True):
-            posting = b""
-            if start < count and all_hashes[start] == h:
-                end = start + 1
-                while end < count and all_hashes[end] == h:
-                    end += 1
-                posting = ids[start:end].tobytes()
-            if removed and h in removed:
-                gone = removed[h]
-                posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
-            if added:
-                posting += added.get(h, b"")
-            found.append(posting or None)
+        if count:  # where each hash would be, and which ones are there (most are not)
+            query = np.array(hashes, np.uint32)
+            starts = all_hashes.searchsorted(query)
+            held = np.flatnonzero(all_hashes[np.minimum(starts, count - 1)] == query)
+            if len(held):
+                at = starts[held].tolist()
+                ends = all_hashes.searchsorted(query[held], "right").tolist()
+                for i, start, end in zip(held.tolist(), at, ends, strict=True):
+                    found[i] = ids[start:end].tobytes()
+        added, removed = self.added, self.removed
+        if added or removed:
+            for i, h in enumerate(hashes):
+                posting = found[i] or b""
+                if h in removed:
+                    gone = removed[h]
+                    posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
+                found[i] = (posting + added.get(h, b"")) or None
         self.recent = dict(zip(hashes, found, strict=True))
         return found
 
@@ -189,8 +198,8 @@ class PackedPostings:
                         keep[at] = False
             hashes, ids = hashes[keep], ids[keep]
         if self.added:
-            new_hashes = np.fromiter((h for h, packed in self.added.items() for _ in range(len(packed) // SID)),
-                                     np.uint32)
+            counts = np.fromiter(map(len, self.added.values()), np.intp, len(self.added)) // SID
+            new_hashes = np.repeat(np.fromiter(self.added, np.uint32, len(self.added)), counts)
             new_ids = np.frombuffer(b"".join(self.added.values()), _IDS)
             order = np.argsort(new_hashes, kind="stable")
             new_hashes, new_ids = new_hashes[order], new_ids[order]
