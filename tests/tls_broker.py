@@ -12,6 +12,8 @@ import contextlib
 import datetime
 import ipaddress
 import shutil
+import socket
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,12 +109,19 @@ class TLSBroker:
 
     def __init__(self, folder: Path, authority: Authority, client_ca: Path | None = None) -> None:
         self.folder = folder
-        self.tls_port = free_port()
-        self.broker = EmbeddedBroker(advertised_port=self.tls_port)
-        self.server_cert, self.server_key = issue(authority, folder, f"broker-{self.tls_port}", server=True)
+        self.authority = authority
         self.client_ca = client_ca
         self._stunnel: subprocess.Popen[bytes] | None = None
-        self.log_path = folder / f"stunnel-{self.tls_port}.log"
+        self._take_ports()
+
+    def _take_ports(self) -> None:
+        """A TLS port and a broker port, never the same one (each is free only when asked)."""
+        self.tls_port = free_port()
+        self.broker = EmbeddedBroker(advertised_port=self.tls_port)
+        while self.broker.port == self.tls_port:
+            self.broker = EmbeddedBroker(advertised_port=self.tls_port)
+        self.server_cert, self.server_key = issue(self.authority, self.folder, f"broker-{self.tls_port}", server=True)
+        self.log_path = self.folder / f"stunnel-{self.tls_port}.log"
 
     @property
     def bootstrap(self) -> str:
@@ -125,7 +134,34 @@ class TLSBroker:
         return f"kafka://{self.bootstrap}"
 
     def start(self) -> TLSBroker:
-        """Start the broker and stunnel; returns once the TLS port accepts connections."""
+        """Start the broker and stunnel; returns once stunnel answers a TLS handshake on its port.
+
+        A port found free can be taken by another process before stunnel binds it, and then
+        that process answers in its place: such a start is retried on new ports."""
+        for _ in range(3):
+            if self._start_once():
+                return self
+            self.stop()
+            self._take_ports()
+        raise RuntimeError(f"stunnel did not listen on {self.bootstrap}:\n{self.log_tail()}")
+
+    def _answers_tls(self) -> bool:
+        """Whether the TLS port completes a handshake (stunnel's, not another listener's)."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection(("127.0.0.1", self.tls_port), timeout=5) as raw:
+                with context.wrap_socket(raw) as tls:
+                    tls.do_handshake()
+        except ssl.SSLError as error:
+            # a listener that asks for a client certificate may refuse this one after the server hello
+            return "CERTIFICATE" in str(error).upper() or "ALERT" in str(error).upper()
+        except OSError:
+            return False
+        return True
+
+    def _start_once(self) -> bool:
         binary = shutil.which("stunnel4") or shutil.which("stunnel")
         assert binary, "stunnel is missing: apt-get install -y stunnel4"  # CI installs it; never skip
         self.broker.start()
@@ -151,10 +187,11 @@ class TLSBroker:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        if wait_until_listening(self._stunnel, self.tls_port, timeout=20):
-            return self
-        self.stop()
-        raise RuntimeError(f"stunnel did not listen on {self.bootstrap}:\n{self.log_tail()}")
+        return (
+            wait_until_listening(self._stunnel, self.tls_port, timeout=20)
+            and self._stunnel.poll() is None
+            and self._answers_tls()
+        )
 
     def stop(self) -> None:
         """Stop stunnel and the broker."""
