@@ -126,11 +126,12 @@ class BlockPage:
     weights: np.ndarray
     truth: str
     ancestors: np.ndarray
+    table_rows: tuple[int, ...] = ()
 
     @property
     def blocks(self) -> PageBlocks:
         """The page's blocks as the cleaner sees them."""
-        return PageBlocks(self.texts, self.rows, self.ancestors)
+        return PageBlocks(self.texts, self.rows, self.ancestors, self.table_rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,8 @@ INNER_FOLDS = 3
 def block_page(blocks: PageBlocks, truth: str) -> BlockPage:
     """Labels and weights of one page's blocks (as `labelled_page`)."""
     page = labelled_page(blocks.texts, blocks.features, truth)
-    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors)
+    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors,
+                     blocks.table_rows)
 
 
 def _fit(rows: Sequence[np.ndarray], pages: Sequence[BlockPage], trees: int, **settings: Any) -> Any:
@@ -210,10 +212,12 @@ def fit_story_pages(pages: Sequence[BlockPage], story: Sequence[bool], first: Se
     return lightgbm.train(params, lightgbm.Dataset(rows, labels), num_boost_round=STORY_PAGE_TREES)
 
 
-def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool) -> str:
-    from worker.steps.clean.html import drop_junk, filter_paragraphs
+def kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool) -> str:
+    """The text the cleaner gives for `page` when it keeps the blocks at `threshold` or above."""
+    from worker.steps.clean.html import drop_junk, filter_paragraphs, join_row_cells
 
-    kept = [t for t, p in zip(page.texts, probabilities, strict=True) if p >= threshold]
+    # the same lines the cleaner gives (`html.select_paragraphs`): a table row's kept cells are one
+    kept = join_row_cells(page.blocks, [k for k, p in enumerate(probabilities) if p >= threshold])
     return "\n".join(filter_paragraphs(kept) if filter_after else drop_junk(kept))
 
 
@@ -292,7 +296,7 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
     scored = [i for i in pages if made_from(i) == i]
 
     def page_f1(used: Mapping[str, np.ndarray], threshold: float, filter_after: bool) -> dict[str, float]:
-        return {i: _word_f1(truths[i], _kept_text(pages[i], used[i], threshold, filter_after))
+        return {i: _word_f1(truths[i], kept_text(pages[i], used[i], threshold, filter_after))
                 for i in scored if i in used}
 
     # the first trees alone, and the threshold they keep at (a page without a story keeps it)
