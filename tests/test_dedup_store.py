@@ -285,6 +285,7 @@ def test_a_fold_runs_in_a_thread_while_decisions_go_on_over_its_changes_and_the_
     upto = dedup_store.read_snapshot(tmp_path / "db" / dedup_store.SNAPSHOT_FILE)[1]
     assert upto > 0 and all(dedup_store._JOURNAL_KEY.unpack(key)[1] > upto for key in _journal(rocks))
     assert _pages(on_rocks, 2, start=seed + 3) == _pages(in_memory, 2, start=seed + 3)
+    rocks.derived.settle()  # a later fold's thread, if one started, before the database goes
     rocks.db.close()  # as if killed
     reopened = LocalState(tmp_path / "db")
     assert _as_memory(reopened) == _expected(memory)

@@ -768,9 +768,9 @@ class DedupRocksStore(faust_rocksdb.Store):
         self.derived.forget()
 
     def reset_state(self) -> None:
-        """Faust removes the local state: so do the hot entries."""
-        super().reset_state()
+        """Faust removes the local state: so do the hot entries (a fold under way ends first)."""
         self.derived.forget()
+        super().reset_state()
 
 
 def _fact(key: str) -> bytes:
