@@ -23,7 +23,7 @@ from worker.evaluation.extraction_metric import word_prf
 from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks, page_signals
 from worker.steps.clean.context import CONTEXT_FEATURES, context_rows
 from worker.steps.clean.html import drop_code, join_row_cells, parse_html, select_paragraphs
-from worker.steps.clean.trees import BlockModel, shipped_blocks
+from worker.steps.clean.trees import BlockModel, expected_f1_keep, shipped_blocks
 
 WCXB = Path(__file__).parent / "fixtures" / "wcxb"
 TRUTH = json.loads((WCXB / "ground-truth.json").read_text(encoding="utf-8"))
@@ -95,6 +95,26 @@ def test_trees_learn_the_story_and_survive_a_round_trip_through_their_file() -> 
     assert np.allclose(probabilities, gated.probabilities(blocks.features)) and threshold == 0.25
     assert model.choices["plain_threshold"] in THRESHOLDS
     assert fit_story_pages(labelled, [True] * 7, labelled_first) is None  # one kind of page: nothing learned
+    # the expected-F1 rule on a page with a story: what `keep` returns, and it survives the file
+    by_f1 = BlockModel.from_text(BlockModel(booster, FEATURES, 0.4, False, {}, context, None, 0.25, 1.5).to_text())
+    assert by_f1.power == 1.5
+    words = np.expm1(blocks.features[:, FEATURES.index("log_words")])
+    assert np.array_equal(by_f1.keep(blocks), expected_f1_keep(by_f1.scores(blocks)[0], words, 1.5))
+    assert np.array_equal(gated.keep(blocks), probabilities >= 0.25)
+
+
+def test_the_expected_f1_rule_keeps_a_clear_story_and_more_of_a_doubtful_page() -> None:
+    words = np.array([100.0, 80.0, 10.0, 10.0, 5.0])
+    story = np.array([0.95, 0.9, 0.3, 0.2, 0.05])
+    assert expected_f1_keep(story, words, 1.0).tolist() == [True, True, False, False, False]
+    # a page of many doubtful items of the same size: keeping them all is worth more
+    items = np.full(10, 20.0)
+    assert expected_f1_keep(np.full(10, 0.35), items, 1.0).all()
+    # a higher power counts a doubtful block for less
+    doubtful = np.array([0.9, 0.45])
+    assert expected_f1_keep(doubtful, np.array([50.0, 50.0]), 1.0).tolist() == [True, True]
+    assert expected_f1_keep(doubtful, np.array([50.0, 50.0]), 2.0).tolist() == [True, False]
+    assert expected_f1_keep(np.zeros(0), np.zeros(0), 1.0).tolist() == []
 
 
 def test_context_rows_read_the_neighbours_the_ancestors_and_the_densest_run() -> None:

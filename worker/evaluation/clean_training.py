@@ -19,7 +19,7 @@ import numpy as np
 from worker.evaluation.extraction_metric import WORD, shingle_counts
 from worker.steps.clean.blocks import FEATURES, PageBlocks
 from worker.steps.clean.context import STORY_PAGE_CUT, context_rows, story_page_row
-from worker.steps.clean.trees import BlockModel
+from worker.steps.clean.trees import BlockModel, expected_f1_keep
 from worker.steps.common import host
 
 STORY_SHARE = 0.5
@@ -136,7 +136,8 @@ class BlockPage:
 @dataclass(frozen=True, slots=True)
 class TreeChoice:
     """What inner folds choose: tree size and count, the context trees' count (0: none), the
-    keep threshold and whether the boilerplate paragraph filter runs after the model."""
+    keep rule (a threshold, or with context trees the expected-F1 rule at a power) and whether
+    the boilerplate paragraph filter runs after the model."""
 
     leaves: int
     trees: int
@@ -144,6 +145,7 @@ class TreeChoice:
     threshold: float
     filter_after: bool
     plain_threshold: float  # a page without a story: the first trees' probabilities, kept at this
+    power: float | None = None  # with context trees: `expected_f1_keep` at this power, not the threshold
 
 
 LEAVES = (31,)
@@ -151,6 +153,7 @@ TREES = (150, 300)
 CONTEXT_TREES = (0, 50, 100)
 STORY_PAGE_TREES = 100
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+POWERS = (1.0, 1.5, 2.0)
 FILTERS = (False, True)
 INNER_FOLDS = 3
 
@@ -210,10 +213,13 @@ def fit_story_pages(pages: Sequence[BlockPage], story: Sequence[bool], first: Se
     return lightgbm.train(params, lightgbm.Dataset(rows, labels), num_boost_round=STORY_PAGE_TREES)
 
 
-def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool) -> str:
+def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool,
+               power: float | None = None) -> str:
     from worker.steps.clean.html import drop_junk, filter_paragraphs
 
-    kept = [t for t, p in zip(page.texts, probabilities, strict=True) if p >= threshold]
+    keep = probabilities >= threshold if power is None else \
+        expected_f1_keep(probabilities, np.expm1(page.rows[:, FEATURES.index("log_words")]), power)
+    kept = [t for t, k in zip(page.texts, keep, strict=True) if k]
     return "\n".join(filter_paragraphs(kept) if filter_after else drop_junk(kept))
 
 
@@ -262,7 +268,8 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
                 context_trees: Sequence[int] = CONTEXT_TREES) -> tuple[TreeChoice, float]:
     """The choice with the best mean word F1 of the held-out first-tree probabilities `first`,
     alone or rescored by context trees (each fold's by context trees trained on the other
-    folds' held-out probabilities), and that F1."""
+    folds' held-out probabilities) and kept at a threshold or, with context trees, by the
+    expected-F1 rule at one of `POWERS`, and that F1."""
     probabilities: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     story_less: dict[int, set[str]] = {trees: set() for trees in first}  # pages the story-page trees find none on
     for trees, found in first.items():
@@ -291,8 +298,9 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
     truths = {i: Counter(WORD.findall(page.truth.lower())) for i, page in pages.items()}
     scored = [i for i in pages if made_from(i) == i]
 
-    def page_f1(used: Mapping[str, np.ndarray], threshold: float, filter_after: bool) -> dict[str, float]:
-        return {i: _word_f1(truths[i], _kept_text(pages[i], used[i], threshold, filter_after))
+    def page_f1(used: Mapping[str, np.ndarray], threshold: float, filter_after: bool,
+                power: float | None = None) -> dict[str, float]:
+        return {i: _word_f1(truths[i], _kept_text(pages[i], used[i], threshold, filter_after, power))
                 for i in scored if i in used}
 
     # the first trees alone, and the threshold they keep at (a page without a story keeps it)
@@ -312,12 +320,14 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
             continue
         for filter_after in FILTERS:
             plain_threshold, plain_f1s, _ = plain[(trees, filter_after)]
-            for threshold in THRESHOLDS:
-                f1s = page_f1({i: p for i, p in used.items() if i not in story_less[trees]}, threshold, filter_after)
+            with_story = {i: p for i, p in used.items() if i not in story_less[trees]}
+            rules = [(threshold, None) for threshold in THRESHOLDS] + [(plain_threshold, power) for power in POWERS]
+            for threshold, power in rules:
+                f1s = page_f1(with_story, threshold, filter_after, power)
                 f1s |= {i: f for i, f in plain_f1s.items() if i in story_less[trees]}
                 f1 = float(np.mean(list(f1s.values()))) if f1s else 0.0
                 if best is None or f1 > best[1]:
-                    best = (TreeChoice(leaves, trees, rounds, threshold, filter_after, plain_threshold), f1)
+                    best = (TreeChoice(leaves, trees, rounds, threshold, filter_after, plain_threshold, power), f1)
     return best or (TreeChoice(leaves, TREES[0], 0, 0.5, True, 0.5), 0.0)
 
 
@@ -350,7 +360,8 @@ def train_block_model(pages: Mapping[str, BlockPage], urls: Mapping[str, str]) -
     labelled = sum(1 for i in pages if made_from(i) == i)
     return BlockModel(booster, FEATURES, choice.threshold, choice.filter_after,
                       {**asdict(choice), "inner_f1": round(inner.f1, 4), "pages": labelled,
-                       "story_less_pages": len(pages) - labelled}, context, story, choice.plain_threshold)
+                       "story_less_pages": len(pages) - labelled}, context, story, choice.plain_threshold,
+                      choice.power if context is not None else None)
 
 
 def block_fold_models(pages: Mapping[str, BlockPage], urls: Mapping[str, str],
