@@ -15,6 +15,7 @@ from worker.evaluation.clean_training import (
     fit_context,
     fit_story_pages,
     fit_trees,
+    learned_nothing,
     made_from,
     train_block_model,
 )
@@ -27,6 +28,7 @@ from worker.steps.clean.trees import BlockModel, expected_f1_keep, shipped_block
 
 WCXB = Path(__file__).parent / "fixtures" / "wcxb"
 TRUTH = json.loads((WCXB / "ground-truth.json").read_text(encoding="utf-8"))
+PAGES = Path(__file__).parent / "fixtures" / "pages"  # news pages of five sites
 
 
 def _blocks(page_id: str):  # type: ignore[no-untyped-def]
@@ -101,6 +103,27 @@ def test_trees_learn_the_story_and_survive_a_round_trip_through_their_file() -> 
     words = np.expm1(blocks.features[:, FEATURES.index("log_words")])
     assert np.array_equal(by_f1.keep(blocks), expected_f1_keep(by_f1.scores(blocks)[0], words, 1.5))
     assert np.array_equal(gated.keep(blocks), probabilities >= 0.25)
+
+
+def test_context_trees_that_learned_nothing_are_no_choice() -> None:
+    # Two labelled pages: each inner fold's context trees learn from one page's blocks, too few
+    # for a leaf of 200, and give every block one probability. A keep rule over that keeps all
+    # or nothing, and the expected-F1 rule always all: such trees are not among the choices.
+    bench = load_bench(PAGES)
+    pages = block_pages(bench, [i for i in sorted(bench.bodies) if i[:2] in ("23", "2f")])
+    urls = {i: bench.urls[i] for i in pages}
+    inner = choose_trees(pages, urls, folds=2)
+    one = [pages[i] for i in sorted(pages)[:1]]
+    blind = fit_context(one, [inner.first[inner.choice.trees][sorted(pages)[0]]], 50)
+    rows = context_rows(one[0].blocks, np.full(len(one[0].rows), 0.5))
+    assert learned_nothing(blind) and len(set(blind.predict(rows))) == 1
+    assert inner.choice.context_trees == 0 and inner.choice.power is None
+    model = train_block_model(pages, urls)
+    assert model.context is None and model.power is None and model.threshold == model.plain_threshold
+    labelled = [p for i, p in block_pages(load_bench(WCXB), sorted(TRUTH)).items() if made_from(i) == i]
+    booster = fit_trees(labelled, 15, 20)
+    assert not learned_nothing(booster)
+    assert not learned_nothing(fit_context(labelled, [booster.predict(p.rows) for p in labelled], 10))
 
 
 def test_the_expected_f1_rule_keeps_a_clear_story_and_more_of_a_doubtful_page() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -194,6 +194,14 @@ def fit_context(pages: Sequence[BlockPage], first: Sequence[np.ndarray], trees: 
                 feature_fraction=0.8)
 
 
+def learned_nothing(booster: Any) -> bool:
+    """Whether trees say nothing of their rows: LightGBM stops at a first tree without a split
+    when no leaf can meet `min_child_samples` (the context trees' 200 blocks a leaf from one or
+    two training pages), and every row then gets the same probability."""
+    return booster.current_iteration() <= 1 and \
+        all(tree["num_leaves"] <= 1 for tree in booster.dump_model()["tree_info"])
+
+
 def fit_story_pages(pages: Sequence[BlockPage], story: Sequence[bool], first: Sequence[np.ndarray]) -> Any:
     """The story-page trees: whether a page holds a story (`story`: a labelled page, or one with
     its story taken out), from its row of `STORY_PAGE_FEATURES` (the first trees' held-out
@@ -272,6 +280,7 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
     expected-F1 rule at one of `POWERS`, and that F1."""
     probabilities: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     story_less: dict[int, set[str]] = {trees: set() for trees in first}  # pages the story-page trees find none on
+    blind: set[int] = set()  # first-tree counts whose context trees learned nothing in some inner fold
     for trees, found in first.items():
         probabilities[(trees, 0)] = dict(found)
         sizes = [r for r in context_trees if r]
@@ -281,6 +290,8 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
                 continue
             labelled = [i for i in others if made_from(i) == i]
             context = fit_context([pages[i] for i in labelled], [found[i] for i in labelled], max(sizes))
+            if learned_nothing(context):
+                blind.add(trees)
             story = fit_story_pages([pages[i] for i in others], [made_from(i) == i for i in others],
                                     [found[i] for i in others])
             for i in found:
@@ -316,8 +327,8 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
                 if 0 in context_trees and (best is None or f1 > best[1]):
                     best = (TreeChoice(leaves, trees, 0, threshold, filter_after, threshold), f1)
     for (trees, rounds), used in probabilities.items():
-        if not rounds:
-            continue
+        if not rounds or trees in blind:
+            continue  # a rule over one probability for every block would choose between all and nothing
         for filter_after in FILTERS:
             plain_threshold, plain_f1s, _ = plain[(trees, filter_after)]
             with_story = {i: p for i, p in used.items() if i not in story_less[trees]}
@@ -354,9 +365,13 @@ def train_block_model(pages: Mapping[str, BlockPage], urls: Mapping[str, str]) -
         held_out = inner.first[choice.trees]
         ids = [i for i in pages if i in held_out and made_from(i) == i]
         context = fit_context([pages[i] for i in ids], [held_out[i] for i in ids], choice.context_trees)
-        every = [i for i in pages if i in held_out]
-        story = fit_story_pages([pages[i] for i in every], [made_from(i) == i for i in every],
-                                [held_out[i] for i in every])
+        if learned_nothing(context):  # as in the inner folds: no context trees, the first trees' threshold
+            context = None
+            choice = replace(choice, context_trees=0, threshold=choice.plain_threshold, power=None)
+        else:
+            every = [i for i in pages if i in held_out]
+            story = fit_story_pages([pages[i] for i in every], [made_from(i) == i for i in every],
+                                    [held_out[i] for i in every])
     labelled = sum(1 for i in pages if made_from(i) == i)
     return BlockModel(booster, FEATURES, choice.threshold, choice.filter_after,
                       {**asdict(choice), "inner_f1": round(inner.f1, 4), "pages": labelled,
