@@ -11,10 +11,12 @@ import numpy as np
 from worker.evaluation.clean_training import (
     THRESHOLDS,
     TreeChoice,
+    block_page,
     choose_trees,
     fit_context,
     fit_story_pages,
     fit_trees,
+    kept_text,
     learned_nothing,
     made_from,
     train_block_model,
@@ -187,3 +189,15 @@ def test_the_kept_cells_of_a_table_row_are_one_line() -> None:
                          "Its second paragraph.", "Sidebar"]
     # a dropped cell leaves the row's other kept cells on one line
     assert join_row_cells(blocks, [1, 3, 4]) == ["Pos. Points", "1"]
+
+
+def test_training_scores_the_lines_the_cleaner_gives() -> None:
+    blocks = page_blocks(parse_html(
+        "<html><body><p>Standings after the final race of the season, updated every week.</p>"
+        "<table><tr><td>1</td><td>Kyle Busch</td><td>5040</td></tr></table></body></html>"
+    ), "https://example.com/standings")
+    page = block_page(blocks, "Standings after the final race of the season, updated every week.")
+    assert page.blocks.table_rows == blocks.table_rows
+    kept = kept_text(page, np.ones(len(blocks.texts)), 0.5, False)
+    assert kept.splitlines() == join_row_cells(blocks, list(range(len(blocks.texts))))
+    assert kept.splitlines()[-1] == "1 Kyle Busch 5040"

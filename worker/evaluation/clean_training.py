@@ -126,11 +126,12 @@ class BlockPage:
     weights: np.ndarray
     truth: str
     ancestors: np.ndarray
+    table_rows: tuple[int, ...] = ()
 
     @property
     def blocks(self) -> PageBlocks:
         """The page's blocks as the cleaner sees them."""
-        return PageBlocks(self.texts, self.rows, self.ancestors)
+        return PageBlocks(self.texts, self.rows, self.ancestors, self.table_rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,8 @@ INNER_FOLDS = 3
 def block_page(blocks: PageBlocks, truth: str) -> BlockPage:
     """Labels and weights of one page's blocks (as `labelled_page`)."""
     page = labelled_page(blocks.texts, blocks.features, truth)
-    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors)
+    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors,
+                     blocks.table_rows)
 
 
 def _fit(rows: Sequence[np.ndarray], pages: Sequence[BlockPage], trees: int, **settings: Any) -> Any:
@@ -221,13 +223,16 @@ def fit_story_pages(pages: Sequence[BlockPage], story: Sequence[bool], first: Se
     return lightgbm.train(params, lightgbm.Dataset(rows, labels), num_boost_round=STORY_PAGE_TREES)
 
 
-def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool,
-               power: float | None = None) -> str:
-    from worker.steps.clean.html import drop_junk, filter_paragraphs
+def kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool,
+              power: float | None = None) -> str:
+    """The text the cleaner gives for `page` when it keeps the blocks at `threshold` or above,
+    or with a `power` those of the highest expected word F1 (`expected_f1_keep`)."""
+    from worker.steps.clean.html import drop_junk, filter_paragraphs, join_row_cells
 
     keep = probabilities >= threshold if power is None else \
         expected_f1_keep(probabilities, np.expm1(page.rows[:, FEATURES.index("log_words")]), power)
-    kept = [t for t, k in zip(page.texts, keep, strict=True) if k]
+    # the same lines the cleaner gives (`html.select_paragraphs`): a table row's kept cells are one
+    kept = join_row_cells(page.blocks, [k for k, chosen in enumerate(keep) if chosen])
     return "\n".join(filter_paragraphs(kept) if filter_after else drop_junk(kept))
 
 
@@ -311,7 +316,7 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
 
     def page_f1(used: Mapping[str, np.ndarray], threshold: float, filter_after: bool,
                 power: float | None = None) -> dict[str, float]:
-        return {i: _word_f1(truths[i], _kept_text(pages[i], used[i], threshold, filter_after, power))
+        return {i: _word_f1(truths[i], kept_text(pages[i], used[i], threshold, filter_after, power))
                 for i in scored if i in used}
 
     # the first trees alone, and the threshold they keep at (a page without a story keeps it)
