@@ -29,6 +29,7 @@ import numpy as np
 from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
 from worker.steps.clean.boilerplate import CaselessPattern, any_of
+from worker.steps.common import short_text_cache
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 # A page is skipped as not an article only when its kind is more likely than every other kind
@@ -495,7 +496,7 @@ def _text_of(el: Any) -> str:
     return (el.text or "") if len(el) == 0 else el.text_content()
 
 
-@lru_cache(maxsize=8192)
+@short_text_cache(maxsize=8192)
 def _class_words(names: str) -> tuple[list[str], list[tuple[str, int]]]:
     """The words of one class or id attribute, lowered (`_words`, in order), and how many of
     its `_LETTERS` runs each `_CLASS_WORDS` group holds: what the page's class names give is
