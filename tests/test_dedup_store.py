@@ -292,6 +292,195 @@ def test_a_fold_runs_in_a_thread_while_decisions_go_on_over_its_changes_and_the_
     reopened.close()
 
 
+def _held_fold(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """Snapshot writes in a fold's thread held until released: (writing, release) events."""
+    import threading
+
+    writing, release = threading.Event(), threading.Event()
+    write = dedup_store.write_snapshot
+
+    def held_write(path: Path, postings: Any, sequence: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            writing.set()
+            assert release.wait(30)
+        write(path, postings, sequence)
+
+    monkeypatch.setattr(dedup_store, "write_snapshot", held_write)
+    return writing, release
+
+
+def _until_a_fold_runs(index: DedupIndex, in_memory: DedupIndex, writing: Any) -> int:
+    """Decide stories until a fold is held in its thread; the next story's seed."""
+    seed = 0
+    while not writing.is_set() and seed < 40:
+        assert _pages(index, 1, start=seed) == _pages(in_memory, 1, start=seed)
+        seed += 1
+    assert writing.wait(10), "no fold was held in a thread of its own"
+    return seed
+
+
+def test_folds_whose_snapshot_fails_take_their_merged_arrays_and_pile_up_no_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold whose snapshot cannot be written still takes the arrays it merged: however many
+    fail, the lookups read the arrays and at most the changes since (no layer a failed fold),
+    decide as a dict, and a restart finds every posting in the journal kept."""
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+
+    def disk_full(path: Path, postings: Any, sequence: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(dedup_store, "write_snapshot", disk_full)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+    for seed in range(12):
+        assert _pages(on_rocks, 1, start=seed) == _pages(in_memory, 1, start=seed)
+        rocks.derived.settle()
+        assert len(rocks.derived._postings.folding) <= 1
+    assert rocks.derived.fold_failures >= 3
+    assert not rocks.derived._postings.folding and len(rocks.derived._postings.hashes)
+    assert _as_memory(rocks) == _expected(memory)
+    rocks.close()
+    assert not (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
+    reopened = LocalState(tmp_path / "db")
+    assert _as_memory(reopened) == _expected(memory)
+    reopened.close()
+
+
+def test_any_error_in_a_fold_is_counted_and_never_raised_by_a_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error in a fold's thread (not a full disk: a bug) surfaces in no decision,
+    whose batch is written already: it is counted as a failed fold, tried again later, and the
+    state decides as a dict; `forget` then drops what it read."""
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+
+    def broken(*args: Any) -> Any:
+        raise ValueError("buffer size must be a multiple of element size")
+
+    monkeypatch.setattr(dedup_store, "merged", broken)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+    assert _pages(on_rocks, 8) == _pages(in_memory, 8)
+    rocks.derived.settle()
+    assert rocks.derived.fold_failures >= 1 and rocks.derived._retry_at is not None
+    assert _as_memory(rocks) == _expected(memory)
+    rocks.derived.forget()
+    assert not rocks.derived._loaded and rocks.derived._running is None
+    rocks.derived.load()
+    assert _as_memory(rocks) == _expected(memory)
+    rocks.close()
+
+
+def test_a_fold_ends_on_its_own_database_handle_before_a_revoked_partition_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoking the table's partition while a fold runs: the fold is finished (its journal
+    trimmed on the handle it was started with) before Faust drops the database, and nothing
+    asks for the partition's database again, which would open it on a worker that no longer
+    holds it."""
+    import threading
+
+    from faust.stores import rocksdb as faust_rocksdb
+
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    writing, release = _held_fold(monkeypatch)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    _until_a_fold_runs(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), in_memory, writing)
+    opened: list[int] = []
+
+    def dropped() -> Any:  # Faust's `_db_for_partition` once the partition is revoked: opens it again
+        opened.append(1)
+        return rocks.db
+
+    running_at_revoke: list[bool] = []
+
+    def faust_revoke(self: Any, table: Any, tps: Any) -> None:
+        running_at_revoke.append(rocks.derived._running is not None)
+        rocks.derived._db = dropped
+
+    monkeypatch.setattr(faust_rocksdb.Store, "revoke_partitions", faust_revoke)
+    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    store.derived = rocks.derived
+    threading.Timer(0.2, release.set).start()
+    store.revoke_partitions(None, set())
+    assert running_at_revoke == [False] and not opened
+    assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists() and rocks.derived.fold_failures == 0
+    rocks.derived._db = lambda: rocks.db
+    rocks.close()
+    assert _as_memory(LocalState(tmp_path / "db")) == _expected(memory)
+
+
+def test_two_threads_settling_one_fold_finish_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebalance's load (in a thread) and the event loop may both wait for the same fold:
+    one takes its arrays, the other finds it done; neither raises."""
+    import threading
+
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    writing, release = _held_fold(monkeypatch)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    _until_a_fold_runs(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), in_memory, writing)
+    errors: list[BaseException] = []
+
+    def settle() -> None:
+        try:
+            rocks.derived.settle()
+        except BaseException as error:  # noqa: BLE001 - what the test looks for
+            errors.append(error)
+
+    threads = [threading.Thread(target=settle) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and rocks.derived._running is None and rocks.derived.fold_failures == 0
+    assert not rocks.derived._postings.folding and _as_memory(rocks) == _expected(memory)
+    rocks.close()
+
+async def test_a_store_stopping_waits_a_bounded_time_for_the_fold_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At stop, a fold under way is finished (snapshot written, journal trimmed) before Faust
+    drops the databases; one that outlasts `FOLD_STOP_SECONDS` is left (its journal kept)."""
+    import threading
+
+    from faust.stores import rocksdb as faust_rocksdb
+
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    writing, release = _held_fold(monkeypatch)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    _until_a_fold_runs(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), in_memory, writing)
+    running_at_stop: list[bool] = []
+
+    async def faust_stop(self: Any) -> None:
+        running_at_stop.append(rocks.derived._running is not None)
+
+    monkeypatch.setattr(faust_rocksdb.Store, "stop", faust_stop)
+    monkeypatch.setattr(dedup_store, "FOLD_STOP_SECONDS", 0.2)
+    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    store.derived = rocks.derived
+    await store.stop()  # the fold is held past the bound: left running
+    assert running_at_stop == [True]
+    monkeypatch.setattr(dedup_store, "FOLD_STOP_SECONDS", 30)
+    threading.Timer(0.2, release.set).start()
+    await store.stop()
+    assert running_at_stop == [True, False]
+    assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists() and rocks.derived.fold_failures == 0
+    rocks.close()
+    assert _as_memory(LocalState(tmp_path / "db")) == _expected(memory)
+
+
 async def test_a_rebalance_reads_the_postings_in_a_thread_before_the_recovery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,6 +78,7 @@ snapshot written; at least a sixteenth of the postings (up to `MAX_MERGE_CHANGES
 time spent writing snapshots stays a small share of the decisions' while a restart applies at
 most that many changes from the journal."""
 MAX_MERGE_CHANGES = 1_000_000  # ~100 MB of changes in dicts
+FOLD_STOP_SECONDS = 30  # a fold (merge, WAL sync, snapshot) waited for at stop, at most
 _SITE = struct.Struct(">I")
 log = logging.getLogger(__name__)
 STANDBY_BUFFER = 100
@@ -228,7 +229,7 @@ class RocksDerived:
         self._fold_now = False  # the postings were read from elsewhere than a snapshot: write one
         self._retry_at: int | None = None  # changes at which a fold that failed is tried again
         self._running: _Fold | None = None  # the fold under way in its thread
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.RLock()  # a load, and the fold a load or `forget` settles
         self.fold_failures = 0  # folds whose snapshot could not be written (the journal kept)
 
     def load(self) -> None:
@@ -247,18 +248,28 @@ class RocksDerived:
     def forget(self) -> None:
         """Drop the hot entries, the counters and postings read (the database was reset or
         reopened, or a write failed): they are read again from it. A fold under way is waited
-        for and finished first."""
-        self.settle()
-        self.hot.clear()
-        self._postings = PackedPostings()
-        self._journal = []
-        self._loaded = False
+        for and finished first (on its own handle of the database, which may be gone already)."""
+        with self._load_lock:
+            try:
+                self.settle()
+            finally:
+                self.hot.clear()
+                self._postings = PackedPostings()
+                self._journal = []
+                self._loaded = False
 
-    def settle(self) -> None:
-        """Wait for the fold under way, if any, and take its arrays (or count its failure)."""
-        if self._running is not None:
-            self._running.thread.join()
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for the fold under way, if any (at most `timeout` seconds), and take its arrays
+        (or count its failure); whether none is left running."""
+        with self._load_lock:
+            fold = self._running
+            if fold is None:
+                return True
+            fold.thread.join(timeout)
+            if fold.thread.is_alive():
+                return False
             self._finish_fold()
+            return True
 
     def _snapshot_path(self, db: Any) -> Path:
         return Path(db.path()) / SNAPSHOT_FILE
@@ -317,10 +328,10 @@ class RocksDerived:
         """Fold the posting changes into the arrays once there are enough of them: in a thread
         (`_Fold`: merge, then write the snapshot), the lookups reading the changes beside the
         arrays meanwhile; once it is done (seen at a later write, or at once with `wait`), the
-        new arrays are taken and the journal the snapshot holds deleted. A snapshot that cannot
-        be written (a full disk, no memory for the merge) raises nothing: the decisions' batches
-        are written already; the journal stays, and the fold is tried again once as many changes
-        more are held."""
+        new arrays are taken and the journal the snapshot holds deleted. A fold that fails (a
+        full disk, no memory for the merge, any error) raises nothing: the decisions' batches
+        are written already; the arrays merged are taken all the same, the journal stays, and
+        the snapshot is tried again once as many changes more are held."""
         if self._running is not None:
             if self._running.thread.is_alive():
                 return
@@ -342,31 +353,39 @@ class RocksDerived:
             self.settle()
 
     def _finish_fold(self) -> None:
-        """Take the arrays of the fold that ended, and delete the journal its snapshot holds."""
+        """Take the arrays of the fold that ended (merged: also when its snapshot could not be
+        written, so that failed folds never pile up layers), and delete the journal its snapshot
+        holds, on the fold's own handle of the database. A fold that failed, whatever the error,
+        raises nothing (the decisions' batches are written already): it is counted, and its
+        snapshot tried again once as many changes more are held."""
         fold, self._running = self._running, None
-        assert fold is not None and not fold.thread.is_alive()
-        db = self._db()
+        if fold is None:  # finished by another caller
+            return
+        arrays = fold.mapped or fold.folded
+        if arrays is not None:
+            self._postings.adopt(arrays.hashes, arrays.ids, fold.layers)
         try:
             if fold.error is not None:
                 raise fold.error
-            assert fold.mapped is not None
+            if fold.mapped is None:
+                raise RuntimeError("the fold's thread ended without its snapshot")
             done = rocksdict.WriteBatch(raw_mode=True)
             done.delete_range(JOURNAL, _JOURNAL_KEY.pack(JOURNAL, fold.sequence + 1))
             done.put(JOURNAL_START, _SEQUENCE.pack(fold.sequence))
             if fold.legacy:
                 done.delete_range(POSTING, POSTING[:1] + bytes([POSTING[1] + 1]))
-            _io(db.write, done)
-        except (OSError, MemoryError) as error:
+            _io(fold.db.write, done)
+        except Exception as error:
             self.fold_failures += 1
             if self._retry_at is None:  # once until a fold succeeds
                 log.error("dedup postings: the snapshot %s could not be written (%s: %s); the journal is "
                           "kept and the fold tried again after %d more changes",
-                          fold.path, type(error).__name__, error, fold.threshold)
+                          fold.path, type(error).__name__, error, fold.threshold,
+                          exc_info=not isinstance(error, (OSError, MemoryError)))
             self._retry_at = self._postings.changes + fold.threshold
             with contextlib.suppress(OSError):
                 fold.path.with_name(fold.path.name + ".part").unlink(missing_ok=True)
             return
-        self._postings.adopt(fold.mapped.hashes, fold.mapped.ids, fold.layers)
         if fold.legacy:
             self._legacy = False
         self._fold_now = False
@@ -534,30 +553,32 @@ class RocksDerived:
 
 
 class _Fold:
-    """A fold of the postings in a thread of its own: the frozen layers merged into new arrays
-    (`merged`), the database's WAL synced (the snapshot never holds more than the database does
-    after a crash), the snapshot written and mapped again (`mapped`, or the `error` met)."""
+    """A fold of the postings in a thread of its own, on its own handle of the database (`db`):
+    the frozen layers merged into new arrays (`folded`), the database's WAL synced (the snapshot
+    never holds more than the database does after a crash), the snapshot written and mapped
+    again (`mapped`), or the `error` met."""
 
     def __init__(self, db: Any, path: Path, hashes: np.ndarray, ids: np.ndarray, layers: list[Changes],
                  sequence: int, legacy: bool, threshold: int) -> None:
-        self.path, self.sequence, self.legacy, self.threshold = path, sequence, legacy, threshold
+        self.db, self.path, self.sequence, self.legacy, self.threshold = db, path, sequence, legacy, threshold
         self.layers = len(layers)
+        self.folded: PackedPostings | None = None
         self.mapped: PackedPostings | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(db, hashes, ids, layers), name="dedup-fold",
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, args=(hashes, ids, layers), name="dedup-fold",
                                        daemon=True)
         self.thread.start()
 
-    def _run(self, db: Any, hashes: np.ndarray, ids: np.ndarray, layers: list[Changes]) -> None:
+    def _run(self, hashes: np.ndarray, ids: np.ndarray, layers: list[Changes]) -> None:
         try:
-            folded = PackedPostings(*merged(hashes, ids, layers))
-            _io(db.flush_wal, True)
-            write_snapshot(self.path, folded, self.sequence)
+            self.folded = PackedPostings(*merged(hashes, ids, layers))
+            _io(self.db.flush_wal, True)
+            write_snapshot(self.path, self.folded, self.sequence)
             mapped, _ = read_snapshot(self.path)  # the arrays as the file's pages, not the process's
             if mapped is None:
                 raise OSError(f"{self.path} reads back as no snapshot")
             self.mapped = mapped
-        except BaseException as error:  # noqa: BLE001 - handed to the thread that takes the fold
+        except Exception as error:  # noqa: BLE001 - handed to the thread that takes the fold
             self.error = error
 
 
@@ -769,9 +790,18 @@ class DedupRocksStore(faust_rocksdb.Store):
             await asyncio.to_thread(self.derived.load)
 
     def revoke_partitions(self, table: Any, tps: Any) -> None:
-        """Faust forgets the partition's database (it opens it again if assigned back)."""
-        super().revoke_partitions(table, tps)
+        """Faust forgets the partition's database (it opens it again if assigned back); a fold
+        under way ends first, so that nothing opens the database again once it is dropped."""
         self.derived.forget()
+        super().revoke_partitions(table, tps)
+
+    async def stop(self) -> None:
+        """A fold under way is waited for (at most `FOLD_STOP_SECONDS`: its snapshot and the
+        journal it holds are written whole or not at all) before Faust drops the databases."""
+        if not await asyncio.to_thread(self.derived.settle, FOLD_STOP_SECONDS):
+            log.warning("dedup postings: a fold still runs after %d s at stop; its journal is kept",
+                        FOLD_STOP_SECONDS)
+        await super().stop()
 
     def reset_state(self) -> None:
         """Faust removes the local state: so do the hot entries (a fold under way ends first)."""
