@@ -18,7 +18,7 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import repeat
+from itertools import islice, repeat
 
 import numpy as np
 
@@ -45,6 +45,9 @@ def unpack_ids(ids: bytes | None) -> list[bytes]:
 
 
 Posting = bytes | set[bytes]
+Change = bytes | set[bytes]
+"""A hash's roots posted or taken out since the arrays: packed ids (`PACKED_IDS` at most), else a set."""
+_SHORT_RUN = 8  # ids of the arrays' run for a hash compared one by one; a longer run in numpy
 
 
 class Postings(dict[int, Posting]):
@@ -93,19 +96,22 @@ class Filed:
 class PackedPostings:
     """Posted hash -> the roots posting it, in little memory: the postings as of the last `merge`
     in two arrays sorted by hash (the hash, 4 bytes, and a root's id, 8 bytes, a posting), and
-    the changes since in dicts of packed ids (`added`, `removed`). At 1,000,000 pages the table's
-    ~12 million postings take 144 MB; a posting looked up costs a search of the arrays, not a
-    read of the database (a binary search of the hashes, all of a lookup's in one call). A
-    posting's ids come in no
-    particular order (as `Postings`'). The postings last looked up or changed are kept as they
-    are (`recent`): a new root posts the hashes its decision looked up."""
+    the changes since in dicts (`added`, `removed`: packed ids, a set past `PACKED_IDS`). At
+    1,000,000 pages the table's ~12 million postings take 144 MB; a posting looked up costs a
+    search of the arrays, not a read of the database (a binary search of the hashes, all of a
+    lookup's in one call). A posting's ids come in no particular order (as `Postings`'). The
+    postings of up to `PACKED_IDS` roots last looked up or changed are kept as they are
+    (`recent`): a new root posts the hashes its decision looked up. A posting many roots hold
+    (a sentence many stories share, or text chosen for its small hashes) costs a lookup that
+    only tells how many there are (`limit`), a post or an unpost, about what a short one does:
+    no step reads or copies a whole posting but a lookup asking for it."""
 
     def __init__(self, hashes: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
         """`hashes` (uint32, ascending) and `ids` (big-endian uint64, the same length): the postings."""
         self.hashes = hashes if hashes is not None else np.zeros(0, np.uint32)
         self.ids = ids if ids is not None else np.zeros(0, _IDS)
-        self.added: dict[int, bytes] = {}
-        self.removed: dict[int, bytes] = {}
+        self.added: dict[int, Change] = {}
+        self.removed: dict[int, Change] = {}  # ids the arrays hold (posted ones are in `added`)
         self.changes = 0  # entries of `added` and `removed`, what `merge` would fold in
         self.recent: dict[int, bytes | None] = {}
 
@@ -121,15 +127,25 @@ class PackedPostings:
             else:
                 hashes.extend(repeat(h, count))
             ids += packed
+        return cls.in_order(hashes, ids)
+
+    @classmethod
+    def in_order(cls, hashes: array, ids: bytearray) -> PackedPostings:
+        """The arrays of postings listed in any order: `hashes` (an `array("I")`) and `ids` (a
+        root id packed for each of them), sorted by hash (20 bytes a posting more meanwhile)."""
         order = np.argsort(np.frombuffer(hashes, np.uint32), kind="stable")
         return cls(np.frombuffer(hashes, np.uint32)[order], np.frombuffer(ids, _IDS)[order])
 
-    def get_many(self, hashes: Sequence[int]) -> list[bytes | None]:
-        """The posting of each hash: the ids of its roots, packed (None: no root posts it)."""
+    def get_many(self, hashes: Sequence[int], limit: int | None = None) -> list[bytes | None]:
+        """The posting of each hash: the ids of its roots, packed (None: no root posts it). With
+        `limit`, a posting of more than `PACKED_IDS` roots is answered with `limit` of them (a
+        caller that only tells one, two, ... `limit` and more roots apart)."""
         recent = self.recent
         if all(h in recent for h in hashes):
             return [recent[h] for h in hashes]
         found: list[bytes | None] = [None] * len(hashes)
+        runs: dict[int, tuple[int, int]] = {}  # position -> the run of the arrays holding its hash
+        long_runs = False
         all_hashes, ids = self.hashes, self.ids
         count = len(all_hashes)
         if count:  # where each hash would be, and which ones are there (most are not)
@@ -140,44 +156,122 @@ class PackedPostings:
                 at = starts[held].tolist()
                 ends = all_hashes.searchsorted(query[held], "right").tolist()
                 for i, start, end in zip(held.tolist(), at, ends, strict=True):
-                    found[i] = ids[start:end].tobytes()
+                    if end - start <= PACKED_IDS:
+                        found[i] = ids[start:end].tobytes()
+                    else:
+                        long_runs = True
+                    runs[i] = (start, end)
         added, removed = self.added, self.removed
-        if added or removed:
+        recent = dict(zip(hashes, found, strict=True))
+        if added or removed or long_runs:
             for i, h in enumerate(hashes):
-                posting = found[i] or b""
-                if h in removed:
-                    gone = removed[h]
-                    posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
-                found[i] = (posting + added.get(h, b"")) or None
-        self.recent = dict(zip(hashes, found, strict=True))
+                start, end = runs.get(i, (0, 0))
+                if end - start > PACKED_IDS or h in removed or h in added:
+                    found[i], whole = self._posting(h, start, end, limit)
+                    posting = found[i]
+                    if whole and (posting is None or len(posting) <= PACKED_IDS * SID):
+                        recent[h] = posting
+                    else:  # only short postings, and whole ones, are kept
+                        recent.pop(h, None)
+        self.recent = recent
         return found
 
-    def post(self, h: int, sid: bytes, old: bytes | None) -> None:
-        """Post `sid` under `h`, whose posting the caller read as `old` (`get_many`)."""
-        if old is not None and holds(old, sid):
-            return
-        self.recent[h] = (old or b"") + sid
-        gone = self.removed.get(h)
-        if gone is not None and holds(gone, sid):  # taken out of the arrays since: back in
-            self._take(self.removed, h, sid)
-        else:
-            self.added[h] = self.added.get(h, b"") + sid
-            self.changes += 1
+    def _posting(self, h: int, start: int, end: int, limit: int | None) -> tuple[bytes | None, bool]:
+        """The posting of `h`, whose run of the arrays is `start:end`, with its changes; and
+        whether it is whole (not cut to `limit`)."""
+        gone, new = self.removed.get(h), self.added.get(h)
+        count = end - start - _count(gone) + _count(new)
+        if not count:
+            return None, True
+        if limit is None or count <= max(limit, PACKED_IDS):
+            return _without(self.ids[start:end], gone) + _packed(new), True
+        taken = b"".join(islice(new, limit)) if isinstance(new, set) else (new or b"")[: limit * SID]
+        need = limit - len(taken) // SID
+        if need > 0:  # the run's last ones, but those gone (at most `_count(gone)` of them)
+            tail = _without(self.ids[max(start, end - need) : end], gone, short=True)
+            if len(tail) < need * SID:
+                tail = _without(self.ids[max(start, end - need - _count(gone)) : end], gone)
+            taken += tail[: need * SID]
+        return taken, False
 
-    def unpost(self, h: int, sid: bytes, old: bytes | None) -> None:
-        """Take `sid` out of the posting of `h`, read as `old`."""
-        if old is None or not holds(old, sid):
-            return
-        self.recent[h] = b"".join(s for s in unpack_ids(old) if s != sid) or None
-        new = self.added.get(h)
-        if new is not None and holds(new, sid):  # posted since the arrays: forgotten
-            self._take(self.added, h, sid)
-        else:
-            self.removed[h] = self.removed.get(h, b"") + sid
-            self.changes += 1
+    def post_many(self, hashes: Sequence[int], sid: bytes) -> None:
+        """Post `sid` under each of `hashes` (once: a root already there stays as it is)."""
+        recent, removed = self.recent, self.removed
+        for h, held in zip(hashes, self._holds(hashes, sid), strict=True):
+            if held:
+                continue
+            if h in recent:
+                posting = (recent[h] or b"") + sid
+                if len(posting) <= PACKED_IDS * SID:
+                    recent[h] = posting
+                else:
+                    del recent[h]
+            if _has(removed.get(h), sid):  # taken out of the arrays since: back in
+                self._take(removed, h, sid)
+            else:
+                self._put(self.added, h, sid)
 
-    def _take(self, changes: dict[int, bytes], h: int, sid: bytes) -> None:
-        rest = b"".join(s for s in unpack_ids(changes[h]) if s != sid)
+    def unpost_many(self, hashes: Sequence[int], sid: bytes) -> None:
+        """Take `sid` out of the posting of each of `hashes` (where it is)."""
+        recent, added = self.recent, self.added
+        for h, held in zip(hashes, self._holds(hashes, sid), strict=True):
+            if not held:
+                continue
+            if h in recent:
+                recent[h] = b"".join(s for s in unpack_ids(recent[h]) if s != sid) or None
+            if _has(added.get(h), sid):  # posted since the arrays: forgotten
+                self._take(added, h, sid)
+            else:
+                self._put(self.removed, h, sid)
+
+    def _holds(self, hashes: Sequence[int], sid: bytes) -> list[bool]:
+        """Whether the posting of each hash holds `sid`: from `recent`, else from the changes
+        and the hash's run of the arrays (searched for all such hashes at once)."""
+        recent, added, removed = self.recent, self.added, self.removed
+        held: list[bool] = []
+        unknown: list[int] = []
+        for i, h in enumerate(hashes):
+            if h in recent:
+                posting = recent[h]
+                held.append(posting is not None and holds(posting, sid))
+            elif _has(added.get(h), sid):
+                held.append(True)
+            elif _has(removed.get(h), sid):
+                held.append(False)
+            else:
+                held.append(False)
+                unknown.append(i)
+        all_hashes, ids = self.hashes, self.ids
+        if unknown and len(all_hashes):
+            query = np.array([hashes[i] for i in unknown], np.uint32)
+            starts = all_hashes.searchsorted(query).tolist()
+            ends = all_hashes.searchsorted(query, "right").tolist()
+            wanted = np.frombuffer(sid, _IDS)[0]
+            for i, start, end in zip(unknown, starts, ends, strict=True):
+                if end - start <= _SHORT_RUN:
+                    held[i] = holds(ids[start:end].tobytes(), sid)
+                else:
+                    held[i] = bool((ids[start:end] == wanted).any())
+        return held
+
+    def _put(self, changes: dict[int, Change], h: int, sid: bytes) -> None:
+        old = changes.get(h)
+        if old is None:
+            changes[h] = sid
+        elif isinstance(old, set):
+            old.add(sid)
+        else:
+            ids = old + sid
+            changes[h] = ids if len(ids) <= PACKED_IDS * SID else set(unpack_ids(ids))
+        self.changes += 1
+
+    def _take(self, changes: dict[int, Change], h: int, sid: bytes) -> None:
+        old = changes[h]
+        if isinstance(old, set):
+            old.discard(sid)
+            rest: Change = old
+        else:
+            rest = b"".join(s for s in unpack_ids(old) if s != sid)
         if rest:
             changes[h] = rest
         else:
@@ -193,17 +287,59 @@ class PackedPostings:
             starts = hashes.searchsorted(gone_hashes).tolist()
             ends = hashes.searchsorted(gone_hashes, "right").tolist()
             for gone, start, end in zip(self.removed.values(), starts, ends, strict=True):
-                for at in range(start, end):
-                    if holds(gone, ids[at : at + 1].tobytes()):
-                        keep[at] = False
+                if end - start <= _SHORT_RUN:
+                    run = ids[start:end].tobytes()
+                    for at in range(0, len(run), SID):
+                        if _has(gone, run[at : at + SID]):
+                            keep[start + at // SID] = False
+                else:
+                    keep[start:end] &= ~_among(ids[start:end], gone)
             hashes, ids = hashes[keep], ids[keep]
         if self.added:
-            counts = np.fromiter(map(len, self.added.values()), np.intp, len(self.added)) // SID
+            counts = np.fromiter(map(_count, self.added.values()), np.intp, len(self.added))
             new_hashes = np.repeat(np.fromiter(self.added, np.uint32, len(self.added)), counts)
-            new_ids = np.frombuffer(b"".join(self.added.values()), _IDS)
+            new_ids = np.frombuffer(b"".join(map(_packed, self.added.values())), _IDS)
             order = np.argsort(new_hashes, kind="stable")
             new_hashes, new_ids = new_hashes[order], new_ids[order]
             into = hashes.searchsorted(new_hashes, "right")
             hashes, ids = np.insert(hashes, into, new_hashes), np.insert(ids, into, new_ids)
         self.hashes, self.ids = hashes, ids
         self.added, self.removed, self.changes = {}, {}, 0
+
+
+def _count(change: Change | None) -> int:
+    """Ids in a change (None: none)."""
+    if change is None:
+        return 0
+    return len(change) if isinstance(change, set) else len(change) // SID
+
+
+def _has(change: Change | None, sid: bytes) -> bool:
+    """Whether a change (None: none) holds `sid`."""
+    if change is None:
+        return False
+    return sid in change if isinstance(change, set) else holds(change, sid)
+
+
+def _packed(change: Change | None) -> bytes:
+    """A change's ids, packed."""
+    if change is None:
+        return b""
+    return change if isinstance(change, bytes) else b"".join(change)
+
+
+def _without(run: np.ndarray, gone: Change | None, *, short: bool = False) -> bytes:
+    """The ids of a run of the arrays, packed, but those in `gone` (`short`: compared one by one)."""
+    if gone is None:
+        return run.tobytes()
+    if short or len(run) <= _SHORT_RUN:
+        packed = run.tobytes()
+        return b"".join(packed[at : at + SID] for at in range(0, len(packed), SID)
+                        if not _has(gone, packed[at : at + SID]))
+    return run[~_among(run, gone)].tobytes()
+
+
+def _among(run: np.ndarray, ids: Change) -> np.ndarray:
+    """Which ids of a run of the arrays are among `ids` (compared as the same bytes: numpy's
+    search of a set of integers takes them in the machine's order only)."""
+    return np.isin(run.view(np.uint64), np.frombuffer(_packed(ids), np.uint64))
