@@ -141,31 +141,27 @@ class PackedPostings:
         `limit`, a posting of more than `PACKED_IDS` roots is answered with `limit` of them (a
         caller that only tells one, two, ... `limit` and more roots apart)."""
         recent = self.recent
-        if all(h in recent for h in hashes):
-            return [recent[h] for h in hashes]
-        found: list[bytes | None] = [None] * len(hashes)
-        runs: dict[int, tuple[int, int]] = {}  # position -> the run of the arrays holding its hash
-        long_runs = False
-        all_hashes, ids = self.hashes, self.ids
-        count = len(all_hashes)
-        if count:  # where each hash would be, and which ones are there (most are not)
+        if all(map(recent.__contains__, hashes)):
+            return list(map(recent.__getitem__, hashes))
+        ids = self.ids
+        if len(ids):  # where each hash's run of postings starts and ends (most are empty)
             query = np.array(hashes, np.uint32)
-            starts = all_hashes.searchsorted(query)
-            held = np.flatnonzero(all_hashes[np.minimum(starts, count - 1)] == query)
-            if len(held):
-                at = starts[held].tolist()
-                ends = all_hashes.searchsorted(query[held], "right").tolist()
-                for i, start, end in zip(held.tolist(), at, ends, strict=True):
-                    if end - start <= PACKED_IDS:
-                        found[i] = ids[start:end].tobytes()
-                    else:
-                        long_runs = True
-                    runs[i] = (start, end)
+            starts = self.hashes.searchsorted(query).tolist()
+            ends = self.hashes.searchsorted(query, "right").tolist()
+            found: list[bytes | None] = [
+                ids[start:end].tobytes() if 0 < end - start <= PACKED_IDS else None
+                for start, end in zip(starts, ends, strict=True)
+            ]
+            long_runs = any(end - start > PACKED_IDS for start, end in zip(starts, ends, strict=True))
+        else:
+            starts = ends = [0] * len(hashes)
+            found = [None] * len(hashes)
+            long_runs = False
         added, removed = self.added, self.removed
         recent = dict(zip(hashes, found, strict=True))
-        if added or removed or long_runs:
+        if added or removed or long_runs:  # the changes since the arrays, and long postings
             for i, h in enumerate(hashes):
-                start, end = runs.get(i, (0, 0))
+                start, end = starts[i], ends[i]
                 if end - start > PACKED_IDS or h in removed or h in added:
                     found[i], whole = self._posting(h, start, end, limit)
                     posting = found[i]
