@@ -328,36 +328,6 @@ def test_two_pages_of_one_site_are_one_story_only_with_the_same_text() -> None:
     assert decide(index, "https://host.example/syndicated/b", page(keyed, template=True)).duplicate_of is None
 
 
-def test_two_edited_copies_of_another_sites_story_on_one_site_are_one_story() -> None:
-    index = DedupIndex({})
-    original = story(27, paragraphs=10)
-    root = decide(index, "https://origin.example/a", page(original))
-    cut = decide(index, "https://host.example/syndicated/cut", page(original[:6], template=True))
-    assert cut.duplicate_of == root.article_id  # a firm copy: the cluster holds a page of the host
-    for seed in (28, 29):  # the host's other pages: its template around stories of its own
-        assert decide(index, f"https://host.example/own/{seed}", page(story(seed), template=True)).duplicate_of is None
-    # the story again on the host, cut another way: not the same text as the host's first copy,
-    # but mostly the same text as a whole
-    lead = decide(index, "https://host.example/syndicated/lead", page(original[2:9], template=True))
-    assert lead.kind == "near" and lead.duplicate_of == root.article_id
-    # the host's template around another story that keeps a few of this one's paragraphs (its key
-    # points): mostly other text, not this story
-    keyed = page(original[:3] + story(30, paragraphs=6), template=True)
-    assert decide(index, "https://host.example/syndicated/other", keyed).duplicate_of is None
-
-
-def test_pages_of_one_site_that_share_a_block_of_its_own_text_are_not_one_story() -> None:
-    index = DedupIndex({})
-    block = story(31, paragraphs=6)  # a block of the site's own text the cleaner keeps on its pages
-    first = decide(index, "https://host.example/a", page(block + story(32, 1, 2), template=True))
-    assert first.duplicate_of is None
-    # each another story syndicated into the site, cleaned to the block and a bit of its body:
-    # mostly the first page's text, but the first page is the site's own
-    for n, seed in enumerate((33, 34, 35)):
-        later = decide(index, f"https://host.example/c{n}", page(block + story(seed, 1, 2), template=True))
-        assert later.duplicate_of is None, n
-
-
 def test_a_doubtful_copy_cannot_pull_in_a_second_story() -> None:
     state: dict[str, bytes] = {}
     index = DedupIndex(state)

@@ -14,9 +14,8 @@ The evidence is the story's own text, never the site's:
   boxes) and count for nothing.
 - Two pages of one site share its template, and a page of a site can carry the site's own story
   (its title, key points, a block of its text) around another story: for them the texts must be
-  mostly the same as a whole (resemblance), not merely one inside the other, and the same text
-  when the cluster's root is the site's own page. That holds for a page and a cluster compared
-  through a page of its site too; a page of a site the cluster holds any
+  the same as a whole (resemblance), not merely one inside the other. That holds for a page and
+  a cluster compared through a page of its site too; a page of a site the cluster holds any
   copy of must be mostly the text it is compared with. A doubtful copy (a part of a story in
   it) must be more than a block of a page of mostly other text (a story's key points or lede
   shown above another one). A text the site's other pages leave out
@@ -56,14 +55,11 @@ BOILERPLATE_ROOTS = 3
 NEAR_THRESHOLD = 0.35
 """Least share of the smaller text's shingle sample found in the other text (different sites)."""
 
-SAME_SITE_RESEMBLANCE = 0.7
-"""Least share of the *larger* text's sample found in the other for a page and a cluster compared
-through a page of its site, when the cluster's root is a page of another site: their shared
-template makes one page look contained in the other, so the two must be mostly the same text as a
-whole, not one inside the other (two differently edited copies of another site's story on one
-host are). When the root is a page of the site itself, its own story, which the site's template
-can carry around another story, a page of the site must be the same text as a whole: every
-sampled shingle of either in the other."""
+SAME_SITE_RESEMBLANCE = 1.0
+"""Least share of the *larger* text's sample found in the other for two pages of one site (or a
+page and a cluster compared through a page of its site): their shared template, or the site's own story left
+around another one, makes one page look contained in the other, so the two must be the same text
+as a whole: at 1.0, every sampled shingle of either is in the other."""
 
 MEMBER_SITE_RESEMBLANCE = 0.5
 """Least share of the *larger* text's sample found in the other for a page of a site the cluster
@@ -251,10 +247,8 @@ class Policy:
             if measured.shared < MIN_SHARED:
                 continue
             if same_site:
-                # One site's pages share its template: the texts must be mostly the same as a
-                # whole, and the same text for the site's own story (its template can carry that
-                # story around another one).
-                if measured.resemblance < (1.0 if known.site == site else self.same_site_resemblance):
+                # One site's pages share its template: the texts must be the same as a whole.
+                if measured.resemblance < self.same_site_resemblance:
                     continue
             elif measured.coefficient < self.near_threshold:
                 continue

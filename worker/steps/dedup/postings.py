@@ -104,7 +104,13 @@ class PackedPostings:
     (`recent`): a new root posts the hashes its decision looked up. A posting many roots hold
     (a sentence many stories share, or text chosen for its small hashes) costs a lookup that
     only tells how many there are (`limit`), a post or an unpost, about what a short one does:
-    no step reads or copies a whole posting but a lookup asking for it."""
+    no step reads or copies a whole posting but a lookup asking for it.
+
+    A fold can run beside the lookups (`freeze`): the changes made so far are frozen as a layer
+    (`folding`) that a thread folds into new arrays while lookups read the arrays, the frozen
+    layers and the changes made since, in that order; `adopt` then takes the new arrays in place
+    of the old ones and their layers. Each layer's removals are ids the arrays and the layers
+    before it hold, its additions ids they do not."""
 
     def __init__(self, hashes: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
         """`hashes` (uint32, ascending) and `ids` (big-endian uint64, the same length): the postings."""
@@ -114,6 +120,7 @@ class PackedPostings:
         self.removed: dict[int, Change] = {}  # ids the arrays hold (posted ones are in `added`)
         self.changes = 0  # entries of `added` and `removed`, what `merge` would fold in
         self.recent: dict[int, bytes | None] = {}
+        self.folding: list[Changes] = []  # frozen (added, removed) being folded, oldest first
 
     @classmethod
     def of(cls, postings: Iterable[tuple[int, bytes]]) -> PackedPostings:
@@ -157,12 +164,12 @@ class PackedPostings:
             starts = ends = [0] * len(hashes)
             found = [None] * len(hashes)
             long_runs = False
-        added, removed = self.added, self.removed
+        layers = self._layers()
         recent = dict(zip(hashes, found, strict=True))
-        if added or removed or long_runs:  # the changes since the arrays, and long postings
+        if long_runs or any(added or removed for added, removed in layers):  # changes, long postings
             for i, h in enumerate(hashes):
                 start, end = starts[i], ends[i]
-                if end - start > PACKED_IDS or h in removed or h in added:
+                if end - start > PACKED_IDS or any(h in removed or h in added for added, removed in layers):
                     found[i], whole = self._posting(h, start, end, limit)
                     posting = found[i]
                     if whole and (posting is None or len(posting) <= PACKED_IDS * SID):
@@ -172,23 +179,40 @@ class PackedPostings:
         self.recent = recent
         return found
 
+    def _layers(self) -> list[Changes]:
+        """The layers of changes since the arrays, oldest first: a fold's frozen ones, then the
+        changes made since."""
+        return [*self.folding, (self.added, self.removed)] if self.folding else [(self.added, self.removed)]
+
     def _posting(self, h: int, start: int, end: int, limit: int | None) -> tuple[bytes | None, bool]:
         """The posting of `h`, whose run of the arrays is `start:end`, with its changes; and
-        whether it is whole (not cut to `limit`)."""
-        gone, new = self.removed.get(h), self.added.get(h)
-        count = end - start - _count(gone) + _count(new)
+        whether it is whole (not cut to `limit`). Its ids: those a layer added that no later
+        layer took out, and those of the run no layer took out."""
+        layers = self._layers()
+        gones = [removed[h] for _, removed in layers if h in removed]
+        news = [(at, added[h]) for at, (added, _) in enumerate(layers) if h in added]
+        count = end - start - sum(map(_count, gones)) + sum(_count(new) for _, new in news)
         if not count:
             return None, True
-        if limit is None or count <= max(limit, PACKED_IDS):
-            return _without(self.ids[start:end], gone) + _packed(new), True
-        taken = b"".join(islice(new, limit)) if isinstance(new, set) else (new or b"")[: limit * SID]
-        need = limit - len(taken) // SID
-        if need > 0:  # the run's last ones, but those gone (at most `_count(gone)` of them)
-            tail = _without(self.ids[max(start, end - need) : end], gone, short=True)
-            if len(tail) < need * SID:
-                tail = _without(self.ids[max(start, end - need - _count(gone)) : end], gone)
-            taken += tail[: need * SID]
-        return taken, False
+        cut = limit is not None and count > max(limit, PACKED_IDS)
+        want = limit * SID if cut and limit is not None else count * SID
+        taken = b""
+        for at, new in reversed(news):  # the latest first
+            later = [removed[h] for _, removed in layers[at + 1 :] if h in removed]
+            if not later:
+                taken += b"".join(islice(new, limit)) if isinstance(new, set) and cut else _packed(new)
+            else:
+                taken += b"".join(sid for sid in _ids(new) if not any(_has(gone, sid) for gone in later))
+            if len(taken) >= want:
+                return taken[:want], not cut
+        need = (want - len(taken)) // SID
+        if not cut:
+            return taken + _without_all(self.ids[start:end], gones), True
+        # the run's last ones, but those gone (at most as many as the layers took out)
+        tail = _without_all(self.ids[max(start, end - need) : end], gones, short=True)
+        if len(tail) < need * SID:
+            tail = _without_all(self.ids[max(start, end - need - sum(map(_count, gones))) : end], gones)
+        return taken + tail[: need * SID], False
 
     def post_many(self, hashes: Sequence[int], sid: bytes) -> None:
         """Post `sid` under each of `hashes` (once: a root already there stays as it is)."""
@@ -223,17 +247,22 @@ class PackedPostings:
     def _holds(self, hashes: Sequence[int], sid: bytes) -> list[bool]:
         """Whether the posting of each hash holds `sid`: from `recent`, else from the changes
         and the hash's run of the arrays (searched for all such hashes at once)."""
-        recent, added, removed = self.recent, self.added, self.removed
+        recent = self.recent
+        latest_first = self._layers()[::-1]
         held: list[bool] = []
         unknown: list[int] = []
         for i, h in enumerate(hashes):
             if h in recent:
                 posting = recent[h]
                 held.append(posting is not None and holds(posting, sid))
-            elif _has(added.get(h), sid):
-                held.append(True)
-            elif _has(removed.get(h), sid):
-                held.append(False)
+                continue
+            for added, removed in latest_first:  # the latest layer that changed it says
+                if _has(added.get(h), sid):
+                    held.append(True)
+                    break
+                if _has(removed.get(h), sid):
+                    held.append(False)
+                    break
             else:
                 held.append(False)
                 unknown.append(i)
@@ -275,14 +304,40 @@ class PackedPostings:
         self.changes -= 1
 
     def merge(self) -> None:
-        """Fold the changes into the arrays (linear in their size: 50-100 ms at 12 million postings)."""
-        hashes, ids = self.hashes, self.ids
-        if self.removed:
+        """Fold the changes (the frozen layers', then the ones since) into the arrays (linear in
+        their size: 50-100 ms at 12 million postings)."""
+        self.hashes, self.ids = merged(self.hashes, self.ids, self._layers())
+        self.added, self.removed, self.changes, self.folding = {}, {}, 0, []
+
+    def freeze(self) -> tuple[np.ndarray, np.ndarray, list[Changes]]:
+        """Freeze the changes made so far as a layer for a fold that runs beside the lookups; the
+        arrays and every frozen layer (one that failed to fold is folded again), which `merged`
+        folds in another thread (they are not changed after this: new changes go to fresh dicts)."""
+        self.folding.append((self.added, self.removed))
+        self.added, self.removed, self.changes = {}, {}, 0
+        return self.hashes, self.ids, list(self.folding)
+
+    def adopt(self, hashes: np.ndarray, ids: np.ndarray, layers: int) -> None:
+        """Take the arrays a fold of the first `layers` frozen layers made in place of the
+        arrays and those layers (the changes made since stay as they are)."""
+        self.hashes, self.ids = hashes, ids
+        del self.folding[:layers]
+
+
+Changes = tuple[dict[int, Change], dict[int, Change]]
+"""Posting changes: hash -> the root ids posted, hash -> the root ids taken out."""
+
+
+def merged(hashes: np.ndarray, ids: np.ndarray, layers: Sequence[Changes]) -> tuple[np.ndarray, np.ndarray]:
+    """New arrays: `hashes` and `ids` with each layer of changes folded in, in order (reads its
+    arguments only, so a thread may run it while the lookups read the same arrays and layers)."""
+    for added, removed in layers:
+        if removed:
             keep = np.ones(len(hashes), bool)
-            gone_hashes = np.fromiter(self.removed, np.uint32, len(self.removed))
+            gone_hashes = np.fromiter(removed, np.uint32, len(removed))
             starts = hashes.searchsorted(gone_hashes).tolist()
             ends = hashes.searchsorted(gone_hashes, "right").tolist()
-            for gone, start, end in zip(self.removed.values(), starts, ends, strict=True):
+            for gone, start, end in zip(removed.values(), starts, ends, strict=True):
                 if end - start <= _SHORT_RUN:
                     run = ids[start:end].tobytes()
                     for at in range(0, len(run), SID):
@@ -291,16 +346,15 @@ class PackedPostings:
                 else:
                     keep[start:end] &= ~_among(ids[start:end], gone)
             hashes, ids = hashes[keep], ids[keep]
-        if self.added:
-            counts = np.fromiter(map(_count, self.added.values()), np.intp, len(self.added))
-            new_hashes = np.repeat(np.fromiter(self.added, np.uint32, len(self.added)), counts)
-            new_ids = np.frombuffer(b"".join(map(_packed, self.added.values())), _IDS)
+        if added:
+            counts = np.fromiter(map(_count, added.values()), np.intp, len(added))
+            new_hashes = np.repeat(np.fromiter(added, np.uint32, len(added)), counts)
+            new_ids = np.frombuffer(b"".join(map(_packed, added.values())), _IDS)
             order = np.argsort(new_hashes, kind="stable")
             new_hashes, new_ids = new_hashes[order], new_ids[order]
             into = hashes.searchsorted(new_hashes, "right")
             hashes, ids = np.insert(hashes, into, new_hashes), np.insert(ids, into, new_ids)
-        self.hashes, self.ids = hashes, ids
-        self.added, self.removed, self.changes = {}, {}, 0
+    return hashes, ids
 
 
 def _count(change: Change | None) -> int:
@@ -322,6 +376,21 @@ def _packed(change: Change | None) -> bytes:
     if change is None:
         return b""
     return change if isinstance(change, bytes) else b"".join(change)
+
+
+def _ids(change: Change) -> Iterable[bytes]:
+    """A change's ids."""
+    return change if isinstance(change, set) else unpack_ids(change)
+
+
+def _without_all(run: np.ndarray, gones: list[Change], *, short: bool = False) -> bytes:
+    """`_without` each of `gones` (the removals of several layers)."""
+    if not gones:
+        return run.tobytes()
+    if len(gones) == 1:
+        return _without(run, gones[0], short=short)
+    packed = b"".join(sid for sid in unpack_ids(run.tobytes()) if not any(_has(gone, sid) for gone in gones))
+    return packed
 
 
 def _without(run: np.ndarray, gone: Change | None, *, short: bool = False) -> bytes:
