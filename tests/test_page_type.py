@@ -132,7 +132,7 @@ def test_a_dump_s_story_is_read_apart_from_the_teasers_around_it() -> None:
     the stop), quotes and reporting verbs are counted in it, the teasers' dates and repeated lines
     outside it."""
     story = [
-        "\u201cWe will rebuild the bridge before winter, whatever the council decides about the budget next month,\u201d"
+        "\u201cWe will rebuild the bridge before winter, whatever the council decides about the budget,\u201d"
         " the mayor said on Tuesday, standing beside the river with the engineers who inspected it.",
         "Engineers told the council that the old supports had cracked after the floods of last spring, and that"
         " the crossing could not carry lorries or buses until the new steel frame was in place.",
