@@ -11,10 +11,13 @@ import numpy as np
 from worker.evaluation.clean_training import (
     THRESHOLDS,
     TreeChoice,
+    block_page,
     choose_trees,
     fit_context,
     fit_story_pages,
     fit_trees,
+    kept_text,
+    learned_nothing,
     made_from,
     train_block_model,
 )
@@ -23,10 +26,11 @@ from worker.evaluation.extraction_metric import word_prf
 from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks, page_signals
 from worker.steps.clean.context import CONTEXT_FEATURES, context_rows
 from worker.steps.clean.html import drop_code, join_row_cells, parse_html, select_paragraphs
-from worker.steps.clean.trees import BlockModel, shipped_blocks
+from worker.steps.clean.trees import BlockModel, expected_f1_keep, shipped_blocks
 
 WCXB = Path(__file__).parent / "fixtures" / "wcxb"
 TRUTH = json.loads((WCXB / "ground-truth.json").read_text(encoding="utf-8"))
+PAGES = Path(__file__).parent / "fixtures" / "pages"  # news pages of five sites
 
 
 def _blocks(page_id: str):  # type: ignore[no-untyped-def]
@@ -95,6 +99,47 @@ def test_trees_learn_the_story_and_survive_a_round_trip_through_their_file() -> 
     assert np.allclose(probabilities, gated.probabilities(blocks.features)) and threshold == 0.25
     assert model.choices["plain_threshold"] in THRESHOLDS
     assert fit_story_pages(labelled, [True] * 7, labelled_first) is None  # one kind of page: nothing learned
+    # the expected-F1 rule on a page with a story: what `keep` returns, and it survives the file
+    by_f1 = BlockModel.from_text(BlockModel(booster, FEATURES, 0.4, False, {}, context, None, 0.25, 1.5).to_text())
+    assert by_f1.power == 1.5
+    words = np.expm1(blocks.features[:, FEATURES.index("log_words")])
+    assert np.array_equal(by_f1.keep(blocks), expected_f1_keep(by_f1.scores(blocks)[0], words, 1.5))
+    assert np.array_equal(gated.keep(blocks), probabilities >= 0.25)
+
+
+def test_context_trees_that_learned_nothing_are_no_choice() -> None:
+    # Two labelled pages: each inner fold's context trees learn from one page's blocks, too few
+    # for a leaf of 200, and give every block one probability. A keep rule over that keeps all
+    # or nothing, and the expected-F1 rule always all: such trees are not among the choices.
+    bench = load_bench(PAGES)
+    pages = block_pages(bench, [i for i in sorted(bench.bodies) if i[:2] in ("23", "2f")])
+    urls = {i: bench.urls[i] for i in pages}
+    inner = choose_trees(pages, urls, folds=2)
+    one = [pages[i] for i in sorted(pages)[:1]]
+    blind = fit_context(one, [inner.first[inner.choice.trees][sorted(pages)[0]]], 50)
+    rows = context_rows(one[0].blocks, np.full(len(one[0].rows), 0.5))
+    assert learned_nothing(blind) and len(set(blind.predict(rows))) == 1
+    assert inner.choice.context_trees == 0 and inner.choice.power is None
+    model = train_block_model(pages, urls)
+    assert model.context is None and model.power is None and model.threshold == model.plain_threshold
+    labelled = [p for i, p in block_pages(load_bench(WCXB), sorted(TRUTH)).items() if made_from(i) == i]
+    booster = fit_trees(labelled, 15, 20)
+    assert not learned_nothing(booster)
+    assert not learned_nothing(fit_context(labelled, [booster.predict(p.rows) for p in labelled], 10))
+
+
+def test_the_expected_f1_rule_keeps_a_clear_story_and_more_of_a_doubtful_page() -> None:
+    words = np.array([100.0, 80.0, 10.0, 10.0, 5.0])
+    story = np.array([0.95, 0.9, 0.3, 0.2, 0.05])
+    assert expected_f1_keep(story, words, 1.0).tolist() == [True, True, False, False, False]
+    # a page of many doubtful items of the same size: keeping them all is worth more
+    items = np.full(10, 20.0)
+    assert expected_f1_keep(np.full(10, 0.35), items, 1.0).all()
+    # a higher power counts a doubtful block for less
+    doubtful = np.array([0.9, 0.45])
+    assert expected_f1_keep(doubtful, np.array([50.0, 50.0]), 1.0).tolist() == [True, True]
+    assert expected_f1_keep(doubtful, np.array([50.0, 50.0]), 2.0).tolist() == [True, False]
+    assert expected_f1_keep(np.zeros(0), np.zeros(0), 1.0).tolist() == []
 
 
 def test_context_rows_read_the_neighbours_the_ancestors_and_the_densest_run() -> None:
@@ -144,3 +189,15 @@ def test_the_kept_cells_of_a_table_row_are_one_line() -> None:
                          "Its second paragraph.", "Sidebar"]
     # a dropped cell leaves the row's other kept cells on one line
     assert join_row_cells(blocks, [1, 3, 4]) == ["Pos. Points", "1"]
+
+
+def test_training_scores_the_lines_the_cleaner_gives() -> None:
+    blocks = page_blocks(parse_html(
+        "<html><body><p>Standings after the final race of the season, updated every week.</p>"
+        "<table><tr><td>1</td><td>Kyle Busch</td><td>5040</td></tr></table></body></html>"
+    ), "https://example.com/standings")
+    page = block_page(blocks, "Standings after the final race of the season, updated every week.")
+    assert page.blocks.table_rows == blocks.table_rows
+    kept = kept_text(page, np.ones(len(blocks.texts)), 0.5, False)
+    assert kept.splitlines() == join_row_cells(blocks, list(range(len(blocks.texts))))
+    assert kept.splitlines()[-1] == "1 Kyle Busch 5040"

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from worker.steps.common import densest_run, epoch_seconds, host, parse_timestamp, rfc3339
+from worker.steps.clean.page_type import _class_words
+from worker.steps.common import (
+    CACHED_TEXT_CHARS,
+    densest_run,
+    epoch_seconds,
+    host,
+    parse_timestamp,
+    rfc3339,
+    short_text_cache,
+)
 
 
 def test_host_is_lower_case_without_www_port_or_credentials() -> None:
@@ -26,3 +35,23 @@ def test_densest_run_is_the_best_contiguous_total() -> None:
     assert densest_run([-1, 5, -2, 4, -10, 3]) == (7, 1, 4)
     assert densest_run([-1, -2]) == (0, 0, 0)
     assert densest_run([2, -2, 2]) == (2, 0, 1)  # the first run reaching the best total wins
+
+
+def test_only_short_texts_are_cached() -> None:
+    calls: list[str] = []
+
+    @short_text_cache(maxsize=4)
+    def words(text: str) -> list[str]:
+        calls.append(text)
+        return text.split()
+
+    short, long = "nav menu", "x " * CACHED_TEXT_CHARS
+    assert words(short) == words(short) == ["nav", "menu"]
+    assert words(long) == words(long)
+    assert calls == [short, long, long]  # the short text worked out once, the long one each time
+    # a hostile page's 100 KB class names are not kept by the page-type features' cache
+    before = _class_words.cache_info()  # type: ignore[attr-defined]
+    _class_words("a" * 100_000 + " card")
+    _class_words("a" * 100_000 + " card")
+    after = _class_words.cache_info()  # type: ignore[attr-defined]
+    assert (after.hits, after.misses) == (before.hits, before.misses)

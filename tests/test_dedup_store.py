@@ -46,7 +46,7 @@ def _as_memory(state: LocalState) -> dict[str, Any]:
     """What the RocksDB derived indexes hold, in the form of `MemoryDerived`'s."""
     db = state.db
     held = state.derived._postings
-    hashes = sorted(set(held.hashes.tolist()) | set(held.added))
+    hashes = sorted(set(held.hashes.tolist()).union(held.added, *(added for added, _ in held.folding)))
     postings = {h: set(unpack_ids(ids)) for h, ids in zip(hashes, held.get_many(hashes), strict=True) if ids}
     pages: dict[int, set[bytes]] = {}
     sites: dict[int, set[int]] = {}
@@ -126,6 +126,7 @@ def test_postings_survive_a_restart_from_their_snapshot_and_journal(
         on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
         assert _pages(on_rocks, 10) == _pages(in_memory, 10), name
         assert on_rocks.expire(T0 + 3 * DAY) == in_memory.expire(T0 + 3 * DAY) > 0
+        rocks.derived.settle()  # the fold under way in its thread, if any
         assert (tmp_path / name / dedup_store.SNAPSHOT_FILE).exists() == (merge_at < 10**9), name
         rocks.db.close()  # as if killed: nothing folded
         reopened = LocalState(tmp_path / name)
@@ -133,9 +134,14 @@ def test_postings_survive_a_restart_from_their_snapshot_and_journal(
         again = DedupIndex(reopened, window_seconds=2 * DAY, derived=reopened.derived)
         assert _pages(again, 4, start=10) == _pages(in_memory, 4, start=10), name
         assert _as_memory(reopened) == _expected(memory), name
-        journal = [key for key in reopened.db.keys(from_key=dedup_store.JOURNAL)
+        reopened.derived.settle()
+        journal = [dedup_store._JOURNAL_KEY.unpack(key)[1] for key in reopened.db.keys(from_key=dedup_store.JOURNAL)
                    if key.startswith(dedup_store.JOURNAL)]
-        assert len(journal) < 10 if merge_at < 10**9 else len(journal) > 20, name
+        if merge_at < 10**9:  # the journal a snapshot holds is deleted
+            held, upto = dedup_store.read_snapshot(tmp_path / name / dedup_store.SNAPSHOT_FILE)
+            assert held is not None and upto > 0 and all(sequence > upto for sequence in journal), name
+        else:
+            assert len(journal) > 20, name
         reopened.close()
 
 
@@ -187,7 +193,7 @@ def test_a_fold_that_cannot_write_its_snapshot_raises_nothing_and_keeps_the_jour
         path.with_name(path.name + ".part").write_bytes(b"half")
         raise OSError(28, "No space left on device")
 
-    def no_memory(self: Any) -> None:
+    def no_memory(*args: Any) -> None:
         raise MemoryError
 
     memory: dict[str, bytes] = {}
@@ -196,8 +202,10 @@ def test_a_fold_that_cannot_write_its_snapshot_raises_nothing_and_keeps_the_jour
     on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
     monkeypatch.setattr(dedup_store, "write_snapshot", disk_full)
     assert _pages(on_rocks, 3) == _pages(in_memory, 3)
-    monkeypatch.setattr(dedup_store.PackedPostings, "merge", no_memory)
+    rocks.derived.settle()
+    monkeypatch.setattr(dedup_store, "merged", no_memory)
     assert _pages(on_rocks, 3, start=3) == _pages(in_memory, 3, start=3)
+    rocks.derived.settle()
     assert rocks.derived.fold_failures >= 2
     assert not (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
     assert not (tmp_path / "db" / (dedup_store.SNAPSHOT_FILE + ".part")).exists()
@@ -210,6 +218,7 @@ def test_a_fold_that_cannot_write_its_snapshot_raises_nothing_and_keeps_the_jour
     monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
     again = DedupIndex(reopened, window_seconds=2 * DAY, derived=reopened.derived)
     assert _pages(again, 3, start=6) == _pages(in_memory, 3, start=6)
+    reopened.derived.settle()
     assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
     assert len(_journal(reopened)) < 10
     reopened.close()
@@ -223,9 +232,127 @@ def test_a_fold_that_cannot_write_its_snapshot_raises_nothing_and_keeps_the_jour
     events = [_Event(key, value, offset) for offset, (key, value) in enumerate(records)]
     for start in range(0, len(events), 7):
         store.apply_changelog_batch(events[start : start + 7], lambda k: k, lambda v: v)
+    standby.derived.settle()
     assert standby.derived.fold_failures >= 1
     assert _as_memory(standby) == _expected(memory)
     assert standby.offset() == len(events) - 1
+
+
+def test_a_fold_runs_in_a_thread_while_decisions_go_on_over_its_changes_and_the_ones_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold (merge, snapshot write, sync) runs in a thread of its own: decisions made while it
+    is held read the changes it folds and the ones made since, and decide as a dict; once it is
+    done its arrays are taken, the journal it holds deleted, and a restart finds every posting."""
+    import threading
+
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    writing = threading.Event()
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+    write = dedup_store.write_snapshot
+
+    def held_write(path: Path, postings: Any, sequence: int) -> None:
+        threads.append(threading.current_thread())
+        if threading.current_thread() is not threading.main_thread():  # a fold on the caller's thread: no wait
+            writing.set()
+            assert release.wait(30)
+        write(path, postings, sequence)
+
+    monkeypatch.setattr(dedup_store, "write_snapshot", held_write)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+    seed = 0
+    while not writing.is_set() and seed < 20:  # until a fold is under way
+        assert _pages(on_rocks, 1, start=seed) == _pages(in_memory, 1, start=seed)
+        seed += 1
+    assert writing.wait(10), "no fold was held in a thread of its own"
+    held = rocks.derived._postings
+    assert held.folding and not (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists()
+    # decisions while the fold is held: a copy of a story decided before the fold, new stories
+    copy = story(700, paragraphs=10)[:6]
+    assert decide(on_rocks, "https://d.example/0", page(copy), when=T0 + DAY) == decide(
+        in_memory, "https://d.example/0", page(copy), when=T0 + DAY)
+    assert _pages(on_rocks, 3, start=seed) == _pages(in_memory, 3, start=seed)
+    assert held.added and held.folding and _as_memory(rocks) == _expected(memory)
+    release.set()
+    rocks.derived.settle()
+    assert all(thread is not threading.main_thread() for thread in threads)
+    assert not held.folding and held.added  # the changes since the fold stay beside its arrays
+    assert _as_memory(rocks) == _expected(memory)
+    upto = dedup_store.read_snapshot(tmp_path / "db" / dedup_store.SNAPSHOT_FILE)[1]
+    assert upto > 0 and all(dedup_store._JOURNAL_KEY.unpack(key)[1] > upto for key in _journal(rocks))
+    assert _pages(on_rocks, 2, start=seed + 3) == _pages(in_memory, 2, start=seed + 3)
+    rocks.derived.settle()  # a later fold's thread, if one started, before the database goes
+    rocks.db.close()  # as if killed
+    reopened = LocalState(tmp_path / "db")
+    assert _as_memory(reopened) == _expected(memory)
+    reopened.close()
+
+
+async def test_a_rebalance_reads_the_postings_in_a_thread_before_the_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a rebalance gives this worker the table, its counters and postings are read in a
+    thread before the recovery and the first decision: a rebuild from the page records (here the
+    snapshot is lost, and slow) leaves the event loop free, and the first decision finds them."""
+    import asyncio
+    import threading
+    import time
+
+    from faust.stores import rocksdb as faust_rocksdb
+    from faust.types import TP
+
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    assert _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 4) == _pages(in_memory, 4)
+    rocks.close()
+    (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).unlink()  # lost: the postings are rebuilt
+    db = dedup_store.open_rdict(tmp_path / "db", LocalState.options(64 * 1024 * 1024),
+                                dedup_store.rocksdict.AccessType.read_write())
+    rebuilt_in: list[threading.Thread] = []
+    root_postings = dedup_store._root_postings
+
+    def slow_rebuild(db: Any) -> Any:
+        rebuilt_in.append(threading.current_thread())
+        time.sleep(1.0)  # what a rebuild at 1,000,000 pages takes, shortened
+        return root_postings(db)
+
+    async def faust_rebalance(self: Any, *args: Any) -> None:
+        pass
+
+    monkeypatch.setattr(dedup_store, "_root_postings", slow_rebuild)
+    monkeypatch.setattr(faust_rocksdb.Store, "on_rebalance", faust_rebalance)
+    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    store.derived = RocksDerived(lambda: db)
+    store.table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await store.on_rebalance({TP("app-dedup-candidates", 0)}, set(), set())  # not the table's
+    assert not store.derived._loaded
+    assigned = {TP("app-dedup-state-changelog", 0), TP("app-dedup-candidates", 0)}
+    await store.on_rebalance(assigned, set(), assigned)
+    ticker.cancel()
+    assert store.derived._loaded and rebuilt_in and rebuilt_in[0] is not threading.main_thread()
+    assert ticks >= 20, "the event loop was held while the postings were rebuilt"
+    store.derived.settle()
+    state = LocalState.__new__(LocalState)
+    state.db, state.derived = db, store.derived
+    assert _as_memory(state) == _expected(memory)
+    again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)
+    assert _pages(again, 2, start=4) == _pages(in_memory, 2, start=4)
+    state.close()
 
 
 class _Event:
@@ -255,9 +382,11 @@ def test_a_lost_stale_or_unreadable_snapshot_rebuilds_the_postings_from_the_page
         rocks = LocalState(path)
         on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
         assert _pages(on_rocks, 2) == _pages(in_memory, 2), case
+        rocks.derived.settle()
         assert snapshot.exists(), case
         older = snapshot.read_bytes()
         assert _pages(on_rocks, 4, start=2) == _pages(in_memory, 4, start=2), case
+        rocks.derived.settle()
         assert snapshot.read_bytes() != older, case
         rocks.close()
         if case == "lost":
@@ -342,7 +471,8 @@ def test_the_store_overrides_methods_faust_still_has_with_the_same_parameters() 
     from worker.kafka.dedup_store import BoundedOptions, DedupRocksStore
 
     pairs = [(getattr(DedupRocksStore, name), getattr(Store, name), name)
-             for name in ("_set", "_del", "apply_changelog_batch", "basename", "revoke_partitions", "reset_state")]
+             for name in ("_set", "_del", "apply_changelog_batch", "basename", "on_rebalance", "revoke_partitions",
+                          "reset_state")]
     pairs += [(getattr(BoundedOptions, name), getattr(RocksDBOptions, name), name) for name in ("open", "as_options")]
     for ours, theirs, name in pairs:
         if isinstance(ours, property):

@@ -76,3 +76,31 @@ def test_a_fetch_selection_follows_the_live_set_and_is_never_read_as_every_parti
     assert selected and TP("pages", 0) not in selected
     active.add(TP("pages", 1))
     assert TP("pages", 1) in selected
+
+
+async def test_the_table_manager_starts_its_recovery_without_waiting_a_second(tmp_path):
+    """Faust's table manager sleeps a second at its start for tables defined late; the app defines
+    its table before it starts, so its manager registers the changelog channels and starts the
+    recovery at once (that second was part of every restart's time to its first decision)."""
+    import time
+
+    from worker.kafka.app import PromptTableManager
+
+    app, topology = create_app(Settings(broker="kafka://127.0.0.1:9", data_dir=str(tmp_path)))
+    manager = app.tables
+    assert isinstance(manager, PromptTableManager)
+    done: list[str] = []
+
+    async def update_channels() -> None:
+        done.append("channels")
+
+    class Recovery:
+        async def start(self) -> None:
+            done.append("recovery")
+
+    manager._update_channels = update_channels  # type: ignore[method-assign]
+    manager._recovery = Recovery()  # type: ignore[assignment]
+    started = time.monotonic()
+    await manager.on_start()
+    assert done == ["channels", "recovery"] and time.monotonic() - started < 0.5
+    assert topology.dedup_table.name in manager

@@ -138,28 +138,36 @@ class TLSBroker:
 
         A port found free can be taken by another process before stunnel binds it, and then
         that process answers in its place: such a start is retried on new ports."""
-        for _ in range(3):
+        for attempt in range(3):
             if self._start_once():
                 return self
+            if attempt == 2:
+                break
             self.stop()
             self._take_ports()
-        raise RuntimeError(f"stunnel did not listen on {self.bootstrap}:\n{self.log_tail()}")
+        tail = self.log_tail()
+        self.stop()
+        raise RuntimeError(f"stunnel did not listen on {self.bootstrap}:\n{tail}")
 
     def _answers_tls(self) -> bool:
-        """Whether the TLS port completes a handshake (stunnel's, not another listener's)."""
-        context = ssl.create_default_context()
+        """Whether our stunnel answers on the TLS port: the handshake shows this broker's own
+        certificate (another listener on the port, even another stunnel, fails the check)."""
+        context = ssl.create_default_context(cafile=str(self.authority.cert_path))
         context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        ours = ssl.PEM_cert_to_DER_cert(self.server_cert.read_text())
         try:
             with socket.create_connection(("127.0.0.1", self.tls_port), timeout=5) as raw:
                 with context.wrap_socket(raw) as tls:
                     tls.do_handshake()
-        except ssl.SSLError as error:
-            # a listener that asks for a client certificate may refuse this one after the server hello
-            return "CERTIFICATE" in str(error).upper() or "ALERT" in str(error).upper()
+                    return tls.getpeercert(binary_form=True) == ours
+        except ssl.SSLCertVerificationError:
+            return False  # a certificate our authority did not sign: not our stunnel
+        except ssl.SSLError:
+            # the server's certificate was verified before a listener that requires a client
+            # certificate refused this connection, which carries none
+            return self.client_ca is not None
         except OSError:
             return False
-        return True
 
     def _start_once(self) -> bool:
         binary = shutil.which("stunnel4") or shutil.which("stunnel")

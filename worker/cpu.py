@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from worker.document import Dropped, Entity, Prepared, RawPage
 from worker.errors import internal_error
-from worker.steps.clean import clean
 from worker.steps.dedup import article_id, fingerprint
 
 if TYPE_CHECKING:  # spaCy loads only in processes that tag
@@ -18,6 +17,8 @@ if TYPE_CHECKING:  # spaCy loads only in processes that tag
 
 def prepare(page: RawPage) -> Prepared | Dropped:
     """clean + fingerprint one page; a step that raises becomes a Dropped naming the step."""
+    from worker.steps.clean import clean  # imported in the processes that clean, not the worker's main one
+
     started = time.perf_counter()
     try:
         cleaned = clean(page)
@@ -68,8 +69,10 @@ COLLECTOR_THRESHOLDS = (50_000, 20, 20)
 
 
 def warm_up(model_name: str) -> None:
-    """Ready this process for the steps ahead of the first page: the collector's thresholds
-    (`COLLECTOR_THRESHOLDS`) and the entity models loaded."""
+    """Ready this process for the steps ahead of the first page: the cleaning code imported, the
+    collector's thresholds (`COLLECTOR_THRESHOLDS`) and the entity models loaded."""
+    import worker.steps.clean.page  # noqa: F401  # the cleaning stack, before the first page needs it
+
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
     tag_texts([""], [None], model_name, 1)
 

@@ -187,18 +187,23 @@ def cause_rows() -> list[Row]:
             timeseries("Dedup bytes per article", 6, "bytes", per_worker("ingest_dedup_state_bytes_per_article"),
                        "Dedup state bytes per indexed article; growth means fatter fingerprints.")),
         row("Dedup state capacity",
-            timeseries("Data volume", 12, "bytes",
+            timeseries("Data volume", 9, "bytes",
                        per_worker("ingest_data_dir_bytes", "table files {{instance}}")
                        + per_worker("ingest_data_volume_free_bytes", "free {{instance}}")
                        + per_worker("ingest_data_volume_size_bytes", "volume {{instance}}"),
                        "The dedup table's RocksDB files under INGEST_DATA_DIR and what is left of their volume "
                        "(alert IngestDataVolumeFilling)."),
-            timeseries("Memory and its limit", 12, "bytes",
+            timeseries("Memory and its limit", 9, "bytes",
                        [(f"process_resident_memory_bytes{{{JOB}}} + ignoring(job) "
                          "ingest_child_resident_memory_bytes", "worker + pool {{instance}}")]
                        + per_worker("ingest_memory_limit_bytes", "limit {{instance}}"),
                        "Resident memory of the worker with its pool beside the container's limit: the dedup "
-                       "table's memory is its block cache, not the window (alert IngestMemoryNearLimit).")),
+                       "table's memory is its block cache, not the window (alert IngestMemoryNearLimit)."),
+            timeseries("Postings snapshot failures", 6, "short",
+                       [(f"sum by (instance) (increase(ingest_dedup_fold_failures_total{{{JOB}}}[1h]))",
+                         "{{instance}}")],
+                       "Folds of the dedup postings whose snapshot file could not be written, per worker over "
+                       "the last hour (alert IngestDedupSnapshotFailing): the journal grows until one succeeds.")),
         row("Entities",
             timeseries("Entities by label", 24, "reqps", rate_by("label", "ingest_entities_total"),
                        "Entities tagged in published articles per second, by label.", stack=True)),

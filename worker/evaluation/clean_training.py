@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from worker.evaluation.extraction_metric import WORD, shingle_counts
 from worker.steps.clean.blocks import FEATURES, PageBlocks
 from worker.steps.clean.context import STORY_PAGE_CUT, context_rows, story_page_row
-from worker.steps.clean.trees import BlockModel
+from worker.steps.clean.trees import BlockModel, expected_f1_keep
 from worker.steps.common import host
 
 STORY_SHARE = 0.5
@@ -126,17 +126,19 @@ class BlockPage:
     weights: np.ndarray
     truth: str
     ancestors: np.ndarray
+    table_rows: tuple[int, ...] = ()
 
     @property
     def blocks(self) -> PageBlocks:
         """The page's blocks as the cleaner sees them."""
-        return PageBlocks(self.texts, self.rows, self.ancestors)
+        return PageBlocks(self.texts, self.rows, self.ancestors, self.table_rows)
 
 
 @dataclass(frozen=True, slots=True)
 class TreeChoice:
     """What inner folds choose: tree size and count, the context trees' count (0: none), the
-    keep threshold and whether the boilerplate paragraph filter runs after the model."""
+    keep rule (a threshold, or with context trees the expected-F1 rule at a power) and whether
+    the boilerplate paragraph filter runs after the model."""
 
     leaves: int
     trees: int
@@ -144,6 +146,7 @@ class TreeChoice:
     threshold: float
     filter_after: bool
     plain_threshold: float  # a page without a story: the first trees' probabilities, kept at this
+    power: float | None = None  # with context trees: `expected_f1_keep` at this power, not the threshold
 
 
 LEAVES = (31,)
@@ -151,6 +154,7 @@ TREES = (150, 300)
 CONTEXT_TREES = (0, 50, 100)
 STORY_PAGE_TREES = 100
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+POWERS = (1.0, 1.5, 2.0)
 FILTERS = (False, True)
 INNER_FOLDS = 3
 
@@ -158,7 +162,8 @@ INNER_FOLDS = 3
 def block_page(blocks: PageBlocks, truth: str) -> BlockPage:
     """Labels and weights of one page's blocks (as `labelled_page`)."""
     page = labelled_page(blocks.texts, blocks.features, truth)
-    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors)
+    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors,
+                     blocks.table_rows)
 
 
 def _fit(rows: Sequence[np.ndarray], pages: Sequence[BlockPage], trees: int, **settings: Any) -> Any:
@@ -191,6 +196,14 @@ def fit_context(pages: Sequence[BlockPage], first: Sequence[np.ndarray], trees: 
                 feature_fraction=0.8)
 
 
+def learned_nothing(booster: Any) -> bool:
+    """Whether trees say nothing of their rows: LightGBM stops at a first tree without a split
+    when no leaf can meet `min_child_samples` (the context trees' 200 blocks a leaf from one or
+    two training pages), and every row then gets the same probability."""
+    return booster.current_iteration() <= 1 and \
+        all(tree["num_leaves"] <= 1 for tree in booster.dump_model()["tree_info"])
+
+
 def fit_story_pages(pages: Sequence[BlockPage], story: Sequence[bool], first: Sequence[np.ndarray]) -> Any:
     """The story-page trees: whether a page holds a story (`story`: a labelled page, or one with
     its story taken out), from its row of `STORY_PAGE_FEATURES` (the first trees' held-out
@@ -210,10 +223,16 @@ def fit_story_pages(pages: Sequence[BlockPage], story: Sequence[bool], first: Se
     return lightgbm.train(params, lightgbm.Dataset(rows, labels), num_boost_round=STORY_PAGE_TREES)
 
 
-def _kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool) -> str:
-    from worker.steps.clean.html import drop_junk, filter_paragraphs
+def kept_text(page: BlockPage, probabilities: np.ndarray, threshold: float, filter_after: bool,
+              power: float | None = None) -> str:
+    """The text the cleaner gives for `page` when it keeps the blocks at `threshold` or above,
+    or with a `power` those of the highest expected word F1 (`expected_f1_keep`)."""
+    from worker.steps.clean.html import drop_junk, filter_paragraphs, join_row_cells
 
-    kept = [t for t, p in zip(page.texts, probabilities, strict=True) if p >= threshold]
+    keep = probabilities >= threshold if power is None else \
+        expected_f1_keep(probabilities, np.expm1(page.rows[:, FEATURES.index("log_words")]), power)
+    # the same lines the cleaner gives (`html.select_paragraphs`): a table row's kept cells are one
+    kept = join_row_cells(page.blocks, [k for k, chosen in enumerate(keep) if chosen])
     return "\n".join(filter_paragraphs(kept) if filter_after else drop_junk(kept))
 
 
@@ -262,9 +281,11 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
                 context_trees: Sequence[int] = CONTEXT_TREES) -> tuple[TreeChoice, float]:
     """The choice with the best mean word F1 of the held-out first-tree probabilities `first`,
     alone or rescored by context trees (each fold's by context trees trained on the other
-    folds' held-out probabilities), and that F1."""
+    folds' held-out probabilities) and kept at a threshold or, with context trees, by the
+    expected-F1 rule at one of `POWERS`, and that F1."""
     probabilities: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     story_less: dict[int, set[str]] = {trees: set() for trees in first}  # pages the story-page trees find none on
+    blind: set[int] = set()  # first-tree counts whose context trees learned nothing in some inner fold
     for trees, found in first.items():
         probabilities[(trees, 0)] = dict(found)
         sizes = [r for r in context_trees if r]
@@ -274,6 +295,8 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
                 continue
             labelled = [i for i in others if made_from(i) == i]
             context = fit_context([pages[i] for i in labelled], [found[i] for i in labelled], max(sizes))
+            if learned_nothing(context):
+                blind.add(trees)
             story = fit_story_pages([pages[i] for i in others], [made_from(i) == i for i in others],
                                     [found[i] for i in others])
             for i in found:
@@ -291,8 +314,9 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
     truths = {i: Counter(WORD.findall(page.truth.lower())) for i, page in pages.items()}
     scored = [i for i in pages if made_from(i) == i]
 
-    def page_f1(used: Mapping[str, np.ndarray], threshold: float, filter_after: bool) -> dict[str, float]:
-        return {i: _word_f1(truths[i], _kept_text(pages[i], used[i], threshold, filter_after))
+    def page_f1(used: Mapping[str, np.ndarray], threshold: float, filter_after: bool,
+                power: float | None = None) -> dict[str, float]:
+        return {i: _word_f1(truths[i], kept_text(pages[i], used[i], threshold, filter_after, power))
                 for i in scored if i in used}
 
     # the first trees alone, and the threshold they keep at (a page without a story keeps it)
@@ -308,16 +332,18 @@ def choose_from(pages: Mapping[str, BlockPage], assignment: Mapping[str, int],
                 if 0 in context_trees and (best is None or f1 > best[1]):
                     best = (TreeChoice(leaves, trees, 0, threshold, filter_after, threshold), f1)
     for (trees, rounds), used in probabilities.items():
-        if not rounds:
-            continue
+        if not rounds or trees in blind:
+            continue  # a rule over one probability for every block would choose between all and nothing
         for filter_after in FILTERS:
             plain_threshold, plain_f1s, _ = plain[(trees, filter_after)]
-            for threshold in THRESHOLDS:
-                f1s = page_f1({i: p for i, p in used.items() if i not in story_less[trees]}, threshold, filter_after)
+            with_story = {i: p for i, p in used.items() if i not in story_less[trees]}
+            rules = [(threshold, None) for threshold in THRESHOLDS] + [(plain_threshold, power) for power in POWERS]
+            for threshold, power in rules:
+                f1s = page_f1(with_story, threshold, filter_after, power)
                 f1s |= {i: f for i, f in plain_f1s.items() if i in story_less[trees]}
                 f1 = float(np.mean(list(f1s.values()))) if f1s else 0.0
                 if best is None or f1 > best[1]:
-                    best = (TreeChoice(leaves, trees, rounds, threshold, filter_after, plain_threshold), f1)
+                    best = (TreeChoice(leaves, trees, rounds, threshold, filter_after, plain_threshold, power), f1)
     return best or (TreeChoice(leaves, TREES[0], 0, 0.5, True, 0.5), 0.0)
 
 
@@ -344,13 +370,18 @@ def train_block_model(pages: Mapping[str, BlockPage], urls: Mapping[str, str]) -
         held_out = inner.first[choice.trees]
         ids = [i for i in pages if i in held_out and made_from(i) == i]
         context = fit_context([pages[i] for i in ids], [held_out[i] for i in ids], choice.context_trees)
-        every = [i for i in pages if i in held_out]
-        story = fit_story_pages([pages[i] for i in every], [made_from(i) == i for i in every],
-                                [held_out[i] for i in every])
+        if learned_nothing(context):  # as in the inner folds: no context trees, the first trees' threshold
+            context = None
+            choice = replace(choice, context_trees=0, threshold=choice.plain_threshold, power=None)
+        else:
+            every = [i for i in pages if i in held_out]
+            story = fit_story_pages([pages[i] for i in every], [made_from(i) == i for i in every],
+                                    [held_out[i] for i in every])
     labelled = sum(1 for i in pages if made_from(i) == i)
     return BlockModel(booster, FEATURES, choice.threshold, choice.filter_after,
                       {**asdict(choice), "inner_f1": round(inner.f1, 4), "pages": labelled,
-                       "story_less_pages": len(pages) - labelled}, context, story, choice.plain_threshold)
+                       "story_less_pages": len(pages) - labelled}, context, story, choice.plain_threshold,
+                      choice.power if context is not None else None)
 
 
 def block_fold_models(pages: Mapping[str, BlockPage], urls: Mapping[str, str],

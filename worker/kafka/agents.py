@@ -169,6 +169,8 @@ class Agents:
         self.index = DedupIndex(dedup_store.TableState(table) if rocks else table,
                                 window_seconds=settings.dedup_window_days * 86400,
                                 derived=table.data.derived if rocks else None)
+        self.store: dedup_store.RocksDerived | None = table.data.derived if rocks else None
+        self._fold_failures = 0  # the store's, as counted so far
         # The pages a pool that cannot load its models holds back keep a graceful stop waiting,
         # and nothing else is in flight then: a short grace.
         self.compute = PoolCompute(pool, metrics, partial(warm_up, settings.spacy_model),
@@ -312,8 +314,12 @@ class Agents:
         return [("traceparent", out.trace.encode())] if out.trace else []
 
     def refresh_gauges(self, dedup_owner: bool) -> None:
-        """Oldest in-flight age; dedup state size when this worker owns the decision."""
+        """Oldest in-flight age; the dedup store's failed folds (an owner's or a standby's); dedup
+        state size when this worker owns the decision."""
         self.metrics.oldest_unprocessed_age.set(self.inflight.oldest_age(time.time()))
+        if self.store is not None and self.store.fold_failures > self._fold_failures:
+            self.metrics.dedup_fold_failures.inc(self.store.fold_failures - self._fold_failures)
+            self._fold_failures = self.store.fold_failures
         if dedup_owner:  # standbys hold copies of the state: only the owner reports it
             entries = self.index.entries()
             self.metrics.dedup_entries.set(entries)

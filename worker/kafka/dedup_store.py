@@ -14,7 +14,13 @@ The postings (posted sketch hash -> roots) are the exception: they live in memor
 hashes without a read or a write of the database per hash. Each batch that changes them writes
 what it changed as one journal key in the same write; every so many changes the arrays are
 folded and written to a snapshot file in the database's directory (`SNAPSHOT_FILE`) and the
-journal before it deleted. A restart reads the snapshot and applies the journal's tail.
+journal before it deleted. The fold runs in a thread of its own (`_Fold`) while decisions go
+on: the changes it folds are frozen, the ones made meanwhile kept beside them, and the new
+arrays taken once it is done. A restart reads the snapshot and applies the journal's tail;
+Faust's rebalance (`DedupRocksStore.on_rebalance`) does that in a thread too, before the
+table's recovery and the first decision, so that a rebuild of the postings from the page
+records (no usable snapshot) or the one-time move of an older volume's posting keys keeps the
+event loop free (heartbeats, the health and metrics views).
 
 Derived keys start with a zero byte: the table's own keys are JSON strings (they start with `"`),
 and Faust's offset key with `_`. Nothing derived goes to the changelog.
@@ -22,10 +28,12 @@ and Faust's offset key with `_`. Nothing derived goes to the changelog.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +48,7 @@ from worker.kafka.topics import DEDUP_TABLE
 from worker.settings import Settings
 from worker.steps.dedup import index
 from worker.steps.dedup.derived import apply_change
-from worker.steps.dedup.postings import PackedPostings, Posting
+from worker.steps.dedup.postings import Changes, PackedPostings, Posting, merged
 
 SCHEME = "dedup-rocksdb"
 STORES.aliases[SCHEME] = f"{__name__}:DedupRocksStore"
@@ -219,24 +227,38 @@ class RocksDerived:
         self._legacy = False  # the database still holds posting keys (`POSTING`)
         self._fold_now = False  # the postings were read from elsewhere than a snapshot: write one
         self._retry_at: int | None = None  # changes at which a fold that failed is tried again
+        self._running: _Fold | None = None  # the fold under way in its thread
+        self._load_lock = threading.Lock()
         self.fold_failures = 0  # folds whose snapshot could not be written (the journal kept)
 
     def load(self) -> None:
-        """Read the counters and the postings (once, when the database is first used)."""
-        if not self._loaded:
-            db = self._db()
-            raw = db.get(COUNTERS)
-            self.records, self.roots, self.size = _COUNTERS.unpack(raw) if raw else (0, 0, 0)
-            self._load_postings(db)
-            self._loaded = True
+        """Read the counters and the postings (once, when the database is first used; from any
+        thread: a caller that comes while another thread loads waits for it)."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if not self._loaded:
+                db = self._db()
+                raw = db.get(COUNTERS)
+                self.records, self.roots, self.size = _COUNTERS.unpack(raw) if raw else (0, 0, 0)
+                self._load_postings(db)
+                self._loaded = True
 
     def forget(self) -> None:
         """Drop the hot entries, the counters and postings read (the database was reset or
-        reopened, or a write failed): they are read again from it."""
+        reopened, or a write failed): they are read again from it. A fold under way is waited
+        for and finished first."""
+        self.settle()
         self.hot.clear()
         self._postings = PackedPostings()
         self._journal = []
         self._loaded = False
+
+    def settle(self) -> None:
+        """Wait for the fold under way, if any, and take its arrays (or count its failure)."""
+        if self._running is not None:
+            self._running.thread.join()
+            self._finish_fold()
 
     def _snapshot_path(self, db: Any) -> Path:
         return Path(db.path()) / SNAPSHOT_FILE
@@ -268,7 +290,7 @@ class RocksDerived:
                     break
                 self._sequence = _JOURNAL_KEY.unpack(key)[1]  # held by the records: not applied
             self._legacy, self._fold_now = legacy, True
-            self._fold()
+            self._fold(wait=True)
             return
         elif legacy:  # killed after a snapshot of the posting keys was written, before they were deleted
             db.delete_range(POSTING, POSTING[:1] + bytes([POSTING[1] + 1]))
@@ -289,15 +311,23 @@ class RocksDerived:
             (self._post if op else self._unpost)(hashes, sid)
         if self._legacy:
             self._fold_now = True
-            self._fold()  # the snapshot written, the posting keys deleted
+            self._fold(wait=True)  # the snapshot written, the posting keys deleted
 
-    def _fold(self) -> None:
-        """Fold the posting changes into the arrays once there are enough of them, write the
-        snapshot, then delete the journal it holds (after a write of the database). A snapshot
-        that cannot be written (a full disk, no memory for the merge) raises nothing: the
-        decision's batch is written already; the journal stays, and the fold is tried again
-        once as many changes more are held."""
+    def _fold(self, wait: bool = False) -> None:
+        """Fold the posting changes into the arrays once there are enough of them: in a thread
+        (`_Fold`: merge, then write the snapshot), the lookups reading the changes beside the
+        arrays meanwhile; once it is done (seen at a later write, or at once with `wait`), the
+        new arrays are taken and the journal the snapshot holds deleted. A snapshot that cannot
+        be written (a full disk, no memory for the merge) raises nothing: the decisions' batches
+        are written already; the journal stays, and the fold is tried again once as many changes
+        more are held."""
+        if self._running is not None:
+            if self._running.thread.is_alive():
+                return
+            self._finish_fold()
         postings = self._postings
+        if postings.changes < MERGE_CHANGES and self._retry_at is None and not self._fold_now:
+            return  # the usual case: too few changes for any threshold
         threshold = max(MERGE_CHANGES, min(len(postings.hashes) // 16, MAX_MERGE_CHANGES))
         if self._retry_at is not None:
             if postings.changes < self._retry_at:
@@ -305,18 +335,25 @@ class RocksDerived:
         elif postings.changes < threshold and not self._fold_now:
             return
         db = self._db()
-        path = self._snapshot_path(db)
+        hashes, ids, layers = postings.freeze()
+        self._running = _Fold(db, self._snapshot_path(db), hashes, ids, layers, self._sequence, self._legacy,
+                              threshold)
+        if wait:
+            self.settle()
+
+    def _finish_fold(self) -> None:
+        """Take the arrays of the fold that ended, and delete the journal its snapshot holds."""
+        fold, self._running = self._running, None
+        assert fold is not None and not fold.thread.is_alive()
+        db = self._db()
         try:
-            postings.merge()
-            _io(db.flush_wal, True)  # the snapshot never holds more than the database does after a crash
-            write_snapshot(path, postings, self._sequence)
-            mapped, _ = read_snapshot(path)  # the arrays as the file's pages, not the process's
-            if mapped is None:
-                raise OSError(f"{path} reads back as no snapshot")
+            if fold.error is not None:
+                raise fold.error
+            assert fold.mapped is not None
             done = rocksdict.WriteBatch(raw_mode=True)
-            done.delete_range(JOURNAL, _JOURNAL_KEY.pack(JOURNAL, self._sequence + 1))
-            done.put(JOURNAL_START, _SEQUENCE.pack(self._sequence))
-            if self._legacy:
+            done.delete_range(JOURNAL, _JOURNAL_KEY.pack(JOURNAL, fold.sequence + 1))
+            done.put(JOURNAL_START, _SEQUENCE.pack(fold.sequence))
+            if fold.legacy:
                 done.delete_range(POSTING, POSTING[:1] + bytes([POSTING[1] + 1]))
             _io(db.write, done)
         except (OSError, MemoryError) as error:
@@ -324,13 +361,15 @@ class RocksDerived:
             if self._retry_at is None:  # once until a fold succeeds
                 log.error("dedup postings: the snapshot %s could not be written (%s: %s); the journal is "
                           "kept and the fold tried again after %d more changes",
-                          path, type(error).__name__, error, threshold)
-            self._retry_at = postings.changes + threshold
+                          fold.path, type(error).__name__, error, fold.threshold)
+            self._retry_at = self._postings.changes + fold.threshold
             with contextlib.suppress(OSError):
-                path.with_name(path.name + ".part").unlink(missing_ok=True)
+                fold.path.with_name(fold.path.name + ".part").unlink(missing_ok=True)
             return
-        self._postings = mapped
-        self._legacy = self._fold_now = False
+        self._postings.adopt(fold.mapped.hashes, fold.mapped.ids, fold.layers)
+        if fold.legacy:
+            self._legacy = False
+        self._fold_now = False
         self._retry_at = None
 
     # -- read -------------------------------------------------------------------------------------
@@ -402,9 +441,15 @@ class RocksDerived:
         self._put(key, new)
 
     def change_fact(self, fact: str, old: bytes | None, new: bytes | None) -> None:
-        """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes)."""
+        """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes), in
+        the batch being built."""
         apply_change(fact, old, new, self)
-        self._put(_fact(fact), new)
+        key = b'"' + fact.encode("ascii") + b'"'
+        if new is None:
+            self._batch.delete(key)  # type: ignore[union-attr]
+        else:
+            self._batch.put(key, new)  # type: ignore[union-attr]
+        self._pending[key] = new
 
     def write(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Write the batch (with the counters, and `extra` keys such as the changelog offset);
@@ -468,9 +513,7 @@ class RocksDerived:
         self._unpost(hashes, sid)
 
     def _post(self, hashes: Sequence[int], sid: bytes) -> None:
-        postings = self._postings
-        for h, old in zip(hashes, postings.get_many(hashes), strict=True):
-            postings.post(h, sid, old)
+        self._postings.post_many(hashes, sid)
 
     def _unpost(self, hashes: Sequence[int], sid: bytes) -> None:
         postings = self._postings
@@ -488,6 +531,34 @@ class RocksDerived:
 
     def unfile_site(self, hour: int, site: int) -> None:
         self._put(_hour_key(SITE, hour) + _SITE.pack(site), None)
+
+
+class _Fold:
+    """A fold of the postings in a thread of its own: the frozen layers merged into new arrays
+    (`merged`), the database's WAL synced (the snapshot never holds more than the database does
+    after a crash), the snapshot written and mapped again (`mapped`, or the `error` met)."""
+
+    def __init__(self, db: Any, path: Path, hashes: np.ndarray, ids: np.ndarray, layers: list[Changes],
+                 sequence: int, legacy: bool, threshold: int) -> None:
+        self.path, self.sequence, self.legacy, self.threshold = path, sequence, legacy, threshold
+        self.layers = len(layers)
+        self.mapped: PackedPostings | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(db, hashes, ids, layers), name="dedup-fold",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, db: Any, hashes: np.ndarray, ids: np.ndarray, layers: list[Changes]) -> None:
+        try:
+            folded = PackedPostings(*merged(hashes, ids, layers))
+            _io(db.flush_wal, True)
+            write_snapshot(self.path, folded, self.sequence)
+            mapped, _ = read_snapshot(self.path)  # the arrays as the file's pages, not the process's
+            if mapped is None:
+                raise OSError(f"{self.path} reads back as no snapshot")
+            self.mapped = mapped
+        except BaseException as error:  # noqa: BLE001 - handed to the thread that takes the fold
+            self.error = error
 
 
 def _io(call: Callable[..., Any], *args: Any) -> Any:
@@ -688,15 +759,24 @@ class DedupRocksStore(faust_rocksdb.Store):
             self.derived.change(key, self.derived.get(key), message.value)
         self.derived.write((self.offset_key, str(offset).encode()) for offset in offsets.values())
 
+    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+        """Faust's rebalance, then, when this worker holds the table (active or standby), its
+        counters and postings read in a thread before the table's recovery and the agents go on:
+        a rebuild of the postings or the move of an older volume's keys (tens of seconds at
+        1,000,000 pages) does not hold the event loop, and the first decision finds them read."""
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        if any(tp.topic in self.table.changelog_topic.topics for tp in assigned):
+            await asyncio.to_thread(self.derived.load)
+
     def revoke_partitions(self, table: Any, tps: Any) -> None:
         """Faust forgets the partition's database (it opens it again if assigned back)."""
         super().revoke_partitions(table, tps)
         self.derived.forget()
 
     def reset_state(self) -> None:
-        """Faust removes the local state: so do the hot entries."""
-        super().reset_state()
+        """Faust removes the local state: so do the hot entries (a fold under way ends first)."""
         self.derived.forget()
+        super().reset_state()
 
 
 def _fact(key: str) -> bytes:
@@ -753,7 +833,7 @@ class _Facts(MutableMapping[str, bytes]):
         """Write a fact whose value the caller read as `old` (in the batch being built)."""
         self._changed(key, value)
         derived = self.derived
-        if derived.batching():  # a batch is being built: the write joins it
+        if derived._depth:  # a batch is being built: the write joins it
             derived.change_fact(key, old, value)
             return
         derived.begin()

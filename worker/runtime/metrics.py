@@ -87,6 +87,7 @@ class Metrics:
     dedup_state_bytes: Gauge
     dedup_bytes_per_entry: Gauge
     dedup_expired: Counter
+    dedup_fold_failures: Counter
     event_time_corrections: Counter
     cluster_copies: Histogram
     rebalances: Counter
@@ -210,6 +211,11 @@ class Metrics:
             ),
             dedup_expired=Counter(
                 "ingest_dedup_expired_total", "Dedup entries dropped after the window", registry=reg
+            ),
+            dedup_fold_failures=Counter(
+                "ingest_dedup_fold_failures_total",
+                "Folds of the dedup postings whose snapshot could not be written (their journal is kept)",
+                registry=reg,
             ),
             event_time_corrections=Counter(
                 "ingest_event_time_corrections_total",

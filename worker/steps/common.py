@@ -1,4 +1,5 @@
-"""Three helpers more than one step needs: a page's host, timestamps, and the densest run.
+"""Helpers more than one step needs: a page's host, timestamps, the densest run, and a cache
+of short texts.
 
 One definition each, so cleaning, dedup and decoding agree on what a site, a time and a story
 span are.
@@ -6,10 +7,18 @@ span are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache, wraps
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+# a text longer than this is worked out each time: a cache of hostile pages' 100 KB class
+# names would hold gigabytes across pages (its entries are bounded in number, not in size)
+CACHED_TEXT_CHARS = 256
 
 
 def host(url: str | None) -> str:
@@ -64,3 +73,20 @@ def densest_run(scores: Sequence[float]) -> tuple[float, int, int]:
         if total > best:
             best, best_start, best_end = total, start, k + 1
     return best, best_start, best_end
+
+
+def short_text_cache(maxsize: int) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """`functools.lru_cache` for a function of one text, caching only texts of at most
+    `CACHED_TEXT_CHARS` characters (pages repeat their short class names and furniture lines)."""
+
+    def decorate(function: Callable[[str], T]) -> Callable[[str], T]:
+        cached = lru_cache(maxsize=maxsize)(function)
+
+        @wraps(function)
+        def read(text: str) -> T:
+            return cached(text) if len(text) <= CACHED_TEXT_CHARS else function(text)
+
+        read.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        return read
+
+    return decorate

@@ -17,7 +17,6 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import chain as chain_of_lists
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +27,7 @@ from worker.steps.clean.boilerplate import SECTION_END, CaselessPattern, is_junk
 from worker.steps.clean.language import detect_language, stopwords
 from worker.steps.clean.normalize import normalize_line
 from worker.steps.clean.structure import NOT_STORY, Block, text_blocks
+from worker.steps.common import short_text_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
@@ -116,7 +116,7 @@ class PageBlocks:
     table_rows: tuple[int, ...] = ()
 
 
-@lru_cache(maxsize=8192)
+@short_text_cache(maxsize=8192)
 def _named(names: str) -> int:
     """Bits of the `_NAMES` patterns an element's class and id match."""
     if not names.strip():
@@ -129,9 +129,11 @@ def _named(names: str) -> int:
 
 
 def _own_bits(el: Any) -> int:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    kind = _TAGS.get(tag)
-    return _named(f"{el.get('class') or ''} {el.get('id') or ''}") | (_TAG_BITS[kind] if kind else 0)
+    tag = el.tag
+    kind = _TAGS.get(tag) if isinstance(tag, str) else None
+    cls, ident = el.get("class"), el.get("id")
+    named = _named(f"{cls or ''} {ident or ''}") if cls or ident else 0  # no names: no bits
+    return named | (_TAG_BITS[kind] if kind else 0)
 
 
 class _Tree:

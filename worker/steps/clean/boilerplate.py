@@ -6,8 +6,9 @@ The patterns are generic site furniture in several languages, not strings of par
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
+
+from worker.steps.common import short_text_cache
 
 _I = re.IGNORECASE | re.UNICODE
 _UPPER_LITERAL = re.compile(r"(?<!\\)[A-Z]")
@@ -228,7 +229,7 @@ DATE_LINE = CaselessPattern(
 )
 
 
-@lru_cache(maxsize=8192)
+@short_text_cache(maxsize=8192)
 def is_junk_line(line: str) -> bool:
     """True when the whole line is site furniture: share, follow, newsletter, cookie, credits."""
     if len(line) > 240 or len(line.split()) > 40:

@@ -126,10 +126,10 @@ def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
 
 
 def select_paragraphs(blocks: PageBlocks, model: BlockModel) -> list[str]:
-    """The blocks the model keeps, in document order, past the paragraph filter when the model
-    was trained with it (`filter_paragraphs`), else past the junk-line filter (`drop_junk`)."""
-    probabilities, threshold = model.scores(blocks)
-    keep = probabilities >= threshold
+    """The blocks the model keeps (`BlockModel.keep`), in document order, past the paragraph
+    filter when the model was trained with it (`filter_paragraphs`), else past the junk-line
+    filter (`drop_junk`)."""
+    keep = model.keep(blocks)
     kept = join_row_cells(blocks, [k for k, chosen in enumerate(keep) if chosen])
     return filter_paragraphs(kept) if model.filter_after else drop_junk(kept)
 

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from worker.steps.clean.normalize import normalize_line
-from worker.steps.common import parse_timestamp
+from worker.steps.common import parse_timestamp, short_text_cache
 
 _ARTICLE_TYPES = re.compile(r"(news)?article|blogposting|report|posting", re.I)
 
@@ -725,7 +725,7 @@ def _in_aside(node: Any) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=8192)
+@short_text_cache(maxsize=8192)
 def _byline_marks(marks: str) -> bool:
     """Whether an element's class, id and test id name it a byline (a page repeats its class
     names: each is read once)."""

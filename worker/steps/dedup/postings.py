@@ -98,7 +98,12 @@ class PackedPostings:
     read of the database (a binary search of the hashes, all of a lookup's in one call). A
     posting's ids come in no
     particular order (as `Postings`'). The postings last looked up or changed are kept as they
-    are (`recent`): a new root posts the hashes its decision looked up."""
+    are (`recent`): a new root posts the hashes its decision looked up.
+
+    A fold can run beside the lookups (`freeze`): the changes made so far are frozen as a layer
+    (`folding`) that a thread folds into new arrays while lookups read the arrays, the frozen
+    layers and the changes made since, in that order; `adopt` then takes the new arrays in place
+    of the old ones and their layers."""
 
     def __init__(self, hashes: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
         """`hashes` (uint32, ascending) and `ids` (big-endian uint64, the same length): the postings."""
@@ -108,6 +113,7 @@ class PackedPostings:
         self.removed: dict[int, bytes] = {}
         self.changes = 0  # entries of `added` and `removed`, what `merge` would fold in
         self.recent: dict[int, bytes | None] = {}
+        self.folding: list[Changes] = []  # frozen (added, removed) being folded, oldest first
 
     @classmethod
     def of(cls, postings: Iterable[tuple[int, bytes]]) -> PackedPostings:
@@ -127,28 +133,33 @@ class PackedPostings:
     def get_many(self, hashes: Sequence[int]) -> list[bytes | None]:
         """The posting of each hash: the ids of its roots, packed (None: no root posts it)."""
         recent = self.recent
-        if all(h in recent for h in hashes):
-            return [recent[h] for h in hashes]
-        found: list[bytes | None] = [None] * len(hashes)
-        all_hashes, ids = self.hashes, self.ids
-        count = len(all_hashes)
-        if count:  # where each hash would be, and which ones are there (most are not)
+        if all(map(recent.__contains__, hashes)):
+            return list(map(recent.__getitem__, hashes))
+        ids = self.ids
+        if len(ids):  # where each hash's run of postings starts and ends (most are empty)
             query = np.array(hashes, np.uint32)
-            starts = all_hashes.searchsorted(query)
-            held = np.flatnonzero(all_hashes[np.minimum(starts, count - 1)] == query)
-            if len(held):
-                at = starts[held].tolist()
-                ends = all_hashes.searchsorted(query[held], "right").tolist()
-                for i, start, end in zip(held.tolist(), at, ends, strict=True):
-                    found[i] = ids[start:end].tobytes()
-        added, removed = self.added, self.removed
-        if added or removed:
-            for i, h in enumerate(hashes):
-                posting = found[i] or b""
-                if h in removed:
-                    gone = removed[h]
-                    posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
-                found[i] = (posting + added.get(h, b"")) or None
+            starts = self.hashes.searchsorted(query).tolist()
+            ends = self.hashes.searchsorted(query, "right").tolist()
+            found: list[bytes | None] = [
+                ids[start:end].tobytes() if end > start else None for start, end in zip(starts, ends, strict=True)
+            ]
+        else:
+            found = [None] * len(hashes)
+        # the changes since the arrays (a fold's frozen layers first), for the hashes they touch
+        layers = (*self.folding, (self.added, self.removed)) if self.folding else ((self.added, self.removed),)
+        for added, removed in layers:
+            if added or removed:
+                for i, h in enumerate(hashes):
+                    gone = removed.get(h) if removed else None
+                    extra = added.get(h)
+                    if gone is None and extra is None:
+                        continue
+                    posting = found[i] or b""
+                    if gone is not None:
+                        posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
+                    if extra is not None:
+                        posting += extra
+                    found[i] = posting or None
         self.recent = dict(zip(hashes, found, strict=True))
         return found
 
@@ -163,6 +174,21 @@ class PackedPostings:
         else:
             self.added[h] = self.added.get(h, b"") + sid
             self.changes += 1
+
+    def post_many(self, hashes: Sequence[int], sid: bytes) -> None:
+        """`post` of `sid` under each of `hashes`, their postings looked up first (a new root's
+        are those its decision looked up: `recent`)."""
+        found = self.get_many(hashes)
+        recent, added, removed = self.recent, self.added, self.removed
+        for h, old in zip(hashes, found, strict=True):
+            if old is not None and holds(old, sid):
+                continue
+            recent[h] = old + sid if old else sid
+            if removed and (gone := removed.get(h)) is not None and holds(gone, sid):
+                self._take(removed, h, sid)  # taken out of the arrays since: back in
+            else:
+                added[h] = added.get(h, b"") + sid
+                self.changes += 1
 
     def unpost(self, h: int, sid: bytes, old: bytes | None) -> None:
         """Take `sid` out of the posting of `h`, read as `old`."""
@@ -185,25 +211,50 @@ class PackedPostings:
         self.changes -= 1
 
     def merge(self) -> None:
-        """Fold the changes into the arrays (linear in their size: 50-100 ms at 12 million postings)."""
-        hashes, ids = self.hashes, self.ids
-        if self.removed:
+        """Fold the changes (the frozen layers', then the ones since) into the arrays (linear in
+        their size: 50-100 ms at 12 million postings)."""
+        self.hashes, self.ids = merged(self.hashes, self.ids, [*self.folding, (self.added, self.removed)])
+        self.added, self.removed, self.changes, self.folding = {}, {}, 0, []
+
+    def freeze(self) -> tuple[np.ndarray, np.ndarray, list[Changes]]:
+        """Freeze the changes made so far as a layer for a fold that runs beside the lookups; the
+        arrays and every frozen layer (one that failed to fold is folded again), which `merged`
+        folds in another thread (they are not changed after this: new changes go to fresh dicts)."""
+        self.folding.append((self.added, self.removed))
+        self.added, self.removed, self.changes = {}, {}, 0
+        return self.hashes, self.ids, list(self.folding)
+
+    def adopt(self, hashes: np.ndarray, ids: np.ndarray, layers: int) -> None:
+        """Take the arrays a fold of the first `layers` frozen layers made in place of the
+        arrays and those layers (the changes made since stay as they are)."""
+        self.hashes, self.ids = hashes, ids
+        del self.folding[:layers]
+
+
+Changes = tuple[dict[int, bytes], dict[int, bytes]]
+"""Posting changes: hash -> the root ids posted (packed), hash -> the root ids taken out."""
+
+
+def merged(hashes: np.ndarray, ids: np.ndarray, layers: Sequence[Changes]) -> tuple[np.ndarray, np.ndarray]:
+    """New arrays: `hashes` and `ids` with each layer of changes folded in, in order (reads its
+    arguments only, so a thread may run it while the lookups read the same arrays and layers)."""
+    for added, removed in layers:
+        if removed:
             keep = np.ones(len(hashes), bool)
-            gone_hashes = np.fromiter(self.removed, np.uint32, len(self.removed))
+            gone_hashes = np.fromiter(removed, np.uint32, len(removed))
             starts = hashes.searchsorted(gone_hashes).tolist()
             ends = hashes.searchsorted(gone_hashes, "right").tolist()
-            for gone, start, end in zip(self.removed.values(), starts, ends, strict=True):
+            for gone, start, end in zip(removed.values(), starts, ends, strict=True):
                 for at in range(start, end):
                     if holds(gone, ids[at : at + 1].tobytes()):
                         keep[at] = False
             hashes, ids = hashes[keep], ids[keep]
-        if self.added:
-            counts = np.fromiter(map(len, self.added.values()), np.intp, len(self.added)) // SID
-            new_hashes = np.repeat(np.fromiter(self.added, np.uint32, len(self.added)), counts)
-            new_ids = np.frombuffer(b"".join(self.added.values()), _IDS)
+        if added:
+            counts = np.fromiter(map(len, added.values()), np.intp, len(added)) // SID
+            new_hashes = np.repeat(np.fromiter(added, np.uint32, len(added)), counts)
+            new_ids = np.frombuffer(b"".join(added.values()), _IDS)
             order = np.argsort(new_hashes, kind="stable")
             new_hashes, new_ids = new_hashes[order], new_ids[order]
             into = hashes.searchsorted(new_hashes, "right")
             hashes, ids = np.insert(hashes, into, new_hashes), np.insert(ids, into, new_ids)
-        self.hashes, self.ids = hashes, ids
-        self.added, self.removed, self.changes = {}, {}, 0
+    return hashes, ids
