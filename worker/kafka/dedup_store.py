@@ -34,6 +34,7 @@ import logging
 import os
 import struct
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from worker.kafka.topics import DEDUP_TABLE
 from worker.settings import Settings
 from worker.steps.dedup import index
 from worker.steps.dedup.derived import apply_change
+from worker.steps.dedup.policy import BOILERPLATE_ROOTS
 from worker.steps.dedup.postings import Changes, PackedPostings, Posting, merged
 
 SCHEME = "dedup-rocksdb"
@@ -67,6 +69,7 @@ _HASH = struct.Struct(">I")
 _JOURNAL_KEY = struct.Struct(">2sQ")
 _SEQUENCE = struct.Struct(">Q")
 _JOURNAL_ENTRY = struct.Struct(">B8sB")  # post (1) or unpost (0) | root id | hashes, then the hashes
+_JOURNAL_MOST = 255  # hashes in one entry: a root posting more has several
 _SNAPSHOT_HEAD = struct.Struct(">8sQQ")  # magic | journal sequence it holds up to | postings
 _SNAPSHOT_MAGIC = b"dedupPS1"  # then the hashes (little-endian uint32), then the ids (big-endian uint64)
 _SNAPSHOT_HASHES = np.dtype("<u4")
@@ -392,10 +395,11 @@ class RocksDerived:
         return self._read(keys)
 
     def postings(self, hashes: Sequence[int]) -> list[Posting | None]:
-        """The posting of each hash (packed root ids; None: no root posts it)."""
+        """The posting of each hash (packed root ids; None: no root posts it), one of many roots
+        cut to `BOILERPLATE_ROOTS` of them (all the decision tells apart)."""
         if not self._loaded:
             self.load()
-        return self._postings.get_many(hashes)  # type: ignore[return-value]
+        return self._postings.get_many(hashes, BOILERPLATE_ROOTS)  # type: ignore[return-value]
 
     def pages(self, hour: int) -> list[bytes]:
         """Ids of the pages seen in `hour`."""
@@ -425,13 +429,28 @@ class RocksDerived:
         return self._depth > 0
 
     def begin(self) -> None:
-        """Start a batch; a batch begun inside another one is part of it (written with it)."""
+        """Start a batch; a batch begun inside another one is part of it (written with it). A
+        load that fails begins no batch (and is tried again by the next one)."""
+        if not self._depth:
+            try:
+                self.load()
+            except BaseException:
+                self.forget()  # what the load read so far
+                raise
+            self._batch = rocksdict.WriteBatch(raw_mode=True)
+            self._pending.clear()
         self._depth += 1
-        if self._depth > 1:
+
+    def abort(self) -> None:
+        """End a batch whose changes raised, writing none of them: the outermost batch is dropped,
+        with what its changes did to the counters and postings in memory (read again from the
+        database), so that the next batch starts clean."""
+        self._depth -= 1
+        if self._depth > 0:
             return
-        self.load()
-        self._batch = rocksdict.WriteBatch(raw_mode=True)
-        self._pending.clear()
+        self._batch = None
+        self._pending = {}
+        self.forget()
 
     def change(self, key: bytes, old: bytes | None, new: bytes | None) -> None:
         """Put the fact `key` (None: delete it) and what it changes in the derived indexes."""
@@ -439,6 +458,16 @@ class RocksDerived:
         if fact is not None:
             apply_change(fact, old, new, self)
         self._put(key, new)
+
+    def change_one(self, key: bytes, old: bytes | None, new: bytes | None) -> None:
+        """`change` in a batch of its own (or the enclosing one), ended by `abort` if it raises."""
+        self.begin()
+        try:
+            self.change(key, old, new)
+        except BaseException:
+            self.abort()
+            raise
+        self.write()
 
     def change_fact(self, fact: str, old: bytes | None, new: bytes | None) -> None:
         """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes), in
@@ -453,30 +482,31 @@ class RocksDerived:
 
     def write(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Write the batch (with the counters, and `extra` keys such as the changelog offset);
-        inside an enclosing batch, leave it to that one's `write`."""
-        assert self._batch is not None
+        inside an enclosing batch, leave it to that one's `write`. A write that fails ends the
+        batch all the same (see `abort`)."""
+        assert self._batch is not None and self._depth > 0, "write without begin"
         self._depth -= 1
         if self._depth > 0:
             for key, value in extra:
                 self._batch.put(key, value)
             return
-        if self._pending or self._journal:
-            self._batch.put(COUNTERS, _COUNTERS.pack(self.records, self.roots, self.size))
-        if self._journal:
-            self._sequence += 1
-            self._batch.put(_JOURNAL_KEY.pack(JOURNAL, self._sequence), b"".join(self._journal))
-            self._journal = []
-        for key, value in extra:
-            self._batch.put(key, value)
         batch, self._batch = self._batch, None
+        pending, self._pending = self._pending, {}
         try:
+            if pending or self._journal:
+                batch.put(COUNTERS, _COUNTERS.pack(self.records, self.roots, self.size))
+            if self._journal:
+                batch.put(_JOURNAL_KEY.pack(JOURNAL, self._sequence + 1), b"".join(self._journal))
+            for key, value in extra:
+                batch.put(key, value)
             if len(batch):
                 self._db().write(batch)
         except BaseException:
-            self.forget()  # the counters and the hot entries may hold what was not written
+            self.forget()  # the counters, postings and hot entries may hold what was not written
             raise
-        finally:
-            pending, self._pending = self._pending, {}
+        if self._journal:
+            self._sequence += 1
+            self._journal = []
         # facts (not the hour files) stay at hand
         self.hot.put_many({key: written for key, written in pending.items() if key[0] == 0x22})  # `"` a fact
         self._fold()
@@ -504,21 +534,19 @@ class RocksDerived:
 
     def post(self, hashes: Iterable[int], sid: bytes) -> None:
         hashes = tuple(hashes)
-        self._journal.append(_JOURNAL_ENTRY.pack(1, sid, len(hashes)) + struct.pack(f">{len(hashes)}I", *hashes))
+        self._journal.append(_journal_entries(1, sid, hashes))
         self._post(hashes, sid)
 
     def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
         hashes = tuple(hashes)
-        self._journal.append(_JOURNAL_ENTRY.pack(0, sid, len(hashes)) + struct.pack(f">{len(hashes)}I", *hashes))
+        self._journal.append(_journal_entries(0, sid, hashes))
         self._unpost(hashes, sid)
 
     def _post(self, hashes: Sequence[int], sid: bytes) -> None:
         self._postings.post_many(hashes, sid)
 
     def _unpost(self, hashes: Sequence[int], sid: bytes) -> None:
-        postings = self._postings
-        for h, old in zip(hashes, postings.get_many(hashes), strict=True):
-            postings.unpost(h, sid, old)
+        self._postings.unpost_many(hashes, sid)
 
     def file_page(self, hour: int, sid: bytes) -> None:
         self._put(_hour_key(PAGE, hour) + sid, b"")
@@ -531,6 +559,15 @@ class RocksDerived:
 
     def unfile_site(self, hour: int, site: int) -> None:
         self._put(_hour_key(SITE, hour) + _SITE.pack(site), None)
+
+
+def _journal_entries(op: int, sid: bytes, hashes: tuple[int, ...]) -> bytes:
+    """The journal entries of a post (`op` 1) or an unpost (0) of `sid` under `hashes`: one,
+    or one per `_JOURNAL_MOST` hashes (an entry counts its hashes in a byte)."""
+    if len(hashes) <= _JOURNAL_MOST:
+        return _JOURNAL_ENTRY.pack(op, sid, len(hashes)) + struct.pack(f">{len(hashes)}I", *hashes)
+    return b"".join(_journal_entries(op, sid, hashes[at : at + _JOURNAL_MOST])
+                    for at in range(0, len(hashes), _JOURNAL_MOST))
 
 
 class _Fold:
@@ -578,18 +615,22 @@ def _root_postings(db: Any) -> PackedPostings:
             break
         if index.is_page_key(fact):
             apply_change(fact, None, value, posted)
-    return PackedPostings.of(posted.pairs)
+    return PackedPostings.in_order(posted.hashes, posted.ids)
 
 
 class _Posted:
-    """A `DerivedSink` that keeps only the postings, as (hash, root id) pairs."""
+    """A `DerivedSink` that keeps only the postings, in arrays as they come (12 bytes a posting):
+    the hashes, and the root id posting each."""
 
     def __init__(self) -> None:
         self.records = self.roots = self.size = 0
-        self.pairs: list[tuple[int, bytes]] = []
+        self.hashes = array("I")
+        self.ids = bytearray()
 
     def post(self, hashes: Iterable[int], sid: bytes) -> None:
-        self.pairs.extend((h, sid) for h in hashes)
+        count = len(self.hashes)
+        self.hashes.extend(hashes)
+        self.ids += sid * (len(self.hashes) - count)
 
     def unpost(self, hashes: Iterable[int], sid: bytes) -> None:
         raise AssertionError("a scan only posts")
@@ -733,17 +774,13 @@ class DedupRocksStore(faust_rocksdb.Store):
         return Path(self.table_name)
 
     def _set(self, key: bytes, value: bytes | None) -> None:
-        self.derived.begin()
-        self.derived.change(key, self.derived.get(key), value)
-        self.derived.write()
+        self.derived.change_one(key, self.derived.get(key), value)
 
     def _del(self, key: bytes) -> None:
         old = self.derived.get(key)
         if old is None:
             return
-        self.derived.begin()
-        self.derived.change(key, old, None)
-        self.derived.write()
+        self.derived.change_one(key, old, None)
 
     def apply_changelog_batch(
         self, batch: Iterable[EventT], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
@@ -751,12 +788,16 @@ class DedupRocksStore(faust_rocksdb.Store):
         """Write changelog records with their derived changes and the offset, in one batch."""
         offsets: dict[Any, int] = {}
         self.derived.begin()
-        for event in batch:
-            message = event.message
-            assert message.partition == 0, "the dedup table has one partition"
-            offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
-            key = bytes(message.key or b"")  # the raw key: the table's keys are never empty
-            self.derived.change(key, self.derived.get(key), message.value)
+        try:
+            for event in batch:
+                message = event.message
+                assert message.partition == 0, "the dedup table has one partition"
+                offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
+                key = bytes(message.key or b"")  # the raw key: the table's keys are never empty
+                self.derived.change(key, self.derived.get(key), message.value)
+        except BaseException:
+            self.derived.abort()  # none of the batch written, nor its offset: applied again
+            raise
         self.derived.write((self.offset_key, str(offset).encode()) for offset in offsets.values())
 
     async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
@@ -836,9 +877,7 @@ class _Facts(MutableMapping[str, bytes]):
         if derived._depth:  # a batch is being built: the write joins it
             derived.change_fact(key, old, value)
             return
-        derived.begin()
-        derived.change_fact(key, old, value)
-        derived.write()
+        derived.change_one(_fact(key), old, value)
 
     def __delitem__(self, key: str) -> None:
         raw = _fact(key)
@@ -847,9 +886,7 @@ class _Facts(MutableMapping[str, bytes]):
         if old is None:
             raise KeyError(key)
         self._changed(key, None)
-        derived.begin()
-        derived.change(raw, old, None)
-        derived.write()
+        derived.change_one(raw, old, None)
 
     def _changed(self, key: str, value: bytes | None) -> None:
         """Called before a key is written (None: deleted)."""

@@ -34,7 +34,9 @@ class DerivedView(Protocol):
     size: int
 
     def postings(self, hashes: Sequence[int]) -> list[Posting | None]:
-        """The posting of each hash (None: no root posts it)."""
+        """The posting of each hash (None: no root posts it); one of more than `PACKED_IDS` roots
+        may be cut to `policy.BOILERPLATE_ROOTS` of them (the decision only tells one, two, and
+        that many or more apart)."""
         ...
 
     def pages(self, hour: int) -> list[bytes]:

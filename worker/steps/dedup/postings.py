@@ -18,7 +18,7 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import repeat
+from itertools import islice, repeat
 
 import numpy as np
 
@@ -45,6 +45,9 @@ def unpack_ids(ids: bytes | None) -> list[bytes]:
 
 
 Posting = bytes | set[bytes]
+Change = bytes | set[bytes]
+"""A hash's roots posted or taken out since the arrays: packed ids (`PACKED_IDS` at most), else a set."""
+_SHORT_RUN = 8  # ids of the arrays' run for a hash compared one by one; a longer run in numpy
 
 
 class Postings(dict[int, Posting]):
@@ -93,24 +96,28 @@ class Filed:
 class PackedPostings:
     """Posted hash -> the roots posting it, in little memory: the postings as of the last `merge`
     in two arrays sorted by hash (the hash, 4 bytes, and a root's id, 8 bytes, a posting), and
-    the changes since in dicts of packed ids (`added`, `removed`). At 1,000,000 pages the table's
-    ~12 million postings take 144 MB; a posting looked up costs a search of the arrays, not a
-    read of the database (a binary search of the hashes, all of a lookup's in one call). A
-    posting's ids come in no
-    particular order (as `Postings`'). The postings last looked up or changed are kept as they
-    are (`recent`): a new root posts the hashes its decision looked up.
+    the changes since in dicts (`added`, `removed`: packed ids, a set past `PACKED_IDS`). At
+    1,000,000 pages the table's ~12 million postings take 144 MB; a posting looked up costs a
+    search of the arrays, not a read of the database (a binary search of the hashes, all of a
+    lookup's in one call). A posting's ids come in no particular order (as `Postings`'). The
+    postings of up to `PACKED_IDS` roots last looked up or changed are kept as they are
+    (`recent`): a new root posts the hashes its decision looked up. A posting many roots hold
+    (a sentence many stories share, or text chosen for its small hashes) costs a lookup that
+    only tells how many there are (`limit`), a post or an unpost, about what a short one does:
+    no step reads or copies a whole posting but a lookup asking for it.
 
     A fold can run beside the lookups (`freeze`): the changes made so far are frozen as a layer
     (`folding`) that a thread folds into new arrays while lookups read the arrays, the frozen
     layers and the changes made since, in that order; `adopt` then takes the new arrays in place
-    of the old ones and their layers."""
+    of the old ones and their layers. Each layer's removals are ids the arrays and the layers
+    before it hold, its additions ids they do not."""
 
     def __init__(self, hashes: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
         """`hashes` (uint32, ascending) and `ids` (big-endian uint64, the same length): the postings."""
         self.hashes = hashes if hashes is not None else np.zeros(0, np.uint32)
         self.ids = ids if ids is not None else np.zeros(0, _IDS)
-        self.added: dict[int, bytes] = {}
-        self.removed: dict[int, bytes] = {}
+        self.added: dict[int, Change] = {}
+        self.removed: dict[int, Change] = {}  # ids the arrays hold (posted ones are in `added`)
         self.changes = 0  # entries of `added` and `removed`, what `merge` would fold in
         self.recent: dict[int, bytes | None] = {}
         self.folding: list[Changes] = []  # frozen (added, removed) being folded, oldest first
@@ -127,11 +134,19 @@ class PackedPostings:
             else:
                 hashes.extend(repeat(h, count))
             ids += packed
+        return cls.in_order(hashes, ids)
+
+    @classmethod
+    def in_order(cls, hashes: array, ids: bytearray) -> PackedPostings:
+        """The arrays of postings listed in any order: `hashes` (an `array("I")`) and `ids` (a
+        root id packed for each of them), sorted by hash (20 bytes a posting more meanwhile)."""
         order = np.argsort(np.frombuffer(hashes, np.uint32), kind="stable")
         return cls(np.frombuffer(hashes, np.uint32)[order], np.frombuffer(ids, _IDS)[order])
 
-    def get_many(self, hashes: Sequence[int]) -> list[bytes | None]:
-        """The posting of each hash: the ids of its roots, packed (None: no root posts it)."""
+    def get_many(self, hashes: Sequence[int], limit: int | None = None) -> list[bytes | None]:
+        """The posting of each hash: the ids of its roots, packed (None: no root posts it). With
+        `limit`, a posting of more than `PACKED_IDS` roots is answered with `limit` of them (a
+        caller that only tells one, two, ... `limit` and more roots apart)."""
         recent = self.recent
         if all(map(recent.__contains__, hashes)):
             return list(map(recent.__getitem__, hashes))
@@ -141,69 +156,147 @@ class PackedPostings:
             starts = self.hashes.searchsorted(query).tolist()
             ends = self.hashes.searchsorted(query, "right").tolist()
             found: list[bytes | None] = [
-                ids[start:end].tobytes() if end > start else None for start, end in zip(starts, ends, strict=True)
+                ids[start:end].tobytes() if 0 < end - start <= PACKED_IDS else None
+                for start, end in zip(starts, ends, strict=True)
             ]
+            long_runs = any(end - start > PACKED_IDS for start, end in zip(starts, ends, strict=True))
         else:
+            starts = ends = [0] * len(hashes)
             found = [None] * len(hashes)
-        # the changes since the arrays (a fold's frozen layers first), for the hashes they touch
-        layers = (*self.folding, (self.added, self.removed)) if self.folding else ((self.added, self.removed),)
-        for added, removed in layers:
-            if added or removed:
-                for i, h in enumerate(hashes):
-                    gone = removed.get(h) if removed else None
-                    extra = added.get(h)
-                    if gone is None and extra is None:
-                        continue
-                    posting = found[i] or b""
-                    if gone is not None:
-                        posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
-                    if extra is not None:
-                        posting += extra
-                    found[i] = posting or None
-        self.recent = dict(zip(hashes, found, strict=True))
+            long_runs = False
+        layers = self._layers()
+        recent = dict(zip(hashes, found, strict=True))
+        if long_runs or any(added or removed for added, removed in layers):  # changes, long postings
+            for i, h in enumerate(hashes):
+                start, end = starts[i], ends[i]
+                if end - start > PACKED_IDS or any(h in removed or h in added for added, removed in layers):
+                    found[i], whole = self._posting(h, start, end, limit)
+                    posting = found[i]
+                    if whole and (posting is None or len(posting) <= PACKED_IDS * SID):
+                        recent[h] = posting
+                    else:  # only short postings, and whole ones, are kept
+                        recent.pop(h, None)
+        self.recent = recent
         return found
 
-    def post(self, h: int, sid: bytes, old: bytes | None) -> None:
-        """Post `sid` under `h`, whose posting the caller read as `old` (`get_many`)."""
-        if old is not None and holds(old, sid):
-            return
-        self.recent[h] = (old or b"") + sid
-        gone = self.removed.get(h)
-        if gone is not None and holds(gone, sid):  # taken out of the arrays since: back in
-            self._take(self.removed, h, sid)
-        else:
-            self.added[h] = self.added.get(h, b"") + sid
-            self.changes += 1
+    def _layers(self) -> list[Changes]:
+        """The layers of changes since the arrays, oldest first: a fold's frozen ones, then the
+        changes made since."""
+        return [*self.folding, (self.added, self.removed)] if self.folding else [(self.added, self.removed)]
+
+    def _posting(self, h: int, start: int, end: int, limit: int | None) -> tuple[bytes | None, bool]:
+        """The posting of `h`, whose run of the arrays is `start:end`, with its changes; and
+        whether it is whole (not cut to `limit`). Its ids: those a layer added that no later
+        layer took out, and those of the run no layer took out."""
+        layers = self._layers()
+        gones = [removed[h] for _, removed in layers if h in removed]
+        news = [(at, added[h]) for at, (added, _) in enumerate(layers) if h in added]
+        count = end - start - sum(map(_count, gones)) + sum(_count(new) for _, new in news)
+        if not count:
+            return None, True
+        cut = limit is not None and count > max(limit, PACKED_IDS)
+        want = limit * SID if cut and limit is not None else count * SID
+        taken = b""
+        for at, new in reversed(news):  # the latest first
+            later = [removed[h] for _, removed in layers[at + 1 :] if h in removed]
+            if not later:
+                taken += b"".join(islice(new, limit)) if isinstance(new, set) and cut else _packed(new)
+            else:
+                taken += b"".join(sid for sid in _ids(new) if not any(_has(gone, sid) for gone in later))
+            if len(taken) >= want:
+                return taken[:want], not cut
+        need = (want - len(taken)) // SID
+        if not cut:
+            return taken + _without_all(self.ids[start:end], gones), True
+        # the run's last ones, but those gone (at most as many as the layers took out)
+        tail = _without_all(self.ids[max(start, end - need) : end], gones, short=True)
+        if len(tail) < need * SID:
+            tail = _without_all(self.ids[max(start, end - need - sum(map(_count, gones))) : end], gones)
+        return taken + tail[: need * SID], False
 
     def post_many(self, hashes: Sequence[int], sid: bytes) -> None:
-        """`post` of `sid` under each of `hashes`, their postings looked up first (a new root's
-        are those its decision looked up: `recent`)."""
-        found = self.get_many(hashes)
-        recent, added, removed = self.recent, self.added, self.removed
-        for h, old in zip(hashes, found, strict=True):
-            if old is not None and holds(old, sid):
+        """Post `sid` under each of `hashes` (once: a root already there stays as it is)."""
+        recent, removed = self.recent, self.removed
+        for h, held in zip(hashes, self._holds(hashes, sid), strict=True):
+            if held:
                 continue
-            recent[h] = old + sid if old else sid
-            if removed and (gone := removed.get(h)) is not None and holds(gone, sid):
-                self._take(removed, h, sid)  # taken out of the arrays since: back in
+            if h in recent:
+                posting = (recent[h] or b"") + sid
+                if len(posting) <= PACKED_IDS * SID:
+                    recent[h] = posting
+                else:
+                    del recent[h]
+            if _has(removed.get(h), sid):  # taken out of the arrays since: back in
+                self._take(removed, h, sid)
             else:
-                added[h] = added.get(h, b"") + sid
-                self.changes += 1
+                self._put(self.added, h, sid)
 
-    def unpost(self, h: int, sid: bytes, old: bytes | None) -> None:
-        """Take `sid` out of the posting of `h`, read as `old`."""
-        if old is None or not holds(old, sid):
-            return
-        self.recent[h] = b"".join(s for s in unpack_ids(old) if s != sid) or None
-        new = self.added.get(h)
-        if new is not None and holds(new, sid):  # posted since the arrays: forgotten
-            self._take(self.added, h, sid)
+    def unpost_many(self, hashes: Sequence[int], sid: bytes) -> None:
+        """Take `sid` out of the posting of each of `hashes` (where it is)."""
+        recent, added = self.recent, self.added
+        for h, held in zip(hashes, self._holds(hashes, sid), strict=True):
+            if not held:
+                continue
+            if h in recent:
+                recent[h] = b"".join(s for s in unpack_ids(recent[h]) if s != sid) or None
+            if _has(added.get(h), sid):  # posted since the arrays: forgotten
+                self._take(added, h, sid)
+            else:
+                self._put(self.removed, h, sid)
+
+    def _holds(self, hashes: Sequence[int], sid: bytes) -> list[bool]:
+        """Whether the posting of each hash holds `sid`: from `recent`, else from the changes
+        and the hash's run of the arrays (searched for all such hashes at once)."""
+        recent = self.recent
+        latest_first = self._layers()[::-1]
+        held: list[bool] = []
+        unknown: list[int] = []
+        for i, h in enumerate(hashes):
+            if h in recent:
+                posting = recent[h]
+                held.append(posting is not None and holds(posting, sid))
+                continue
+            for added, removed in latest_first:  # the latest layer that changed it says
+                if _has(added.get(h), sid):
+                    held.append(True)
+                    break
+                if _has(removed.get(h), sid):
+                    held.append(False)
+                    break
+            else:
+                held.append(False)
+                unknown.append(i)
+        all_hashes, ids = self.hashes, self.ids
+        if unknown and len(all_hashes):
+            query = np.array([hashes[i] for i in unknown], np.uint32)
+            starts = all_hashes.searchsorted(query).tolist()
+            ends = all_hashes.searchsorted(query, "right").tolist()
+            wanted = np.frombuffer(sid, _IDS)[0]
+            for i, start, end in zip(unknown, starts, ends, strict=True):
+                if end - start <= _SHORT_RUN:
+                    held[i] = holds(ids[start:end].tobytes(), sid)
+                else:
+                    held[i] = bool((ids[start:end] == wanted).any())
+        return held
+
+    def _put(self, changes: dict[int, Change], h: int, sid: bytes) -> None:
+        old = changes.get(h)
+        if old is None:
+            changes[h] = sid
+        elif isinstance(old, set):
+            old.add(sid)
         else:
-            self.removed[h] = self.removed.get(h, b"") + sid
-            self.changes += 1
+            ids = old + sid
+            changes[h] = ids if len(ids) <= PACKED_IDS * SID else set(unpack_ids(ids))
+        self.changes += 1
 
-    def _take(self, changes: dict[int, bytes], h: int, sid: bytes) -> None:
-        rest = b"".join(s for s in unpack_ids(changes[h]) if s != sid)
+    def _take(self, changes: dict[int, Change], h: int, sid: bytes) -> None:
+        old = changes[h]
+        if isinstance(old, set):
+            old.discard(sid)
+            rest: Change = old
+        else:
+            rest = b"".join(s for s in unpack_ids(old) if s != sid)
         if rest:
             changes[h] = rest
         else:
@@ -213,7 +306,7 @@ class PackedPostings:
     def merge(self) -> None:
         """Fold the changes (the frozen layers', then the ones since) into the arrays (linear in
         their size: 50-100 ms at 12 million postings)."""
-        self.hashes, self.ids = merged(self.hashes, self.ids, [*self.folding, (self.added, self.removed)])
+        self.hashes, self.ids = merged(self.hashes, self.ids, self._layers())
         self.added, self.removed, self.changes, self.folding = {}, {}, 0, []
 
     def freeze(self) -> tuple[np.ndarray, np.ndarray, list[Changes]]:
@@ -231,8 +324,8 @@ class PackedPostings:
         del self.folding[:layers]
 
 
-Changes = tuple[dict[int, bytes], dict[int, bytes]]
-"""Posting changes: hash -> the root ids posted (packed), hash -> the root ids taken out."""
+Changes = tuple[dict[int, Change], dict[int, Change]]
+"""Posting changes: hash -> the root ids posted, hash -> the root ids taken out."""
 
 
 def merged(hashes: np.ndarray, ids: np.ndarray, layers: Sequence[Changes]) -> tuple[np.ndarray, np.ndarray]:
@@ -245,16 +338,73 @@ def merged(hashes: np.ndarray, ids: np.ndarray, layers: Sequence[Changes]) -> tu
             starts = hashes.searchsorted(gone_hashes).tolist()
             ends = hashes.searchsorted(gone_hashes, "right").tolist()
             for gone, start, end in zip(removed.values(), starts, ends, strict=True):
-                for at in range(start, end):
-                    if holds(gone, ids[at : at + 1].tobytes()):
-                        keep[at] = False
+                if end - start <= _SHORT_RUN:
+                    run = ids[start:end].tobytes()
+                    for at in range(0, len(run), SID):
+                        if _has(gone, run[at : at + SID]):
+                            keep[start + at // SID] = False
+                else:
+                    keep[start:end] &= ~_among(ids[start:end], gone)
             hashes, ids = hashes[keep], ids[keep]
         if added:
-            counts = np.fromiter(map(len, added.values()), np.intp, len(added)) // SID
+            counts = np.fromiter(map(_count, added.values()), np.intp, len(added))
             new_hashes = np.repeat(np.fromiter(added, np.uint32, len(added)), counts)
-            new_ids = np.frombuffer(b"".join(added.values()), _IDS)
+            new_ids = np.frombuffer(b"".join(map(_packed, added.values())), _IDS)
             order = np.argsort(new_hashes, kind="stable")
             new_hashes, new_ids = new_hashes[order], new_ids[order]
             into = hashes.searchsorted(new_hashes, "right")
             hashes, ids = np.insert(hashes, into, new_hashes), np.insert(ids, into, new_ids)
     return hashes, ids
+
+
+def _count(change: Change | None) -> int:
+    """Ids in a change (None: none)."""
+    if change is None:
+        return 0
+    return len(change) if isinstance(change, set) else len(change) // SID
+
+
+def _has(change: Change | None, sid: bytes) -> bool:
+    """Whether a change (None: none) holds `sid`."""
+    if change is None:
+        return False
+    return sid in change if isinstance(change, set) else holds(change, sid)
+
+
+def _packed(change: Change | None) -> bytes:
+    """A change's ids, packed."""
+    if change is None:
+        return b""
+    return change if isinstance(change, bytes) else b"".join(change)
+
+
+def _ids(change: Change) -> Iterable[bytes]:
+    """A change's ids."""
+    return change if isinstance(change, set) else unpack_ids(change)
+
+
+def _without_all(run: np.ndarray, gones: list[Change], *, short: bool = False) -> bytes:
+    """`_without` each of `gones` (the removals of several layers)."""
+    if not gones:
+        return run.tobytes()
+    if len(gones) == 1:
+        return _without(run, gones[0], short=short)
+    packed = b"".join(sid for sid in unpack_ids(run.tobytes()) if not any(_has(gone, sid) for gone in gones))
+    return packed
+
+
+def _without(run: np.ndarray, gone: Change | None, *, short: bool = False) -> bytes:
+    """The ids of a run of the arrays, packed, but those in `gone` (`short`: compared one by one)."""
+    if gone is None:
+        return run.tobytes()
+    if short or len(run) <= _SHORT_RUN:
+        packed = run.tobytes()
+        return b"".join(packed[at : at + SID] for at in range(0, len(packed), SID)
+                        if not _has(gone, packed[at : at + SID]))
+    return run[~_among(run, gone)].tobytes()
+
+
+def _among(run: np.ndarray, ids: Change) -> np.ndarray:
+    """Which ids of a run of the arrays are among `ids` (compared as the same bytes: numpy's
+    search of a set of integers takes them in the machine's order only)."""
+    return np.isin(run.view(np.uint64), np.frombuffer(_packed(ids), np.uint64))
