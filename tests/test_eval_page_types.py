@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,20 @@ FIXTURES = Path(__file__).parent / "fixtures" / "page-types"
 
 
 def test_the_command_reports_accuracy_article_f1_and_the_confusion_on_held_out_folds(tmp_path: Path) -> None:
-    predictions = tmp_path / "predictions.jsonl"
-    result = subprocess.run(
-        [sys.executable, "-m", "worker", "eval", "page-types", "--data", str(FIXTURES), "--folds", "2",
-         "--mode", "html", "--json", "--predictions-out", str(predictions)],
-        capture_output=True, text=True, timeout=600, check=True,
-    )
-    figures = json.loads(result.stdout)["html"]
+    # two processes with different string-hash seeds: the nested figures are a function of the
+    # code and the pages (seeded, single-threaded boosting; features and word sums in fixed order)
+    outputs = []
+    for seed in ("1", "2"):
+        predictions = tmp_path / f"predictions-{seed}.jsonl"
+        result = subprocess.run(
+            [sys.executable, "-m", "worker", "eval", "page-types", "--data", str(FIXTURES), "--folds", "2",
+             "--mode", "html", "--json", "--predictions-out", str(predictions)],
+            capture_output=True, text=True, timeout=600, check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        figures = json.loads(result.stdout)["html"]
+        figures.pop("cpu_ms_per_page")
+        outputs.append((figures, predictions.read_text()))
+    assert outputs[0] == outputs[1]
     assert figures["pages"] == 7 and figures["folds"] == 2
     matrix = np.array(figures["confusion"]["rows_true_columns_predicted"])
     assert matrix.sum() == 7 and (matrix.sum(axis=1) == 1).all()  # one page of each kind

@@ -125,3 +125,25 @@ def test_word_model_features_do_not_depend_on_the_hash_seed() -> None:
         for seed in ("1", "2")
     }
     assert len(runs) == 1 and "words_text_article" in next(iter(runs))
+
+
+def test_a_dump_s_story_is_read_apart_from_the_teasers_around_it() -> None:
+    """The densest prose run of a dump is its story: its sentences (a closing quote may follow
+    the stop), quotes and reporting verbs are counted in it, the teasers' dates and repeated lines
+    outside it."""
+    story = [
+        "\u201cWe will rebuild the bridge before winter, whatever the council decides about the budget,\u201d"
+        " the mayor said on Tuesday, standing beside the river with the engineers who inspected it.",
+        "Engineers told the council that the old supports had cracked after the floods of last spring, and that"
+        " the crossing could not carry lorries or buses until the new steel frame was in place.",
+        "The work is expected to cost about four million and will close the road for three months, the town's"
+        " transport office added in a statement published on its website late on Tuesday evening.",
+    ]
+    teasers = ["Another story headline here", "January 11, 2025", "69 views"] * 4
+    features = text_features("\n".join(["Menu", "Home", *story, *teasers]), "https://news.example/a")
+    assert features["dump_runs"] == 1.0 and features["dump_second_run"] == 0.0
+    assert features["dump_run_sentences_per_word"] > 0.0
+    assert features["dump_run_quotes_per_kword"] > 0.0 and features["dump_run_reporting_per_kword"] > 0.0
+    assert features["dump_outside_dates_per_line"] > 0.0
+    assert features["dump_outside_repeated_share"] > 0.5
+    assert features["dump_run_dates"] == 0.0

@@ -547,12 +547,68 @@ def read_text(text: str, url: str | None) -> tuple[dict[str, float], list[str]]:
     line's words, visible words)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     out = _text_features(lines, "")
+    out.update(_dump_features(lines))
     out.update(_url_features(url))
     tokens = url_tokens(url)
     if lines:
         tokens.extend(f"t:{w}" for w in _TOKEN.findall(lines[0].lower())[:30])
     tokens.extend(f"w:{w}" for w in _TOKEN.findall(" ".join(lines).lower())[:3000])
     return out, tokens
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019\u00bb)\]]*(?:\s|$)")  # a closing quote may follow the stop
+_QUOTE = re.compile(r"[\"\u201c\u201d\u00ab\u00bb]")
+_REPORTING = CaselessPattern(r"\b(?:said|says|told|according to|added|explained|announced|reported)\b")
+SUBSTANTIAL_RUN = 40.0  # a prose run scoring this much (`_prose_run`'s score) holds a story's paragraphs
+
+
+def _dump_features(lines: list[str]) -> dict[str, float]:
+    """A whole-page dump's story against what surrounds it. A dump holds the page's menus,
+    teasers and footer beside the story: the lines of its densest prose run (`_prose_run`) are
+    read apart from the others (sentences, quotes, reporting verbs and dates in the run; dates,
+    repeats and words outside it), and the other runs of prose are set against it (a listing's
+    teasers make many runs of like size, a story one run far above the rest)."""
+    words_per_line = [len(line.split()) for line in lines]
+    runs: list[tuple[float, int, int]] = []  # (score, start, end) of each run of prose
+    current = 0.0
+    start = best_end = 0
+    best = 0.0
+    for i, w in enumerate(words_per_line):
+        score = w - PROSE_WORDS if w > PROSE_WORDS else -min(w, PROSE_WORDS) / 2 - 1
+        if current <= 0:
+            if best > 0:
+                runs.append((best, start, best_end))
+            current, start, best = 0.0, i, 0.0
+        current += score
+        if current > best:
+            best, best_end = current, i + 1
+    if best > 0:
+        runs.append((best, start, best_end))
+    runs.sort(reverse=True)
+    total = float(sum(words_per_line)) or 1.0
+    if runs:
+        _, first, last = runs[0]
+    else:
+        first = last = 0
+    inside = lines[first:last]
+    outside = lines[:first] + lines[last:]
+    inside_text = "\n".join(inside)
+    inside_words = float(sum(words_per_line[first:last])) or 1.0
+    outside_lines = float(len(outside)) or 1.0
+    repeated = Counter(outside)
+    return {
+        "dump_runs": float(sum(1 for r in runs if r[0] >= SUBSTANTIAL_RUN)),
+        "dump_second_run": runs[1][0] / runs[0][0] if len(runs) > 1 else 0.0,
+        "dump_run_sentences_per_word": len(_SENTENCE_END.findall(inside_text)) / inside_words,
+        "dump_run_quotes_per_kword": 1000.0 * len(_QUOTE.findall(inside_text)) / inside_words,
+        "dump_run_reporting_per_kword": 1000.0 * _REPORTING.count(inside_text) / inside_words,
+        "dump_run_dates": float(_DATE.count(inside_text)),
+        "dump_outside_dates_per_line": _DATE.count("\n".join(outside)) / outside_lines,
+        "dump_outside_repeated_share": sum(c for c in repeated.values() if c > 1) / outside_lines,
+        "dump_outside_word_share": 1.0 - inside_words / total if inside else 1.0,
+        "dump_after_run_share": (len(lines) - last) / (len(lines) or 1),
+        "dump_sentences_per_word": len(_SENTENCE_END.findall("\n".join(lines))) / total,
+    }
 
 
 # -- the models ----------------------------------------------------------------------------------
