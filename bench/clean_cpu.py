@@ -19,13 +19,16 @@ with the other (`PYTHONPATH=<other checkout>` runs this script on that checkout'
 alternating, `--reps` passes each, and prints both and their ratio (the machine is shared and
 its load moves single runs by 10-30%).
 `--trafilatura` times trafilatura's default `extract` on each HTML page right after `clean` in
-the same pass, and prints the ratio.
+the same pass, and prints the ratio. `--worker-collector` times under the cyclic collector's
+thresholds the worker's step processes set (`worker.cpu.COLLECTOR_THRESHOLDS`) instead of
+Python's defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import gzip
 import hashlib
 import json
@@ -176,12 +179,19 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=1, help="only every Nth page (in the sets' order)")
     parser.add_argument("--trafilatura", action="store_true",
                         help="time trafilatura's default extract on each HTML page beside `clean`")
+    parser.add_argument("--worker-collector", action="store_true",
+                        help="time under the collector thresholds the worker's step processes set")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one pass's figures
     args = parser.parse_args()
+    if args.worker_collector:
+        from worker.cpu import COLLECTOR_THRESHOLDS
+
+        gc.set_threshold(*COLLECTOR_THRESHOLDS)
     if args.against:
         sources = [arg for flag in ("pages", "extraction", "wild") if getattr(args, flag)
                    for arg in (f"--{flag}", str(getattr(args, flag)))]
         sources += ["--mode", args.mode, "--every", str(args.every)]
+        sources += ["--worker-collector"] if args.worker_collector else []
         side_by_side(args.against.resolve(), sources, args.reps)
         return 0
     pages = [*(_jsonl_pages(args.pages) if args.pages else []),

@@ -298,6 +298,8 @@ class RocksDerived:
         decision's batch is written already; the journal stays, and the fold is tried again
         once as many changes more are held."""
         postings = self._postings
+        if postings.changes < MERGE_CHANGES and self._retry_at is None and not self._fold_now:
+            return  # the usual case: too few changes for any threshold
         threshold = max(MERGE_CHANGES, min(len(postings.hashes) // 16, MAX_MERGE_CHANGES))
         if self._retry_at is not None:
             if postings.changes < self._retry_at:
@@ -402,9 +404,15 @@ class RocksDerived:
         self._put(key, new)
 
     def change_fact(self, fact: str, old: bytes | None, new: bytes | None) -> None:
-        """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes)."""
+        """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes), in
+        the batch being built."""
         apply_change(fact, old, new, self)
-        self._put(_fact(fact), new)
+        key = b'"' + fact.encode("ascii") + b'"'
+        if new is None:
+            self._batch.delete(key)  # type: ignore[union-attr]
+        else:
+            self._batch.put(key, new)  # type: ignore[union-attr]
+        self._pending[key] = new
 
     def write(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Write the batch (with the counters, and `extra` keys such as the changelog offset);
@@ -468,9 +476,7 @@ class RocksDerived:
         self._unpost(hashes, sid)
 
     def _post(self, hashes: Sequence[int], sid: bytes) -> None:
-        postings = self._postings
-        for h, old in zip(hashes, postings.get_many(hashes), strict=True):
-            postings.post(h, sid, old)
+        self._postings.post_many(hashes, sid)
 
     def _unpost(self, hashes: Sequence[int], sid: bytes) -> None:
         postings = self._postings
@@ -753,7 +759,7 @@ class _Facts(MutableMapping[str, bytes]):
         """Write a fact whose value the caller read as `old` (in the batch being built)."""
         self._changed(key, value)
         derived = self.derived
-        if derived.batching():  # a batch is being built: the write joins it
+        if derived._depth:  # a batch is being built: the write joins it
             derived.change_fact(key, old, value)
             return
         derived.begin()

@@ -129,9 +129,11 @@ def _named(names: str) -> int:
 
 
 def _own_bits(el: Any) -> int:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    kind = _TAGS.get(tag)
-    return _named(f"{el.get('class') or ''} {el.get('id') or ''}") | (_TAG_BITS[kind] if kind else 0)
+    tag = el.tag
+    kind = _TAGS.get(tag) if isinstance(tag, str) else None
+    cls, ident = el.get("class"), el.get("id")
+    named = _named(f"{cls or ''} {ident or ''}") if cls or ident else 0  # no names: no bits
+    return named | (_TAG_BITS[kind] if kind else 0)
 
 
 class _Tree:

@@ -214,7 +214,7 @@ _URL_NUMBER = re.compile(r"\d+")
 def _text_features(lines: list[str], prefix: str, letters: list[str] | None = None) -> dict[str, float]:
     """Statistics of visible text given as lines (an HTML page's block texts, or a dump's lines);
     `letters` are `_LETTERS`' runs of the lines joined and lower-cased, when the caller has them."""
-    words_per_line = [len(line.split()) for line in lines]
+    words_per_line = list(map(len, map(str.split, lines)))
     total = float(sum(words_per_line)) or 1.0
     n = float(len(lines)) or 1.0
     text = "\n".join(lines)
@@ -289,11 +289,15 @@ def _prose_run(lines: list[str], words_per_line: list[int], total: float, prefix
 
 
 def _group_counts(tokens: list[str], groups: dict[str, list[str]]) -> Counter[str]:
+    """How many of `tokens` each group's words are (a text holds many more distinct words than
+    the groups do: each group word is looked up among the text's counts)."""
     counts = Counter(tokens)
     found: Counter[str] = Counter()
-    for word, n in counts.items():
-        for name in groups.get(word, ()):
-            found[name] += n
+    for word, names in groups.items():
+        n = counts.get(word)
+        if n:
+            for name in names:
+                found[name] += n
     return found
 
 
@@ -499,7 +503,11 @@ def _class_words(names: str) -> tuple[list[str], list[tuple[str, int]]]:
     these summed over its attributes (a space between two attributes ends a word)."""
     lowered = names.lower()
     letters = _LETTERS.findall(lowered)
-    return _words(lowered, letters), list(_group_counts(letters, _CLASS_GROUPS).items())
+    found: dict[str, int] = {}  # a few words: counted without a Counter
+    for word in letters:
+        for name in _CLASS_GROUPS.get(word, ()):
+            found[name] = found.get(name, 0) + 1
+    return _words(lowered, letters), list(found.items())
 
 
 def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
@@ -574,10 +582,16 @@ _GROUP_OF = {prefix: group for group, prefixes in WORD_GROUPS.items() for prefix
 def grouped_tokens(tokens: list[str]) -> dict[str, list[str]]:
     """A page's tokens by word group."""
     out: dict[str, list[str]] = {}
+    group_of = _GROUP_OF
     for token in set(tokens):  # the word models read each distinct token once
-        group = _GROUP_OF.get(token.partition(":")[0])
+        cut = token.find(":")
+        group = group_of.get(token[:cut] if cut >= 0 else token)
         if group is not None:
-            out.setdefault(group, []).append(token)
+            found = out.get(group)
+            if found is None:
+                out[group] = [token]
+            else:
+                found.append(token)
     return out
 
 

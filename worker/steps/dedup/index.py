@@ -125,11 +125,18 @@ def _b64(data: bytes) -> str:
 
 
 def _page_key(sid: bytes) -> str:
-    return "a" + _b64(sid[:_SID])
+    return "a" + _b64_8(sid[:_SID])
 
 
 def _hash_key(chash: bytes) -> str:
-    return "h" + _b64(chash[:8])
+    return "h" + _b64_8(chash[:8])
+
+
+def _b64_8(data: bytes) -> str:
+    """`_b64` of an id: 8 bytes are 11 characters of base64 and one of padding."""
+    if len(data) != 8:
+        return _b64(data)
+    return binascii.b2a_base64(data, newline=False)[:11].decode("ascii")
 
 
 _UNREAD: Any = object()

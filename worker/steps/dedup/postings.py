@@ -127,28 +127,31 @@ class PackedPostings:
     def get_many(self, hashes: Sequence[int]) -> list[bytes | None]:
         """The posting of each hash: the ids of its roots, packed (None: no root posts it)."""
         recent = self.recent
-        if all(h in recent for h in hashes):
-            return [recent[h] for h in hashes]
-        found: list[bytes | None] = [None] * len(hashes)
-        all_hashes, ids = self.hashes, self.ids
-        count = len(all_hashes)
-        if count:  # where each hash would be, and which ones are there (most are not)
+        if all(map(recent.__contains__, hashes)):
+            return list(map(recent.__getitem__, hashes))
+        ids = self.ids
+        if len(ids):  # where each hash's run of postings starts and ends (most are empty)
             query = np.array(hashes, np.uint32)
-            starts = all_hashes.searchsorted(query)
-            held = np.flatnonzero(all_hashes[np.minimum(starts, count - 1)] == query)
-            if len(held):
-                at = starts[held].tolist()
-                ends = all_hashes.searchsorted(query[held], "right").tolist()
-                for i, start, end in zip(held.tolist(), at, ends, strict=True):
-                    found[i] = ids[start:end].tobytes()
+            starts = self.hashes.searchsorted(query).tolist()
+            ends = self.hashes.searchsorted(query, "right").tolist()
+            found: list[bytes | None] = [
+                ids[start:end].tobytes() if end > start else None for start, end in zip(starts, ends, strict=True)
+            ]
+        else:
+            found = [None] * len(hashes)
         added, removed = self.added, self.removed
-        if added or removed:
+        if added or removed:  # the changes since the arrays, for the hashes they touch
             for i, h in enumerate(hashes):
+                gone = removed.get(h) if removed else None
+                extra = added.get(h)
+                if gone is None and extra is None:
+                    continue
                 posting = found[i] or b""
-                if h in removed:
-                    gone = removed[h]
+                if gone is not None:
                     posting = b"".join(sid for sid in unpack_ids(posting) if not holds(gone, sid))
-                found[i] = (posting + added.get(h, b"")) or None
+                if extra is not None:
+                    posting += extra
+                found[i] = posting or None
         self.recent = dict(zip(hashes, found, strict=True))
         return found
 
@@ -163,6 +166,21 @@ class PackedPostings:
         else:
             self.added[h] = self.added.get(h, b"") + sid
             self.changes += 1
+
+    def post_many(self, hashes: Sequence[int], sid: bytes) -> None:
+        """`post` of `sid` under each of `hashes`, their postings looked up first (a new root's
+        are those its decision looked up: `recent`)."""
+        found = self.get_many(hashes)
+        recent, added, removed = self.recent, self.added, self.removed
+        for h, old in zip(hashes, found, strict=True):
+            if old is not None and holds(old, sid):
+                continue
+            recent[h] = old + sid if old else sid
+            if removed and (gone := removed.get(h)) is not None and holds(gone, sid):
+                self._take(removed, h, sid)  # taken out of the arrays since: back in
+            else:
+                added[h] = added.get(h, b"") + sid
+                self.changes += 1
 
     def unpost(self, h: int, sid: bytes, old: bytes | None) -> None:
         """Take `sid` out of the posting of `h`, read as `old`."""

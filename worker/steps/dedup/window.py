@@ -23,6 +23,7 @@ MAX_FUTURE_SKEW_SECONDS = 300.0  # crawler clocks run a little ahead; more than 
 MAX_AGE_SECONDS = 20 * 365.25 * 86400  # a page "fetched" 20 years before it was sent is a bad stamp
 WATERMARK_SAMPLES = 101  # recent event times the median is taken over
 MIN_SAMPLES = 11  # the watermark does not move before this many pages were seen
+_TIME = struct.Struct("<d")
 
 
 def event_time(fetched_at: float | None, broker_time: float) -> tuple[float, TimeCorrection | None]:
@@ -42,6 +43,7 @@ class Watermark:
     def __init__(self, samples: int = WATERMARK_SAMPLES, min_samples: int = MIN_SAMPLES) -> None:
         self._recent: deque[float] = deque(maxlen=samples)
         self._sorted: list[float] = []
+        self._packed = b""  # `_recent` as `to_bytes` writes it, kept as it changes
         self._min_samples = min_samples
         self.value = 0.0  # 0 until enough pages were seen
 
@@ -52,19 +54,22 @@ class Watermark:
         mark = cls()
         mark._recent.extend(recent)
         mark._sorted = sorted(mark._recent)
+        mark._packed = struct.pack(f"<{len(mark._recent)}d", *mark._recent)
         mark.value = value
         return mark
 
     def to_bytes(self) -> bytes:
         """The value, then the recent event times oldest first (8 bytes each)."""
-        return struct.pack(f"<{1 + len(self._recent)}d", self.value, *self._recent)
+        return _TIME.pack(self.value) + self._packed
 
     def observe(self, when: float) -> float:
         """Add one page's event time; returns the watermark (0 while too few pages were seen)."""
         if len(self._recent) == self._recent.maxlen:
             oldest = self._recent[0]
             del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+            self._packed = self._packed[_TIME.size :]
         self._recent.append(when)
+        self._packed += _TIME.pack(when)
         bisect.insort(self._sorted, when)
         if len(self._sorted) >= self._min_samples:
             self.value = max(self.value, self._sorted[len(self._sorted) // 2])
