@@ -319,6 +319,18 @@ def _until_a_fold_runs(index: DedupIndex, in_memory: DedupIndex, writing: Any) -
     return seed
 
 
+def _a_fold_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, bytes], LocalState, Any]:
+    """A table deciding as a dict does (the dict's state, the table) until a fold is held in its
+    thread, and the event that releases it."""
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
+    writing, release = _held_fold(monkeypatch)
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    _until_a_fold_runs(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), in_memory, writing)
+    return memory, rocks, release
+
+
 def test_folds_whose_snapshot_fails_take_their_merged_arrays_and_pile_up_no_layers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,12 +399,7 @@ def test_a_fold_ends_on_its_own_database_handle_before_a_revoked_partition_is_dr
 
     from faust.stores import rocksdb as faust_rocksdb
 
-    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
-    writing, release = _held_fold(monkeypatch)
-    memory: dict[str, bytes] = {}
-    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
-    rocks = LocalState(tmp_path / "db")
-    _until_a_fold_runs(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), in_memory, writing)
+    memory, rocks, release = _a_fold_held(tmp_path, monkeypatch)
     opened: list[int] = []
 
     def dropped() -> Any:  # Faust's `_db_for_partition` once the partition is revoked: opens it again
@@ -422,12 +429,7 @@ def test_two_threads_settling_one_fold_finish_it_once(tmp_path: Path, monkeypatc
     one takes its arrays, the other finds it done; neither raises."""
     import threading
 
-    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
-    writing, release = _held_fold(monkeypatch)
-    memory: dict[str, bytes] = {}
-    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
-    rocks = LocalState(tmp_path / "db")
-    _until_a_fold_runs(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), in_memory, writing)
+    memory, rocks, release = _a_fold_held(tmp_path, monkeypatch)
     errors: list[BaseException] = []
 
     def settle() -> None:
@@ -455,12 +457,7 @@ async def test_a_store_stopping_waits_a_bounded_time_for_the_fold_under_way(
 
     from faust.stores import rocksdb as faust_rocksdb
 
-    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)
-    writing, release = _held_fold(monkeypatch)
-    memory: dict[str, bytes] = {}
-    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
-    rocks = LocalState(tmp_path / "db")
-    _until_a_fold_runs(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), in_memory, writing)
+    memory, rocks, release = _a_fold_held(tmp_path, monkeypatch)
     running_at_stop: list[bool] = []
 
     async def faust_stop(self: Any) -> None:
