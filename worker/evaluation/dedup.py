@@ -19,8 +19,9 @@ curve decides the cleaned pages again (cleaning once) at each figure of eight ru
 near-duplicate threshold, the same-site resemblance, the share a page must have in common with
 every text a cluster keeps, the overlap under which two known stories are different ones, the
 resemblance asked of a page of a site the cluster holds a copy of, and of a doubtful copy, the
-share of a kept text a fuller copy must hold for its own text to be kept, and the share of a text's lines its site's other pages left out that makes it the site's furniture)
-and prints precision and recall per fold; `--orders N` decides them in N random orders and prints
+share of a kept text a fuller copy must hold for its own text to be kept, and the share of a
+text's lines its site's other pages left out that makes it the site's furniture) and prints
+precision and recall per fold; `--orders N` decides them in N random orders and prints
 how well the story clusters agree (pairwise F1 of "same cluster" between each order and the
 file's, the lowest).
 """
