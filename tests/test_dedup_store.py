@@ -398,6 +398,7 @@ def test_a_fold_ends_on_its_own_database_handle_before_a_revoked_partition_is_dr
     import threading
 
     from faust.stores import rocksdb as faust_rocksdb
+    from faust.types import TP
 
     memory, rocks, release = _a_fold_held(tmp_path, monkeypatch)
     opened: list[int] = []
@@ -416,7 +417,8 @@ def test_a_fold_ends_on_its_own_database_handle_before_a_revoked_partition_is_dr
     store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
     store.derived = rocks.derived
     threading.Timer(0.2, release.set).start()
-    store.revoke_partitions(None, set())
+    table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
+    store.revoke_partitions(table, {TP("app-dedup-state-changelog", 0)})
     assert running_at_revoke == [False] and not opened
     assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists() and rocks.derived.fold_failures == 0
     rocks.derived._db = lambda: rocks.db
@@ -587,6 +589,13 @@ async def test_a_store_started_on_its_table_reads_it_while_the_worker_joins(
     await store.on_rebalance(assigned, set(), assigned)
     assert store._early_read is None and store.derived._loaded
     assert len(opened_in) == 1 and opened_in[0] is not threading.main_thread()
+
+    def faust_revoke(self: Any, table: Any, tps: Any) -> None:
+        pass
+
+    monkeypatch.setattr(faust_rocksdb.Store, "revoke_partitions", faust_revoke)
+    store.revoke_partitions(table, {TP("app-dedup-candidates", 0)})  # a rebalance that leaves the table here
+    assert store.derived._loaded  # what was read of it is kept, not read again
     state = LocalState.__new__(LocalState)
     state.db, state.derived = databases[0], store.derived
     again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)

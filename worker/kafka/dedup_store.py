@@ -859,8 +859,11 @@ class DedupRocksStore(faust_rocksdb.Store):
 
     def revoke_partitions(self, table: Any, tps: Any) -> None:
         """Faust forgets the partition's database (it opens it again if assigned back); a fold
-        under way ends first, so that nothing opens the database again once it is dropped."""
-        self.derived.forget()
+        under way ends first, so that nothing opens the database again once it is dropped. A
+        rebalance that leaves the table here keeps what was read of it (its writes all went
+        through `derived`): before, every rebalance read the postings' journal again."""
+        if any(tp.topic in table.changelog_topic.topics for tp in tps):
+            self.derived.forget()
         super().revoke_partitions(table, tps)
 
     async def stop(self) -> None:
