@@ -19,7 +19,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ import numpy as np
 from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
 from worker.steps.clean.boilerplate import CaselessPattern, any_of
-from worker.steps.common import short_text_cache
+from worker.steps.clean.model import predict
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 # A page is skipped as not an article only when its kind is more likely than every other kind
@@ -91,6 +90,8 @@ _TEXT_PATTERNS: dict[str, re.Pattern[str]] = {
     "price": re.compile(r"[$€£¥]\s?\d|\d(?:[.,]\d\d)?\s?(?:€|USD|EUR|GBP)\b"),
     "question": re.compile(r"\?"),
 }
+# what every match of each pattern holds: a text holding none of them is not searched
+_PATTERN_CUES: dict[str, tuple[str, ...]] = {"price": ("$", "€", "£", "¥", "USD", "EUR", "GBP"), "question": ("?",)}
 _SCHEMA_TYPES: dict[str, str] = {
     "article": r"(?:news|blog|scholarly|report|opinion|analysis)?article|blogposting|posting|liveblog",
     "tech": r"techarticle|apireference|softwaresourcecode|softwareapplication|howto",
@@ -243,7 +244,7 @@ def _text_features(lines: list[str], prefix: str, letters: list[str] | None = No
     out[f"{prefix}dates_per_line"] = out[f"{prefix}dates"] / n
     hits = _group_counts(_LETTERS.findall(text.lower()) if letters is None else letters, _TEXT_GROUPS)
     for name, pattern in _TEXT_PATTERNS.items():
-        hits[name] = len(pattern.findall(text))
+        hits[name] = len(pattern.findall(text)) if any(cue in text for cue in _PATTERN_CUES[name]) else 0
     for name in (*_TEXT_WORDS, *_TEXT_PATTERNS):
         out[f"{prefix}t_{name}"] = float(hits[name])
         out[f"{prefix}t_{name}_per_kword"] = 1000.0 * hits[name] / total
@@ -355,7 +356,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     title = ""
     heading_links = headings_seen = 0
     rel_next = 0
-    tags: Counter[str] = Counter()
+    shown_tags: list[str] = []  # counted once the walk is done (Counter's C loop)
     classes: list[str] = []
     ld_texts: list[str] = []
     itemtypes: list[str] = []
@@ -377,7 +378,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             if tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
                 ld_texts.append(el.text or "")
             continue
-        tags[tag] += 1
+        shown_tags.append(tag)
         attrs = el.attrib
         if attrs:  # many elements have none
             cls = attrs.get("class")
@@ -436,6 +437,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
         tail = (el.tail or "").strip()
         if tail:
             lines.append(tail)
+    tags = Counter(shown_tags)
     lowered = "\n".join(lines).lower()
     letters = _LETTERS.findall(lowered)
     text = _text_features(lines, "", letters)
@@ -457,8 +459,11 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
         tokens.append(f"og:{og_type.lower().strip()}")
     tokens.extend(f"gen:{w}" for w in _TOKEN.findall(generator.lower())[:60])
     # the word models read each distinct token once: repeats are not made
-    class_counts = Counter(classes)  # a page repeats its class names: each is read once
-    tokens.extend([f"c:{w}" for w in dict.fromkeys(chain.from_iterable(_class_words(c)[0] for c in class_counts))])
+    # the class and id names read as one text (a space between two attributes ends a word):
+    # their words in order, and how many of their `_LETTERS` runs each `_CLASS_WORDS` group holds
+    class_text = " ".join(classes).lower()
+    class_letters = _LETTERS.findall(class_text)
+    tokens.extend([f"c:{w}" for w in dict.fromkeys(_words(class_text, class_letters))])
     tokens.extend([f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000))])
     per_kelement = 1000.0 / (elements or 1)
     for tag in _COUNTED_TAGS:
@@ -480,10 +485,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["repeat_max"] = float(repeats[0]) if repeats else 0.0
     out["repeat_groups"] = float(len(repeats))
     out["repeat_sum"] = float(sum(repeats))
-    found: Counter[str] = Counter()
-    for names, times in class_counts.items():
-        for name, count in _class_words(names)[1]:
-            found[name] += count * times
+    found = _group_counts(class_letters, _CLASS_GROUPS)
     for name in _CLASS_WORDS:
         out[f"class_{name}"] = float(found[name])
         out[f"class_{name}_per_kelement"] = found[name] * per_kelement
@@ -494,20 +496,6 @@ def _text_of(el: Any) -> str:
     """An element's text content (XPath's string()); an element without children is its own
     text, read without the XPath call."""
     return (el.text or "") if len(el) == 0 else el.text_content()
-
-
-@short_text_cache(maxsize=8192)
-def _class_words(names: str) -> tuple[list[str], list[tuple[str, int]]]:
-    """The words of one class or id attribute, lowered (`_words`, in order), and how many of
-    its `_LETTERS` runs each `_CLASS_WORDS` group holds: what the page's class names give is
-    these summed over its attributes (a space between two attributes ends a word)."""
-    lowered = names.lower()
-    letters = _LETTERS.findall(lowered)
-    found: dict[str, int] = {}  # a few words: counted without a Counter
-    for word in letters:
-        for name in _CLASS_GROUPS.get(word, ()):
-            found[name] = found.get(name, 0) + 1
-    return _words(lowered, letters), list(found.items())
 
 
 def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
@@ -671,8 +659,8 @@ class WordModel:
         rows = self.rows
         if one_source:
             distinct = set(tokens)
-            found = [row for token in distinct if (row := rows.get(token)) is not None]
-            found.sort()  # summed in the model's row order, not the set's (which varies with the hash seed)
+            # summed in the model's row order, not the set's (which varies with the hash seed)
+            found = sorted([row for row in map(rows.get, distinct) if row is not None])
             values = [1.0 / float(np.sqrt(len(distinct)))] * len(found) if found else []
         else:
             known = sorted((rows[token], value) for token, value in word_values(tokens).items() if token in rows)
@@ -739,7 +727,7 @@ class PageTypeModel:
         matrix = np.array([[row.get(name, np.nan) for name in self.features] for row in rows], dtype=float)
         if len(matrix) == 0:
             return np.zeros((0, len(KINDS)))
-        return np.asarray(self.booster.predict(matrix, num_threads=1)).reshape(len(matrix), len(KINDS))
+        return np.asarray(predict(self.booster, matrix)).reshape(len(matrix), len(KINDS))
 
     def page_probabilities(self, features: dict[str, float], tokens: list[str]) -> np.ndarray:
         """P(kind) of one page from its features and tokens, in `KINDS` order."""
