@@ -24,6 +24,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
+from lxml import etree
 
 from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
@@ -341,6 +342,8 @@ _DATED_META = frozenset({
 _AUTHOR_META = frozenset({"author", "article:author", "byl", "dc.creator", "parsely-author", "sailthru.author"})
 _BLOCK_TAGS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dd", "dt", "pre",
                          "blockquote", "figcaption", "summary", "caption", "div", "section", "article", "span"})
+_LINE_TAGS = _BLOCK_TAGS | {"a"}  # their own text is a line of the visible text
+_READ_TAGS = frozenset({"meta", "title", "h1", "h2", "h3", "button", "input", "p", "li", "a"})  # read apart
 
 
 def tree_features(tree: Any, url: str | None) -> dict[str, float]:
@@ -396,7 +399,9 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             rel = attrs.get("rel")
             if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
                 rel_next += 1
-        if tag == "meta":
+        if tag not in _READ_TAGS:  # most elements (div, span...): none of the cases below
+            pass
+        elif tag == "meta":
             key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
             if key in _DATED_META:
                 dated_meta += 1
@@ -410,9 +415,8 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             if not title:
                 title = _text_of(el)
         elif tag in ("h1", "h2", "h3"):
-            heading = _text_of(el)
             if tag == "h1":
-                tokens.extend(f"h1:{w}" for w in _TOKEN.findall(heading.lower())[:20])
+                tokens.extend(f"h1:{w}" for w in _TOKEN.findall(_text_of(el).lower())[:20])
             else:
                 headings_seen += 1
                 if el.find(".//a") is not None or ((parent := el.getparent()) is not None and parent.tag == "a"):
@@ -430,7 +434,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             else:
                 link_words += words
         # Visible text as lines: the text directly in block-like elements.
-        if tag in _BLOCK_TAGS or tag == "a":
+        if tag in _LINE_TAGS:
             own = (el.text or "").strip()
             if own:
                 lines.append(own)
@@ -493,9 +497,10 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
 
 
 def _text_of(el: Any) -> str:
-    """An element's text content (XPath's string()); an element without children is its own
-    text, read without the XPath call."""
-    return (el.text or "") if len(el) == 0 else el.text_content()
+    """An element's text content (XPath's string(), as `text_content()` reads it): libxml2's
+    content of the node, which its text serialisation writes without an XPath context; an
+    element without children is its own text."""
+    return (el.text or "") if len(el) == 0 else etree.tostring(el, method="text", encoding="unicode", with_tail=False)
 
 
 def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
@@ -520,9 +525,11 @@ def _first_tokens(text: str, limit: int) -> list[str]:
 def _repeated_shapes(parent: Any) -> list[int]:
     """For each tag and class (a class given) that three or more of the element's children share
     (children of a skipped tag and of no tag left out), how many share it."""
-    shapes = Counter([(tag, cls) for child in parent
-                      if (cls := child.get("class")) and isinstance(tag := child.tag, str) and tag not in _SKIP])
-    return [n for n in shapes.values() if n >= 3]
+    shapes = [(tag, cls) for child in parent
+              if (cls := child.get("class")) and isinstance(tag := child.tag, str) and tag not in _SKIP]
+    if len(shapes) < 3:  # most: no shape can be shared by three
+        return []
+    return [n for n in Counter(shapes).values() if n >= 3]
 
 
 def text_features(text: str, url: str | None) -> dict[str, float]:
