@@ -21,6 +21,7 @@ from pathlib import Path
 import aiokafka
 import faust
 from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
 from faust.transport import consumer as faust_consumer
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -96,6 +97,11 @@ def test_private_state_the_overrides_read_is_still_there() -> None:
     # ConsumerThread._create_worker_consumer sets the fetch wait that aiokafka reads at start().
     aiokafka_source = inspect.getsource(aiokafka.AIOKafkaConsumer)
     assert aiokafka_source.count("self._fetch_max_wait_ms") >= 2
+    # ConsumerThread.on_start sets the member id the group coordinator joins with first.
+    assert "self._coordinator = GroupCoordinator(" in aiokafka_source
+    coordinator_source = inspect.getsource(GroupCoordinator)
+    assert "self.member_id = JoinGroupRequest" in coordinator_source
+    assert "self._coordinator.member_id," in inspect.getsource(CoordinatorGroupRebalance)
     # worker.kafka.clients refreshes metadata of a topic created a moment ago.
     assert callable(AIOKafkaClient.force_metadata_update)
     for method in ("seek_to_committed", "seek_to_beginning", "seek_to_end", "position", "highwater", "assignment"):

@@ -32,10 +32,6 @@ from worker.steps.clean.boilerplate import CaselessPattern, any_of
 from worker.steps.clean.model import predict
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-# A page is skipped as not an article only when its kind is more likely than every other kind
-# together; below that the worker publishes it (with its page_type), since a skipped story is
-# lost to the consumer while a stray page is merely noise.
-SKIP_MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
