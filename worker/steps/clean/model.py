@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from worker.steps.clean.trees import BlockModel
 
 DATA = Path(__file__).resolve().parents[2] / "data"
+C_API_DTYPE_FLOAT64 = 1  # LightGBM's c_api.h
+C_API_IS_ROW_MAJOR = 1
 
 
 @dataclass(frozen=True)
@@ -35,17 +37,19 @@ def predict(booster: Any, rows: np.ndarray) -> np.ndarray:
     probability a row, or a row of probabilities a class), the same numbers through one call of
     LightGBM's C API: the Python wrapper's checks and set-up cost about 40 µs a call, as much as
     the trees themselves for a page's one row, and each page runs four such calls."""
-    from lightgbm.basic import _LIB, _c_float_array, _c_str, _np2d_to_np1d, _safe_call  # imported where cleaning runs
-    data, layout = _np2d_to_np1d(rows)
-    pointer, data_type, _ = _c_float_array(data)
+    # Only `_LIB` and `_safe_call` of LightGBM's private names: both are in every version the
+    # dependency range allows (its array helpers are not).
+    from lightgbm.basic import _LIB, _safe_call  # imported where cleaning runs
+    data = np.ascontiguousarray(rows, dtype=np.float64)  # float32 widens exactly, as LightGBM reads it
+    pointer = data.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
     classes = ctypes.c_int(0)
     _safe_call(_LIB.LGBM_BoosterGetNumClasses(booster._handle, ctypes.byref(classes)))
     out = np.empty(rows.shape[0] * classes.value, dtype=np.float64)
     written = ctypes.c_int64(0)
     _safe_call(_LIB.LGBM_BoosterPredictForMat(
-        booster._handle, pointer, ctypes.c_int(data_type), ctypes.c_int32(rows.shape[0]),
-        ctypes.c_int32(rows.shape[1]), ctypes.c_int(layout), ctypes.c_int(0),  # normal prediction
-        ctypes.c_int(0), ctypes.c_int(booster.best_iteration), _c_str("num_threads=1"),
+        booster._handle, pointer, ctypes.c_int(C_API_DTYPE_FLOAT64), ctypes.c_int32(rows.shape[0]),
+        ctypes.c_int32(rows.shape[1]), ctypes.c_int(C_API_IS_ROW_MAJOR), ctypes.c_int(0),  # normal prediction
+        ctypes.c_int(0), ctypes.c_int(booster.best_iteration), ctypes.c_char_p(b"num_threads=1"),
         ctypes.byref(written), out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
     ))
     return out if classes.value == 1 else out.reshape(rows.shape[0], classes.value)
