@@ -499,10 +499,18 @@ def _text_of(el: Any) -> str:
     return (el.text or "") if len(el) == 0 else etree.tostring(el, method="text", encoding="unicode", with_tail=False)
 
 
+# Characters outside ASCII that pages use between words (quotes, dashes, spaces, signs): none is
+# a word character (the filter keeps it so), so a text holding no other is read as ASCII is.
+_BETWEEN_WORDS = "".join(c for c in "\u2018\u2019\u201c\u201d\u2013\u2014\u2010\u2011\u2212\u2026\u00a0\u202f"
+                         "\u200b\u200c\u200d\u00a9\u00ae\u2122\u2022\u00b7\u00ab\u00bb\u2039\u203a\u00d7"
+                         "\u2192\u00b0\ufe0f\u2032\u2033\u00a7\u00b6\u2020" if not (c.isalnum() or c == "_"))
+_NOT_BETWEEN_WORDS = re.compile(f"[^\\x00-\\x7f{_BETWEEN_WORDS}]")
+
+
 def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
-    """`_TOKEN`'s words of a lower-cased text (the first `limit`); on ASCII text they are the
-    runs of two letters or more among its `_LETTERS` runs, found already."""
-    if lowered.isascii():
+    """`_TOKEN`'s words of a lower-cased text (the first `limit`); on a text whose letters are
+    all ASCII they are the runs of two letters or more among its `_LETTERS` runs, found already."""
+    if lowered.isascii() or _NOT_BETWEEN_WORDS.search(lowered) is None:
         return [w for w in letters if len(w) > 1][:limit]
     return _TOKEN.findall(lowered) if limit is None else _first_tokens(lowered, limit)
 
