@@ -40,6 +40,16 @@ def test_only_the_holder_of_the_lock_in_the_directory_and_group_that_wrote_it_re
     copy = tmp_path / "copy"
     shutil.copytree(directory, copy)
     assert _claim_elsewhere(copy, "ingest") is None
+    # nor a copy put back at the very path (a snapshot restored under the same host name)
+    shutil.move(directory, tmp_path / "moved")
+    shutil.copytree(tmp_path / "moved", directory)
+    assert _claim_elsewhere(directory, "ingest") is None
+    identity = writer._identity()
+    (directory / MEMBER_FILE).write_text(json.dumps({**identity, "member_id": "member-1"}))
+    assert _claim_elsewhere(directory, "ingest") == "member-1"
+    # nor a file written before the host restarted
+    (directory / MEMBER_FILE).write_text(json.dumps({**identity, "boot": "another boot", "member_id": "member-1"}))
+    assert _claim_elsewhere(directory, "ingest") is None
     # nor a file written on another host
     (directory / MEMBER_FILE).write_text(json.dumps({**identity, "host": "elsewhere", "member_id": "member-1"}))
     assert _claim_elsewhere(directory, "ingest") is None

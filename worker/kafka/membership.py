@@ -13,10 +13,12 @@ the assignment (the broker's join delay) in a bare consumer restarted at once.
 
 The member id is reused only by the process that holds the data directory's lock (an exclusive
 `flock` on `worker.lock`, held for the life of the process and released by the kernel when it
-dies), on the host and in the directory that wrote it, for the same group: a second process on
-the same directory, or a copy of the volume in another directory or on another host, joins as a
-new member. A member id the broker no longer knows (its session ran out) is refused, and the
-consumer joins as a new member as it would have.
+dies), on the host, since the boot, and in the very directory that wrote it (its path, device and
+inode), for the same group: a second process on the same directory, or a copy of the volume
+(another directory, another host, a snapshot restored, even at the same path under the same host
+name), joins as a new member. Two live consumers with one member id would both be given the same
+partitions and nobody the others. Apache Kafka refuses a member id it no longer knows (its session
+ran out) and the consumer joins as a new member, as it would have; the embedded broker accepts it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class Membership:
         self._remembered: str | None = None
 
     def _identity(self) -> dict[str, str]:
-        return {"group": self.group, "host": socket.gethostname(), "directory": str(self.directory.resolve())}
+        where = self.directory.stat()
+        return {"group": self.group, "host": socket.gethostname(), "boot": _boot_id(),
+                "directory": str(self.directory.resolve()), "device": str(where.st_dev),
+                "inode": str(where.st_ino)}
 
     def claim(self) -> str | None:
         """Take the data directory's lock; the member id written there by a process of this group on
@@ -69,9 +74,10 @@ class Membership:
             self._lock = handle
         try:
             kept = json.loads((self.directory / MEMBER_FILE).read_text(encoding="utf-8"))
+            identity = self._identity()
         except (OSError, ValueError):
             return None
-        if not isinstance(kept, dict) or any(kept.get(k) != v for k, v in self._identity().items()):
+        if not isinstance(kept, dict) or any(kept.get(k) != v for k, v in identity.items()):
             return None
         member = kept.get("member_id")
         return member if isinstance(member, str) and member else None
@@ -92,3 +98,11 @@ class Membership:
                 part.unlink()
             return
         self._remembered = member_id
+
+
+def _boot_id() -> str:
+    """The kernel's id of this boot ("" where it cannot be read)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
