@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Restarts of one dedup owner on its volume, side by side for two or more code trees.
 
-    python bench/dedup_restarts.py --articles N --trees DIR [DIR ...] [--rounds 2] [--json FILE] [--logs DIR]
+    python bench/dedup_restarts.py --articles N --trees DIR [DIR ...] [--rounds 2] [--decisions 500]
+        [--json FILE] [--logs DIR]
 
 The owner's table is filled as `bench/dedup_scale.py --fill local` fills it (N pages), then the
 owner (`ingest-worker run` of the last tree) starts on it. Each round, for each tree in turn (the
-order reversed every other round): 500 probe decisions (a journal to read at the restart, as the
+order reversed every other round): `--decisions` probe decisions (500) (a journal to read at the restart, as the
 rate probes leave one), then `SIGKILL` of the owner's process group and a restart on the same data
 directory with that tree's code, twice: the first restart lets the member left in the group be
 one of that tree's workers, the second is measured, from the kill to the first decision (a probe
@@ -38,8 +39,6 @@ from worker.kafka.embedded import EmbeddedBroker, isolated_settings  # noqa: E40
 from worker.kafka.topics import ensure_topics  # noqa: E402
 from worker.runtime.worker_process import WorkerProcess  # noqa: E402
 
-JOURNAL_PROBES = 500
-
 
 def start_from(tree: str, settings: Any, log: Path) -> WorkerProcess:
     """The worker of `tree`: `python -m` puts the working directory first on the path."""
@@ -54,6 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--decisions", type=int, default=500, help="probe decisions before each kill")
     parser.add_argument("--trees", nargs="+", required=True, help="checkouts of the code to compare")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--logs", help="keep the owner's log (INFO) in this directory")
@@ -83,7 +83,7 @@ def main() -> int:
             for round_ in range(args.rounds):
                 for tree in trees if round_ % 2 == 0 else trees[::-1]:
                     for measured in (False, True):
-                        probes = prober.make(JOURNAL_PROBES)
+                        probes = prober.make(args.decisions)
                         asyncio.run(prober.send(probes))
                         watcher.wait_for([url for url, _ in probes], 600)
                         assert owner.process is not None
