@@ -40,7 +40,8 @@ STARTUP_TIMEOUT_SECONDS = 300.0
 # through the main process's one event loop (the Kafka clients and their heartbeats, the dedup
 # decisions, every send), so when the CPU is short it comes first; the pool still gets every
 # cycle the event loop leaves. Its warm-up (the cleaning stack and the entity models, seconds of
-# CPU a process) no longer delays a restarted dedup owner's join and recovery.
+# CPU a process) no longer delays a restarted dedup owner's join and recovery. Against 0, side by
+# side in `bench/throughput.py`, it cost no throughput beyond run-to-run noise (bench/throughput.md).
 POOL_NICENESS = 5
 
 
