@@ -6,6 +6,7 @@ scan of its facts derives, after decisions, expiries, a changelog applied (twice
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -596,6 +597,66 @@ async def test_a_store_started_on_its_table_reads_it_while_the_worker_joins(
     monkeypatch.setattr(faust_rocksdb.Store, "revoke_partitions", faust_revoke)
     store.revoke_partitions(table, {TP("app-dedup-candidates", 0)})  # a rebalance that leaves the table here
     assert store.derived._loaded  # what was read of it is kept, not read again
+    state = LocalState.__new__(LocalState)
+    state.db, state.derived = databases[0], store.derived
+    again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)
+    assert _pages(again, 2, start=4) == _pages(in_memory, 2, start=4)
+    state.close()
+
+
+async def test_a_rebalance_without_the_table_does_not_wait_for_the_start_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker given only page partitions goes on while its start-up read of an old copy of the
+    table (here a rebuild of the postings, held until released) runs; a rebalance that brings the
+    table waits for it and decides as the in-memory index."""
+    import threading
+
+    from faust.stores import rocksdb as faust_rocksdb
+    from faust.types import TP
+
+    monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)  # the pages fold: a snapshot is written
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    assert _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 4) == _pages(in_memory, 4)
+    rocks.close()
+    (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).unlink()  # no snapshot: the read rebuilds the postings
+    release = threading.Event()
+    rebuild = dedup_store._root_postings
+
+    def held_rebuild(db: Any) -> Any:
+        assert release.wait(30)
+        return rebuild(db)
+
+    async def faust_rebalance(self: Any, *args: Any) -> None:
+        pass
+
+    monkeypatch.setattr(dedup_store, "_root_postings", held_rebuild)
+    monkeypatch.setattr(faust_rocksdb.Store, "on_rebalance", faust_rebalance)
+    table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
+    databases: dict[int, Any] = {}
+
+    def database(partition: int) -> Any:
+        if partition not in databases:
+            databases[partition] = dedup_store.open_rdict(tmp_path / "db", LocalState.options(64 * 1024 * 1024),
+                                                          dedup_store.rocksdict.AccessType.read_write())
+        return databases[partition]
+
+    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    store.partition_path = lambda partition: tmp_path / "db"  # type: ignore[method-assign]
+    store.derived = RocksDerived(lambda: database(0))
+    store.table = table
+    await store.on_start()
+    try:
+        pages_only = {TP("app-dedup-candidates", 1)}
+        await asyncio.wait_for(store.on_rebalance(pages_only, set(), pages_only), timeout=10)
+        assert store._early_read is not None and not store._early_read.done()  # still reading
+    finally:
+        release.set()
+    assigned = {TP("app-dedup-state-changelog", 0), TP("app-dedup-candidates", 0)}
+    await store.on_rebalance(assigned, pages_only, assigned)
+    assert store._early_read is None and store.derived._loaded
     state = LocalState.__new__(LocalState)
     state.db, state.derived = databases[0], store.derived
     again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)

@@ -837,7 +837,8 @@ class DedupRocksStore(faust_rocksdb.Store):
         try:
             self.derived.load()
         except Exception as error:  # noqa: BLE001 - read again at the assignment, which reports what fails
-            log.info("dedup table: the local database was not read before the assignment (%r)", error)
+            log.warning("dedup table: the local database was not read before the assignment (%r); it is "
+                        "read again when the table is assigned", error)
 
     async def _early_read_done(self, timeout: float | None = None) -> None:
         if self._early_read is not None:
@@ -850,11 +851,15 @@ class DedupRocksStore(faust_rocksdb.Store):
         counters and postings read in a thread before the table's recovery and the agents go on:
         a rebuild of the postings or the move of an older volume's keys (tens of seconds at
         1,000,000 pages) does not hold the event loop, and the first decision finds them read.
-        A read begun at the start (`on_start`) ends first: the database it opened is the one
-        Faust's assignment takes."""
-        await self._early_read_done()
+        A read begun at the start (`on_start`) ends first when the rebalance moves the table
+        (the database it opened is the one Faust's assignment takes); a rebalance that gives or
+        takes only page partitions does not wait for it: Faust holds every partition of the
+        worker until its rebalance ends, and a rebuild of the postings takes tens of seconds."""
+        topics = self.table.changelog_topic.topics
+        if any(tp.topic in topics for tp in (*assigned, *revoked)):
+            await self._early_read_done()
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-        if any(tp.topic in self.table.changelog_topic.topics for tp in assigned):
+        if any(tp.topic in topics for tp in assigned):
             await asyncio.to_thread(self.derived.load)
 
     def revoke_partitions(self, table: Any, tps: Any) -> None:
