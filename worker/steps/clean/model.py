@@ -37,8 +37,8 @@ def predict(booster: Any, rows: np.ndarray) -> np.ndarray:
     probability a row, or a row of probabilities a class), the same numbers through one call of
     LightGBM's C API: the Python wrapper's checks and set-up cost about 40 µs a call, as much as
     the trees themselves for a page's one row, and each page runs four such calls."""
-    # Only `_LIB` and `_safe_call` of LightGBM's private names: both are in every version the
-    # dependency range allows (its array helpers are not).
+    # Of LightGBM's private names only `_LIB`, `_safe_call` and a booster's `_handle`: all three are
+    # in every version the dependency range allows (its array helpers are not).
     from lightgbm.basic import _LIB, _safe_call  # imported where cleaning runs
     data = np.ascontiguousarray(rows, dtype=np.float64)  # float32 widens exactly, as LightGBM reads it
     pointer = data.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
