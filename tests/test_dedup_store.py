@@ -544,6 +544,46 @@ async def test_a_rebalance_reads_the_postings_in_a_thread_before_the_recovery(
     state.close()
 
 
+def _a_table_on(path: Path) -> tuple[dict[str, bytes], DedupIndex]:
+    """A volume's table after four pages (closed), and the in-memory index that decided them too."""
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(path)
+    assert _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 4) == _pages(in_memory, 4)
+    rocks.close()
+    return memory, in_memory
+
+
+def _store_on(path: Path, opened_in: list[Any]) -> tuple[Any, dict[int, Any]]:
+    """A dedup store on `path`, its database opened as Faust's `_db_for_partition` does (once, then
+    kept; the thread that opened it appended to `opened_in`)."""
+    import threading
+
+    databases: dict[int, Any] = {}
+
+    def database(partition: int) -> Any:
+        if partition not in databases:
+            opened_in.append(threading.current_thread())
+            databases[partition] = dedup_store.open_rdict(path, LocalState.options(64 * 1024 * 1024),
+                                                          dedup_store.rocksdict.AccessType.read_write())
+        return databases[partition]
+
+    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    store.partition_path = lambda partition: path  # type: ignore[method-assign]
+    store.derived = RocksDerived(lambda: database(0))
+    store.table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
+    return store, databases
+
+
+def _decides_as(store: Any, database: Any, in_memory: DedupIndex) -> None:
+    """The store's table decides the next pages as the in-memory index does (then closed)."""
+    state = LocalState.__new__(LocalState)
+    state.db, state.derived = database, store.derived
+    again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)
+    assert _pages(again, 2, start=4) == _pages(in_memory, 2, start=4)
+    state.close()
+
+
 async def test_a_store_started_on_its_table_reads_it_while_the_worker_joins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -554,36 +594,19 @@ async def test_a_store_started_on_its_table_reads_it_while_the_worker_joins(
     from faust.stores import rocksdb as faust_rocksdb
     from faust.types import TP
 
-    memory: dict[str, bytes] = {}
-    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
-    rocks = LocalState(tmp_path / "db")
-    assert _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 4) == _pages(in_memory, 4)
-    rocks.close()
+    memory, in_memory = _a_table_on(tmp_path / "db")
 
     async def faust_rebalance(self: Any, *args: Any) -> None:
         pass
 
     monkeypatch.setattr(faust_rocksdb.Store, "on_rebalance", faust_rebalance)
-    table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
     opened_in: list[threading.Thread] = []
-    databases: dict[int, Any] = {}
-
-    def database(partition: int) -> Any:  # Faust's `_db_for_partition`: opened once, then kept
-        if partition not in databases:
-            opened_in.append(threading.current_thread())
-            databases[partition] = dedup_store.open_rdict(tmp_path / "db", LocalState.options(64 * 1024 * 1024),
-                                                          dedup_store.rocksdict.AccessType.read_write())
-        return databases[partition]
-
-    nothing = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
-    nothing.partition_path = lambda partition: tmp_path / "none"  # type: ignore[method-assign]
+    nothing, _ = _store_on(tmp_path / "none", opened_in)
     await nothing.on_start()
     assert nothing._early_read is None  # a first start: nothing on the volume to read
 
-    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
-    store.partition_path = lambda partition: tmp_path / "db"  # type: ignore[method-assign]
-    store.derived = RocksDerived(lambda: database(0))
-    store.table = table
+    store, databases = _store_on(tmp_path / "db", opened_in)
+    table = store.table
     await store.on_start()
     assert store._early_read is not None
     assigned = {TP("app-dedup-state-changelog", 0), TP("app-dedup-candidates", 0)}
@@ -597,11 +620,7 @@ async def test_a_store_started_on_its_table_reads_it_while_the_worker_joins(
     monkeypatch.setattr(faust_rocksdb.Store, "revoke_partitions", faust_revoke)
     store.revoke_partitions(table, {TP("app-dedup-candidates", 0)})  # a rebalance that leaves the table here
     assert store.derived._loaded  # what was read of it is kept, not read again
-    state = LocalState.__new__(LocalState)
-    state.db, state.derived = databases[0], store.derived
-    again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)
-    assert _pages(again, 2, start=4) == _pages(in_memory, 2, start=4)
-    state.close()
+    _decides_as(store, databases[0], in_memory)
 
 
 async def test_a_rebalance_without_the_table_does_not_wait_for_the_start_read(
@@ -616,11 +635,7 @@ async def test_a_rebalance_without_the_table_does_not_wait_for_the_start_read(
     from faust.types import TP
 
     monkeypatch.setattr(dedup_store, "MERGE_CHANGES", 20)  # the pages fold: a snapshot is written
-    memory: dict[str, bytes] = {}
-    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
-    rocks = LocalState(tmp_path / "db")
-    assert _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 4) == _pages(in_memory, 4)
-    rocks.close()
+    memory, in_memory = _a_table_on(tmp_path / "db")
     (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).unlink()  # no snapshot: the read rebuilds the postings
     release = threading.Event()
     rebuild = dedup_store._root_postings
@@ -634,19 +649,7 @@ async def test_a_rebalance_without_the_table_does_not_wait_for_the_start_read(
 
     monkeypatch.setattr(dedup_store, "_root_postings", held_rebuild)
     monkeypatch.setattr(faust_rocksdb.Store, "on_rebalance", faust_rebalance)
-    table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
-    databases: dict[int, Any] = {}
-
-    def database(partition: int) -> Any:
-        if partition not in databases:
-            databases[partition] = dedup_store.open_rdict(tmp_path / "db", LocalState.options(64 * 1024 * 1024),
-                                                          dedup_store.rocksdict.AccessType.read_write())
-        return databases[partition]
-
-    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
-    store.partition_path = lambda partition: tmp_path / "db"  # type: ignore[method-assign]
-    store.derived = RocksDerived(lambda: database(0))
-    store.table = table
+    store, databases = _store_on(tmp_path / "db", [])
     await store.on_start()
     try:
         pages_only = {TP("app-dedup-candidates", 1)}
@@ -657,11 +660,7 @@ async def test_a_rebalance_without_the_table_does_not_wait_for_the_start_read(
     assigned = {TP("app-dedup-state-changelog", 0), TP("app-dedup-candidates", 0)}
     await store.on_rebalance(assigned, pages_only, assigned)
     assert store._early_read is None and store.derived._loaded
-    state = LocalState.__new__(LocalState)
-    state.db, state.derived = databases[0], store.derived
-    again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)
-    assert _pages(again, 2, start=4) == _pages(in_memory, 2, start=4)
-    state.close()
+    _decides_as(store, databases[0], in_memory)
 
 
 class _Event:
