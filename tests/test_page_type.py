@@ -147,3 +147,24 @@ def test_a_dump_s_story_is_read_apart_from_the_teasers_around_it() -> None:
     assert features["dump_outside_dates_per_line"] > 0.0
     assert features["dump_outside_repeated_share"] > 0.5
     assert features["dump_run_dates"] == 0.0
+
+
+def test_words_of_a_text_between_ascii_and_separators_are_the_general_tokens() -> None:
+    """A text whose only non-ASCII characters are quotes, dashes, spaces and signs takes the ASCII
+    path; its words are what the general tokeniser finds, whatever sits between them."""
+    import random
+
+    from worker.steps.clean.page_type import _BETWEEN_WORDS, _LETTERS, _TOKEN, _words
+
+    assert not any(c.isalnum() or c == "_" for c in _BETWEEN_WORDS)
+    pieces = ["news", "it", "a", "x2", "don", "t", "co", "op", "42", "_", " ", "\n", "-", "'", *_BETWEEN_WORDS]
+    others = ["é", "ß", "\u0301", "\u200f", "ü", "Ω", "中"]  # letters and marks: the general path
+    generator = random.Random(3)
+    for trial in range(3000):
+        parts = generator.choices(pieces, k=generator.randint(0, 30))
+        if trial % 3 == 0:
+            parts.append(generator.choice(others))
+        lowered = "".join(generator.sample(parts, len(parts))).lower()
+        letters = _LETTERS.findall(lowered)
+        assert _words(lowered, letters) == _TOKEN.findall(lowered), repr(lowered)
+        assert _words(lowered, letters, 5) == _TOKEN.findall(lowered)[:5], repr(lowered)
