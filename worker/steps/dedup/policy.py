@@ -15,7 +15,10 @@ The evidence is the story's own text, never the site's:
 - Two pages of one site share its template, and a page of a site can carry the site's own story
   (its title, key points, a block of its text) around another story: for them the texts must be
   the same as a whole (resemblance), not merely one inside the other. That holds for a page and
-  a cluster compared through a page of its site too; a page of a site the cluster holds any
+  a cluster compared through a page of its site too, but for two copies of another site's story
+  on one host: when the root is another site's page and the host's kept pages are inside it, the
+  host's page is judged against the other site's text, and must be inside it (`Policy.through`);
+  a page of a site the cluster holds any
   copy of must be mostly the text it is compared with. A doubtful copy (a part of a story in
   it) must be more than a block of a page of mostly other text (a story's key points or lede
   shown above another one). A text the site's other pages leave out
