@@ -1033,15 +1033,25 @@ def _dump_line(text: str) -> str:
     return _GLUED_LABEL.sub("\n", re.sub(r"^[*•·]\s+", "", normalize_line(text)))
 
 
-def dump_meta(dump: str, title: str, first_paragraph: str) -> DumpMeta:
+def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = None) -> DumpMeta:
     """Byline names and publication date of a text dump, read as an HTML page's visible text
     is (`Shown`): the byline and date around its headline, a 'Published ...' or 'Written by
-    ...' line anywhere."""
+    ...' line anywhere. The headline is looked for before the story, at each place the dump
+    shows it (the last first: a page repeats its headline in menus and breadcrumbs), then the
+    lines just above the story stand for it (the headline the dump cleaner found may be another
+    line); the first place that gives a byline gives the authors, the first that gives a day
+    the date. The url's day (`/2025/12/18/`) is the story's when the dump shows no day."""
     lines = "\n".join(line for line in (_dump_line(t) for t in dump.splitlines()) if line)
     story = lines.find(first_paragraph) if first_paragraph else -1
-    at = lines.rfind(title, 0, story if story >= 0 else len(lines)) if title else -1
-    if at < 0:
-        return DumpMeta([], None)
-    seen = _read_shown(lines, at, title)
-    authors = choose_authors(seen.bylines, [])
-    return DumpMeta(authors, choose_date([], [], [], None, author_dates(seen, authors)))
+    end = story if story >= 0 else len(lines)
+    places: list[Shown] = []
+    at = lines.rfind(title, 0, end) if title else -1
+    while at >= 0:
+        places.append(_read_shown(lines, at, title))
+        at = lines.rfind(title, 0, at) if at > 0 else -1
+    if story > 0:  # only the lines above the story: what follows it is the story, then related posts
+        places.append(_read_shown(lines[:story], story - 1, title))
+    authors = next((found for seen in places if (found := choose_authors(seen.bylines, []))), [])
+    day = next((found for seen in places if (found := choose_date([], [], [], url, author_dates(seen, authors)))), None)
+    url_day = _url_day(url)
+    return DumpMeta(authors, day or (url_day.isoformat() if url_day is not None else None))
