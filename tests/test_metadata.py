@@ -450,6 +450,12 @@ def test_dump_date_at_another_showing_of_the_headline_or_above_the_story() -> No
         "Ferry prices rise", story,
     )
     assert above.published_at == "2025-12-17"
+    # The story's first paragraph shown above the headline as a teaser: the headline after it.
+    teaser = dump_meta(
+        story + "\nBack to blog\nHarbour reopens after the storm\nPosted by Peter Bell on August 21, 2019\n" + story,
+        "Harbour reopens after the storm", story,
+    )
+    assert teaser.published_at == "2019-08-21"
     # No day in the dump: the url's.
     dated_url = dump_meta("Harbour reopens after the storm\n" + story, "Harbour reopens after the storm", story,
                           "https://news.example.com/2025/12/18/harbour-reopens/")

@@ -1039,8 +1039,9 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
     ...' line anywhere. The headline is looked for before the story, at each place the dump
     shows it (the last first: a page repeats its headline in menus and breadcrumbs), then the
     lines just above the story stand for it (the headline the dump cleaner found may be another
-    line); the first place that gives a byline gives the authors, the first that gives a day
-    the date. The url's day (`/2025/12/18/`) is the story's when the dump shows no day."""
+    line), and when the headline is not shown before the story, its first showing after the
+    story's first paragraph (shown above it as a teaser); the first place that gives a byline
+    gives the authors, the first that gives a day the date. The url's day (`/2025/12/18/`) is the story's when the dump shows no day."""
     lines = "\n".join(line for line in (_dump_line(t) for t in dump.splitlines()) if line)
     story = lines.find(first_paragraph) if first_paragraph else -1
     end = story if story >= 0 else len(lines)
@@ -1051,6 +1052,9 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
         at = lines.rfind(title, 0, at) if at > 0 else -1
     if story > 0:  # only the lines above the story: what follows it is the story, then related posts
         places.append(_read_shown(lines[:story], story - 1, title))
+    if title and len(places) <= 1 and (at := lines.find(title, end)) >= 0:
+        # not shown before the story: its first paragraph is also shown above the headline (a teaser)
+        places.append(_read_shown(lines, at, title))
     authors = next((found for seen in places if (found := choose_authors(seen.bylines, []))), [])
     day = next((found for seen in places if (found := choose_date([], [], [], url, author_dates(seen, authors)))), None)
     url_day = _url_day(url)
