@@ -462,6 +462,19 @@ def test_dump_date_at_another_showing_of_the_headline_or_above_the_story() -> No
     assert dated_url.published_at == "2025-12-18"
 
 
+def test_byline_names_end_before_the_date_or_a_label_on_their_line() -> None:
+    story = STORY[3:-4]
+    for line, name in (
+        ("By Sofia Gonzalez December 2, 2025", "Sofia Gonzalez"),
+        ("By Ana Ruiz on 21 January 2023", "Ana Ruiz"),
+        ("By Dr. Vahid Osman - Mar 27, 2024", "Dr. Vahid Osman"),
+        ("By Richard Garner Updated Sep 5, 2024", "Richard Garner"),
+    ):
+        headline = "Harbour reopens after the storm"
+        stated = dump_meta(f"{headline}\n{line}\n{story}", headline, story)
+        assert stated.authors == [name], line
+
+
 def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:
     seed = (FIXTURES / "seed-page.txt").read_text(encoding="utf-8")
     article = clean(RawPage(url="https://news.example.com/world/story-1", text=seed))
