@@ -469,6 +469,7 @@ def test_byline_names_end_before_the_date_or_a_label_on_their_line() -> None:
         ("By Ana Ruiz on 21 January 2023", "Ana Ruiz"),
         ("By Dr. Vahid Osman - Mar 27, 2024", "Dr. Vahid Osman"),
         ("By Richard Garner Updated Sep 5, 2024", "Richard Garner"),
+        ("Kristian Larsen July 13, 2025 — 7 minutes read", "Kristian Larsen"),
     ):
         headline = "Harbour reopens after the storm"
         stated = dump_meta(f"{headline}\n{line}\n{story}", headline, story)

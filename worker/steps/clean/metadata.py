@@ -679,9 +679,11 @@ _BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+{_NAMES}")
 
 def _name_line(header: str) -> str | None:
     """A line of its own under the headline that is a person's name (first word a known given
-    name): a byline without 'By'."""
+    name), alone or before the date ('Kristian Larsen July 13, 2025'): a byline without 'By'."""
     for line in header.split("\n")[1:HEADER_LINES]:
         first = re.split(r"\s+[|•·–—]\s+", line, maxsplit=1)[0]
+        if (day := _SHOWN_DATE.search(first)) is not None and day.start() > 0:
+            first = first[: day.start()].rstrip(" ,-–—|•·")
         first = re.sub(r"(?:\s+(?:in|on|at))+$", "", first)
         words = first.split()
         if 2 <= len(words) <= 4 and words[0].casefold() in _given_names() and is_person(first):
