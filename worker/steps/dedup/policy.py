@@ -145,6 +145,16 @@ same-site and doubtful-copy rules are what keep its template's story out of the 
 
 FURNITURE_MIN_LINES = 3
 
+SIZE_RATIO = 0.1
+"""Least size of the smaller text, as a share of the larger (both estimated from their kept
+hashes), for a near verdict between them. A text under a tenth of the other cannot be told a
+copy the same way whichever of them came first: the candidate lookup meets them only when one of
+the larger text's 16 posted hashes (or of its 16 looked up) falls in the smaller text (about
+16 × the share of the time) and the verdict rests on the few of the smaller text's shingles under
+the larger text's 80 kept hashes (80 × the share: 8 at a tenth, under 3 at a twentieth), so one
+order joins them and another does not. Such a page is nine tenths or more other text: a host page
+showing the story among its own."""
+
 
 
 class Overlap(NamedTuple):
@@ -240,6 +250,7 @@ class Policy:
     doubtful_resemblance: float = DOUBTFUL_RESEMBLANCE
     through_other_site: float = THROUGH_OTHER_SITE
     furniture_share: float = FURNITURE_SHARE
+    size_ratio: float = SIZE_RATIO
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -271,6 +282,8 @@ class Policy:
             coefficients.append(measured.coefficient)
             if measured.shared < MIN_SHARED:
                 continue
+            if thin(fp.sketch, version.sketch, self.index_sketch, self.size_ratio):
+                continue  # one text a tenth of the other: no verdict in every order, so none
             if through and version.site != site:
                 # Two copies of another site's story on one host: the page is judged against the
                 # other site's text as a page of a site the story was seen on, and must be inside
@@ -389,6 +402,21 @@ def furniture(story_lines: tuple[int, ...], template: dict[int, int], share: flo
     comparable = story_lines[: bisect_right(story_lines, max(lines))]
     known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in comparable)
     return known >= share * len(comparable) and known >= FURNITURE_MIN_LINES
+
+
+def text_size(sketch: tuple[int, ...], k: int) -> float:
+    """The number of distinct shingles of a text, estimated from the `k` smallest hashes of its
+    sketch (all of them when it holds fewer)."""
+    if len(sketch) < k:
+        return float(len(sketch))
+    return (k - 1) * 4294967296.0 / max(1, sketch[k - 1])
+
+
+def thin(a: tuple[int, ...], b: tuple[int, ...], k: int, ratio: float) -> bool:
+    """Whether the smaller of two texts is under `ratio` of the larger, both sizes estimated from
+    their `k` smallest hashes (the same estimate whichever of them came first)."""
+    sa, sb = text_size(a, k), text_size(b, k)
+    return min(sa, sb) < ratio * max(sa, sb)
 
 
 def may_be_like(sample: set[int], kept: Iterable[int]) -> bool:
