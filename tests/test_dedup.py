@@ -308,6 +308,42 @@ def test_a_cluster_seen_on_a_site_takes_a_page_of_it_only_as_mostly_its_text() -
     assert decide(fresh, "https://host.example/syndicated/2", carried_again).duplicate_of is None
 
 
+def test_two_copies_of_another_sites_story_on_one_host_are_both_copies() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    original = story(45, paragraphs=12)
+    root = decide(index, "https://origin.example/story", page(original))
+    # a cut copy on a host: a firm copy, its text kept (the host's page, smaller than the root)
+    cut = decide(index, "https://host.example/syndicated/1", page(original[:6], template=True))
+    assert cut.duplicate_of == root.article_id
+    # a second copy on that host, with a new lead and another part of the story: not the same
+    # text as the host's cut copy, but inside the other site's text and mostly of it
+    lead = ["A new lead written by the host's desk for its own readers this morning."]
+    edited = page(lead + original[3:11], template=True)
+    second = decide(index, "https://host.example/syndicated/2", edited)
+    assert second.kind == "near" and second.duplicate_of == root.article_id
+    assert decide(DedupIndex(state), "https://host.example/syndicated/2", edited) == second  # replay
+    # the host's template carrying part of the story around another, longer one: the larger text
+    carried = page(original[3:7] + story(46, paragraphs=10), template=True)
+    assert decide(index, "https://host.example/syndicated/3", carried).duplicate_of is None
+    # asked the same text of every kept text (`through_other_site` 1.0), it is a story of its own
+    strict = DedupIndex({}, rules=Policy(through_other_site=1.0))
+    decide(strict, "https://origin.example/story", page(original))
+    decide(strict, "https://host.example/syndicated/1", page(original[:6], template=True))
+    assert decide(strict, "https://host.example/syndicated/2", edited).duplicate_of is None
+    # a host's kept page larger than the root (the host's template around a cut copy's text, or
+    # the host's own story around another's) keeps the same-site rule for the host's next page
+    fuller = DedupIndex({})
+    decide(fuller, "https://fast.example/copy", page(original[:3]))
+    assert decide(fuller, "https://host.example/syndicated/1", page(original, template=True)).duplicate_of
+    assert decide(fuller, "https://host.example/syndicated/2", edited).duplicate_of is None
+    # so does a root that is the host's own page
+    own = DedupIndex({})
+    decide(own, "https://host.example/own", page(original))
+    decide(own, "https://origin.example/story", page(original[:6]))
+    assert decide(own, "https://host.example/syndicated/2", edited).duplicate_of is None
+
+
 def test_a_firm_copy_keeps_its_own_site_for_the_same_site_rule() -> None:
     index = DedupIndex({})
     original = story(23, paragraphs=10)
@@ -382,6 +418,28 @@ def test_a_block_of_a_story_in_a_page_of_mostly_other_text_is_not_a_copy() -> No
     root = decide(index, "https://a.example/1", page(first))
     cut = decide(index, "https://c.example/3", page(first[:3] + story(47, paragraphs=4)))
     assert cut.duplicate_of == root.article_id and cut.similarity < 0.6
+
+
+def test_a_story_inside_a_page_ten_times_its_size_is_no_copy_whichever_came_first() -> None:
+    """A short story inside a host page sixteen times its size: the rules call it no copy of the
+    page, nor the page a copy of it (in a stream the lookup and the verdict meet such a pair in
+    some orders only); inside a page five times its size it is a copy either way."""
+    from worker.steps.dedup.policy import Known, Version
+
+    short = fingerprint(art("https://a.example/1", page(story(50, paragraphs=2))))
+
+    def verdicts(host_paragraphs: int, rules: Policy) -> list[bool]:
+        host = fingerprint(art("https://b.example/2", page(
+            story(51, paragraphs=host_paragraphs) + story(50, paragraphs=2) + story(52, paragraphs=host_paragraphs)
+        )))
+        return [
+            rules.likeness(new, 2, Known((Version(root.sketch[: rules.index_sketch], 1),)), set()) is not None
+            for root, new in ((short, host), (host, short))
+        ]
+
+    assert verdicts(16, Policy()) == [False, False]
+    assert verdicts(16, Policy(size_ratio=0.0)) == [True, True]  # what the rule answers
+    assert verdicts(4, Policy()) == [True, True]
 
 
 def test_a_firm_copy_holding_a_second_story_cannot_pull_that_story_in() -> None:

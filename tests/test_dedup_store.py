@@ -872,12 +872,107 @@ def test_packed_postings_answer_as_a_dict_of_postings_through_changes_merges_and
                 read, sequence = dedup_store.read_snapshot(tmp_path / "snapshot")
                 assert read is not None and sequence == step
                 packed = read
-        if step % 100 == 0:  # every hash at once, absent ones too
+        if step % 100 == 0:  # every hash at once, absent ones too, twice (a batch's lookup: its directory)
             packed.recent = {}
-            wanted = [*pool, 41, 999, 1017]
+            wanted = [*pool, 41, 999, 1017] * 2
             for h, ids in zip(wanted, packed.get_many(wanted), strict=True):
                 assert _ids_of(ids) == _ids_of(plain.get(h)), step
     assert any(isinstance(posting, set) for posting in plain.values())  # long postings were met
+
+
+def test_a_lookup_of_many_hashes_finds_their_runs_as_binary_searches_do() -> None:
+    """The directory a batch's lookup goes through finds the same run for every hash as two
+    binary searches of the arrays: hashes crowded at the low end of the range (a sketch's
+    smallest), runs of one hash many roots post, the ends of the range, absent hashes."""
+    import numpy as np
+
+    from worker.steps.dedup.postings import PackedPostings
+
+    rng = np.random.default_rng(3)
+    for count in (0, 1, 100, 5_000, 200_000):
+        low = (rng.exponential(1.0, count) * 2**26).clip(0, 2**32 - 1).astype(np.uint32)
+        hashes = np.sort(np.concatenate([low, np.full(50, 12_345, np.uint32), np.array([0, 2**32 - 1] * 3, np.uint32)]))
+        packed = PackedPostings(hashes, np.arange(len(hashes), dtype=">u8"))
+        query = np.concatenate([hashes[rng.integers(0, len(hashes), 300)],
+                                rng.integers(0, 2**32, 300, dtype=np.uint64).astype(np.uint32),
+                                np.array([0, 1, 2**32 - 1, 12_344, 12_345, 12_346], np.uint32)])
+        starts, ends = packed._runs(query)
+        assert (starts == hashes.searchsorted(query)).all(), count
+        assert (ends == hashes.searchsorted(query, "right")).all(), count
+
+
+def _batched(index: DedupIndex, pages: list[Any], size: int) -> list[Any]:
+    """`decide_many` of `pages` in batches of `size`, the window's expiry after each decision
+    (as the worker's stages do); an error as its type."""
+    def expire(decision: Any) -> None:
+        if not decision.replay and decision.watermark and index.expiry_due(decision.watermark):
+            index.expire(decision.watermark)
+
+    decided = []
+    for at in range(0, len(pages), size):
+        decided += index.decide_many(pages[at : at + size], after=expire)
+    return [type(d) if isinstance(d, Exception) else d for d in decided]
+
+
+def test_decisions_made_in_batches_are_the_ones_made_one_by_one(tmp_path: Path) -> None:
+    """`decide_many` decides as `decide` does, page after page, with the window's expiry between
+    two pages of a batch, replays and a page whose fingerprint cannot be decided among them: the
+    same decisions, facts and derived indexes over a dict and over RocksDB, whatever the batch."""
+    from test_dedup import art
+
+    from worker.steps.dedup.fingerprint import Fingerprint, fingerprint
+
+    pages: list[Any] = []
+    for seed in range(16):
+        original = story(700 + seed, paragraphs=10)
+        when = T0 + seed * 7 * 3600
+        for step, (site, text) in enumerate((("a", original[:4]), ("b", original), ("c", original[5:]),
+                                             ("b", original), ("d", original[1:]))):
+            url = f"https://{site}.example/{seed}"
+            pages.append((url, fingerprint(art(url, page(text))), when + 60 * step))
+        if seed == 5:
+            pages.append(("https://bad.example/1", Fingerprint("not hex", (1, 2, 3), 50), when + 600))
+    memory: dict[str, bytes] = {}
+    one_by_one = DedupIndex(memory, window_seconds=2 * DAY)
+    expected = []
+    for url, fp, when in pages:
+        try:
+            decision = one_by_one.decide(url, fp, when)
+        except ValueError:
+            expected.append(ValueError)
+            continue
+        expected.append(decision)
+        if not decision.replay and decision.watermark and one_by_one.expiry_due(decision.watermark):
+            one_by_one.expire(decision.watermark)
+    assert ValueError in expected and any(d.replay for d in expected if not isinstance(d, type))
+    assert one_by_one.entries() < len(pages) - 3  # the window expired pages on the way
+    for size in (1, 7, 100):
+        in_memory: dict[str, bytes] = {}
+        assert _batched(DedupIndex(in_memory, window_seconds=2 * DAY), pages, size) == expected, size
+        assert in_memory == memory, size
+        rocks = LocalState(tmp_path / f"db-{size}")
+        on_rocks = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+        assert _batched(on_rocks, pages, size) == expected, size
+        assert dict(rocks.items()) == memory, size
+        assert _as_memory(rocks) == _expected(memory), size
+        rocks.close()
+
+
+def test_a_batch_of_decisions_is_one_write_of_the_database(tmp_path: Path) -> None:
+    from test_dedup import art
+
+    from worker.steps.dedup.fingerprint import fingerprint
+
+    rocks = LocalState(tmp_path / "db")
+    index = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+    writes: list[Any] = []
+    rocks.db = _Recording(rocks.db, writes)
+    original = story(901, paragraphs=10)
+    batch = [(f"https://{site}.example/1", fingerprint(art(f"https://{site}.example/1", page(text))), T0)
+             for site, text in (("a", original), ("b", original[:6]), ("c", original[2:]))]
+    decided = index.decide_many(batch)
+    assert [d.copies for d in decided] == [1, 2, 3]  # type: ignore[union-attr]
+    assert len(writes) == 1
 
 
 def test_a_hash_held_by_ten_thousand_roots_costs_a_lookup_a_post_and_an_unpost_little(tmp_path: Path) -> None:

@@ -433,6 +433,46 @@ def test_dump_byline_and_date_lines_between_headline_and_story() -> None:
     assert listed.authors == ["Taya Iv"]
 
 
+def test_dump_date_at_another_showing_of_the_headline_or_above_the_story() -> None:
+    story = STORY[3:-4]
+    # The headline shown twice: the byline and date under its first showing (the header), the
+    # second a breadcrumb's far below.
+    repeated = dump_meta(
+        "Harbour reopens after the storm\nBy Ana Ruiz\nDecember 12, 2024\n4 minute read\n"
+        + "Menu item\n" * 60 + "Harbour reopens after the storm\n" + story,
+        "Harbour reopens after the storm", story,
+    )
+    assert repeated.authors == ["Ana Ruiz"] and repeated.published_at == "2024-12-12"
+    # The headline the dump cleaner found is another story's: the lines above the story date it.
+    above = dump_meta(
+        "Ferry prices rise\n" + "Menu item\n" * 80 + "By Chris Radich\n| December 17, 2025\n" + story
+        + "\nRelated\nBy admin\nJanuary 11, 2025\n",
+        "Ferry prices rise", story,
+    )
+    assert above.published_at == "2025-12-17"
+    # No day in the dump: the url's.
+    dated_url = dump_meta("Harbour reopens after the storm\n" + story, "Harbour reopens after the storm", story,
+                          "https://news.example.com/2025/12/18/harbour-reopens/")
+    assert dated_url.published_at == "2025-12-18"
+
+
+def test_dump_with_its_headline_shown_thousands_of_times_reads_a_bounded_number_of_showings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A related-links block repeating the headline 2,000 times: each showing was read over the
+    # whole dump (its days, its 'Written by' line), quadratic in the dump's size.
+    from worker.steps.clean import metadata
+
+    title, story = "Harbour reopens after the storm", STORY[3:-4]
+    related = "".join(f"{title}\nShare\nComments ({k})\n" for k in range(2000))
+    whole_reads: list[int] = []
+    read_whole = metadata._whole
+    monkeypatch.setattr(metadata, "_whole", lambda lines: whole_reads.append(len(lines)) or read_whole(lines))
+    stated = dump_meta(related + title + "\nBy Ana Ruiz | March 3, 2025\n" + story, title, story)
+    assert stated.authors == ["Ana Ruiz"] and stated.published_at == "2025-03-03"
+    assert len(whole_reads) == 2  # the dump once, the lines above the story once
+
+
 def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:
     seed = (FIXTURES / "seed-page.txt").read_text(encoding="utf-8")
     article = clean(RawPage(url="https://news.example.com/world/story-1", text=seed))

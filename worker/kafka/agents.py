@@ -17,12 +17,14 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
+from faust import streams as faust_streams
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -50,6 +52,10 @@ STATE_REFRESH_SECONDS = 5.0
 SEND_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 STOP_GRACE_SECONDS = 30.0  # a graceful stop that takes longer (the broker is gone) ends at once
 UNUSABLE_POOL_GRACE_SECONDS = 5.0
+DECIDE_BATCH = 100
+"""Cleaned articles the dedup owner decides together at most (`DedupIndex.decide_many`: their reads
+and postings looked up together, one write of the table; bench/dedup_scale.md)."""
+DECIDE_WITHIN_SECONDS = 0.01  # what a page waits at most for others to be decided with
 
 
 class InFlight:
@@ -132,6 +138,11 @@ def _broker_time(message: Any) -> float | None:
     return message.timestamp if message.timestamp and message.timestamp > 0 else None
 
 
+def _being_processed(event: Any) -> None:
+    """Make `event` the one Faust's tables see as being processed (`faust.current_event`)."""
+    faust_streams._current_event.set(weakref.ref(event))
+
+
 def _origin(message: Any) -> Origin:
     return Origin(message.topic, message.partition, message.offset)
 
@@ -205,17 +216,25 @@ class Agents:
             self.inflight.done(id(event))
 
     async def decide(self, stream: Any) -> None:
-        """Cleaned articles -> the dedup decision (the one owner of the dedup table)."""
-        async for event in stream.events():
-            message = event.message
-            self.inflight.add(id(event), _broker_time(message) or time.time())
-            outs, error = None, None
+        """Cleaned articles, as many as have come up to `DECIDE_BATCH` -> the dedup decisions,
+        made together (the one owner of the dedup table), each page's outputs then sent and
+        acknowledged (the pages' sends together)."""
+        async for events in stream.take_events(DECIDE_BATCH, within=DECIDE_WITHIN_SECONDS):
+            for event in events:
+                self.inflight.add(id(event), _broker_time(event.message) or time.time())
+            outs: list[list[Out] | None] = [None] * len(events)
+            error = None
+            # the table's changelog records go to the partition of the event being processed, which
+            # Faust tells its table only while an agent iterates events one by one (all are 0 here)
+            _being_processed(events[-1])
             try:
-                outs = self.stages.decide(message.value or b"", _origin(message))
-            except Exception as exc:
+                outs = list(self.stages.decide_many([(e.message.value or b"", _origin(e.message)) for e in events]))
+            except Exception as exc:  # our bug: each page of the batch a dead letter
                 error = exc
-            await self._account(message, outs, error, "dedup")
-            self.inflight.done(id(event))
+            await asyncio.gather(*(self._account(event.message, out, error, "dedup")
+                                   for event, out in zip(events, outs, strict=True)))
+            for event in events:
+                self.inflight.done(id(event))
 
     async def tag(self, stream: Any) -> None:
         """Unique articles, in batches -> entities -> `article.v1` events."""

@@ -50,7 +50,7 @@ from worker.settings import Settings
 from worker.steps.dedup import index
 from worker.steps.dedup.derived import apply_change
 from worker.steps.dedup.policy import BOILERPLATE_ROOTS
-from worker.steps.dedup.postings import Changes, PackedPostings, Posting, merged
+from worker.steps.dedup.postings import Changes, Directory, PackedPostings, Posting, merged
 
 SCHEME = "dedup-rocksdb"
 STORES.aliases[SCHEME] = f"{__name__}:DedupRocksStore"
@@ -246,6 +246,7 @@ class RocksDerived:
                 raw = db.get(COUNTERS)
                 self.records, self.roots, self.size = _COUNTERS.unpack(raw) if raw else (0, 0, 0)
                 self._load_postings(db)
+                self._postings.directory()  # here, not at the first batch of decisions
                 self._loaded = True
 
     def forget(self) -> None:
@@ -366,7 +367,7 @@ class RocksDerived:
             return
         arrays = fold.mapped or fold.folded
         if arrays is not None:
-            self._postings.adopt(arrays.hashes, arrays.ids, fold.layers)
+            self._postings.adopt(arrays.hashes, arrays.ids, fold.layers, fold.directory)
         try:
             if fold.error is not None:
                 raise fold.error
@@ -492,12 +493,7 @@ class RocksDerived:
         """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes), in
         the batch being built."""
         apply_change(fact, old, new, self)
-        key = b'"' + fact.encode("ascii") + b'"'
-        if new is None:
-            self._batch.delete(key)  # type: ignore[union-attr]
-        else:
-            self._batch.put(key, new)  # type: ignore[union-attr]
-        self._pending[key] = new
+        self._pending[b'"' + fact.encode("ascii") + b'"'] = new
 
     def write(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Write the batch (with the counters, and `extra` keys such as the changelog offset);
@@ -512,6 +508,11 @@ class RocksDerived:
         batch, self._batch = self._batch, None
         pending, self._pending = self._pending, {}
         try:
+            for key, value in pending.items():  # a key written twice in the batch, once
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
             if pending or self._journal:
                 batch.put(COUNTERS, _COUNTERS.pack(self.records, self.roots, self.size))
             if self._journal:
@@ -531,11 +532,6 @@ class RocksDerived:
         self._fold()
 
     def _put(self, key: bytes, value: bytes | None) -> None:
-        assert self._batch is not None
-        if value is None:
-            self._batch.delete(key)
-        else:
-            self._batch.put(key, value)
         self._pending[key] = value
 
     def _read(self, keys: list[bytes]) -> list[bytes | None]:
@@ -601,6 +597,7 @@ class _Fold:
         self.layers = len(layers)
         self.folded: PackedPostings | None = None
         self.mapped: PackedPostings | None = None
+        self.directory: Directory | None = None  # of the mapped arrays, for batches' lookups
         self.error: Exception | None = None
         self.thread = threading.Thread(target=self._run, args=(hashes, ids, layers), name="dedup-fold",
                                        daemon=True)
@@ -615,6 +612,7 @@ class _Fold:
             if mapped is None:
                 raise OSError(f"{self.path} reads back as no snapshot")
             self.mapped = mapped
+            self.directory = mapped.directory()
         except Exception as error:  # noqa: BLE001 - handed to the thread that takes the fold
             self.error = error
 

@@ -115,7 +115,7 @@ def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Drop
     text = join_paragraphs(found.paragraphs)
     if _too_short(text):
         return _empty(page, "text dump", kind)
-    stated = dump_meta(dump, found.title, found.paragraphs[0])
+    stated = dump_meta(dump, found.title, found.paragraphs[0], page.url)
     return Article(
         url=page.url,
         title=found.title,

@@ -38,10 +38,11 @@ at its cluster root, never at another duplicate.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import functools
 import struct
 import zlib
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -423,6 +424,42 @@ class DedupIndex:
             return self._decide(url, fp, seen_at)
         with self._batch():
             return self._decide(url, fp, seen_at)
+
+    def decide_many(
+        self, pages: Sequence[tuple[str, Fingerprint, float]], after: Callable[[Decision], None] | None = None,
+    ) -> list[Decision | Exception]:
+        """`decide` of each page in order, or the error one raised (the others decided all the
+        same), with `after` called on each decision before the next page is decided (the
+        window's expiry, so that each page is decided over the state `decide` would see). Over
+        a store that writes several keys as one (the RocksDB table), the pages' own keys and
+        their postings are read together first, and the batch's writes are one write: the same
+        decisions and facts, for less CPU a page."""
+        if self._batch is None:
+            return [self._decide_one(url, fp, seen_at, after) for url, fp, seen_at in pages]
+        with self._batch():
+            keys: list[str] = []
+            heads: list[int] = []
+            reach = max(self.lookup_hashes, self.posted_hashes)
+            for url, fp, _ in pages:
+                with contextlib.suppress(ValueError, TypeError):  # a bad fingerprint raises when decided
+                    sid = bytes.fromhex(article_id(url, fp.content_hash))[:_SID]
+                    keys += (_page_key(sid), _hash_key(bytes.fromhex(fp.content_hash)))
+                    heads += fp.sketch[:reach]
+            self._get_many(keys)  # each page's reads of them then answered by the store's hot entries
+            if heads and self._kept:
+                self._derived.postings(heads)  # and its lookup by the postings' recent ones
+            return [self._decide_one(url, fp, seen_at, after) for url, fp, seen_at in pages]
+
+    def _decide_one(
+        self, url: str, fp: Fingerprint, seen_at: float, after: Callable[[Decision], None] | None
+    ) -> Decision | Exception:
+        try:
+            decision = self._decide(url, fp, seen_at)
+        except Exception as error:  # noqa: BLE001 - the caller's to report, page by page
+            return error
+        if after is not None:
+            after(decision)
+        return decision
 
     def _decide(self, url: str, fp: Fingerprint, seen_at: float) -> Decision:
         aid = article_id(url, fp.content_hash)

@@ -15,7 +15,10 @@ The evidence is the story's own text, never the site's:
 - Two pages of one site share its template, and a page of a site can carry the site's own story
   (its title, key points, a block of its text) around another story: for them the texts must be
   the same as a whole (resemblance), not merely one inside the other. That holds for a page and
-  a cluster compared through a page of its site too; a page of a site the cluster holds any
+  a cluster compared through a page of its site too, but for two copies of another site's story
+  on one host: when the root is another site's page and the host's kept pages are inside it, the
+  host's page is judged against the other site's text, and must be inside it (`Policy.through`);
+  a page of a site the cluster holds any
   copy of must be mostly the text it is compared with. A doubtful copy (a part of a story in
   it) must be more than a block of a page of mostly other text (a story's key points or lede
   shown above another one). A text the site's other pages leave out
@@ -68,6 +71,17 @@ MEMBER_SITE_RESEMBLANCE = 0.5
 holds a copy of (a copy whose text it does not keep), besides `NEAR_THRESHOLD`: that site's
 template can carry the story's text (its own story, or its key points) around another story, so
 the page must be mostly the text it is compared with, not a block of it among other text."""
+
+THROUGH_OTHER_SITE = MEMBER_SITE_RESEMBLANCE
+"""Least share of the *larger* text's sample found in the other for a page of a site the cluster
+keeps a text of, compared with a kept text of *another* site when the cluster's root is another
+site's page too (two copies of another site's story on one host): as a page of a site the story
+was seen on, besides `NEAR_THRESHOLD`, and the page must be the smaller text, inside the other
+site's. The site's template carrying the story's text around another story makes a page of it
+the *larger* text; a page the same as a kept text of its own site is still a copy, and when the
+root is the site's own page (the site's own story, which its template can carry) every text is
+still asked `SAME_SITE_RESEMBLANCE`. At 1.0: every text of a cluster that keeps a page of the
+site is asked the same text."""
 
 DOUBTFUL_RESEMBLANCE = 0.2
 """Least share of the *larger* text's sample found in the other for a doubtful copy (under
@@ -130,6 +144,16 @@ when the body is short, and still holds a story: it is judged on its text like a
 same-site and doubtful-copy rules are what keep its template's story out of the verdict)."""
 
 FURNITURE_MIN_LINES = 3
+
+SIZE_RATIO = 0.1
+"""Least size of the smaller text, as a share of the larger (both estimated from their kept
+hashes), for a near verdict between them. A text under a tenth of the other cannot be told a
+copy the same way whichever of them came first: the candidate lookup meets them only when one of
+the larger text's 16 posted hashes (or of its 16 looked up) falls in the smaller text (about
+16 × the share of the time) and the verdict rests on the few of the smaller text's shingles under
+the larger text's 80 kept hashes (80 × the share: 8 at a tenth, under 3 at a twentieth), so one
+order joins them and another does not. Such a page is nine tenths or more other text: a host page
+showing the story among its own."""
 
 
 
@@ -224,7 +248,9 @@ class Policy:
     distinct: float = DISTINCT
     member_site_resemblance: float = MEMBER_SITE_RESEMBLANCE
     doubtful_resemblance: float = DOUBTFUL_RESEMBLANCE
+    through_other_site: float = THROUGH_OTHER_SITE
     furniture_share: float = FURNITURE_SHARE
+    size_ratio: float = SIZE_RATIO
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -247,6 +273,7 @@ class Policy:
         `ignore`: the hashes that are not evidence (boilerplate).
         """
         same_site = known.holds(site)
+        through = same_site and self.through(site, known, ignore)
         member_site = not same_site and known.seen_on(site)
         best: Likeness | None = None
         coefficients: list[float] = []  # each kept text's, measured once for the check below
@@ -255,7 +282,19 @@ class Policy:
             coefficients.append(measured.coefficient)
             if measured.shared < MIN_SHARED:
                 continue
-            if same_site:
+            if thin(fp.sketch, version.sketch, self.index_sketch, self.size_ratio):
+                continue  # one text a tenth of the other: no verdict in every order, so none
+            if through and version.site != site:
+                # Two copies of another site's story on one host: the page is judged against the
+                # other site's text as a page of a site the story was seen on, and must be inside
+                # it (the host's template carrying that text around another story is larger).
+                if (
+                    measured.coefficient < self.near_threshold
+                    or measured.resemblance < self.through_other_site
+                    or measured.larger
+                ) and measured.resemblance < self.same_site_resemblance:
+                    continue
+            elif same_site:
                 # One site's pages share its template: the texts must be the same as a whole.
                 if measured.resemblance < self.same_site_resemblance:
                     continue
@@ -277,6 +316,22 @@ class Policy:
         if min(coefficients) < self.consistent:
             return None  # like one kept text, a stranger to another: not the story they share
         return best
+
+    def through(self, site: int, known: Known, ignore: set[int]) -> bool:
+        """Whether a page of `site`, a site the cluster keeps a text of, may be judged against the
+        cluster's texts of other sites as a page of a site the story was seen on
+        (`through_other_site`): only when the root is another site's page and every kept text of
+        `site` is inside the root's text (no fuller than it). A kept page of the site that is
+        larger than the root can be the site's template (its own story) around another story's
+        text, and the site's next page, the site's own story, would then join through it."""
+        root = known.versions[0]
+        if root.site == site:
+            return False
+        return not any(
+            version.site == site
+            and overlap(version.sketch, root.sketch, self.index_sketch, self.index_sketch, ignore).larger
+            for version in known.versions[1:]
+        )
 
     def choose(self, found: list[tuple[Likeness, Known]], ignore: set[int]) -> int | None:
         """Which of the known stories a page is like (`found`, each the rules called the same
@@ -347,6 +402,21 @@ def furniture(story_lines: tuple[int, ...], template: dict[int, int], share: flo
     comparable = story_lines[: bisect_right(story_lines, max(lines))]
     known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in comparable)
     return known >= share * len(comparable) and known >= FURNITURE_MIN_LINES
+
+
+def text_size(sketch: tuple[int, ...], k: int) -> float:
+    """The number of distinct shingles of a text, estimated from the `k` smallest hashes of its
+    sketch (all of them when it holds fewer)."""
+    if len(sketch) < k:
+        return float(len(sketch))
+    return (k - 1) * 4294967296.0 / max(1, sketch[k - 1])
+
+
+def thin(a: tuple[int, ...], b: tuple[int, ...], k: int, ratio: float) -> bool:
+    """Whether the smaller of two texts is under `ratio` of the larger, both sizes estimated from
+    their `k` smallest hashes (the same estimate whichever of them came first)."""
+    sa, sb = text_size(a, k), text_size(b, k)
+    return min(sa, sb) < ratio * max(sa, sb)
 
 
 def may_be_like(sample: set[int], kept: Iterable[int]) -> bool:
