@@ -1076,6 +1076,7 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
     if story > 0:  # only the lines above the story: what follows it is the story, then related posts
         places.append(_read_shown(lines[:story], story - 1, title))
     authors = next((found for seen in places if (found := choose_authors(seen.bylines, []))), [])
-    day = next((chosen for seen in places if (chosen := choose_date([], [], [], url, author_dates(seen, authors)))), None)
+    day = next((chosen for seen in places
+                if (chosen := choose_date([], [], [], url, author_dates(seen, authors)))), None)
     url_day = _url_day(url)
     return DumpMeta(authors, day or (url_day.isoformat() if url_day is not None else None))
