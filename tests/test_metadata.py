@@ -476,6 +476,23 @@ def test_byline_names_end_before_the_date_or_a_label_on_their_line() -> None:
         assert stated.authors == [name], line
 
 
+def test_dump_with_its_headline_shown_thousands_of_times_reads_a_bounded_number_of_showings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A related-links block repeating the headline 2,000 times: each showing was read over the
+    # whole dump (its days, its 'Written by' line), quadratic in the dump's size.
+    from worker.steps.clean import metadata
+
+    title, story = "Harbour reopens after the storm", STORY[3:-4]
+    related = "".join(f"{title}\nShare\nComments ({k})\n" for k in range(2000))
+    whole_reads: list[int] = []
+    read_whole = metadata._whole
+    monkeypatch.setattr(metadata, "_whole", lambda lines: whole_reads.append(len(lines)) or read_whole(lines))
+    stated = dump_meta(related + title + "\nBy Ana Ruiz | March 3, 2025\n" + story, title, story)
+    assert stated.authors == ["Ana Ruiz"] and stated.published_at == "2025-03-03"
+    assert len(whole_reads) == 2  # the dump once, the lines above the story once
+
+
 def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:
     seed = (FIXTURES / "seed-page.txt").read_text(encoding="utf-8")
     article = clean(RawPage(url="https://news.example.com/world/story-1", text=seed))

@@ -269,10 +269,31 @@ def author_dates(seen: Shown, authors: Sequence[str]) -> Shown:
     return replace(seen, signed=days, updates=[*seen.updates, *updates])
 
 
-def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
-    """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found)."""
-    text = lines.replace("\n", " ")  # the same offsets
+@dataclass(frozen=True)
+class _Whole:
+    """What `Shown` reads from the whole visible text, the same wherever its headline is."""
+
+    text: str  # the visible text on one line (the same offsets)
+    shown: dict[date, bool]
+    labelled: list[date]
+    original: list[date]
+    written: list[list[tuple[str, str]]]  # a 'Written by ...' line's name, an 'Author' label's
+
+
+def _whole(lines: str) -> _Whole:
+    """`_Whole` of visible text `lines` (one line per text node)."""
+    text = lines.replace("\n", " ")
     shown, labelled, original = page_dates(text)
+    return _Whole(text, shown, labelled, original, [
+        [(written.group(1), "")] if (written := _written_by(lines)) else [],
+        [(label.group(1), "")] if "Author" in lines and (label := _AUTHOR_LABEL.search(lines)) else [],
+    ])
+
+
+def _read_shown(lines: str, at: int, headline: str | None, whole: _Whole | None = None) -> Shown:
+    """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found); `whole`,
+    when given, is `_whole(lines)` read once for several headline places."""
+    whole = whole if whole is not None else _whole(lines)
     days_after, updates_after = header_dates(lines[at : at + HEADER_CHARS] if at >= 0 else "")
     days_before, updates_before = header_dates(lines[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
     after = lines[at : at + HEADER_CHARS] if at >= 0 else ""
@@ -282,12 +303,11 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
         [(by_line.group(1), "")] if by_line else [],
         [(name, "")] if (name := _dated_name(around, headline)) else [],
         [(name, "")] if (name := _name_line(after)) else [],
-        [(written.group(1), "")] if (written := _written_by(lines)) else [],
-        [(label.group(1), "")] if "Author" in lines and (label := _AUTHOR_LABEL.search(lines)) else [],
+        *whole.written,
     ]
     return Shown(
-        text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines, [], at,
-        frozenset(_yearless(after)),
+        whole.text, dict(whole.shown), list(whole.labelled), list(whole.original), days_after + days_before,
+        updates_after + updates_before, bylines, [], at, frozenset(_yearless(after)),
     )
 
 
@@ -828,6 +848,9 @@ def _element_bylines(tree: Any) -> Iterator[list[tuple[str, str]]]:
 _PUBLISHED_CLASS = re.compile(r"publish|posted|entry-date|post-date|article-date|date-pub", re.I)
 _HIDDEN = ("script", "style", "noscript", "template", "svg")
 HEADER_CHARS = 600  # text around the headline searched for a shown date or a byline
+# the showings of a dump's headline read, nearest the story first: a related-links block can
+# repeat the headline hundreds of times, and each showing is read apart
+DUMP_HEADLINE_PLACES = 16
 HEADER_LINES = 8  # lines under the headline searched for a name on its own
 
 
@@ -1054,16 +1077,18 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
     story = lines.find(first_paragraph) if first_paragraph else -1
     end = story if story >= 0 else len(lines)
     places: list[Shown] = []
+    whole = _whole(lines)
     at = lines.rfind(title, 0, end) if title else -1
-    while at >= 0:
-        places.append(_read_shown(lines, at, title))
+    while at >= 0 and len(places) < DUMP_HEADLINE_PLACES:
+        places.append(_read_shown(lines, at, title, whole))
         at = lines.rfind(title, 0, at) if at > 0 else -1
     if story > 0:  # only the lines above the story: what follows it is the story, then related posts
         places.append(_read_shown(lines[:story], story - 1, title))
     if title and len(places) <= 1 and (at := lines.find(title, end)) >= 0:
         # not shown before the story: its first paragraph is also shown above the headline (a teaser)
-        places.append(_read_shown(lines, at, title))
+        places.append(_read_shown(lines, at, title, whole))
     authors = next((found for seen in places if (found := choose_authors(seen.bylines, []))), [])
-    day = next((found for seen in places if (found := choose_date([], [], [], url, author_dates(seen, authors)))), None)
+    day = next((chosen for seen in places
+                if (chosen := choose_date([], [], [], url, author_dates(seen, authors)))), None)
     url_day = _url_day(url)
     return DumpMeta(authors, day or (url_day.isoformat() if url_day is not None else None))
