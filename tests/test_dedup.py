@@ -420,6 +420,28 @@ def test_a_block_of_a_story_in_a_page_of_mostly_other_text_is_not_a_copy() -> No
     assert cut.duplicate_of == root.article_id and cut.similarity < 0.6
 
 
+def test_a_story_inside_a_page_ten_times_its_size_is_no_copy_whichever_came_first() -> None:
+    """A short story inside a host page sixteen times its size: the rules call it no copy of the
+    page, nor the page a copy of it (in a stream the lookup and the verdict meet such a pair in
+    some orders only); inside a page five times its size it is a copy either way."""
+    from worker.steps.dedup.policy import Known, Version
+
+    short = fingerprint(art("https://a.example/1", page(story(50, paragraphs=2))))
+
+    def verdicts(host_paragraphs: int, rules: Policy) -> list[bool]:
+        host = fingerprint(art("https://b.example/2", page(
+            story(51, paragraphs=host_paragraphs) + story(50, paragraphs=2) + story(52, paragraphs=host_paragraphs)
+        )))
+        return [
+            rules.likeness(new, 2, Known((Version(root.sketch[: rules.index_sketch], 1),)), set()) is not None
+            for root, new in ((short, host), (host, short))
+        ]
+
+    assert verdicts(16, Policy()) == [False, False]
+    assert verdicts(16, Policy(size_ratio=0.0)) == [True, True]  # what the rule answers
+    assert verdicts(4, Policy()) == [True, True]
+
+
 def test_a_firm_copy_holding_a_second_story_cannot_pull_that_story_in() -> None:
     index = DedupIndex({})
     first, second = story(29, paragraphs=6), story(30, paragraphs=6)

@@ -52,10 +52,11 @@ def test_eval_dedup_scores_the_fixture(tmp_path: Path, capsys: pytest.CaptureFix
     assert rules == {
         "near_threshold", "same_site_resemblance", "consistent", "distinct", "member_site_resemblance",
         "doubtful_resemblance", "furniture_share", "fuller_copy", "through_other_site",
+        "size_ratio",
     }
     for rule in rules:
         assert sum(p["default"] for p in figures["curve"] if p["rule"] == rule) == 1, rule
-    for rule in ("consistent", "distinct", "member_site_resemblance", "doubtful_resemblance"):
+    for rule in ("consistent", "distinct", "member_site_resemblance", "doubtful_resemblance", "size_ratio"):
         assert 0.0 in {p["value"] for p in figures["curve"] if p["rule"] == rule}, rule
     assert figures["orders"] == 5 and figures["order_agreement"] == 1.0
 

@@ -15,13 +15,14 @@ were accounted for by an event, the throughput and the dedup state per indexed a
 Held-out protocol: each story falls in a fold by the first hex digit of the sha256 of its id
 (`--folds N`: digit * N // 16), and each fold is scored on the pairs that hold a page of its
 stories. Fold 0 is where the rules' figures are chosen; the others are held out. The threshold
-curve decides the cleaned pages again (cleaning once) at each figure of nine rules (the
+curve decides the cleaned pages again (cleaning once) at each figure of ten rules (the
 near-duplicate threshold, the same-site resemblance, the share a page must have in common with
 every text a cluster keeps, the overlap under which two known stories are different ones, the
 resemblance asked of a page of a site the cluster holds a copy of, and of a doubtful copy, the
 share of a kept text a fuller copy must hold for its own text to be kept, the share of a
 text's lines its site's other pages left out that makes it the site's furniture, and the
-resemblance asked of a page of a site the cluster keeps a text of, against another site's text) and prints
+resemblance asked of a page of a site the cluster keeps a text of, against another site's text, and the
+least size of the smaller text as a share of the larger for a near verdict) and prints
 precision and recall per fold; `--orders N` decides them in N random orders and prints
 how well the story clusters agree (pairwise F1 of "same cluster" between each order and the
 file's, the lowest).
@@ -62,13 +63,15 @@ CURVES = {
     "furniture_share": (0.5, 0.67, 0.8, 0.9, 1.0),
     "fuller_copy": (0.35, 0.4, 0.45, 0.5, 0.55, 1.0),
     "through_other_site": (0.3, 0.5, 0.7, 1.0),
+    "size_ratio": (0.0, 0.05, 0.1, 0.2),
 }
 """Each rule's figures the threshold curve decides the pages at (the others at their defaults;
 0.0 turns `consistent`, `distinct`, `member_site_resemblance` and `doubtful_resemblance` off;
 `furniture_share`: the share of a text dump's sampled story lines its site's other pages left out
 that makes it the site's furniture, matched with nothing; `fuller_copy` 1.0 keeps a fuller copy's
 text only as any other firm copy's, from 0.6 of the smaller text; `through_other_site` 1.0 asks
-a page of a site the cluster keeps a text of the same text as every kept text)."""
+a page of a site the cluster keeps a text of the same text as every kept text; `size_ratio` 0.0
+lets a text of any size be a copy of another)."""
 
 
 @dataclass(frozen=True, slots=True)

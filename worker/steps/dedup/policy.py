@@ -12,6 +12,9 @@ The evidence is the story's own text, never the site's:
   coefficient below the common bottom-k threshold).
 - Shingles that several different stories share are boilerplate (footers, cookie notes, sign-up
   boxes) and count for nothing.
+- A text under a tenth of the other's size is no copy of it, nor the other of it: the two would
+  meet, and the verdict rest on enough of the smaller text, in some arrival orders only
+  (`SIZE_RATIO`).
 - Two pages of one site share its template, and a page of a site can carry the site's own story
   (its title, key points, a block of its text) around another story: for them the texts must be
   the same as a whole (resemblance), not merely one inside the other. That holds for a page and
@@ -145,6 +148,16 @@ same-site and doubtful-copy rules are what keep its template's story out of the 
 
 FURNITURE_MIN_LINES = 3
 
+SIZE_RATIO = 0.1
+"""Least size of the smaller text, as a share of the larger (both estimated from their kept
+hashes), for a near verdict between them. A text under a tenth of the other cannot be told a
+copy the same way whichever of them came first: the candidate lookup meets them only when one of
+the larger text's 16 posted hashes (or of its 16 looked up) falls in the smaller text (about
+16 × the share of the time) and the verdict rests on the few of the smaller text's shingles under
+the larger text's 80 kept hashes (80 × the share: 8 at a tenth, under 3 at a twentieth), so one
+order joins them and another does not. Such a page is nine tenths or more other text: a host page
+showing the story among its own."""
+
 
 
 class Overlap(NamedTuple):
@@ -240,6 +253,7 @@ class Policy:
     doubtful_resemblance: float = DOUBTFUL_RESEMBLANCE
     through_other_site: float = THROUGH_OTHER_SITE
     furniture_share: float = FURNITURE_SHARE
+    size_ratio: float = SIZE_RATIO
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -266,11 +280,17 @@ class Policy:
         member_site = not same_site and known.seen_on(site)
         best: Likeness | None = None
         coefficients: list[float] = []  # each kept text's, measured once for the check below
+        size: float | None = None  # the page's, estimated as a kept text's (`text_size`)
         for version in known.versions:
             measured = overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore)
             coefficients.append(measured.coefficient)
             if measured.shared < MIN_SHARED:
                 continue
+            if size is None:
+                size = text_size(fp.sketch, self.index_sketch)
+            other = text_size(version.sketch, self.index_sketch)
+            if min(size, other) < self.size_ratio * max(size, other):
+                continue  # one text under a tenth of the other: no verdict in every order, so none
             if through and version.site != site:
                 # Two copies of another site's story on one host: the page is judged against the
                 # other site's text as a page of a site the story was seen on, and must be inside
@@ -389,6 +409,15 @@ def furniture(story_lines: tuple[int, ...], template: dict[int, int], share: flo
     comparable = story_lines[: bisect_right(story_lines, max(lines))]
     known = sum(template.get(h, 0) >= TEMPLATE_SEEN for h in comparable)
     return known >= share * len(comparable) and known >= FURNITURE_MIN_LINES
+
+
+def text_size(sketch: tuple[int, ...], k: int) -> float:
+    """The number of distinct shingles of a text, estimated from the `k` smallest hashes of its
+    sketch (all of them when it holds fewer): a page's and a root's kept text are estimated
+    alike, so two texts compare the same whichever of them came first."""
+    if len(sketch) < k:
+        return float(len(sketch))
+    return (k - 1) * 4294967296.0 / max(1, sketch[k - 1])
 
 
 def may_be_like(sample: set[int], kept: Iterable[int]) -> bool:
