@@ -11,7 +11,7 @@ import pytest
 from worker.document import Article
 from worker.steps.dedup.fingerprint import Fingerprint, article_id, fingerprint
 from worker.steps.dedup.index import Decision, DedupIndex
-from worker.steps.dedup.policy import overlap
+from worker.steps.dedup.policy import Policy, overlap
 from worker.steps.dedup.shingles import story_tokens, tokens
 
 DAY = 86400.0
@@ -219,6 +219,32 @@ def test_a_firm_copys_own_text_is_what_later_copies_are_compared_with_too() -> N
     size = sum(len(k.encode()) + len(v) for k, v in state.items())
     assert index.state_bytes() == size
     assert index.expire(T0 + 30 * DAY) == 4 and set(state) == {"~d"} and not index._memory._postings  # type: ignore[union-attr]  # no posting left
+
+
+def test_a_fuller_copy_after_a_garbled_cut_one_is_what_later_copies_are_compared_with_too() -> None:
+    state: dict[str, bytes] = {}
+    index = DedupIndex(state)
+    original, junk = story(17, paragraphs=8), story(117, paragraphs=2)
+    # a cut copy seen first, half of it another site's text: the root
+    cut = decide(index, "https://fast.example/copy", page(original[:2] + junk))
+    # the whole story holds half of the cut copy (under the firm copy's 0.6) and is the larger
+    # text: its own text stands for the story too
+    full = decide(index, "https://origin.example/story", page(original))
+    assert full.duplicate_of == cut.article_id and 0.4 <= full.similarity < 0.6
+    assert decide(index, "https://origin.example/story", page(original)) == full  # replay
+    # a copy with a new lead: a quarter of the cut copy (under the near threshold), most of it
+    # inside the whole story, a copy of the story through it
+    later = ["A new lead written by the republishing desk for its own readers today."] + original[1:]
+    late = decide(index, "https://late.example/b", page(later))
+    assert late.kind == "near" and late.duplicate_of == cut.article_id
+    # the story's end alone shares nothing with the cut copy: still a story of its own
+    ending = ["Another desk wrote this lead for the end of the story alone, for its readers."] + original[4:]
+    assert decide(index, "https://end.example/c", page(ending)).duplicate_of is None
+    # without the fuller copy's text the new-lead copy is a story of its own
+    index = DedupIndex({}, rules=Policy(fuller_copy=1.0))
+    decide(index, "https://fast.example/copy", page(original[:2] + junk))
+    decide(index, "https://origin.example/story", page(original))
+    assert decide(index, "https://late.example/b", page(later)).duplicate_of is None
 
 
 def test_a_firm_copy_of_another_part_of_the_story_is_matched_through() -> None:

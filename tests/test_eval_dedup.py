@@ -51,7 +51,7 @@ def test_eval_dedup_scores_the_fixture(tmp_path: Path, capsys: pytest.CaptureFix
     rules = {p["rule"] for p in figures["curve"]}
     assert rules == {
         "near_threshold", "same_site_resemblance", "consistent", "distinct", "member_site_resemblance",
-        "doubtful_resemblance", "furniture_share",
+        "doubtful_resemblance", "furniture_share", "fuller_copy",
     }
     for rule in rules:
         assert sum(p["default"] for p in figures["curve"] if p["rule"] == rule) == 1, rule

@@ -15,12 +15,13 @@ were accounted for by an event, the throughput and the dedup state per indexed a
 Held-out protocol: each story falls in a fold by the first hex digit of the sha256 of its id
 (`--folds N`: digit * N // 16), and each fold is scored on the pairs that hold a page of its
 stories. Fold 0 is where the rules' figures are chosen; the others are held out. The threshold
-curve decides the cleaned pages again (cleaning once) at each figure of seven rules (the
+curve decides the cleaned pages again (cleaning once) at each figure of eight rules (the
 near-duplicate threshold, the same-site resemblance, the share a page must have in common with
 every text a cluster keeps, the overlap under which two known stories are different ones, the
-resemblance asked of a page of a site the cluster holds a copy of, and of a doubtful copy, and
-the share of a text's lines its site's other pages left out that makes it the site's furniture)
-and prints precision and recall per fold; `--orders N` decides them in N random orders and prints
+resemblance asked of a page of a site the cluster holds a copy of, and of a doubtful copy, the
+share of a kept text a fuller copy must hold for its own text to be kept, and the share of a
+text's lines its site's other pages left out that makes it the site's furniture) and prints
+precision and recall per fold; `--orders N` decides them in N random orders and prints
 how well the story clusters agree (pairwise F1 of "same cluster" between each order and the
 file's, the lowest).
 """
@@ -58,11 +59,13 @@ CURVES = {
     "member_site_resemblance": (0.0, 0.3, 0.5, 0.7, 1.0),
     "doubtful_resemblance": (0.0, 0.1, 0.2, 0.3),
     "furniture_share": (0.5, 0.67, 0.8, 0.9, 1.0),
+    "fuller_copy": (0.35, 0.4, 0.45, 0.5, 0.55, 1.0),
 }
 """Each rule's figures the threshold curve decides the pages at (the others at their defaults;
 0.0 turns `consistent`, `distinct`, `member_site_resemblance` and `doubtful_resemblance` off;
 `furniture_share`: the share of a text dump's sampled story lines its site's other pages left out
-that makes it the site's furniture, matched with nothing)."""
+that makes it the site's furniture, matched with nothing; `fuller_copy` 1.0 keeps a fuller copy's
+text only as any other firm copy's, from 0.6 of the smaller text)."""
 
 
 @dataclass(frozen=True, slots=True)

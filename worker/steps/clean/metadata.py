@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from importlib import resources
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -533,11 +534,13 @@ def choose_authors(
     first that names any; without a person, the first organisation or staff byline; without
     either, the site's own name when an author source gives it and the page shows it (a
     company's post signed by the company). The site's name never stands for a person who is
-    named, and never comes from the site's name fields alone."""
+    named, and never comes from the site's name fields alone. `sources` may be lazy: the sources
+    after the one that decides are not read."""
     sites = {_squeeze(s) for s in site_names if s and len(_squeeze(s)) >= 3}
     found: list[list[str]] = []
     organisations: list[str] = []
     signed_by_site: list[str] = []  # the site's own name given as the author
+    first_shown = True  # no source read so far names a person the page shows
     for source in sources:
         people: list[str] = []
         for raw, kind in source:
@@ -554,6 +557,10 @@ def choose_authors(
                 signed_by_site += [n for n in split_authors(raw) if _squeeze(n) in sites]
         if people:
             found.append(people)
+            if first_shown and (not shown or people[0].casefold() in shown):
+                if len(people) > 1 or len(people[0].split()) > 1:
+                    return people  # what the later sources name cannot change the choice: they are not read
+                first_shown = False  # a one-word name: a later source may give it whole
     chosen = next((people for people in found if not shown or people[0].casefold() in shown), found[0] if found else [])
     if len(chosen) == 1 and len(chosen[0].split()) == 1:  # 'Marta', where another source has 'Marta Oliveira'
         whole = (p for people in found for p in people if p.split()[0] == chosen[0] and 2 <= len(p.split()) <= 4)
@@ -785,6 +792,32 @@ def _author_link(node: Any) -> str | None:
     return text if text and len(text) <= 60 and not _in_aside(node) else None
 
 
+_BYLINE_TAGS = ("a", "span", "div", "p", "address", "li", "strong", "h3", "h4", "author")
+
+
+def _element_bylines(tree: Any) -> Iterator[list[tuple[str, str]]]:
+    """The page's byline elements as author sources (`_byline`: the first 12, in document
+    order), then the links to an author's page among its other links (`_author_link`: the
+    first 3), one source each."""
+    found = 0
+    bylined: set[Any] = set()  # links read as bylines
+    for node in tree.iter(*_BYLINE_TAGS):
+        if byline := _byline(node):
+            yield [byline]
+            if node.tag == "a":
+                bylined.add(node)
+            found += 1
+            if found == 12:
+                break
+    found = 0
+    for node in tree.iter("a"):
+        if node not in bylined and (linked := _author_link(node)):
+            yield [(linked, "element")]
+            found += 1
+            if found == 3:
+                break
+
+
 _PUBLISHED_CLASS = re.compile(r"publish|posted|entry-date|post-date|article-date|date-pub", re.I)
 _HIDDEN = ("script", "style", "noscript", "template", "svg")
 HEADER_CHARS = 600  # text around the headline searched for a shown date or a byline
@@ -866,12 +899,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     published: list[str] = []  # structured published dates, most trusted first
     element_dates: list[str] = []
     modified: list[str] = []
-    bylines: list[tuple[str, str]] = []
-    author_links: list[str] = []
-    for node in tree.iter(
-        "meta", "link", "script", "h1", "title", "time", "a", "span", "div", "p", "address", "li", "strong", "h3",
-        "h4", "author", "h2",
-    ):
+    for node in tree.iter("meta", "link", "script", "h1", "title", "time", "h2"):
         tag = node.tag
         if tag == "meta":
             key = (node.get("property") or node.get("name") or node.get("itemprop") or "").lower()
@@ -905,11 +933,6 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
                 modified.append(stamp or node.text_content())
             elif stamp:
                 (element_dates if not _PUBLISHED_CLASS.search(marks) else published).append(stamp)
-        else:
-            if len(bylines) < 12 and (byline := _byline(node)):
-                bylines.append(byline)
-            elif tag == "a" and len(author_links) < 3 and (linked := _author_link(node)):
-                author_links.append(linked)
 
     def first(*names: str) -> str | None:
         return next((metas[n][0] for n in names if n in metas), None)
@@ -983,11 +1006,9 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
         ld_authors,
         [(_first_last(v) if n == "citation_author" else v, "structured")
          for n in _AUTHOR_META for v in metas.get(n, []) if not v.startswith("http")] + written_by,
-        *([b] for b in bylines),
-        *([(b, "element")] for b in author_links),
-        *seen.bylines,
     ]
-    meta.authors = choose_authors(sources, sites, seen.text.casefold())
+    # the byline elements are read only when the structured names do not decide (`choose_authors`)
+    meta.authors = choose_authors(chain(sources, _element_bylines(tree), seen.bylines), sites, seen.text.casefold())
 
     # Date: a structured date the page shows, or a day shown in the article's header or byline.
     meta.published_at = choose_date(

@@ -87,6 +87,10 @@ MIN_NEAR_SHINGLES = 40
 FIRM_COPY = 0.6
 """Least containment that makes a near copy firm enough for its text to stand for the story."""
 
+FULLER_COPY = 0.4
+"""Least containment that makes a near copy that is the *larger* text (the story's kept text
+inside it: a fuller copy after a cut one) firm enough for its text to stand for the story too."""
+
 KEEP_RESEMBLANCE = 0.8
 """A firm copy that resembles the root as a whole this much or more adds no text of its own."""
 
@@ -133,6 +137,7 @@ class Overlap(NamedTuple):
     coefficient: float  # |A∩B| / min(|A|, |B|): containment of the smaller text in the other
     shared: int  # sample hashes the estimate rests on
     resemblance: float  # |A∩B| / max(|A|, |B|): containment of the larger text in the other
+    larger: bool = False  # the first text is the larger (its sample is)
 
 
 def overlap(
@@ -162,7 +167,7 @@ def overlap(
     if not smaller:
         return Overlap(0.0, 0, 0.0)
     shared = len(sa & sb)
-    return Overlap(shared / smaller, shared, shared / larger)
+    return Overlap(shared / smaller, shared, shared / larger, len(sa) > len(sb))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,7 @@ class Likeness(NamedTuple):
 
     similarity: float  # containment of the smaller text in the other
     resemblance: float  # containment of the larger text in the other
+    fuller: bool = False  # the page is the larger text: the known one is (mostly) inside it
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +217,7 @@ class Policy:
     index_sketch: int = INDEX_SKETCH
     min_near_shingles: int = MIN_NEAR_SHINGLES
     firm_copy: float = FIRM_COPY
+    fuller_copy: float = FULLER_COPY
     consistent: float = CONSISTENT
     distinct: float = DISTINCT
     member_site_resemblance: float = MEMBER_SITE_RESEMBLANCE
@@ -260,7 +267,7 @@ class Policy:
                 # A page of a site the story was seen on: the site's page may carry the story's
                 # text (the site's own story) around another one, so it must be mostly that text.
                 continue
-            like = Likeness(measured.coefficient, measured.resemblance)
+            like = Likeness(measured.coefficient, measured.resemblance, measured.larger)
             if best is None or like > best:
                 best = like
         if best is None or len(known.versions) < 2:
@@ -292,7 +299,7 @@ class Policy:
         the root as a whole), and at most `VERSIONS` of them. A doubtful copy never does, so it
         cannot pull in a second story."""
         return (
-            like.similarity >= self.firm_copy
+            (like.similarity >= self.firm_copy or (like.fuller and like.similarity >= self.fuller_copy))
             and like.resemblance < KEEP_RESEMBLANCE
             and not known.holds(site)
             and len(known.versions) <= VERSIONS
