@@ -398,6 +398,7 @@ def test_a_fold_ends_on_its_own_database_handle_before_a_revoked_partition_is_dr
     import threading
 
     from faust.stores import rocksdb as faust_rocksdb
+    from faust.types import TP
 
     memory, rocks, release = _a_fold_held(tmp_path, monkeypatch)
     opened: list[int] = []
@@ -416,7 +417,8 @@ def test_a_fold_ends_on_its_own_database_handle_before_a_revoked_partition_is_dr
     store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
     store.derived = rocks.derived
     threading.Timer(0.2, release.set).start()
-    store.revoke_partitions(None, set())
+    table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
+    store.revoke_partitions(table, {TP("app-dedup-state-changelog", 0)})
     assert running_at_revoke == [False] and not opened
     assert (tmp_path / "db" / dedup_store.SNAPSHOT_FILE).exists() and rocks.derived.fold_failures == 0
     rocks.derived._db = lambda: rocks.db
@@ -536,6 +538,66 @@ async def test_a_rebalance_reads_the_postings_in_a_thread_before_the_recovery(
     state = LocalState.__new__(LocalState)
     state.db, state.derived = db, store.derived
     assert _as_memory(state) == _expected(memory)
+    again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)
+    assert _pages(again, 2, start=4) == _pages(in_memory, 2, start=4)
+    state.close()
+
+
+async def test_a_store_started_on_its_table_reads_it_while_the_worker_joins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a restart the local table's counters and postings are read in a thread from the
+    store's start; the rebalance waits for that read and takes the database it opened."""
+    import threading
+
+    from faust.stores import rocksdb as faust_rocksdb
+    from faust.types import TP
+
+    memory: dict[str, bytes] = {}
+    in_memory = DedupIndex(memory, window_seconds=2 * DAY)
+    rocks = LocalState(tmp_path / "db")
+    assert _pages(DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), 4) == _pages(in_memory, 4)
+    rocks.close()
+
+    async def faust_rebalance(self: Any, *args: Any) -> None:
+        pass
+
+    monkeypatch.setattr(faust_rocksdb.Store, "on_rebalance", faust_rebalance)
+    table = type("Table", (), {"changelog_topic": type("Topic", (), {"topics": {"app-dedup-state-changelog"}})})()
+    opened_in: list[threading.Thread] = []
+    databases: dict[int, Any] = {}
+
+    def database(partition: int) -> Any:  # Faust's `_db_for_partition`: opened once, then kept
+        if partition not in databases:
+            opened_in.append(threading.current_thread())
+            databases[partition] = dedup_store.open_rdict(tmp_path / "db", LocalState.options(64 * 1024 * 1024),
+                                                          dedup_store.rocksdict.AccessType.read_write())
+        return databases[partition]
+
+    nothing = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    nothing.partition_path = lambda partition: tmp_path / "none"  # type: ignore[method-assign]
+    await nothing.on_start()
+    assert nothing._early_read is None  # a first start: nothing on the volume to read
+
+    store = dedup_store.DedupRocksStore.__new__(dedup_store.DedupRocksStore)
+    store.partition_path = lambda partition: tmp_path / "db"  # type: ignore[method-assign]
+    store.derived = RocksDerived(lambda: database(0))
+    store.table = table
+    await store.on_start()
+    assert store._early_read is not None
+    assigned = {TP("app-dedup-state-changelog", 0), TP("app-dedup-candidates", 0)}
+    await store.on_rebalance(assigned, set(), assigned)
+    assert store._early_read is None and store.derived._loaded
+    assert len(opened_in) == 1 and opened_in[0] is not threading.main_thread()
+
+    def faust_revoke(self: Any, table: Any, tps: Any) -> None:
+        pass
+
+    monkeypatch.setattr(faust_rocksdb.Store, "revoke_partitions", faust_revoke)
+    store.revoke_partitions(table, {TP("app-dedup-candidates", 0)})  # a rebalance that leaves the table here
+    assert store.derived._loaded  # what was read of it is kept, not read again
+    state = LocalState.__new__(LocalState)
+    state.db, state.derived = databases[0], store.derived
     again = DedupIndex(state, window_seconds=2 * DAY, derived=store.derived)
     assert _pages(again, 2, start=4) == _pages(in_memory, 2, start=4)
     state.close()

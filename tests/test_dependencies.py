@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
@@ -21,6 +23,7 @@ from pathlib import Path
 import aiokafka
 import faust
 from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
 from faust.transport import consumer as faust_consumer
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -96,6 +99,11 @@ def test_private_state_the_overrides_read_is_still_there() -> None:
     # ConsumerThread._create_worker_consumer sets the fetch wait that aiokafka reads at start().
     aiokafka_source = inspect.getsource(aiokafka.AIOKafkaConsumer)
     assert aiokafka_source.count("self._fetch_max_wait_ms") >= 2
+    # ConsumerThread.on_start sets the member id the group coordinator joins with first.
+    assert "self._coordinator = GroupCoordinator(" in aiokafka_source
+    coordinator_source = inspect.getsource(GroupCoordinator)
+    assert "self.member_id = JoinGroupRequest" in coordinator_source
+    assert "self._coordinator.member_id," in inspect.getsource(CoordinatorGroupRebalance)
     # worker.kafka.clients refreshes metadata of a topic created a moment ago.
     assert callable(AIOKafkaClient.force_metadata_update)
     for method in ("seek_to_committed", "seek_to_beginning", "seek_to_end", "position", "highwater", "assignment"):
@@ -129,3 +137,23 @@ def test_every_library_the_package_imports_is_declared() -> None:
     undeclared = sorted(m for m in modules
                         if not {d.replace("_", "-").lower() for d in distributions.get(m, [m])} & declared)
     assert not undeclared, f"imported by worker/ but not declared in pyproject.toml: {undeclared}"
+
+
+def test_the_worker_main_process_does_not_import_the_cleaning_stack(tmp_path: Path) -> None:
+    """The process that runs the Kafka clients and the dedup decisions starts without the cleaning
+    and entity stacks (the step pool's processes import them): a restarted dedup owner's start is
+    seconds shorter on a loaded machine. Checked in a fresh interpreter, as `ingest-worker run`
+    builds its app."""
+    program = (
+        "import sys\n"
+        "from worker.settings import Settings\n"
+        "from worker.kafka.app import create_app\n"
+        "import worker.cli.commands, worker.kafka.agents\n"
+        f"create_app(Settings.from_env({{'INGEST_DATA_DIR': {str(tmp_path)!r}}}))\n"
+        "heavy = ('lxml', 'lightgbm', 'sklearn', 'scipy', 'spacy', 'trafilatura',\n"
+        "         'worker.steps.clean.page', 'worker.steps.clean.page_type', 'worker.steps.entities')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    assert done.stdout.split() == []

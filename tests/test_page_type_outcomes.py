@@ -83,9 +83,9 @@ def test_an_unknown_page_kind_in_the_setting_is_refused(value: str) -> None:
 
 
 def test_a_kind_read_with_little_confidence_is_published_not_skipped() -> None:
+    from worker.document import SKIP_MIN_CONFIDENCE
     from worker.runtime.compute import InlineCompute
     from worker.stages import Stages
-    from worker.steps.clean.page_type import SKIP_MIN_CONFIDENCE
     from worker.steps.dedup import DedupIndex
 
     stages = Stages(Settings(), DedupIndex({}), InlineCompute(), Metrics.create(CollectorRegistry()))

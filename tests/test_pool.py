@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from worker.runtime.pool import CallTimeout, ProcessDied, StepPool
+from worker.runtime.pool import POOL_NICENESS, CallTimeout, ProcessDied, StepPool
 
 _warmed: list[str] = []
 
@@ -122,3 +122,12 @@ async def test_a_closed_pool_refuses_calls():
     pool.close()
     with pytest.raises(Exception, match="closed"):
         await pool.run(abs, 1, timeout=1)
+
+
+async def test_pool_processes_run_nicer_than_the_process_that_feeds_them():
+    pool = StepPool(1)
+    try:
+        niceness, _ = await pool.run(os.nice, 0, timeout=10)  # os.nice(0): the process's niceness
+        assert niceness == min(os.nice(0) + POOL_NICENESS, 19)
+    finally:
+        pool.close()

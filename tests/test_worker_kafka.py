@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
@@ -20,6 +22,7 @@ from conftest import (
 )
 
 from worker.cli.sample_pages import load_samples, read_page
+from worker.kafka.membership import MEMBER_FILE
 from worker.kafka.topics import candidates_topic
 from worker.kafka.transport import overrides
 
@@ -128,10 +131,13 @@ def test_worker_killed_mid_stream_accounts_for_every_page(kafka_settings, start_
     worker = start_worker(kafka_settings)
     send_pages(kafka_settings, pages[: len(pages) // 2])
     collect_events(kafka_settings, 2)  # some output exists: the worker is mid-stream
+    member = json.loads((Path(kafka_settings.data_dir) / MEMBER_FILE).read_text())["member_id"]
     worker.stop(kill=True)
     send_pages(kafka_settings, pages[len(pages) // 2 :])
     start_worker(kafka_settings)
     events = collect_for_urls(kafka_settings, {p[0].decode() for p in pages})
+    # restarted on its data directory, it rejoined its group as the member it was
+    assert json.loads((Path(kafka_settings.data_dir) / MEMBER_FILE).read_text())["member_id"] == member
     # The take-over ran through every override that keeps pages from being lost on a kill: a
     # library upgrade that renames the method it overrides would leave one at 0.
     with urllib.request.urlopen(f"http://127.0.0.1:{kafka_settings.metrics_port}/metrics", timeout=5) as response:

@@ -29,6 +29,10 @@ CLEANING_MODES: tuple[CleaningMode, ...] = ("html", "text")
 
 PageKind = Literal["article", "service", "product", "collection", "forum", "listing", "documentation"]
 PAGE_KINDS: tuple[PageKind, ...] = PageKind.__args__  # type: ignore[attr-defined]
+# A page is skipped as not an article only when its kind is more likely than every other kind
+# together; below that the worker publishes it (with its page_type), since a skipped story is
+# lost to the consumer while a stray page is merely noise.
+SKIP_MIN_CONFIDENCE = 0.5
 
 # Why a page ended as a `skipped.v1` record: not an error, a page the settings do not publish.
 SkipReason = Literal["not_article"]

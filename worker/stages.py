@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from worker.cpu import Tagged, prepare, tag_texts
-from worker.document import Article, Dropped, Origin, Prepared
+from worker.document import SKIP_MIN_CONFIDENCE, Article, Dropped, Origin, Prepared
 from worker.errors import FailureLog, internal_error
 from worker.events import (
     Event,
@@ -39,7 +39,6 @@ from worker.events import (
 from worker.logs import add_log_context
 from worker.runtime.metrics import Metrics
 from worker.settings import Settings
-from worker.steps.clean.page_type import SKIP_MIN_CONFIDENCE
 from worker.steps.common import epoch_seconds
 from worker.steps.decode import decode, known_url
 from worker.steps.dedup import DedupIndex, Fingerprint

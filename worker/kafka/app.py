@@ -21,6 +21,7 @@ from faust.tables import TableManager
 
 from worker.kafka import dedup_store
 from worker.kafka.connection import faust_credentials
+from worker.kafka.membership import Membership
 from worker.kafka.topics import DEDUP_TABLE, candidates_topic, unique_topic
 from worker.kafka.transport import broker_url
 from worker.settings import Settings
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Topology]:
         TableManager=PromptTableManager,
     )
     app.fetch_wait_ms = settings.fetch_wait_ms  # type: ignore[attr-defined]  # read by worker.kafka.transport
+    app.membership = Membership(settings.data_dir, settings.app_id)  # type: ignore[attr-defined]  # read there too
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topology = Topology(
         pages=app.topic(settings.input_topic, **raw),

@@ -821,24 +821,56 @@ class DedupRocksStore(faust_rocksdb.Store):
             raise
         self.derived.write((self.offset_key, str(offset).encode()) for offset in offsets.values())
 
+    _early_read: asyncio.Future[None] | None = None  # the local table read while the worker joins
+
+    async def on_start(self) -> None:
+        """When the table's database is on the volume already (a restart), its counters and
+        postings are read in a thread from the start, while the worker joins its group (3 s or
+        more), instead of after the assignment: the journal's tail applied there took 0.7 s of a
+        restart at 1,000,000 pages after 5,000 decisions. A worker that then gets neither the
+        table nor its standby keeps the database open and the postings mapped until it stops."""
+        await super().on_start()
+        if self.partition_path(0).exists():
+            self._early_read = asyncio.ensure_future(asyncio.to_thread(self._read_early))
+
+    def _read_early(self) -> None:
+        try:
+            self.derived.load()
+        except Exception as error:  # noqa: BLE001 - read again at the assignment, which reports what fails
+            log.info("dedup table: the local database was not read before the assignment (%r)", error)
+
+    async def _early_read_done(self, timeout: float | None = None) -> None:
+        if self._early_read is not None:
+            await asyncio.wait({self._early_read}, timeout=timeout)
+            if self._early_read.done():
+                self._early_read = None
+
     async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
         """Faust's rebalance, then, when this worker holds the table (active or standby), its
         counters and postings read in a thread before the table's recovery and the agents go on:
         a rebuild of the postings or the move of an older volume's keys (tens of seconds at
-        1,000,000 pages) does not hold the event loop, and the first decision finds them read."""
+        1,000,000 pages) does not hold the event loop, and the first decision finds them read.
+        A read begun at the start (`on_start`) ends first: the database it opened is the one
+        Faust's assignment takes."""
+        await self._early_read_done()
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         if any(tp.topic in self.table.changelog_topic.topics for tp in assigned):
             await asyncio.to_thread(self.derived.load)
 
     def revoke_partitions(self, table: Any, tps: Any) -> None:
         """Faust forgets the partition's database (it opens it again if assigned back); a fold
-        under way ends first, so that nothing opens the database again once it is dropped."""
-        self.derived.forget()
+        under way ends first, so that nothing opens the database again once it is dropped. A
+        rebalance that leaves the table here keeps what was read of it (its writes all went
+        through `derived`): before, every rebalance read the postings' journal again."""
+        if any(tp.topic in table.changelog_topic.topics for tp in tps):
+            self.derived.forget()
         super().revoke_partitions(table, tps)
 
     async def stop(self) -> None:
         """A fold under way is waited for (at most `FOLD_STOP_SECONDS`: its snapshot and the
-        journal it holds are written whole or not at all) before Faust drops the databases."""
+        journal it holds are written whole or not at all) before Faust drops the databases; so
+        is a read of the local table begun at the start."""
+        await self._early_read_done(FOLD_STOP_SECONDS)
         if not await asyncio.to_thread(self.derived.settle, FOLD_STOP_SECONDS):
             log.warning("dedup postings: a fold still runs after %d s at stop; its journal is kept",
                         FOLD_STOP_SECONDS)

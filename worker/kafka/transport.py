@@ -30,6 +30,9 @@ order, and Faust committed past an offset still being processed when the one aft
 acknowledged first (it allows a hole of one); a kill then lost that page. A commit now starts
 only at the next offset to read.
 
+And one in joining: a worker restarted on its data volume joins its group as the member it was
+(`worker.kafka.membership`), so the group does not wait for the dead member's session to run out.
+
 Every fix overrides a private method of Faust or aiokafka: one renamed by an upgrade would never
 be called and the loss would come back silently. Each override counts its calls
 (`ingest_transport_fix_calls_total{method}`), and the tests check that every overridden method
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -59,6 +63,7 @@ SCHEME = "ingest-kafka"
 HIGHWATER_WAIT_SECONDS = 10.0  # how long recovery waits for a fetch to report a changelog's end
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 FIX_CALLS: Counter[str] = Counter()  # calls of each overriding method, in this process
 
 
@@ -91,6 +96,26 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # aiokafka reads this when it builds its fetcher at start(); there is no public setter.
         consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_wait_ms", 500))
         return consumer
+
+    @counted
+    async def on_start(self) -> None:
+        """Start the consumer; before its first join, the member id its data directory's worker had
+        (`worker.kafka.membership`): a worker restarted on its volume rejoins as that member."""
+        await super().on_start()
+        membership = getattr(self.app, "membership", None)
+        member = membership.claim() if membership is not None else None
+        if member is not None:
+            # aiokafka joins with the coordinator's member id; its task joins once Faust subscribes.
+            self._ensure_consumer()._coordinator.member_id = member
+            log.info("rejoining group %s as the member %s this data directory's worker was", self.app.conf.id, member)
+
+    @counted
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        """Keep the member id the group gave (`worker.kafka.membership`), then Faust's rebalance."""
+        membership = getattr(self.app, "membership", None)
+        if membership is not None:
+            membership.remember(self._ensure_consumer()._coordinator.member_id)
+        await super().on_partitions_assigned(assigned, generation_id)
 
     @counted
     async def seek_to_committed(self) -> Mapping[TP, int]:

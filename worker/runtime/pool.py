@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections import deque
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 
 # A process that has not finished its warm-up (e.g. loading a model) after this long is replaced.
 STARTUP_TIMEOUT_SECONDS = 300.0
+# The pool's processes run this much nicer than the worker's main process. Every page goes
+# through the main process's one event loop (the Kafka clients and their heartbeats, the dedup
+# decisions, every send), so when the CPU is short it comes first; the pool still gets every
+# cycle the event loop leaves. Its warm-up (the cleaning stack and the entity models, seconds of
+# CPU a process) no longer delays a restarted dedup owner's join and recovery.
+POOL_NICENESS = 5
 
 
 class CallTimeout(Exception):
@@ -405,7 +412,10 @@ def _lane_of(fn: Callable[..., Any]) -> str:
 
 
 def _serve_calls(conn: Connection, initializer: Callable[[], Any] | None) -> None:
-    """A pool process: run the warm-up, then calls from the pipe until told to exit."""
+    """A pool process (`POOL_NICENESS` nicer than its parent): run the warm-up, then calls from the
+    pipe until told to exit."""
+    with contextlib.suppress(OSError):
+        os.nice(POOL_NICENESS)
     warm_error: BaseException | None = None
     if initializer is not None:
         try:

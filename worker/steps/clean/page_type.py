@@ -19,23 +19,19 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
+from lxml import etree
 
 from worker.document import PAGE_KINDS as KINDS
 from worker.document import PageKind as Kind
 from worker.steps.clean.boilerplate import CaselessPattern, any_of
-from worker.steps.common import short_text_cache
+from worker.steps.clean.model import predict
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-# A page is skipped as not an article only when its kind is more likely than every other kind
-# together; below that the worker publishes it (with its page_type), since a skipped story is
-# lost to the consumer while a stray page is merely noise.
-SKIP_MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +87,8 @@ _TEXT_PATTERNS: dict[str, re.Pattern[str]] = {
     "price": re.compile(r"[$€£¥]\s?\d|\d(?:[.,]\d\d)?\s?(?:€|USD|EUR|GBP)\b"),
     "question": re.compile(r"\?"),
 }
+# what every match of each pattern holds: a text holding none of them is not searched
+_PATTERN_CUES: dict[str, tuple[str, ...]] = {"price": ("$", "€", "£", "¥", "USD", "EUR", "GBP"), "question": ("?",)}
 _SCHEMA_TYPES: dict[str, str] = {
     "article": r"(?:news|blog|scholarly|report|opinion|analysis)?article|blogposting|posting|liveblog",
     "tech": r"techarticle|apireference|softwaresourcecode|softwareapplication|howto",
@@ -243,7 +241,7 @@ def _text_features(lines: list[str], prefix: str, letters: list[str] | None = No
     out[f"{prefix}dates_per_line"] = out[f"{prefix}dates"] / n
     hits = _group_counts(_LETTERS.findall(text.lower()) if letters is None else letters, _TEXT_GROUPS)
     for name, pattern in _TEXT_PATTERNS.items():
-        hits[name] = len(pattern.findall(text))
+        hits[name] = len(pattern.findall(text)) if any(cue in text for cue in _PATTERN_CUES[name]) else 0
     for name in (*_TEXT_WORDS, *_TEXT_PATTERNS):
         out[f"{prefix}t_{name}"] = float(hits[name])
         out[f"{prefix}t_{name}_per_kword"] = 1000.0 * hits[name] / total
@@ -340,6 +338,8 @@ _DATED_META = frozenset({
 _AUTHOR_META = frozenset({"author", "article:author", "byl", "dc.creator", "parsely-author", "sailthru.author"})
 _BLOCK_TAGS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dd", "dt", "pre",
                          "blockquote", "figcaption", "summary", "caption", "div", "section", "article", "span"})
+_LINE_TAGS = _BLOCK_TAGS | {"a"}  # their own text is a line of the visible text
+_READ_TAGS = frozenset({"meta", "title", "h1", "h2", "h3", "button", "input", "p", "li", "a"})  # read apart
 
 
 def tree_features(tree: Any, url: str | None) -> dict[str, float]:
@@ -355,7 +355,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     title = ""
     heading_links = headings_seen = 0
     rel_next = 0
-    tags: Counter[str] = Counter()
+    shown_tags: list[str] = []  # counted once the walk is done (Counter's C loop)
     classes: list[str] = []
     ld_texts: list[str] = []
     itemtypes: list[str] = []
@@ -377,7 +377,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             if tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
                 ld_texts.append(el.text or "")
             continue
-        tags[tag] += 1
+        shown_tags.append(tag)
         attrs = el.attrib
         if attrs:  # many elements have none
             cls = attrs.get("class")
@@ -395,7 +395,9 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             rel = attrs.get("rel")
             if rel and tag in ("a", "link") and ("next" in rel.lower() or "prev" in rel.lower()):
                 rel_next += 1
-        if tag == "meta":
+        if tag not in _READ_TAGS:  # most elements (div, span...): none of the cases below
+            pass
+        elif tag == "meta":
             key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
             if key in _DATED_META:
                 dated_meta += 1
@@ -409,9 +411,8 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             if not title:
                 title = _text_of(el)
         elif tag in ("h1", "h2", "h3"):
-            heading = _text_of(el)
             if tag == "h1":
-                tokens.extend(f"h1:{w}" for w in _TOKEN.findall(heading.lower())[:20])
+                tokens.extend(f"h1:{w}" for w in _TOKEN.findall(_text_of(el).lower())[:20])
             else:
                 headings_seen += 1
                 if el.find(".//a") is not None or ((parent := el.getparent()) is not None and parent.tag == "a"):
@@ -429,13 +430,14 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
             else:
                 link_words += words
         # Visible text as lines: the text directly in block-like elements.
-        if tag in _BLOCK_TAGS or tag == "a":
+        if tag in _LINE_TAGS:
             own = (el.text or "").strip()
             if own:
                 lines.append(own)
         tail = (el.tail or "").strip()
         if tail:
             lines.append(tail)
+    tags = Counter(shown_tags)
     lowered = "\n".join(lines).lower()
     letters = _LETTERS.findall(lowered)
     text = _text_features(lines, "", letters)
@@ -457,8 +459,11 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
         tokens.append(f"og:{og_type.lower().strip()}")
     tokens.extend(f"gen:{w}" for w in _TOKEN.findall(generator.lower())[:60])
     # the word models read each distinct token once: repeats are not made
-    class_counts = Counter(classes)  # a page repeats its class names: each is read once
-    tokens.extend([f"c:{w}" for w in dict.fromkeys(chain.from_iterable(_class_words(c)[0] for c in class_counts))])
+    # the class and id names read as one text (a space between two attributes ends a word):
+    # their words in order, and how many of their `_LETTERS` runs each `_CLASS_WORDS` group holds
+    class_text = " ".join(classes).lower()
+    class_letters = _LETTERS.findall(class_text)
+    tokens.extend([f"c:{w}" for w in dict.fromkeys(_words(class_text, class_letters))])
     tokens.extend([f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000))])
     per_kelement = 1000.0 / (elements or 1)
     for tag in _COUNTED_TAGS:
@@ -480,10 +485,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["repeat_max"] = float(repeats[0]) if repeats else 0.0
     out["repeat_groups"] = float(len(repeats))
     out["repeat_sum"] = float(sum(repeats))
-    found: Counter[str] = Counter()
-    for names, times in class_counts.items():
-        for name, count in _class_words(names)[1]:
-            found[name] += count * times
+    found = _group_counts(class_letters, _CLASS_GROUPS)
     for name in _CLASS_WORDS:
         out[f"class_{name}"] = float(found[name])
         out[f"class_{name}_per_kelement"] = found[name] * per_kelement
@@ -491,29 +493,24 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
 
 
 def _text_of(el: Any) -> str:
-    """An element's text content (XPath's string()); an element without children is its own
-    text, read without the XPath call."""
-    return (el.text or "") if len(el) == 0 else el.text_content()
+    """An element's text content (XPath's string(), as `text_content()` reads it): libxml2's
+    content of the node, which its text serialisation writes without an XPath context; an
+    element without children is its own text."""
+    return (el.text or "") if len(el) == 0 else etree.tostring(el, method="text", encoding="unicode", with_tail=False)
 
 
-@short_text_cache(maxsize=8192)
-def _class_words(names: str) -> tuple[list[str], list[tuple[str, int]]]:
-    """The words of one class or id attribute, lowered (`_words`, in order), and how many of
-    its `_LETTERS` runs each `_CLASS_WORDS` group holds: what the page's class names give is
-    these summed over its attributes (a space between two attributes ends a word)."""
-    lowered = names.lower()
-    letters = _LETTERS.findall(lowered)
-    found: dict[str, int] = {}  # a few words: counted without a Counter
-    for word in letters:
-        for name in _CLASS_GROUPS.get(word, ()):
-            found[name] = found.get(name, 0) + 1
-    return _words(lowered, letters), list(found.items())
+# Characters outside ASCII that pages use between words (quotes, dashes, spaces, signs): none is
+# a word character (the filter keeps it so), so a text holding no other is read as ASCII is.
+_BETWEEN_WORDS = "".join(c for c in "\u2018\u2019\u201c\u201d\u2013\u2014\u2010\u2011\u2212\u2026\u00a0\u202f"
+                         "\u200b\u200c\u200d\u00a9\u00ae\u2122\u2022\u00b7\u00ab\u00bb\u2039\u203a\u00d7"
+                         "\u2192\u00b0\ufe0f\u2032\u2033\u00a7\u00b6\u2020" if not (c.isalnum() or c == "_"))
+_NOT_BETWEEN_WORDS = re.compile(f"[^\\x00-\\x7f{_BETWEEN_WORDS}]")
 
 
 def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[str]:
-    """`_TOKEN`'s words of a lower-cased text (the first `limit`); on ASCII text they are the
-    runs of two letters or more among its `_LETTERS` runs, found already."""
-    if lowered.isascii():
+    """`_TOKEN`'s words of a lower-cased text (the first `limit`); on a text whose letters are
+    all ASCII they are the runs of two letters or more among its `_LETTERS` runs, found already."""
+    if lowered.isascii() or _NOT_BETWEEN_WORDS.search(lowered) is None:
         return [w for w in letters if len(w) > 1][:limit]
     return _TOKEN.findall(lowered) if limit is None else _first_tokens(lowered, limit)
 
@@ -532,9 +529,11 @@ def _first_tokens(text: str, limit: int) -> list[str]:
 def _repeated_shapes(parent: Any) -> list[int]:
     """For each tag and class (a class given) that three or more of the element's children share
     (children of a skipped tag and of no tag left out), how many share it."""
-    shapes = Counter([(tag, cls) for child in parent
-                      if (cls := child.get("class")) and isinstance(tag := child.tag, str) and tag not in _SKIP])
-    return [n for n in shapes.values() if n >= 3]
+    shapes = [(tag, cls) for child in parent
+              if (cls := child.get("class")) and isinstance(tag := child.tag, str) and tag not in _SKIP]
+    if len(shapes) < 3:  # most: no shape can be shared by three
+        return []
+    return [n for n in Counter(shapes).values() if n >= 3]
 
 
 def text_features(text: str, url: str | None) -> dict[str, float]:
@@ -671,8 +670,8 @@ class WordModel:
         rows = self.rows
         if one_source:
             distinct = set(tokens)
-            found = [row for token in distinct if (row := rows.get(token)) is not None]
-            found.sort()  # summed in the model's row order, not the set's (which varies with the hash seed)
+            # summed in the model's row order, not the set's (which varies with the hash seed)
+            found = sorted([row for row in map(rows.get, distinct) if row is not None])
             values = [1.0 / float(np.sqrt(len(distinct)))] * len(found) if found else []
         else:
             known = sorted((rows[token], value) for token, value in word_values(tokens).items() if token in rows)
@@ -739,7 +738,7 @@ class PageTypeModel:
         matrix = np.array([[row.get(name, np.nan) for name in self.features] for row in rows], dtype=float)
         if len(matrix) == 0:
             return np.zeros((0, len(KINDS)))
-        return np.asarray(self.booster.predict(matrix, num_threads=1)).reshape(len(matrix), len(KINDS))
+        return np.asarray(predict(self.booster, matrix)).reshape(len(matrix), len(KINDS))
 
     def page_probabilities(self, features: dict[str, float], tokens: list[str]) -> np.ndarray:
         """P(kind) of one page from its features and tokens, in `KINDS` order."""

@@ -30,7 +30,7 @@ from worker.steps.clean.context import (
     context_rows,
     story_page_row,
 )
-from worker.steps.clean.model import DATA
+from worker.steps.clean.model import DATA, predict
 
 SHIPPED = DATA / "clean-blocks.lgb.gz"
 _LOG_WORDS = FEATURES.index("log_words")
@@ -77,7 +77,7 @@ class BlockModel:
         """The first trees' P(main content) of each feature row."""
         if len(rows) == 0:
             return np.zeros(0)
-        return np.asarray(self.booster.predict(rows, num_threads=1), dtype=float)
+        return np.asarray(predict(self.booster, rows), dtype=float)
 
     def scores(self, blocks: PageBlocks) -> tuple[np.ndarray, float]:
         """P(main content) of each block of a page and the threshold that keeps a block: the
@@ -103,10 +103,10 @@ class BlockModel:
             return first, self.threshold, False
         rows = context_rows(blocks, first)
         if self.story is not None:
-            story = float(self.story.predict(story_page_row(blocks, first, rows), num_threads=1)[0])
+            story = float(predict(self.story, story_page_row(blocks, first, rows))[0])
             if story < STORY_PAGE_CUT:
                 return first, self.threshold if self.plain_threshold is None else self.plain_threshold, False
-        return np.asarray(self.context.predict(rows, num_threads=1), dtype=float), self.threshold, True
+        return np.asarray(predict(self.context, rows), dtype=float), self.threshold, True
 
     def to_text(self) -> str:
         """The model file's text: a JSON header line, then the trees."""

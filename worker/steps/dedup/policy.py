@@ -21,9 +21,11 @@ The evidence is the story's own text, never the site's:
   shown above another one). A text the site's other pages leave out
   (`furniture`), or a sentence or two found again on the same site, is not a story.
 - No chaining: a page is compared with the own texts of a cluster's root and of up to two of its
-  firm copies (most of one text inside the other, from another site), never with a text made of
-  several pages; a doubtful copy adds nothing to what later pages are compared with, so one
-  doubtful merge cannot pull in a second story. A page must share some of its text with every
+  firm copies (most of one text inside the other, or a fuller copy holding a good part of the
+  text it is like, from another site), never with a text made of several pages, so that which
+  page came first (a cut copy, the original) matters less; any other doubtful copy adds
+  nothing to what later pages are compared with, so one doubtful merge cannot pull in a second
+  story. A page must share some of its text with every
   text the cluster keeps (a firm copy that held a second story cannot pull that story in), and
   a page that is a copy of two known stories whose own texts are different holds both (a host
   page that kept its own story around a syndicated one): it is a copy of neither.
