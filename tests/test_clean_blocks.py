@@ -19,11 +19,12 @@ from worker.evaluation.clean_training import (
     kept_text,
     learned_nothing,
     made_from,
+    repeat_labels,
     train_block_model,
 )
 from worker.evaluation.extraction import block_pages, load_bench
 from worker.evaluation.extraction_metric import word_prf
-from worker.steps.clean.blocks import FEATURES, PageBlocks, page_blocks, page_signals
+from worker.steps.clean.blocks import FEATURES, PAGE_FEATURES, PageBlocks, page_blocks, page_signals, repeat_columns
 from worker.steps.clean.context import CONTEXT_FEATURES, context_rows
 from worker.steps.clean.html import drop_code, join_row_cells, parse_html, select_paragraphs
 from worker.steps.clean.trees import BlockModel, expected_f1_keep, shipped_blocks
@@ -46,13 +47,33 @@ def test_every_block_gets_one_finite_row_of_every_feature() -> None:
         assert len(blocks.texts) > 5
         assert blocks.features.shape == (len(blocks.texts), len(FEATURES))
         assert np.isfinite(blocks.features).all()
-        page_columns = blocks.features[:, FEATURES.index("page_log_words"):]
+        page_columns = blocks.features[:, [FEATURES.index(name) for name in PAGE_FEATURES]]
         assert (page_columns == page_columns[0]).all()  # page features are the page's, not the block's
         assert blocks.ancestors.shape == (len(blocks.texts), 4)
         # blocks sharing a parent share its grandparent too
         parents = {}
         for row in blocks.ancestors:
             assert parents.setdefault(int(row[0]), tuple(row[1:])) == tuple(row[1:])
+
+
+def test_a_repeated_text_is_counted_and_its_later_copies_marked() -> None:
+    texts = ["Home", "The mayor opened the bridge today.", "Home", "The mayor opened the bridge today.",
+             "A second paragraph of the story."]
+    columns = repeat_columns(texts, np.array([1.0, 6.0, 1.0, 6.0, 6.0]))
+    assert columns[:, 0].tolist() == [np.log(2)] * 4 + [0.0]
+    # a later copy of three words or more is marked; a one-word menu item repeated is not
+    assert columns[:, 1].tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_a_later_copy_is_story_only_while_the_true_body_holds_that_many() -> None:
+    texts = ["The mayor opened the bridge today.", "Menu", "The mayor opened the bridge today.",
+             "Added in version 3.2.", "Added in version 3.2.", "Added in version 3.2."]
+    labels = np.array([1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    truth = "The mayor opened the bridge today. Added in version 3.2. Text. Added in version 3.2."
+    # the story's paragraph is once in the body: its second copy is not story; the note is
+    # twice in the body: its first two copies are story, the third is not
+    assert repeat_labels(texts, labels, truth).tolist() == [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+    assert repeat_labels(texts[:2], labels[:2], truth).tolist() == [1.0, 0.0]  # nothing repeated
 
 
 def test_page_signals_read_the_url_and_declared_types() -> None:

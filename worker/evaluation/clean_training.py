@@ -160,10 +160,37 @@ INNER_FOLDS = 3
 
 
 def block_page(blocks: PageBlocks, truth: str) -> BlockPage:
-    """Labels and weights of one page's blocks (as `labelled_page`)."""
+    """Labels and weights of one page's blocks (as `labelled_page`; a repeated text's copies
+    as `repeat_labels`)."""
     page = labelled_page(blocks.texts, blocks.features, truth)
-    return BlockPage(list(blocks.texts), blocks.features, page.labels, page.weights, truth, blocks.ancestors,
-                     blocks.table_rows)
+    return BlockPage(list(blocks.texts), blocks.features, repeat_labels(blocks.texts, page.labels, truth),
+                     page.weights, truth, blocks.ancestors, blocks.table_rows)
+
+
+def repeat_labels(texts: Sequence[str], labels: np.ndarray, truth: str) -> np.ndarray:
+    """`labels` with the later copies of a text the page repeats labelled story only while the
+    true body holds that many copies of it: the metric counts words, so a second copy of a
+    paragraph (a hidden duplicate, a block shown twice for two screen sizes) is words the
+    reference does not hold, though each copy alone matches it."""
+    copies = Counter(texts)
+    if all(n == 1 for n in copies.values()):
+        return labels
+    joined = f" {' '.join(WORD.findall(truth))} "
+    in_truth: dict[str, int] = {}
+    seen: Counter[str] = Counter()
+    out = labels.copy()
+    for k, text in enumerate(texts):
+        if copies[text] == 1:
+            continue
+        seen[text] += 1
+        if seen[text] == 1:
+            continue
+        if text not in in_truth:
+            tokens = WORD.findall(text)
+            in_truth[text] = joined.count(f" {' '.join(tokens)} ") if tokens else 0
+        if seen[text] > max(1, in_truth[text]):
+            out[k] = 0.0
+    return out
 
 
 def _fit(rows: Sequence[np.ndarray], pages: Sequence[BlockPage], trees: int, **settings: Any) -> Any:

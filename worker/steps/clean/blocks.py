@@ -99,7 +99,12 @@ BLOCK_FEATURES = (
     "log_repeat", "repeat_words", "in_best", "best_depth_gap",
     "near_words", "near_link", "near_sentence", "prev_words", "next_words", "prev_heading",
 )
-FEATURES = BLOCK_FEATURES + PAGE_FEATURES
+# How often a block's text repeats on the page (`repeat_columns`): a page that shows a paragraph
+# twice (for two screen sizes, in a hidden copy, in a teaser of itself) holds its words twice,
+# and the metric counts words; the labels of such copies say which the reference holds
+# (`clean_training.repeat_labels`).
+REPEAT_FEATURES = ("text_repeats", "text_seen_before")
+FEATURES = BLOCK_FEATURES + PAGE_FEATURES + REPEAT_FEATURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,8 +378,26 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
         **signals,
     }
     page_row = np.array([page[name] for name in PAGE_FEATURES], dtype=float)
-    matrix = np.hstack([*(np.asarray(c, dtype=float) for c in columns), near, np.tile(page_row, (n, 1))])
+    matrix = np.hstack([*(np.asarray(c, dtype=float) for c in columns), near, np.tile(page_row, (n, 1)),
+                        repeat_columns(texts, words)])
     return PageBlocks(texts, matrix, ups, _table_rows(tags, numbers, facts.elements))
+
+
+def repeat_columns(texts: list[str], words: np.ndarray) -> np.ndarray:
+    """The `REPEAT_FEATURES` columns of a page's blocks (`texts`, each with its `words`): the log
+    of how many blocks of the page hold the same text, and whether a block of three words or
+    more holds a text an earlier block already held."""
+    copies = Counter(texts)
+    out = np.zeros((len(texts), len(REPEAT_FEATURES)))
+    if len(copies) == len(texts):
+        return out
+    seen: set[str] = set()
+    for k, text in enumerate(texts):
+        if copies[text] > 1:
+            out[k, 0] = math.log(copies[text])
+            out[k, 1] = float(text in seen and words[k] >= 3)
+            seen.add(text)
+    return out
 
 
 _CELLS = frozenset({"td", "th"})
