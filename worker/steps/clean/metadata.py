@@ -674,11 +674,16 @@ _ASIDE_MARK = re.compile(
 )
 
 
-_NAME_WORD = r"(?:[A-Z][\w'’-]*\.?|van|von|de|der|da|la|le|di|du|bin|al)"
-_NAME = rf"[A-Z][\w'’-]*\.?(?: {_NAME_WORD}){{0,3}}"
-# "By A, B and C" ending where its text node ends or at punctuation: a byline in the header.
-# "Written by A" anywhere on the page (often under the story, with the author's box).
-_NAMES = rf"({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]))"
+# A label after the name is not part of it ("By Richard Garner Updated Sep 5, 2024").
+_LABEL_WORD = r"(?:Updated|Published|Posted|Last|Reviewed|Edited|Fact|Medically|Written)\b"
+_NAME_WORD = rf"(?:(?!{_LABEL_WORD})[A-Z][\w'’-]*\.?|van|von|de|der|da|la|le|di|du|bin|al)"
+_NAME = rf"(?!{_LABEL_WORD})[A-Z][\w'’-]*\.?(?: {_NAME_WORD}){{0,3}}"
+# What may follow the names on their line: a date ("By Sofia Gonzalez December 2, 2025", "By Ana
+# Ruiz on 21 January 2023", "By Dr. Vahid Osman - Mar 27, 2024") or a label ("Updated ...").
+_AFTER_NAMES = rf"(?:on |- |– |— |\| )?(?i:{_MONTH}\s+\d|\d{{1,2}}{_ORD}\s+{_MONTH}|\d{{1,4}}[-/.]\d)|{_LABEL_WORD}"
+# "By A, B and C" ending where its text node ends, at punctuation or before a date: a byline in
+# the header. "Written by A" anywhere on the page (often under the story, with the author's box).
+_NAMES = rf"({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]|{_AFTER_NAMES}))"
 _WRITTEN_BY = re.compile(rf"\b(?:[Ww]ritten|[Aa]uthored|[Pp]osted) [Bb]y:?[ \n]+{_NAMES}")
 _WRITTEN_BY_CUES = ("ritten ", "uthored ", "osted ")  # one of them is in every match
 
@@ -694,9 +699,11 @@ _BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+{_NAMES}")
 
 def _name_line(header: str) -> str | None:
     """A line of its own under the headline that is a person's name (first word a known given
-    name): a byline without 'By'."""
+    name), alone or before the date ('Kristian Larsen July 13, 2025'): a byline without 'By'."""
     for line in header.split("\n")[1:HEADER_LINES]:
         first = re.split(r"\s+[|•·–—]\s+", line, maxsplit=1)[0]
+        if (day := _SHOWN_DATE.search(first)) is not None and day.start() > 0:
+            first = first[: day.start()].rstrip(" ,-–—|•·")
         first = re.sub(r"(?:\s+(?:in|on|at))+$", "", first)
         words = first.split()
         if 2 <= len(words) <= 4 and words[0].casefold() in _given_names() and is_person(first):
@@ -1062,8 +1069,10 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
     ...' line anywhere. The headline is looked for before the story, at each place the dump
     shows it (the last first: a page repeats its headline in menus and breadcrumbs), then the
     lines just above the story stand for it (the headline the dump cleaner found may be another
-    line); the first place that gives a byline gives the authors, the first that gives a day
-    the date. The url's day (`/2025/12/18/`) is the story's when the dump shows no day."""
+    line), and when the headline is not shown before the story, its first showing after the
+    story's first paragraph (shown above it as a teaser); the first place that gives a byline
+    gives the authors, the first that gives a day the date. The url's day (`/2025/12/18/`) is
+    the story's when the dump shows no day."""
     lines = "\n".join(line for line in (_dump_line(t) for t in dump.splitlines()) if line)
     story = lines.find(first_paragraph) if first_paragraph else -1
     end = story if story >= 0 else len(lines)
@@ -1075,6 +1084,9 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
         at = lines.rfind(title, 0, at) if at > 0 else -1
     if story > 0:  # only the lines above the story: what follows it is the story, then related posts
         places.append(_read_shown(lines[:story], story - 1, title))
+    if title and len(places) <= 1 and (at := lines.find(title, end)) >= 0:
+        # not shown before the story: its first paragraph is also shown above the headline (a teaser)
+        places.append(_read_shown(lines, at, title, whole))
     authors = next((found for seen in places if (found := choose_authors(seen.bylines, []))), [])
     day = next((chosen for seen in places
                 if (chosen := choose_date([], [], [], url, author_dates(seen, authors)))), None)
