@@ -20,8 +20,10 @@ and writes a copy's record and its root's, the heaviest decision):
 - `dict`: the state in a dict (the fill's, read again), its derived indexes rebuilt in memory
   before the clock starts (`eval dedup`, `process`, tests);
 - `rocksdb`: the worker's default store (`LocalState`: its hot entries and block cache as the
-  worker sizes them from `INGEST_DEDUP_CACHE_MB`);
-- `rocksdb-no-hot`: the same without hot entries (every read goes to RocksDB);
+  worker sizes them from `INGEST_DEDUP_CACHE_MB`), the pages decided as the worker's owner
+  decides them, `DECIDE_BATCH` at a time (`DedupIndex.decide_many`);
+- `rocksdb-one`: the same store, the pages decided one at a time (`DedupIndex.decide`);
+- `rocksdb-no-hot`: the same without hot entries (every read goes to RocksDB), one at a time;
 - `before` (with `--before DIR`, a checkout of older code): its RocksDB decision, in a
   subprocess importing that code, on its own copy of the same table with the same probes;
 - `dict-before` (with `--before DIR`): that code's decision over a dict of the same state.
@@ -53,15 +55,21 @@ HERE = Path(__file__).resolve().parent
 WARM_UP = 2_000
 
 
-def rate(index: Any, pages: list[tuple[str, Any, float]]) -> tuple[float, float]:
-    """Decisions per CPU second over `pages`: of the deciding thread, and of the process."""
+def rate(index: Any, pages: list[tuple[str, Any, float]], batch: int = 0) -> tuple[float, float]:
+    """Decisions per CPU second over `pages`: of the deciding thread, and of the process; with
+    `batch`, decided `batch` at a time (`decide_many`, as the worker's owner decides them)."""
     thread, process = time.thread_time(), time.process_time()
-    for url, fp, when in pages:
-        index.decide(url, fp, when)
+    if batch:
+        for at in range(0, len(pages), batch):
+            index.decide_many(pages[at : at + batch])
+    else:
+        for url, fp, when in pages:
+            index.decide(url, fp, when)
     return len(pages) / (time.thread_time() - thread), len(pages) / (time.process_time() - process)
 
 
-def measure_rocksdb(path: Path, pages: dict[str, list[Any]], cache: int, hot_bytes: int | None) -> dict[str, Any]:
+def measure_rocksdb(path: Path, pages: dict[str, list[Any]], cache: int, hot_bytes: int | None,
+                    batch: int = 0) -> dict[str, Any]:
     """Open the table at `path` with a dedup cache of `cache` bytes (its files first written
     again as the code under test writes them), decide the warm-up pages, then time each kind of
     probes (importing whichever code is first on the path: this checkout's, or `--before`'s)."""
@@ -79,7 +87,7 @@ def measure_rocksdb(path: Path, pages: dict[str, list[Any]], cache: int, hot_byt
     written.close()  # then reopened, as by a worker restarted on its volume
     state = LocalState(path, cache) if hot_bytes is None else LocalState(path, cache, hot_bytes=hot_bytes)
     index = DedupIndex(state, window_seconds=7 * 86400, derived=state.derived)
-    figures = decide_all(index, pages)
+    figures = decide_all(index, pages, batch)
     hot = getattr(state.derived, "hot", None)
     if hot is not None and hot.hits + hot.misses:
         figures["hot_hit_share"] = round(hot.hits / (hot.hits + hot.misses), 3)
@@ -90,18 +98,18 @@ def measure_rocksdb(path: Path, pages: dict[str, list[Any]], cache: int, hot_byt
     return figures
 
 
-def decide_all(index: Any, pages: dict[str, list[Any]]) -> dict[str, Any]:
+def decide_all(index: Any, pages: dict[str, list[Any]], batch: int = 0) -> dict[str, Any]:
     """Decide the warm-up pages, then each kind of probes timed (decisions per CPU second)."""
     figures: dict[str, Any] = {}
-    for kind, batch in pages.items():
-        thread, process = rate(index, batch)
+    for kind, some in pages.items():
+        thread, process = rate(index, some, batch)
         if kind != "warm_up":
             figures[kind] = round(thread)
             figures[f"{kind}_process_cpu"] = round(process)
     return figures
 
 
-def measure_dict(state_file: Path, pages: dict[str, list[Any]]) -> dict[str, Any]:
+def measure_dict(state_file: Path, pages: dict[str, list[Any]], batch: int = 0) -> dict[str, Any]:
     """The fill's state in a dict (its derived indexes rebuilt in memory), then the pages decided
     over it as in `measure_rocksdb`."""
     from worker.steps.dedup.index import DedupIndex
@@ -109,7 +117,7 @@ def measure_dict(state_file: Path, pages: dict[str, list[Any]]) -> dict[str, Any
     with open(state_file, "rb") as handle:
         index = DedupIndex(pickle.load(handle), window_seconds=7 * 86400)
     index.entries()  # the derived indexes built before the clock starts
-    return decide_all(index, pages)
+    return decide_all(index, pages, batch)
 
 
 def child(args: argparse.Namespace) -> int:
@@ -120,7 +128,9 @@ def child(args: argparse.Namespace) -> int:
         pages = pickle.load(handle)
     hot = None if args.child_hot < 0 else args.child_hot
     target = Path(args.child)
-    figures = measure_dict(target, pages) if target.is_file() else measure_rocksdb(target, pages, args.child_cache, hot)
+    batch = args.child_batch
+    figures = (measure_dict(target, pages, batch) if target.is_file()
+               else measure_rocksdb(target, pages, args.child_cache, hot, batch))
     print(json.dumps(figures))
     return 0
 
@@ -168,6 +178,7 @@ def main() -> int:
     parser.add_argument("--child-hot", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--child-code", help=argparse.SUPPRESS)
     parser.add_argument("--child-cache", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-batch", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -177,6 +188,7 @@ def main() -> int:
     import rocksdict
     from dedup_scale import Counting, Prober, Stream, write_table
 
+    from worker.kafka.agents import DECIDE_BATCH
     from worker.kafka.dedup_store import LocalState, open_rdict
     from worker.settings import Settings
     from worker.steps.dedup.index import DedupIndex
@@ -230,7 +242,8 @@ def main() -> int:
         say(f"{args.articles:,} pages ({figures['indexed_articles']:,} indexed) in {figures['fill_seconds']} s")
 
         pages = StreamPages(stream, args.articles, last, Prober(None, stream, last))  # type: ignore[arg-type]
-        stores = ["dict", "rocksdb", "rocksdb-no-hot"] + (["dict-before", "before"] if args.before else [])
+        stores = ["dict", "rocksdb", "rocksdb-one", "rocksdb-no-hot"]
+        stores += ["dict-before", "before"] if args.before else []
         rounds: list[dict[str, Any]] = []
         for number in range(args.rounds):
             batch = pages.round(WARM_UP, args.probes)
@@ -246,9 +259,10 @@ def main() -> int:
                     shutil.copytree(table, copy)
                 code = Path(args.before).resolve() if store.endswith("before") else HERE.parent
                 hot = "0" if store == "rocksdb-no-hot" else "-1"
+                batch = DECIDE_BATCH if store == "rocksdb" else 0  # the others one page at a time
                 command = [sys.executable, str(Path(__file__).resolve()), "--child", str(copy),
                            "--child-probes", str(probes_file), "--child-hot", hot,
-                           "--child-code", str(code), "--child-cache", str(cache)]
+                           "--child-code", str(code), "--child-cache", str(cache), "--child-batch", str(batch)]
                 out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
                 measured[store] = json.loads(out.strip().splitlines()[-1])
                 if copy.is_dir():

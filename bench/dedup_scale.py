@@ -55,6 +55,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from worker.document import Article, Origin, Prepared  # noqa: E402
 from worker.kafka import dedup_store  # noqa: E402
+from worker.kafka.agents import DECIDE_BATCH  # noqa: E402
 from worker.kafka.dedup_store import STANDBY_BUFFER, LocalState, table_path  # noqa: E402
 from worker.kafka.embedded import EmbeddedBroker, free_port, isolated_settings  # noqa: E402
 from worker.kafka.topics import candidates_topic, dedup_changelog_topic, ensure_topics  # noqa: E402
@@ -326,13 +327,14 @@ def fill_local(settings: Settings, articles: int, stream: Stream, say: Any) -> d
 
 
 def decision_rate(index: DedupIndex, prober: Prober, count: int) -> tuple[float, float]:
-    """Decisions per second of CPU time of `DedupIndex.decide` over `index`'s state (no Kafka): of
-    the deciding thread, and of the whole process (with RocksDB's background flushes and
+    """Decisions per second of CPU time of the owner's decision over `index`'s state (no Kafka),
+    `DECIDE_BATCH` pages at a time as the worker's owner decides them (`DedupIndex.decide_many`):
+    of the deciding thread, and of the whole process (with RocksDB's background flushes and
     compactions)."""
     pages = [prober.page() for _ in range(count)]
     thread, process = time.thread_time(), time.process_time()
-    for url, fp, when in pages:
-        index.decide(url, fp, when)
+    for at in range(0, count, DECIDE_BATCH):
+        index.decide_many(pages[at : at + DECIDE_BATCH])
     return count / (time.thread_time() - thread), count / (time.process_time() - process)
 
 
@@ -634,7 +636,7 @@ def measure(args: argparse.Namespace, say: Any) -> dict[str, Any]:
                 state.close()
                 say(f"decisions at that size: {figures['decisions_per_second']:,}/s of the deciding thread's CPU "
                     f"time, {figures['decisions_per_second_process_cpu']:,}/s of the process's (RocksDB's "
-                    "background threads too) (DedupIndex.decide over the new owner's RocksDB state, no Kafka)")
+                    "background threads too) (DedupIndex.decide_many over the new owner's RocksDB state, no Kafka)")
     finally:
         for worker in workers:
             if worker.process is not None:

@@ -450,10 +450,47 @@ def test_dump_date_at_another_showing_of_the_headline_or_above_the_story() -> No
         "Ferry prices rise", story,
     )
     assert above.published_at == "2025-12-17"
+    # The story's first paragraph shown above the headline as a teaser: the headline after it.
+    teaser = dump_meta(
+        story + "\nBack to blog\nHarbour reopens after the storm\nPosted by Peter Bell on August 21, 2019\n" + story,
+        "Harbour reopens after the storm", story,
+    )
+    assert teaser.published_at == "2019-08-21"
     # No day in the dump: the url's.
     dated_url = dump_meta("Harbour reopens after the storm\n" + story, "Harbour reopens after the storm", story,
                           "https://news.example.com/2025/12/18/harbour-reopens/")
     assert dated_url.published_at == "2025-12-18"
+
+
+def test_byline_names_end_before_the_date_or_a_label_on_their_line() -> None:
+    story = STORY[3:-4]
+    for line, name in (
+        ("By Sofia Gonzalez December 2, 2025", "Sofia Gonzalez"),
+        ("By Ana Ruiz on 21 January 2023", "Ana Ruiz"),
+        ("By Dr. Vahid Osman - Mar 27, 2024", "Dr. Vahid Osman"),
+        ("By Richard Garner Updated Sep 5, 2024", "Richard Garner"),
+        ("Kristian Larsen July 13, 2025 — 7 minutes read", "Kristian Larsen"),
+    ):
+        headline = "Harbour reopens after the storm"
+        stated = dump_meta(f"{headline}\n{line}\n{story}", headline, story)
+        assert stated.authors == [name], line
+
+
+def test_dump_with_its_headline_shown_thousands_of_times_reads_a_bounded_number_of_showings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A related-links block repeating the headline 2,000 times: each showing was read over the
+    # whole dump (its days, its 'Written by' line), quadratic in the dump's size.
+    from worker.steps.clean import metadata
+
+    title, story = "Harbour reopens after the storm", STORY[3:-4]
+    related = "".join(f"{title}\nShare\nComments ({k})\n" for k in range(2000))
+    whole_reads: list[int] = []
+    read_whole = metadata._whole
+    monkeypatch.setattr(metadata, "_whole", lambda lines: whole_reads.append(len(lines)) or read_whole(lines))
+    stated = dump_meta(related + title + "\nBy Ana Ruiz | March 3, 2025\n" + story, title, story)
+    assert stated.authors == ["Ana Ruiz"] and stated.published_at == "2025-03-03"
+    assert len(whole_reads) == 2  # the dump once, the lines above the story once
 
 
 def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:

@@ -198,10 +198,11 @@ class Stages:
             try:
                 prepared = Prepared.from_bytes(hop)
                 fp = Fingerprint.from_bytes(prepared.fingerprint)
+                seen_at = prepared.seen_at or self._event_time(prepared.article.fetched_at, None)
             except Exception as exc:  # a hop this version cannot read: the page must still end somewhere
                 outs[at] = [self.dead_letter(internal_error(exc, "dedup"), hop, origin)]
                 continue
-            read.append((at, prepared, fp, prepared.seen_at or self._event_time(prepared.article.fetched_at, None)))
+            read.append((at, prepared, fp, seen_at))
         decisions = self.index.decide_many([(prepared.article.url, fp, when) for _, prepared, fp, when in read],
                                            after=self._after_decision)
         elapsed = (time.perf_counter() - started) / max(1, len(hops))
@@ -213,12 +214,20 @@ class Stages:
                 continue
             self.metrics.stage_seconds.labels("dedup").observe(elapsed)
             article.stage_seconds["dedup"] = elapsed
-            outs[at] = self._decided(prepared, fp, decision)
+            try:
+                outs[at] = self._decided(prepared, fp, decision)
+            except Exception as exc:  # this page's events only: the batch's other pages go on
+                outs[at] = [self.dead_letter(internal_error(exc, "dedup"), hops[at][0], prepared.origin,
+                                             article.url, trace, raw_at=prepared.origin)]
         return outs
 
     def _after_decision(self, decision: Decision) -> None:
-        if not decision.replay:  # a replay's time was counted the first time
+        if decision.replay:  # a replay's time was counted the first time
+            return
+        try:
             self._advance_window(decision.watermark)
+        except Exception:  # expiry is housekeeping: it must not fail the batch's other decisions
+            log.exception("dedup expiry check failed; entries are kept")
 
     def _decided(self, prepared: Prepared, fp: Fingerprint, decision: Decision) -> list[Out]:
         """What a decision sends: the article on to tagging, or its duplicate and cluster events."""

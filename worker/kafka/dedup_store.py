@@ -508,11 +508,11 @@ class RocksDerived:
         batch, self._batch = self._batch, None
         pending, self._pending = self._pending, {}
         try:
-            for key, value in pending.items():  # a key written twice in the batch, once
-                if value is None:
+            for key, written in pending.items():  # a key written twice in the batch, once
+                if written is None:
                     batch.delete(key)
                 else:
-                    batch.put(key, value)
+                    batch.put(key, written)
             if pending or self._journal:
                 batch.put(COUNTERS, _COUNTERS.pack(self.records, self.roots, self.size))
             if self._journal:

@@ -269,10 +269,31 @@ def author_dates(seen: Shown, authors: Sequence[str]) -> Shown:
     return replace(seen, signed=days, updates=[*seen.updates, *updates])
 
 
-def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
-    """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found)."""
-    text = lines.replace("\n", " ")  # the same offsets
+@dataclass(frozen=True)
+class _Whole:
+    """What `Shown` reads from the whole visible text, the same wherever its headline is."""
+
+    text: str  # the visible text on one line (the same offsets)
+    shown: dict[date, bool]
+    labelled: list[date]
+    original: list[date]
+    written: list[list[tuple[str, str]]]  # a 'Written by ...' line's name, an 'Author' label's
+
+
+def _whole(lines: str) -> _Whole:
+    """`_Whole` of visible text `lines` (one line per text node)."""
+    text = lines.replace("\n", " ")
     shown, labelled, original = page_dates(text)
+    return _Whole(text, shown, labelled, original, [
+        [(written.group(1), "")] if (written := _written_by(lines)) else [],
+        [(label.group(1), "")] if "Author" in lines and (label := _AUTHOR_LABEL.search(lines)) else [],
+    ])
+
+
+def _read_shown(lines: str, at: int, headline: str | None, whole: _Whole | None = None) -> Shown:
+    """`Shown` of visible text `lines` whose headline starts at `at` (-1: not found); `whole`,
+    when given, is `_whole(lines)` read once for several headline places."""
+    whole = whole if whole is not None else _whole(lines)
     days_after, updates_after = header_dates(lines[at : at + HEADER_CHARS] if at >= 0 else "")
     days_before, updates_before = header_dates(lines[max(0, at - HEADER_CHARS // 2) : at] if at >= 0 else "")
     after = lines[at : at + HEADER_CHARS] if at >= 0 else ""
@@ -282,12 +303,11 @@ def _read_shown(lines: str, at: int, headline: str | None) -> Shown:
         [(by_line.group(1), "")] if by_line else [],
         [(name, "")] if (name := _dated_name(around, headline)) else [],
         [(name, "")] if (name := _name_line(after)) else [],
-        [(written.group(1), "")] if (written := _written_by(lines)) else [],
-        [(label.group(1), "")] if "Author" in lines and (label := _AUTHOR_LABEL.search(lines)) else [],
+        *whole.written,
     ]
     return Shown(
-        text, shown, labelled, original, days_after + days_before, updates_after + updates_before, bylines, [], at,
-        frozenset(_yearless(after)),
+        whole.text, dict(whole.shown), list(whole.labelled), list(whole.original), days_after + days_before,
+        updates_after + updates_before, bylines, [], at, frozenset(_yearless(after)),
     )
 
 
@@ -654,11 +674,16 @@ _ASIDE_MARK = re.compile(
 )
 
 
-_NAME_WORD = r"(?:[A-Z][\w'’-]*\.?|van|von|de|der|da|la|le|di|du|bin|al)"
-_NAME = rf"[A-Z][\w'’-]*\.?(?: {_NAME_WORD}){{0,3}}"
-# "By A, B and C" ending where its text node ends or at punctuation: a byline in the header.
-# "Written by A" anywhere on the page (often under the story, with the author's box).
-_NAMES = rf"({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]))"
+# A label after the name is not part of it ("By Richard Garner Updated Sep 5, 2024").
+_LABEL_WORD = r"(?:Updated|Published|Posted|Last|Reviewed|Edited|Fact|Medically|Written)\b"
+_NAME_WORD = rf"(?:(?!{_LABEL_WORD})[A-Z][\w'’-]*\.?|van|von|de|der|da|la|le|di|du|bin|al)"
+_NAME = rf"(?!{_LABEL_WORD})[A-Z][\w'’-]*\.?(?: {_NAME_WORD}){{0,3}}"
+# What may follow the names on their line: a date ("By Sofia Gonzalez December 2, 2025", "By Ana
+# Ruiz on 21 January 2023", "By Dr. Vahid Osman - Mar 27, 2024") or a label ("Updated ...").
+_AFTER_NAMES = rf"(?:on |- |– |— |\| )?(?i:{_MONTH}\s+\d|\d{{1,2}}{_ORD}\s+{_MONTH}|\d{{1,4}}[-/.]\d)|{_LABEL_WORD}"
+# "By A, B and C" ending where its text node ends, at punctuation or before a date: a byline in
+# the header. "Written by A" anywhere on the page (often under the story, with the author's box).
+_NAMES = rf"({_NAME}(?:(?:, | and | & ){_NAME})*)(?= ?(?:\n|$|[,|•·–—:]|{_AFTER_NAMES}))"
 _WRITTEN_BY = re.compile(rf"\b(?:[Ww]ritten|[Aa]uthored|[Pp]osted) [Bb]y:?[ \n]+{_NAMES}")
 _WRITTEN_BY_CUES = ("ritten ", "uthored ", "osted ")  # one of them is in every match
 
@@ -674,9 +699,11 @@ _BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+{_NAMES}")
 
 def _name_line(header: str) -> str | None:
     """A line of its own under the headline that is a person's name (first word a known given
-    name): a byline without 'By'."""
+    name), alone or before the date ('Kristian Larsen July 13, 2025'): a byline without 'By'."""
     for line in header.split("\n")[1:HEADER_LINES]:
         first = re.split(r"\s+[|•·–—]\s+", line, maxsplit=1)[0]
+        if (day := _SHOWN_DATE.search(first)) is not None and day.start() > 0:
+            first = first[: day.start()].rstrip(" ,-–—|•·")
         first = re.sub(r"(?:\s+(?:in|on|at))+$", "", first)
         words = first.split()
         if 2 <= len(words) <= 4 and words[0].casefold() in _given_names() and is_person(first):
@@ -821,6 +848,9 @@ def _element_bylines(tree: Any) -> Iterator[list[tuple[str, str]]]:
 _PUBLISHED_CLASS = re.compile(r"publish|posted|entry-date|post-date|article-date|date-pub", re.I)
 _HIDDEN = ("script", "style", "noscript", "template", "svg")
 HEADER_CHARS = 600  # text around the headline searched for a shown date or a byline
+# the showings of a dump's headline read, nearest the story first: a related-links block can
+# repeat the headline hundreds of times, and each showing is read apart
+DUMP_HEADLINE_PLACES = 16
 HEADER_LINES = 8  # lines under the headline searched for a name on its own
 
 
@@ -1039,19 +1069,26 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
     ...' line anywhere. The headline is looked for before the story, at each place the dump
     shows it (the last first: a page repeats its headline in menus and breadcrumbs), then the
     lines just above the story stand for it (the headline the dump cleaner found may be another
-    line); the first place that gives a byline gives the authors, the first that gives a day
-    the date. The url's day (`/2025/12/18/`) is the story's when the dump shows no day."""
+    line), and when the headline is not shown before the story, its first showing after the
+    story's first paragraph (shown above it as a teaser); the first place that gives a byline
+    gives the authors, the first that gives a day the date. The url's day (`/2025/12/18/`) is
+    the story's when the dump shows no day."""
     lines = "\n".join(line for line in (_dump_line(t) for t in dump.splitlines()) if line)
     story = lines.find(first_paragraph) if first_paragraph else -1
     end = story if story >= 0 else len(lines)
     places: list[Shown] = []
+    whole = _whole(lines)
     at = lines.rfind(title, 0, end) if title else -1
-    while at >= 0:
-        places.append(_read_shown(lines, at, title))
+    while at >= 0 and len(places) < DUMP_HEADLINE_PLACES:
+        places.append(_read_shown(lines, at, title, whole))
         at = lines.rfind(title, 0, at) if at > 0 else -1
     if story > 0:  # only the lines above the story: what follows it is the story, then related posts
         places.append(_read_shown(lines[:story], story - 1, title))
+    if title and len(places) <= 1 and (at := lines.find(title, end)) >= 0:
+        # not shown before the story: its first paragraph is also shown above the headline (a teaser)
+        places.append(_read_shown(lines, at, title, whole))
     authors = next((found for seen in places if (found := choose_authors(seen.bylines, []))), [])
-    day = next((found for seen in places if (found := choose_date([], [], [], url, author_dates(seen, authors)))), None)
+    day = next((chosen for seen in places
+                if (chosen := choose_date([], [], [], url, author_dates(seen, authors)))), None)
     url_day = _url_day(url)
     return DumpMeta(authors, day or (url_day.isoformat() if url_day is not None else None))

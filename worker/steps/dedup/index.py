@@ -431,8 +431,9 @@ class DedupIndex:
         """`decide` of each page in order, or the error one raised (the others decided all the
         same), with `after` called on each decision before the next page is decided (the
         window's expiry, so that each page is decided over the state `decide` would see). Over
-        a store that writes several keys as one (the RocksDB table), the pages' own keys and
-        their postings are read together first, and the batch's writes are one write: the same
+        a store that writes several keys as one (the RocksDB table), the pages' postings are
+        looked up together first, then their own keys and the records of the roots those
+        postings name read in one call, and the batch's writes are one write: the same
         decisions and facts, for less CPU a page."""
         if self._batch is None:
             return [self._decide_one(url, fp, seen_at, after) for url, fp, seen_at in pages]
@@ -445,9 +446,12 @@ class DedupIndex:
                     sid = bytes.fromhex(article_id(url, fp.content_hash))[:_SID]
                     keys += (_page_key(sid), _hash_key(bytes.fromhex(fp.content_hash)))
                     heads += fp.sketch[:reach]
-            self._get_many(keys)  # each page's reads of them then answered by the store's hot entries
-            if heads and self._kept:
-                self._derived.postings(heads)  # and its lookup by the postings' recent ones
+            if heads and self._kept:  # each page's lookup then answered by the postings' recent ones
+                limit = policy.BOILERPLATE_ROOTS * _SID
+                roots = {posting[at : at + _SID] for posting in self._derived.postings(heads)
+                         if isinstance(posting, bytes) and len(posting) < limit for at in range(0, len(posting), _SID)}
+                keys += map(_page_key, roots)  # the candidates' records
+            self._get_many(sorted(keys))  # in the table's order; a page's reads then find them in the hot entries
             return [self._decide_one(url, fp, seen_at, after) for url, fp, seen_at in pages]
 
     def _decide_one(

@@ -12,6 +12,9 @@ The evidence is the story's own text, never the site's:
   coefficient below the common bottom-k threshold).
 - Shingles that several different stories share are boilerplate (footers, cookie notes, sign-up
   boxes) and count for nothing.
+- A text under a tenth of the other's size is no copy of it, nor the other of it: the two would
+  meet, and the verdict rest on enough of the smaller text, in some arrival orders only
+  (`SIZE_RATIO`).
 - Two pages of one site share its template, and a page of a site can carry the site's own story
   (its title, key points, a block of its text) around another story: for them the texts must be
   the same as a whole (resemblance), not merely one inside the other. That holds for a page and
@@ -277,13 +280,17 @@ class Policy:
         member_site = not same_site and known.seen_on(site)
         best: Likeness | None = None
         coefficients: list[float] = []  # each kept text's, measured once for the check below
+        size: float | None = None  # the page's, estimated as a kept text's (`text_size`)
         for version in known.versions:
             measured = overlap(fp.sketch, version.sketch, SKETCH_SIZE, self.index_sketch, ignore)
             coefficients.append(measured.coefficient)
             if measured.shared < MIN_SHARED:
                 continue
-            if thin(fp.sketch, version.sketch, self.index_sketch, self.size_ratio):
-                continue  # one text a tenth of the other: no verdict in every order, so none
+            if size is None:
+                size = text_size(fp.sketch, self.index_sketch)
+            other = text_size(version.sketch, self.index_sketch)
+            if min(size, other) < self.size_ratio * max(size, other):
+                continue  # one text under a tenth of the other: no verdict in every order, so none
             if through and version.site != site:
                 # Two copies of another site's story on one host: the page is judged against the
                 # other site's text as a page of a site the story was seen on, and must be inside
@@ -406,17 +413,11 @@ def furniture(story_lines: tuple[int, ...], template: dict[int, int], share: flo
 
 def text_size(sketch: tuple[int, ...], k: int) -> float:
     """The number of distinct shingles of a text, estimated from the `k` smallest hashes of its
-    sketch (all of them when it holds fewer)."""
+    sketch (all of them when it holds fewer): a page's and a root's kept text are estimated
+    alike, so two texts compare the same whichever of them came first."""
     if len(sketch) < k:
         return float(len(sketch))
     return (k - 1) * 4294967296.0 / max(1, sketch[k - 1])
-
-
-def thin(a: tuple[int, ...], b: tuple[int, ...], k: int, ratio: float) -> bool:
-    """Whether the smaller of two texts is under `ratio` of the larger, both sizes estimated from
-    their `k` smallest hashes (the same estimate whichever of them came first)."""
-    sa, sb = text_size(a, k), text_size(b, k)
-    return min(sa, sb) < ratio * max(sa, sb)
 
 
 def may_be_like(sample: set[int], kept: Iterable[int]) -> bool:

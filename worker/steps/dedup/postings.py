@@ -177,8 +177,16 @@ class PackedPostings:
             changed |= removed.keys() & recent.keys()
         if long_runs or changed:  # changes since the arrays, long postings: read with their layers
             fixed = sorted({*long_runs, *(i for i, h in enumerate(hashes) if h in changed)} if changed else long_runs)
+            added, removed = self.added, self.removed
+            alone = not self.folding  # one layer of changes: a hash it only adds to reads as the
+            # roots it added, then the run (`_posting`'s order), without the general walk
             for i, start, end in zip(fixed, starts[fixed].tolist(), ends[fixed].tolist(), strict=True):
                 h = hashes[i]
+                if alone and end - start <= PACKED_IDS and h not in removed:
+                    new = added.get(h)
+                    if isinstance(new, bytes) and len(new) + (end - start) * SID <= PACKED_IDS * SID:
+                        found[i] = recent[h] = new + ids[start:end].tobytes()
+                        continue
                 found[i], whole = self._posting(h, start, end, limit)
                 posting = found[i]
                 if whole and (posting is None or len(posting) <= PACKED_IDS * SID):
