@@ -274,21 +274,28 @@ def test_five_random_orders_give_the_same_story_clusters(hops: list[bytes]) -> N
         assert agreement(first, again) >= 0.99, seed
 
 
-def test_five_random_orders_of_a_stream_of_many_sites_give_the_same_story_clusters() -> None:
+@pytest.mark.parametrize(
+    ("fixture", "agree", "precision", "recall"),
+    [("wcxb-fingerprints.jsonl.gz", 0.985, 0.99, 0.975), ("wcxb-hard-fingerprints.jsonl.gz", 0.975, 0.985, 0.95)],
+)
+def test_five_random_orders_of_a_stream_of_many_sites_give_the_same_story_clusters(
+    fixture: str, agree: float, precision: float, recall: float
+) -> None:
     """The WCXB syndication stream's pages (1,228 of hundreds of sites, 150 stories syndicated
-    into other sites' templates beside every site's own story), as the dedup owner gets them
-    (`wcxb-fingerprints.jsonl.gz`, see its README): decided in the file's order and in five
-    random orders, the story clusters agree at 0.985 or more (0.987-0.993 measured, 0.987-0.991
-    before a text ten times another's was refused as its copy; the 0.99 target is not met: pages
-    whose text holds two stories, and copies of different parts of a story, are joined or not by
-    which page came first), and no order merges pages of different
-    stories beyond 1 pair in 100 or misses more than 2.5 in 100."""
+    into other sites' templates beside every site's own story), and its heavier edits
+    (`dev-hard`), as the dedup owner gets them (see the fixtures' README): decided in the file's
+    order and in five random orders, the story clusters agree at `agree` or more (WCXB:
+    0.987-0.993 measured, 0.987-0.991 before a text ten times another's was refused as its copy;
+    dev-hard: 0.976-0.981, 0.974-0.981 before; the 0.99 target is not met: pages whose text
+    holds two stories, and copies of different parts of a story, are joined or not by which page
+    came first), and no order's precision or recall falls under a normal (0.99, 0.975) or a
+    harder (0.985, 0.95) stream's floor."""
     import base64
 
     from worker.evaluation.dedup import agreement, clusters, score
     from worker.steps.dedup.fingerprint import Fingerprint
 
-    raw = gzip.decompress((FIXTURES / "wcxb-fingerprints.jsonl.gz").read_bytes())
+    raw = gzip.decompress((FIXTURES / fixture).read_bytes())
     rows = [orjson.loads(line) for line in raw.splitlines()]
     truth = {row["url"]: row["story"] for row in rows}
 
@@ -311,8 +318,8 @@ def test_five_random_orders_of_a_stream_of_many_sites_give_the_same_story_cluste
             random.Random(seed).shuffle(order)
         again = events(order)
         scored = score(truth, again)
-        assert scored.precision >= 0.99 and scored.recall >= 0.975, (seed, scored)
-        assert agreement(clusters(first), clusters(again)) >= 0.985, seed
+        assert scored.precision >= precision and scored.recall >= recall, (seed, scored)
+        assert agreement(clusters(first), clusters(again)) >= agree, seed
 
 
 def test_a_candidate_left_out_before_it_is_unpacked_is_one_the_rules_would_not_call_like() -> None:
