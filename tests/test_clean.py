@@ -189,12 +189,6 @@ def test_language_from_page_wins() -> None:
         RawPage(url="https://a.example/", html="<html><body><p>Too short.</p></body></html>"),
         RawPage(url="https://a.example/", text="Home\nNews\nSport\nWeather\n"),
         RawPage(url="https://a.example/", text="   \n\n "),
-        RawPage(
-            url="https://a.example/",
-            html="<html><body><ul>"
-            + "".join(f"<li><a href='/n/{k}'>Headline number {k}</a></li>" for k in range(80))
-            + "</ul></body></html>",
-        ),
     ],
 )
 def test_pages_without_an_article_are_dropped(page: RawPage) -> None:

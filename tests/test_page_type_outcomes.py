@@ -57,6 +57,20 @@ def test_pages_of_other_kinds_end_as_skipped_records_and_articles_are_published(
     assert sum(metrics.dead_letters.labels(r)._value.get() for r in ("empty_after_cleaning", "internal_error")) == 0
 
 
+def test_a_page_of_linked_headlines_is_not_published_as_an_article() -> None:
+    # The cleaner may keep such a list (a listing's headlines are its content); the page's kind
+    # keeps it from the article stream.
+    html = "<html><body><ul>" + "".join(
+        f"<li><a href='/n/{k}'>Headline number {k}</a></li>" for k in range(80)
+    ) + "</ul></body></html>"
+    line = orjson.dumps({"url": "https://a.example/", "fetched_at": "2026-01-05T10:00:00Z", "html": html})
+    events = list(process_lines([line], Settings(), tag_entities=False, metrics=Metrics.create(CollectorRegistry())))
+    assert len(events) == 1
+    validate_event(events[0])
+    assert events[0]["event_type"] in ("skipped.v1", "dead_letter.v1"), events[0]
+    assert events[0]["page_type"] != "article"
+
+
 def test_text_dumps_carry_their_kind_and_are_published() -> None:
     events = list(process_lines(page_lines("text"), Settings(), tag_entities=False))
     for event in events:

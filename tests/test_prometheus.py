@@ -262,6 +262,9 @@ def stack(kafka: Any) -> Iterator[tuple[Settings, Prometheus, int]]:
         with WorkerProcess(settings, tmp / "worker.log") as worker:
             prometheus.start()
             try:
+                # A first scrape before any page: a counter already at its total when first scraped
+                # never shows a rate, and the recording rules' test would wait for one in vain.
+                assert prometheus.wait_for("up == 1", timeout=60), prometheus.log_tail()
                 for sample in samples:  # one at a time: the wire copy must follow its original
                     asyncio.run(produce(settings, settings.input_topic, [(sample.key, sample.value)]))
                     time.sleep(0.2)
