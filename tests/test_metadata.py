@@ -493,6 +493,14 @@ def test_dump_with_its_headline_shown_thousands_of_times_reads_a_bounded_number_
     assert len(whole_reads) == 2  # the dump once, the lines above the story once
 
 
+def test_dump_whose_headline_shows_only_in_related_posts_after_the_story_takes_no_date_from_them() -> None:
+    story, title = STORY[3:-4], "Council votes on new budget"
+    dump = (f"Menu\nHome\n{story}\nRelated posts\nFerry prices rise again\nApril 5, 2021\nBy Tom Hale\n"
+            f"{title}\nMay 9, 2022\n")
+    assert dump_meta(dump, title, story).published_at is None
+    assert dump_meta(dump, title, story, "https://news.example.com/2025/12/18/budget/").published_at == "2025-12-18"
+
+
 def test_seed_dump_gets_no_date_or_byline_from_its_related_posts() -> None:
     seed = (FIXTURES / "seed-page.txt").read_text(encoding="utf-8")
     article = clean(RawPage(url="https://news.example.com/world/story-1", text=seed))

@@ -1084,8 +1084,10 @@ def dump_meta(dump: str, title: str, first_paragraph: str, url: str | None = Non
         at = lines.rfind(title, 0, at) if at > 0 else -1
     if story > 0:  # only the lines above the story: what follows it is the story, then related posts
         places.append(_read_shown(lines[:story], story - 1, title))
-    if title and len(places) <= 1 and (at := lines.find(title, end)) >= 0:
-        # not shown before the story: its first paragraph is also shown above the headline (a teaser)
+    if title and len(places) <= 1 and (at := lines.find(title, end)) >= 0 \
+            and first_paragraph and lines.find(first_paragraph, at) >= 0:
+        # not shown before the story: its first paragraph is also shown above the headline (a
+        # teaser), the story after it; a headline shown only after the story is a related post's
         places.append(_read_shown(lines, at, title, whole))
     authors = next((found for seen in places if (found := choose_authors(seen.bylines, []))), [])
     day = next((chosen for seen in places
