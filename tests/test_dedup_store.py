@@ -958,23 +958,6 @@ def test_decisions_made_in_batches_are_the_ones_made_one_by_one(tmp_path: Path) 
         rocks.close()
 
 
-def test_a_batch_of_decisions_is_one_write_of_the_database(tmp_path: Path) -> None:
-    from test_dedup import art
-
-    from worker.steps.dedup.fingerprint import fingerprint
-
-    rocks = LocalState(tmp_path / "db")
-    index = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
-    writes: list[Any] = []
-    rocks.db = _Recording(rocks.db, writes)
-    original = story(901, paragraphs=10)
-    batch = [(f"https://{site}.example/1", fingerprint(art(f"https://{site}.example/1", page(text))), T0)
-             for site, text in (("a", original), ("b", original[:6]), ("c", original[2:]))]
-    decided = index.decide_many(batch)
-    assert [d.copies for d in decided] == [1, 2, 3]  # type: ignore[union-attr]
-    assert len(writes) == 1
-
-
 def test_a_hash_held_by_ten_thousand_roots_costs_a_lookup_a_post_and_an_unpost_little(tmp_path: Path) -> None:
     """A sentence many stories share (or text chosen for its small hashes) puts one hash in the
     posting of every root: 10,000 roots post it beside hashes of their own, the older half goes,
@@ -1091,15 +1074,31 @@ def test_hot_entries_of_any_size_decide_alike_and_stay_within_their_memory(tmp_p
         rocks.close()
 
 
-def test_a_decision_is_one_write_of_the_database(tmp_path: Path) -> None:
-    rocks = LocalState(tmp_path / "db")
-    index = DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived)
+def _recorded_index(path: Path) -> tuple[DedupIndex, list[Any]]:
+    """An index over RocksDB at `path` and the list its database's `write` calls go to."""
+    rocks = LocalState(path)
     writes: list[Any] = []
     rocks.db = _Recording(rocks.db, writes)
+    return DedupIndex(rocks, window_seconds=2 * DAY, derived=rocks.derived), writes
+
+
+def test_a_decision_and_a_batch_of_decisions_are_each_one_write_of_the_database(tmp_path: Path) -> None:
+    from test_dedup import art
+
+    from worker.steps.dedup.fingerprint import fingerprint
+
+    index, writes = _recorded_index(tmp_path / "one-by-one")
     original = story(901, paragraphs=10)
     decide(index, "https://a.example/1", page(original))
     decide(index, "https://b.example/1", page(original[:6]))
     assert len(writes) == 2  # a new story, then a copy (its record, its root's, the counter, ...)
+
+    index, writes = _recorded_index(tmp_path / "batch")
+    batch = [(f"https://{site}.example/1", fingerprint(art(f"https://{site}.example/1", page(text))), T0)
+             for site, text in (("a", original), ("b", original[:6]), ("c", original[2:]))]
+    decided = index.decide_many(batch)
+    assert [d.copies for d in decided] == [1, 2, 3]  # type: ignore[union-attr]
+    assert len(writes) == 1
 
 
 class _Recording:
