@@ -26,7 +26,7 @@ from worker.steps.clean.dump import (
     read_dump,
     select_lines,
 )
-from worker.steps.clean.line_model import LineModel, Selection, shipped_line_model
+from worker.steps.clean.line_model import WORD_SCORE_FEATURES, LineModel, Selection, shipped_line_model
 from worker.steps.clean.model import CleanModels
 from worker.steps.clean.page import clean
 
@@ -113,7 +113,8 @@ def test_training_chooses_inside_the_pages_and_the_model_round_trips(monkeypatch
     again = LineModel.from_json(model.to_json())
     assert again.by_kind == model.by_kind and again.selection == model.selection
     page = pages[0].dump
-    assert np.allclose(again.probabilities(page.rows, page.words), model.probabilities(page.rows, page.words))
+    assert np.allclose(again.probabilities(page.rows, page.words, page.grams),
+                       model.probabilities(page.rows, page.words, page.grams))
     truth = json.loads((WCXB / "ground-truth.json").read_text(encoding="utf-8"))
     first = sorted(truth)[0]
     result = clean(RawPage(url=truth[first]["url"], text=(WCXB / "text" / f"{first}.txt").read_text()),
@@ -138,7 +139,7 @@ def test_fold_models_never_saw_the_fold_sites() -> None:
 
 def test_shipped_model_matches_the_features() -> None:
     model = shipped_line_model()
-    assert model.features == ROW_FEATURES
+    assert model.features == ROW_FEATURES + WORD_SCORE_FEATURES and model.line_words.weights
     assert model.selection in SELECTIONS and len(model.vocabulary) > 100
 
 

@@ -9,6 +9,11 @@ value are chosen inside the training pages: the rule by cross-validation over fo
 site, scored with each folder's own metric (word F1 on pages with a page type, shingle F1
 otherwise), each folder weighing the same; once over all pages, then again for each page kind
 with at least `MIN_KIND_PAGES` training pages (their labelled kind), over that kind's pages.
+The trees also read the scores of a linear line words model (`LineWordModel`: the words and
+word pairs found on at least `GRAM_PAGES` training pages, logistic loss, fixed settings): the
+scores the trees learn from are out of fold (`STACK_FOLDS` site-grouped folds of the training
+pages, each scored by a words model fitted on the others), the shipped words model is fitted
+on all of them.
 `fold_line_models` trains one such model per held-out fold, with a page-type classifier on the
 same folds (so the kind that picks a held-out page's rule comes from a model that never saw it
 either): the figures of `ingest-worker eval extraction --mode text --folds K` are nested.
@@ -27,7 +32,14 @@ from worker.document import Article, RawPage
 from worker.evaluation.clean_training import STORY_SHARE, fold_of, site_of, story_shares
 from worker.evaluation.extraction_metric import WORD, aggregate, mean_words, page_counts, word_prf
 from worker.steps.clean.dump import ROW_FEATURES, DumpLines, read_dump, story_paragraphs
-from worker.steps.clean.line_model import LineModel, Selection, line_matrix
+from worker.steps.clean.line_model import (
+    WORD_SCORE_FEATURES,
+    LineModel,
+    LineWordModel,
+    Selection,
+    line_matrix,
+    word_score_columns,
+)
 from worker.steps.clean.model import CleanModels
 from worker.steps.clean.normalize import join_paragraphs
 from worker.steps.clean.page import clean
@@ -49,6 +61,11 @@ BOOSTER = {
     "num_threads": 1, "seed": 7, "deterministic": True, "verbosity": -1,
 }
 ROUNDS = 150
+GRAM_PAGES = 3  # a word or word pair enters the line words model when found on this many training pages
+STACK_FOLDS = 3
+LINE_WORDS_ALPHA = 1e-5  # L2 penalty of the line words model (SGD, logistic loss)
+LINE_WORDS_EPOCHS = 15
+FEATURES = ROW_FEATURES + WORD_SCORE_FEATURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +105,78 @@ def vocabulary(pages: Iterable[DumpPage], size: int = VOCABULARY) -> list[str]:
     return [word for word, _ in sorted(found.items(), key=lambda item: (-item[1], item[0]))[:size]]
 
 
+def _line_weights(pages: Sequence[DumpPage]) -> np.ndarray:
+    """Training weight of each line of `pages` (pages with lines): its share of its page's
+    tokens, each folder weighing the same, mean 1."""
+    per_source = Counter(p.source for p in pages)
+    weights = np.concatenate([p.weights / per_source[p.source] for p in pages])
+    return weights / weights.mean()
+
+
+def fit_line_words(pages: Sequence[DumpPage]) -> LineWordModel:
+    """The line words model of `pages`: logistic loss by SGD over the words and word pairs
+    found on at least `GRAM_PAGES` of them (weights rounded to 4 decimals, as shipped)."""
+    from sklearn.linear_model import SGDClassifier
+
+    chosen = [p for p in pages if p.dump.lines]
+    found: Counter[str] = Counter()
+    for page in chosen:
+        found.update(set().union(*page.dump.grams))
+    grams = sorted(g for g, n in found.items() if n >= GRAM_PAGES)
+    index = {g: k for k, g in enumerate(grams)}
+    lines = [line for p in chosen for line in p.dump.grams]
+    rows = [k for k, line in enumerate(lines) for g in line if g in index]
+    columns = [index[g] for line in lines for g in line if g in index]
+    values = [1.0 / np.sqrt(len(line)) for line in lines for g in line if g in index]
+    matrix = sparse.csr_matrix((values, (rows, columns)), shape=(len(lines), len(grams)))
+    labels = np.concatenate([p.labels for p in chosen])
+    if len(set(labels)) < 2 or not grams:  # nothing to learn from: every line scores 0
+        return LineWordModel({}, 0.0)
+    model = SGDClassifier(loss="log_loss", alpha=LINE_WORDS_ALPHA, max_iter=LINE_WORDS_EPOCHS, tol=None,
+                          random_state=7)
+    model.fit(matrix, labels, sample_weight=_line_weights(chosen))
+    weights = {g: round(float(w), 4) for g, w in zip(grams, model.coef_[0], strict=True) if round(float(w), 4)}
+    return LineWordModel(weights, round(float(model.intercept_[0]), 4))
+
+
+def _word_score_columns(pages: Sequence[DumpPage]) -> list[np.ndarray]:
+    """Each page's `word_score_columns` from a line words model that did not see its site
+    (`STACK_FOLDS` site-grouped folds; pages of one site: in sample)."""
+    folds = min(STACK_FOLDS, len({p.site for p in pages}))
+    assignment = _site_folds(pages, folds) if folds > 1 else [0] * len(pages)
+    columns: list[np.ndarray] = [np.zeros((0, len(WORD_SCORE_FEATURES)))] * len(pages)
+    for k in range(max(1, folds)):
+        model = fit_line_words([p for p, f in zip(pages, assignment, strict=True) if f != k or folds < 2])
+        for j, (page, f) in enumerate(zip(pages, assignment, strict=True)):
+            if f == k:
+                columns[j] = word_score_columns(model.scores(page.dump.grams))
+    return columns
+
+
 def _booster(pages: Sequence[DumpPage], words: Sequence[str]) -> str:
-    """A LightGBM booster trained on the lines of `pages`, as text."""
+    """A LightGBM booster trained on the lines of `pages` (their feature rows, out-of-fold word
+    score columns and `words`), as text."""
     import lightgbm
 
     index = {word: k for k, word in enumerate(words)}
     chosen = [p for p in pages if p.dump.lines]
-    matrix = sparse.vstack([line_matrix(p.dump.rows, p.dump.words, index) for p in chosen], format="csr")
+    scores = _word_score_columns(chosen)
+    matrix = sparse.vstack([
+        line_matrix(np.hstack([p.dump.rows, columns]), p.dump.words, index)
+        for p, columns in zip(chosen, scores, strict=True)
+    ], format="csr")
     labels = np.concatenate([p.labels for p in chosen])
-    per_source = Counter(p.source for p in chosen)
-    weights = np.concatenate([p.weights / per_source[p.source] for p in chosen])
-    data = lightgbm.Dataset(matrix, labels, weight=weights / weights.mean())
+    data = lightgbm.Dataset(matrix, labels, weight=_line_weights(chosen))
     return str(lightgbm.train(BOOSTER, data, ROUNDS).model_to_string())
+
+
+def fit_line_model(
+    pages: Sequence[DumpPage], selection: Selection, by_kind: Mapping[str, Selection] | None = None
+) -> LineModel:
+    """The line model fitted on `pages` (vocabulary, line words model and booster) with the
+    given selection rules."""
+    words = vocabulary(pages)
+    return LineModel(FEATURES, words, _booster(pages, words), selection, fit_line_words(pages), by_kind)
 
 
 def score_pages(pages: Sequence[DumpPage], predictions: Sequence[str]) -> float:
@@ -134,11 +211,10 @@ def choose_selection(
     probabilities: list[np.ndarray] = [np.zeros(0)] * len(pages)
     for k in range(folds):
         training = [p for p, f in zip(pages, assignment, strict=True) if f != k]
-        words = vocabulary(training)
-        model = LineModel(ROW_FEATURES, words, _booster(training, words), SELECTIONS[0])
+        model = fit_line_model(training, SELECTIONS[0])
         for j, (page, f) in enumerate(zip(pages, assignment, strict=True)):
             if f == k:
-                probabilities[j] = model.probabilities(page.dump.rows, page.dump.words)
+                probabilities[j] = model.probabilities(page.dump.rows, page.dump.words, page.dump.grams)
     texts = {
         selection: [join_paragraphs(story_paragraphs(p.dump, probabilities[j], selection)) for j, p in enumerate(pages)]
         for selection in SELECTIONS
@@ -159,10 +235,10 @@ def train_line_model(
     pages: Sequence[DumpPage], inner_folds: int = INNER_FOLDS
 ) -> tuple[LineModel, dict[Selection, float]]:
     """The line model of `pages`: the selection rules chosen by cross-validation inside them,
-    then the vocabulary and the booster fitted on all of them; and each rule's inner score."""
+    then the vocabulary, the line words model and the booster fitted on all of them; and each
+    rule's inner score."""
     selection, by_kind, scores = choose_selection(pages, inner_folds)
-    words = vocabulary(pages)
-    return LineModel(ROW_FEATURES, words, _booster(pages, words), selection, by_kind), scores
+    return fit_line_model(pages, selection, by_kind), scores
 
 
 def page_type_model(pages: Sequence[DumpPage]) -> PageTypeModel | None:

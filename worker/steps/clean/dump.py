@@ -4,7 +4,8 @@ Each line gets a story probability from a learned model (`clean.line_model`, shi
 `worker/data/clean-lines.json`) over general signals: length, sentence punctuation, stop
 words, list markers, indentation (a crawler's dump keeps the page's nesting), boilerplate
 patterns, lines repeated elsewhere in the page, "Read more:" lead-ins, the lines around it,
-words shared with the url's path, and which common words it holds. The story is the densest
+words shared with the url's path, which common words it holds, and a linear model's score of
+its words and word pairs (and of the lines around it). The story is the densest
 run of lines above the model's threshold (a maximum-sum segment that tolerates short junk
 interruptions; junk inside it and the headlines a "Read more:" lead-in introduces removed),
 with the other runs whose total reaches a share of its own; the threshold and the share are
@@ -33,7 +34,7 @@ from worker.steps.clean.boilerplate import (
     is_lead_in,
 )
 from worker.steps.clean.language import detect_language, stopwords
-from worker.steps.clean.line_model import LineModel, Selection, shipped_line_model
+from worker.steps.clean.line_model import LineModel, Selection, line_grams, shipped_line_model
 from worker.steps.clean.normalize import normalize_line, split_lines, text_size
 from worker.steps.common import densest_run
 
@@ -468,12 +469,16 @@ class DumpLines:
     language: str | None
     rows: np.ndarray  # ROW_FEATURES
     words: list[set[str]]
+    grams: list[set[str]]  # `line_grams` of each line (the line words model's input)
 
 
 def read_dump(text: str, language: str | None = None, url: str | None = None) -> DumpLines:
     """The dump's lines with everything the line model reads (training reads the same)."""
     lines, stops, language = _dump_lines(text, language)
-    return DumpLines(lines, stops, language, line_rows(lines, bool(stops), url), line_words(lines))
+    return DumpLines(
+        lines, stops, language, line_rows(lines, bool(stops), url), line_words(lines),
+        [line_grams(line.text) for line in lines],
+    )
 
 
 def _other_runs(lines: list[Line], start: int, end: int, floor: float) -> list[tuple[int, int]]:
@@ -536,7 +541,7 @@ def extract_dump(
     dump = read_dump(text, language, url)
     if not dump.lines:
         return DumpArticle("", [], dump.language)
-    story = model.probabilities(dump.rows, dump.words)
+    story = model.probabilities(dump.rows, dump.words, dump.grams)
     kept = select_lines(dump.lines, story, model.selection_for(kind))
     paragraphs = list(dict.fromkeys(dump.lines[k].text for k in kept))
     if not paragraphs:

@@ -1,5 +1,6 @@
-"""The text-dump line model: gradient-boosted trees (LightGBM) over each line's features and
-the common words it holds, and the threshold of the run of story lines.
+"""The text-dump line model: gradient-boosted trees (LightGBM) over each line's features, the
+common words it holds and a linear model's score of its words and word pairs (with the scores
+of the lines around it), and the threshold of the run of story lines.
 
 The shipped model (`worker/data/clean-lines.json`) is trained on labelled dumps by
 `bench/train_clean.py` (`worker/evaluation/dump_training.py`): the run's threshold and how much
@@ -10,6 +11,8 @@ pages, for every page kind (`clean.page_type`) with enough training pages and on
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +25,66 @@ from worker.steps.clean.page_type import PageTypeModel
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 LINE_MODEL_FILE = DATA / "clean-lines.json"
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_DIGIT = re.compile(r"\d")
+# Columns the trees read after the dump's feature rows: the line words model's score of the
+# line, of the two lines before and after (-10 beyond the page's ends), its mean over 7 and 21
+# lines, and the line's score against the page's highest and mean scores and its rank in the page.
+WORD_SCORE_FEATURES = (
+    "word_score", "word_score@-1", "word_score@+1", "word_score@-2", "word_score@+2",
+    "word_score_7", "word_score_21", "word_score_below_max", "word_score_above_mean", "word_score_rank",
+)
+_BEYOND = -10.0
+
+
+def line_grams(text: str) -> set[str]:
+    """The line's lower-case words (digits read as 0) and pairs of consecutive words."""
+    tokens = _TOKEN.findall(_DIGIT.sub("0", text.lower()))
+    return {*tokens, *(f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))}
+
+
+@dataclass(frozen=True, slots=True)
+class LineWordModel:
+    """A linear model of a line's words and word pairs (each present one weighing
+    1/sqrt(the line's distinct grams)): its score is the log-odds that the line is story."""
+
+    weights: Mapping[str, float]
+    intercept: float
+
+    def scores(self, grams: Sequence[set[str]]) -> np.ndarray:
+        """The score of each line given its `line_grams`."""
+        weights = self.weights
+        return np.array([
+            sum(weights.get(g, 0.0) for g in line) / math.sqrt(len(line)) if line else 0.0 for line in grams
+        ], dtype=float) + self.intercept
+
+
+def _shifted(values: np.ndarray, shift: int) -> np.ndarray:
+    moved = np.full_like(values, _BEYOND)
+    if shift < 0:
+        moved[-shift:] = values[:shift]
+    else:
+        moved[:-shift] = values[shift:]
+    return moved
+
+
+def _window_mean(values: np.ndarray, half: int) -> np.ndarray:
+    n = len(values)
+    total = np.r_[0.0, np.cumsum(values)]
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    return (total[hi] - total[lo]) / (hi - lo)
+
+
+def word_score_columns(scores: np.ndarray) -> np.ndarray:
+    """The WORD_SCORE_FEATURES of a page's lines from their word scores, in order."""
+    if len(scores) == 0:
+        return np.zeros((0, len(WORD_SCORE_FEATURES)))
+    rank = scores.argsort(kind="stable").argsort(kind="stable") / max(1, len(scores) - 1)
+    return np.column_stack([
+        scores, _shifted(scores, -1), _shifted(scores, 1), _shifted(scores, -2), _shifted(scores, 2),
+        _window_mean(scores, 3), _window_mean(scores, 10), scores - scores.max(), scores - scores.mean(), rank,
+    ])
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +131,18 @@ def line_matrix(rows: np.ndarray, words: Sequence[set[str]], index: Mapping[str,
 
 
 class LineModel:
-    """Story probability of each line of a dump: a LightGBM booster over the line's feature row
-    and its words among `vocabulary` (one 0/1 column each), and the selection rule: one for
-    each page kind in `by_kind`, `selection` for the others.
+    """Story probability of each line of a dump: a LightGBM booster over the line's feature row,
+    the columns of the `line_words` model's scores (`word_score_columns`) and its words among
+    `vocabulary` (one 0/1 column each), and the selection rule: one for each page kind in
+    `by_kind`, `selection` for the others.
 
     `page_types` is the page-type classifier trained on the same pages (held-out evaluation);
     None: the shipped one classifies the page."""
 
     def __init__(
         self, features: Sequence[str], vocabulary: Sequence[str], booster: str, selection: Selection,
-        by_kind: Mapping[str, Selection] | None = None, page_types: PageTypeModel | None = None,
+        line_words: LineWordModel, by_kind: Mapping[str, Selection] | None = None,
+        page_types: PageTypeModel | None = None,
     ):
         import lightgbm
 
@@ -89,16 +154,19 @@ class LineModel:
         self.selection = selection
         self.by_kind = dict(by_kind or {})
         self.page_types = page_types
+        self.line_words = line_words
 
     def selection_for(self, kind: str | None) -> Selection:
         """The selection rule of a page of `kind` (None: not classified)."""
         return self.by_kind.get(kind, self.selection) if kind else self.selection
 
-    def probabilities(self, rows: np.ndarray, words: Sequence[set[str]]) -> np.ndarray:
-        """P(story) of each line."""
+    def probabilities(self, rows: np.ndarray, words: Sequence[set[str]], grams: Sequence[set[str]]) -> np.ndarray:
+        """P(story) of each line (`rows`: its feature rows; `words`: its words; `grams`: its
+        `line_grams`)."""
         if len(rows) == 0:
             return np.zeros(0)
-        return np.asarray(self.booster.predict(line_matrix(rows, words, self.index), num_threads=1), dtype=float)
+        scored = np.hstack([rows, word_score_columns(self.line_words.scores(grams))])
+        return np.asarray(self.booster.predict(line_matrix(scored, words, self.index), num_threads=1), dtype=float)
 
     def to_json(self) -> str:
         """The model as JSON (features, vocabulary and selection first, then the booster's text)."""
@@ -107,6 +175,9 @@ class LineModel:
             "vocabulary": list(self.vocabulary),
             "selection": self.selection.to_dict(),
             "selection_by_kind": {kind: rule.to_dict() for kind, rule in sorted(self.by_kind.items())},
+            "line_words": {
+                "intercept": self.line_words.intercept, "weights": dict(sorted(self.line_words.weights.items())),
+            },
             "booster": self.booster_text,
         }, ensure_ascii=False, indent=0)
 
@@ -115,7 +186,9 @@ class LineModel:
         """Read a model written by `to_json`."""
         raw = json.loads(text)
         by_kind = {kind: Selection.from_dict(rule) for kind, rule in raw.get("selection_by_kind", {}).items()}
-        return cls(raw["features"], raw["vocabulary"], raw["booster"], Selection.from_dict(raw["selection"]), by_kind)
+        line_words = LineWordModel(raw["line_words"]["weights"], float(raw["line_words"]["intercept"]))
+        return cls(raw["features"], raw["vocabulary"], raw["booster"], Selection.from_dict(raw["selection"]),
+                   line_words, by_kind)
 
 
 @lru_cache(maxsize=1)
@@ -124,6 +197,6 @@ def shipped_line_model() -> LineModel:
     from worker.steps.clean.dump import ROW_FEATURES
 
     model = LineModel.from_json(LINE_MODEL_FILE.read_text(encoding="utf-8"))
-    if model.features != ROW_FEATURES:
+    if model.features != ROW_FEATURES + WORD_SCORE_FEATURES:
         raise RuntimeError(f"{LINE_MODEL_FILE} was trained on other features; run bench/train_clean.py")
     return model
