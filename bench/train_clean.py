@@ -16,6 +16,7 @@ folds of those pages, then its trees are trained on all of them. `ingest-worker 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def main() -> None:
             print(f"selection {selection.rule} {selection.value} share {selection.share}: inner-fold score {score:.4f}")
         for kind, selection in model.by_kind.items():
             print(f"{kind} pages: {selection.rule} {selection.value} share {selection.share}")
-        (args.out / LINE_MODEL_FILE.name).write_text(model.to_json() + "\n", encoding="utf-8")
+        (args.out / LINE_MODEL_FILE.name).write_bytes(gzip.compress((model.to_json() + "\n").encode("utf-8"), mtime=0))
         print(f"{LINE_MODEL_FILE.name}: {len(lines)} pages, {sum(len(p.dump.lines) for p in lines)} lines, "
               f"selection {model.selection.rule} {model.selection.value} share {model.selection.share}")
 

@@ -1,7 +1,7 @@
 """Find the story in a page saved as plain visible text (a "text dump").
 
 Each line gets a story probability from a learned model (`clean.line_model`, shipped in
-`worker/data/clean-lines.json`) over general signals: length, sentence punctuation, stop
+`worker/data/clean-lines.json.gz`) over general signals: length, sentence punctuation, stop
 words, list markers, indentation (a crawler's dump keeps the page's nesting), boilerplate
 patterns, lines repeated elsewhere in the page, "Read more:" lead-ins, the lines around it,
 words shared with the url's path, which common words it holds, and a linear model's score of
@@ -111,7 +111,7 @@ def _features(raw: list[str], stops: frozenset[str], indents: Sequence[int] | No
 
 
 # The comments heading stays a hard boundary of the run search. Every other line weighs its
-# story probability (the learned line model, worker/data/clean-lines.json) above the model's
+# story probability (the learned line model, worker/data/clean-lines.json.gz) above the model's
 # run threshold, times its length: a long line is more evidence either way.
 W_COMMENTS = -40.0
 W_SECTION_END = -5.0  # "Related posts", "Most read" (-1, -2, -3, -5 tried)

@@ -2,7 +2,7 @@
 common words it holds and a linear model's score of its words and word pairs (with the scores
 of the lines around it), and the threshold of the run of story lines.
 
-The shipped model (`worker/data/clean-lines.json`) is trained on labelled dumps by
+The shipped model (`worker/data/clean-lines.json.gz`) is trained on labelled dumps by
 `bench/train_clean.py` (`worker/evaluation/dump_training.py`): the run's threshold and how much
 of the page beyond its densest run is kept are chosen by cross-validation inside the training
 pages, for every page kind (`clean.page_type`) with enough training pages and once for the rest.
@@ -10,6 +10,7 @@ pages, for every page kind (`clean.page_type`) with enough training pages and on
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -24,7 +25,7 @@ from scipy import sparse
 from worker.steps.clean.page_type import PageTypeModel
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-LINE_MODEL_FILE = DATA / "clean-lines.json"
+LINE_MODEL_FILE = DATA / "clean-lines.json.gz"
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _DIGIT = re.compile(r"\d")
 # Columns the trees read after the dump's feature rows: the line words model's score of the
@@ -196,7 +197,7 @@ def shipped_line_model() -> LineModel:
     """The committed model, checked against the features the code computes."""
     from worker.steps.clean.dump import ROW_FEATURES
 
-    model = LineModel.from_json(LINE_MODEL_FILE.read_text(encoding="utf-8"))
+    model = LineModel.from_json(gzip.decompress(LINE_MODEL_FILE.read_bytes()).decode("utf-8"))
     if model.features != ROW_FEATURES + WORD_SCORE_FEATURES:
         raise RuntimeError(f"{LINE_MODEL_FILE} was trained on other features; run bench/train_clean.py")
     return model

@@ -1,7 +1,7 @@
 """Where the cleaners' shipped models live, and the models an evaluation cleans with instead.
 
 The HTML block model (`clean.trees`, `worker/data/clean-blocks.lgb.gz`) and the text-dump line
-model (`clean.line_model`, `worker/data/clean-lines.json`) are trained on labelled pages by
+model (`clean.line_model`, `worker/data/clean-lines.json.gz`) are trained on labelled pages by
 `bench/train_clean.py`; `ingest-worker eval extraction --folds K` trains the same way on k-1
 folds and scores the held-out fold.
 """
