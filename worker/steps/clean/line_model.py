@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ _BEYOND = -10.0
 def line_grams(text: str) -> set[str]:
     """The line's lower-case words (digits read as 0) and pairs of consecutive words."""
     tokens = _TOKEN.findall(_DIGIT.sub("0", text.lower()))
-    return {*tokens, *(f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))}
+    return {*tokens, *map(" ".join, zip(tokens, tokens[1:], strict=False))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +54,12 @@ class LineWordModel:
     intercept: float
 
     def scores(self, grams: Sequence[set[str]]) -> np.ndarray:
-        """The score of each line given its `line_grams`."""
-        weights = self.weights
+        """The score of each line given its `line_grams` (an exact sum: the same whatever order
+        a set of grams is read in)."""
+        get = self.weights.get
         return np.array([
-            sum(weights.get(g, 0.0) for g in line) / math.sqrt(len(line)) if line else 0.0 for line in grams
+            math.fsum(map(get, line, repeat(0.0, len(line)))) / math.sqrt(len(line)) if line else 0.0
+            for line in grams
         ], dtype=float) + self.intercept
 
 
