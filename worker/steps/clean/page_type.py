@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -219,7 +220,7 @@ def _text_features(lines: list[str], prefix: str, letters: list[str] | None = No
     long_lines = [w for w in words_per_line if w >= 25]
     out = {
         f"{prefix}words": float(sum(words_per_line)),
-        f"{prefix}log_words": float(np.log1p(sum(words_per_line))),
+        f"{prefix}log_words": math.log1p(sum(words_per_line)),
         f"{prefix}lines": float(len(lines)),
         f"{prefix}words_per_line": total / n,
         f"{prefix}long_line_share": sum(long_lines) / total,
@@ -474,7 +475,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["meta_author"] = float(author_meta + ld.count('"author"'))
     out["ld_offers"] = float(ld.count('"offers"') + ld.count('"price"'))
     out["elements"] = float(elements)
-    out["log_elements"] = float(np.log1p(elements))
+    out["log_elements"] = math.log1p(elements)
     out["words_per_element"] = total_words / (elements or 1)
     out["link_word_share"] = link_words / total_words
     out["p_word_share"] = p_words / total_words
