@@ -17,7 +17,7 @@ from worker.cli import main as cli_main
 from worker.document import Article, RawPage
 from worker.evaluation import date_model_training
 from worker.evaluation.date_model_training import DatedPage
-from worker.evaluation.metadata import author_found, date_right, main, site_fold, title_exact
+from worker.evaluation.metadata import Labelled, author_found, date_right, fold_dates, main, site_fold, title_exact
 from worker.steps.clean import metadata
 from worker.steps.clean.date_model import DateModel, shipped_date_model
 from worker.steps.clean.html import drop_code, parse_html
@@ -612,6 +612,19 @@ def test_a_date_model_learns_which_source_states_the_publication_day_and_abstain
 def test_the_shipped_date_model_reads_the_readers_features() -> None:
     assert shipped_date_model().features == DATE_FEATURES
     assert 0.0 < shipped_date_model().threshold < 1.0
+
+
+def test_eval_dates_each_fold_with_a_model_trained_on_the_others(tmp_path: Path) -> None:
+    pages = _dated_pages(80)
+    labels = {p.page_id: {"url": f"https://{p.host}/story", "published": p.label, "page_type": "article"}
+              for p in pages}
+    stated = {p.page_id: ([(d, row) for d, row in p.candidates], [d.isoformat() + "T08:00:00+02:00"
+                                                                  for d, _ in p.candidates]) for p in pages}
+    dates = fold_dates(Labelled(tmp_path, labels), stated, 4)
+    assert set(dates) == set(labels)  # every fold's pages dated by the model of the other folds
+    for page in pages:
+        expected = f"{page.label}T08:00:00+02:00" if page.label else None
+        assert dates[page.page_id] == expected  # the stated time zone kept
 
 
 def test_a_calendar_of_thousands_of_days_reads_a_bounded_number_of_candidates() -> None:
