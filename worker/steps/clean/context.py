@@ -23,19 +23,6 @@ _OWN = (
     "named_comment", "named_furniture", "under_aside", "page_log_words", "page_repeat_share",
 )
 _OWN_COLUMNS = tuple(FEATURES.index(name) for name in _OWN)
-_SECTION_END = FEATURES.index("section_end")
-_HEADING = FEATURES.index("heading_level")
-
-# Where a block stands against the page's story as the first stage sees it: what share of the
-# kept (p >= 0.5) and of the expected (p-weighted) words come before and after it; how many
-# section-end headings ('Related posts', 'Comments') and how many words of weak blocks lie
-# between it and the densest run; the first stage's probability of the nearest heading above
-# it and whether that heading ends a section. Reader comments, teasers and author boxes follow
-# the story past such a heading; a story's own paragraphs have story on both sides.
-AROUND_STORY_FEATURES = (
-    "kept_before", "kept_after", "expected_before", "expected_after",
-    "section_ends_to_run", "weak_words_to_run", "heading_above_p", "heading_above_ends",
-)
 
 CONTEXT_FEATURES = (
     "p", "p_prev", "p_next", "p_prev2", "p_next2", "p_window3", "p_window8", "p_window3_words",
@@ -43,7 +30,6 @@ CONTEXT_FEATURES = (
     "page_kept_words", "page_mean_words", "page_kept_blocks", "run_share", "in_run", "run_gap",
     "before_run", "p_rank",
     *(f"own_{name}" for name in _OWN),
-    *AROUND_STORY_FEATURES,
 )
 
 
@@ -121,43 +107,7 @@ def context_rows(blocks: PageBlocks, p: np.ndarray) -> np.ndarray:
         (index < start).astype(float),
         rank,
     ]
-    return np.hstack([np.column_stack(columns), rows[:, _OWN_COLUMNS], _around_story(rows, p, words, start, end)])
-
-
-def _between_run(values: np.ndarray, start: int, end: int) -> np.ndarray:
-    """Per block, the sum of `values` over the blocks between it and the run [start, end)
-    (0 inside the run; the block itself left out)."""
-    n = len(values)
-    sums = np.concatenate([[0.0], np.cumsum(values)])
-    index = np.arange(n)
-    after = sums[index] - sums[min(end, n)]
-    before = sums[start] - sums[np.minimum(index + 1, n)]
-    return np.where(index >= end, after, np.where(index < start, before, 0.0))
-
-
-def _around_story(rows: np.ndarray, p: np.ndarray, words: np.ndarray, start: int, end: int) -> np.ndarray:
-    """The `AROUND_STORY_FEATURES` columns of a page's blocks."""
-    n = len(p)
-    kept_words = words * (p >= _CUT)
-    expected_words = words * p
-    kept_before = (np.cumsum(kept_words) - kept_words) / max(1.0, float(kept_words.sum()))
-    expected_total = max(1e-9, float(expected_words.sum()))
-    expected_before = (np.cumsum(expected_words) - expected_words) / expected_total
-    index = np.arange(n)
-    last_heading = np.maximum.accumulate(np.where(rows[:, _HEADING] > 0, index, -1))
-    above = np.concatenate([[-1], last_heading[:-1]])
-    has_heading = above >= 0
-    heading = np.maximum(above, 0)
-    return np.column_stack([
-        kept_before,
-        1.0 - kept_before - kept_words / max(1.0, float(kept_words.sum())),
-        expected_before,
-        1.0 - expected_before - expected_words / expected_total,
-        np.log1p(_between_run(rows[:, _SECTION_END], start, end)),
-        np.log1p(_between_run(words * (p < _CUT), start, end)),
-        np.where(has_heading, p[heading], -1.0),
-        np.where(has_heading, rows[heading, _SECTION_END], 0.0),
-    ])
+    return np.hstack([np.column_stack(columns), rows[:, _OWN_COLUMNS]])
 
 
 # A page's row for the story-page trees (does the page hold a story the context trees may
