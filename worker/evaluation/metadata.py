@@ -252,8 +252,12 @@ def read_html(
             seconds[name] += time.process_time() - started
         progress.advance()
     progress.finish()
-    for page_id, published in fold_dates(labelled, dated, folds).items():
+    folded = fold_dates(labelled, dated, folds)
+    for page_id, published in folded.items():
         found["clean"][page_id] = replace(found["clean"][page_id], published=iso_date(published))
+    if unfolded := len(dated) - len(folded):
+        print(f"eval metadata: {unfolded} of {len(dated)} pages are in folds whose other folds are too few to "
+              "train a date model; their dates are the shipped model's, not held out", file=sys.stderr)
     return found, seconds
 
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from importlib import resources
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -422,6 +422,7 @@ DATE_FEATURES = (
     "latest", "earliest", "after_modified", "years_to_modified", "years_before_latest_shown",
 )
 DATE_CANDIDATES_SHOWN = 30  # days the page shows that no source states, taken in order as candidates
+DATE_SOURCE_DAYS = 200  # days read of one source (a calendar or archive page states thousands)
 
 
 def date_sources(
@@ -432,12 +433,14 @@ def date_sources(
     arguments are `choose_date`'s."""
 
     def days(values: Iterable[str]) -> list[date]:
-        return list(dict.fromkeys(d for v in values if (d := _stated_day(v)) is not None))
+        distinct = dict.fromkeys(d for v in values if (d := _stated_day(v)) is not None)
+        return list(islice(distinct, DATE_SOURCE_DAYS))
 
     url_day = _url_day(url)
+    tagged_values = set(tagged)
     return {
         "tagged": days(tagged),
-        "ld": days(v for v in strong if v not in tagged),
+        "ld": days(v for v in strong if v not in tagged_values),
         "weak": days(weak),
         "modified": days(modified),
         "url": [url_day] if url_day is not None else [],
@@ -450,16 +453,22 @@ def date_sources(
     }
 
 
-def date_candidates(sources: dict[str, list[date]], seen: Shown) -> list[tuple[date, list[float]]]:
+def date_candidates(
+    sources: dict[str, list[date]], seen: Shown, latest: date | None = None,
+) -> list[tuple[date, list[float]]]:
     """Every day of `sources` and the first `DATE_CANDIDATES_SHOWN` other days the page shows,
-    each with its features (`DATE_FEATURES`, in order): which sources state it, whether, how
-    often and where the page shows it (from the headline, in the page), how many sources
-    agree, the page's counts of days, whether it is the latest or earliest stated, how it
-    stands to the modified date and to the latest day shown."""
+    none after `latest` (the day the page was read: no story is published later), each with
+    its features (`DATE_FEATURES`, in order): which sources state it, whether, how often and
+    where the page shows it (from the headline, in the page), how many sources agree, the
+    page's counts of days, whether it is the latest or earliest stated, how it stands to the
+    modified date and to the latest day shown."""
+    if latest is not None:
+        sources = {s: [d for d in stated_days if d <= latest] for s, stated_days in sources.items()}
     places = seen.places
     days = list(dict.fromkeys(d for s in DATE_SOURCES for d in sources[s]))
     stated = set(days)
-    by_place = list(places)  # in the order of their first showing
+    by_place = [d for d in places if latest is None or d <= latest]  # in the order of their first showing
+    within = {s: set(sources[s]) for s in DATE_SOURCES}
     days += [d for d in by_place[:DATE_CANDIDATES_SHOWN] if d not in stated]
     order = {d: k for k, d in enumerate(by_place)}
     changed = sources["modified"]
@@ -474,9 +483,10 @@ def date_candidates(sources: dict[str, list[date]], seen: Shown) -> list[tuple[d
     size = max(len(seen.text), 1)
     out: list[tuple[date, list[float]]] = []
     for day in days:
-        inside = [float(day in sources[s]) for s in DATE_SOURCES]
+        inside = [float(day in within[s]) for s in DATE_SOURCES]
         stated_first = [float(bool(sources[s]) and sources[s][0] == day) for s in DATE_SOURCES[:4]]
-        near = [float(any(abs((d - day).days) <= 1 for d in sources[s])) for s in _NEAR_SOURCES]
+        around = (day - timedelta(days=1), day, day + timedelta(days=1))
+        near = [float(any(d in within[s] for d in around)) for s in _NEAR_SOURCES]
         place = places.get(day)
         if place is not None and seen.headline_at >= 0:
             offset = (place[0] - seen.headline_at) / 1000
@@ -1041,8 +1051,9 @@ def _headline(h1s: list[str], h2s: list[str], titles: list[str], site_name: str 
     return next((h for h in h2s if _squeeze(h) in leads and len(h.split()) >= 2), None)
 
 
-def read_meta(tree: Any, url: str | None = None) -> PageMeta:
-    """Canonical url, language, site name, authors, date, title and articleBody of a page."""
+def read_meta(tree: Any, url: str | None = None, latest: date | None = None) -> PageMeta:
+    """Canonical url, language, site name, authors, date, title and articleBody of a page; no
+    date after `latest` (the day the page was read)."""
     metas: dict[str, list[str]] = {}
     scripts: list[Any] = []
     canonical = title = None
@@ -1168,7 +1179,7 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     weak = published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates
     changed = ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified
     seen = author_dates(seen, meta.authors)
-    meta.date_candidates = date_candidates(date_sources(strong, weak, changed, url, seen, tagged), seen)
+    meta.date_candidates = date_candidates(date_sources(strong, weak, changed, url, seen, tagged), seen, latest)
     meta.date_stated = [*strong, *weak, *changed]
     meta.published_at = choose_published(meta.date_candidates, meta.date_stated)
     return meta
