@@ -8,7 +8,7 @@ Each page is read once by `clean.metadata.read_meta`; the inputs its date choice
 (structured dates, the url, what the page shows) are kept, and `choose_date` is run again on
 them with sources taken away, cumulatively:
 
-1. every source (the reader as shipped);
+1. every source (the rules as written; the HTML reader now chooses with its date model);
 2. without the day shown next to the headline as 'Updated ...' (the last resort);
 3. and without the sources not tied to the article: weak structured dates (`<time>` elements
    anywhere, a web page's JSON-LD, `date` meta tags), the url's day, days labelled 'Published'
@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +44,15 @@ def read_inputs(root: Path, held_out: bool) -> list[tuple[str | None, Inputs]]:
     """(labelled day, date inputs) of every article of the folds asked for."""
     labelled = load_labelled(root)
     kept: list[Inputs] = []
-    original = metadata.choose_date
+    original = metadata.date_sources  # given the same inputs as `choose_date`
 
     def keep(strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None,
-             seen: metadata.Shown, tagged: Sequence[str] = ()) -> str | None:
+             seen: metadata.Shown, tagged: Sequence[str] = ()) -> dict[str, list[date]]:
         kept.append((list(strong), list(weak), list(modified), url, seen, list(tagged)))
         return original(strong, weak, modified, url, seen, tagged)
 
     pages: list[tuple[str | None, Inputs]] = []
-    metadata.choose_date = keep  # type: ignore[assignment]
+    metadata.date_sources = keep  # type: ignore[assignment]
     try:
         for page_id in sorted(labelled.labels):
             label = labelled.labels[page_id]
@@ -67,7 +67,7 @@ def read_inputs(root: Path, held_out: bool) -> list[tuple[str | None, Inputs]]:
             metadata.read_meta(drop_code(tree), str(label["url"]))
             pages.append((label.get("published"), kept[0]))
     finally:
-        metadata.choose_date = original  # type: ignore[assignment]
+        metadata.date_sources = original  # type: ignore[assignment]
     return pages
 
 

@@ -1,8 +1,10 @@
 """What the cleaner's learned models read of a page stays the same when the code computing it
 changes for speed: the candidate blocks' texts and feature rows, the page-type features and
 tokens, byte for byte, against digests recorded in `fixtures/clean-features.json` for every
-HTML page of the fixture folders. A change meant to alter features (a new feature, a fixed
-bug) records them again, the model retrained with it:
+HTML page of the fixture folders. The features take their logarithms from the math module,
+not numpy's vectorised ones (which on processors with AVX-512 differ in the last bit), so the
+digests hold on any processor. A change meant to alter features (a new feature, a fixed bug)
+records them again, the model retrained with it:
 `PYTHONPATH=. python tests/test_clean_features_golden.py --write`.
 """
 

@@ -672,3 +672,14 @@ def test_overlap_estimates_containment_of_the_smaller_text() -> None:
     assert 0.2 <= both.resemblance <= 0.5
     other = tuple(sorted(rng.sample(range(1 << 32), 1000))[:40])
     assert overlap(big, other, 128, 40).coefficient == 0.0
+
+
+def test_a_follow_up_repeating_three_paragraphs_of_background_is_a_story_of_its_own() -> None:
+    # A day-two report of the same size opening with three of the first report's ten paragraphs
+    # (the background) and going on with its own news: a third of either text is shared, as in
+    # a heavily edited copy, but the rest is new. A false duplicate would hide the new story.
+    original = story(108, paragraphs=10)
+    follow_up = original[:3] + story(508, paragraphs=7)
+    index = DedupIndex({})
+    assert decide(index, "https://a.example/1", page(original)).duplicate_of is None
+    assert decide(index, "https://b.example/2", page(follow_up), T0 + DAY).duplicate_of is None

@@ -6,15 +6,23 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from worker.cli import main as cli_main
 from worker.document import Article, RawPage
-from worker.evaluation.metadata import author_found, date_right, main, site_fold, title_exact
+from worker.evaluation import date_model_training
+from worker.evaluation.date_model_training import DatedPage
+from worker.evaluation.metadata import Labelled, author_found, date_right, fold_dates, main, site_fold, title_exact
+from worker.steps.clean import metadata
+from worker.steps.clean.date_model import DateModel, shipped_date_model
 from worker.steps.clean.html import drop_code, parse_html
 from worker.steps.clean.metadata import (
+    DATE_FEATURES,
     PageMeta,
     dump_meta,
     is_organisation,
@@ -37,6 +45,18 @@ def _meta(head: str, body: str, url: str = "https://news.example.com/2024/harbou
     tree = parse_html(f"<html><head>{head}</head><body>{body}{STORY}</body></html>")
     assert tree is not None
     return read_meta(drop_code(tree), url)
+
+
+def _rules(head: str, body: str, url: str = "https://news.example.com/2024/harbour") -> PageMeta:
+    """`_meta` with the date the rules give the page (`choose_date`, which reads text dumps and
+    is measured beside the model): the HTML reader's own date is its model's choice among the
+    same days."""
+    inputs: list[tuple[Any, ...]] = []
+    real = metadata.date_sources
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metadata, "date_sources", lambda *args: inputs.append(args) or real(*args))
+        meta = _meta(head, body, url)
+    return replace(meta, published_at=metadata.choose_date(*inputs[0]))
 
 
 def _ld(**fields: object) -> str:
@@ -95,8 +115,8 @@ def test_the_structured_date_the_page_shows_and_the_header_before_labelled_days_
                          + "<p>This article was originally published on 26 Sep 2019.</p>")
     assert original.published_at == "2019-09-26"
 
-def test_a_byline_of_editors_is_not_an_edit_label() -> None:
-    meta = _meta("", "<p>Friday, December 19, 2025</p><h1>Harbour reopens after the storm</h1>"
+def test_rules_a_byline_of_editors_is_not_an_edit_label() -> None:
+    meta = _rules("", "<p>Friday, December 19, 2025</p><h1>Harbour reopens after the storm</h1>"
                      "<p>By The Currency editors 12.12.2025</p>")
     assert meta.published_at == "2025-12-12"
 
@@ -123,18 +143,18 @@ def test_date_shown_next_to_the_headline_when_nothing_structured() -> None:
     assert meta.published_at == "2025-11-12"
 
 
-def test_a_date_only_the_json_ld_states_and_the_page_never_shows_is_not_the_storys() -> None:
+def test_rules_a_date_only_the_json_ld_states_and_the_page_never_shows_is_not_the_storys() -> None:
     # the page shows only its update: that day is the one it gives its story
-    updated = _meta(
+    updated = _rules(
         _ld(datePublished="2019-08-14T13:00:00Z", dateModified="2025-09-17T08:00:00Z"),
         "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
     )
     assert updated.published_at == "2025-09-17T08:00:00Z"  # the time the structured update gives
     # shown nowhere: no date rather than the JSON-LD's
-    hidden = _meta(_ld(datePublished="2019-08-14T13:00:00Z"), "<h1>Harbour reopens after the storm</h1>")
+    hidden = _rules(_ld(datePublished="2019-08-14T13:00:00Z"), "<h1>Harbour reopens after the storm</h1>")
     assert hidden.published_at is None
     # a publication meta tag stating the same day keeps it
-    tagged = _meta(
+    tagged = _rules(
         _ld(datePublished="2019-08-14T13:00:00Z")
         + "<meta property='article:published_time' content='2019-08-14T13:00:00Z'>",
         "<h1>Harbour reopens after the storm</h1><p>Updated Sep 17, 2025</p>",
@@ -163,8 +183,8 @@ def test_the_day_beside_the_byline_when_the_headline_is_reworded() -> None:
     assert labelled.published_at == "2024-01-04"
 
 
-def test_an_update_after_the_byline_is_no_publication_date() -> None:
-    meta = _meta(
+def test_rules_an_update_after_the_byline_is_no_publication_date() -> None:
+    meta = _rules(
         "<title>Spice Cayenne: a new data accelerator</title>",
         "<h2>Introducing the next-generation accelerator built for scale</h2>"
         "<p>Written by Moses Kim</p><p>Updated May 3, 2024</p>" + STORY * 3
@@ -173,10 +193,10 @@ def test_an_update_after_the_byline_is_no_publication_date() -> None:
     assert meta.published_at == "2024-01-01"
 
 
-def test_the_authors_name_in_a_box_above_the_headline_lends_no_date() -> None:
+def test_rules_the_authors_name_in_a_box_above_the_headline_lends_no_date() -> None:
     for above in ("<nav><a>Moses Kim</a> <span>Jan 9, 2019 archive</span></nav>",
                   "<aside><p>More by Moses Kim</p><p>Jan 9, 2019</p></aside>"):
-        meta = _meta(  # the heading is reworded from the <title>: the byline is what places the date
+        meta = _rules(  # the heading is reworded from the <title>: the byline is what places the date
             "<title>Spice Cayenne: a new data accelerator</title>",
             above + "<h2>Introducing the next-generation accelerator</h2>"
             "<p>Written by Moses Kim</p><p>April 8, 2024</p>",
@@ -185,8 +205,8 @@ def test_the_authors_name_in_a_box_above_the_headline_lends_no_date() -> None:
         assert meta.published_at == "2024-04-08"
 
 
-def test_a_related_item_date_does_not_beat_the_day_next_to_the_headline() -> None:
-    meta = _meta(
+def test_rules_a_related_item_date_does_not_beat_the_day_next_to_the_headline() -> None:
+    meta = _rules(
         "",
         "<h1>Harbour reopens after the storm</h1><p>03/01/2017 by Agatha Caleo</p>" + STORY * 5
         + "<ul class='news'><li><time datetime='2025-01-31T12:00:00Z'>01/31/2025</time> Careers month</li></ul>",
@@ -194,13 +214,13 @@ def test_a_related_item_date_does_not_beat_the_day_next_to_the_headline() -> Non
     assert meta.published_at == "2017-03-01"
 
 
-def test_a_numeric_day_read_as_the_page_states_it_and_an_offer_deadline_is_no_date() -> None:
-    meta = _meta(
+def test_rules_a_numeric_day_read_as_the_page_states_it_and_an_offer_deadline_is_no_date() -> None:
+    meta = _rules(
         _ld(**{"@type": "WebPage", "datePublished": "2025-12-02"}),
         "<h1>Harbour reopens after the storm</h1><time class='entry-date' datetime='02-12-2025'>02-12-2025</time>",
     )
     assert meta.published_at == "2025-12-02"
-    offer = _meta("<meta property='article:published_time' content='2020-02-10T16:48:12Z'>",
+    offer = _rules("<meta property='article:published_time' content='2020-02-10T16:48:12Z'>",
                   "<p>Limited Time Offer ~ Redeem by 12.31.23</p><h1>Harbour reopens after the storm</h1>")
     assert offer.published_at == "2020-02-10T16:48:12Z"
 
@@ -229,24 +249,24 @@ def test_a_day_shown_without_its_year_confirms_the_structured_date() -> None:
     assert meta.published_at == "2022-07-11T02:00:00-04:00"
 
 
-def test_words_and_dates_with_a_year_are_not_yearless_days() -> None:
+def test_rules_words_and_dates_with_a_year_are_not_yearless_days() -> None:
     # '5 decades' is not 5 December; '11 July 2025' shows another year than the JSON-LD's.
-    decades = _meta(_ld(datePublished="2025-12-05T10:00:00Z"),
+    decades = _rules(_ld(datePublished="2025-12-05T10:00:00Z"),
                     "<h1>Harbour reopens after the storm</h1><p>Updated Jan 3, 2026</p>"
                     "<p>After 5 decades of waiting, the harbour is open.</p>")
-    years = _meta(_ld(datePublished="2025-12-05T10:00:00Z"),
+    years = _rules(_ld(datePublished="2025-12-05T10:00:00Z"),
                   "<h1>Harbour reopens after the storm</h1><p>Updated Jan 3, 2026</p>"
                   "<p>After 5 years of waiting, the harbour is open.</p>")
     assert decades.published_at == years.published_at
-    other_year = _meta(_ld(datePublished="2019-07-11T10:00:00Z"),
+    other_year = _rules(_ld(datePublished="2019-07-11T10:00:00Z"),
                        "<h1>Harbour reopens after the storm</h1><p>11 July 2025</p>")
     assert other_year.published_at is not None and other_year.published_at.startswith("2025-07-11")
 
 
-def test_a_meta_tag_date_is_kept_when_the_json_ld_states_another() -> None:
+def test_rules_a_meta_tag_date_is_kept_when_the_json_ld_states_another() -> None:
     head = (_ld(datePublished="2025-03-01T10:00:00Z")
             + '<meta property="article:published_time" content="2025-05-20T08:00:00Z">')
-    meta = _meta(head, "<h1>Harbour reopens after the storm</h1><p>The harbour reopened on Tuesday.</p>")
+    meta = _rules(head, "<h1>Harbour reopens after the storm</h1><p>The harbour reopened on Tuesday.</p>")
     assert meta.published_at is not None and meta.published_at.startswith("2025-05-20")
 
 
@@ -548,7 +568,10 @@ def test_eval_on_a_labelled_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     out = tmp_path / "predictions.json"
     assert main(["--data", str(folder), "--folds", "2", "--rules-from", "1", "--mode", "both",
                  "--predictions-out", str(out)]) == 0
-    report = capsys.readouterr().out
+    captured = capsys.readouterr()
+    report = captured.out
+    # three pages in two folds: a fold whose other fold cannot train a date model says so
+    assert "not held out" in captured.err
     for words in ("date right", "author found", "title exact", "trafilatura", "previous", "clean text",
                   "CPU a page"):
         assert words in report
@@ -562,3 +585,82 @@ def test_eval_on_a_labelled_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     assert sum(f["date_right"] * f["pages_dated"] for f in both) == 3  # every page on its day
     assert sum(f["title_exact"] * f["pages_titled"] for f in both) == 3
     assert figures["cpu_ms_per_page"]["clean"] > 0
+
+
+def _dated_pages(count: int) -> list[DatedPage]:
+    """Pages whose labelled day is the one a publication meta tag states; their other candidate
+    is a modified day, and every fifth page is labelled with no date and states only the latter."""
+    tagged, modified = DATE_FEATURES.index("in_tagged"), DATE_FEATURES.index("in_modified")
+    pages = []
+    for k in range(count):
+        published, changed = date(2024, 1, 1) + timedelta(days=k), date(2025, 6, 1) + timedelta(days=k)
+        row_published, row_changed = [0.0] * len(DATE_FEATURES), [0.0] * len(DATE_FEATURES)
+        row_published[tagged] = row_changed[modified] = 1.0
+        undated = k % 5 == 0
+        candidates = [(changed, row_changed)] if undated else [(published, row_published), (changed, row_changed)]
+        pages.append(DatedPage(f"p{k}", f"site{k}.example", True, None if undated else published.isoformat(),
+                               candidates))
+    return pages
+
+
+def test_a_date_model_learns_which_source_states_the_publication_day_and_abstains_elsewhere() -> None:
+    pages = _dated_pages(60)
+    model = date_model_training.train(pages)
+    given = date_model_training.given(model, pages)
+    assert all((day.isoformat() if day else None) == page.label for page, day in zip(pages, given, strict=True))
+    assert date_model_training.utility(pages, given) == 48  # 48 dated right, none wrong, 12 undated left so
+    assert DateModel.from_json(model.to_json()).choose(pages[1].candidates) == date(2024, 1, 2)
+
+
+def test_the_shipped_date_model_reads_the_readers_features() -> None:
+    assert shipped_date_model().features == DATE_FEATURES
+    assert 0.0 < shipped_date_model().threshold < 1.0
+
+
+def test_eval_dates_each_fold_with_a_model_trained_on_the_others(tmp_path: Path) -> None:
+    pages = _dated_pages(80)
+    labels = {p.page_id: {"url": f"https://{p.host}/story", "published": p.label, "page_type": "article"}
+              for p in pages}
+    stated = {p.page_id: ([(d, row) for d, row in p.candidates], [d.isoformat() + "T08:00:00+02:00"
+                                                                  for d, _ in p.candidates]) for p in pages}
+    dates = fold_dates(Labelled(tmp_path, labels), stated, 4)
+    assert set(dates) == set(labels)  # every fold's pages dated by the model of the other folds
+    for page in pages:
+        expected = f"{page.label}T08:00:00+02:00" if page.label else None
+        assert dates[page.page_id] == expected  # the stated time zone kept
+
+
+def test_a_calendar_of_thousands_of_days_reads_a_bounded_number_of_candidates() -> None:
+    # 20,000 <time> elements (an archive or calendar page): each candidate day was compared with
+    # every stated day, quadratic in the page's size (seconds of CPU for a 700 KB page).
+    first = date(1995, 1, 1)
+    days = "".join(f"<li><time datetime='{first + timedelta(days=k)}'>x</time></li>" for k in range(20_000))
+    meta = _meta("", f"<h1>Harbour reopens after the storm</h1><ul>{days}</ul>")
+    bound = len(metadata.DATE_SOURCES) * metadata.DATE_SOURCE_DAYS + metadata.DATE_CANDIDATES_SHOWN
+    assert 0 < len(meta.date_candidates) <= bound
+
+
+def _page(head: str, body: str, fetched_at: str | None) -> RawPage:
+    return RawPage(url="https://news.example.com/harbour", fetched_at=fetched_at,
+                   html=f"<html><head>{head}</head><body><h1>Harbour reopens after the storm</h1>{body}"
+                        f"{STORY * 4}</body></html>")
+
+
+@pytest.mark.parametrize("fetched_at", ["2026-12-06T10:00:00Z", None])
+def test_no_publication_date_after_the_day_the_page_was_read(fetched_at: str | None) -> None:
+    ld = ('<script type="application/ld+json">{"@type": "NewsArticle", "headline": "Harbour reopens",'
+          ' "datePublished": "2100-12-31T10:00:00Z"}</script>')
+    article = clean(_page(ld, "", fetched_at))
+    assert isinstance(article, Article) and article.published_at is None
+    # a two-digit year read in the wrong century ('99' as 2099) is no date either
+    article = clean(_page("", "<p>By Ann Lee | Posted 03/14/99</p>", fetched_at))
+    assert isinstance(article, Article) and article.published_at is None
+
+
+def test_a_date_after_the_fetch_is_dropped_but_one_before_it_is_kept() -> None:
+    tagged = '<meta property="article:published_time" content="2024-05-02T09:00:00+02:00">'
+    shown = "<p>May 2, 2024</p>"
+    kept = clean(_page(tagged, shown, "2024-05-02T08:00:00Z"))
+    assert isinstance(kept, Article) and kept.published_at == "2024-05-02T09:00:00+02:00"
+    dropped = clean(_page(tagged, shown, "2023-01-01T00:00:00Z"))
+    assert isinstance(dropped, Article) and dropped.published_at is None

@@ -127,6 +127,30 @@ def test_word_model_features_do_not_depend_on_the_hash_seed() -> None:
     assert len(runs) == 1 and "words_text_article" in next(iter(runs))
 
 
+def test_word_features_of_a_page_are_each_group_model_s_own() -> None:
+    """`WordModels.features` looks a page's tokens up once in one table; each group's
+    probabilities are those its own model gives the group's tokens (`grouped_tokens`), to the bit,
+    on pages of every kind, from HTML and from dumps, and with tokens no model knows."""
+    from worker.steps.clean.page_type import WORD_GROUPS, grouped_tokens, read_text, read_tree, shipped_model
+
+    for source in ("html", "text"):
+        models = shipped_model(source).words
+        assert models is not None
+        for page_id in sorted(TRUTH):
+            if source == "html":
+                tokens = read_tree(drop_code(parse_html(_html(FIXTURES, page_id))), TRUTH[page_id]["url"])[1]
+            else:
+                text = (FIXTURES / "text" / f"{page_id}.txt").read_text(encoding="utf-8")
+                tokens = read_text(text, TRUTH[page_id]["url"])[1]
+            for page in (tokens, [*tokens, "w:zzqx", "u:zzqx", "host:zzqx", "nosource", "zz:zz"], []):
+                groups = grouped_tokens(page)
+                expected: dict[str, float] = {}
+                for model in models.models:
+                    one = len(WORD_GROUPS[model.group]) == 1
+                    expected.update(model.features(groups.get(model.group, []), one))
+                assert models.features(page) == expected
+
+
 def test_a_dump_s_story_is_read_apart_from_the_teasers_around_it() -> None:
     """The densest prose run of a dump is its story: its sentences (a closing quote may follow
     the stop), quotes and reporting verbs are counted in it, the teasers' dates and repeated lines

@@ -25,8 +25,12 @@ Metrics (each over the pages the label applies to):
 Folds are grouped by site (the url's host without `www.`): every page of a site falls in the
 same fold. `--rules-from` names the folds the reader's rules and thresholds were written from
 (looked at, tried on); the figures that count are pooled over the other, held-out, folds, and
-the training folds' figures are printed apart. CPU is this process's time per page of each
-reader alone (the page parsed beforehand), interleaved page by page.
+the training folds' figures are printed apart. The reader's learned date model is not the
+shipped one here (trained on every fold): each fold's HTML pages get their date from a model
+trained on the other folds' pages, its threshold chosen on their inner folds
+(`worker.evaluation.date_model_training`), so every fold's date figures are held out. CPU is
+this process's time per page of each reader alone (the page parsed beforehand), interleaved
+page by page.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,9 +52,9 @@ from urllib.parse import urlsplit
 from worker.cli import ArgumentParser
 from worker.cli.progress import Progress
 from worker.document import Article, RawPage
-from worker.evaluation import metadata_previous
+from worker.evaluation import date_model_training, metadata_previous
 from worker.steps.clean.html import drop_code, parse_html
-from worker.steps.clean.metadata import read_meta
+from worker.steps.clean.metadata import PageMeta, choose_published, read_meta
 from worker.steps.clean.normalize import normalize_line
 from worker.steps.clean.page import clean, iso_date
 
@@ -213,11 +217,15 @@ class Tally:
         }
 
 
-def read_html(labelled: Labelled, ids: Sequence[str]) -> tuple[dict[str, dict[str, Found]], dict[str, float]]:
-    """The three readers on every page's HTML: predictions and CPU seconds of each."""
+def read_html(
+    labelled: Labelled, ids: Sequence[str], folds: int = FOLDS,
+) -> tuple[dict[str, dict[str, Found]], dict[str, float]]:
+    """The three readers on every page's HTML: predictions and CPU seconds of each. The `clean`
+    reader's dates are given by fold models (`fold_dates`)."""
     names = ("clean", "previous", "trafilatura")
     found: dict[str, dict[str, Found]] = {n: {} for n in names}
     seconds = dict.fromkeys(names, 0.0)
+    dated: dict[str, tuple[list[Any], list[str]]] = {}  # page id: its date candidates and stated dates
     progress = Progress("eval metadata (html)", len(ids))
     for page_id in ids:
         markup = labelled.html(page_id)
@@ -239,10 +247,44 @@ def read_html(labelled: Labelled, ids: Sequence[str]) -> tuple[dict[str, dict[st
                 reader = read_meta if name == "clean" else metadata_previous.read_meta
                 meta = reader(tree, url)
                 found[name][page_id] = _event_fields(meta.title, meta.authors, meta.published_at)
+                if isinstance(meta, PageMeta):
+                    dated[page_id] = (meta.date_candidates, meta.date_stated)
             seconds[name] += time.process_time() - started
         progress.advance()
     progress.finish()
+    folded = fold_dates(labelled, dated, folds)
+    for page_id, published in folded.items():
+        found["clean"][page_id] = replace(found["clean"][page_id], published=iso_date(published))
+    if unfolded := len(dated) - len(folded):
+        print(f"eval metadata: {unfolded} of {len(dated)} pages are in folds whose other folds are too few to "
+              "train a date model; their dates are the shipped model's, not held out", file=sys.stderr)
     return found, seconds
+
+
+def fold_dates(
+    labelled: Labelled, dated: Mapping[str, tuple[list[Any], list[str]]], folds: int,
+) -> dict[str, str | None]:
+    """Each page's date chosen among its candidates by a date model trained on the pages of the
+    other folds (every page kind), its threshold chosen on their inner folds."""
+    pages = {
+        page_id: date_model_training.DatedPage(
+            page_id, (urlsplit(str(labelled.labels[page_id]["url"])).hostname or "").lower().removeprefix("www."),
+            labelled.labels[page_id].get("page_type") == "article",
+            str(labelled.labels[page_id]["published"]) if labelled.labels[page_id].get("published") else None,
+            candidates,
+        )
+        for page_id, (candidates, _) in dated.items()
+    }
+    fold_of = {page_id: site_fold(str(labelled.labels[page_id]["url"]), folds) for page_id in pages}
+    out: dict[str, str | None] = {}
+    for k in range(folds):
+        train = [page for page_id, page in pages.items() if fold_of[page_id] != k]
+        if not date_model_training.trainable(train):  # a small folder: the shipped model's dates stay
+            continue
+        model = date_model_training.train(train)
+        for page_id in (i for i in pages if fold_of[i] == k):
+            out[page_id] = choose_published(pages[page_id].candidates, dated[page_id][1], model)
+    return out
 
 
 def read_text(labelled: Labelled, ids: Sequence[str]) -> dict[str, Found]:
@@ -358,7 +400,7 @@ def main(argv: list[str]) -> int:
     found: dict[str, dict[str, Found]] = {}
     seconds: dict[str, float] = {}
     if args.mode in ("html", "both"):
-        found, seconds = read_html(labelled, ids)
+        found, seconds = read_html(labelled, ids, args.folds)
     if args.mode in ("text", "both"):
         found["clean text"] = read_text(labelled, ids)
     result = tallies(labelled, found, args.folds, rules_from)

@@ -267,7 +267,7 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
     cumulative = np.concatenate([[0.0], np.cumsum(words)[:-1]]) / total_words
     tags = [b.element.tag if isinstance(b.element.tag, str) else "" for b in blocks]
     heading = [int(t[1]) if len(t) == 2 and t[0] == "h" and t[1].isdigit() else 0 for t in tags]
-    log_words = np.log1p(words)
+    log_words = _logs(words)
     # neighbour means over up to _NEIGHBOURS blocks each side, the block itself left out
     index = np.arange(n)
     lo, hi = np.maximum(0, index - _NEIGHBOURS), np.minimum(n, index + _NEIGHBOURS + 1)
@@ -278,7 +278,7 @@ def page_blocks(tree: Any, url: str | None) -> PageBlocks:
         return (sums[hi] - sums[lo] - values) / span
 
     near = np.column_stack([
-        np.log1p(around(words)), around(link_share), around(ends),
+        _logs(around(words)), around(link_share), around(ends),
         np.concatenate([[0.0], log_words[:-1]]), np.concatenate([log_words[1:], [0.0]]),
         np.concatenate([[0.0], np.array(heading[:-1]) > 0]),
     ])

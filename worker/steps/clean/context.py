@@ -12,6 +12,8 @@ features. Everything here is a handful of numpy passes over the page's blocks.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from worker.steps.clean.blocks import FEATURES, PAGE_FEATURES, PageBlocks
@@ -103,7 +105,7 @@ def context_rows(blocks: PageBlocks, p: np.ndarray) -> np.ndarray:
         np.full(n, float(kept.mean())),
         np.full(n, run_words / total),
         in_run.astype(float),
-        np.log1p(gap),
+        np.fromiter(map(math.log1p, gap.tolist()), dtype=float, count=n),  # math's logs, as the blocks'
         (index < start).astype(float),
         rank,
     ]
@@ -128,6 +130,6 @@ def story_page_row(blocks: PageBlocks, p: np.ndarray, context: np.ndarray) -> np
     probabilities `p` and the page's context rows (`context_rows`)."""
     words = np.expm1(blocks.features[:, FEATURES.index("log_words")])
     top = np.sort(p)[::-1][:3]
-    own = [float(p.max()), float(top.mean()), float(np.log1p(words[p >= _CUT].sum())),
-           float(np.log1p((words * p).sum()))]
+    own = [float(p.max()), float(top.mean()), math.log1p(float(words[p >= _CUT].sum())),
+           math.log1p(float((words * p).sum()))]
     return np.concatenate([own, context[0, _PAGE_CONTEXT], blocks.features[0, _PAGE_COLUMNS]])[None, :]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from lxml import etree
@@ -113,15 +114,15 @@ class HtmlCandidates:
     page_type: PageType
 
 
-def html_candidates(markup: str, url: str | None) -> HtmlCandidates | None:
-    """Candidate blocks and metadata of an HTML page (parsed once), and its page type from the
-    same parse; None when it cannot be parsed."""
+def html_candidates(markup: str, url: str | None, latest: date | None = None) -> HtmlCandidates | None:
+    """Candidate blocks and metadata of an HTML page (parsed once; no date after `latest`, the
+    day it was read), and its page type from the same parse; None when it cannot be parsed."""
     tree = parse_html(markup)
     if tree is None:
         return None
     drop_code(tree)
     kind = classify_tree(tree, url)
-    meta = read_meta(tree, url)
+    meta = read_meta(tree, url, latest)
     return HtmlCandidates(page_blocks(tree, url), meta, kind)
 
 
@@ -162,14 +163,17 @@ def block_model() -> BlockModel:
     return shipped_blocks()
 
 
-def extract_html(markup: str, url: str | None, model: BlockModel | None = None) -> HtmlArticle | None:
-    """Main-content paragraphs and metadata of an HTML page; None when it cannot be parsed.
+def extract_html(
+    markup: str, url: str | None, model: BlockModel | None = None, latest: date | None = None,
+) -> HtmlArticle | None:
+    """Main-content paragraphs and metadata of an HTML page (no date after `latest`, the day it
+    was read); None when it cannot be parsed.
 
     Each text block of the page is kept or dropped by a learned model (`model`, by default the
     shipped one) reading the block's text, its place in the DOM, the elements around it and
     the page as a whole (`clean.blocks`).
     """
-    found = html_candidates(markup, url)
+    found = html_candidates(markup, url, latest)
     if found is None:
         return None
     return HtmlArticle(select_paragraphs(found.blocks, model or block_model()), found.meta, found.page_type)

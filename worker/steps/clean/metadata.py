@@ -2,15 +2,16 @@
 read from what the page states (JSON-LD, meta tags, the document's own elements) and from
 what it shows a reader (its visible text around the headline).
 
-- Date: the published date, never the modified one when a published one is stated. A trusted
-  structured date (article JSON-LD `datePublished`, `article:published_time` and the other
-  publication meta tags) is kept, unless the page never shows it and shows another day next
-  to the headline (a template's stale date). Without one: a weaker structured date (a `<time>`
-  element, a web page's JSON-LD) or the url's date when the page shows that day, a day next to
-  the headline or the author's name that is not an update, a range, opening hours, an offer's
-  deadline or a copyright, a day the page labels 'Published ...'; last, a day shown there as
-  'Updated ...', the only date such a page gives. None when nothing states a date. The stated
-  timestamp keeps its time zone.
+- Date: every day the page states or shows is a candidate (the article's JSON-LD
+  `datePublished`, `article:published_time` and the other publication meta tags, weaker
+  structured dates such as `<time>` elements, the modified dates, the url's day, the days shown
+  next to the headline, after the author's name or labelled 'Published' / 'Updated', and the
+  other days the page shows), described by where it is stated and shown (`date_candidates`);
+  a learned model (`clean.date_model`) gives the best-scored one when it scores the model's
+  threshold, else no date (a wrong date is worse than none). The stated timestamp keeps its
+  time zone. Text dumps, with no structured dates, are read by rules (`choose_date`): a day
+  next to the headline or the author's name that is not an update, a day labelled
+  'Published ...', last one shown as 'Updated ...'.
 - Authors: JSON-LD authors (a Person told from an Organization), author meta tags, elements
   marked as bylines, then the byline the page shows ('By A and B', a name beside the date line
   or alone under the headline, 'Written by ...'); several authors split; credentials dropped;
@@ -28,15 +29,17 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from importlib import resources
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.steps.clean.date_model import DateModel, shipped_date_model
 from worker.steps.clean.normalize import normalize_line
 from worker.steps.common import parse_timestamp, short_text_cache
 
@@ -54,6 +57,10 @@ class PageMeta:
     authors: list[str] = field(default_factory=list)
     published_at: str | None = None
     body: str | None = None  # JSON-LD articleBody
+    # every day the page states or shows, with its features (`date_candidates`), and the
+    # structured dates it states: what `published_at` is chosen from
+    date_candidates: list[tuple[date, list[float]]] = field(default_factory=list)
+    date_stated: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +163,18 @@ _PUBLISHED_WORD = re.compile(
 )
 
 
-def page_dates(text: str) -> tuple[dict[date, bool], list[date], list[date]]:
+def page_dates(text: str) -> tuple[dict[date, bool], list[date], list[date], dict[date, tuple[int, int]]]:
     """The days `text` shows, each with whether every showing of it is labelled as an update
-    ('Updated on ...'); the days labelled as publication ('Published ...'), in order; and those
-    labelled as the first publication ('originally published on ...')."""
+    ('Updated on ...'); the days labelled as publication ('Published ...'), in order; those
+    labelled as the first publication ('originally published on ...'); and where each day is
+    first shown with how many times it is, in the order of their first showing."""
     shown: dict[date, bool] = {}
     published: list[date] = []
     original: list[date] = []
+    places: dict[date, tuple[int, int]] = {}
     for day, at in shown_dates(text):
+        first, count = places.get(day, (at, 0))
+        places[day] = (first, count + 1)
         before = text[max(0, at - 30) : at]
         update = bool(_UPDATE_WORD.search(before))
         shown[day] = shown.get(day, True) and update
@@ -171,7 +182,7 @@ def page_dates(text: str) -> tuple[dict[date, bool], list[date], list[date]]:
             published.append(day)
             if _ORIGINAL_WORD.search(text[max(0, at - 45) : at]):
                 original.append(day)
-    return shown, published, original
+    return shown, published, original, places
 
 
 _ORIGINAL_WORD = re.compile(r"\b(?:originally|first)\s+(?:published|posted|appeared)\b", re.I)
@@ -243,6 +254,7 @@ class Shown:
     signed: list[date] = field(default_factory=list)  # days shown right after the author's name
     headline_at: int = -1  # where the headline starts in `text` (-1: not found)
     yearless: frozenset[tuple[int, int]] = frozenset()  # (month, day) shown under the headline without a year
+    places: dict[date, tuple[int, int]] = field(default_factory=dict)  # day: (first offset in `text`, showings)
 
 
 _BYLINE_CUE = re.compile(r"(?<!more )(?<!posts )(?<!articles )(?<!stories )\bby\W{0,3}$", re.I)
@@ -278,16 +290,17 @@ class _Whole:
     labelled: list[date]
     original: list[date]
     written: list[list[tuple[str, str]]]  # a 'Written by ...' line's name, an 'Author' label's
+    places: dict[date, tuple[int, int]]
 
 
 def _whole(lines: str) -> _Whole:
     """`_Whole` of visible text `lines` (one line per text node)."""
     text = lines.replace("\n", " ")
-    shown, labelled, original = page_dates(text)
+    shown, labelled, original, places = page_dates(text)
     return _Whole(text, shown, labelled, original, [
         [(written.group(1), "")] if (written := _written_by(lines)) else [],
         [(label.group(1), "")] if "Author" in lines and (label := _AUTHOR_LABEL.search(lines)) else [],
-    ])
+    ], places)
 
 
 def _read_shown(lines: str, at: int, headline: str | None, whole: _Whole | None = None) -> Shown:
@@ -307,7 +320,7 @@ def _read_shown(lines: str, at: int, headline: str | None, whole: _Whole | None 
     ]
     return Shown(
         whole.text, dict(whole.shown), list(whole.labelled), list(whole.original), days_after + days_before,
-        updates_after + updates_before, bylines, [], at, frozenset(_yearless(after)),
+        updates_after + updates_before, bylines, [], at, frozenset(_yearless(after)), whole.places,
     )
 
 
@@ -383,6 +396,126 @@ def choose_date(
         return _timed(day, [*strong, *weak, *modified])
     found = [*seen.original, *header, *seen.signed, *seen.labelled, *seen.updates]
     return _timed(found[0], [*strong, *weak, *modified]) if found else None
+
+
+DATE_SOURCES = (
+    "tagged",  # a publication meta tag (article:published_time, ...)
+    "ld",  # the article's JSON-LD datePublished (or a <time> marked as the publication's)
+    "weak",  # a <time> element, a web page's JSON-LD, a `date` meta tag
+    "modified",  # dateModified, article:modified_time, a <time> marked as the update's
+    "url",  # the url's /YYYY/MM/DD/
+    "header",  # shown next to the headline, not as an update
+    "signed",  # shown right after the author's name
+    "labelled",  # labelled 'Published ...', 'Posted on ...' anywhere
+    "original",  # labelled 'Originally published on ...'
+    "updates",  # shown next to the headline as 'Updated ...'
+    "yearless",  # a structured day shown under the headline without its year
+)
+_NEAR_SOURCES = DATE_SOURCES[:5]  # a stated moment may fall a day apart from the day shown
+DATE_FEATURES = (
+    *(f"in_{s}" for s in DATE_SOURCES),
+    *(f"first_{s}" for s in DATE_SOURCES[:4]),
+    *(f"near_{s}" for s in _NEAR_SOURCES),
+    "shown", "shown_near", "shown_only_update", "shown_times", "shown_order",
+    "from_headline", "before_headline", "place_in_page", "sources", "sources_near",
+    "page_days_shown", "page_candidates", "page_structured", "page_modified", "page_headline",
+    "latest", "earliest", "after_modified", "years_to_modified", "years_before_latest_shown",
+)
+DATE_CANDIDATES_SHOWN = 30  # days the page shows that no source states, taken in order as candidates
+DATE_SOURCE_DAYS = 200  # days read of one source (a calendar or archive page states thousands)
+
+
+def date_sources(
+    strong: Sequence[str], weak: Sequence[str], modified: Sequence[str], url: str | None, seen: Shown,
+    tagged: Sequence[str] = (),
+) -> dict[str, list[date]]:
+    """The days a page states, by where it states them (`DATE_SOURCES`), each in order; the
+    arguments are `choose_date`'s."""
+
+    def days(values: Iterable[str]) -> list[date]:
+        distinct = dict.fromkeys(d for v in values if (d := _stated_day(v)) is not None)
+        return list(islice(distinct, DATE_SOURCE_DAYS))
+
+    url_day = _url_day(url)
+    tagged_values = set(tagged)
+    return {
+        "tagged": days(tagged),
+        "ld": days(v for v in strong if v not in tagged_values),
+        "weak": days(weak),
+        "modified": days(modified),
+        "url": [url_day] if url_day is not None else [],
+        "header": seen.header,
+        "signed": seen.signed,
+        "labelled": seen.labelled,
+        "original": seen.original,
+        "updates": seen.updates,
+        "yearless": [d for d in days(strong) if (d.month, d.day) in seen.yearless],
+    }
+
+
+def date_candidates(
+    sources: dict[str, list[date]], seen: Shown, latest: date | None = None,
+) -> list[tuple[date, list[float]]]:
+    """Every day of `sources` and the first `DATE_CANDIDATES_SHOWN` other days the page shows,
+    none after `latest` (the day the page was read: no story is published later), each with
+    its features (`DATE_FEATURES`, in order): which sources state it, whether, how often and
+    where the page shows it (from the headline, in the page), how many sources agree, the
+    page's counts of days, whether it is the latest or earliest stated, how it stands to the
+    modified date and to the latest day shown."""
+    if latest is not None:
+        sources = {s: [d for d in stated_days if d <= latest] for s, stated_days in sources.items()}
+    places = seen.places
+    days = list(dict.fromkeys(d for s in DATE_SOURCES for d in sources[s]))
+    stated = set(days)
+    by_place = [d for d in places if latest is None or d <= latest]  # in the order of their first showing
+    within = {s: set(sources[s]) for s in DATE_SOURCES}
+    days += [d for d in by_place[:DATE_CANDIDATES_SHOWN] if d not in stated]
+    order = {d: k for k, d in enumerate(by_place)}
+    changed = sources["modified"]
+    last_change = max(changed) if changed else None
+    latest, earliest = (max(stated), min(stated)) if stated else (None, None)
+    latest_shown = max(places) if places else None
+    page = [
+        math.log1p(len(places)), math.log1p(len(days)),
+        float(sum(bool(sources[s]) for s in ("tagged", "ld", "weak"))), float(bool(changed)),
+        float(seen.headline_at >= 0),
+    ]
+    size = max(len(seen.text), 1)
+    out: list[tuple[date, list[float]]] = []
+    for day in days:
+        inside = [float(day in within[s]) for s in DATE_SOURCES]
+        stated_first = [float(bool(sources[s]) and sources[s][0] == day) for s in DATE_SOURCES[:4]]
+        around = (day - timedelta(days=1), day, day + timedelta(days=1))
+        near = [float(any(d in within[s] for d in around)) for s in _NEAR_SOURCES]
+        place = places.get(day)
+        if place is not None and seen.headline_at >= 0:
+            offset = (place[0] - seen.headline_at) / 1000
+            from_headline, before = max(-5.0, min(5.0, offset)), float(offset < 0)
+        else:
+            from_headline, before = 5.0, 0.0
+        out.append((day, [
+            *inside, *stated_first, *near,
+            float(day in seen.shown), float(any(day + timedelta(days=k) in seen.shown for k in (-1, 0, 1))),
+            float(seen.shown.get(day) is True),
+            math.log1p(place[1]) if place else 0.0, float(min(order.get(day, 30), 30)),
+            from_headline, before, place[0] / size if place else 1.0, sum(inside), sum(near),
+            *page,
+            float(day == latest), float(day == earliest), float(last_change is not None and day > last_change),
+            max(-3.0, min(3.0, (last_change - day).days / 365)) if last_change is not None else 0.0,
+            float(min(latest_shown.year - day.year, 10)) if latest_shown is not None else 0.0,
+        ]))
+    return out
+
+
+def choose_published(
+    candidates: list[tuple[date, list[float]]], stated: Sequence[str], model: DateModel | None = None,
+) -> str | None:
+    """The date the page gives its story among its `candidates` (`date_candidates`), chosen by
+    `model` (the shipped date model, `clean.date_model`, when None): ISO 8601, with the time
+    and zone of the first of the page's `stated` structured dates stating that day; None when
+    no candidate scores the model's threshold (a wrong date is worse than none)."""
+    day = (model or shipped_date_model()).choose(candidates)
+    return _timed(day, stated) if day is not None else None
 
 
 def _timed(day: date, stated: Sequence[str]) -> str:
@@ -918,8 +1051,9 @@ def _headline(h1s: list[str], h2s: list[str], titles: list[str], site_name: str 
     return next((h for h in h2s if _squeeze(h) in leads and len(h.split()) >= 2), None)
 
 
-def read_meta(tree: Any, url: str | None = None) -> PageMeta:
-    """Canonical url, language, site name, authors, date, title and articleBody of a page."""
+def read_meta(tree: Any, url: str | None = None, latest: date | None = None) -> PageMeta:
+    """Canonical url, language, site name, authors, date, title and articleBody of a page; no
+    date after `latest` (the day the page was read)."""
     metas: dict[str, list[str]] = {}
     scripts: list[Any] = []
     canonical = title = None
@@ -1041,14 +1175,13 @@ def read_meta(tree: Any, url: str | None = None) -> PageMeta:
     meta.authors = choose_authors(chain(sources, _element_bylines(tree), seen.bylines), sites, seen.text.casefold())
 
     # Date: a structured date the page shows, or a day shown in the article's header or byline.
-    meta.published_at = choose_date(
-        ld_published + (tagged := [v for n in _PUBLISHED_META for v in metas.get(n, [])]),
-        published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates,
-        ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified,
-        url,
-        author_dates(seen, meta.authors),
-        tagged,
-    )
+    strong = ld_published + (tagged := [v for n in _PUBLISHED_META for v in metas.get(n, [])])
+    weak = published + ld_weak + [v for n in _WEAK_PUBLISHED_META for v in metas.get(n, [])] + element_dates
+    changed = ld_modified + [v for n in _MODIFIED_META for v in metas.get(n, [])] + modified
+    seen = author_dates(seen, meta.authors)
+    meta.date_candidates = date_candidates(date_sources(strong, weak, changed, url, seen, tagged), seen, latest)
+    meta.date_stated = [*strong, *weak, *changed]
+    meta.published_at = choose_published(meta.date_candidates, meta.date_stated)
     return meta
 
 

@@ -10,6 +10,7 @@ characters, with paragraphs separated by exactly one blank line.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urljoin
 
 from worker.document import Article, Dropped, RawPage
@@ -45,6 +46,24 @@ def iso_date(value: str | None) -> str | None:
     return match.group(0) if match else None
 
 
+def latest_day(fetched_at: str | None) -> date:
+    """The last day a page read at `fetched_at` (now, when it does not say) can have been
+    published on: a day later, for the time zones ahead of UTC."""
+    fetched = (parse_timestamp(fetched_at) if fetched_at else None) or datetime.now(timezone.utc)
+    return fetched.date() + timedelta(days=1) if fetched.date() < date.max else date.max
+
+
+def not_after(published: str | None, latest: date) -> str | None:
+    """`published` (ISO 8601) when its day is not after `latest`; None for a later one (a
+    far-future date a page states, a two-digit year read in the wrong century)."""
+    if published is None:
+        return None
+    try:
+        return published if date.fromisoformat(published[:10]) <= latest else None
+    except ValueError:  # not a whole day (a year and month): nothing to compare
+        return published
+
+
 def _absolute(url: str | None, base: str) -> str | None:
     """`url` made absolute against the page's url; None unless it is an http(s) url."""
     if not url:
@@ -78,7 +97,8 @@ def _empty(page: RawPage, mode: str, kind: PageType | None = None) -> Dropped:
 def _clean_html(page: RawPage, markup: str, models: CleanModels) -> Article | Dropped:
     if "<" not in markup:
         return _clean_text(page, markup, models)  # plain text sent as html: read it as a dump
-    found = extract_html(markup, page.url, models.blocks)
+    latest = latest_day(page.fetched_at)
+    found = extract_html(markup, page.url, models.blocks, latest)
     if found is None:
         return Dropped(
             "unsupported_content",
@@ -100,7 +120,7 @@ def _clean_html(page: RawPage, markup: str, models: CleanModels) -> Article | Dr
         canonical_url=canonical,
         source_domain=source_domain(canonical or page.url),
         authors=[a for a in (normalize_line(x) for x in meta.authors) if a][:10],
-        published_at=iso_date(meta.published_at),
+        published_at=not_after(iso_date(meta.published_at), latest),
         fetched_at=page.fetched_at,
         language=language,
         site_name=normalize_line(meta.site_name) if meta.site_name else None,
@@ -123,7 +143,7 @@ def _clean_text(page: RawPage, dump: str, models: CleanModels) -> Article | Drop
         mode="text",
         source_domain=source_domain(page.url),
         authors=stated.authors,
-        published_at=stated.published_at,
+        published_at=not_after(stated.published_at, latest_day(page.fetched_at)),
         fetched_at=page.fetched_at,
         language=found.language or detect_language(text),
         page_type=kind.kind,

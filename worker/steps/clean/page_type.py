@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -219,7 +221,7 @@ def _text_features(lines: list[str], prefix: str, letters: list[str] | None = No
     long_lines = [w for w in words_per_line if w >= 25]
     out = {
         f"{prefix}words": float(sum(words_per_line)),
-        f"{prefix}log_words": float(np.log1p(sum(words_per_line))),
+        f"{prefix}log_words": math.log1p(sum(words_per_line)),
         f"{prefix}lines": float(len(lines)),
         f"{prefix}words_per_line": total / n,
         f"{prefix}long_line_share": sum(long_lines) / total,
@@ -474,7 +476,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["meta_author"] = float(author_meta + ld.count('"author"'))
     out["ld_offers"] = float(ld.count('"offers"') + ld.count('"price"'))
     out["elements"] = float(elements)
-    out["log_elements"] = float(np.log1p(elements))
+    out["log_elements"] = math.log1p(elements)
     out["words_per_element"] = total_words / (elements or 1)
     out["link_word_share"] = link_words / total_words
     out["p_word_share"] = p_words / total_words
@@ -666,7 +668,6 @@ class WordModel:
         """P(kind) in `KINDS` order from the group's tokens alone. `one_source` says that every
         token has the same source (prefix): each distinct token then has the same value, and
         `word_values`' dictionaries are not built."""
-        z = self.intercept.copy()
         rows = self.rows
         if one_source:
             distinct = set(tokens)
@@ -676,7 +677,12 @@ class WordModel:
         else:
             known = sorted((rows[token], value) for token, value in word_values(tokens).items() if token in rows)
             found, values = (list(part) for part in zip(*known, strict=True)) if known else ([], [])
-        if found:
+        return self._softmax(found, values)
+
+    def _softmax(self, found: list[int] | np.ndarray, values: list[float] | np.ndarray) -> np.ndarray:
+        """P(kind) from the rows of a page's known tokens (in row order) and their values."""
+        z = self.intercept.copy()
+        if len(found):
             z += np.asarray(values) @ self.matrix[found]
         z = np.exp(z - z.max())
         return z / z.sum()
@@ -699,13 +705,44 @@ class WordModels:
 
     def __init__(self, models: list[WordModel]) -> None:
         self.models = models
+        # Every model's tokens in one table, numbered model after model and in each model's row
+        # order (a token's source names its one group): a page's distinct tokens are looked up once
+        # and sorted as numbers, not grouped first.
+        tokens = [token for model in models for token in model.rows]
+        self.index = {token: i for i, token in enumerate(tokens)}
+        self.starts = np.cumsum([0] + [len(model.rows) for model in models])
+        names = sorted({token.partition(":")[0] for token in tokens})
+        self.source_names = names
+        self.source_of = np.array([names.index(token.partition(":")[0]) for token in tokens], dtype=np.intp)
 
     def features(self, tokens: list[str]) -> dict[str, float]:
-        """Every group's features of one page."""
-        groups = grouped_tokens(tokens)
+        """Every group's features of one page: each model's `probabilities` of the page's tokens of
+        its group, the same numbers (summed in the same order) from one lookup of the page's
+        distinct tokens."""
+        distinct = list(set(tokens))
+        numbers = list(map(self.index.get, distinct, repeat(-1)))  # one lookup a token (the table is large)
+        found = np.array(numbers, dtype=np.intp)
+        known = np.sort(found[found >= 0])  # model after model, each in its row order
+        # distinct tokens a source, the known ones counted by number, the others by name
+        sources = Counter([token.partition(":")[0] for token, i in zip(distinct, numbers, strict=True) if i < 0])
+        for source, n in zip(self.source_names, np.bincount(self.source_of[known], minlength=len(self.source_names)),
+                             strict=True):
+            if n:
+                sources[source] += int(n)
+        bounds = np.searchsorted(known, self.starts)
         out: dict[str, float] = {}
-        for model in self.models:
-            out.update(model.features(groups.get(model.group, []), len(WORD_GROUPS.get(model.group, ())) == 1))
+        for m, model in enumerate(self.models):
+            rows = known[bounds[m]:bounds[m + 1]] - self.starts[m]
+            prefixes = WORD_GROUPS.get(model.group, ())
+            if not len(rows):
+                values: list[float] | np.ndarray = []
+            elif len(prefixes) == 1:  # one source: each token's value 1/sqrt(the group's distinct tokens)
+                values = [1.0 / float(np.sqrt(sources[prefixes[0]]))] * len(rows)
+            else:
+                scale = [1.0 / float(np.sqrt(n)) if (n := sources[name]) else 0.0 for name in self.source_names]
+                values = np.asarray(scale)[self.source_of[rows + self.starts[m]]]
+            p = model._softmax(rows, values)
+            out.update({f"words_{model.group}_{kind}": float(v) for kind, v in zip(KINDS, p, strict=True)})
         return out
 
     def to_json(self) -> str:
