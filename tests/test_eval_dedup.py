@@ -52,7 +52,7 @@ def test_eval_dedup_scores_the_fixture(tmp_path: Path, capsys: pytest.CaptureFix
     assert rules == {
         "near_threshold", "same_site_resemblance", "consistent", "distinct", "member_site_resemblance",
         "doubtful_resemblance", "furniture_share", "fuller_copy", "through_other_site",
-        "size_ratio", "faint_copy", "faint_resemblance",
+        "size_ratio",
     }
     for rule in rules:
         assert sum(p["default"] for p in figures["curve"] if p["rule"] == rule) == 1, rule

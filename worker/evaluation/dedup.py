@@ -64,8 +64,6 @@ CURVES = {
     "fuller_copy": (0.35, 0.4, 0.45, 0.5, 0.55, 1.0),
     "through_other_site": (0.3, 0.5, 0.7, 1.0),
     "size_ratio": (0.0, 0.05, 0.1, 0.2),
-    "faint_copy": (0.2, 0.25, 0.3, 0.35),
-    "faint_resemblance": (0.0, 0.2, 0.25, 0.3),
 }
 """Each rule's figures the threshold curve decides the pages at (the others at their defaults;
 0.0 turns `consistent`, `distinct`, `member_site_resemblance` and `doubtful_resemblance` off;
@@ -73,8 +71,7 @@ CURVES = {
 that makes it the site's furniture, matched with nothing; `fuller_copy` 1.0 keeps a fuller copy's
 text only as any other firm copy's, from 0.6 of the smaller text; `through_other_site` 1.0 asks
 a page of a site the cluster keeps a text of the same text as every kept text; `size_ratio` 0.0
-lets a text of any size be a copy of another; `faint_copy` 0.35, the near threshold, turns faint
-copies off, and `faint_resemblance` is what a faint copy must be of the larger text)."""
+lets a text of any size be a copy of another)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,17 +63,6 @@ BOILERPLATE_ROOTS = 3
 NEAR_THRESHOLD = 0.35
 """Least share of the smaller text's shingle sample found in the other text (different sites)."""
 
-FAINT_COPY = 0.3
-"""Least share of the smaller text's sample found in the other for a *faint* copy (under
-`NEAR_THRESHOLD`), which must also be `FAINT_RESEMBLANCE` of the larger text: a copy whose lead
-was rewritten, paragraphs inserted and words changed keeps under a third of its 3-shingles but is
-about its story's size, while two reports of one event (shared quotes, official wording) that
-share as much of the smaller text are each mostly their own text."""
-
-FAINT_RESEMBLANCE = 0.25
-"""Least share of the *larger* text's sample found in the other for a faint copy (`FAINT_COPY`):
-a quarter of the larger text, not a passage of it."""
-
 SAME_SITE_RESEMBLANCE = 1.0
 """Least share of the *larger* text's sample found in the other for two pages of one site (or a
 page and a cluster compared through a page of its site): their shared template, or the site's own story left
@@ -267,8 +256,6 @@ class Policy:
     through_other_site: float = THROUGH_OTHER_SITE
     furniture_share: float = FURNITURE_SHARE
     size_ratio: float = SIZE_RATIO
-    faint_copy: float = FAINT_COPY
-    faint_resemblance: float = FAINT_RESEMBLANCE
 
     def matchable(self, fp: Fingerprint, template: dict[int, int]) -> bool:
         """Whether a text may be a near copy (and, as a new story, be found by later copies).
@@ -320,10 +307,8 @@ class Policy:
                 # One site's pages share its template: the texts must be the same as a whole.
                 if measured.resemblance < self.same_site_resemblance:
                     continue
-            elif measured.coefficient < self.near_threshold and (
-                measured.coefficient < self.faint_copy or measured.resemblance < self.faint_resemblance
-            ):
-                continue  # a third of the smaller text is a faint copy only as a quarter of the larger
+            elif measured.coefficient < self.near_threshold:
+                continue
             elif measured.coefficient < self.firm_copy and measured.resemblance < self.doubtful_resemblance:
                 # A block of one text inside a page of mostly other text (a site's page showing
                 # another story's key points or lede, or keeping its own story beside one).
