@@ -664,3 +664,15 @@ def test_a_date_after_the_fetch_is_dropped_but_one_before_it_is_kept() -> None:
     assert isinstance(kept, Article) and kept.published_at == "2024-05-02T09:00:00+02:00"
     dropped = clean(_page(tagged, shown, "2023-01-01T00:00:00Z"))
     assert isinstance(dropped, Article) and dropped.published_at is None
+
+
+def test_the_last_publication_day_is_the_utc_day_after_the_fetch() -> None:
+    from worker.steps.clean.page import latest_day
+
+    assert latest_day("2026-12-06T23:59:00-11:00") == date(2026, 12, 8)  # 10:59 UTC on the 7th
+    assert latest_day("2026-12-06T00:30:00+14:00") == date(2026, 12, 6)  # 10:30 UTC on the 5th
+    assert latest_day("2026-12-06") == date(2026, 12, 7)
+    assert latest_day("9999-12-31T23:59:59-12:00") == date.max
+    assert latest_day("9999-12-31T12:00:00Z") == date.max
+    for unknown in (None, "", "garbage", "1970-01-01T00:00:00Z"):  # the clock's day then
+        assert latest_day(unknown) >= date(2026, 12, 6)

@@ -56,7 +56,7 @@ from worker.steps.dedup.policy import Policy
 CURVES = {
     "near_threshold": (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9),
     "same_site_resemblance": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
-    "consistent": (0.0, 0.1, 0.15, 0.2, 0.3),
+    "consistent": (0.0, 0.1, 0.2, 0.3),
     "distinct": (0.0, 0.05, 0.1, 0.2),
     "member_site_resemblance": (0.0, 0.3, 0.5, 0.7, 1.0),
     "doubtful_resemblance": (0.0, 0.1, 0.2, 0.3),

@@ -47,9 +47,17 @@ def iso_date(value: str | None) -> str | None:
 
 
 def latest_day(fetched_at: str | None) -> date:
-    """The last day a page read at `fetched_at` (now, when it does not say) can have been
-    published on: a day later, for the time zones ahead of UTC."""
-    fetched = (parse_timestamp(fetched_at) if fetched_at else None) or datetime.now(timezone.utc)
+    """The last day a page read at `fetched_at` (now, when it does not say or says a time before
+    any dated page, 1990) can have been published on: the UTC day after, for the time zones
+    ahead of UTC."""
+    fetched = parse_timestamp(fetched_at) if fetched_at else None
+    if fetched is not None and fetched.tzinfo is not None:
+        try:
+            fetched = fetched.astimezone(timezone.utc)
+        except OverflowError:  # the last day of year 9999 in a zone behind UTC
+            return date.max
+    if fetched is None or fetched.year < 1990:
+        fetched = datetime.now(timezone.utc)
     return fetched.date() + timedelta(days=1) if fetched.date() < date.max else date.max
 
 

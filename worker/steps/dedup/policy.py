@@ -106,11 +106,9 @@ MIN_NEAR_SHINGLES = 40
 FIRM_COPY = 0.6
 """Least containment that makes a near copy firm enough for its text to stand for the story."""
 
-FULLER_COPY = 0.35
+FULLER_COPY = 0.4
 """Least containment that makes a near copy that is the *larger* text (the story's kept text
-inside it: a fuller copy after a cut one) firm enough for its text to stand for the story too: at
-the near threshold, every such copy (later pages must still share `CONSISTENT` with every kept
-text, so a fuller copy holding a second story cannot pull that story in)."""
+inside it: a fuller copy after a cut one) firm enough for its text to stand for the story too."""
 
 KEEP_RESEMBLANCE = 0.8
 """A firm copy that resembles the root as a whole this much or more adds no text of its own."""
@@ -118,7 +116,7 @@ KEEP_RESEMBLANCE = 0.8
 VERSIONS = 2
 """Firm copies' own texts a cluster keeps besides its root's."""
 
-CONSISTENT = 0.15
+CONSISTENT = 0.2
 """Least share of the smaller text a page must have in common with *every* text a cluster is
 compared through (its root's and its firm copies'), besides being a copy of one of them: a page
 that is like one kept text and shares next to nothing with another is a second story (a firm copy
