@@ -299,10 +299,16 @@ def stack(kafka: Any) -> Iterator[tuple[Settings, Prometheus, int]]:
 
 @pytest.fixture
 def rules_ran(stack: tuple[Settings, Prometheus, int]) -> Prometheus:
-    """The stack's Prometheus once the recording rules ran on at least two scrapes of data."""
+    """The stack's Prometheus once the recording rules ran on at least two scrapes of data, the
+    last of them after every page was cleaned (a page is counted as consumed before it is
+    cleaned: a rule evaluation between the two has a consumption rate and no clean latency)."""
     _, prometheus, _ = stack
     result = prometheus.wait_for("ingest:pages_consumed:rate5m > 0", timeout=60)
     assert result, f"recording rules produced nothing:\n{prometheus.log_tail()}"
+    cleaned = prometheus.wait_for(
+        'stage_quantile:ingest_stage_seconds:histogram_quantile{stage="clean", quantile="0.5"} > 0', timeout=60
+    )
+    assert cleaned, f"no clean latency recorded:\n{prometheus.log_tail()}"
     return prometheus
 
 
@@ -332,8 +338,12 @@ def test_prometheus_scrapes_the_worker(stack: tuple[Settings, Prometheus, int]) 
         result = prometheus.query(f"sum({expr})")
         return value(result[0]) if result else -1.0
 
-    outcomes = total("ingest_articles_total") + total("ingest_duplicates_total") + total("ingest_dead_letters_total")
-    assert outcomes == pages
+    # A page is counted as consumed before its outcome: wait for a scrape after the last outcome.
+    outcomes = prometheus.wait_for(
+        "sum(ingest_articles_total) + sum(ingest_duplicates_total) + sum(ingest_dead_letters_total)",
+        predicate=lambda r: r and value(r[0]) >= pages,
+    )
+    assert outcomes and value(outcomes[0]) == pages, outcomes
     assert total('ingest_stage_seconds_count{stage="decode"}') == pages
     assert total('ingest_dead_letters_total{reason="invalid_json"}') >= 1  # the malformed sample
     # An article is counted before its event is sent and acknowledged: wait for the two to meet.
