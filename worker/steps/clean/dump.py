@@ -34,7 +34,7 @@ from worker.steps.clean.boilerplate import (
     is_lead_in,
 )
 from worker.steps.clean.language import detect_language, stopwords
-from worker.steps.clean.line_model import LineModel, Selection, line_grams, shipped_line_model
+from worker.steps.clean.line_model import LineModel, Selection, line_grams, shipped_line_model, window_mean
 from worker.steps.clean.normalize import normalize_line, split_lines, text_size
 from worker.steps.common import densest_run
 
@@ -217,15 +217,6 @@ def _own_rows(lines: list[Line], has_stops: bool) -> list[tuple[float, ...]]:
     return rows
 
 
-def _window_share(flags: np.ndarray, half: int) -> np.ndarray:
-    """Mean of `flags` over the window of 2 * half + 1 lines centred on each line."""
-    n = len(flags)
-    total = np.r_[0.0, np.cumsum(flags)]
-    lo = np.clip(np.arange(n) - half, 0, n)
-    hi = np.clip(np.arange(n) + half + 1, 0, n)
-    return (total[hi] - total[lo]) / (hi - lo)
-
-
 def _page_rows(lines: list[Line], url: str | None) -> np.ndarray:
     """Indentation, page, neighbourhood and url features (LINE_FEATURES after the first 19)."""
     n = len(lines)
@@ -275,7 +266,7 @@ def _page_rows(lines: list[Line], url: str | None) -> np.ndarray:
     return np.column_stack([
         indent / MAX_INDENT, rank, page * float(len(levels) > 2), level_share, same_prev, same_next,
         page * math.log(n), page * math.log1p(size.sum()), page * total_story / max(1.0, size.sum()),
-        _window_share(story, 2), _window_share(story, 7), before, own_columns, distance,
+        window_mean(story, 2), window_mean(story, 7), before, own_columns, distance,
         overlap,
         (positions - title) / n if title >= 0 else np.zeros(n),
         (positions > title).astype(float) if title >= 0 else np.zeros(n),

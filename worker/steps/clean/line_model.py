@@ -72,7 +72,9 @@ def _shifted(values: np.ndarray, shift: int) -> np.ndarray:
     return moved
 
 
-def _window_mean(values: np.ndarray, half: int) -> np.ndarray:
+def window_mean(values: np.ndarray, half: int) -> np.ndarray:
+    """Mean of `values` over the window of 2 * half + 1 lines centred on each line (cut at the
+    page's ends)."""
     n = len(values)
     total = np.r_[0.0, np.cumsum(values)]
     lo = np.clip(np.arange(n) - half, 0, n)
@@ -87,7 +89,7 @@ def word_score_columns(scores: np.ndarray) -> np.ndarray:
     rank = scores.argsort(kind="stable").argsort(kind="stable") / max(1, len(scores) - 1)
     return np.column_stack([
         scores, _shifted(scores, -1), _shifted(scores, 1), _shifted(scores, -2), _shifted(scores, 2),
-        _window_mean(scores, 3), _window_mean(scores, 10), scores - scores.max(), scores - scores.mean(), rank,
+        window_mean(scores, 3), window_mean(scores, 10), scores - scores.max(), scores - scores.mean(), rank,
     ])
 
 
