@@ -133,12 +133,8 @@ def _named(names: str) -> int:
     return bits
 
 
-def _own_bits(el: Any) -> int:
-    tag = el.tag
-    kind = _TAGS.get(tag) if isinstance(tag, str) else None
-    cls, ident = el.get("class"), el.get("id")
-    named = _named(f"{cls or ''} {ident or ''}") if cls or ident else 0  # no names: no bits
-    return named | (_TAG_BITS[kind] if kind else 0)
+# the bits of each tag `_TAGS` names (a tag it does not name has none)
+_OWN_TAG_BITS = {tag: _TAG_BITS[kind] for tag, kind in _TAGS.items()}
 
 
 class _Tree:
@@ -163,11 +159,15 @@ class _Tree:
             node = node.getparent()
         above = numbers[node] if node is not None else []
         elements, bits = self.elements, self.bits
+        tag_bits = _OWN_TAG_BITS
         for item in reversed(pending):  # a loop, not recursion: trees can be very deep
             above = [len(elements), *above]
             numbers[item] = above
             elements.append(item)
-            bits.append(_own_bits(item))
+            # its name bits (`_named` of its class and id; none without either) and tag bits
+            cls, ident = item.get("class"), item.get("id")
+            own = tag_bits.get(item.tag, 0)
+            bits.append(_named(f"{cls or ''} {ident or ''}") | own if cls or ident else own)
         return above
 
 
