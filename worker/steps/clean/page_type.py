@@ -20,7 +20,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
+from itertools import compress, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -724,7 +725,8 @@ class WordModels:
         found = np.array(numbers, dtype=np.intp)
         known = np.sort(found[found >= 0])  # model after model, each in its row order
         # distinct tokens a source, the known ones counted by number, the others by name
-        sources = Counter([token.partition(":")[0] for token, i in zip(distinct, numbers, strict=True) if i < 0])
+        unknown = compress(distinct, map((-1).__eq__, numbers))
+        sources = Counter(map(itemgetter(0), map(str.partition, unknown, repeat(":"))))
         for source, n in zip(self.source_names, np.bincount(self.source_of[known], minlength=len(self.source_names)),
                              strict=True):
             if n:
