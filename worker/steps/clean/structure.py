@@ -39,7 +39,7 @@ _XPATH_SPACE = " \t\n\r"  # what XPath's normalize-space() strips
 
 # A body's text nodes holding more than XPath's white space, in document order (a nested
 # body's once): read in C, each with the element it is the text or the tail of.
-_SHOWN_TEXTS = etree.XPath("//body//text()[normalize-space()]")
+_SHOWN_TEXTS = etree.XPath("descendant-or-self::body//text()[normalize-space()]")
 
 
 def text_blocks(tree: Any) -> list[Block]:
