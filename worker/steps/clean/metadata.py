@@ -333,6 +333,8 @@ _YEARLESS = re.compile(  # 'Jul 11', '11 July': a day with no year after it
 
 def _yearless(text: str) -> Iterator[tuple[int, int]]:
     """(month, day) of the days `text` shows without a year ('Jul 11 · Written by ...')."""
+    if not _ANY_DIGIT.search(text):  # each holds one
+        return
     for match in _YEARLESS.finditer(text):
         month, day = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
         if 1 <= int(day) <= 31:
@@ -830,14 +832,25 @@ _AUTHOR_LABEL = re.compile(rf"(?:^|\n)(?:The )?Authors?:?\n(?:[A-Z]{{1,3}}\n)?({
 _BY_LINE = re.compile(rf"\b(?:[Bb]y|BY):?[ \n]+{_NAMES}")
 
 
+def _shown_date(line: str) -> re.Match[str] | None:
+    """`_SHOWN_DATE`'s first match in `line`: every date it reads holds a digit, and most lines
+    of a header hold none (the regex is slow to fail)."""
+    return _SHOWN_DATE.search(line) if _ANY_DIGIT.search(line) else None
+
+
+_ANY_DIGIT = re.compile(r"\d")
+_NAME_LINE_CUT = re.compile(r"\s+[|•·–—]\s+")
+_TRAILING_PREPOSITIONS = re.compile(r"(?:\s+(?:in|on|at))+$")
+
+
 def _name_line(header: str) -> str | None:
     """A line of its own under the headline that is a person's name (first word a known given
     name), alone or before the date ('Kristian Larsen July 13, 2025'): a byline without 'By'."""
     for line in header.split("\n")[1:HEADER_LINES]:
-        first = re.split(r"\s+[|•·–—]\s+", line, maxsplit=1)[0]
-        if (day := _SHOWN_DATE.search(first)) is not None and day.start() > 0:
+        first = _NAME_LINE_CUT.split(line, maxsplit=1)[0]
+        if (day := _shown_date(first)) is not None and day.start() > 0:
             first = first[: day.start()].rstrip(" ,-–—|•·")
-        first = re.sub(r"(?:\s+(?:in|on|at))+$", "", first)
+        first = _TRAILING_PREPOSITIONS.sub("", first)
         words = first.split()
         if 2 <= len(words) <= 4 and words[0].casefold() in _given_names() and is_person(first):
             return first
@@ -852,14 +865,14 @@ def _dated_name(header: str, headline: str | None) -> str | None:
     2025', or after it past a '•'): where pages put the byline without 'By'."""
     lines = [line for line in header.split("\n") if line.strip() not in _SEPARATOR]
     for k, line in enumerate(lines):
-        days = _SHOWN_DATE.search(line)
+        days = _shown_date(line)
         if days is None or len(line) > len(days.group(0)) + 14:
             continue
         for j in (k - 1, k + 1):
             if 0 <= j < len(lines):
-                near = re.sub(r"(?:\s+(?:in|on|at))+$", "", lines[j])
+                near = _TRAILING_PREPOSITIONS.sub("", lines[j])
                 words = near.split()
-                if 1 <= len(words) <= 4 and len(near) <= 40 and near != headline and not _SHOWN_DATE.search(near):
+                if 1 <= len(words) <= 4 and len(near) <= 40 and near != headline and not _shown_date(near):
                     return near
     return None
 
@@ -1023,10 +1036,13 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.casefold()))
 
 
+_NUMERIC_PART = re.compile(r"[\d\s/.,:–—-]+")
+
+
 def _heading_text(node: Any) -> str:
     """A heading's text, its parts spaced, a part that is only a date left out."""
     parts = [p for p in (" ".join(t.split()) for t in node.itertext()) if p]
-    kept = [p for p in parts if not (_SHOWN_DATE.fullmatch(p) or re.fullmatch(r"[\d\s/.,:–—-]+", p))]
+    kept = [p for p in parts if not ((_ANY_DIGIT.search(p) and _SHOWN_DATE.fullmatch(p)) or _NUMERIC_PART.fullmatch(p))]
     return normalize_line(" ".join(kept or parts))
 
 

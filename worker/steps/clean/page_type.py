@@ -755,9 +755,9 @@ class WordModels:
             if not len(rows):
                 values: list[float] | np.ndarray = []
             elif len(prefixes) == 1:  # one source: each token's value 1/sqrt(the group's distinct tokens)
-                values = [1.0 / float(np.sqrt(sources[prefixes[0]]))] * len(rows)
+                values = [1.0 / math.sqrt(sources[prefixes[0]])] * len(rows)  # sqrt is exact-rounded: np's bits
             else:
-                scale = [1.0 / float(np.sqrt(n)) if (n := sources[name]) else 0.0 for name in self.source_names]
+                scale = [1.0 / math.sqrt(n) if (n := sources[name]) else 0.0 for name in self.source_names]
                 values = np.asarray(scale)[self.source_of[rows + self.starts[m]]]
             p = model._softmax(rows, values)
             out.update({f"words_{model.group}_{kind}": float(v) for kind, v in zip(KINDS, p, strict=True)})
