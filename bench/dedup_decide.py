@@ -3,7 +3,7 @@
 RocksDB table, at N pages in the window.
 
     python bench/dedup_decide.py --articles N [--probes 5000] [--rounds 2] [--before DIR] [--fill-dir DIR]
-                                 [--json FILE]
+                                 [--stores NAMES] [--json FILE]
 
 The pages are `bench/dedup_scale.py`'s (synthetic fingerprints shaped like real ones, one day of
 pages, a quarter of them copies of a recent story), decided by `DedupIndex` over a dict; the state
@@ -25,8 +25,13 @@ and writes a copy's record and its root's, the heaviest decision):
 - `rocksdb-one`: the same store, the pages decided one at a time (`DedupIndex.decide`);
 - `rocksdb-no-hot`: the same without hot entries (every read goes to RocksDB), one at a time;
 - `before` (with `--before DIR`, a checkout of older code): its RocksDB decision, in a
-  subprocess importing that code, on its own copy of the same table with the same probes;
+  subprocess importing that code, on its own copy of the same table with the same probes, in
+  batches as `rocksdb` (one page at a time for code without `decide_many`);
 - `dict-before` (with `--before DIR`): that code's decision over a dict of the same state.
+
+`--stores` measures only some of them. Every store and code must make the same decisions: the
+sha-256 of their reprs (every field, replays and watermarks too) is compared, and each round
+says whether they differ.
 
 Each RocksDB store first writes its copy's files again with its own options (a forced
 compaction, as its worker would have written them), then opens it again (as a worker restarted
@@ -40,6 +45,7 @@ the stores, so a change in the machine's load shows as a change between rounds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pickle
@@ -55,17 +61,22 @@ HERE = Path(__file__).resolve().parent
 WARM_UP = 2_000
 
 
-def rate(index: Any, pages: list[tuple[str, Any, float]], batch: int = 0) -> tuple[float, float]:
+def rate(index: Any, pages: list[tuple[str, Any, float]], batch: int = 0) -> tuple[float, float, str]:
     """Decisions per CPU second over `pages`: of the deciding thread, and of the process; with
-    `batch`, decided `batch` at a time (`decide_many`, as the worker's owner decides them)."""
+    `batch`, decided `batch` at a time (`decide_many`, as the worker's owner decides them). Then
+    the sha-256 of the decisions' reprs (every field, replays and watermarks too), which two
+    codes or stores deciding the same pages over the same state must give alike."""
+    decisions: list[Any] = []
     thread, process = time.thread_time(), time.process_time()
     if batch:
         for at in range(0, len(pages), batch):
-            index.decide_many(pages[at : at + batch])
+            decisions += index.decide_many(pages[at : at + batch])
     else:
         for url, fp, when in pages:
-            index.decide(url, fp, when)
-    return len(pages) / (time.thread_time() - thread), len(pages) / (time.process_time() - process)
+            decisions.append(index.decide(url, fp, when))
+    thread, process = time.thread_time() - thread, time.process_time() - process
+    digest = hashlib.sha256("\n".join(map(repr, decisions)).encode()).hexdigest()
+    return len(pages) / thread, len(pages) / process, digest
 
 
 def measure_rocksdb(path: Path, pages: dict[str, list[Any]], cache: int, hot_bytes: int | None,
@@ -101,11 +112,14 @@ def measure_rocksdb(path: Path, pages: dict[str, list[Any]], cache: int, hot_byt
 def decide_all(index: Any, pages: dict[str, list[Any]], batch: int = 0) -> dict[str, Any]:
     """Decide the warm-up pages, then each kind of probes timed (decisions per CPU second)."""
     figures: dict[str, Any] = {}
+    if not hasattr(index, "decide_many"):
+        batch = 0  # code from before the worker decided in batches: one page at a time, as it did
     for kind, some in pages.items():
-        thread, process = rate(index, some, batch)
+        thread, process, digest = rate(index, some, batch)
         if kind != "warm_up":
             figures[kind] = round(thread)
             figures[f"{kind}_process_cpu"] = round(process)
+        figures[f"{kind}_decisions_sha256"] = digest
     return figures
 
 
@@ -171,6 +185,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--before", help="a checkout of older code: its RocksDB decision is measured too")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--stores", help="measure only these stores (comma-separated names, as in the output)")
     parser.add_argument("--fill-dir", help="keep the fill (pages, dict state, RocksDB table) here, or reuse the one "
                         "kept there; the table copies each store decides over are made from it")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -244,6 +259,8 @@ def main() -> int:
         pages = StreamPages(stream, args.articles, last, Prober(None, stream, last))  # type: ignore[arg-type]
         stores = ["dict", "rocksdb", "rocksdb-one", "rocksdb-no-hot"]
         stores += ["dict-before", "before"] if args.before else []
+        if args.stores:
+            stores = [store for store in stores if store in args.stores.split(",")]
         rounds: list[dict[str, Any]] = []
         for number in range(args.rounds):
             batch = pages.round(WARM_UP, args.probes)
@@ -259,7 +276,9 @@ def main() -> int:
                     shutil.copytree(table, copy)
                 code = Path(args.before).resolve() if store.endswith("before") else HERE.parent
                 hot = "0" if store == "rocksdb-no-hot" else "-1"
-                batch = DECIDE_BATCH if store == "rocksdb" else 0  # the others one page at a time
+                # the worker's store (and the code before, as its worker decides) in batches, the others
+                # one page at a time
+                batch = DECIDE_BATCH if store in ("rocksdb", "before") else 0
                 command = [sys.executable, str(Path(__file__).resolve()), "--child", str(copy),
                            "--child-probes", str(probes_file), "--child-hot", hot,
                            "--child-code", str(code), "--child-cache", str(cache), "--child-batch", str(batch)]
@@ -271,6 +290,11 @@ def main() -> int:
             for kind in ("stream", "near"):
                 line = "   ".join(f"{store} {m[kind]:,}/s" for store, m in measured.items())
                 say(f"round {number} {kind:>6}  {line}")
+            for kind in ("warm_up", "stream", "near"):  # the same decisions in every store and code
+                digests = {m[f"{kind}_decisions_sha256"] for m in measured.values()}
+                say(f"round {number} {kind:>7} decisions: " + ("the same in every store" if len(digests) == 1
+                    else "DIFFER: " + ", ".join(f"{store} {m[f'{kind}_decisions_sha256'][:12]}"
+                                                 for store, m in measured.items())))
         figures["rounds"] = rounds
         for store in stores:
             for kind in ("stream", "near"):

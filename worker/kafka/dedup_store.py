@@ -493,7 +493,7 @@ class RocksDerived:
         """`change` for a fact named by its table key (`fact`: the text, `_fact` its bytes), in
         the batch being built."""
         apply_change(fact, old, new, self)
-        self._pending[b'"' + fact.encode("ascii") + b'"'] = new
+        self._pending[f'"{fact}"'.encode("ascii")] = new
 
     def write(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Write the batch (with the counters, and `extra` keys such as the changelog offset);
@@ -888,7 +888,7 @@ class DedupRocksStore(faust_rocksdb.Store):
 def _fact(key: str) -> bytes:
     """The table's key for a fact, as Faust's JSON key serializer writes it (keys are ASCII
     without quotes or backslashes)."""
-    return b'"' + key.encode("ascii") + b'"'
+    return f'"{key}"'.encode("ascii")
 
 
 class _Batch:
@@ -939,8 +939,9 @@ class _Facts(MutableMapping[str, bytes]):
         """Write a fact whose value the caller read as `old` (in the batch being built)."""
         self._changed(key, value)
         derived = self.derived
-        if derived._depth:  # a batch is being built: the write joins it
-            derived.change_fact(key, old, value)
+        if derived._depth:  # a batch is being built: the write joins it (`change_fact`, inlined)
+            apply_change(key, old, value, derived)
+            derived._pending[f'"{key}"'.encode("ascii")] = value
             return
         derived.change_one(_fact(key), old, value)
 

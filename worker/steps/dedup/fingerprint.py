@@ -8,6 +8,7 @@ deterministic id of a page's article.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -39,12 +40,18 @@ HASH_BYTES = HASH_BITS // 8
 
 def pack_hashes(hashes: tuple[int, ...]) -> bytes:
     """32-bit hashes, 4 bytes each, big-endian."""
-    return struct.pack(f">{len(hashes)}I", *hashes)
+    return packed_hashes(len(hashes)).pack(*hashes)
 
 
 def unpack_hashes(data: bytes) -> tuple[int, ...]:
     """Inverse of `pack_hashes` (a trailing partial hash is ignored)."""
-    return struct.unpack(f">{len(data) // HASH_BYTES}I", data[: len(data) // HASH_BYTES * HASH_BYTES])
+    return packed_hashes(len(data) // HASH_BYTES).unpack_from(data)
+
+
+@functools.cache
+def packed_hashes(count: int) -> struct.Struct:
+    """The layout of `count` packed hashes (`pack_hashes`), to read them in place."""
+    return struct.Struct(f">{count}I")
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,6 @@ at its cluster root, never at another duplicate.
 from __future__ import annotations
 
 import binascii
-import contextlib
 import functools
 import struct
 import zlib
@@ -55,6 +54,7 @@ from worker.steps.dedup.fingerprint import (
     Fingerprint,
     article_id,
     pack_hashes,
+    packed_hashes,
     unpack_hashes,
 )
 from worker.steps.dedup.policy import Known, Likeness, Policy, Version
@@ -126,6 +126,8 @@ def _b64(data: bytes) -> str:
 
 
 def _page_key(sid: bytes) -> str:
+    if len(sid) == 8:  # `_b64_8`, inlined: a decision names ~8 pages
+        return "a" + binascii.b2a_base64(sid, newline=False)[:11].decode("ascii")
     return "a" + _b64_8(sid[:_SID])
 
 
@@ -141,6 +143,26 @@ def _b64_8(data: bytes) -> str:
 
 
 _UNREAD: Any = object()
+
+
+class _Keys(NamedTuple):
+    """A page's ids and the keys of its facts."""
+
+    aid: str  # the article id (hex)
+    raw_id: bytes
+    sid: bytes  # the page id inside the state
+    page_key: str
+    chash: bytes  # the content hash
+    hash_key: str
+
+
+def _keys(url: str, content_hash: str) -> _Keys:
+    """A page's ids and keys, from its url and content hash (hex: ValueError when it is not)."""
+    aid = article_id(url, content_hash)
+    raw_id = bytes.fromhex(aid)
+    sid = raw_id[:_SID]
+    chash = bytes.fromhex(content_hash)
+    return _Keys(aid, raw_id, sid, _page_key(sid), chash, _hash_key(chash))
 
 
 def is_page_key(key: str) -> bool:
@@ -271,7 +293,7 @@ def _kept_hashes(data: bytes) -> tuple[int, ...]:
     copies'; none for a copy), without unpacking the rest of it."""
     end = _sketches_end(data)
     if end > _KEPT_AT and not data[_KEPT_AT - 1]:  # no versions: the own sketch alone
-        return unpack_hashes(data[_KEPT_AT:end])
+        return packed_hashes((end - _KEPT_AT) // _HASH_BYTES).unpack_from(data, _KEPT_AT)
     return unpack_hashes(b"".join([data[start:end] for start, end in _kept_spans(data)]))
 
 
@@ -287,6 +309,10 @@ def filing(data: bytes, posted: int) -> tuple[bool, float, set[int]]:
     seen_at = _SEEN_AT.unpack_from(data, _SEEN_AT_OFFSET)[0]
     hashes: set[int] = set()
     if root:
+        end = _sketches_end(data)
+        if end > _KEPT_AT and not data[_KEPT_AT - 1]:  # no versions: the first of its own sketch alone
+            count = min(end - _KEPT_AT, posted * _HASH_BYTES) // _HASH_BYTES
+            return root, seen_at, set(packed_hashes(count).unpack_from(data, _KEPT_AT))
         room = posted * _HASH_BYTES
         for start, end in _kept_spans(data):
             hashes.update(unpack_hashes(data[start : min(end, start + room)]))
@@ -438,53 +464,60 @@ class DedupIndex:
         if self._batch is None:
             return [self._decide_one(url, fp, seen_at, after) for url, fp, seen_at in pages]
         with self._batch():
+            named: list[_Keys | None] = []
             keys: list[str] = []
             heads: list[int] = []
             reach = max(self.lookup_hashes, self.posted_hashes)
             for url, fp, _ in pages:
-                with contextlib.suppress(ValueError, TypeError):  # a bad fingerprint raises when decided
-                    sid = bytes.fromhex(article_id(url, fp.content_hash))[:_SID]
-                    keys += (_page_key(sid), _hash_key(bytes.fromhex(fp.content_hash)))
-                    heads += fp.sketch[:reach]
+                try:
+                    page = _keys(url, fp.content_hash)
+                    head = fp.sketch[:reach]
+                except (ValueError, TypeError):  # a bad fingerprint raises when decided
+                    named.append(None)
+                    continue
+                named.append(page)
+                keys += (page.page_key, page.hash_key)
+                heads += head
             if heads and self._kept:  # each page's lookup then answered by the postings' recent ones
                 limit = policy.BOILERPLATE_ROOTS * _SID
-                roots = {posting[at : at + _SID] for posting in self._derived.postings(heads)
-                         if isinstance(posting, bytes) and len(posting) < limit for at in range(0, len(posting), _SID)}
+                named_roots = b"".join([posting for posting in filter(None, self._derived.postings(heads))
+                                        if posting.__class__ is bytes and len(posting) < limit])
+                roots = {named_roots[at : at + _SID] for at in range(0, len(named_roots), _SID)}
                 keys += map(_page_key, roots)  # the candidates' records
             self._get_many(sorted(keys))  # in the table's order; a page's reads then find them in the hot entries
-            return [self._decide_one(url, fp, seen_at, after) for url, fp, seen_at in pages]
+            return [self._decide_one(url, fp, seen_at, after, page)
+                    for (url, fp, seen_at), page in zip(pages, named, strict=True)]
 
     def _decide_one(
-        self, url: str, fp: Fingerprint, seen_at: float, after: Callable[[Decision], None] | None
+        self, url: str, fp: Fingerprint, seen_at: float, after: Callable[[Decision], None] | None,
+        page: _Keys | None = None,
     ) -> Decision | Exception:
         try:
-            decision = self._decide(url, fp, seen_at)
+            decision = self._decide(url, fp, seen_at, page)
         except Exception as error:  # noqa: BLE001 - the caller's to report, page by page
             return error
         if after is not None:
             after(decision)
         return decision
 
-    def _decide(self, url: str, fp: Fingerprint, seen_at: float) -> Decision:
-        aid = article_id(url, fp.content_hash)
-        raw_id = bytes.fromhex(aid)
-        sid = raw_id[:_SID]
-        page_key = _page_key(sid)
-        chash = bytes.fromhex(fp.content_hash)
-        hash_key = _hash_key(chash)
+    def _decide(self, url: str, fp: Fingerprint, seen_at: float, page: _Keys | None = None) -> Decision:
+        """`decide`, with the page's ids and keys when the caller derived them (`_keys`)."""
+        aid, raw_id, sid, page_key, chash, hash_key = page or _keys(url, fp.content_hash)
         known, hashed = self._get_many([page_key, hash_key])  # the content hash's root, read next
         if known is not None:
             return _decision(aid, _Record.unpack(known), replay=True)
         raw = self.state.get(DECISIONS_KEY)
         decisions, _, last = _DECISIONS.unpack_from(raw) if raw else (0, -1, b"")
         oldest = self._sync(raw).oldest_hour
-        watermark_bytes, copy_bytes = _split_decisions(raw) if raw else (Watermark().to_bytes(), b"")
         if raw is not self._written and raw != self._written:  # else unpacked already
-            self._watermark = Watermark.from_bytes(watermark_bytes)
+            self._watermark = Watermark.from_bytes(_split_decisions(raw)[0] if raw else Watermark().to_bytes())
         watermark = self._watermark
         # `~d` names this page: an owner was cut short deciding it. A copy is redone as it was
         # decided then, for its root may already count it (and hold its sketch, and its hash).
-        redone = _Copy.unpack(copy_bytes) if last == sid and copy_bytes else None
+        redone = None
+        if raw and last == sid:
+            copy_bytes = _split_decisions(raw)[1]
+            redone = _Copy.unpack(copy_bytes) if copy_bytes else None
         plan = self._plan(url, fp, hashed, redone)
         # The counter next, before any other write: an owner cut short after it leaves a state its
         # successor rebuilds from, and names this page, whose time is then not counted twice and

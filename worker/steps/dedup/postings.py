@@ -160,14 +160,20 @@ class PackedPostings:
         if len(ids):  # where each hash's run of postings starts and ends (most are empty)
             starts, ends = self._runs(np.array(hashes, np.uint32))
             counts = ends - starts
-            held = np.flatnonzero(counts).tolist()
-            if held:
-                starts_held, ends_held = starts[held].tolist(), ends[held].tolist()
-                for i, start, end in zip(held, starts_held, ends_held, strict=True):
-                    if end - start <= PACKED_IDS:
-                        found[i] = ids[start:end].tobytes()
-                    else:
-                        long_runs.append(i)
+            held = np.flatnonzero(counts)
+            if len(held):
+                # the usual run is one root: those ids read in one call, sliced apart
+                single = held[counts[held] == 1]
+                one = ids[starts[single]].tobytes()
+                for at, i in enumerate(single.tolist()):
+                    found[i] = one[at * SID : at * SID + SID]
+                if len(single) < len(held):
+                    more = held[counts[held] > 1].tolist()
+                    for i, start, end in zip(more, starts[more].tolist(), ends[more].tolist(), strict=True):
+                        if end - start <= PACKED_IDS:
+                            found[i] = ids[start:end].tobytes()
+                        else:
+                            long_runs.append(i)
         else:
             starts = ends = np.zeros(len(hashes), np.int64)
         recent = dict(zip(hashes, found, strict=True))
@@ -265,7 +271,7 @@ class PackedPostings:
 
     def post_many(self, hashes: Sequence[int], sid: bytes) -> None:
         """Post `sid` under each of `hashes` (once: a root already there stays as it is)."""
-        recent, removed = self.recent, self.removed
+        recent, removed, added = self.recent, self.removed, self.added
         for h, held in zip(hashes, self._holds(hashes, sid), strict=True):
             if held:
                 continue
@@ -275,10 +281,19 @@ class PackedPostings:
                     recent[h] = posting
                 else:
                     del recent[h]
-            if _has(removed.get(h), sid):  # taken out of the arrays since: back in
+            gone = removed.get(h)
+            if gone is not None and _has(gone, sid):  # taken out of the arrays since: back in
                 self._take(removed, h, sid)
+                continue
+            old = added.get(h)  # `_put`, inlined: a new root posts 16 hashes
+            if old is None:
+                added[h] = sid
+            elif isinstance(old, set):
+                old.add(sid)
             else:
-                self._put(self.added, h, sid)
+                both = old + sid
+                added[h] = both if len(both) <= PACKED_IDS * SID else set(unpack_ids(both))
+            self.changes += 1
 
     def unpost_many(self, hashes: Sequence[int], sid: bytes) -> None:
         """Take `sid` out of the posting of each of `hashes` (where it is)."""
