@@ -121,7 +121,7 @@ def _ratio(counts: Counter[str], total: int, code: str) -> float:
     function_words = FUNCTION_WORDS.get(code, frozenset())
     if not total:
         return 0.0
-    return sum(counts[w] for w in counts.keys() & function_words) / total  # whole counts: any order
+    return sum(map(counts.__getitem__, counts.keys() & function_words)) / total  # whole counts: any order
 
 
 def detect_language(text: str, sample_chars: int = SAMPLE_CHARS) -> str | None:

@@ -680,6 +680,7 @@ class WordModel:
         self.rows = {token: row for row, token in enumerate(weights)}
         self.matrix = np.array(list(weights.values()), dtype=float).reshape(len(weights), len(self.intercept))
         self.weights = dict(zip(weights, self.matrix, strict=True))
+        self.names = [f"words_{group}_{kind}" for kind in KINDS]  # its features' names, in `KINDS` order
 
     def probabilities(self, tokens: list[str], one_source: bool = False) -> np.ndarray:
         """P(kind) in `KINDS` order from the group's tokens alone. `one_source` says that every
@@ -706,8 +707,7 @@ class WordModel:
 
     def features(self, tokens: list[str], one_source: bool = False) -> dict[str, float]:
         """The boosted model's inputs from this group's tokens (`one_source`: as `probabilities`)."""
-        return {f"words_{self.group}_{kind}": float(p)
-                for kind, p in zip(KINDS, self.probabilities(tokens, one_source), strict=True)}
+        return dict(zip(self.names, self.probabilities(tokens, one_source).tolist(), strict=True))
 
     def as_dict(self) -> dict[str, object]:
         """The model as plain data (weights rounded to 4 decimals)."""
@@ -759,8 +759,7 @@ class WordModels:
             else:
                 scale = [1.0 / math.sqrt(n) if (n := sources[name]) else 0.0 for name in self.source_names]
                 values = np.asarray(scale)[self.source_of[rows + self.starts[m]]]
-            p = model._softmax(rows, values)
-            out.update({f"words_{model.group}_{kind}": float(v) for kind, v in zip(KINDS, p, strict=True)})
+            out.update(zip(model.names, model._softmax(rows, values).tolist(), strict=True))
         return out
 
     def to_json(self) -> str:
