@@ -123,22 +123,27 @@ class PageBlocks:
 
 @short_text_cache(maxsize=8192)
 def _named(names: str) -> int:
-    """Bits of the `_NAMES` patterns an element's class and id match."""
-    if not names.strip():
-        return 0
+    """Bits of the `_NAMES` patterns an element's class and id match: no pattern matches white
+    space, so those of its words (`_named_word`; pages and sites share their class words far
+    more than their whole class names)."""
+    bits = 0
+    for word in names.split():
+        bits |= _named_word(word)
+    return bits
+
+
+@short_text_cache(maxsize=16384)
+def _named_word(word: str) -> int:
+    """Bits of the `_NAMES` patterns one word of a class or id matches."""
     bits = 0
     for name, pattern in _NAMES_CASELESS.items():
-        if pattern.search(names):
+        if pattern.search(word):
             bits |= _NAME_BITS[name]
     return bits
 
 
-def _own_bits(el: Any) -> int:
-    tag = el.tag
-    kind = _TAGS.get(tag) if isinstance(tag, str) else None
-    cls, ident = el.get("class"), el.get("id")
-    named = _named(f"{cls or ''} {ident or ''}") if cls or ident else 0  # no names: no bits
-    return named | (_TAG_BITS[kind] if kind else 0)
+# the bits of each tag `_TAGS` names (a tag it does not name has none)
+_OWN_TAG_BITS = {tag: _TAG_BITS[kind] for tag, kind in _TAGS.items()}
 
 
 class _Tree:
@@ -163,11 +168,15 @@ class _Tree:
             node = node.getparent()
         above = numbers[node] if node is not None else []
         elements, bits = self.elements, self.bits
+        tag_bits = _OWN_TAG_BITS
         for item in reversed(pending):  # a loop, not recursion: trees can be very deep
             above = [len(elements), *above]
             numbers[item] = above
             elements.append(item)
-            bits.append(_own_bits(item))
+            # its name bits (`_named` of its class and id; none without either) and tag bits
+            cls, ident = item.get("class"), item.get("id")
+            own = tag_bits.get(item.tag, 0)
+            bits.append(_named(f"{cls or ''} {ident or ''}") | own if cls or ident else own)
         return above
 
 

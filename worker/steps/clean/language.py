@@ -111,7 +111,9 @@ CHECK_CHARS = 5000
 
 
 def _counts(text: str) -> tuple[Counter[str], int]:
-    counts = Counter(map(str.lower, filterfalse(str.isdigit, _WORD.findall(text))))
+    # An ASCII text lowered whole has the same words, each lowered (no call a word).
+    words = _WORD.findall(text.lower()) if text.isascii() else map(str.lower, _WORD.findall(text))
+    counts = Counter(filterfalse(str.isdigit, words))
     return counts, sum(counts.values())
 
 

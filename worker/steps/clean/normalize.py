@@ -61,9 +61,11 @@ def normalize_line(line: str) -> str:
         if line.isprintable() and "  " not in line and line[:1] != " " and line[-1:] != " ":
             return line
         return _SPACES.sub(" ", _DROP.sub("", line)).strip()
-    line = repair_mojibake(line)
-    line = _DROP.sub("", unicodedata.normalize("NFC", line))
-    return _SPACES.sub(" ", line).strip()
+    line = unicodedata.normalize("NFC", repair_mojibake(line))
+    # As above: a printable line holds no character to drop but U+FFFD, and no space but " ".
+    if line.isprintable() and "\ufffd" not in line and "  " not in line and line[:1] != " " and line[-1:] != " ":
+        return line
+    return _SPACES.sub(" ", _DROP.sub("", line)).strip()
 
 
 def split_lines(text: str) -> list[str]:

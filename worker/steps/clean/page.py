@@ -84,7 +84,7 @@ def _absolute(url: str | None, base: str) -> str | None:
 
 
 def _too_short(text: str) -> bool:
-    return len(text.split()) < MIN_WORDS and len(text) < 4 * MIN_WORDS
+    return len(text) < 4 * MIN_WORDS and len(text.split()) < MIN_WORDS  # a story's text: no split
 
 
 def _empty(page: RawPage, mode: str, kind: PageType | None = None) -> Dropped:

@@ -20,8 +20,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
+from itertools import compress, repeat
+from operator import itemgetter
 from pathlib import Path
+from string import ascii_lowercase
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -211,9 +213,10 @@ def url_tokens(url: str | None) -> list[str]:
 _URL_NUMBER = re.compile(r"\d+")
 
 
-def _text_features(lines: list[str], prefix: str, letters: list[str] | None = None) -> dict[str, float]:
+def _text_features(lines: list[str], prefix: str, letter_counts: Counter[str] | None = None) -> dict[str, float]:
     """Statistics of visible text given as lines (an HTML page's block texts, or a dump's lines);
-    `letters` are `_LETTERS`' runs of the lines joined and lower-cased, when the caller has them."""
+    `letter_counts` count `_LETTERS`' runs of the lines joined and lower-cased, when the caller
+    has them."""
     words_per_line = list(map(len, map(str.split, lines)))
     total = float(sum(words_per_line)) or 1.0
     n = float(len(lines)) or 1.0
@@ -241,7 +244,9 @@ def _text_features(lines: list[str], prefix: str, letters: list[str] | None = No
     other_lines = [line for line in dated if not line.isascii()] if len(ascii_lines) < len(dated) else []
     out[f"{prefix}dates"] = float(_DATE.count("\n".join(ascii_lines)) + _DATE.count("\n".join(other_lines)))
     out[f"{prefix}dates_per_line"] = out[f"{prefix}dates"] / n
-    hits = _group_counts(_LETTERS.findall(text.lower()) if letters is None else letters, _TEXT_GROUPS)
+    if letter_counts is None:
+        letter_counts = Counter(_LETTERS.findall(text.lower()))
+    hits = _group_counts(letter_counts, _TEXT_GROUPS)
     for name, pattern in _TEXT_PATTERNS.items():
         hits[name] = len(pattern.findall(text)) if any(cue in text for cue in _PATTERN_CUES[name]) else 0
     for name in (*_TEXT_WORDS, *_TEXT_PATTERNS):
@@ -288,10 +293,9 @@ def _prose_run(lines: list[str], words_per_line: list[int], total: float, prefix
     }
 
 
-def _group_counts(tokens: list[str], groups: dict[str, list[str]]) -> Counter[str]:
-    """How many of `tokens` each group's words are (a text holds many more distinct words than
-    the groups do: each group word is looked up among the text's counts)."""
-    counts = Counter(tokens)
+def _group_counts(counts: Counter[str], groups: dict[str, list[str]]) -> Counter[str]:
+    """How many of the words counted in `counts` each group's words are (a text holds many more
+    distinct words than the groups do: each group word is looked up among the text's counts)."""
     found: Counter[str] = Counter()
     for word, names in groups.items():
         n = counts.get(word)
@@ -442,7 +446,8 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     tags = Counter(shown_tags)
     lowered = "\n".join(lines).lower()
     letters = _LETTERS.findall(lowered)
-    text = _text_features(lines, "", letters)
+    letter_counts = Counter(letters)
+    text = _text_features(lines, "", letter_counts)
     total_words = text["words"] or 1.0
     out = dict(text)
     out.update(_url_features(url))
@@ -465,8 +470,9 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     # their words in order, and how many of their `_LETTERS` runs each `_CLASS_WORDS` group holds
     class_text = " ".join(classes).lower()
     class_letters = _LETTERS.findall(class_text)
-    tokens.extend([f"c:{w}" for w in dict.fromkeys(_words(class_text, class_letters))])
-    tokens.extend([f"w:{w}" for w in dict.fromkeys(_words(lowered, letters, 3000))])
+    class_counts = Counter(class_letters)
+    tokens.extend([f"c:{w}" for w in _distinct_words(class_text, class_letters, class_counts)])
+    tokens.extend([f"w:{w}" for w in _distinct_words(lowered, letters, letter_counts, 3000)])
     per_kelement = 1000.0 / (elements or 1)
     for tag in _COUNTED_TAGS:
         out[f"tag_{tag}"] = float(tags[tag])
@@ -487,7 +493,7 @@ def read_tree(tree: Any, url: str | None) -> tuple[dict[str, float], list[str]]:
     out["repeat_max"] = float(repeats[0]) if repeats else 0.0
     out["repeat_groups"] = float(len(repeats))
     out["repeat_sum"] = float(sum(repeats))
-    found = _group_counts(class_letters, _CLASS_GROUPS)
+    found = _group_counts(class_counts, _CLASS_GROUPS)
     for name in _CLASS_WORDS:
         out[f"class_{name}"] = float(found[name])
         out[f"class_{name}_per_kelement"] = found[name] * per_kelement
@@ -515,6 +521,17 @@ def _words(lowered: str, letters: list[str], limit: int | None = None) -> list[s
     if lowered.isascii() or _NOT_BETWEEN_WORDS.search(lowered) is None:
         return [w for w in letters if len(w) > 1][:limit]
     return _TOKEN.findall(lowered) if limit is None else _first_tokens(lowered, limit)
+
+
+def _distinct_words(lowered: str, letters: list[str], counts: Counter[str], limit: int | None = None) -> list[str]:
+    """`dict.fromkeys(_words(lowered, letters, limit))`: the distinct words, in the order first
+    found, of `_words`; `counts` count `letters` (in the order first found, as a Counter keeps
+    them), so where every run of two letters or more is among the first `limit`, its keys are
+    those words already."""
+    if lowered.isascii() or _NOT_BETWEEN_WORDS.search(lowered) is None:
+        if limit is None or len(letters) - sum(map(counts.get, ascii_lowercase, repeat(0))) <= limit:
+            return [w for w in counts if len(w) > 1]
+    return list(dict.fromkeys(_words(lowered, letters, limit)))
 
 
 def _first_tokens(text: str, limit: int) -> list[str]:
@@ -724,7 +741,8 @@ class WordModels:
         found = np.array(numbers, dtype=np.intp)
         known = np.sort(found[found >= 0])  # model after model, each in its row order
         # distinct tokens a source, the known ones counted by number, the others by name
-        sources = Counter([token.partition(":")[0] for token, i in zip(distinct, numbers, strict=True) if i < 0])
+        unknown = compress(distinct, map((-1).__eq__, numbers))
+        sources = Counter(map(itemgetter(0), map(str.partition, unknown, repeat(":"))))
         for source, n in zip(self.source_names, np.bincount(self.source_of[known], minlength=len(self.source_names)),
                              strict=True):
             if n:

@@ -37,22 +37,36 @@ _NO_TEXT = frozenset({"script", "style", "noscript", "template", "button", "opti
 _XPATH_SPACE = " \t\n\r"  # what XPath's normalize-space() strips
 
 
+# A body's text nodes holding more than XPath's white space, in document order (a nested
+# body's once): read in C, each with the element it is the text or the tail of.
+_SHOWN_TEXTS = etree.XPath("descendant-or-self::body//text()[normalize-space()]")
+
+
 def text_blocks(tree: Any) -> list[Block]:
     """Blocks of directly held text (inline children included), in document order; a line
     break (<br>) ends a block too.
 
     The text nodes are those of `//body//text()` that hold more than XPath's white space and
-    are not inside a script, style, button or form field, read in one walk over the body's
-    elements: an element's text when it opens, its tail when it closes (a comment's tail where
-    it stands). A node belongs to the nearest block element holding it, and is link text when
-    a link lies between the two."""
+    are not held directly by a script, style, button or form field (an element's text is held
+    by the element, its tail by its parent). A node belongs to the nearest block element holding
+    it, and is link text when a link lies between the two."""
     blocks: list[Block] = []
+    owners: dict[Any, tuple[Any, bool]] = {}  # element -> (its block, inside a link below it)
     current: Any = None
     parts: list[str] = []
     links = 0
-
-    def add(text: str, owner: Any, linked: bool, after_break: bool = False) -> None:
-        nonlocal current, parts, links
+    for text in _SHOWN_TEXTS(tree):
+        el = text.getparent()
+        if text.is_tail:
+            holder, after_break = el.getparent(), el.tag == "br"
+        else:
+            holder, after_break = el, False
+        if holder.tag in _NO_TEXT:
+            continue
+        found = owners.get(holder)
+        if found is None:
+            found = _owner(holder, owners)
+        owner, linked = found
         if owner is not current or after_break:
             if current is not None:
                 blocks.append(Block(current, " ".join("".join(parts).split()), links, len(blocks)))
@@ -60,31 +74,27 @@ def text_blocks(tree: Any) -> list[Block]:
         parts.append(text)
         if linked:
             links += len(text)
-
-    for body in tree.iter("body"):
-        if next(body.iterancestors("body"), None) is not None:
-            continue  # read with the body holding it
-        open_elements: list[tuple[Any, Any, bool]] = []  # (element, its block, inside a link)
-        for event, el in etree.iterwalk(body, events=("start", "end", "comment", "pi")):
-            tag = el.tag if isinstance(el.tag, str) else ""
-            if event == "start":
-                if not open_elements or tag in BLOCK_TAGS:
-                    entry = (el, el, False)
-                else:
-                    _, owner, linked = open_elements[-1]
-                    entry = (el, owner, linked or tag == "a")
-                open_elements.append(entry)
-                text = el.text if tag else None
-                if text and tag not in _NO_TEXT and text.strip(_XPATH_SPACE):
-                    add(text, entry[1], entry[2])
-                continue
-            if event == "end":
-                open_elements.pop()
-            tail = el.tail  # a comment's or instruction's tail is text too
-            if open_elements and tail and tail.strip(_XPATH_SPACE):  # the body's own tail is outside it
-                holder, owner, linked = open_elements[-1]
-                if holder.tag not in _NO_TEXT:
-                    add(tail, owner, linked, tag == "br")
     if current is not None and parts:
         blocks.append(Block(current, " ".join("".join(parts).split()), links, len(blocks)))
     return blocks
+
+
+def _owner(el: Any, owners: dict[Any, tuple[Any, bool]]) -> tuple[Any, bool]:
+    """The nearest block element holding `el` (itself when it is one; a body is), and whether
+    a link lies between the two (`el` included), remembered in `owners` for `el` and the
+    elements between."""
+    pending = []
+    node = el
+    while True:
+        if node.tag in BLOCK_TAGS:
+            found = owners[node] = (node, False)
+            break
+        pending.append(node)
+        node = node.getparent()
+        known = owners.get(node)
+        if known is not None:
+            found = known
+            break
+    for item in reversed(pending):  # a loop, not recursion: trees can be very deep
+        found = owners[item] = (found[0], found[1] or item.tag == "a")
+    return found
