@@ -48,7 +48,7 @@ def unpack_hashes(data: bytes) -> tuple[int, ...]:
     return packed_hashes(len(data) // HASH_BYTES).unpack_from(data)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: a count per sketch size, whatever a record holds
 def packed_hashes(count: int) -> struct.Struct:
     """The layout of `count` packed hashes (`pack_hashes`), to read them in place."""
     return struct.Struct(f">{count}I")
