@@ -219,6 +219,20 @@ def test_garbage_html_never_crashes(markup: str) -> None:
     assert isinstance(result, Article | Dropped)
 
 
+@pytest.mark.parametrize("where", ["tail", "before", "sibling"])
+def test_control_characters_beside_a_dropped_script_keep_the_text_around_it(where: str) -> None:
+    """lxml's parser keeps control characters that lxml then refuses to set: moving a script's
+    tail on dropping the script must not raise, and no text is lost."""
+    script = {"tail": "<script>x()</script>\x01 the tail", "before": "\x02<script>x()</script> the tail",
+              "sibling": "<b>bold</b>\x03<script>x()</script> the tail"}[where]
+    markup = f"<html><body><h1>Budget approved</h1><p>{_PROSE} Words before {script} after it.</p></body></html>"
+    tree = drop_code(parse_html(markup))
+    assert tree.find(".//script") is None
+    assert "the tail after it." in tree.text_content()
+    result = clean(RawPage(url="https://c.example/a", html=markup))
+    assert isinstance(result, Article | Dropped)
+
+
 def test_garbage_text_never_crashes() -> None:
     junk = "".join(chr(c) for c in range(0, 0x3000, 7)) * 20
     result = clean(RawPage(url="not a url", text=junk))

@@ -27,7 +27,7 @@ from worker.steps.clean.boilerplate import SECTION_END, CaselessPattern, is_junk
 from worker.steps.clean.language import detect_language, stopwords
 from worker.steps.clean.normalize import normalize_line
 from worker.steps.clean.structure import NOT_STORY, Block, text_blocks
-from worker.steps.common import short_text_cache
+from worker.steps.common import CACHED_TEXT_CHARS, short_text_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?…。！？:;][\"'”’»)\]]*$")
@@ -126,6 +126,8 @@ def _named(names: str) -> int:
     """Bits of the `_NAMES` patterns an element's class and id match: no pattern matches white
     space, so those of its words (`_named_word`; pages and sites share their class words far
     more than their whole class names)."""
+    if len(names) > CACHED_TEXT_CHARS:  # a long list of words: each pattern once over the whole
+        return _named_word(names)  # (not cached: no long list of a page's words fills the cache)
     bits = 0
     for word in names.split():
         bits |= _named_word(word)
@@ -134,7 +136,7 @@ def _named(names: str) -> int:
 
 @short_text_cache(maxsize=16384)
 def _named_word(word: str) -> int:
-    """Bits of the `_NAMES` patterns one word of a class or id matches."""
+    """Bits of the `_NAMES` patterns one word of a class or id (or a whole text) matches."""
     bits = 0
     for name, pattern in _NAMES_CASELESS.items():
         if pattern.search(word):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -75,8 +76,27 @@ def drop_code(tree: Any) -> Any:
         if el.tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
             continue
         if el.getparent() is not None:
-            el.drop_tree()  # its tail text stays where it was
+            try:
+                el.drop_tree()  # its tail text stays where it was
+            except ValueError:  # lxml keeps control characters it parsed but will not set them
+                _without_control_characters(el)
+                el.drop_tree()
     return tree
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _without_control_characters(el: Any) -> None:
+    """`el`'s tail and the text it joins when `el` is dropped (its previous sibling's tail, or
+    its parent's text), without the control characters lxml refuses to set."""
+    el.tail = _CONTROL.sub("", el.tail) if el.tail else el.tail
+    previous = el.getprevious()
+    if previous is not None:
+        previous.tail = _CONTROL.sub("", previous.tail) if previous.tail else previous.tail
+    else:
+        parent = el.getparent()
+        parent.text = _CONTROL.sub("", parent.text) if parent.text else parent.text
 
 
 def filter_paragraphs(paragraphs: list[str]) -> list[str]:
