@@ -939,9 +939,8 @@ class _Facts(MutableMapping[str, bytes]):
         """Write a fact whose value the caller read as `old` (in the batch being built)."""
         self._changed(key, value)
         derived = self.derived
-        if derived._depth:  # a batch is being built: the write joins it (`change_fact`, inlined)
-            apply_change(key, old, value, derived)
-            derived._pending[f'"{key}"'.encode("ascii")] = value
+        if derived._depth:  # a batch is being built: the write joins it
+            derived.change_fact(key, old, value)
             return
         derived.change_one(_fact(key), old, value)
 

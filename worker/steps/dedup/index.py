@@ -126,8 +126,6 @@ def _b64(data: bytes) -> str:
 
 
 def _page_key(sid: bytes) -> str:
-    if len(sid) == 8:  # `_b64_8`, inlined: a decision names ~8 pages
-        return "a" + binascii.b2a_base64(sid, newline=False)[:11].decode("ascii")
     return "a" + _b64_8(sid[:_SID])
 
 

@@ -284,16 +284,8 @@ class PackedPostings:
             gone = removed.get(h)
             if gone is not None and _has(gone, sid):  # taken out of the arrays since: back in
                 self._take(removed, h, sid)
-                continue
-            old = added.get(h)  # `_put`, inlined: a new root posts 16 hashes
-            if old is None:
-                added[h] = sid
-            elif isinstance(old, set):
-                old.add(sid)
             else:
-                both = old + sid
-                added[h] = both if len(both) <= PACKED_IDS * SID else set(unpack_ids(both))
-            self.changes += 1
+                self._put(added, h, sid)
 
     def unpost_many(self, hashes: Sequence[int], sid: bytes) -> None:
         """Take `sid` out of the posting of each of `hashes` (where it is)."""
